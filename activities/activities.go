@@ -1,0 +1,53 @@
+// Package activities holds the I/O steps of a sync. The Activities struct holds the
+// dependencies; each method is a thin adapter over internal/ packages.
+package activities
+
+import (
+	"context"
+
+	"github.com/usersync/usersync/internal/directory"
+	"github.com/usersync/usersync/internal/plan"
+	"github.com/usersync/usersync/internal/scim"
+	"github.com/usersync/usersync/internal/store"
+)
+
+// Directory is the read side of the directory (a fake may inject faults in tests).
+type Directory interface {
+	Snapshot(ctx context.Context, groupDNs, extraAttrs []string, batchSize int, emit func([]directory.User) error) (directory.Stats, error)
+	Close() error
+}
+
+// Target is the SCIM service provider (*scim.Client).
+type Target interface {
+	FindUserByExternalID(ctx context.Context, externalID string) (*scim.User, error)
+	CreateUser(ctx context.Context, d plan.Desired) (*scim.User, error)
+	UpdateUser(ctx context.Context, id string, d plan.Desired, changed []string) error
+	FindGroup(ctx context.Context, displayName string) (*scim.Group, error)
+	CreateGroup(ctx context.Context, displayName string) (*scim.Group, error)
+	PatchGroupMembers(ctx context.Context, groupID string, add, remove []string) error
+}
+
+// Activities holds what the steps need. Secrets stay inside these dependencies: they never
+// enter workflow inputs or results.
+type Activities struct {
+	Store *store.Store
+	// DialDirectory opens a directory connection with the worker's LDAP configuration.
+	DialDirectory func(ctx context.Context) (Directory, error)
+	Target        Target
+	// SnapshotBatch is how many directory users are written to the store at once.
+	SnapshotBatch int
+	// SuspendThresholdPercent and SuspendThresholdMax bound the suspensions one sync applies.
+	SuspendThresholdPercent int
+	SuspendThresholdMax     int
+}
+
+// LDAP returns a DialDirectory for a real directory.
+func LDAP(cfg directory.Config) func(ctx context.Context) (Directory, error) {
+	return func(ctx context.Context) (Directory, error) {
+		r, err := directory.Dial(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		return r, nil
+	}
+}

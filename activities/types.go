@@ -1,0 +1,118 @@
+package activities
+
+import (
+	"time"
+
+	"github.com/usersync/usersync/internal/plan"
+	"github.com/usersync/usersync/internal/store"
+)
+
+// RunRef names one sync run. Workflow payloads carry IDs and counts, never user records.
+type RunRef struct {
+	Org   string `json:"org"`
+	RunID string `json:"runId"`
+}
+
+// SnapshotInput starts a run's directory read.
+type SnapshotInput struct {
+	RunRef
+	Kind   string `json:"kind"` // scheduled, manual, retry
+	DryRun bool   `json:"dryRun"`
+}
+
+// SnapshotResult counts what the directory read found.
+type SnapshotResult struct {
+	Users         int      `json:"users"`
+	InScope       int      `json:"inScope"`
+	Disabled      int      `json:"disabled"`
+	Groups        int      `json:"groups"`
+	MissingGroups []string `json:"missingGroups,omitempty"`
+}
+
+// PlanInput plans a run from its snapshot.
+type PlanInput struct {
+	RunRef
+	DryRun             bool         `json:"dryRun,omitempty"`
+	Retry              *plan.Filter `json:"retry,omitempty"`
+	ApproveSuspensions bool         `json:"approveSuspensions,omitempty"`
+}
+
+// PlanResult counts the planned work; items are in the store under the run ID.
+type PlanResult struct {
+	Items           int      `json:"items"`
+	Creates         int      `json:"creates"`
+	Updates         int      `json:"updates"`
+	Suspends        int      `json:"suspends"`
+	Fails           int      `json:"fails"`
+	Unchanged       int      `json:"unchanged"`
+	InScope         int      `json:"inScope"`
+	SuspensionsHeld bool     `json:"suspensionsHeld,omitempty"`
+	Warnings        []string `json:"warnings,omitempty"`
+}
+
+// UserStep names one user's work item in a run.
+type UserStep struct {
+	RunRef
+	Seq int `json:"seq"`
+}
+
+// StepResult says whether the user's next step should run.
+type StepResult struct {
+	Continue   bool        `json:"continue"`
+	NeedsSeats bool        `json:"needsSeats,omitempty"`
+	Outcome    UserOutcome `json:"outcome"`
+}
+
+// Outcome statuses of one user.
+const (
+	Created   = "created"
+	Updated   = "updated"
+	Suspended = "suspended"
+	Failed    = "failed"
+)
+
+// UserOutcome is what happened to one user. ExternalID is the directory's opaque ID (no
+// personal data) so that ops can find the user in the UI.
+type UserOutcome struct {
+	Seq         int    `json:"seq"`
+	ExternalID  string `json:"externalId"`
+	Status      string `json:"status,omitempty"`
+	FailureType string `json:"failureType,omitempty"`
+}
+
+// UserFailureInput records a failure decided by the workflow (retries ran out).
+type UserFailureInput struct {
+	UserStep
+	Failure plan.Failure `json:"failure"`
+}
+
+// GroupsResult counts group membership writes.
+type GroupsResult struct {
+	Groups  int `json:"groups"`
+	Added   int `json:"added"`
+	Removed int `json:"removed"`
+}
+
+// FinishInput records a run's end.
+type FinishInput struct {
+	RunRef
+	Kind      string            `json:"kind"`
+	DryRun    bool              `json:"dryRun"`
+	Status    string            `json:"status"`
+	StartedAt time.Time         `json:"startedAt"`
+	Directory SnapshotResult    `json:"directory"`
+	Plan      PlanResult        `json:"plan"`
+	Outcomes  map[string]int    `json:"outcomes,omitempty"`
+	Failures  map[string]int    `json:"failures,omitempty"`
+	Groups    GroupsResult      `json:"groups"`
+	Error     string            `json:"error,omitempty"`
+	Extra     map[string]string `json:"extra,omitempty"`
+}
+
+// RunSummary is the recorded outcome of a run, also returned to the workflow.
+type RunSummary struct {
+	FinishInput
+	InScope    int            `json:"inScope"`
+	FinishedAt time.Time      `json:"finishedAt"`
+	Banners    []store.Banner `json:"banners,omitempty"`
+}

@@ -1,0 +1,147 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+
+	"go.temporal.io/sdk/activity"
+
+	"github.com/usersync/usersync/internal/plan"
+	"github.com/usersync/usersync/internal/scim"
+)
+
+// allFields is every Desired attribute the target stores on the user, for linking an account
+// found by externalId whose state we do not know.
+var allFields = []string{"userName", "email", "givenName", "familyName", "displayName", "active",
+	"role", "products", "settingsTemplate", "enterprise", "custom"}
+
+// EvaluateUser is the first per-user step: it applies the rule evaluation the plan made and
+// records the failures decided there (domain not validated, invalid data, out of licenses,
+// suspension held).
+func (a *Activities) EvaluateUser(ctx context.Context, in UserStep) (StepResult, error) {
+	it, err := a.Store.WorkItem(ctx, in.RunID, in.Seq)
+	if err != nil {
+		return StepResult{}, err
+	}
+	out := UserOutcome{Seq: in.Seq, ExternalID: it.ExternalID}
+	if it.Action == plan.Fail && it.Failure != nil {
+		o, err := a.fail(ctx, in, it, *it.Failure, false)
+		return StepResult{Outcome: o}, err
+	}
+	return StepResult{Continue: true, NeedsSeats: len(it.NewSeats) > 0, Outcome: out}, nil
+}
+
+// CheckLicenses takes the seats the plan granted, in one transaction that also checks they
+// are still free (another run may have taken them).
+func (a *Activities) CheckLicenses(ctx context.Context, in UserStep) (StepResult, error) {
+	it, err := a.Store.WorkItem(ctx, in.RunID, in.Seq)
+	if err != nil {
+		return StepResult{}, err
+	}
+	out := UserOutcome{Seq: in.Seq, ExternalID: it.ExternalID}
+	short, seats, err := a.Store.ReserveSeats(ctx, in.Org, it.ExternalID, it.NewSeats)
+	if err != nil {
+		return StepResult{}, err
+	}
+	if short != "" {
+		f := plan.Failure{Type: plan.OutOfLicenses, Product: short,
+			Message: fmt.Sprintf("no free seat for product %q (%d seats, all assigned)", short, seats)}
+		o, err := a.fail(ctx, in, it, f, true)
+		return StepResult{Outcome: o}, err
+	}
+	return StepResult{Continue: true, Outcome: out}, nil
+}
+
+// ProvisionUser brings one account in the target to its desired state: create, PATCH what
+// changed, or suspend. Business refusals become failures; transient errors are returned for
+// Temporal to retry.
+func (a *Activities) ProvisionUser(ctx context.Context, in UserStep) (UserOutcome, error) {
+	it, err := a.Store.WorkItem(ctx, in.RunID, in.Seq)
+	if err != nil {
+		return UserOutcome{}, err
+	}
+	scimID, status, failure, err := a.provision(ctx, in.Org, it)
+	if err != nil {
+		if scim.IsRejected(err) {
+			failure = &plan.Failure{Type: plan.TargetRejected, Message: err.Error()}
+		} else {
+			activity.GetLogger(ctx).Warn("provisioning failed, will retry", "externalId", it.ExternalID, "error", err)
+			return UserOutcome{}, err
+		}
+	}
+	if failure != nil {
+		return a.fail(ctx, in, it, *failure, true)
+	}
+	if err := a.Store.SaveApplied(ctx, in.Org, scimID, it.Desired); err != nil {
+		return UserOutcome{}, err
+	}
+	if err := a.Store.SetOutcome(ctx, in.RunID, in.Seq, status); err != nil {
+		return UserOutcome{}, err
+	}
+	return UserOutcome{Seq: in.Seq, ExternalID: it.ExternalID, Status: status}, nil
+}
+
+func (a *Activities) provision(ctx context.Context, org string, it plan.Item) (scimID, status string, f *plan.Failure, err error) {
+	applied, err := a.Store.Applied(ctx, org, it.ExternalID)
+	if err != nil {
+		return "", "", nil, err
+	}
+	status = Updated
+	if it.Action == plan.Suspend {
+		status = Suspended
+	}
+	if applied != nil {
+		if len(it.Changed) > 0 {
+			err = a.Target.UpdateUser(ctx, applied.ScimID, it.Desired, it.Changed)
+		}
+		return applied.ScimID, status, nil, err
+	}
+	// Not linked: an earlier attempt may have created it already (crash, lost response, a
+	// racing run), so look it up by externalId before creating.
+	found, err := a.Target.FindUserByExternalID(ctx, it.ExternalID)
+	if err != nil {
+		return "", "", nil, err
+	}
+	if found != nil {
+		return found.ID, Created, nil, a.Target.UpdateUser(ctx, found.ID, it.Desired, allFields)
+	}
+	u, err := a.Target.CreateUser(ctx, it.Desired)
+	if scim.IsConflict(err) {
+		if again, ferr := a.Target.FindUserByExternalID(ctx, it.ExternalID); ferr == nil && again != nil {
+			return again.ID, Created, nil, nil
+		}
+		return "", "", &plan.Failure{Type: plan.ExistingAccount,
+			Message: fmt.Sprintf("userName %q is taken by an account not linked to this directory user", it.Desired.UserName)}, nil
+	}
+	if err != nil {
+		return "", "", nil, err
+	}
+	return u.ID, Created, nil, nil
+}
+
+// RecordUserFailure records a failure the workflow decided (the target stayed unavailable
+// after every retry) and gives back the seats taken for it.
+func (a *Activities) RecordUserFailure(ctx context.Context, in UserFailureInput) (UserOutcome, error) {
+	it, err := a.Store.WorkItem(ctx, in.RunID, in.Seq)
+	if err != nil {
+		return UserOutcome{}, err
+	}
+	return a.fail(ctx, in.UserStep, it, in.Failure, true)
+}
+
+// fail records a user's failure; release gives back the seats this run took for the user.
+// A store error is returned so that the step is retried: no failure is lost.
+func (a *Activities) fail(ctx context.Context, in UserStep, it plan.Item, f plan.Failure, release bool) (UserOutcome, error) {
+	if release {
+		if err := a.Store.ReleaseSeats(ctx, in.Org, it.ExternalID, it.NewSeats); err != nil {
+			return UserOutcome{}, err
+		}
+	}
+	if err := a.Store.RecordFailure(ctx, in.Org, in.RunID, it.ExternalID, it.UserName, f); err != nil {
+		return UserOutcome{}, err
+	}
+	if err := a.Store.SetOutcome(ctx, in.RunID, in.Seq, Failed+":"+f.Type); err != nil {
+		return UserOutcome{}, err
+	}
+	return UserOutcome{Seq: in.Seq, ExternalID: it.ExternalID, Status: Failed, FailureType: f.Type}, nil
+}

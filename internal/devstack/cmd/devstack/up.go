@@ -1,0 +1,165 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"os/exec"
+	"time"
+
+	"github.com/usersync/usersync/internal/demo"
+	"github.com/usersync/usersync/internal/devstack"
+)
+
+func (s *stack) up(ctx context.Context) error {
+	if err := os.MkdirAll(s.dir, 0o755); err != nil {
+		return err
+	}
+	ldapPassword, err := s.secret("ldap_admin_password")
+	if err != nil {
+		return err
+	}
+	if _, err := s.secret("scim_token"); err != nil {
+		return err
+	}
+
+	workerChanged := false
+	step("building binaries into " + s.path("bin"))
+	for _, b := range s.binaries() {
+		changed, err := s.build(ctx, b.name, b.pkg)
+		if err != nil {
+			return err
+		}
+		if b.name == "worker" {
+			workerChanged = changed
+		}
+	}
+
+	step(fmt.Sprintf("PostgreSQL on 127.0.0.1:%d", s.postgresPort))
+	if _, err := s.postgres().Start(ctx); err != nil {
+		return err
+	}
+
+	sl := s.slapd(ldapPassword)
+	step(fmt.Sprintf("slapd on %s, loading the demo directory", sl.URL()))
+	if err := sl.Start(ctx); err != nil {
+		return err
+	}
+	if err := devstack.LoadEntries(ctx, sl.URL(), sl.AdminDN, ldapPassword, demo.Org().Entries); err != nil {
+		return err
+	}
+
+	tp := s.temporal()
+	step(fmt.Sprintf("Temporal dev server on %s (UI %s)", tp.HostPort(), tp.UIURL()))
+	if err := tp.Start(ctx); err != nil {
+		return err
+	}
+
+	step("SCIM sandbox on " + s.scimURL())
+	// Never restarted when running: it holds the target's accounts in memory.
+	if sb := s.scimSandbox(); !sb.Running() {
+		if err := sb.Start(); err != nil {
+			return err
+		}
+		if err := sb.WaitReady(ctx, func(ctx context.Context) error { return devstack.WaitForPort(ctx, s.scimAddr()) }); err != nil {
+			return err
+		}
+	}
+
+	if err := s.writeEnvFile(); err != nil {
+		return err
+	}
+	if s.infraOnly {
+		s.status(os.Stdout)
+		return nil
+	}
+
+	step("worker")
+	if err := s.startWorker(ctx, workerChanged); err != nil {
+		return err
+	}
+
+	step("seeding the demo configuration and enabling User Sync")
+	for _, args := range [][]string{{"seed-demo"}, {"enable"}, {"status", "--wait"}} {
+		if err := s.starter(ctx, args...); err != nil {
+			return err
+		}
+	}
+	s.status(os.Stdout)
+	return nil
+}
+
+type binary struct{ name, pkg string }
+
+func (s *stack) binaries() []binary {
+	bins := []binary{{"scim-sandbox", "./internal/scimsandbox/cmd/scim-sandbox"}}
+	if !s.infraOnly {
+		bins = append(bins, binary{"worker", "./worker"}, binary{"starter", "./starter"})
+	}
+	return bins
+}
+
+// build runs go build into the stack's bin folder and reports whether the
+// binary changed (a running worker is then restarted).
+func (s *stack) build(ctx context.Context, name, pkg string) (bool, error) {
+	out := s.bin(name)
+	before := fileHash(out)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
+	cmd.Dir = s.root
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return false, fmt.Errorf("go build %s: %w", pkg, err)
+	}
+	return !bytes.Equal(before, fileHash(out)), nil
+}
+
+func fileHash(path string) []byte {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	h := sha256.Sum256(b)
+	return h[:]
+}
+
+func (s *stack) startWorker(ctx context.Context, rebuilt bool) error {
+	w := s.worker()
+	if w.Running() {
+		if !rebuilt {
+			return nil
+		}
+		fmt.Println("   worker binary changed: restarting it")
+		if err := w.Stop(30 * time.Second); err != nil {
+			return err
+		}
+	}
+	if err := w.Start(); err != nil {
+		return err
+	}
+	// The worker has no port to probe; a bad configuration makes it exit
+	// at once, so give it a moment to do that.
+	settle, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	err := w.WaitReady(settle, func(context.Context) error { return errNotYet })
+	if settle.Err() != nil && ctx.Err() == nil {
+		return nil // still running after the grace period
+	}
+	return err
+}
+
+var errNotYet = fmt.Errorf("not yet")
+
+// starter runs the starter CLI with the stack's configuration.
+func (s *stack) starter(ctx context.Context, args ...string) error {
+	cmd := exec.CommandContext(ctx, s.bin("starter"), args...)
+	cmd.Env = append(os.Environ(), s.appEnv()...)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("starter %v: %w", args, err)
+	}
+	return nil
+}
+
+func step(msg string) { fmt.Println("==> " + msg) }

@@ -1,0 +1,142 @@
+package directory
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/url"
+	"sort"
+
+	"github.com/go-ldap/ldap/v3"
+)
+
+// Reader is a bound, read-only connection to a directory. A Reader serves one call at a
+// time. Cancelling the context of a call closes the connection: the Reader is then
+// unusable and must be closed and dialed again.
+type Reader struct {
+	cfg  Config // with defaults applied
+	conn *ldap.Conn
+}
+
+// Dial connects to cfg.URL and binds as cfg.BindDN (anonymously when it is empty).
+func Dial(ctx context.Context, cfg Config) (*Reader, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	u, _ := url.Parse(cfg.URL) // Validate parsed it
+	tlsOn := u.Scheme == "ldaps"
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), pick(tlsOn, "636", "389"))
+	}
+	nd := &net.Dialer{Timeout: cfg.Timeout}
+	var nc net.Conn
+	var err error
+	if tlsOn {
+		td := &tls.Dialer{NetDialer: nd, Config: &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}}
+		nc, err = td.DialContext(ctx, "tcp", host)
+	} else {
+		nc, err = nd.DialContext(ctx, "tcp", host)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("directory %s: connect: %w", cfg.URL, err)
+	}
+	conn := ldap.NewConn(nc, tlsOn)
+	conn.Start()
+	conn.SetTimeout(cfg.Timeout)
+	r := &Reader{cfg: cfg, conn: conn}
+	if cfg.BindDN != "" {
+		err = r.guard(ctx, func() error { return conn.Bind(cfg.BindDN, cfg.BindPassword) })
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("directory %s: bind as %q: %w", cfg.URL, cfg.BindDN, err)
+		}
+	}
+	return r, nil
+}
+
+// Close ends the connection.
+func (r *Reader) Close() error {
+	if r == nil || r.conn == nil {
+		return nil
+	}
+	return r.conn.Close()
+}
+
+// guard runs f and aborts it by closing the connection when ctx ends first.
+func (r *Reader) guard(ctx context.Context, f func() error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { r.conn.Close() })
+	err := f()
+	if !stop() {
+		return fmt.Errorf("%w (connection closed)", ctx.Err())
+	}
+	return err
+}
+
+// pagedSearch runs an RFC 2696 paged search and hands each page to page.
+func (r *Reader) pagedSearch(ctx context.Context, filter string, attrs []string, page func([]*ldap.Entry) error) error {
+	paging := ldap.NewControlPaging(uint32(r.cfg.PageSize))
+	req := ldap.NewSearchRequest(r.cfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
+		0, 0, false, filter, attrs, []ldap.Control{paging})
+	for {
+		var res *ldap.SearchResult
+		err := r.guard(ctx, func() (err error) { res, err = r.conn.Search(req); return err })
+		if err != nil {
+			return err
+		}
+		if err := page(res.Entries); err != nil {
+			r.abandon(req, paging)
+			return err
+		}
+		ctrl, ok := ldap.FindControl(res.Controls, ldap.ControlTypePaging).(*ldap.ControlPaging)
+		if !ok || len(ctrl.Cookie) == 0 {
+			return nil // last page (or a server that ignored paging and sent everything)
+		}
+		paging.SetCookie(ctrl.Cookie)
+	}
+}
+
+// abandon tells the server to drop a paged search we stop early (page size 0).
+func (r *Reader) abandon(req *ldap.SearchRequest, paging *ldap.ControlPaging) {
+	paging.PagingSize = 0
+	_, _ = r.conn.Search(req)
+}
+
+// GroupExists reports whether dn is a group (per GroupFilter) in the directory.
+func (r *Reader) GroupExists(ctx context.Context, dn string) (bool, error) {
+	req := ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases,
+		1, 0, false, r.cfg.GroupFilter, []string{"1.1"}, nil)
+	var res *ldap.SearchResult
+	err := r.guard(ctx, func() (err error) { res, err = r.conn.Search(req); return err })
+	switch {
+	case ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject):
+		return false, nil
+	case ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidDNSyntax):
+		return false, fmt.Errorf("directory: group DN %q is not a valid DN", dn)
+	case err != nil:
+		return false, fmt.Errorf("directory %s: look up group %q: %w", r.cfg.URL, dn, err)
+	}
+	return len(res.Entries) > 0, nil
+}
+
+// Groups lists the DNs of all groups under BaseDN as the directory spells them, sorted
+// by their normalized form.
+func (r *Reader) Groups(ctx context.Context) ([]string, error) {
+	var dns []string
+	err := r.pagedSearch(ctx, r.cfg.GroupFilter, []string{"1.1"}, func(es []*ldap.Entry) error {
+		for _, e := range es {
+			dns = append(dns, e.DN)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("directory %s: list groups under %q: %w", r.cfg.URL, r.cfg.BaseDN, err)
+	}
+	sort.Slice(dns, func(i, j int) bool { return normalizeDN(dns[i]) < normalizeDN(dns[j]) })
+	return dns, nil
+}

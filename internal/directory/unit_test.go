@@ -1,0 +1,258 @@
+package directory
+
+import (
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/go-ldap/ldap/v3"
+)
+
+func TestGUIDStringUsesADByteOrder(t *testing.T) {
+	// The GUID {3F2504E0-4F89-11D3-9A0C-0305E82C3301} as AD stores it in objectGUID.
+	raw := []byte{0xE0, 0x04, 0x25, 0x3F, 0x89, 0x4F, 0xD3, 0x11, 0x9A, 0x0C, 0x03, 0x05, 0xE8, 0x2C, 0x33, 0x01}
+	got, err := guidString(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "3f2504e0-4f89-11d3-9a0c-0305e82c3301"; got != want {
+		t.Errorf("guidString = %s, want %s", got, want)
+	}
+	if _, err := guidString(raw[:15]); err == nil || !strings.Contains(err.Error(), "15 bytes") {
+		t.Errorf("15-byte GUID: err = %v, want one naming the length", err)
+	}
+}
+
+func TestParseRangedAttr(t *testing.T) {
+	tests := []struct {
+		desc    string
+		want    attrRange
+		ok      bool
+		wantErr bool
+		next    string
+	}{
+		{desc: "member", ok: false},
+		{desc: "member;range=0-1499", want: attrRange{Attr: "member", Low: 0, High: 1499}, ok: true, next: "member;range=1500-*"},
+		{desc: "member;range=1500-2999", want: attrRange{Attr: "member", Low: 1500, High: 2999}, ok: true, next: "member;range=3000-*"},
+		{desc: "member;Range=3000-*", want: attrRange{Attr: "member", Low: 3000, High: -1, Last: true}, ok: true},
+		{desc: "member;binary;range=0-*", want: attrRange{Attr: "member", Low: 0, High: -1, Last: true}, ok: true},
+		{desc: "userCertificate;binary", ok: false},
+		{desc: "member;range=abc-10", ok: true, wantErr: true},
+		{desc: "member;range=10-5", ok: true, wantErr: true},
+		{desc: "member;range=10", ok: true, wantErr: true},
+	}
+	for _, tc := range tests {
+		got, ok, err := parseRangedAttr(tc.desc)
+		if (err != nil) != tc.wantErr {
+			t.Errorf("%s: err = %v, want error %v", tc.desc, err, tc.wantErr)
+			continue
+		}
+		if ok != tc.ok {
+			t.Errorf("%s: ok = %v, want %v", tc.desc, ok, tc.ok)
+		}
+		if tc.wantErr {
+			if !strings.Contains(err.Error(), tc.desc) {
+				t.Errorf("%s: error %q does not name the attribute", tc.desc, err)
+			}
+			continue
+		}
+		if got != tc.want {
+			t.Errorf("%s: got %+v, want %+v", tc.desc, got, tc.want)
+		}
+		if tc.next != "" && got.next() != tc.next {
+			t.Errorf("%s: next() = %s, want %s", tc.desc, got.next(), tc.next)
+		}
+	}
+}
+
+func TestNormalizeDN(t *testing.T) {
+	tests := map[string]string{
+		"CN=Engineering,OU=Groups,DC=Example,DC=Com":         "cn=engineering,ou=groups,dc=example,dc=com",
+		" cn = Sales EMEA , ou=Groups ,dc=example, dc=com  ": "cn=sales emea,ou=groups,dc=example,dc=com",
+		`cn=Smith\, John,ou=People`:                          `cn=smith\, john,ou=people`,
+		`cn=Trailing\ ,ou=x`:                                 `cn=trailing\ ,ou=x`,
+		"cn=a,ou=b":                                          "cn=a,ou=b",
+	}
+	for in, want := range tests {
+		if got := normalizeDN(in); got != want {
+			t.Errorf("normalizeDN(%q) = %q, want %q", in, got, want)
+		}
+		if got := normalizeDN(want); got != want {
+			t.Errorf("normalizeDN is not idempotent on %q: %q", want, got)
+		}
+	}
+}
+
+func TestMembershipsFollowNestingAndCycles(t *testing.T) {
+	g := groupGraph{
+		"cn=top":   {"cn=mid", "uid=a"},
+		"cn=mid":   {"cn=leaf"},
+		"cn=leaf":  {"uid=b", "uid=c", "cn=top"}, // cycle back to the top
+		"cn=x":     {"cn=y", "uid=d"},
+		"cn=y":     {"cn=x", "uid=c"}, // x and y contain each other
+		"cn=self":  {"cn=self"},       // an empty groupOfNames listing itself
+		"cn=other": {"uid=e"},
+	}
+	got := g.memberships([]string{"cn=leaf", "cn=self", "cn=top", "cn=x"})
+	want := map[string][]int{
+		"uid=a": {0, 2}, // leaf reaches top through the cycle
+		"uid=b": {0, 2},
+		"uid=c": {0, 2, 3},
+		"uid=d": {3},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("memberships = %v, want %v", got, want)
+	}
+	if got := g.memberships([]string{"cn=missing"}); len(got) != 0 {
+		t.Errorf("missing group has members %v", got)
+	}
+}
+
+func TestMembershipsDeepChain(t *testing.T) {
+	g := groupGraph{}
+	const depth = 50
+	for i := range depth {
+		g[fmt.Sprintf("cn=g%d", i)] = []string{fmt.Sprintf("cn=g%d", i+1), fmt.Sprintf("uid=u%d", i)}
+	}
+	g[fmt.Sprintf("cn=g%d", depth)] = []string{"uid=bottom"}
+	got := g.memberships([]string{"cn=g0"})
+	if len(got) != depth+1 {
+		t.Errorf("got %d users, want %d", len(got), depth+1)
+	}
+	if _, ok := got["uid=bottom"]; !ok {
+		t.Error("user at depth 51 not found")
+	}
+}
+
+func TestConfigValidateNamesTheField(t *testing.T) {
+	ok := Config{URL: "ldap://127.0.0.1:389", BindDN: "cn=admin,dc=x", BindPassword: "pw", BaseDN: "dc=x"}
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("valid config: %v", err)
+	}
+	tests := []struct {
+		mutate func(*Config)
+		field  string
+	}{
+		{func(c *Config) { c.URL = "" }, "URL"},
+		{func(c *Config) { c.URL = "http://x" }, "URL"},
+		{func(c *Config) { c.BaseDN = "" }, "BaseDN"},
+		{func(c *Config) { c.BindPassword = "" }, "BindPassword"},
+		{func(c *Config) { c.Profile = "novell" }, "Profile"},
+		{func(c *Config) { c.DisabledAttribute = "employeeType" }, "DisabledValue"},
+		{func(c *Config) { c.PageSize = -1 }, "PageSize"},
+		{func(c *Config) { c.Timeout = -1 }, "Timeout"},
+	}
+	for _, tc := range tests {
+		c := ok
+		tc.mutate(&c)
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.field) {
+			t.Errorf("%s: err = %v, want one naming %s", tc.field, err, tc.field)
+		}
+	}
+}
+
+func TestConfigDefaultsPerProfile(t *testing.T) {
+	o := Config{}.withDefaults()
+	if o.UserNameAttribute != "mail" || o.DisabledAttribute != "employeeType" || o.DisabledValue != "disabled" ||
+		o.PageSize != 500 || o.idAttribute() != "entryUUID" {
+		t.Errorf("openldap defaults: %+v", o)
+	}
+	a := Config{Profile: ProfileAD}.withDefaults()
+	if a.UserNameAttribute != "userPrincipalName" || a.DisabledAttribute != "" || a.idAttribute() != "objectGUID" ||
+		!strings.Contains(a.UserFilter, "objectClass=user") || a.GroupFilter != "(objectClass=group)" {
+		t.Errorf("ad defaults: %+v", a)
+	}
+	attrs := (&Reader{cfg: a}).userAttributes([]string{"department"})
+	sort.Strings(attrs)
+	for _, want := range []string{"department", "objectGUID", "userAccountControl", "userPrincipalName"} {
+		if i := sort.SearchStrings(attrs, want); i == len(attrs) || attrs[i] != want {
+			t.Errorf("ad user attributes %v lack %s", attrs, want)
+		}
+	}
+}
+
+func TestConfigHidesPassword(t *testing.T) {
+	c := Config{URL: "ldap://x", BindDN: "cn=a", BindPassword: "hunter2-secret", BaseDN: "dc=x"}
+	for _, s := range []string{fmt.Sprint(c), fmt.Sprintf("%v", c), fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", c), fmt.Sprintf("%s", c)} {
+		if strings.Contains(s, "hunter2") {
+			t.Errorf("formatted config shows the password: %s", s)
+		}
+	}
+}
+
+func TestUserOfADProfile(t *testing.T) {
+	r := &Reader{cfg: Config{Profile: ProfileAD}.withDefaults()}
+	guid := string([]byte{0xE0, 0x04, 0x25, 0x3F, 0x89, 0x4F, 0xD3, 0x11, 0x9A, 0x0C, 0x03, 0x05, 0xE8, 0x2C, 0x33, 0x01})
+	entry := func(uac string) *ldap.Entry {
+		return ldap.NewEntry("CN=Ann Lee,OU=Staff,DC=corp,DC=local", map[string][]string{
+			"objectGUID":         {guid},
+			"userPrincipalName":  {"ann@corp.example"},
+			"mail":               {"ann.lee@corp.example"},
+			"userAccountControl": {uac},
+			"department":         {"Sales"},
+		})
+	}
+	u, err := r.userOf(entry("512"), []string{"department", "title"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := User{ExternalID: "3f2504e0-4f89-11d3-9a0c-0305e82c3301", DN: "CN=Ann Lee,OU=Staff,DC=corp,DC=local",
+		UserName: "ann@corp.example", Email: "ann.lee@corp.example", Attributes: map[string]string{"department": "Sales"}}
+	if !reflect.DeepEqual(u, want) {
+		t.Errorf("user = %+v, want %+v", u, want)
+	}
+	if u, _ := r.userOf(entry("514"), nil); !u.Disabled {
+		t.Error("userAccountControl 514 (ACCOUNTDISABLE) not flagged disabled")
+	}
+	if _, err := r.userOf(entry("lots"), nil); err == nil || !strings.Contains(err.Error(), "userAccountControl") {
+		t.Errorf("bad userAccountControl: err = %v", err)
+	}
+	noID := ldap.NewEntry("CN=x,DC=corp", map[string][]string{"userPrincipalName": {"x@corp"}})
+	if _, err := r.userOf(noID, nil); err == nil || !strings.Contains(err.Error(), "objectGUID") {
+		t.Errorf("user without objectGUID: err = %v", err)
+	}
+}
+
+func TestFollowRangesReadsEveryRange(t *testing.T) {
+	// A group of 3500 members, served 1500 at a time as AD does.
+	all := make([]string, 3500)
+	for i := range all {
+		all[i] = fmt.Sprintf("cn=u%d,dc=corp", i)
+	}
+	var asked []string
+	fetch := func(desc string) ([]*ldap.EntryAttribute, error) {
+		asked = append(asked, desc)
+		r, ok, err := parseRangedAttr(desc)
+		if err != nil || !ok || !r.Last {
+			t.Fatalf("asked for %q, want member;range=<n>-*", desc)
+		}
+		hi := min(r.Low+1500, len(all)) - 1
+		name := fmt.Sprintf("member;range=%d-%d", r.Low, hi)
+		if hi == len(all)-1 {
+			name = fmt.Sprintf("member;range=%d-*", r.Low)
+		}
+		return []*ldap.EntryAttribute{ldap.NewEntryAttribute(name, all[r.Low:hi+1])}, nil
+	}
+	first, _, _ := parseRangedAttr("member;range=0-1499")
+	got, err := followRanges(first, fetch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = append(append([]string{}, all[:1500]...), got...)
+	if !reflect.DeepEqual(got, all) {
+		t.Errorf("got %d members, want %d in order", len(got), len(all))
+	}
+	if want := []string{"member;range=1500-*", "member;range=3000-*"}; !reflect.DeepEqual(asked, want) {
+		t.Errorf("asked for %v, want %v", asked, want)
+	}
+
+	gap := func(string) ([]*ldap.EntryAttribute, error) {
+		return []*ldap.EntryAttribute{ldap.NewEntryAttribute("member;range=1600-*", []string{"x"})}, nil
+	}
+	if _, err := followRanges(first, gap); err == nil || !strings.Contains(err.Error(), "1600") {
+		t.Errorf("range gap: err = %v, want one naming the range", err)
+	}
+}

@@ -1,0 +1,171 @@
+package e2e
+
+import (
+	"context"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+
+	"github.com/usersync/usersync/activities"
+	"github.com/usersync/usersync/internal/demo"
+	"github.com/usersync/usersync/internal/devstack"
+	"github.com/usersync/usersync/internal/directory"
+	"github.com/usersync/usersync/internal/engine"
+	"github.com/usersync/usersync/internal/scim"
+	"github.com/usersync/usersync/internal/scimsandbox"
+	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/workflows"
+)
+
+const (
+	org        = "acme"
+	scimToken  = "e2e-token-7f3a"
+	ldapSecret = "e2e-ldap-secret"
+)
+
+// stack is one complete local usersync: every part real, the SCIM target being the sandbox.
+type stack struct {
+	t       *testing.T
+	ctx     context.Context
+	demo    demo.Demo
+	store   *store.Store
+	client  client.Client
+	sandbox *scimsandbox.Server
+	target  *scim.Client
+}
+
+func newStack(t *testing.T, d demo.Demo) *stack {
+	t.Helper()
+	if _, err := os.Stat(devstack.SlapdBinary); err != nil {
+		devstack.SkipUnlessRequired(t, "slapd not installed (%s): apt-get install slapd", devstack.SlapdBinary)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	dbURL := devstack.TestDatabase(t)
+	hostPort := devstack.TestTemporal(t)
+
+	sl := &devstack.Slapd{Dir: filepath.Join(t.TempDir(), "slapd"), Suffix: d.Suffix,
+		AdminDN: "cn=admin," + d.Suffix, AdminPassword: ldapSecret}
+	require.NoError(t, sl.Start(ctx))
+	t.Cleanup(func() { _ = sl.Stop() })
+	require.NoError(t, devstack.LoadEntries(ctx, sl.URL(), sl.AdminDN, ldapSecret, d.Entries))
+
+	sb := scimsandbox.New(scimsandbox.Options{Token: scimToken})
+	require.NoError(t, sb.SeedExisting(d.PreExisting...))
+	srv := httptest.NewServer(sb)
+	t.Cleanup(srv.Close)
+
+	st, err := store.Open(ctx, dbURL)
+	require.NoError(t, err)
+	t.Cleanup(st.Close)
+	require.NoError(t, demo.Seed(ctx, st, org, "e2e", d))
+
+	c, err := client.Dial(client.Options{HostPort: hostPort, Logger: tlog.NewStructuredLogger(
+		slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))})
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	target := scim.New(scim.Config{BaseURL: srv.URL, Token: scimToken})
+	acts := &activities.Activities{
+		Store: st,
+		DialDirectory: activities.LDAP(directory.Config{URL: sl.URL(), BindDN: sl.AdminDN, BindPassword: ldapSecret,
+			BaseDN: d.Suffix, Profile: "openldap", PageSize: 100}),
+		Target: target,
+	}
+	stop, err := engine.Start(c, acts, engine.Options{SCIMRate: 500})
+	require.NoError(t, err)
+	t.Cleanup(stop)
+	return &stack{t: t, ctx: ctx, demo: d, store: st, client: c, sandbox: sb, target: target}
+}
+
+// signal sends a signal to the organization's workflow, starting it when needed (as the CLI does).
+func (s *stack) signal(name string, arg any) {
+	s.t.Helper()
+	_, err := s.client.SignalWithStartWorkflow(s.ctx, workflows.OrgWorkflowID(org), name, arg,
+		client.StartWorkflowOptions{ID: workflows.OrgWorkflowID(org), TaskQueue: workflows.TaskQueue},
+		workflows.UserSyncWorkflow, workflows.SyncState{Org: org, Interval: time.Hour})
+	require.NoError(s.t, err)
+}
+
+func (s *stack) status() workflows.Status {
+	s.t.Helper()
+	v, err := s.client.QueryWorkflow(s.ctx, workflows.OrgWorkflowID(org), "", workflows.QueryStatus)
+	require.NoError(s.t, err)
+	var st workflows.Status
+	require.NoError(s.t, v.Get(&st))
+	return st
+}
+
+// waitRun waits until a run other than prev has finished and nothing else is running or queued.
+func (s *stack) waitRun(prev string) *activities.RunSummary {
+	s.t.Helper()
+	deadline := time.Now().Add(5 * time.Minute)
+	for time.Now().Before(deadline) {
+		st := s.status()
+		if st.LastRun != nil && st.LastRun.RunID != prev && st.CurrentRun == nil && st.Queued == nil {
+			return st.LastRun
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	s.t.Fatalf("no run finished within 5 minutes (last: %q)", prev)
+	return nil
+}
+
+// lastRunID is "" before the first run.
+func (s *stack) lastRunID() string {
+	if st := s.status(); st.LastRun != nil {
+		return st.LastRun.RunID
+	}
+	return ""
+}
+
+func (s *stack) failures(f store.FailureFilter) []store.FailureRecord {
+	s.t.Helper()
+	fs, err := s.store.Failures(s.ctx, org, f)
+	require.NoError(s.t, err)
+	return fs
+}
+
+func (s *stack) banners() map[string]int {
+	s.t.Helper()
+	bs, err := s.store.Banners(s.ctx, org)
+	require.NoError(s.t, err)
+	out := map[string]int{}
+	for _, b := range bs {
+		out[b.Type] += b.Users
+	}
+	return out
+}
+
+// activeWith counts active target accounts entitled to product.
+func (s *stack) activeWith(product string) int {
+	n := 0
+	for _, u := range s.sandbox.Users() {
+		if !u.Active {
+			continue
+		}
+		for _, e := range u.Entitlements {
+			if e == product {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// linked returns the sandbox accounts created by usersync, by userName.
+func (s *stack) linked() map[string]scimsandbox.User {
+	out := map[string]scimsandbox.User{}
+	for _, u := range s.sandbox.Users() {
+		if u.ExternalID != "" {
+			out[u.UserName] = u
+		}
+	}
+	return out
+}

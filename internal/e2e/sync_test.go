@@ -1,0 +1,177 @@
+package e2e
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/usersync/usersync/activities"
+	"github.com/usersync/usersync/internal/demo"
+	"github.com/usersync/usersync/internal/plan"
+	"github.com/usersync/usersync/internal/rules"
+	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/workflows"
+)
+
+// The admin's first day: turn sync on, see every failure the demo produces, buy seats, retry.
+func TestFirstSyncThenBuySeatsAndRetry(t *testing.T) {
+	s := newStack(t, demo.Org())
+	s.signal(workflows.SignalEnable, workflows.SwitchSignal{Actor: "alice"})
+	first := s.waitRun("")
+
+	require.Equal(t, store.RunSucceeded, first.Status, first.Error)
+	banners := s.banners()
+	require.Equal(t, 10, banners[plan.DomainNotValidated], "the partner users")
+	require.Equal(t, 5, banners[plan.ExistingAccount], "the pre-existing userNames")
+	require.Equal(t, 2, banners[plan.InvalidUserData], "no mail; malformed mail")
+	waiting := s.failures(store.FailureFilter{Type: plan.OutOfLicenses})
+	require.NotEmpty(t, waiting, "more users are entitled to Webinar than it has seats")
+	for _, f := range waiting {
+		require.Equal(t, demo.Webinar, f.Product)
+		require.Contains(t, f.Message, "Webinar")
+	}
+	require.Equal(t, 60, s.activeWith(demo.Webinar), "exactly the seats bought, never more")
+	for _, f := range s.failures(store.FailureFilter{}) {
+		_, provisioned := s.linked()[f.UserName]
+		require.False(t, provisioned, "failed user %s must not be provisioned", f.UserName)
+	}
+	require.Equal(t, first.Outcomes[activities.Created], len(s.linked()))
+	for _, u := range s.linked() {
+		require.True(t, u.Active)
+	}
+	require.Len(t, s.sandbox.GroupMembers("Engineering"), len(s.sandbox.GroupMembers("Engineering")))
+	require.NotEmpty(t, s.sandbox.GroupMembers("Engineering"), "user groups are written to the target")
+
+	// The admin buys seats and retries only the license failures.
+	require.NoError(t, s.store.SetLicense(s.ctx, org, "alice", demo.Webinar, 60+len(waiting)))
+	s.signal(workflows.SignalRetry, workflows.RetrySignal{Actor: "alice", Filter: plan.Filter{Type: plan.OutOfLicenses}})
+	retry := s.waitRun(first.RunID)
+
+	require.Equal(t, workflows.KindRetry, retry.Kind)
+	require.Equal(t, len(waiting), retry.Outcomes[activities.Created], "exactly the waiting users are provisioned")
+	require.Zero(t, s.banners()[plan.OutOfLicenses], "the banner goes")
+	require.Equal(t, 10, s.banners()[plan.DomainNotValidated], "other failures wait for their own fix")
+	linked := s.linked()
+	for _, f := range waiting {
+		u, ok := linked[f.UserName]
+		require.True(t, ok, "%s provisioned after the retry", f.UserName)
+		require.Contains(t, u.Entitlements, demo.Webinar)
+	}
+	require.Equal(t, 60+len(waiting), s.activeWith(demo.Webinar))
+
+	// Nothing changed in the directory: the next sync writes nothing to the target.
+	s.sandbox.ResetStats()
+	s.signal(workflows.SignalSyncNow, workflows.ActorSignal{Actor: "alice"})
+	again := s.waitRun(retry.RunID)
+	require.Equal(t, store.RunSucceeded, again.Status)
+	require.Zero(t, again.Outcomes[activities.Created]+again.Outcomes[activities.Updated])
+	require.Zero(t, s.sandbox.Stats().Writes, "an unchanged resync sends no SCIM write")
+
+	history, err := s.store.History(s.ctx, org, store.HistoryFilter{Actor: "alice", Limit: 50})
+	require.NoError(t, err)
+	var actions []string
+	for _, e := range history {
+		actions = append(actions, e.Type+"/"+e.Action)
+	}
+	require.Contains(t, actions, "switch/enable")
+	require.Contains(t, actions, "retry/retry")
+	require.Contains(t, actions, "license/set")
+	fails, err := s.store.History(s.ctx, org, store.HistoryFilter{Type: store.EventFailure, Limit: 500})
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(fails), 17+len(waiting), "every failure is in the history")
+}
+
+// Disabling sync during a run stops it cleanly: what was provisioned stays, nothing new starts.
+func TestDisableDuringASync(t *testing.T) {
+	s := newStack(t, demo.Org())
+	s.sandbox.SetLatency(150 * time.Millisecond)
+	s.signal(workflows.SignalEnable, workflows.SwitchSignal{Actor: "ops"})
+	require.Eventually(t, func() bool { return len(s.linked()) >= 10 }, 2*time.Minute, 100*time.Millisecond)
+	s.signal(workflows.SignalDisable, workflows.SwitchSignal{Actor: "ops"})
+	last := s.waitRun("")
+
+	require.Equal(t, store.RunCancelled, last.Status)
+	st := s.status()
+	require.False(t, st.Enabled)
+	provisioned := len(s.linked())
+	require.Less(t, provisioned, 250, "the run stopped before provisioning everyone")
+	time.Sleep(2 * time.Second)
+	require.Equal(t, provisioned, len(s.linked()), "nothing is provisioned after disable")
+	for _, u := range s.linked() {
+		require.True(t, u.Active, "disable changes nothing already provisioned")
+	}
+	runs, err := s.store.Runs(s.ctx, org, 5)
+	require.NoError(t, err)
+	require.Len(t, runs, 1)
+	require.Equal(t, store.RunCancelled, runs[0].Status)
+}
+
+// Spec 3, example 4 end to end: reordering two rules changes the user group at the next sync.
+func TestRuleReorderTakesEffectAtTheNextSync(t *testing.T) {
+	s := newStack(t, demo.Org())
+	s.signal(workflows.SignalEnable, workflows.SwitchSignal{})
+	first := s.waitRun("")
+	require.Equal(t, store.RunSucceeded, first.Status)
+
+	// Five sales people are also in Marketing; Marketing's rule is above Sales's.
+	rs, err := s.store.Rules(s.ctx, org)
+	require.NoError(t, err)
+	var sales int64
+	var marketingPriority int
+	for _, r := range rs {
+		switch r.GroupDN {
+		case demo.GroupDN("Marketing"):
+			marketingPriority = r.Priority
+		case demo.GroupDN("Sales"):
+			sales = r.ID
+		}
+	}
+	both := intersect(s.sandbox.GroupMembers("Marketing"), s.sandbox.GroupMembers("Sales"))
+	require.Empty(t, both)
+	inMarketing := len(s.sandbox.GroupMembers("Marketing"))
+
+	_, err = s.store.EditRules(s.ctx, org, "alice", "move", func(cur []rules.Rule) ([]rules.Rule, error) {
+		return rules.Move(cur, sales, marketingPriority)
+	})
+	require.NoError(t, err)
+	s.sandbox.ResetStats()
+	s.signal(workflows.SignalSyncNow, workflows.ActorSignal{})
+	second := s.waitRun(first.RunID)
+
+	require.Equal(t, 5, second.Outcomes[activities.Updated], "only the five users in both groups change")
+	require.Equal(t, 5, s.sandbox.Stats().Count("PATCH", "/Users/{id}"), "one PATCH per changed user")
+	require.Len(t, s.sandbox.GroupMembers("Marketing"), inMarketing-5)
+	require.Len(t, intersect(s.sandbox.GroupMembers("Sales"), s.sandbox.GroupMembers("Marketing")), 0)
+}
+
+// Two syncs racing never hand out more seats than exist.
+func TestRacingSyncsNeverOverAllocateSeats(t *testing.T) {
+	s := newStack(t, demo.Org())
+	var runs []string
+	for i := range 2 {
+		id := workflows.RunWorkflowID(org, "race-"+string(rune('a'+i)))
+		_, err := s.client.ExecuteWorkflow(s.ctx, clientOptions(id), workflows.SyncRunWorkflow,
+			workflows.RunInput{Org: org, RunID: id, Kind: workflows.KindManual})
+		require.NoError(t, err)
+		runs = append(runs, id)
+	}
+	for _, id := range runs {
+		var sum activities.RunSummary
+		require.NoError(t, s.client.GetWorkflow(s.ctx, id, "").Get(s.ctx, &sum))
+		require.Equal(t, store.RunSucceeded, sum.Status)
+	}
+	require.Equal(t, 60, s.activeWith(demo.Webinar))
+	ls, err := s.store.Licenses(s.ctx, org)
+	require.NoError(t, err)
+	for _, l := range ls {
+		require.LessOrEqual(t, l.Used, l.Seats, l.Product)
+	}
+	userNames := map[string]int{}
+	for _, u := range s.sandbox.Users() {
+		userNames[u.UserName]++
+	}
+	for n, c := range userNames {
+		require.Equal(t, 1, c, "%s created once", n)
+	}
+}

@@ -1,0 +1,217 @@
+// Package scim is the SCIM 2.0 (RFC 7643/7644) client that provisions accounts in the
+// target: find by externalId or userName, create, PATCH only what changed, suspend, and
+// manage group memberships. Each call retries 429 (honouring Retry-After), 5xx and network
+// errors a few times; what still fails is returned as a retryable *Error for the caller's
+// retry policy.
+package scim
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+const (
+	// DefaultCustomSchema is the extension URN for custom fields and settingsTemplate.
+	DefaultCustomSchema = "urn:usersync:params:scim:schemas:extension:custom:2.0:User"
+	// EnterpriseSchema is the RFC 7643 enterprise user extension.
+	EnterpriseSchema = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+	coreUserSchema   = "urn:ietf:params:scim:schemas:core:2.0:User"
+	coreGroupSchema  = "urn:ietf:params:scim:schemas:core:2.0:Group"
+	patchOpSchema    = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+	contentType      = "application/scim+json"
+
+	defaultMaxAttempts  = 4
+	defaultRetryBackoff = 200 * time.Millisecond
+	maxBackoff          = 10 * time.Second
+	maxResponseBytes    = 32 << 20
+)
+
+// Config configures a Client.
+type Config struct {
+	BaseURL    string       // e.g. https://api.example.com/identity/v2 (no trailing /Users)
+	Token      string       // bearer token; never appears in errors
+	HTTPClient *http.Client // default: a client with a 30s timeout
+	// MaxAttempts bounds the tries of one call on 429, 5xx and network errors (default 4).
+	MaxAttempts int
+	// CustomSchema is the extension URN holding custom fields and "settingsTemplate"
+	// (default DefaultCustomSchema).
+	CustomSchema string
+	// RequestsPerSecond limits the requests this Client sends (0: no limit).
+	RequestsPerSecond float64
+	// RetryBackoff is the first wait after a 5xx or network error; it doubles per attempt
+	// (default 200ms).
+	RetryBackoff time.Duration
+}
+
+// Client talks to one SCIM service provider. It is safe for concurrent use.
+type Client struct {
+	base         string
+	token        string
+	http         *http.Client
+	maxAttempts  int
+	customSchema string
+	backoff      time.Duration
+	limiter      *rate.Limiter
+	requests     atomic.Int64
+}
+
+// New returns a Client for cfg, filling in defaults.
+func New(cfg Config) *Client {
+	c := &Client{
+		base:         strings.TrimRight(cfg.BaseURL, "/"),
+		token:        cfg.Token,
+		http:         cfg.HTTPClient,
+		maxAttempts:  cfg.MaxAttempts,
+		customSchema: cfg.CustomSchema,
+		backoff:      cfg.RetryBackoff,
+	}
+	if c.http == nil {
+		c.http = &http.Client{Timeout: 30 * time.Second}
+	}
+	if c.maxAttempts <= 0 {
+		c.maxAttempts = defaultMaxAttempts
+	}
+	if c.customSchema == "" {
+		c.customSchema = DefaultCustomSchema
+	}
+	if c.backoff <= 0 {
+		c.backoff = defaultRetryBackoff
+	}
+	if cfg.RequestsPerSecond > 0 {
+		// Burst 1: never more than the target's documented rate, even after an idle spell.
+		c.limiter = rate.NewLimiter(rate.Limit(cfg.RequestsPerSecond), 1)
+	}
+	return c
+}
+
+// Requests returns the number of HTTP requests sent so far, retries included.
+func (c *Client) Requests() int64 { return c.requests.Load() }
+
+// do sends one SCIM call, retrying 429/5xx/network errors up to maxAttempts, and decodes a
+// 2xx body into out (when out is not nil and the body is not empty).
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, body, out any) error {
+	op := method + " " + path
+	var payload []byte
+	if body != nil {
+		var err error
+		if payload, err = json.Marshal(body); err != nil {
+			return fmt.Errorf("scim %s: encode request: %w", op, err)
+		}
+	}
+	target := c.base + path
+	if len(query) > 0 {
+		target += "?" + query.Encode()
+	}
+	for attempt := 1; ; attempt++ {
+		e, err := c.attempt(ctx, op, method, target, payload, out)
+		if e == nil {
+			return err
+		}
+		if !e.retryable() || attempt >= c.maxAttempts {
+			return e
+		}
+		delay := c.backoff << (attempt - 1)
+		if delay <= 0 || delay > maxBackoff {
+			delay = maxBackoff
+		}
+		if e.RetryAfter > 0 {
+			delay = e.RetryAfter
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("scim %s: %w (after %v)", op, ctx.Err(), e)
+		case <-t.C:
+		}
+	}
+}
+
+// attempt sends the request once. A non-nil *Error is an HTTP or network failure; the plain
+// error covers what retrying cannot fix (cancelled context, undecodable answer).
+func (c *Client) attempt(ctx context.Context, op, method, target string, payload []byte, out any) (*Error, error) {
+	if c.limiter != nil {
+		if err := c.limiter.Wait(ctx); err != nil {
+			return nil, fmt.Errorf("scim %s: waiting for the rate limit: %w", op, err)
+		}
+	}
+	var reader io.Reader
+	if payload != nil {
+		reader = bytes.NewReader(payload)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, reader)
+	if err != nil {
+		return nil, fmt.Errorf("scim %s: %s", op, c.scrub(err.Error()))
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Accept", contentType)
+	if payload != nil {
+		req.Header.Set("Content-Type", contentType)
+	}
+	c.requests.Add(1)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("scim %s: %w", op, ctx.Err())
+		}
+		return &Error{Op: op, Detail: c.scrub(err.Error()), Err: err}, nil
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("scim %s: %w", op, ctx.Err())
+		}
+		return &Error{Op: op, Detail: "reading response: " + c.scrub(err.Error()), Err: err}, nil
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		e := errorFromResponse(op, resp, data, time.Now())
+		e.Detail = c.scrub(e.Detail)
+		return e, nil
+	}
+	if out != nil && len(bytes.TrimSpace(data)) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			return nil, fmt.Errorf("scim %s: decode response: %w", op, err)
+		}
+	}
+	return nil, nil
+}
+
+// scrub removes the token from text that came from elsewhere (a server echoing headers).
+func (c *Client) scrub(s string) string {
+	if c.token == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, c.token, "[redacted]")
+}
+
+// listResponse is RFC 7644 section 3.4.2's ListResponse.
+type listResponse struct {
+	TotalResults int               `json:"totalResults"`
+	Resources    []json.RawMessage `json:"Resources"`
+}
+
+// eqFilter builds `attr eq "value"`. The value is a JSON string literal, as RFC 7644's
+// compValue grammar requires, so quotes and backslashes in it are escaped.
+func eqFilter(attr, value string) string {
+	return attr + " eq " + jsonString(value)
+}
+
+// jsonString quotes s as a JSON string literal (without HTML escaping).
+func jsonString(s string) string {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s)
+	return strings.TrimSpace(b.String())
+}

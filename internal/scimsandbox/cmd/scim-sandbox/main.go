@@ -1,0 +1,128 @@
+// Command scim-sandbox runs the in-memory SCIM 2.0 sandbox for the local stack.
+//
+//	SCIM_TOKEN=secret scim-sandbox --listen 127.0.0.1:8090 --seats Meeting=100,Webinar=20 \
+//	    --seed-existing a@example.com,b@example.com --latency 20ms --rate 10
+//
+// The bearer token comes from the SCIM_TOKEN environment variable or --token-file, never
+// from a flag value, so it does not show in process listings. Test hooks live under
+// /_sandbox/ (see the scimsandbox package documentation).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/usersync/usersync/internal/scimsandbox"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "scim-sandbox:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("scim-sandbox", flag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:8090", "address to listen on")
+	seats := fs.String("seats", "", `seat limits per product, e.g. "Meeting=100,Webinar=20" (missing: unlimited)`)
+	seed := fs.String("seed-existing", "", "comma-separated userNames of pre-existing, unlinked accounts")
+	latency := fs.Duration("latency", 0, "delay added to every SCIM request")
+	rps := fs.Float64("rate", 0, "requests per second before answering 429 (0: no limit)")
+	tokenFile := fs.String("token-file", "", "file holding the bearer token (default: env SCIM_TOKEN)")
+	debug := fs.Bool("debug", false, "log every request")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	token, err := readToken(*tokenFile)
+	if err != nil {
+		return err
+	}
+	limits, err := parseSeats(*seats)
+	if err != nil {
+		return err
+	}
+	level := slog.LevelInfo
+	if *debug {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	srv := scimsandbox.New(scimsandbox.Options{Token: token, Seats: limits, Latency: *latency,
+		RateLimit: *rps, Logger: logger})
+	if *seed != "" {
+		if err := srv.SeedExisting(splitList(*seed)...); err != nil {
+			return err
+		}
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", *listen, err)
+	}
+	httpSrv := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = httpSrv.Shutdown(shutdownCtx)
+	}()
+	logger.Info("scim sandbox listening", "addr", ln.Addr().String(), "seats", *seats)
+	if err := httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func readToken(file string) (string, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("token file %s: %w", file, err)
+		}
+		token := strings.TrimSpace(string(b))
+		if token == "" {
+			return "", fmt.Errorf("token file %s is empty", file)
+		}
+		return token, nil
+	}
+	if token := os.Getenv("SCIM_TOKEN"); token != "" {
+		return token, nil
+	}
+	return "", errors.New("no token: set SCIM_TOKEN or --token-file")
+}
+
+func parseSeats(s string) (map[string]int, error) {
+	out := map[string]int{}
+	for _, item := range splitList(s) {
+		product, n, ok := strings.Cut(item, "=")
+		count, err := strconv.Atoi(strings.TrimSpace(n))
+		if !ok || strings.TrimSpace(product) == "" || err != nil || count < 0 {
+			return nil, fmt.Errorf("--seats %q: want Product=count", item)
+		}
+		out[strings.TrimSpace(product)] = count
+	}
+	return out, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}

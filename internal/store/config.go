@@ -1,0 +1,310 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/usersync/usersync/internal/plan"
+	"github.com/usersync/usersync/internal/rules"
+)
+
+// Rules returns the organization's rules in priority order.
+func (s *Store) Rules(ctx context.Context, org string) ([]rules.Rule, error) {
+	return readRules(ctx, s.pool, org)
+}
+
+func readRules(ctx context.Context, db dbtx, org string) ([]rules.Rule, error) {
+	rows, err := db.Query(ctx, `SELECT id, priority, group_dn, role, products, user_group, device_groups,
+		settings_template, custom_fields, note FROM rules WHERE org=$1 ORDER BY priority`, org)
+	if err != nil {
+		return nil, fmt.Errorf("read rules: %w", err)
+	}
+	defer rows.Close()
+	var out []rules.Rule
+	for rows.Next() {
+		var r rules.Rule
+		if err := rows.Scan(&r.ID, &r.Priority, &r.GroupDN, &r.Role, &r.Products, &r.UserGroup, &r.DeviceGroups,
+			&r.SettingsTemplate, &r.CustomFields, &r.Note); err != nil {
+			return nil, err
+		}
+		if len(r.CustomFields) == 0 {
+			r.CustomFields = nil
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// EditRules changes the rule list atomically: edit receives the current list (priority order)
+// and returns the new full list, which must be dense (1..n). A rule with ID 0 gets a new ID.
+// The change and a history event are written in one transaction; concurrent edits serialize.
+func (s *Store) EditRules(ctx context.Context, org, actor, action string, edit func([]rules.Rule) ([]rules.Rule, error)) ([]rules.Rule, error) {
+	var result []rules.Rule
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('rules/' || $1))`, org); err != nil {
+			return err
+		}
+		current, err := readRules(ctx, tx, org)
+		if err != nil {
+			return err
+		}
+		next, err := edit(current)
+		if err != nil {
+			return err
+		}
+		if err := rules.CheckDense(next); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM rules WHERE org=$1`, org); err != nil {
+			return err
+		}
+		existing := map[int64]bool{}
+		for _, r := range current {
+			existing[r.ID] = true
+		}
+		for i := range next {
+			r := &next[i]
+			if !existing[r.ID] { // new rule: IDs come from the sequence only
+				if err := tx.QueryRow(ctx, `SELECT nextval('rule_ids')`).Scan(&r.ID); err != nil {
+					return err
+				}
+			}
+			custom := r.CustomFields
+			if custom == nil {
+				custom = map[string]string{}
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO rules (org, id, priority, group_dn, role, products, user_group,
+				device_groups, settings_template, custom_fields, note) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)`,
+				org, r.ID, r.Priority, r.GroupDN, r.Role, nonNil(r.Products), r.UserGroup, nonNil(r.DeviceGroups),
+				r.SettingsTemplate, custom, r.Note); err != nil {
+				return fmt.Errorf("save rule %d: %w", r.ID, err)
+			}
+		}
+		result = next
+		return addEvent(ctx, tx, Event{Org: org, Actor: actor, Type: EventRule, Action: action,
+			Details: map[string]any{"rules": summarizeRules(next)}})
+	})
+	return result, err
+}
+
+func summarizeRules(rs []rules.Rule) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = fmt.Sprintf("%d:#%d %s", r.Priority, r.ID, r.GroupDN)
+	}
+	return out
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// Mappings returns the attribute mappings.
+func (s *Store) Mappings(ctx context.Context, org string) ([]plan.Mapping, error) {
+	rows, err := s.pool.Query(ctx, `SELECT source, target FROM mappings WHERE org=$1 ORDER BY target`, org)
+	if err != nil {
+		return nil, fmt.Errorf("read mappings: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (plan.Mapping, error) {
+		var m plan.Mapping
+		return m, r.Scan(&m.Source, &m.Target)
+	})
+}
+
+// SetMapping maps a directory attribute to a target attribute; an empty source removes it.
+func (s *Store) SetMapping(ctx context.Context, org, actor, source, target string) error {
+	return s.change(ctx, Event{Org: org, Actor: actor, Type: EventMapping, Action: "set",
+		Details: map[string]any{"source": source, "target": target}}, func(tx pgx.Tx) error {
+		if source == "" {
+			tag, err := tx.Exec(ctx, `DELETE FROM mappings WHERE org=$1 AND target=$2`, org, target)
+			if err == nil && tag.RowsAffected() == 0 {
+				return fmt.Errorf("mapping target %q: %w", target, ErrNotFound)
+			}
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO mappings (org, source, target) VALUES ($1,$2,$3)
+			ON CONFLICT (org, target) DO UPDATE SET source=EXCLUDED.source`, org, source, target)
+		return err
+	})
+}
+
+// change runs fn and records e in one transaction.
+func (s *Store) change(ctx context.Context, e Event, fn func(pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return addEvent(ctx, tx, e)
+	})
+}
+
+// Catalog returns what the target knows.
+func (s *Store) Catalog(ctx context.Context, org string) (rules.Catalog, error) {
+	var c rules.Catalog
+	rows, err := s.pool.Query(ctx, `SELECT kind, name FROM catalog WHERE org=$1 ORDER BY kind, name`, org)
+	if err != nil {
+		return c, fmt.Errorf("read catalog: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var kind, name string
+		if err := rows.Scan(&kind, &name); err != nil {
+			return c, err
+		}
+		switch kind {
+		case "product":
+			c.Products = append(c.Products, name)
+		case "role":
+			c.Roles = append(c.Roles, name)
+		case "template":
+			c.Templates = append(c.Templates, name)
+		}
+	}
+	return c, rows.Err()
+}
+
+// SetCatalog replaces the catalog.
+func (s *Store) SetCatalog(ctx context.Context, org, actor string, c rules.Catalog) error {
+	return s.change(ctx, Event{Org: org, Actor: actor, Type: EventSetting, Action: "catalog",
+		Details: map[string]any{"products": c.Products, "roles": c.Roles, "templates": c.Templates}}, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM catalog WHERE org=$1`, org); err != nil {
+			return err
+		}
+		for kind, names := range map[string][]string{"product": c.Products, "role": c.Roles, "template": c.Templates} {
+			for _, n := range names {
+				if _, err := tx.Exec(ctx, `INSERT INTO catalog (org, kind, name) VALUES ($1,$2,$3) ON CONFLICT DO NOTHING`, org, kind, n); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// Domain is an email domain of the organization.
+type Domain struct {
+	Name      string `json:"name"`
+	Validated bool   `json:"validated"`
+}
+
+// Domains lists the organization's domains.
+func (s *Store) Domains(ctx context.Context, org string) ([]Domain, error) {
+	rows, err := s.pool.Query(ctx, `SELECT domain, validated FROM domains WHERE org=$1 ORDER BY domain`, org)
+	if err != nil {
+		return nil, fmt.Errorf("read domains: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Domain, error) {
+		var d Domain
+		return d, r.Scan(&d.Name, &d.Validated)
+	})
+}
+
+// SetDomain records whether a domain is validated.
+func (s *Store) SetDomain(ctx context.Context, org, actor, domain string, validated bool) error {
+	domain = strings.ToLower(strings.TrimSpace(domain))
+	return s.change(ctx, Event{Org: org, Actor: actor, Type: EventDomain, Action: "set",
+		Details: map[string]any{"domain": domain, "validated": validated}}, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO domains (org, domain, validated) VALUES ($1,$2,$3)
+			ON CONFLICT (org, domain) DO UPDATE SET validated=EXCLUDED.validated`, org, domain, validated)
+		return err
+	})
+}
+
+// License is a product's seat pool.
+type License struct {
+	Product string `json:"product"`
+	Seats   int    `json:"seats"`
+	Used    int    `json:"used"`
+}
+
+// Licenses lists seat pools with the seats in use.
+func (s *Store) Licenses(ctx context.Context, org string) ([]License, error) {
+	rows, err := s.pool.Query(ctx, `SELECT l.product, l.seats,
+		(SELECT count(*) FROM seats s WHERE s.org=l.org AND s.product=l.product)
+		FROM licenses l WHERE l.org=$1 ORDER BY l.product`, org)
+	if err != nil {
+		return nil, fmt.Errorf("read licenses: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (License, error) {
+		var l License
+		return l, r.Scan(&l.Product, &l.Seats, &l.Used)
+	})
+}
+
+// SetLicense sets a product's seat count. Lowering it below the seats in use is refused:
+// nobody loses access because of a typo.
+func (s *Store) SetLicense(ctx context.Context, org, actor, product string, seats int) error {
+	if seats < 0 {
+		return fmt.Errorf("seats: must be 0 or more, got %d", seats)
+	}
+	return s.change(ctx, Event{Org: org, Actor: actor, Type: EventLicense, Action: "set",
+		Details: map[string]any{"product": product, "seats": seats}}, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO licenses (org, product, seats) VALUES ($1,$2,$3)
+			ON CONFLICT (org, product) DO UPDATE SET seats=EXCLUDED.seats`, org, product, seats); err != nil {
+			return err
+		}
+		var used int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM seats WHERE org=$1 AND product=$2`, org, product).Scan(&used); err != nil {
+			return err
+		}
+		if used > seats {
+			return fmt.Errorf("seats: %d is below the %d seats of %q in use; suspend users or remove the product from rules first", seats, used, product)
+		}
+		return nil
+	})
+}
+
+// Setting returns a setting, or def when unset.
+func (s *Store) Setting(ctx context.Context, org, key, def string) (string, error) {
+	var v string
+	err := s.pool.QueryRow(ctx, `SELECT value FROM settings WHERE org=$1 AND key=$2`, org, key).Scan(&v)
+	if err == pgx.ErrNoRows {
+		return def, nil
+	}
+	return v, err
+}
+
+// SetSetting stores a setting.
+func (s *Store) SetSetting(ctx context.Context, org, actor, key, value string) error {
+	return s.change(ctx, Event{Org: org, Actor: actor, Type: EventSetting, Action: "set",
+		Details: map[string]any{"key": key, "value": value}}, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO settings (org, key, value) VALUES ($1,$2,$3)
+			ON CONFLICT (org, key) DO UPDATE SET value=EXCLUDED.value`, org, key, value)
+		return err
+	})
+}
+
+// SeatState returns seat counts and current holders per product, for planning.
+func (s *Store) SeatState(ctx context.Context, org string) (map[string]int, map[string]map[string]bool, error) {
+	seats := map[string]int{}
+	held := map[string]map[string]bool{}
+	ls, err := s.Licenses(ctx, org)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, l := range ls {
+		seats[l.Product] = l.Seats
+	}
+	rows, err := s.pool.Query(ctx, `SELECT product, external_id FROM seats WHERE org=$1`, org)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read seats: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var p, id string
+		if err := rows.Scan(&p, &id); err != nil {
+			return nil, nil, err
+		}
+		if held[p] == nil {
+			held[p] = map[string]bool{}
+		}
+		held[p][id] = true
+	}
+	return seats, held, rows.Err()
+}

@@ -1,0 +1,112 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// History event types.
+const (
+	EventSync    = "sync"
+	EventFailure = "failure"
+	EventRetry   = "retry"
+	EventSwitch  = "switch" // enable / disable
+	EventRule    = "rule"
+	EventSetting = "setting"
+	EventLicense = "license"
+	EventDomain  = "domain"
+	EventMapping = "mapping"
+)
+
+// Event is one entry of the administrative activity history.
+type Event struct {
+	ID      int64          `json:"id"`
+	Org     string         `json:"org"`
+	At      time.Time      `json:"at"`
+	Actor   string         `json:"actor"`
+	Type    string         `json:"type"`
+	Action  string         `json:"action"`
+	Status  string         `json:"status"`
+	Details map[string]any `json:"details,omitempty"`
+}
+
+// HistoryFilter selects events; zero fields match everything.
+type HistoryFilter struct {
+	Type, Actor, Status string
+	Since, Until        time.Time
+	Limit               int
+}
+
+// AddEvent appends to the history.
+func (s *Store) AddEvent(ctx context.Context, e Event) error {
+	return addEvent(ctx, s.pool, e)
+}
+
+func addEvent(ctx context.Context, db dbtx, e Event) error {
+	if e.Actor == "" {
+		e.Actor = "system"
+	}
+	if e.Status == "" {
+		e.Status = "ok"
+	}
+	details, err := json.Marshal(e.Details)
+	if err != nil {
+		return fmt.Errorf("history details: %w", err)
+	}
+	if e.Details == nil {
+		details = []byte("{}")
+	}
+	_, err = db.Exec(ctx, `INSERT INTO history (org, actor, type, action, status, details) VALUES ($1,$2,$3,$4,$5,$6)`,
+		e.Org, e.Actor, e.Type, e.Action, e.Status, details)
+	if err != nil {
+		return fmt.Errorf("write history: %w", err)
+	}
+	return nil
+}
+
+// History lists events, newest first.
+func (s *Store) History(ctx context.Context, org string, f HistoryFilter) ([]Event, error) {
+	where := []string{"org = $1"}
+	args := []any{org}
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, fmt.Sprintf(cond, len(args)))
+	}
+	if f.Type != "" {
+		add("type = $%d", f.Type)
+	}
+	if f.Actor != "" {
+		add("actor = $%d", f.Actor)
+	}
+	if f.Status != "" {
+		add("status = $%d", f.Status)
+	}
+	if !f.Since.IsZero() {
+		add("at >= $%d", f.Since)
+	}
+	if !f.Until.IsZero() {
+		add("at < $%d", f.Until)
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := s.pool.Query(ctx, `SELECT id, org, at, actor, type, action, status, details FROM history WHERE `+
+		strings.Join(where, " AND ")+fmt.Sprintf(` ORDER BY at DESC, id DESC LIMIT %d`, limit), args...)
+	if err != nil {
+		return nil, fmt.Errorf("read history: %w", err)
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		var e Event
+		if err := rows.Scan(&e.ID, &e.Org, &e.At, &e.Actor, &e.Type, &e.Action, &e.Status, &e.Details); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}

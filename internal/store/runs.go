@@ -1,0 +1,219 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/usersync/usersync/internal/directory"
+	"github.com/usersync/usersync/internal/plan"
+)
+
+// Run statuses.
+const (
+	RunRunning   = "running"
+	RunSucceeded = "succeeded"
+	RunFailed    = "failed"
+	RunCancelled = "cancelled"
+)
+
+// Run is one sync as recorded in the store.
+type Run struct {
+	RunID      string          `json:"runId"`
+	Org        string          `json:"org"`
+	Kind       string          `json:"kind"`
+	DryRun     bool            `json:"dryRun"`
+	Status     string          `json:"status"`
+	StartedAt  time.Time       `json:"startedAt"`
+	FinishedAt *time.Time      `json:"finishedAt,omitempty"`
+	Summary    json.RawMessage `json:"summary,omitempty"`
+}
+
+// BeginRun records a run as started (idempotent: an activity retry keeps the first start) and
+// clears what an earlier attempt of the same run left in its snapshot and work tables.
+func (s *Store) BeginRun(ctx context.Context, org, runID, kind string, dryRun bool) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `INSERT INTO runs (run_id, org, kind, dry_run, status) VALUES ($1,$2,$3,$4,$5)
+			ON CONFLICT (run_id) DO NOTHING`, runID, org, kind, dryRun, RunRunning)
+		if err != nil {
+			return fmt.Errorf("record run: %w", err)
+		}
+		if tag.RowsAffected() == 1 {
+			action := "sync started"
+			if dryRun {
+				action = "dry-run started"
+			}
+			if err := addEvent(ctx, tx, Event{Org: org, Type: EventSync, Action: action,
+				Details: map[string]any{"run": runID, "kind": kind}}); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM snapshot_users WHERE run_id=$1`, runID); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM work_items WHERE run_id=$1`, runID)
+		return err
+	})
+}
+
+// FinishRun records the outcome of a run and drops its snapshot, keeping the work items of the
+// last runs for inspection.
+func (s *Store) FinishRun(ctx context.Context, runID, status string, summary any) error {
+	b, err := json.Marshal(summary)
+	if err != nil {
+		return err
+	}
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var org string
+		if err := tx.QueryRow(ctx, `UPDATE runs SET status=$2, finished_at=now(), summary=$3 WHERE run_id=$1 RETURNING org`,
+			runID, status, b).Scan(&org); err != nil {
+			return fmt.Errorf("finish run %s: %w", runID, err)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM snapshot_users WHERE run_id IN
+			(SELECT run_id FROM runs WHERE org=$1 AND finished_at IS NOT NULL)`, org); err != nil {
+			return err
+		}
+		// Keep the work of the 20 newest runs.
+		_, err := tx.Exec(ctx, `DELETE FROM work_items WHERE run_id IN (SELECT run_id FROM runs WHERE org=$1
+			ORDER BY started_at DESC OFFSET 20)`, org)
+		return err
+	})
+}
+
+// Runs lists the newest runs.
+func (s *Store) Runs(ctx context.Context, org string, limit int) ([]Run, error) {
+	rows, err := s.pool.Query(ctx, `SELECT run_id, org, kind, dry_run, status, started_at, finished_at, summary
+		FROM runs WHERE org=$1 ORDER BY started_at DESC LIMIT $2`, org, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read runs: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Run, error) {
+		var x Run
+		return x, r.Scan(&x.RunID, &x.Org, &x.Kind, &x.DryRun, &x.Status, &x.StartedAt, &x.FinishedAt, &x.Summary)
+	})
+}
+
+// LastGoodSnapshotSize is the in-scope count of the newest successful non-dry run, 0 if none.
+func (s *Store) LastGoodSnapshotSize(ctx context.Context, org string) (int, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, `SELECT COALESCE((summary->>'inScope')::int, 0) FROM runs
+		WHERE org=$1 AND status=$2 AND NOT dry_run AND kind <> 'retry' ORDER BY started_at DESC LIMIT 1`, org, RunSucceeded).Scan(&n)
+	if err == pgx.ErrNoRows {
+		return 0, nil
+	}
+	return n, err
+}
+
+// WriteSnapshot appends directory users to a run's snapshot with COPY.
+func (s *Store) WriteSnapshot(ctx context.Context, runID string, users []directory.User) error {
+	rows := make([][]any, len(users))
+	for i, u := range users {
+		b, err := json.Marshal(u)
+		if err != nil {
+			return err
+		}
+		rows[i] = []any{runID, u.ExternalID, b}
+	}
+	_, err := s.pool.CopyFrom(ctx, pgx.Identifier{"snapshot_users"}, []string{"run_id", "external_id", "data"}, pgx.CopyFromRows(rows))
+	if err != nil {
+		return fmt.Errorf("write snapshot: %w", err)
+	}
+	return nil
+}
+
+// SnapshotUsers streams a run's snapshot.
+func (s *Store) SnapshotUsers(ctx context.Context, runID string, fn func(directory.User) error) error {
+	rows, err := s.pool.Query(ctx, `SELECT data FROM snapshot_users WHERE run_id=$1 ORDER BY external_id`, runID)
+	if err != nil {
+		return fmt.Errorf("read snapshot: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var u directory.User
+		if err := rows.Scan(&u); err != nil {
+			return err
+		}
+		if err := fn(u); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// AppliedStates returns the last applied state of every linked account.
+func (s *Store) AppliedStates(ctx context.Context, org string) (map[string]plan.Applied, error) {
+	rows, err := s.pool.Query(ctx, `SELECT external_id, scim_id, state FROM user_state WHERE org=$1`, org)
+	if err != nil {
+		return nil, fmt.Errorf("read user state: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]plan.Applied{}
+	for rows.Next() {
+		var a plan.Applied
+		if err := rows.Scan(&a.ExternalID, &a.ScimID, &a.State); err != nil {
+			return nil, err
+		}
+		out[a.ExternalID] = a
+	}
+	return out, rows.Err()
+}
+
+// Applied returns one account's applied state, nil when not linked.
+func (s *Store) Applied(ctx context.Context, org, externalID string) (*plan.Applied, error) {
+	var a plan.Applied
+	err := s.pool.QueryRow(ctx, `SELECT external_id, scim_id, state FROM user_state WHERE org=$1 AND external_id=$2`,
+		org, externalID).Scan(&a.ExternalID, &a.ScimID, &a.State)
+	if err == pgx.ErrNoRows {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read user state: %w", err)
+	}
+	return &a, nil
+}
+
+// WriteWork stores a run's planned items with seq 0..n-1.
+func (s *Store) WriteWork(ctx context.Context, runID string, items []plan.Item) error {
+	rows := make([][]any, len(items))
+	for i, it := range items {
+		b, err := json.Marshal(it)
+		if err != nil {
+			return err
+		}
+		rows[i] = []any{runID, i, it.ExternalID, it.UserName, string(it.Action), b}
+	}
+	_, err := s.pool.CopyFrom(ctx, pgx.Identifier{"work_items"},
+		[]string{"run_id", "seq", "external_id", "user_name", "action", "item"}, pgx.CopyFromRows(rows))
+	if err != nil {
+		return fmt.Errorf("write work: %w", err)
+	}
+	return nil
+}
+
+// WorkItem loads one planned item.
+func (s *Store) WorkItem(ctx context.Context, runID string, seq int) (plan.Item, error) {
+	var it plan.Item
+	err := s.pool.QueryRow(ctx, `SELECT item FROM work_items WHERE run_id=$1 AND seq=$2`, runID, seq).Scan(&it)
+	if err == pgx.ErrNoRows {
+		return it, fmt.Errorf("run %s item %d: %w", runID, seq, ErrNotFound)
+	}
+	return it, err
+}
+
+// WorkItems lists a run's planned items (for dry runs and explain), up to limit.
+func (s *Store) WorkItems(ctx context.Context, runID string, limit int) ([]plan.Item, error) {
+	rows, err := s.pool.Query(ctx, `SELECT item FROM work_items WHERE run_id=$1 ORDER BY seq LIMIT $2`, runID, limit)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[plan.Item])
+}
+
+// SetOutcome records what happened to one item.
+func (s *Store) SetOutcome(ctx context.Context, runID string, seq int, outcome string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE work_items SET outcome=$3 WHERE run_id=$1 AND seq=$2`, runID, seq, outcome)
+	return err
+}

@@ -1,0 +1,297 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/usersync/usersync/internal/plan"
+)
+
+// ReserveSeats takes a seat of each product for one user, all or nothing, in one transaction
+// that locks the products' license rows: two syncs racing cannot hand out more seats than
+// exist. Seats the user already holds are kept. It returns the first product without a free
+// seat ("" when all were taken) and the seat count of that product.
+func (s *Store) ReserveSeats(ctx context.Context, org, externalID string, products []string) (short string, seats int, err error) {
+	if len(products) == 0 {
+		return "", 0, nil
+	}
+	ps := append([]string(nil), products...)
+	sort.Strings(ps) // lock in a fixed order: no deadlock between two reservations
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		for _, p := range ps {
+			var n int
+			err := tx.QueryRow(ctx, `SELECT seats FROM licenses WHERE org=$1 AND product=$2 FOR UPDATE`, org, p).Scan(&n)
+			if err == pgx.ErrNoRows {
+				n = 0
+			} else if err != nil {
+				return fmt.Errorf("lock license %q: %w", p, err)
+			}
+			var held bool
+			var used int
+			if err := tx.QueryRow(ctx, `SELECT count(*) FILTER (WHERE external_id=$3) > 0, count(*) FROM seats
+				WHERE org=$1 AND product=$2`, org, p, externalID).Scan(&held, &used); err != nil {
+				return err
+			}
+			if held {
+				continue
+			}
+			if used >= n {
+				short, seats = p, n
+				return errShort
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO seats (org, product, external_id) VALUES ($1,$2,$3)`, org, p, externalID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == errShort {
+		return short, seats, nil
+	}
+	return "", 0, err
+}
+
+var errShort = fmt.Errorf("no free seat")
+
+// ReleaseSeats gives back one user's seats of the given products.
+func (s *Store) ReleaseSeats(ctx context.Context, org, externalID string, products []string) error {
+	if len(products) == 0 {
+		return nil
+	}
+	_, err := s.pool.Exec(ctx, `DELETE FROM seats WHERE org=$1 AND external_id=$2 AND product = ANY($3)`, org, externalID, products)
+	if err != nil {
+		return fmt.Errorf("release seats: %w", err)
+	}
+	return nil
+}
+
+// SaveApplied records what was written to the target for a user, releases the seats of products
+// it no longer has, and clears its failure, in one transaction.
+func (s *Store) SaveApplied(ctx context.Context, org, scimID string, d plan.Desired) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO user_state (org, external_id, scim_id, user_name, active, state, hash)
+			VALUES ($1,$2,$3,$4,$5,$6,$7)
+			ON CONFLICT (org, external_id) DO UPDATE SET scim_id=EXCLUDED.scim_id, user_name=EXCLUDED.user_name,
+			active=EXCLUDED.active, state=EXCLUDED.state, hash=EXCLUDED.hash, updated_at=now()`,
+			org, d.ExternalID, scimID, d.UserName, d.Active, d, d.Hash()); err != nil {
+			return fmt.Errorf("save user state: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM seats WHERE org=$1 AND external_id=$2 AND NOT (product = ANY($3))`,
+			org, d.ExternalID, nonNil(d.Products)); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `DELETE FROM failures WHERE org=$1 AND external_id=$2`, org, d.ExternalID)
+		return err
+	})
+}
+
+// FailureRecord is one failed user.
+type FailureRecord struct {
+	ExternalID string `json:"externalId"`
+	UserName   string `json:"userName"`
+	plan.Failure
+	Since       string `json:"since"`
+	LastAttempt string `json:"lastAttempt"`
+	Attempts    int    `json:"attempts"`
+	RunID       string `json:"runId"`
+}
+
+// RecordFailure stores a user's current failure (keeping "since" when the type is unchanged)
+// and writes it to the history, in one transaction.
+func (s *Store) RecordFailure(ctx context.Context, org, runID, externalID, userName string, f plan.Failure) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO failures (org, external_id, user_name, type, product, message, run_id)
+			VALUES ($1,$2,$3,$4,$5,$6,$7)
+			ON CONFLICT (org, external_id) DO UPDATE SET user_name=EXCLUDED.user_name, product=EXCLUDED.product,
+			message=EXCLUDED.message, run_id=EXCLUDED.run_id, last_attempt=now(), attempts=failures.attempts+1,
+			since = CASE WHEN failures.type = EXCLUDED.type THEN failures.since ELSE now() END,
+			type=EXCLUDED.type`, org, externalID, userName, f.Type, f.Product, f.Message, runID); err != nil {
+			return fmt.Errorf("record failure: %w", err)
+		}
+		return addEvent(ctx, tx, Event{Org: org, Type: EventFailure, Action: f.Type, Status: "failed",
+			Details: map[string]any{"run": runID, "externalId": externalID, "userName": userName, "product": f.Product, "message": f.Message}})
+	})
+}
+
+// ClearFailures removes failures of users that are now out of scope.
+func (s *Store) ClearFailures(ctx context.Context, org string, externalIDs []string) error {
+	if len(externalIDs) == 0 {
+		return nil
+	}
+	_, err := s.pool.Exec(ctx, `DELETE FROM failures WHERE org=$1 AND external_id = ANY($2)`, org, externalIDs)
+	return err
+}
+
+// FailureFilter narrows failures; empty fields match everything.
+type FailureFilter = plan.Filter
+
+// Failures lists current failures, oldest first.
+func (s *Store) Failures(ctx context.Context, org string, f FailureFilter) ([]FailureRecord, error) {
+	rows, err := s.pool.Query(ctx, `SELECT external_id, user_name, type, product, message,
+		to_char(since AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+		to_char(last_attempt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), attempts, run_id
+		FROM failures WHERE org=$1 AND ($2='' OR type=$2) AND ($3='' OR product=$3)
+		AND ($4='' OR lower(user_name)=lower($4) OR external_id=$4) ORDER BY type, since, user_name`,
+		org, f.Type, f.Product, f.User)
+	if err != nil {
+		return nil, fmt.Errorf("read failures: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (FailureRecord, error) {
+		var x FailureRecord
+		return x, r.Scan(&x.ExternalID, &x.UserName, &x.Type, &x.Product, &x.Message, &x.Since, &x.LastAttempt, &x.Attempts, &x.RunID)
+	})
+}
+
+// FailedUsers returns current failures by externalId, for planning.
+func (s *Store) FailedUsers(ctx context.Context, org string) (map[string]plan.Failure, error) {
+	rows, err := s.pool.Query(ctx, `SELECT external_id, type, product, message FROM failures WHERE org=$1`, org)
+	if err != nil {
+		return nil, fmt.Errorf("read failures: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]plan.Failure{}
+	for rows.Next() {
+		var id string
+		var f plan.Failure
+		if err := rows.Scan(&id, &f.Type, &f.Product, &f.Message); err != nil {
+			return nil, err
+		}
+		out[id] = f
+	}
+	return out, rows.Err()
+}
+
+// Banner is one line per failure type (and product, for licenses).
+type Banner struct {
+	Type    string `json:"type"`
+	Product string `json:"product,omitempty"`
+	Users   int    `json:"users"`
+	Advice  string `json:"advice"`
+}
+
+// Banners groups current failures by type.
+func (s *Store) Banners(ctx context.Context, org string) ([]Banner, error) {
+	rows, err := s.pool.Query(ctx, `SELECT type, product, count(*) FROM failures WHERE org=$1
+		GROUP BY type, product ORDER BY type, product`, org)
+	if err != nil {
+		return nil, fmt.Errorf("read banners: %w", err)
+	}
+	bs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Banner, error) {
+		var b Banner
+		return b, r.Scan(&b.Type, &b.Product, &b.Users)
+	})
+	for i := range bs {
+		bs[i].Advice = Advice(bs[i].Type, bs[i].Product)
+	}
+	return bs, err
+}
+
+// Advice says what an admin can do about a failure type.
+func Advice(typ, product string) string {
+	switch typ {
+	case plan.OutOfLicenses:
+		return fmt.Sprintf("buy seats of %s (starter licenses set %s <n>), then starter retry --type out_of_licenses", product, product)
+	case plan.ExistingAccount:
+		return "an unlinked account with this userName exists in the target: remove or rename it, then retry"
+	case plan.DomainNotValidated:
+		return "validate the email domain (starter domains validate <domain>), then starter retry --type domain_not_validated"
+	case plan.InvalidUserData:
+		return "fix userName/email in the directory; the next sync picks it up"
+	case plan.TargetRejected:
+		return "the target refused the change; see details, fix, then retry"
+	case plan.TargetUnavailable:
+		return "the target did not answer after retries; check it, then starter retry --type target_unavailable"
+	case plan.SuspensionHeld:
+		return "more suspensions than the safety threshold: check the directory, then approve (starter approve-suspensions)"
+	}
+	return ""
+}
+
+// ScimGroupID returns the cached target ID of a group ("" when unknown).
+func (s *Store) ScimGroupID(ctx context.Context, org, name string) (string, error) {
+	var id string
+	err := s.pool.QueryRow(ctx, `SELECT scim_id FROM scim_groups WHERE org=$1 AND name=$2`, org, name).Scan(&id)
+	if err == pgx.ErrNoRows {
+		return "", nil
+	}
+	return id, err
+}
+
+// SaveScimGroupID caches a group's target ID.
+func (s *Store) SaveScimGroupID(ctx context.Context, org, name, id string) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO scim_groups (org, name, scim_id) VALUES ($1,$2,$3)
+		ON CONFLICT (org, name) DO UPDATE SET scim_id=EXCLUDED.scim_id`, org, name, id)
+	return err
+}
+
+// GroupDelta is the membership change one target group needs.
+type GroupDelta struct {
+	Name        string
+	Add, Remove []string // target user IDs
+}
+
+// GroupDeltas compares the memberships the applied user states call for (active users only)
+// with those last written to the target.
+func (s *Store) GroupDeltas(ctx context.Context, org string) ([]GroupDelta, error) {
+	rows, err := s.pool.Query(ctx, `
+		WITH desired AS (
+			SELECT g.name, u.scim_id AS scim_user FROM user_state u,
+			LATERAL (SELECT u.state->>'userGroup' AS name
+			         UNION SELECT jsonb_array_elements_text(COALESCE(u.state->'deviceGroups', '[]'))) g
+			WHERE u.org=$1 AND u.active AND g.name IS NOT NULL AND g.name <> ''),
+		applied AS (SELECT name, scim_user FROM group_members WHERE org=$1)
+		SELECT name, scim_user, true FROM (SELECT * FROM desired EXCEPT SELECT * FROM applied) a
+		UNION ALL
+		SELECT name, scim_user, false FROM (SELECT * FROM applied EXCEPT SELECT * FROM desired) r
+		ORDER BY 1, 2`, org)
+	if err != nil {
+		return nil, fmt.Errorf("group deltas: %w", err)
+	}
+	defer rows.Close()
+	byName := map[string]*GroupDelta{}
+	var order []string
+	for rows.Next() {
+		var name, user string
+		var add bool
+		if err := rows.Scan(&name, &user, &add); err != nil {
+			return nil, err
+		}
+		d := byName[name]
+		if d == nil {
+			d = &GroupDelta{Name: name}
+			byName[name] = d
+			order = append(order, name)
+		}
+		if add {
+			d.Add = append(d.Add, user)
+		} else {
+			d.Remove = append(d.Remove, user)
+		}
+	}
+	out := make([]GroupDelta, 0, len(order))
+	for _, n := range order {
+		out = append(out, *byName[n])
+	}
+	return out, rows.Err()
+}
+
+// SaveGroupMembers records a membership change written to the target.
+func (s *Store) SaveGroupMembers(ctx context.Context, org, name string, add, remove []string) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if len(add) > 0 {
+			if _, err := tx.Exec(ctx, `INSERT INTO group_members (org, name, scim_user)
+				SELECT $1, $2, unnest($3::text[]) ON CONFLICT DO NOTHING`, org, name, add); err != nil {
+				return err
+			}
+		}
+		if len(remove) > 0 {
+			if _, err := tx.Exec(ctx, `DELETE FROM group_members WHERE org=$1 AND name=$2 AND scim_user = ANY($3)`, org, name, remove); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs every test, integration tests included: with USERSYNC_REQUIRE_INTEGRATION=1
+# a test whose server binary is missing fails instead of skipping.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+# go test's summary is the last thing printed.
+USERSYNC_REQUIRE_INTEGRATION=1 exec go test -count=1 -timeout 80m ./...

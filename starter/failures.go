@@ -1,0 +1,74 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/usersync/usersync/internal/plan"
+	"github.com/usersync/usersync/internal/store"
+)
+
+func failuresCmd(a *app) *cobra.Command {
+	var f plan.Filter
+	cmd := &cobra.Command{
+		Use:   "failures",
+		Short: "List the users behind the failure banners, grouped by type",
+		Long: `failures lists every user with a current failure: userName, type, product, message, since
+when and how many attempts, grouped by failure type with a count per type and what to do.`,
+		Example: `  starter failures
+  starter failures --type out_of_licenses --product Webinar
+  starter failures --user anna.schmidt@example.com --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkFailureType(f.Type); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			db, err := a.store(ctx)
+			if err != nil {
+				return err
+			}
+			recs, err := db.Failures(ctx, a.Org, f)
+			if err != nil {
+				return err
+			}
+			if recs == nil {
+				recs = []store.FailureRecord{}
+			}
+			return a.emit(cmd, recs, func(w io.Writer) { printFailures(w, recs, f) })
+		},
+	}
+	failureFilterFlags(cmd, &f)
+	return cmd
+}
+
+// printFailures groups the records (already ordered by type) under a header per type.
+func printFailures(w io.Writer, recs []store.FailureRecord, f plan.Filter) {
+	if len(recs) == 0 {
+		fmt.Fprintf(w, "No current failures (%s).\n", describeFilter(f))
+		return
+	}
+	for i := 0; i < len(recs); {
+		j := i
+		for j < len(recs) && recs[j].Type == recs[i].Type {
+			j++
+		}
+		group := recs[i:j]
+		fmt.Fprintf(w, "%s: %d users\n", recs[i].Type, len(group))
+		seen := map[string]bool{} // one hint per product for out_of_licenses
+		for _, r := range group {
+			if advice := store.Advice(r.Type, r.Product); advice != "" && !seen[advice] {
+				seen[advice] = true
+				fmt.Fprintf(w, "  what to do: %s\n", advice)
+			}
+		}
+		tw := table(w, "  USER", "PRODUCT", "MESSAGE", "SINCE", "ATTEMPTS")
+		for _, r := range group {
+			row(tw, "  "+orDash(r.UserName), r.Product, r.Message, r.Since, r.Attempts)
+		}
+		tw.Flush()
+		i = j
+	}
+}

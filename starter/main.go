@@ -1,0 +1,142 @@
+// Command starter is usersync's admin CLI: it switches an organization's sync on and off,
+// starts, retries and watches syncs through Temporal, and edits the configuration (rules,
+// mappings, licenses, domains, catalog) in PostgreSQL.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+
+	"github.com/usersync/usersync/internal/config"
+	"github.com/usersync/usersync/internal/store"
+)
+
+// app holds the global flags and the clients, which are created on first use only: commands
+// that edit the store never need Temporal and the other way round.
+type app struct {
+	config.Common
+	actor string
+	json  bool
+
+	db *store.Store
+	tc client.Client
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	root, a := newRoot()
+	err := root.ExecuteContext(ctx)
+	a.close()
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// newRoot builds the command tree. Tests execute it in-process.
+func newRoot() (*cobra.Command, *app) {
+	a := &app{}
+	root := &cobra.Command{
+		Use:   "starter",
+		Short: "Administer usersync: switch user sync on and off, run, retry and configure it",
+		Long: `starter is the admin CLI of usersync. It talks to Temporal (the organization's sync
+workflow) for on/off, runs, retries and status, and to PostgreSQL for rules, attribute
+mappings, licenses, validated domains, the catalog, failures and the activity history.`,
+		Example: `  export DATABASE_URL=postgres://usersync@127.0.0.1:5432/usersync
+  starter seed-demo
+  starter enable --interval 15m
+  starter status --wait
+  starter failures --type out_of_licenses`,
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if strings.TrimSpace(a.Org) == "" {
+				return errors.New("--org: empty (set it or env USERSYNC_ORG)")
+			}
+			if strings.TrimSpace(a.actor) == "" {
+				return errors.New("--actor: empty")
+			}
+			return nil
+		},
+	}
+	pf := root.PersistentFlags()
+	// Same names and environment defaults as config.Common.BindCommon (which binds Go's flag package).
+	pf.StringVar(&a.Org, "org", envOr("USERSYNC_ORG", "default"), "organization ID (env USERSYNC_ORG)")
+	pf.StringVar(&a.TemporalAddress, "temporal-address", envOr("TEMPORAL_ADDRESS", "127.0.0.1:7233"), "Temporal frontend host:port (env TEMPORAL_ADDRESS)")
+	pf.StringVar(&a.Namespace, "namespace", envOr("TEMPORAL_NAMESPACE", "default"), "Temporal namespace (env TEMPORAL_NAMESPACE)")
+	pf.StringVar(&a.DatabaseURL, "database-url", envOr("DATABASE_URL", ""), "PostgreSQL URL (env DATABASE_URL)")
+	pf.StringVar(&a.actor, "actor", envOr("USER", "cli"), "who is acting, recorded in the history (env USER)")
+	pf.BoolVar(&a.json, "json", false, "print machine-readable JSON")
+
+	root.AddCommand(
+		runCmd(a), enableCmd(a), disableCmd(a), syncNowCmd(a), approveCmd(a), retryCmd(a),
+		statusCmd(a), failuresCmd(a), rulesCmd(a), mappingsCmd(a), licensesCmd(a), domainsCmd(a),
+		catalogCmd(a), historyCmd(a), seedDemoCmd(a),
+	)
+	return root, a
+}
+
+// store opens the database on first use.
+func (a *app) store(ctx context.Context) (*store.Store, error) {
+	if a.db != nil {
+		return a.db, nil
+	}
+	if strings.TrimSpace(a.DatabaseURL) == "" {
+		return nil, errors.New("--database-url: not set (set it or env DATABASE_URL)")
+	}
+	db, err := store.Open(ctx, a.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	a.db = db
+	return db, nil
+}
+
+// temporal dials Temporal on first use. The SDK's own logging is silenced: the CLI reports
+// errors itself.
+func (a *app) temporal() (client.Client, error) {
+	if a.tc != nil {
+		return a.tc, nil
+	}
+	c, err := client.Dial(client.Options{
+		HostPort:  a.TemporalAddress,
+		Namespace: a.Namespace,
+		Logger:    tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("temporal %s (namespace %s): %w", a.TemporalAddress, a.Namespace, err)
+	}
+	a.tc = c
+	return c, nil
+}
+
+func (a *app) close() {
+	if a.db != nil {
+		a.db.Close()
+		a.db = nil
+	}
+	if a.tc != nil {
+		a.tc.Close()
+		a.tc = nil
+	}
+}

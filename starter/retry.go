@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/usersync/usersync/internal/plan"
+	"github.com/usersync/usersync/workflows"
+)
+
+const (
+	retryPollEvery = 500 * time.Millisecond
+	retryMaxWait   = 10 * time.Minute
+)
+
+// failureFilterFlags are --type, --product and --user of retry and failures.
+func failureFilterFlags(cmd *cobra.Command, f *plan.Filter) {
+	cmd.Flags().StringVar(&f.Type, "type", "", "failure type: "+strings.Join(plan.FailureTypes, ", "))
+	cmd.Flags().StringVar(&f.Product, "product", "", "product (for out_of_licenses)")
+	cmd.Flags().StringVar(&f.User, "user", "", "userName or externalId")
+}
+
+func checkFailureType(t string) error {
+	if t != "" && !slices.Contains(plan.FailureTypes, t) {
+		return fmt.Errorf("--type %q: unknown failure type (valid: %s)", t, strings.Join(plan.FailureTypes, ", "))
+	}
+	return nil
+}
+
+func describeFilter(f plan.Filter) string {
+	var parts []string
+	for _, p := range []struct{ k, v string }{{"type", f.Type}, {"product", f.Product}, {"user", f.User}} {
+		if p.v != "" {
+			parts = append(parts, p.k+"="+p.v)
+		}
+	}
+	if len(parts) == 0 {
+		return "all failures"
+	}
+	return strings.Join(parts, " ")
+}
+
+func retryCmd(a *app) *cobra.Command {
+	var f plan.Filter
+	var noWait bool
+	cmd := &cobra.Command{
+		Use:   "retry",
+		Short: "Re-attempt the currently failed users: all, or by type, product or user",
+		Long: `retry asks the organization's sync workflow to re-attempt failed users now. Without filters
+every failed user is retried. When no current failure matches, nothing is signalled. Unless
+--no-wait, it waits for the retry run to finish and prints its summary and what still fails.`,
+		Example: `  starter licenses set Webinar 120
+  starter retry --type out_of_licenses --product Webinar
+  starter retry --user anna.schmidt@example.com --no-wait`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkFailureType(f.Type); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			db, err := a.store(ctx)
+			if err != nil {
+				return err
+			}
+			matching, err := db.Failures(ctx, a.Org, f)
+			if err != nil {
+				return err
+			}
+			if len(matching) == 0 {
+				return a.emit(cmd, map[string]any{"matching": 0, "signalled": false}, func(w io.Writer) {
+					fmt.Fprintf(w, "No current failure matches %s: nothing to retry.\n", describeFilter(f))
+				})
+			}
+			st, err := a.queryStatus(ctx)
+			if err != nil {
+				return err
+			}
+			if st == nil || !st.Enabled {
+				return errSyncOff
+			}
+			before := lastRunID(st)
+			tc, _ := a.temporal()
+			if err := tc.SignalWorkflow(ctx, workflows.OrgWorkflowID(a.Org), "", workflows.SignalRetry,
+				workflows.RetrySignal{Actor: a.actor, Filter: f}); err != nil {
+				return fmt.Errorf("retry: %w", err)
+			}
+			if noWait {
+				return a.emit(cmd, map[string]any{"matching": len(matching), "signalled": true}, func(w io.Writer) {
+					fmt.Fprintf(w, "Retry of %d failed users (%s) requested.\n", len(matching), describeFilter(f))
+				})
+			}
+			if !a.json {
+				fmt.Fprintf(cmd.OutOrStdout(), "Retrying %d failed users (%s)...\n", len(matching), describeFilter(f))
+			}
+			done, err := a.waitForRunAfter(ctx, before)
+			if err != nil {
+				return err
+			}
+			banners, err := db.Banners(ctx, a.Org)
+			if err != nil {
+				return err
+			}
+			return a.emit(cmd, map[string]any{"matching": len(matching), "signalled": true, "lastRun": done.LastRun, "banners": banners}, func(w io.Writer) {
+				printSummary(w, *done.LastRun)
+				printBanners(w, banners)
+			})
+		},
+	}
+	failureFilterFlags(cmd, &f)
+	cmd.Flags().BoolVar(&noWait, "no-wait", false, "signal and return at once")
+	return cmd
+}
+
+func lastRunID(st *workflows.Status) string {
+	if st == nil || st.LastRun == nil {
+		return ""
+	}
+	return st.LastRun.RunID
+}
+
+// waitForRunAfter polls the status until a run other than before has finished and nothing
+// runs or is queued.
+func (a *app) waitForRunAfter(ctx context.Context, before string) (*workflows.Status, error) {
+	ctx, cancel := context.WithTimeout(ctx, retryMaxWait)
+	defer cancel()
+	tick := time.NewTicker(retryPollEvery)
+	defer tick.Stop()
+	for {
+		st, err := a.queryStatus(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if st == nil || !st.Enabled {
+			return nil, errSyncOff
+		}
+		if id := lastRunID(st); id != "" && id != before && st.CurrentRun == nil && st.Queued == nil {
+			return st, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waited %s for the retry run to finish: %w (see `starter status`)", retryMaxWait, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/workflows"
+)
+
+const statusPollEvery = 500 * time.Millisecond
+
+func statusCmd(a *app) *cobra.Command {
+	var wait bool
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show whether user sync is on, the current and last run, failures and recent runs",
+		Long: `status queries the organization's sync workflow (on/off, interval, next run, the running
+sync's progress, a queued request, the last run) and reads the failure banners and the last
+runs from the database. With --wait it first blocks until sync is on, a run has finished and
+nothing is running or queued.`,
+		Example: `  starter status
+  starter enable && starter status --wait --timeout 5m
+  starter status --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if timeout <= 0 {
+				return fmt.Errorf("--timeout %s: must be above 0", timeout)
+			}
+			ctx := cmd.Context()
+			db, err := a.store(ctx)
+			if err != nil {
+				return err
+			}
+			var st *workflows.Status
+			var queryErr error
+			if wait {
+				if st, err = a.waitIdle(ctx, timeout); err != nil {
+					return err
+				}
+			} else {
+				st, queryErr = a.queryStatus(ctx)
+			}
+			var prog *workflows.Progress
+			if st != nil && st.CurrentRun != nil {
+				prog = a.runProgress(ctx, st.CurrentRun)
+			}
+			banners, err := db.Banners(ctx, a.Org)
+			if err != nil {
+				return err
+			}
+			runs, err := db.Runs(ctx, a.Org, 5)
+			if err != nil {
+				return err
+			}
+			out := map[string]any{"org": a.Org, "exists": st != nil, "status": st, "progress": prog, "banners": banners, "runs": runs}
+			if queryErr != nil {
+				out["exists"], out["error"] = nil, queryErr.Error()
+			}
+			if err := a.emit(cmd, out, func(w io.Writer) {
+				if queryErr != nil {
+					fmt.Fprintf(w, "User sync of %s: status unavailable (is Temporal up and a worker running?)\n", a.Org)
+				}
+				printStatus(w, a.Org, st, prog, banners, runs, queryErr == nil)
+			}); err != nil {
+				return err
+			}
+			return queryErr // the store part was printed; the workflow part failed
+		},
+	}
+	cmd.Flags().BoolVar(&wait, "wait", false, "block until sync is on, a run has finished and nothing runs or is queued")
+	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "how long --wait may block")
+	return cmd
+}
+
+// runProgress asks the running sync for its progress; the status' own copy is the fallback.
+func (a *app) runProgress(ctx context.Context, cur *workflows.Progress) *workflows.Progress {
+	tc, err := a.temporal()
+	if err != nil {
+		return cur
+	}
+	qctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	v, err := tc.QueryWorkflow(qctx, cur.RunID, "", workflows.QueryProgress)
+	if err != nil {
+		return cur
+	}
+	var p workflows.Progress
+	if v.Get(&p) != nil {
+		return cur
+	}
+	return &p
+}
+
+// waitIdle polls until sync is on, a last run exists and nothing runs or is queued.
+func (a *app) waitIdle(ctx context.Context, timeout time.Duration) (*workflows.Status, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(statusPollEvery)
+	defer tick.Stop()
+	var lastErr error
+	for {
+		// A query fails while the worker is still starting: keep trying until the timeout.
+		st, err := a.queryStatus(ctx)
+		if err != nil {
+			lastErr = err
+		}
+		if st != nil && st.Enabled && st.LastRun != nil && st.CurrentRun == nil && st.Queued == nil {
+			return st, nil
+		}
+		select {
+		case <-ctx.Done():
+			what := "user sync has never been enabled"
+			switch {
+			case st != nil && !st.Enabled:
+				what = "user sync is off"
+			case st != nil && (st.CurrentRun != nil || st.Queued != nil):
+				what = "a sync is still running or queued"
+			case st != nil:
+				what = "no sync has finished yet"
+			}
+			if lastErr != nil && st == nil {
+				what = lastErr.Error()
+			}
+			return nil, fmt.Errorf("status --wait: gave up after --timeout %s: %s", timeout, what)
+		case <-tick.C:
+		}
+	}
+}
+
+func printStatus(w io.Writer, org string, st *workflows.Status, prog *workflows.Progress, banners []store.Banner, runs []store.Run, known bool) {
+	switch {
+	case !known:
+	case st == nil:
+		fmt.Fprintf(w, "User sync of %s: user sync has never been enabled (run `starter enable`).\n", org)
+	case !st.Enabled:
+		fmt.Fprintf(w, "User sync of %s: off (%d runs so far).\n", org, st.Runs)
+	default:
+		fmt.Fprintf(w, "User sync of %s: on, every %s (%d runs so far).\n", org, st.Interval, st.Runs)
+		if st.NextAt != nil && st.CurrentRun == nil {
+			fmt.Fprintf(w, "Next run: %s\n", timeStr(*st.NextAt))
+		}
+	}
+	if prog != nil {
+		fmt.Fprintf(w, "Current run: %s, %s since %s", prog.RunID, prog.Phase, timeStr(prog.StartedAt))
+		if prog.Pages > 0 {
+			fmt.Fprintf(w, ", pages %d/%d", prog.PagesDone, prog.Pages)
+		}
+		if prog.Items > 0 {
+			fmt.Fprintf(w, ", users %d/%d", prog.UsersDone, prog.Items)
+		}
+		if prog.Cancelling {
+			fmt.Fprint(w, " (stopping)")
+		}
+		fmt.Fprintln(w)
+	}
+	if st != nil && st.Queued != nil {
+		q := st.Queued
+		fmt.Fprintf(w, "Queued: %s", q.Kind)
+		if q.Retry != nil {
+			fmt.Fprintf(w, " (%s)", describeFilter(*q.Retry))
+		}
+		if q.ApproveSuspensions {
+			fmt.Fprint(w, ", approving held suspensions")
+		}
+		if q.Actor != "" {
+			fmt.Fprintf(w, ", requested by %s", q.Actor)
+		}
+		fmt.Fprintln(w)
+	}
+	if st != nil && st.LastRun != nil {
+		fmt.Fprint(w, "Last ")
+		printSummary(w, *st.LastRun)
+	}
+	printBanners(w, banners)
+	fmt.Fprintln(w, "Recent runs:")
+	printRuns(w, runs)
+}

@@ -1,0 +1,86 @@
+// Command worker runs usersync's Temporal workers for one organization.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+
+	"github.com/usersync/usersync/activities"
+	"github.com/usersync/usersync/internal/config"
+	"github.com/usersync/usersync/internal/directory"
+	"github.com/usersync/usersync/internal/engine"
+	"github.com/usersync/usersync/internal/scim"
+	"github.com/usersync/usersync/internal/store"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var cfg config.Worker
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	cfg.Bind(fs)
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	ldapPassword, err := config.Secret("LDAP_BIND_PASSWORD", cfg.LDAPBindPasswordFile)
+	if err != nil {
+		return err
+	}
+	token, err := config.Secret("SCIM_TOKEN", cfg.SCIMTokenFile)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+
+	st, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	dirCfg := directory.Config{URL: cfg.LDAPURL, BindDN: cfg.LDAPBindDN, BindPassword: ldapPassword, BaseDN: cfg.LDAPBaseDN,
+		Profile: cfg.LDAPProfile, UserNameAttribute: cfg.LDAPUserNameAttribute, DisabledAttribute: cfg.LDAPDisabledAttribute,
+		DisabledValue: cfg.LDAPDisabledValue, PageSize: cfg.LDAPPageSize}
+	if err := dirCfg.Validate(); err != nil {
+		return err
+	}
+	acts := &activities.Activities{
+		Store:                   st,
+		DialDirectory:           activities.LDAP(dirCfg),
+		Target:                  scim.New(scim.Config{BaseURL: cfg.SCIMURL, Token: token, RequestsPerSecond: cfg.SCIMRate}),
+		SuspendThresholdPercent: cfg.SuspendThresholdPercent,
+		SuspendThresholdMax:     cfg.SuspendThresholdMax,
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	c, err := client.DialContext(ctx, client.Options{HostPort: cfg.TemporalAddress, Namespace: cfg.Namespace,
+		Logger: tlog.NewStructuredLogger(logger)})
+	if err != nil {
+		return fmt.Errorf("connect to Temporal at %s: %w", cfg.TemporalAddress, err)
+	}
+	defer c.Close()
+	stop, err := engine.Start(c, acts, engine.Options{SCIMRate: cfg.SCIMRate})
+	if err != nil {
+		return err
+	}
+	logger.Info("usersync worker started", "org", cfg.Org, "temporal", cfg.TemporalAddress, "scimRate", cfg.SCIMRate)
+	<-ctx.Done()
+	stop()
+	return nil
+}

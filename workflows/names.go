@@ -1,0 +1,36 @@
+// Package workflows orchestrates syncs with Temporal. It holds no I/O: every read and write is
+// an activity in package activities.
+package workflows
+
+import "fmt"
+
+// Task queues. SCIM calls run on their own queue so that the target's rate limit can be
+// enforced by the server across all workers (TaskQueueActivitiesPerSecond).
+const (
+	TaskQueue     = "usersync"
+	SCIMTaskQueue = "usersync-scim"
+)
+
+// Signals and queries of UserSyncWorkflow.
+const (
+	SignalEnable             = "enable"
+	SignalDisable            = "disable"
+	SignalRetry              = "retry"
+	SignalSyncNow            = "sync-now"
+	SignalApproveSuspensions = "approve-suspensions"
+	QueryStatus              = "status"
+	QueryProgress            = "progress" // of SyncRunWorkflow
+)
+
+// Run kinds.
+const (
+	KindScheduled = "scheduled"
+	KindManual    = "manual"
+	KindRetry     = "retry"
+)
+
+// OrgWorkflowID is the ID of an organization's long-lived sync workflow.
+func OrgWorkflowID(org string) string { return "usersync/" + org }
+
+// RunWorkflowID is the ID of one sync run.
+func RunWorkflowID(org, suffix string) string { return fmt.Sprintf("usersync/%s/run/%s", org, suffix) }

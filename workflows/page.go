@@ -1,0 +1,118 @@
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/usersync/usersync/activities"
+	"github.com/usersync/usersync/internal/plan"
+)
+
+// stepOptions are for the pure-ish per-user steps (store reads and writes only).
+var stepOptions = workflow.LocalActivityOptions{
+	StartToCloseTimeout:    30 * time.Second,
+	ScheduleToCloseTimeout: 10 * time.Minute,
+	RetryPolicy: &temporal.RetryPolicy{
+		InitialInterval:    500 * time.Millisecond,
+		BackoffCoefficient: 2,
+		MaximumInterval:    30 * time.Second,
+	},
+}
+
+// provisionOptions are for the SCIM step. When attempts run out the user fails with
+// target_unavailable and the next sync or a retry picks it up again.
+var provisionOptions = workflow.ActivityOptions{
+	TaskQueue:           SCIMTaskQueue,
+	StartToCloseTimeout: 2 * time.Minute,
+	RetryPolicy: &temporal.RetryPolicy{
+		InitialInterval:    2 * time.Second,
+		BackoffCoefficient: 2,
+		MaximumInterval:    time.Minute,
+		MaximumAttempts:    6,
+	},
+}
+
+// ProcessPageWorkflow runs the three per-user steps (evaluate rules, check licenses,
+// provision SCIM) for the items [From, To) of a run, a bounded number of users at a time.
+func ProcessPageWorkflow(ctx workflow.Context, in PageInput) (PageResult, error) {
+	res := PageResult{Outcomes: map[string]int{}, Failures: map[string]int{}}
+	if in.UsersInFlight <= 0 {
+		in.UsersInFlight = DefaultUsersInFlight
+	}
+	running := 0
+	for seq := in.From; seq < in.To; seq++ {
+		if err := workflow.Await(ctx, func() bool { return running < in.UsersInFlight }); err != nil {
+			return res, err
+		}
+		running++
+		step := activities.UserStep{RunRef: in.RunRef, Seq: seq}
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			defer func() { running-- }()
+			o := processUser(ctx, step)
+			res.Outcomes[o.Status]++
+			if o.FailureType != "" {
+				res.Failures[o.FailureType]++
+			}
+		})
+	}
+	if err := workflow.Await(ctx, func() bool { return running == 0 }); err != nil {
+		return res, err
+	}
+	return res, ctx.Err()
+}
+
+// processUser runs one user's steps. It never fails the page: a user whose steps could not
+// complete keeps its previous state and is planned again by the next sync.
+func processUser(ctx workflow.Context, step activities.UserStep) activities.UserOutcome {
+	lctx := workflow.WithLocalActivityOptions(ctx, stepOptions)
+	var r activities.StepResult
+	if err := workflow.ExecuteLocalActivity(lctx, a.EvaluateUser, step).Get(ctx, &r); err != nil {
+		return errored(ctx, step, err)
+	}
+	if !r.Continue {
+		return r.Outcome
+	}
+	if r.NeedsSeats {
+		if err := workflow.ExecuteLocalActivity(lctx, a.CheckLicenses, step).Get(ctx, &r); err != nil {
+			return errored(ctx, step, err)
+		}
+		if !r.Continue {
+			return r.Outcome
+		}
+	}
+	var o activities.UserOutcome
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, provisionOptions), a.ProvisionUser, step).Get(ctx, &o)
+	if err == nil {
+		return o
+	}
+	if ctx.Err() != nil {
+		return errored(ctx, step, err)
+	}
+	f := plan.Failure{Type: plan.TargetUnavailable, Message: fmt.Sprintf("the target did not accept the change after %d attempts: %v",
+		provisionOptions.RetryPolicy.MaximumAttempts, rootCause(err))}
+	if err := workflow.ExecuteLocalActivity(lctx, a.RecordUserFailure, activities.UserFailureInput{UserStep: step, Failure: f}).Get(ctx, &o); err != nil {
+		return errored(ctx, step, err)
+	}
+	return o
+}
+
+func errored(ctx workflow.Context, step activities.UserStep, err error) activities.UserOutcome {
+	if ctx.Err() == nil {
+		workflow.GetLogger(ctx).Error("user step failed; the next sync retries it", "seq", step.Seq, "error", err)
+	}
+	return activities.UserOutcome{Seq: step.Seq, Status: "error"}
+}
+
+// rootCause strips Temporal's activity error wrapping for a readable failure message.
+func rootCause(err error) error {
+	for {
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok || u.Unwrap() == nil {
+			return err
+		}
+		err = u.Unwrap()
+	}
+}

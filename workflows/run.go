@@ -1,0 +1,139 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/usersync/usersync/activities"
+	"github.com/usersync/usersync/internal/store"
+)
+
+// a names activity methods; it is never dereferenced in workflow code.
+var a *activities.Activities
+
+// ioOptions are for the bulk steps (directory read, plan, finish, groups).
+var ioOptions = workflow.ActivityOptions{
+	StartToCloseTimeout: 30 * time.Minute,
+	HeartbeatTimeout:    2 * time.Minute,
+	RetryPolicy: &temporal.RetryPolicy{
+		InitialInterval:    time.Second,
+		BackoffCoefficient: 2,
+		MaximumInterval:    time.Minute,
+		MaximumAttempts:    10,
+	},
+}
+
+// SyncRunWorkflow is one sync: read the directory into a snapshot, plan, fan the users that
+// need work out to page workflows, write group memberships, record the outcome.
+func SyncRunWorkflow(ctx workflow.Context, in RunInput) (activities.RunSummary, error) {
+	if in.PageSize <= 0 {
+		in.PageSize = DefaultPageSize
+	}
+	if in.PageWindow <= 0 {
+		in.PageWindow = DefaultPageWindow
+	}
+	if in.UsersInFlight <= 0 {
+		in.UsersInFlight = DefaultUsersInFlight
+	}
+	ref := activities.RunRef{Org: in.Org, RunID: in.RunID}
+	prog := Progress{RunID: in.RunID, Phase: "reading directory", StartedAt: workflow.Now(ctx), DryRun: in.DryRun}
+	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) { return prog, nil }); err != nil {
+		return activities.RunSummary{}, err
+	}
+	fin := activities.FinishInput{RunRef: ref, Kind: in.Kind, DryRun: in.DryRun, StartedAt: prog.StartedAt,
+		Outcomes: map[string]int{}, Failures: map[string]int{}}
+	actx := workflow.WithActivityOptions(ctx, ioOptions)
+
+	err := workflow.ExecuteActivity(actx, a.SnapshotDirectory,
+		activities.SnapshotInput{RunRef: ref, Kind: in.Kind, DryRun: in.DryRun}).Get(ctx, &fin.Directory)
+	if err == nil {
+		prog.Phase = "planning"
+		err = workflow.ExecuteActivity(actx, a.PlanRun, activities.PlanInput{RunRef: ref, DryRun: in.DryRun,
+			Retry: in.Retry, ApproveSuspensions: in.ApproveSuspensions}).Get(ctx, &fin.Plan)
+	}
+	if err == nil && !in.DryRun {
+		prog.Phase, prog.Items = "provisioning", fin.Plan.Items
+		err = fanOut(ctx, in, &prog, &fin)
+	}
+	if err == nil && !in.DryRun {
+		prog.Phase = "groups"
+		gctx := workflow.WithActivityOptions(ctx, scimOptions(ioOptions))
+		err = workflow.ExecuteActivity(gctx, a.SyncGroups, ref).Get(ctx, &fin.Groups)
+	}
+
+	fin.Status = store.RunSucceeded
+	finishCtx := actx
+	switch {
+	case temporal.IsCanceledError(err) || errors.Is(ctx.Err(), workflow.ErrCanceled):
+		fin.Status = store.RunCancelled
+		// Record the cancelled run even though this workflow is being cancelled.
+		dctx, _ := workflow.NewDisconnectedContext(ctx)
+		finishCtx = workflow.WithActivityOptions(dctx, ioOptions)
+	case err != nil:
+		fin.Status, fin.Error = store.RunFailed, err.Error()
+	}
+	prog.Phase = "done"
+	var sum activities.RunSummary
+	if ferr := workflow.ExecuteActivity(finishCtx, a.FinishRun, fin).Get(finishCtx, &sum); ferr != nil && err == nil {
+		err = ferr
+	}
+	return sum, err
+}
+
+// scimOptions moves activities to the SCIM queue, whose dispatch rate the server limits.
+func scimOptions(o workflow.ActivityOptions) workflow.ActivityOptions {
+	o.TaskQueue = SCIMTaskQueue
+	return o
+}
+
+// fanOut runs the planned items as page child workflows, at most PageWindow at a time, so that
+// no history grows with the number of users.
+func fanOut(ctx workflow.Context, in RunInput, prog *Progress, fin *activities.FinishInput) error {
+	items := fin.Plan.Items
+	pages := (items + in.PageSize - 1) / in.PageSize
+	prog.Pages = pages
+	var firstErr error
+	running, next := 0, 0
+	sel := workflow.NewSelector(ctx)
+	for prog.PagesDone < pages {
+		for running < in.PageWindow && next < pages && firstErr == nil && ctx.Err() == nil {
+			from := next * in.PageSize
+			to := min(from+in.PageSize, items)
+			cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+				WorkflowID:          fmt.Sprintf("%s/page/%d", in.RunID, next),
+				WaitForCancellation: true,
+			})
+			f := workflow.ExecuteChildWorkflow(cctx, ProcessPageWorkflow, PageInput{
+				RunRef: activities.RunRef{Org: in.Org, RunID: in.RunID}, From: from, To: to, UsersInFlight: in.UsersInFlight})
+			sel.AddFuture(f, func(f workflow.Future) {
+				var r PageResult
+				if err := f.Get(ctx, &r); err != nil && firstErr == nil {
+					firstErr = err
+				}
+				running--
+				prog.PagesDone++
+				for k, v := range r.Outcomes {
+					fin.Outcomes[k] += v
+					prog.UsersDone += v
+				}
+				for k, v := range r.Failures {
+					fin.Failures[k] += v
+				}
+			})
+			running++
+			next++
+		}
+		if running == 0 {
+			break
+		}
+		sel.Select(ctx)
+	}
+	if firstErr == nil && ctx.Err() != nil {
+		firstErr = temporal.NewCanceledError()
+	}
+	return firstErr
+}

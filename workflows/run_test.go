@@ -1,0 +1,135 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/usersync/usersync/activities"
+	"github.com/usersync/usersync/internal/plan"
+	"github.com/usersync/usersync/internal/store"
+)
+
+// runEnv runs SyncRunWorkflow with its real page workflows and stubbed activities.
+type runEnv struct {
+	*testsuite.TestWorkflowEnvironment
+	mu        sync.Mutex
+	finished  activities.FinishInput
+	provision map[int]int // seq -> attempts
+	// failProvision, when set, makes ProvisionUser fail for that user.
+	failProvision func(seq int) error
+}
+
+func newRunEnv(t *testing.T, items int) *runEnv {
+	var s testsuite.WorkflowTestSuite
+	quiet(&s)
+	e := &runEnv{TestWorkflowEnvironment: s.NewTestWorkflowEnvironment(), provision: map[int]int{}}
+	e.RegisterWorkflow(SyncRunWorkflow)
+	e.RegisterWorkflow(ProcessPageWorkflow)
+	e.RegisterActivity(&activities.Activities{})
+	e.OnActivity("SnapshotDirectory", mock.Anything, mock.Anything).Return(activities.SnapshotResult{Users: items, InScope: items}, nil).Maybe()
+	e.OnActivity("PlanRun", mock.Anything, mock.Anything).Return(activities.PlanResult{Items: items, Creates: items, InScope: items}, nil).Maybe()
+	e.OnActivity("SyncGroups", mock.Anything, mock.Anything).Return(activities.GroupsResult{}, nil).Maybe()
+	e.OnActivity("FinishRun", mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.FinishInput) (activities.RunSummary, error) {
+		e.finished = in
+		return activities.RunSummary{FinishInput: in}, nil
+	}).Maybe()
+	e.OnActivity("EvaluateUser", mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.UserStep) (activities.StepResult, error) {
+		o := activities.UserOutcome{Seq: in.Seq}
+		if in.Seq%10 == 9 { // every tenth user is in a domain that is not validated
+			o.Status, o.FailureType = activities.Failed, plan.DomainNotValidated
+			return activities.StepResult{Outcome: o}, nil
+		}
+		return activities.StepResult{Continue: true, NeedsSeats: in.Seq%2 == 0, Outcome: o}, nil
+	}).Maybe()
+	e.OnActivity("CheckLicenses", mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.UserStep) (activities.StepResult, error) {
+		return activities.StepResult{Continue: true, Outcome: activities.UserOutcome{Seq: in.Seq}}, nil
+	}).Maybe()
+	e.OnActivity("ProvisionUser", mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.UserStep) (activities.UserOutcome, error) {
+		e.mu.Lock()
+		e.provision[in.Seq]++
+		e.mu.Unlock()
+		if e.failProvision != nil {
+			if err := e.failProvision(in.Seq); err != nil {
+				return activities.UserOutcome{}, err
+			}
+		}
+		return activities.UserOutcome{Seq: in.Seq, Status: activities.Created}, nil
+	}).Maybe()
+	return e
+}
+
+func TestRunFansOutEveryPlannedUserThroughPages(t *testing.T) {
+	e := newRunEnv(t, 1000)
+	e.ExecuteWorkflow(SyncRunWorkflow, RunInput{Org: "acme", RunID: "r1", Kind: KindManual, PageSize: 120, PageWindow: 3})
+	require.NoError(t, e.GetWorkflowError())
+
+	require.Len(t, e.provision, 900, "every user but the failed tenth is provisioned")
+	for seq, n := range e.provision {
+		require.Equal(t, 1, n, "user %d provisioned once", seq)
+		require.NotEqual(t, 9, seq%10)
+	}
+	require.Equal(t, store.RunSucceeded, e.finished.Status)
+	require.Equal(t, 900, e.finished.Outcomes[activities.Created])
+	require.Equal(t, 100, e.finished.Failures[plan.DomainNotValidated])
+}
+
+func TestDryRunPlansButProvisionsNothing(t *testing.T) {
+	e := newRunEnv(t, 50)
+	e.ExecuteWorkflow(SyncRunWorkflow, RunInput{Org: "acme", RunID: "r1", Kind: KindManual, DryRun: true})
+	require.NoError(t, e.GetWorkflowError())
+	require.Empty(t, e.provision)
+	require.True(t, e.finished.DryRun)
+	require.Equal(t, 50, e.finished.Plan.Creates)
+}
+
+func TestFailedDirectoryReadFailsTheRunWithoutPlanning(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	quiet(&s)
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterWorkflow(SyncRunWorkflow)
+	env.RegisterActivity(&activities.Activities{})
+	env.OnActivity("SnapshotDirectory", mock.Anything, mock.Anything).Return(activities.SnapshotResult{},
+		temporal.NewNonRetryableApplicationError("directory read: connection refused", "ldap", nil))
+	var fin activities.FinishInput
+	env.OnActivity("FinishRun", mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.FinishInput) (activities.RunSummary, error) {
+		fin = in
+		return activities.RunSummary{FinishInput: in}, nil
+	})
+	env.ExecuteWorkflow(SyncRunWorkflow, RunInput{Org: "acme", RunID: "r1", Kind: KindScheduled})
+
+	require.Error(t, env.GetWorkflowError())
+	require.Equal(t, store.RunFailed, fin.Status)
+	require.Contains(t, fin.Error, "connection refused")
+	env.AssertNotCalled(t, "PlanRun", mock.Anything, mock.Anything)
+}
+
+func TestTargetDownRecordsTargetUnavailableAfterRetries(t *testing.T) {
+	e := newRunEnv(t, 3)
+	e.failProvision = func(seq int) error {
+		if seq == 1 {
+			return errors.New("scim: 503 Service Unavailable")
+		}
+		return nil
+	}
+	var recorded activities.UserFailureInput
+	e.OnActivity("RecordUserFailure", mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.UserFailureInput) (activities.UserOutcome, error) {
+		recorded = in
+		return activities.UserOutcome{Seq: in.Seq, Status: activities.Failed, FailureType: in.Failure.Type}, nil
+	})
+	e.ExecuteWorkflow(SyncRunWorkflow, RunInput{Org: "acme", RunID: "r1", Kind: KindManual})
+	require.NoError(t, e.GetWorkflowError())
+
+	require.Equal(t, int(provisionOptions.RetryPolicy.MaximumAttempts), e.provision[1], "retried, then given up")
+	require.Equal(t, 1, recorded.Seq)
+	require.Equal(t, plan.TargetUnavailable, recorded.Failure.Type)
+	require.Contains(t, recorded.Failure.Message, "503")
+	require.Equal(t, 1, e.finished.Failures[plan.TargetUnavailable])
+	require.Equal(t, 2, e.finished.Outcomes[activities.Created])
+}

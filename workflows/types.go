@@ -1,0 +1,110 @@
+package workflows
+
+import (
+	"time"
+
+	"github.com/usersync/usersync/activities"
+	"github.com/usersync/usersync/internal/plan"
+)
+
+// RunInput starts one sync.
+type RunInput struct {
+	Org                string       `json:"org"`
+	RunID              string       `json:"runId"`
+	Kind               string       `json:"kind"`
+	DryRun             bool         `json:"dryRun,omitempty"`
+	Retry              *plan.Filter `json:"retry,omitempty"`
+	ApproveSuspensions bool         `json:"approveSuspensions,omitempty"`
+	Actor              string       `json:"actor,omitempty"`
+	// Shape of the fan-out; zero values take the defaults.
+	PageSize      int `json:"pageSize,omitempty"`
+	PageWindow    int `json:"pageWindow,omitempty"`
+	UsersInFlight int `json:"usersInFlight,omitempty"`
+}
+
+// Fan-out defaults: many small pages in parallel, a few users in flight each.
+const (
+	DefaultPageSize      = 250
+	DefaultPageWindow    = 8
+	DefaultUsersInFlight = 20
+)
+
+// PageInput is one page of a run: items [From, To).
+type PageInput struct {
+	activities.RunRef
+	From          int `json:"from"`
+	To            int `json:"to"`
+	UsersInFlight int `json:"usersInFlight"`
+}
+
+// PageResult counts a page's outcomes.
+type PageResult struct {
+	Outcomes map[string]int `json:"outcomes"`
+	Failures map[string]int `json:"failures"`
+}
+
+// Progress is a run's progress, for the UI and the CLI.
+type Progress struct {
+	RunID      string    `json:"runId"`
+	Phase      string    `json:"phase"` // reading directory, planning, provisioning, groups, done
+	StartedAt  time.Time `json:"startedAt"`
+	Items      int       `json:"items"`
+	Pages      int       `json:"pages"`
+	PagesDone  int       `json:"pagesDone"`
+	UsersDone  int       `json:"usersDone"`
+	DryRun     bool      `json:"dryRun,omitempty"`
+	Cancelling bool      `json:"cancelling,omitempty"`
+}
+
+// SyncState is UserSyncWorkflow's input and what it carries across continue-as-new.
+type SyncState struct {
+	Org      string        `json:"org"`
+	Enabled  bool          `json:"enabled"`
+	Interval time.Duration `json:"interval"`
+	Seq      int           `json:"seq"`
+	// Next is the run to start as soon as none is in flight (nil: none requested).
+	Next    *RunRequest            `json:"next,omitempty"`
+	LastRun *activities.RunSummary `json:"lastRun,omitempty"`
+	NextAt  time.Time              `json:"nextAt,omitempty"`
+}
+
+// RunRequest is a requested run not started yet.
+type RunRequest struct {
+	Kind               string       `json:"kind"`
+	Retry              *plan.Filter `json:"retry,omitempty"`
+	ApproveSuspensions bool         `json:"approveSuspensions,omitempty"`
+	Actor              string       `json:"actor,omitempty"`
+}
+
+// Signal payloads.
+type (
+	// SwitchSignal is the payload of enable and disable. Interval (enable only) changes the schedule.
+	SwitchSignal struct {
+		Actor    string        `json:"actor,omitempty"`
+		Interval time.Duration `json:"interval,omitempty"`
+	}
+	// RetrySignal re-attempts failed users: all, or those matching the filter.
+	RetrySignal struct {
+		Actor  string      `json:"actor,omitempty"`
+		Filter plan.Filter `json:"filter"`
+	}
+	// ActorSignal is the payload of sync-now and approve-suspensions.
+	ActorSignal struct {
+		Actor string `json:"actor,omitempty"`
+	}
+)
+
+// Status answers the status query.
+type Status struct {
+	Org        string                 `json:"org"`
+	Enabled    bool                   `json:"enabled"`
+	Interval   time.Duration          `json:"interval"`
+	NextAt     *time.Time             `json:"nextAt,omitempty"`
+	CurrentRun *Progress              `json:"currentRun,omitempty"`
+	Queued     *RunRequest            `json:"queued,omitempty"`
+	LastRun    *activities.RunSummary `json:"lastRun,omitempty"`
+	Runs       int                    `json:"runs"`
+}
+
+// DefaultInterval is the schedule when none is set.
+const DefaultInterval = 15 * time.Minute
