@@ -27,6 +27,7 @@ var stepOptions = workflow.LocalActivityOptions{
 var provisionOptions = workflow.ActivityOptions{
 	TaskQueue:           SCIMTaskQueue,
 	StartToCloseTimeout: 2 * time.Minute,
+	WaitForCancellation: true, // a cancelled run ends after its in-flight writes, not before
 	RetryPolicy: &temporal.RetryPolicy{
 		InitialInterval:    2 * time.Second,
 		BackoffCoefficient: 2,
@@ -45,7 +46,7 @@ func ProcessPageWorkflow(ctx workflow.Context, in PageInput) (PageResult, error)
 	running := 0
 	for seq := in.From; seq < in.To; seq++ {
 		if err := workflow.Await(ctx, func() bool { return running < in.UsersInFlight }); err != nil {
-			return res, err
+			break
 		}
 		running++
 		step := activities.UserStep{RunRef: in.RunRef, Seq: seq}
@@ -58,9 +59,10 @@ func ProcessPageWorkflow(ctx workflow.Context, in PageInput) (PageResult, error)
 			}
 		})
 	}
-	if err := workflow.Await(ctx, func() bool { return running == 0 }); err != nil {
-		return res, err
-	}
+	// Also when cancelled (sync disabled): let the users in flight finish, so that the run
+	// ends only once nothing more will be written.
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	_ = workflow.Await(dctx, func() bool { return running == 0 })
 	return res, ctx.Err()
 }
 
