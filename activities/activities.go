@@ -19,8 +19,7 @@ type Directory interface {
 
 // Target is the SCIM service provider (*scim.Client).
 type Target interface {
-	FindUserByExternalID(ctx context.Context, externalID string) (*scim.User, error)
-	CreateUser(ctx context.Context, d plan.Desired) (*scim.User, error)
+	CreateUser(ctx context.Context, d plan.Desired) (*scim.User, error) // on 409, the account with this externalId if any
 	UpdateUser(ctx context.Context, id string, d plan.Desired, changed []string) error
 	FindGroup(ctx context.Context, displayName string) (*scim.Group, error)
 	CreateGroup(ctx context.Context, displayName string) (*scim.Group, error)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -34,18 +33,7 @@ func (a *Activities) SnapshotDirectory(ctx context.Context, in SnapshotInput) (S
 	if err != nil {
 		return SnapshotResult{}, err
 	}
-	groups := map[string]bool{}
-	var groupDNs []string
-	for _, r := range rs {
-		if !groups[r.GroupDN] {
-			groups[r.GroupDN] = true
-			groupDNs = append(groupDNs, r.GroupDN)
-		}
-	}
-	var attrs []string
-	for _, m := range ms {
-		attrs = append(attrs, m.Source)
-	}
+	groupDNs, attrs := SnapshotScope(rs, ms)
 	var res SnapshotResult
 	if len(groupDNs) == 0 {
 		return res, nil
@@ -77,37 +65,12 @@ func (a *Activities) SnapshotDirectory(ctx context.Context, in SnapshotInput) (S
 
 // PlanRun computes the run's per-user work from its snapshot and stores it.
 func (a *Activities) PlanRun(ctx context.Context, in PlanInput) (PlanResult, error) {
-	pin := plan.Input{Retry: in.Retry, ApproveSuspensions: in.ApproveSuspensions,
-		SuspendThresholdPercent: a.SuspendThresholdPercent, SuspendThresholdMax: a.SuspendThresholdMax}
-	var err error
-	if pin.Rules, err = a.Store.Rules(ctx, in.Org); err != nil {
-		return PlanResult{}, err
-	}
-	if pin.Mappings, err = a.Store.Mappings(ctx, in.Org); err != nil {
-		return PlanResult{}, err
-	}
-	domains, err := a.Store.Domains(ctx, in.Org)
+	pin, err := LoadPlanInput(ctx, a.Store, in.Org)
 	if err != nil {
 		return PlanResult{}, err
 	}
-	pin.ValidatedDomains = map[string]bool{}
-	for _, d := range domains {
-		if d.Validated {
-			pin.ValidatedDomains[strings.ToLower(d.Name)] = true
-		}
-	}
-	if pin.Applied, err = a.Store.AppliedStates(ctx, in.Org); err != nil {
-		return PlanResult{}, err
-	}
-	if pin.Failed, err = a.Store.FailedUsers(ctx, in.Org); err != nil {
-		return PlanResult{}, err
-	}
-	if pin.Seats, pin.Held, err = a.Store.SeatState(ctx, in.Org); err != nil {
-		return PlanResult{}, err
-	}
-	if pin.PreviousSnapshotSize, err = a.Store.LastGoodSnapshotSize(ctx, in.Org); err != nil {
-		return PlanResult{}, err
-	}
+	pin.Retry, pin.ApproveSuspensions = in.Retry, in.ApproveSuspensions
+	pin.SuspendThresholdPercent, pin.SuspendThresholdMax = a.SuspendThresholdPercent, a.SuspendThresholdMax
 	if err := a.Store.SnapshotUsers(ctx, in.RunID, func(u directory.User) error {
 		pin.Users = append(pin.Users, u)
 		return nil

@@ -10,11 +10,6 @@ import (
 	"github.com/usersync/usersync/internal/scim"
 )
 
-// allFields is every Desired attribute the target stores on the user, for linking an account
-// found by externalId whose state we do not know.
-var allFields = []string{"userName", "email", "givenName", "familyName", "displayName", "active",
-	"role", "products", "settingsTemplate", "enterprise", "custom"}
-
 // EvaluateUser is the first per-user step: it applies the rule evaluation the plan made and
 // records the failures decided there (domain not validated, invalid data, out of licenses,
 // suspension held).
@@ -96,27 +91,21 @@ func (a *Activities) provision(ctx context.Context, org string, it plan.Item) (s
 		}
 		return applied.ScimID, status, nil, err
 	}
-	// Not linked: an earlier attempt may have created it already (crash, lost response, a
-	// racing run), so look it up by externalId before creating.
-	found, err := a.Target.FindUserByExternalID(ctx, it.ExternalID)
-	if err != nil {
-		return "", "", nil, err
-	}
-	if found != nil {
-		return found.ID, Created, nil, a.Target.UpdateUser(ctx, found.ID, it.Desired, allFields)
-	}
+	// Not linked: one POST. If an earlier attempt already created the account (crash, lost
+	// response, racing run), the target answers 409 and the client returns the account that
+	// carries this externalId; only then can its state differ, and one PATCH fixes it.
 	u, err := a.Target.CreateUser(ctx, it.Desired)
 	if scim.IsConflict(err) {
-		if again, ferr := a.Target.FindUserByExternalID(ctx, it.ExternalID); ferr == nil && again != nil {
-			return again.ID, Created, nil, nil
-		}
 		return "", "", &plan.Failure{Type: plan.ExistingAccount,
 			Message: fmt.Sprintf("userName %q is taken by an account not linked to this directory user", it.Desired.UserName)}, nil
 	}
 	if err != nil {
 		return "", "", nil, err
 	}
-	return u.ID, Created, nil, nil
+	if changed := plan.Diff(u.State(), it.Desired); len(changed) > 0 {
+		err = a.Target.UpdateUser(ctx, u.ID, it.Desired, changed)
+	}
+	return u.ID, Created, nil, err
 }
 
 // RecordUserFailure records a failure the workflow decided (the target stayed unavailable

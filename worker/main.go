@@ -62,9 +62,11 @@ func run() error {
 		return err
 	}
 	acts := &activities.Activities{
-		Store:                   st,
-		DialDirectory:           activities.LDAP(dirCfg),
-		Target:                  scim.New(scim.Config{BaseURL: cfg.SCIMURL, Token: token, RequestsPerSecond: cfg.SCIMRate}),
+		Store:         st,
+		DialDirectory: activities.LDAP(dirCfg),
+		// Every worker of the organization shares one request pace, kept in the database.
+		Target: scim.New(scim.Config{BaseURL: cfg.SCIMURL, Token: token,
+			Pacer: st.Pacer("scim/"+cfg.Org, cfg.SCIMRate*engine.RateHeadroom)}),
 		SuspendThresholdPercent: cfg.SuspendThresholdPercent,
 		SuspendThresholdMax:     cfg.SuspendThresholdMax,
 	}

@@ -39,6 +39,10 @@ type stack struct {
 	client  client.Client
 	sandbox *scimsandbox.Server
 	target  *scim.Client
+	// Where the parts listen, for tests that drive them directly (CLI, LDAP edits).
+	dbURL, hostPort, ldapURL, ldapBindDN, scimURL string
+	acts                                          *activities.Activities
+	stopWorkers                                   []func()
 }
 
 func newStack(t *testing.T, d demo.Demo) *stack {
@@ -67,8 +71,7 @@ func newStack(t *testing.T, d demo.Demo) *stack {
 	t.Cleanup(st.Close)
 	require.NoError(t, demo.Seed(ctx, st, org, "e2e", d))
 
-	c, err := client.Dial(client.Options{HostPort: hostPort, Logger: tlog.NewStructuredLogger(
-		slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))})
+	c, err := client.Dial(client.Options{HostPort: hostPort, Logger: quietLogger()})
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 	target := scim.New(scim.Config{BaseURL: srv.URL, Token: scimToken})
@@ -78,10 +81,35 @@ func newStack(t *testing.T, d demo.Demo) *stack {
 			BaseDN: d.Suffix, Profile: "openldap", PageSize: 100}),
 		Target: target,
 	}
-	stop, err := engine.Start(c, acts, engine.Options{SCIMRate: 500})
-	require.NoError(t, err)
-	t.Cleanup(stop)
-	return &stack{t: t, ctx: ctx, demo: d, store: st, client: c, sandbox: sb, target: target}
+	s := &stack{t: t, ctx: ctx, demo: d, store: st, client: c, sandbox: sb, target: target, acts: acts,
+		dbURL: dbURL, hostPort: hostPort, ldapURL: sl.URL(), ldapBindDN: sl.AdminDN, scimURL: srv.URL}
+	s.restartWorkers(engine.Options{SCIMRate: 500}, 1)
+	t.Cleanup(func() { s.restartWorkers(engine.Options{}, 0) })
+	return s
+}
+
+// restartWorkers replaces the running workers with n workers (each its own client, as
+// separate processes would be) using opts.
+func (s *stack) restartWorkers(opts engine.Options, n int) {
+	s.t.Helper()
+	for _, stop := range s.stopWorkers {
+		stop()
+	}
+	s.stopWorkers = nil
+	for range n {
+		c, err := client.Dial(client.Options{HostPort: s.hostPort, Logger: quietLogger()})
+		require.NoError(s.t, err)
+		acts := *s.acts // each worker its own SCIM client, as separate processes have
+		acts.Target = scim.New(scim.Config{BaseURL: s.scimURL, Token: scimToken,
+			Pacer: s.store.Pacer("scim/"+org, max(opts.SCIMRate, 1))})
+		stop, err := engine.Start(c, &acts, opts)
+		require.NoError(s.t, err)
+		s.stopWorkers = append(s.stopWorkers, func() { stop(); c.Close() })
+	}
+}
+
+func quietLogger() tlog.Logger {
+	return tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 }
 
 // signal sends a signal to the organization's workflow, starting it when needed (as the CLI does).

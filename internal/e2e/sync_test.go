@@ -37,6 +37,10 @@ func TestFirstSyncThenBuySeatsAndRetry(t *testing.T) {
 		require.False(t, provisioned, "failed user %s must not be provisioned", f.UserName)
 	}
 	require.Equal(t, first.Outcomes[activities.Created], len(s.linked()))
+	stats := s.sandbox.Stats()
+	require.Equal(t, first.Outcomes[activities.Created]+5, stats.Count("POST", "/Users"),
+		"one POST per created user, plus the five that conflict with existing accounts")
+	require.Zero(t, stats.Count("PATCH", "/Users/{id}"), "a create carries every attribute")
 	for _, u := range s.linked() {
 		require.True(t, u.Active)
 	}

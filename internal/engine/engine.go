@@ -19,6 +19,10 @@ type Options struct {
 	SCIMRate float64
 }
 
+// RateHeadroom keeps dispatch just under the target's limit: at exactly the limit, normal
+// jitter between workers and the network lands some requests in an empty bucket (429).
+const RateHeadroom = 0.98
+
 // Start runs two workers on c: the main queue (workflows, store and directory steps) and the
 // SCIM queue (rate limited). Stop them with the returned function.
 func Start(c client.Client, acts *activities.Activities, opts Options) (stop func(), err error) {
@@ -33,7 +37,7 @@ func Start(c client.Client, acts *activities.Activities, opts Options) (stop fun
 	main.RegisterActivity(acts)
 
 	scim := worker.New(c, workflows.SCIMTaskQueue, worker.Options{
-		TaskQueueActivitiesPerSecond: opts.SCIMRate,
+		TaskQueueActivitiesPerSecond: opts.SCIMRate * RateHeadroom,
 		ActivityTaskPollerBehavior:   autoscale,
 		DisableWorkflowWorker:        true,
 	})

@@ -48,9 +48,17 @@ type Config struct {
 	CustomSchema string
 	// RequestsPerSecond limits the requests this Client sends (0: no limit).
 	RequestsPerSecond float64
+	// Pacer, when set, is waited on before every request instead of the local limit: a
+	// pacer shared by all workers keeps their requests together under the target's rate.
+	Pacer Pacer
 	// RetryBackoff is the first wait after a 5xx or network error; it doubles per attempt
 	// (default 200ms).
 	RetryBackoff time.Duration
+}
+
+// Pacer hands out request slots; Wait returns when this request may be sent.
+type Pacer interface {
+	Wait(ctx context.Context) error
 }
 
 // Client talks to one SCIM service provider. It is safe for concurrent use.
@@ -61,7 +69,7 @@ type Client struct {
 	maxAttempts  int
 	customSchema string
 	backoff      time.Duration
-	limiter      *rate.Limiter
+	limiter      Pacer
 	requests     atomic.Int64
 }
 
@@ -87,7 +95,9 @@ func New(cfg Config) *Client {
 	if c.backoff <= 0 {
 		c.backoff = defaultRetryBackoff
 	}
-	if cfg.RequestsPerSecond > 0 {
+	if cfg.Pacer != nil {
+		c.limiter = cfg.Pacer
+	} else if cfg.RequestsPerSecond > 0 {
 		// Burst 1: never more than the target's documented rate, even after an idle spell.
 		c.limiter = rate.NewLimiter(rate.Limit(cfg.RequestsPerSecond), 1)
 	}

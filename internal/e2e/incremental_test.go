@@ -1,0 +1,100 @@
+package e2e
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+	"github.com/stretchr/testify/require"
+
+	"github.com/usersync/usersync/activities"
+	"github.com/usersync/usersync/internal/demo"
+	"github.com/usersync/usersync/internal/engine"
+	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/workflows"
+)
+
+// A resync after a few directory changes touches exactly the changed users, with one PATCH
+// each carrying only what changed.
+func TestResyncTouchesOnlyChangedUsers(t *testing.T) {
+	d := demo.Generate(400, 1)
+	s := newStack(t, d)
+	first := s.runOnce("initial")
+	require.Equal(t, 400, first.Outcomes[activities.Created])
+
+	// 1% of the users get a new display name in the directory.
+	conn, err := ldap.DialURL(s.ldapURL)
+	require.NoError(t, err)
+	defer conn.Close()
+	require.NoError(t, conn.Bind(s.ldapBindDN, ldapSecret))
+	var changed []string
+	for _, e := range d.Entries {
+		if len(changed) == 4 {
+			break
+		}
+		if attr(e, "uid") == "" {
+			continue
+		}
+		m := ldap.NewModifyRequest(e.DN, nil)
+		m.Replace("displayName", []string{"Renamed " + attr(e, "uid")})
+		require.NoError(t, conn.Modify(m))
+		changed = append(changed, attr(e, "mail"))
+	}
+
+	s.sandbox.ResetStats()
+	second := s.runOnce("one-percent")
+	require.Equal(t, 4, second.Plan.Items, "per-user work only for the changed users")
+	require.Equal(t, 4, second.Outcomes[activities.Updated])
+	stats := s.sandbox.Stats()
+	require.Equal(t, 4, stats.Count("PATCH", "/Users/{id}"))
+	require.Equal(t, 4, stats.Requests, "one request per changed user, nothing else")
+	for _, mail := range changed {
+		u, ok := s.sandbox.UserByUserName(mail)
+		require.True(t, ok)
+		require.Contains(t, u.DisplayName, "Renamed ")
+	}
+
+	s.sandbox.ResetStats()
+	third := s.runOnce("unchanged")
+	require.Zero(t, third.Plan.Items, "an unchanged directory schedules no per-user work")
+	require.Zero(t, s.sandbox.Stats().Requests, "and sends nothing to the target")
+}
+
+// The target's request budget holds across workers: two workers polling the SCIM queue
+// together stay under the rate and draw no 429 from a target that enforces it.
+func TestRateLimitHoldsAcrossTwoWorkers(t *testing.T) {
+	const rate = 5
+	d := demo.Generate(60, 2)
+	s := newStack(t, d)
+	s.restartWorkers(engine.Options{SCIMRate: rate}, 2)
+	s.sandbox.SetRateLimit(rate)
+
+	sum := s.runOnce("rate")
+	require.Equal(t, store.RunSucceeded, sum.Status)
+	require.Equal(t, 60, sum.Outcomes[activities.Created])
+	stats := s.sandbox.Stats()
+	require.Zero(t, stats.Throttled, "no request over the target's rate limit (%d requests)", stats.Requests)
+	require.Equal(t, 60, stats.Count("POST", "/Users"), "so no request had to be repeated")
+}
+
+func attr(e *ldap.AddRequest, name string) string {
+	for _, a := range e.Attributes {
+		if a.Type == name && len(a.Vals) > 0 {
+			return a.Vals[0]
+		}
+	}
+	return ""
+}
+
+// runOnce runs one manual sync directly, as `starter run` does, and returns its summary.
+func (s *stack) runOnce(name string) activities.RunSummary {
+	s.t.Helper()
+	id := workflows.RunWorkflowID(org, fmt.Sprintf("%s-%d", name, time.Now().UnixNano()))
+	run, err := s.client.ExecuteWorkflow(s.ctx, clientOptions(id), workflows.SyncRunWorkflow,
+		workflows.RunInput{Org: org, RunID: id, Kind: workflows.KindManual})
+	require.NoError(s.t, err)
+	var sum activities.RunSummary
+	require.NoError(s.t, run.Get(s.ctx, &sum))
+	return sum
+}
