@@ -38,7 +38,12 @@ type Activities struct {
 	// SuspendThresholdPercent and SuspendThresholdMax bound the suspensions one sync applies.
 	SuspendThresholdPercent int
 	SuspendThresholdMax     int
+	// Settings shape every run's fan-out (zero values: the workflow defaults).
+	Settings RunSettings
 }
+
+// RunSettings returns the worker's fan-out settings.
+func (a *Activities) RunSettings(context.Context) (RunSettings, error) { return a.Settings, nil }
 
 // LDAP returns a DialDirectory for a real directory.
 func LDAP(cfg directory.Config) func(ctx context.Context) (Directory, error) {

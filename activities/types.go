@@ -56,10 +56,18 @@ type UserStep struct {
 	Seq int `json:"seq"`
 }
 
+// SeatsInput asks for a user's new seats.
+type SeatsInput struct {
+	UserStep
+	ExternalID string   `json:"externalId"`
+	Products   []string `json:"products"`
+}
+
 // StepResult says whether the user's next step should run.
 type StepResult struct {
 	Continue   bool        `json:"continue"`
 	NeedsSeats bool        `json:"needsSeats,omitempty"`
+	Seats      []string    `json:"seats,omitempty"` // products whose seats the user takes
 	Outcome    UserOutcome `json:"outcome"`
 }
 
@@ -115,4 +123,15 @@ type RunSummary struct {
 	InScope    int            `json:"inScope"`
 	FinishedAt time.Time      `json:"finishedAt"`
 	Banners    []store.Banner `json:"banners,omitempty"`
+}
+
+// RunSettings is the worker's configuration of a run's fan-out, read once per run.
+type RunSettings struct {
+	// ProvisionQueue is the task queue of the SCIM steps: the rate-limited SCIM queue, or the
+	// main queue when the target has no rate limit (then the steps run eagerly, in the worker
+	// that schedules them, without a round trip through the server).
+	ProvisionQueue string `json:"provisionQueue"`
+	PageSize       int    `json:"pageSize,omitempty"`
+	PageWindow     int    `json:"pageWindow,omitempty"`
+	UsersInFlight  int    `json:"usersInFlight,omitempty"`
 }

@@ -23,39 +23,38 @@ func (a *Activities) EvaluateUser(ctx context.Context, in UserStep) (StepResult,
 		o, err := a.fail(ctx, in, it, *it.Failure, false)
 		return StepResult{Outcome: o}, err
 	}
-	return StepResult{Continue: true, NeedsSeats: len(it.NewSeats) > 0, Outcome: out}, nil
+	return StepResult{Continue: true, NeedsSeats: len(it.NewSeats) > 0, Seats: it.NewSeats, Outcome: out}, nil
 }
 
 // CheckLicenses takes the seats the plan granted, in one transaction that also checks they
 // are still free (another run may have taken them).
-func (a *Activities) CheckLicenses(ctx context.Context, in UserStep) (StepResult, error) {
+func (a *Activities) CheckLicenses(ctx context.Context, in SeatsInput) (StepResult, error) {
+	short, seats, err := a.Store.ReserveSeats(ctx, in.Org, in.ExternalID, in.Products)
+	if err != nil {
+		return StepResult{}, err
+	}
+	if short == "" {
+		return StepResult{Continue: true, Outcome: UserOutcome{Seq: in.Seq, ExternalID: in.ExternalID}}, nil
+	}
 	it, err := a.Store.WorkItem(ctx, in.RunID, in.Seq)
 	if err != nil {
 		return StepResult{}, err
 	}
-	out := UserOutcome{Seq: in.Seq, ExternalID: it.ExternalID}
-	short, seats, err := a.Store.ReserveSeats(ctx, in.Org, it.ExternalID, it.NewSeats)
-	if err != nil {
-		return StepResult{}, err
-	}
-	if short != "" {
-		f := plan.Failure{Type: plan.OutOfLicenses, Product: short,
-			Message: fmt.Sprintf("no free seat for product %q (%d seats, all assigned)", short, seats)}
-		o, err := a.fail(ctx, in, it, f, true)
-		return StepResult{Outcome: o}, err
-	}
-	return StepResult{Continue: true, Outcome: out}, nil
+	f := plan.Failure{Type: plan.OutOfLicenses, Product: short,
+		Message: fmt.Sprintf("no free seat for product %q (%d seats, all assigned)", short, seats)}
+	o, err := a.fail(ctx, in.UserStep, it, f, true)
+	return StepResult{Outcome: o}, err
 }
 
 // ProvisionUser brings one account in the target to its desired state: create, PATCH what
 // changed, or suspend. Business refusals become failures; transient errors are returned for
 // Temporal to retry.
 func (a *Activities) ProvisionUser(ctx context.Context, in UserStep) (UserOutcome, error) {
-	it, err := a.Store.WorkItem(ctx, in.RunID, in.Seq)
+	it, applied, err := a.Store.WorkItemApplied(ctx, in.Org, in.RunID, in.Seq)
 	if err != nil {
 		return UserOutcome{}, err
 	}
-	scimID, status, failure, err := a.provision(ctx, in.Org, it)
+	scimID, status, failure, err := a.provision(ctx, it, applied)
 	if err != nil {
 		if scim.IsRejected(err) {
 			failure = &plan.Failure{Type: plan.TargetRejected, Message: err.Error()}
@@ -67,20 +66,13 @@ func (a *Activities) ProvisionUser(ctx context.Context, in UserStep) (UserOutcom
 	if failure != nil {
 		return a.fail(ctx, in, it, *failure, true)
 	}
-	if err := a.Store.SaveApplied(ctx, in.Org, scimID, it.Desired); err != nil {
-		return UserOutcome{}, err
-	}
-	if err := a.Store.SetOutcome(ctx, in.RunID, in.Seq, status); err != nil {
+	if err := a.Store.SaveProvisioned(ctx, in.Org, scimID, it.Desired, in.RunID, in.Seq, status); err != nil {
 		return UserOutcome{}, err
 	}
 	return UserOutcome{Seq: in.Seq, ExternalID: it.ExternalID, Status: status}, nil
 }
 
-func (a *Activities) provision(ctx context.Context, org string, it plan.Item) (scimID, status string, f *plan.Failure, err error) {
-	applied, err := a.Store.Applied(ctx, org, it.ExternalID)
-	if err != nil {
-		return "", "", nil, err
-	}
+func (a *Activities) provision(ctx context.Context, it plan.Item, applied *plan.Applied) (scimID, status string, f *plan.Failure, err error) {
 	status = Updated
 	if it.Action == plan.Suspend {
 		status = Suspended

@@ -111,7 +111,9 @@ func printSummary(w io.Writer, s activities.RunSummary) {
 			fmt.Fprintf(w, "  groups: %d groups, %d memberships added, %d removed\n", s.Groups.Groups, s.Groups.Added, s.Groups.Removed)
 		}
 	}
-	fmt.Fprintf(w, "  failures by type: %s\n", counts(s.Failures))
+	if !s.DryRun { // a dry run records no failure
+		fmt.Fprintf(w, "  failures by type: %s\n", counts(s.Failures))
+	}
 	for _, warn := range p.Warnings {
 		fmt.Fprintf(w, "  warning: %s\n", warn)
 	}

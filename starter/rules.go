@@ -14,7 +14,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/usersync/usersync/internal/config"
 	"github.com/usersync/usersync/internal/directory"
 	"github.com/usersync/usersync/internal/rules"
 )
@@ -410,19 +409,16 @@ func (a *app) checkRule(ctx context.Context, r *rules.Rule, skipDirectory bool) 
 
 // checkGroupExists looks the group up in the directory configured by the LDAP_* environment.
 func checkGroupExists(ctx context.Context, dn string) error {
-	url := os.Getenv("LDAP_URL")
-	if url == "" {
+	if os.Getenv("LDAP_URL") == "" {
 		return fmt.Errorf("--group %q: cannot check that the group exists: LDAP_URL is not set "+
 			"(set LDAP_URL, LDAP_BIND_DN, LDAP_BIND_PASSWORD or LDAP_BIND_PASSWORD_FILE, LDAP_BASE_DN, or pass --no-directory-check)", dn)
 	}
-	password, err := config.Secret("LDAP_BIND_PASSWORD", os.Getenv("LDAP_BIND_PASSWORD_FILE"))
+	cfg, err := directoryFromEnv()
 	if err != nil {
 		return err
 	}
-	cfg := directory.Config{
-		URL: url, BindDN: os.Getenv("LDAP_BIND_DN"), BindPassword: password,
-		BaseDN: os.Getenv("LDAP_BASE_DN"), Profile: os.Getenv("LDAP_PROFILE"), Timeout: 15 * time.Second,
-	}
+	cfg.Timeout = 15 * time.Second
+	url := cfg.URL
 	dir, err := directory.Dial(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("--group %q: cannot check that the group exists: %w", dn, err)

@@ -17,8 +17,12 @@ import (
 	"github.com/usersync/usersync/workflows"
 )
 
-// dryRunItemLimit bounds the per-user changes a dry run prints.
-const dryRunItemLimit = 200
+// dryRunItemLimit bounds the per-user changes a dry run prints; dryRunCountLimit the items
+// it reads to count the planned failures by type.
+const (
+	dryRunItemLimit  = 200
+	dryRunCountLimit = 20000
+)
 
 func runCmd(a *app) *cobra.Command {
 	var dryRun, noWait bool
@@ -64,16 +68,25 @@ printed instead. A failed run exits non-zero.`,
 				if err != nil {
 					return err
 				}
-				if items, err = db.WorkItems(ctx, id, dryRunItemLimit); err != nil {
+				if items, err = db.WorkItems(ctx, id, dryRunCountLimit); err != nil {
 					return fmt.Errorf("run %s: read planned changes: %w", id, err)
 				}
 			}
-			err = a.emit(cmd, map[string]any{"summary": sum, "items": items}, func(w io.Writer) {
+			planned := plannedFailures(items)
+			shown := items[:min(len(items), dryRunItemLimit)]
+			err = a.emit(cmd, map[string]any{"summary": sum, "items": shown, "plannedFailures": planned}, func(w io.Writer) {
 				printSummary(w, sum)
-				printBanners(w, sum.Banners)
-				if dryRun {
-					printItems(w, items, sum.Plan.Items)
+				if !dryRun {
+					printBanners(w, sum.Banners)
+					return
 				}
+				// A dry run records no failure: show the ones it would record instead.
+				fmt.Fprintf(w, "  planned failures by type: %s", counts(planned))
+				if len(items) < sum.Plan.Items {
+					fmt.Fprintf(w, " (among the first %d planned changes)", len(items))
+				}
+				fmt.Fprintln(w)
+				printItems(w, shown, sum.Plan.Items)
 			})
 			if err != nil {
 				return err
@@ -87,6 +100,17 @@ printed instead. A failed run exits non-zero.`,
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "plan only: show what would change, write nothing")
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "start the run and return at once")
 	return cmd
+}
+
+// plannedFailures counts the planned failures by type.
+func plannedFailures(items []plan.Item) map[string]int {
+	out := map[string]int{}
+	for _, it := range items {
+		if it.Failure != nil {
+			out[it.Failure.Type]++
+		}
+	}
+	return out
 }
 
 // printItems shows a dry run's planned changes per user.

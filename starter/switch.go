@@ -18,7 +18,11 @@ import (
 var errSyncOff = errors.New("user sync is off; run `starter enable` first")
 
 // queryTimeout bounds one query: without a worker, a query would wait long.
-const queryTimeout = 15 * time.Second
+// switchQueryTimeout bounds the best-effort query before enable and disable.
+const (
+	queryTimeout       = 15 * time.Second
+	switchQueryTimeout = 3 * time.Second
+)
 
 func enableCmd(a *app) *cobra.Command {
 	var interval string
@@ -26,19 +30,23 @@ func enableCmd(a *app) *cobra.Command {
 		Use:   "enable",
 		Short: "Turn user sync on: sync now, then on the schedule",
 		Long: `enable turns the organization's user sync on (starting its sync workflow if needed). A sync
-starts at once, then every --interval. Enabling when already on only changes the interval.`,
+starts at once, then every --interval (default: the interval set before, else 15m). Enabling
+when already on starts no sync; with --interval it changes the interval.`,
 		Example: `  starter enable
   starter enable --interval 1h`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			d, err := config.ParseInterval(interval)
-			if err != nil {
-				return fmt.Errorf("--interval: %w", err)
+			var d time.Duration // 0: keep the organization's interval
+			if cmd.Flags().Changed("interval") {
+				var err error
+				if d, err = config.ParseInterval(interval); err != nil {
+					return fmt.Errorf("--interval: %w", err)
+				}
 			}
 			return a.switchSync(cmd, workflows.SignalEnable, workflows.SwitchSignal{Actor: a.actor, Interval: d})
 		},
 	}
-	cmd.Flags().StringVar(&interval, "interval", "15m", "time between scheduled syncs (at least 30s), e.g. 15m, 1h")
+	cmd.Flags().StringVar(&interval, "interval", "15m", "time between scheduled syncs (at least 30s), e.g. 15m, 1h; unset keeps the current one")
 	return cmd
 }
 
@@ -63,8 +71,17 @@ func (a *app) switchSync(cmd *cobra.Command, signal string, payload workflows.Sw
 		return err
 	}
 	id := workflows.OrgWorkflowID(a.Org)
+	// What the workflow had before, to say what the signal changes (best effort: without a
+	// worker the query fails, and the signal is still delivered when one starts).
+	qctx, cancel := context.WithTimeout(cmd.Context(), switchQueryTimeout)
+	before, _ := a.queryStatus(qctx)
+	cancel()
 	interval := payload.Interval
-	if interval == 0 {
+	switch {
+	case interval > 0:
+	case before != nil && before.Interval > 0:
+		interval = before.Interval
+	default:
 		interval = workflows.DefaultInterval
 	}
 	_, err = tc.SignalWithStartWorkflow(cmd.Context(), id, signal, payload,
@@ -73,10 +90,16 @@ func (a *app) switchSync(cmd *cobra.Command, signal string, payload workflows.Sw
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", signal, id, err)
 	}
-	return a.emit(cmd, map[string]any{"workflowId": id, "signal": signal, "interval": payload.Interval.String()}, func(w io.Writer) {
-		if signal == workflows.SignalEnable {
-			fmt.Fprintf(w, "User sync of %s is on (every %s); a sync starts now. Follow it with `starter status --wait`.\n", a.Org, payload.Interval)
-		} else {
+	wasOn := before != nil && before.Enabled
+	return a.emit(cmd, map[string]any{"workflowId": id, "signal": signal, "interval": interval.String(), "wasOn": wasOn}, func(w io.Writer) {
+		switch {
+		case signal == workflows.SignalEnable && wasOn:
+			fmt.Fprintf(w, "User sync of %s was already on (every %s); no sync started (use `starter sync-now`).\n", a.Org, interval)
+		case signal == workflows.SignalEnable:
+			fmt.Fprintf(w, "User sync of %s is on (every %s); a sync starts now. Follow it with `starter status --wait`.\n", a.Org, interval)
+		case before != nil && !before.Enabled:
+			fmt.Fprintf(w, "User sync of %s was already off.\n", a.Org)
+		default:
 			fmt.Fprintf(w, "User sync of %s is off; a running sync stops cleanly.\n", a.Org)
 		}
 	})

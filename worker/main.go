@@ -19,6 +19,7 @@ import (
 	"github.com/usersync/usersync/internal/engine"
 	"github.com/usersync/usersync/internal/scim"
 	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/workflows"
 )
 
 func main() {
@@ -61,14 +62,21 @@ func run() error {
 	if err := dirCfg.Validate(); err != nil {
 		return err
 	}
-	acts := &activities.Activities{
-		Store:         st,
-		DialDirectory: activities.LDAP(dirCfg),
+	scimConfig := scim.Config{BaseURL: cfg.SCIMURL, Token: token}
+	settings := activities.RunSettings{ProvisionQueue: workflows.TaskQueue, PageSize: cfg.PageSize,
+		PageWindow: cfg.PageWindow, UsersInFlight: cfg.UsersInFlight}
+	if cfg.SCIMRate > 0 {
+		settings.ProvisionQueue = workflows.SCIMTaskQueue
 		// Every worker of the organization shares one request pace, kept in the database.
-		Target: scim.New(scim.Config{BaseURL: cfg.SCIMURL, Token: token,
-			Pacer: st.Pacer("scim/"+cfg.Org, cfg.SCIMRate*engine.RateHeadroom)}),
+		scimConfig.Pacer = st.Pacer("scim/"+cfg.Org, cfg.SCIMRate*engine.RateHeadroom)
+	}
+	acts := &activities.Activities{
+		Store:                   st,
+		DialDirectory:           activities.LDAP(dirCfg),
+		Target:                  scim.New(scimConfig),
 		SuspendThresholdPercent: cfg.SuspendThresholdPercent,
 		SuspendThresholdMax:     cfg.SuspendThresholdMax,
+		Settings:                settings,
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	c, err := client.DialContext(ctx, client.Options{HostPort: cfg.TemporalAddress, Namespace: cfg.Namespace,

@@ -52,7 +52,7 @@ func ProcessPageWorkflow(ctx workflow.Context, in PageInput) (PageResult, error)
 		step := activities.UserStep{RunRef: in.RunRef, Seq: seq}
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			defer func() { running-- }()
-			o := processUser(ctx, step)
+			o := processUser(ctx, step, in.ProvisionQueue)
 			res.Outcomes[o.Status]++
 			if o.FailureType != "" {
 				res.Failures[o.FailureType]++
@@ -68,7 +68,7 @@ func ProcessPageWorkflow(ctx workflow.Context, in PageInput) (PageResult, error)
 
 // processUser runs one user's steps. It never fails the page: a user whose steps could not
 // complete keeps its previous state and is planned again by the next sync.
-func processUser(ctx workflow.Context, step activities.UserStep) activities.UserOutcome {
+func processUser(ctx workflow.Context, step activities.UserStep, queue string) activities.UserOutcome {
 	lctx := workflow.WithLocalActivityOptions(ctx, stepOptions)
 	var r activities.StepResult
 	if err := workflow.ExecuteLocalActivity(lctx, a.EvaluateUser, step).Get(ctx, &r); err != nil {
@@ -78,7 +78,8 @@ func processUser(ctx workflow.Context, step activities.UserStep) activities.User
 		return r.Outcome
 	}
 	if r.NeedsSeats {
-		if err := workflow.ExecuteLocalActivity(lctx, a.CheckLicenses, step).Get(ctx, &r); err != nil {
+		seats := activities.SeatsInput{UserStep: step, ExternalID: r.Outcome.ExternalID, Products: r.Seats}
+		if err := workflow.ExecuteLocalActivity(lctx, a.CheckLicenses, seats).Get(ctx, &r); err != nil {
 			return errored(ctx, step, err)
 		}
 		if !r.Continue {
@@ -86,7 +87,11 @@ func processUser(ctx workflow.Context, step activities.UserStep) activities.User
 		}
 	}
 	var o activities.UserOutcome
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, provisionOptions), a.ProvisionUser, step).Get(ctx, &o)
+	popts := provisionOptions
+	if queue != "" {
+		popts.TaskQueue = queue
+	}
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, popts), a.ProvisionUser, step).Get(ctx, &o)
 	if err == nil {
 		return o
 	}

@@ -30,14 +30,17 @@ var ioOptions = workflow.ActivityOptions{
 // SyncRunWorkflow is one sync: read the directory into a snapshot, plan, fan the users that
 // need work out to page workflows, write group memberships, record the outcome.
 func SyncRunWorkflow(ctx workflow.Context, in RunInput) (activities.RunSummary, error) {
-	if in.PageSize <= 0 {
-		in.PageSize = DefaultPageSize
+	var rs activities.RunSettings
+	lctx := workflow.WithLocalActivityOptions(ctx, stepOptions)
+	if err := workflow.ExecuteLocalActivity(lctx, a.RunSettings).Get(ctx, &rs); err != nil {
+		return activities.RunSummary{}, err
 	}
-	if in.PageWindow <= 0 {
-		in.PageWindow = DefaultPageWindow
-	}
-	if in.UsersInFlight <= 0 {
-		in.UsersInFlight = DefaultUsersInFlight
+	in.PageSize = firstPositive(in.PageSize, rs.PageSize, DefaultPageSize)
+	in.PageWindow = firstPositive(in.PageWindow, rs.PageWindow, DefaultPageWindow)
+	in.UsersInFlight = firstPositive(in.UsersInFlight, rs.UsersInFlight, DefaultUsersInFlight)
+	queue := rs.ProvisionQueue
+	if queue == "" {
+		queue = SCIMTaskQueue
 	}
 	ref := activities.RunRef{Org: in.Org, RunID: in.RunID}
 	prog := Progress{RunID: in.RunID, Phase: "reading directory", StartedAt: workflow.Now(ctx), DryRun: in.DryRun}
@@ -57,11 +60,11 @@ func SyncRunWorkflow(ctx workflow.Context, in RunInput) (activities.RunSummary, 
 	}
 	if err == nil && !in.DryRun {
 		prog.Phase, prog.Items = "provisioning", fin.Plan.Items
-		err = fanOut(ctx, in, &prog, &fin)
+		err = fanOut(ctx, in, queue, &prog, &fin)
 	}
 	if err == nil && !in.DryRun {
 		prog.Phase = "groups"
-		gctx := workflow.WithActivityOptions(ctx, scimOptions(ioOptions))
+		gctx := workflow.WithActivityOptions(ctx, onQueue(ioOptions, queue))
 		err = workflow.ExecuteActivity(gctx, a.SyncGroups, ref).Get(ctx, &fin.Groups)
 	}
 
@@ -84,15 +87,24 @@ func SyncRunWorkflow(ctx workflow.Context, in RunInput) (activities.RunSummary, 
 	return sum, err
 }
 
-// scimOptions moves activities to the SCIM queue, whose dispatch rate the server limits.
-func scimOptions(o workflow.ActivityOptions) workflow.ActivityOptions {
-	o.TaskQueue = SCIMTaskQueue
+// onQueue moves activities to another task queue (the SCIM queue is rate limited).
+func onQueue(o workflow.ActivityOptions, queue string) workflow.ActivityOptions {
+	o.TaskQueue = queue
 	return o
+}
+
+func firstPositive(vs ...int) int {
+	for _, v := range vs {
+		if v > 0 {
+			return v
+		}
+	}
+	return 0
 }
 
 // fanOut runs the planned items as page child workflows, at most PageWindow at a time, so that
 // no history grows with the number of users.
-func fanOut(ctx workflow.Context, in RunInput, prog *Progress, fin *activities.FinishInput) error {
+func fanOut(ctx workflow.Context, in RunInput, queue string, prog *Progress, fin *activities.FinishInput) error {
 	items := fin.Plan.Items
 	pages := (items + in.PageSize - 1) / in.PageSize
 	prog.Pages = pages
@@ -108,7 +120,8 @@ func fanOut(ctx workflow.Context, in RunInput, prog *Progress, fin *activities.F
 				WaitForCancellation: true,
 			})
 			f := workflow.ExecuteChildWorkflow(cctx, ProcessPageWorkflow, PageInput{
-				RunRef: activities.RunRef{Org: in.Org, RunID: in.RunID}, From: from, To: to, UsersInFlight: in.UsersInFlight})
+				RunRef: activities.RunRef{Org: in.Org, RunID: in.RunID}, From: from, To: to, UsersInFlight: in.UsersInFlight,
+				ProvisionQueue: queue})
 			sel.AddFuture(f, func(f workflow.Future) {
 				var r PageResult
 				if err := f.Get(ctx, &r); err != nil && firstErr == nil {

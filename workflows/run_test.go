@@ -48,7 +48,7 @@ func newRunEnv(t *testing.T, items int) *runEnv {
 		}
 		return activities.StepResult{Continue: true, NeedsSeats: in.Seq%2 == 0, Outcome: o}, nil
 	}).Maybe()
-	e.OnActivity("CheckLicenses", mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.UserStep) (activities.StepResult, error) {
+	e.OnActivity("CheckLicenses", mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.SeatsInput) (activities.StepResult, error) {
 		return activities.StepResult{Continue: true, Outcome: activities.UserOutcome{Seq: in.Seq}}, nil
 	}).Maybe()
 	e.OnActivity("ProvisionUser", mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.UserStep) (activities.UserOutcome, error) {

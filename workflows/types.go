@@ -16,7 +16,7 @@ type RunInput struct {
 	Retry              *plan.Filter `json:"retry,omitempty"`
 	ApproveSuspensions bool         `json:"approveSuspensions,omitempty"`
 	Actor              string       `json:"actor,omitempty"`
-	// Shape of the fan-out; zero values take the defaults.
+	// Shape of the fan-out; zero values take the worker's settings, then the defaults.
 	PageSize      int `json:"pageSize,omitempty"`
 	PageWindow    int `json:"pageWindow,omitempty"`
 	UsersInFlight int `json:"usersInFlight,omitempty"`
@@ -32,9 +32,10 @@ const (
 // PageInput is one page of a run: items [From, To).
 type PageInput struct {
 	activities.RunRef
-	From          int `json:"from"`
-	To            int `json:"to"`
-	UsersInFlight int `json:"usersInFlight"`
+	From           int    `json:"from"`
+	To             int    `json:"to"`
+	UsersInFlight  int    `json:"usersInFlight"`
+	ProvisionQueue string `json:"provisionQueue,omitempty"`
 }
 
 // PageResult counts a page's outcomes.

@@ -117,7 +117,12 @@ func (o *orgLoop) status() (Status, error) {
 func (o *orgLoop) onEnable(ctx workflow.Context, ch workflow.ReceiveChannel) {
 	var s SwitchSignal
 	ch.Receive(ctx, &s)
-	if s.Interval > 0 {
+	if s.Interval > 0 && s.Interval != o.st.Interval {
+		if o.st.Enabled && !o.st.NextAt.IsZero() {
+			// Re-arm the schedule with the new interval, still counted from the last run's end.
+			o.cancelTimer()
+			o.st.NextAt = o.st.NextAt.Add(s.Interval - o.st.Interval)
+		}
 		o.st.Interval = s.Interval
 	}
 	if o.st.Enabled {

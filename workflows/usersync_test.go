@@ -160,3 +160,13 @@ func TestLongLivedWorkflowContinuesAsNewKeepingItsState(t *testing.T) {
 func quiet(s *testsuite.WorkflowTestSuite) {
 	s.SetLogger(log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 }
+
+func TestChangingTheIntervalWhileOnReschedulesTheNextSync(t *testing.T) {
+	e := newOrgEnv(t)
+	e.signalAt(time.Second, SignalEnable, SwitchSignal{Interval: time.Hour})
+	e.signalAt(10*time.Minute, SignalEnable, SwitchSignal{Interval: 15 * time.Minute})
+	e.RegisterDelayedCallback(func() { e.CancelWorkflow() }, 20*time.Minute)
+	e.ExecuteWorkflow(UserSyncWorkflow, SyncState{Org: "acme"})
+
+	require.Len(t, e.runs, 2, "the second sync runs 15 minutes after the first ended, not an hour")
+}

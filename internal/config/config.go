@@ -31,6 +31,7 @@ type Worker struct {
 	SCIMTokenFile                                string
 	SCIMRate                                     float64
 	SuspendThresholdPercent, SuspendThresholdMax int
+	PageSize, PageWindow, UsersInFlight          int
 }
 
 func env(key, def string) string {
@@ -70,8 +71,11 @@ func (w *Worker) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&w.SCIMURL, "scim-url", env("SCIM_URL", ""), "SCIM 2.0 base URL (env SCIM_URL); token from env SCIM_TOKEN or --scim-token-file")
 	fs.StringVar(&w.SCIMTokenFile, "scim-token-file", env("SCIM_TOKEN_FILE", ""), "file holding the SCIM bearer token (env SCIM_TOKEN_FILE)")
 	rate, _ := strconv.ParseFloat(env("SCIM_RATE", "10"), 64)
-	fs.Float64Var(&w.SCIMRate, "scim-rate", rate, "SCIM requests per second across all workers (env SCIM_RATE)")
+	fs.Float64Var(&w.SCIMRate, "scim-rate", rate, "SCIM requests per second across all workers, 0 for no limit (env SCIM_RATE)")
 	fs.IntVar(&w.SuspendThresholdPercent, "suspend-threshold-percent", envInt("SUSPEND_THRESHOLD_PERCENT", 10), "hold suspensions above this % of linked users (env SUSPEND_THRESHOLD_PERCENT)")
+	fs.IntVar(&w.PageSize, "page-size", envInt("USERSYNC_PAGE_SIZE", 0), "users per page workflow, 0 for the default 250 (env USERSYNC_PAGE_SIZE)")
+	fs.IntVar(&w.PageWindow, "page-window", envInt("USERSYNC_PAGE_WINDOW", 0), "page workflows at once, 0 for the default 8 (env USERSYNC_PAGE_WINDOW)")
+	fs.IntVar(&w.UsersInFlight, "users-in-flight", envInt("USERSYNC_USERS_IN_FLIGHT", 0), "users in flight per page, 0 for the default 20 (env USERSYNC_USERS_IN_FLIGHT)")
 	fs.IntVar(&w.SuspendThresholdMax, "suspend-threshold-max", envInt("SUSPEND_THRESHOLD_MAX", 500), "hold suspensions above this count (env SUSPEND_THRESHOLD_MAX)")
 }
 
@@ -84,8 +88,8 @@ func (w *Worker) Validate() error {
 			return fmt.Errorf("%s: required, not set", f.name)
 		}
 	}
-	if w.SCIMRate <= 0 {
-		return fmt.Errorf("SCIM_RATE: must be above 0, got %v", w.SCIMRate)
+	if w.SCIMRate < 0 {
+		return fmt.Errorf("SCIM_RATE: must be 0 (no limit) or more, got %v", w.SCIMRate)
 	}
 	if w.LDAPProfile != "openldap" && w.LDAPProfile != "ad" {
 		return fmt.Errorf("LDAP_PROFILE: must be openldap or ad, got %q", w.LDAPProfile)

@@ -30,8 +30,15 @@ func readRules(ctx context.Context, db dbtx, org string) ([]rules.Rule, error) {
 			&r.SettingsTemplate, &r.CustomFields, &r.Note); err != nil {
 			return nil, err
 		}
+		// Empty values read back as nil, as they were written: a rule round-trips unchanged.
 		if len(r.CustomFields) == 0 {
 			r.CustomFields = nil
+		}
+		if len(r.Products) == 0 {
+			r.Products = nil
+		}
+		if len(r.DeviceGroups) == 0 {
+			r.DeviceGroups = nil
 		}
 		out = append(out, r)
 	}
@@ -225,9 +232,7 @@ type License struct {
 
 // Licenses lists seat pools with the seats in use.
 func (s *Store) Licenses(ctx context.Context, org string) ([]License, error) {
-	rows, err := s.pool.Query(ctx, `SELECT l.product, l.seats,
-		(SELECT count(*) FROM seats s WHERE s.org=l.org AND s.product=l.product)
-		FROM licenses l WHERE l.org=$1 ORDER BY l.product`, org)
+	rows, err := s.pool.Query(ctx, `SELECT product, seats, used FROM licenses WHERE org=$1 ORDER BY product`, org)
 	if err != nil {
 		return nil, fmt.Errorf("read licenses: %w", err)
 	}
@@ -245,18 +250,17 @@ func (s *Store) SetLicense(ctx context.Context, org, actor, product string, seat
 	}
 	return s.change(ctx, Event{Org: org, Actor: actor, Type: EventLicense, Action: "set",
 		Details: map[string]any{"product": product, "seats": seats}}, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO licenses (org, product, seats) VALUES ($1,$2,$3)
-			ON CONFLICT (org, product) DO UPDATE SET seats=EXCLUDED.seats`, org, product, seats); err != nil {
-			return err
-		}
 		var used int
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM seats WHERE org=$1 AND product=$2`, org, product).Scan(&used); err != nil {
+		err := tx.QueryRow(ctx, `SELECT used FROM licenses WHERE org=$1 AND product=$2 FOR UPDATE`, org, product).Scan(&used)
+		if err != nil && err != pgx.ErrNoRows {
 			return err
 		}
 		if used > seats {
 			return fmt.Errorf("seats: %d is below the %d seats of %q in use; suspend users or remove the product from rules first", seats, used, product)
 		}
-		return nil
+		_, err = tx.Exec(ctx, `INSERT INTO licenses (org, product, seats) VALUES ($1,$2,$3)
+			ON CONFLICT (org, product) DO UPDATE SET seats=EXCLUDED.seats`, org, product, seats)
+		return err
 	})
 }
 

@@ -203,6 +203,23 @@ func (s *Store) WorkItem(ctx context.Context, runID string, seq int) (plan.Item,
 	return it, err
 }
 
+// WorkItemApplied loads one planned item with the user's applied state (nil when not linked).
+func (s *Store) WorkItemApplied(ctx context.Context, org, runID string, seq int) (plan.Item, *plan.Applied, error) {
+	var it plan.Item
+	var scimID *string
+	var state *plan.Desired
+	err := s.pool.QueryRow(ctx, `SELECT w.item, u.scim_id, u.state FROM work_items w
+		LEFT JOIN user_state u ON u.org=$1 AND u.external_id=w.external_id
+		WHERE w.run_id=$2 AND w.seq=$3`, org, runID, seq).Scan(&it, &scimID, &state)
+	if err == pgx.ErrNoRows {
+		return it, nil, fmt.Errorf("run %s item %d: %w", runID, seq, ErrNotFound)
+	}
+	if err != nil || scimID == nil {
+		return it, nil, err
+	}
+	return it, &plan.Applied{ExternalID: it.ExternalID, ScimID: *scimID, State: *state}, nil
+}
+
 // WorkItems lists a run's planned items (for dry runs and explain), up to limit.
 func (s *Store) WorkItems(ctx context.Context, runID string, limit int) ([]plan.Item, error) {
 	rows, err := s.pool.Query(ctx, `SELECT item FROM work_items WHERE run_id=$1 ORDER BY seq LIMIT $2`, runID, limit)

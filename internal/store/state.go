@@ -2,53 +2,46 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/usersync/usersync/internal/plan"
 )
 
-// ReserveSeats takes a seat of each product for one user, all or nothing, in one transaction
-// that locks the products' license rows: two syncs racing cannot hand out more seats than
-// exist. Seats the user already holds are kept. It returns the first product without a free
-// seat ("" when all were taken) and the seat count of that product.
+// ReserveSeats takes a seat of each product for one user, all or nothing, in one
+// transaction. The database refuses a seat beyond the count bought (a CHECK on the license
+// row's counter, see migration 003), so two syncs racing cannot over-allocate. Seats the user
+// already holds are kept. It returns the first product without a free seat ("" when all were
+// taken) and that product's seat count.
 func (s *Store) ReserveSeats(ctx context.Context, org, externalID string, products []string) (short string, seats int, err error) {
 	if len(products) == 0 {
 		return "", 0, nil
 	}
 	ps := append([]string(nil), products...)
-	sort.Strings(ps) // lock in a fixed order: no deadlock between two reservations
+	sort.Strings(ps) // lock license rows in a fixed order: no deadlock between two reservations
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		for _, p := range ps {
-			var n int
-			err := tx.QueryRow(ctx, `SELECT seats FROM licenses WHERE org=$1 AND product=$2 FOR UPDATE`, org, p).Scan(&n)
-			if err == pgx.ErrNoRows {
-				n = 0
-			} else if err != nil {
-				return fmt.Errorf("lock license %q: %w", p, err)
-			}
-			var held bool
-			var used int
-			if err := tx.QueryRow(ctx, `SELECT count(*) FILTER (WHERE external_id=$3) > 0, count(*) FROM seats
-				WHERE org=$1 AND product=$2`, org, p, externalID).Scan(&held, &used); err != nil {
-				return err
-			}
-			if held {
-				continue
-			}
-			if used >= n {
-				short, seats = p, n
+			_, err := tx.Exec(ctx, `INSERT INTO seats (org, product, external_id) VALUES ($1,$2,$3)
+				ON CONFLICT DO NOTHING`, org, p, externalID)
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && pgErr.Code == "23514" { // check_violation: no seat left
+				short = p
 				return errShort
 			}
-			if _, err := tx.Exec(ctx, `INSERT INTO seats (org, product, external_id) VALUES ($1,$2,$3)`, org, p, externalID); err != nil {
-				return err
+			if err != nil {
+				return fmt.Errorf("take seat of %q: %w", p, err)
 			}
 		}
 		return nil
 	})
 	if err == errShort {
+		if qerr := s.pool.QueryRow(ctx, `SELECT seats FROM licenses WHERE org=$1 AND product=$2`, org, short).Scan(&seats); qerr != nil && qerr != pgx.ErrNoRows {
+			return "", 0, qerr
+		}
 		return short, seats, nil
 	}
 	return "", 0, err
@@ -69,23 +62,28 @@ func (s *Store) ReleaseSeats(ctx context.Context, org, externalID string, produc
 }
 
 // SaveApplied records what was written to the target for a user, releases the seats of products
-// it no longer has, and clears its failure, in one transaction.
+// it no longer has, and clears its failure, in one statement.
 func (s *Store) SaveApplied(ctx context.Context, org, scimID string, d plan.Desired) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO user_state (org, external_id, scim_id, user_name, active, state, hash)
+	return s.SaveProvisioned(ctx, org, scimID, d, "", 0, "")
+}
+
+// SaveProvisioned is SaveApplied that also records the outcome of the run's work item, still
+// in one statement (one round trip per provisioned user).
+func (s *Store) SaveProvisioned(ctx context.Context, org, scimID string, d plan.Desired, runID string, seq int, outcome string) error {
+	_, err := s.pool.Exec(ctx, `WITH
+		saved AS (INSERT INTO user_state (org, external_id, scim_id, user_name, active, state, hash)
 			VALUES ($1,$2,$3,$4,$5,$6,$7)
 			ON CONFLICT (org, external_id) DO UPDATE SET scim_id=EXCLUDED.scim_id, user_name=EXCLUDED.user_name,
-			active=EXCLUDED.active, state=EXCLUDED.state, hash=EXCLUDED.hash, updated_at=now()`,
-			org, d.ExternalID, scimID, d.UserName, d.Active, d, d.Hash()); err != nil {
-			return fmt.Errorf("save user state: %w", err)
-		}
-		if _, err := tx.Exec(ctx, `DELETE FROM seats WHERE org=$1 AND external_id=$2 AND NOT (product = ANY($3))`,
-			org, d.ExternalID, nonNil(d.Products)); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `DELETE FROM failures WHERE org=$1 AND external_id=$2`, org, d.ExternalID)
-		return err
-	})
+			active=EXCLUDED.active, state=EXCLUDED.state, hash=EXCLUDED.hash, updated_at=now() RETURNING 1),
+		released AS (DELETE FROM seats WHERE org=$1 AND external_id=$2 AND NOT (product = ANY($8)) RETURNING 1),
+		cleared AS (DELETE FROM failures WHERE org=$1 AND external_id=$2 RETURNING 1),
+		noted AS (UPDATE work_items SET outcome=$11 WHERE run_id=$9 AND seq=$10 RETURNING 1)
+		SELECT 1`,
+		org, d.ExternalID, scimID, d.UserName, d.Active, d, d.Hash(), nonNil(d.Products), runID, seq, outcome)
+	if err != nil {
+		return fmt.Errorf("save user state: %w", err)
+	}
+	return nil
 }
 
 // FailureRecord is one failed user.

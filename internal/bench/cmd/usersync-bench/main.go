@@ -1,0 +1,77 @@
+// Command usersync-bench measures syncs on the real local stack and prints a table.
+//
+//	go run ./internal/bench/cmd/usersync-bench -n 1000,10000 -rate 10
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/usersync/usersync/internal/bench"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "usersync-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	sizes := flag.String("n", "1000,10000", "directory sizes, comma separated")
+	rate := flag.Float64("rate", 10, "SCIM request rate of the rate-limited scenario (run with the first size); 0 skips it")
+	keep := flag.Bool("keep", false, "keep the stack folder")
+	flag.Parse()
+	var ns []int
+	for _, f := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 100 {
+			return fmt.Errorf("-n: %q is not a size of at least 100", f)
+		}
+		ns = append(ns, n)
+	}
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "usersync-bench-")
+	if err != nil {
+		return err
+	}
+	if !*keep {
+		defer os.RemoveAll(dir)
+	}
+	_ = os.Chmod(dir, 0o755) // PostgreSQL runs as the postgres user when we are root
+	workerBin := filepath.Join(dir, "worker")
+	if out, err := exec.Command("go", "build", "-o", workerBin, "./worker").CombinedOutput(); err != nil {
+		return fmt.Errorf("build worker: %v\n%s", err, out)
+	}
+	log := func(f string, a ...any) { fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+f+"\n", a...) }
+	var rows []bench.Row
+	for i, n := range ns {
+		s, err := bench.Start(ctx, filepath.Join(dir, strconv.Itoa(n)))
+		if err != nil {
+			return err
+		}
+		r := 0.0
+		if i == 0 {
+			r = *rate
+		}
+		got, err := bench.Run(ctx, s, n, workerBin, r, log)
+		s.Close()
+		rows = append(rows, got...)
+		if err != nil {
+			return err
+		}
+	}
+	host, _ := os.Hostname()
+	fmt.Printf("\nusersync benchmark, %s, %s, %d cores, %s\n\n", time.Now().UTC().Format("2006-01-02"), host,
+		runtime.NumCPU(), runtime.Version())
+	bench.Markdown(os.Stdout, rows)
+	return nil
+}

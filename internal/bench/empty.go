@@ -1,0 +1,45 @@
+package bench
+
+import (
+	"context"
+
+	"github.com/usersync/usersync/activities"
+	"github.com/usersync/usersync/workflows"
+)
+
+// emptySteps stands in for activities.Activities with the same method names, doing nothing:
+// what is left is the cost of the fan-out itself on the Temporal server and worker.
+type emptySteps struct{ items int }
+
+func (e *emptySteps) SnapshotDirectory(context.Context, activities.SnapshotInput) (activities.SnapshotResult, error) {
+	return activities.SnapshotResult{Users: e.items, InScope: e.items}, nil
+}
+
+func (e *emptySteps) PlanRun(context.Context, activities.PlanInput) (activities.PlanResult, error) {
+	return activities.PlanResult{Items: e.items, Creates: e.items, InScope: e.items}, nil
+}
+
+func (e *emptySteps) EvaluateUser(_ context.Context, in activities.UserStep) (activities.StepResult, error) {
+	return activities.StepResult{Continue: true, NeedsSeats: true, Outcome: activities.UserOutcome{Seq: in.Seq}}, nil
+}
+
+func (e *emptySteps) CheckLicenses(_ context.Context, in activities.SeatsInput) (activities.StepResult, error) {
+	return activities.StepResult{Continue: true, Outcome: activities.UserOutcome{Seq: in.Seq}}, nil
+}
+
+func (e *emptySteps) ProvisionUser(_ context.Context, in activities.UserStep) (activities.UserOutcome, error) {
+	return activities.UserOutcome{Seq: in.Seq, Status: activities.Created}, nil
+}
+
+func (e *emptySteps) SyncGroups(context.Context, activities.RunRef) (activities.GroupsResult, error) {
+	return activities.GroupsResult{}, nil
+}
+
+func (e *emptySteps) FinishRun(_ context.Context, in activities.FinishInput) (activities.RunSummary, error) {
+	return activities.RunSummary{FinishInput: in}, nil
+}
+
+// RunSettings matches an unthrottled worker: SCIM steps on the main queue, eagerly.
+func (e *emptySteps) RunSettings(context.Context) (activities.RunSettings, error) {
+	return activities.RunSettings{ProvisionQueue: workflows.TaskQueue}, nil
+}

@@ -1,0 +1,181 @@
+// Package bench measures usersync on the real local stack: a Temporal dev server, PostgreSQL,
+// slapd seeded with generated users, the SCIM sandbox, and the worker as its own process.
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/usersync/usersync/internal/demo"
+	"github.com/usersync/usersync/internal/devstack"
+	"github.com/usersync/usersync/internal/scimsandbox"
+	"github.com/usersync/usersync/internal/store"
+)
+
+const (
+	token      = "bench-token"
+	ldapSecret = "bench-ldap-secret"
+	// CeilingNamespace holds the empty fan-out used to measure the dev server's ceiling.
+	CeilingNamespace = "ceiling"
+)
+
+// Stack is one benchmark stack. Close stops everything.
+type Stack struct {
+	Dir      string
+	DBURL    string
+	HostPort string
+	Slapd    *devstack.Slapd
+	Sandbox  *scimsandbox.Server
+	SCIMURL  string
+	Store    *store.Store
+	Client   client.Client
+	worker   *exec.Cmd
+	closers  []func()
+}
+
+func quiet() tlog.Logger {
+	return tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+}
+
+// Start brings up PostgreSQL, slapd and the Temporal dev server (in memory, eager
+// activities on, with the ceiling namespace) under dir.
+func Start(ctx context.Context, dir string) (*Stack, error) {
+	s := &Stack{Dir: dir}
+	pg := &devstack.Postgres{Dir: filepath.Join(dir, "pg"), Port: devstack.FreePort(), NoSync: true, Attached: true}
+	url, err := pg.Start(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, func() { _ = pg.Stop() })
+	s.DBURL = url
+
+	s.Slapd = &devstack.Slapd{Dir: filepath.Join(dir, "slapd"), Suffix: demo.Suffix,
+		AdminDN: "cn=admin," + demo.Suffix, AdminPassword: ldapSecret}
+	if err := s.Slapd.Start(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.closers = append(s.closers, func() { _ = s.Slapd.Stop() })
+
+	bin, err := devstack.FindTemporal()
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.HostPort = net.JoinHostPort("127.0.0.1", strconv.Itoa(devstack.FreePort()))
+	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
+		ExistingPath: bin, ClientOptions: &client.Options{HostPort: s.HostPort, Logger: quiet()},
+		LogLevel: "error", Stdout: io.Discard, Stderr: os.Stderr,
+		ExtraArgs: []string{"--dynamic-config-value", "system.enableActivityEagerExecution=true",
+			"--namespace", CeilingNamespace},
+	})
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.closers = append(s.closers, func() { _ = srv.Stop() })
+	if s.Client, err = client.Dial(client.Options{HostPort: s.HostPort, Logger: quiet()}); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.closers = append(s.closers, s.Client.Close)
+	if s.Store, err = store.Open(ctx, url); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.closers = append(s.closers, s.Store.Close)
+	s.ResetSandbox()
+	return s, nil
+}
+
+// ResetSandbox replaces the SCIM target by an empty, unthrottled sandbox.
+func (s *Stack) ResetSandbox() {
+	s.Sandbox = scimsandbox.New(scimsandbox.Options{Token: token})
+	srv := httptest.NewServer(s.Sandbox)
+	s.SCIMURL = srv.URL
+	s.closers = append(s.closers, srv.Close)
+}
+
+// StartWorker (re)starts the worker process with the given SCIM rate (0: unthrottled).
+func (s *Stack) StartWorker(ctx context.Context, workerBin string, rate float64) error {
+	s.StopWorker()
+	cmd := exec.Command(workerBin)
+	cmd.Env = append(os.Environ(),
+		"USERSYNC_ORG=bench", "TEMPORAL_ADDRESS="+s.HostPort, "DATABASE_URL="+s.DBURL,
+		"LDAP_URL="+s.Slapd.URL(), "LDAP_BIND_DN="+s.Slapd.AdminDN, "LDAP_BIND_PASSWORD="+ldapSecret,
+		"LDAP_BASE_DN="+demo.Suffix, "LDAP_PROFILE=openldap", "SCIM_URL="+s.SCIMURL, "SCIM_TOKEN="+token,
+		"SCIM_RATE="+strconv.FormatFloat(rate, 'f', -1, 64))
+	logf, err := os.Create(filepath.Join(s.Dir, "worker.log"))
+	if err != nil {
+		return err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	s.worker = cmd
+	time.Sleep(time.Second) // pollers up
+	if cmd.ProcessState != nil {
+		return fmt.Errorf("worker exited: see %s", logf.Name())
+	}
+	return nil
+}
+
+// StopWorker stops the worker process.
+func (s *Stack) StopWorker() {
+	if s.worker != nil {
+		_ = s.worker.Process.Signal(os.Interrupt)
+		_ = s.worker.Wait()
+		s.worker = nil
+	}
+}
+
+// ResetPeakRSS starts a new peak-memory measurement of the worker.
+func (s *Stack) ResetPeakRSS() {
+	if s.worker != nil {
+		_ = os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", s.worker.Process.Pid), []byte("5"), 0)
+	}
+}
+
+// PeakRSS is the worker's peak resident memory since the last reset, in MB.
+func (s *Stack) PeakRSS() float64 {
+	if s.worker == nil {
+		return 0
+	}
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", s.worker.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
+			return float64(kb) / 1024
+		}
+	}
+	return 0
+}
+
+// Close stops everything, newest first.
+func (s *Stack) Close() {
+	s.StopWorker()
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+}

@@ -1,0 +1,63 @@
+package store_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/usersync/usersync/internal/store"
+)
+
+// Spec 9: the activity history is filterable by type, actor, status and time range.
+func TestHistoryFilters(t *testing.T) {
+	st, ctx := openStore(t)
+	day := func(n int) time.Time { return time.Date(2025, 3, n, 12, 0, 0, 0, time.UTC) }
+	events := []struct {
+		at time.Time
+		e  store.Event
+	}{
+		{day(1), store.Event{Actor: "alice", Type: store.EventSwitch, Action: "enable"}},
+		{day(2), store.Event{Type: store.EventSync, Action: "sync started"}},
+		{day(3), store.Event{Actor: "bob", Type: store.EventRetry, Action: "retry", Status: "rejected",
+			Details: map[string]any{"reason": "user sync is off"}}},
+		{day(4), store.Event{Actor: "alice", Type: store.EventLicense, Action: "set"}},
+		{day(5), store.Event{Actor: "alice", Type: store.EventSwitch, Action: "disable"}},
+	}
+	for _, x := range events {
+		x.e.Org = org
+		require.NoError(t, st.AddEvent(ctx, x.e))
+		// Events are stamped by the database; move this one to its day.
+		_, err := st.Pool().Exec(ctx, `UPDATE history SET at=$1 WHERE id=(SELECT max(id) FROM history)`, x.at)
+		require.NoError(t, err)
+	}
+	require.NoError(t, st.AddEvent(ctx, store.Event{Org: "other", Actor: "alice", Type: store.EventSwitch, Action: "enable"}))
+
+	actions := func(f store.HistoryFilter) []string {
+		es, err := st.History(ctx, org, f)
+		require.NoError(t, err)
+		var out []string
+		for _, e := range es {
+			require.Equal(t, org, e.Org)
+			out = append(out, e.Action)
+		}
+		return out
+	}
+	require.Equal(t, []string{"disable", "set", "retry", "sync started", "enable"}, actions(store.HistoryFilter{}), "newest first")
+	require.Equal(t, []string{"disable", "enable"}, actions(store.HistoryFilter{Type: store.EventSwitch}))
+	require.Equal(t, []string{"disable", "set", "enable"}, actions(store.HistoryFilter{Actor: "alice"}))
+	require.Equal(t, []string{"sync started"}, actions(store.HistoryFilter{Actor: "system"}), "no actor is the system")
+	require.Equal(t, []string{"retry"}, actions(store.HistoryFilter{Status: "rejected"}))
+	require.Len(t, actions(store.HistoryFilter{Status: "ok"}), 4, "status defaults to ok")
+	require.Equal(t, []string{"set", "retry"}, actions(store.HistoryFilter{Since: day(3), Until: day(5)}),
+		"since is inclusive, until exclusive")
+	require.Equal(t, []string{"disable", "set"}, actions(store.HistoryFilter{Since: day(4)}))
+	require.Equal(t, []string{"sync started", "enable"}, actions(store.HistoryFilter{Until: day(3)}))
+	require.Equal(t, []string{"disable", "set"}, actions(store.HistoryFilter{Limit: 2}), "limit keeps the newest")
+	require.Equal(t, []string{"set"}, actions(store.HistoryFilter{Actor: "alice", Type: store.EventLicense, Since: day(2)}))
+
+	es, err := st.History(ctx, org, store.HistoryFilter{Status: "rejected"})
+	require.NoError(t, err)
+	require.Equal(t, "user sync is off", es[0].Details["reason"])
+	require.True(t, es[0].At.Equal(day(3)))
+}

@@ -1,0 +1,83 @@
+package store_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/usersync/usersync/internal/rules"
+	"github.com/usersync/usersync/internal/store"
+)
+
+func TestEditRulesKeepsPrioritiesDenseAndRecordsTheActor(t *testing.T) {
+	st, ctx := openStore(t)
+	added, err := st.EditRules(ctx, org, "alice", "add", func(cur []rules.Rule) ([]rules.Rule, error) {
+		require.Empty(t, cur)
+		return []rules.Rule{
+			{ID: 0, Priority: 1, GroupDN: "cn=engineering,ou=groups", Products: []string{"Meeting"}, UserGroup: "Engineering"},
+			// An ID that does not exist is no way to pick one's own ID: it gets a fresh one.
+			{ID: 999, Priority: 2, GroupDN: "cn=sales,ou=groups", DeviceGroups: []string{"Phones"},
+				CustomFields: map[string]string{"site": "Paris"}},
+		}, nil
+	})
+	require.NoError(t, err)
+	require.Len(t, added, 2)
+	require.NotZero(t, added[0].ID)
+	require.NotZero(t, added[1].ID)
+	require.NotEqual(t, added[0].ID, added[1].ID)
+	require.NotEqual(t, int64(999), added[1].ID, "new rules get IDs from the store only")
+
+	saved, err := st.Rules(ctx, org)
+	require.NoError(t, err)
+	require.Equal(t, added, saved, "what EditRules returns is what is stored")
+
+	// A gap (priorities 1 and 3) is refused and nothing changes.
+	_, err = st.EditRules(ctx, org, "bob", "move", func(cur []rules.Rule) ([]rules.Rule, error) {
+		cur[1].Priority = 3
+		return cur, nil
+	})
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "priority 3")
+	after, err := st.Rules(ctx, org)
+	require.NoError(t, err)
+	require.Equal(t, saved, after)
+
+	// Existing rules keep their IDs through a reorder.
+	moved, err := st.EditRules(ctx, org, "bob", "move", func(cur []rules.Rule) ([]rules.Rule, error) {
+		return rules.Move(cur, cur[1].ID, 1)
+	})
+	require.NoError(t, err)
+	after, err = st.Rules(ctx, org)
+	require.NoError(t, err)
+	require.Len(t, after, 2)
+	require.Equal(t, saved[1].ID, after[0].ID, "the sales rule is now first")
+	require.Equal(t, saved[0].ID, after[1].ID)
+	require.Equal(t, 1, after[0].Priority)
+	require.ElementsMatch(t, moved, after)
+
+	events, err := st.History(ctx, org, store.HistoryFilter{Type: store.EventRule})
+	require.NoError(t, err)
+	require.Len(t, events, 2, "the refused edit left no event")
+	require.Equal(t, "bob", events[0].Actor)
+	require.Equal(t, "move", events[0].Action)
+	require.Equal(t, "alice", events[1].Actor)
+	require.Equal(t, "add", events[1].Action)
+	require.NotEmpty(t, events[0].Details["rules"])
+}
+
+func TestEditRulesIsPerOrganization(t *testing.T) {
+	st, ctx := openStore(t)
+	one := func(dn string) func([]rules.Rule) ([]rules.Rule, error) {
+		return func(cur []rules.Rule) ([]rules.Rule, error) {
+			return append(cur, rules.Rule{Priority: len(cur) + 1, GroupDN: dn}), nil
+		}
+	}
+	_, err := st.EditRules(ctx, org, "alice", "add", one("cn=a"))
+	require.NoError(t, err)
+	_, err = st.EditRules(ctx, "other", "zed", "add", one("cn=z"))
+	require.NoError(t, err)
+	rs, err := st.Rules(ctx, org)
+	require.NoError(t, err)
+	require.Len(t, rs, 1)
+	require.Equal(t, "cn=a", rs[0].GroupDN)
+}

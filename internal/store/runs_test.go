@@ -1,0 +1,69 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/usersync/usersync/internal/directory"
+	"github.com/usersync/usersync/internal/plan"
+	"github.com/usersync/usersync/internal/store"
+)
+
+func snapshotSize(t *testing.T, ctx context.Context, st *store.Store, runID string) int {
+	t.Helper()
+	n := 0
+	require.NoError(t, st.SnapshotUsers(ctx, runID, func(directory.User) error { n++; return nil }))
+	return n
+}
+
+func TestBeginRunIsIdempotentAndFinishRunDropsTheSnapshot(t *testing.T) {
+	st, ctx := openStore(t)
+	const run = "usersync/acme/run/1"
+	require.NoError(t, st.BeginRun(ctx, org, run, "scheduled", false))
+	users := []directory.User{
+		{ExternalID: "u1", UserName: "ann@acme.test", Groups: []string{"cn=eng"}},
+		{ExternalID: "u2", UserName: "bob@acme.test", Groups: []string{"cn=eng"}},
+	}
+	require.NoError(t, st.WriteSnapshot(ctx, run, users[:1]))
+
+	// The activity is retried after a crash: the half-written snapshot goes, the start stays.
+	require.NoError(t, st.BeginRun(ctx, org, run, "scheduled", false))
+	require.Zero(t, snapshotSize(t, ctx, st, run))
+	require.NoError(t, st.WriteSnapshot(ctx, run, users))
+	require.Equal(t, 2, snapshotSize(t, ctx, st, run))
+	require.NoError(t, st.WriteWork(ctx, run, []plan.Item{{ExternalID: "u1", UserName: "ann@acme.test", Action: plan.Create}}))
+
+	started, err := st.History(ctx, org, store.HistoryFilter{Type: store.EventSync})
+	require.NoError(t, err)
+	require.Len(t, started, 1, "one start event for two calls")
+	require.Equal(t, "sync started", started[0].Action)
+	require.Equal(t, run, started[0].Details["run"])
+
+	require.NoError(t, st.FinishRun(ctx, run, store.RunSucceeded, map[string]int{"inScope": 2}))
+	require.Zero(t, snapshotSize(t, ctx, st, run), "a finished run's snapshot is dropped")
+	item, err := st.WorkItem(ctx, run, 0)
+	require.NoError(t, err, "the work of recent runs stays for inspection")
+	require.Equal(t, "u1", item.ExternalID)
+
+	runs, err := st.Runs(ctx, org, 10)
+	require.NoError(t, err)
+	require.Len(t, runs, 1)
+	require.Equal(t, store.RunSucceeded, runs[0].Status)
+	require.NotNil(t, runs[0].FinishedAt)
+	n, err := st.LastGoodSnapshotSize(ctx, org)
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+
+	require.Error(t, st.FinishRun(ctx, "usersync/acme/run/unknown", store.RunSucceeded, nil))
+}
+
+func TestDryRunStartIsNamedAsSuch(t *testing.T) {
+	st, ctx := openStore(t)
+	require.NoError(t, st.BeginRun(ctx, org, "dry-1", "manual", true))
+	es, err := st.History(ctx, org, store.HistoryFilter{Type: store.EventSync})
+	require.NoError(t, err)
+	require.Len(t, es, 1)
+	require.Equal(t, "dry-run started", es[0].Action)
+}
