@@ -65,10 +65,29 @@ type SeatsInput struct {
 
 // StepResult says whether the user's next step should run.
 type StepResult struct {
-	Continue   bool        `json:"continue"`
-	NeedsSeats bool        `json:"needsSeats,omitempty"`
-	Seats      []string    `json:"seats,omitempty"` // products whose seats the user takes
-	Outcome    UserOutcome `json:"outcome"`
+	Continue bool        `json:"continue"`
+	Outcome  UserOutcome `json:"outcome"`
+}
+
+// PageRef names the items [From, To) of a run.
+type PageRef struct {
+	RunRef
+	From int `json:"from"`
+	To   int `json:"to"`
+}
+
+// PageEvaluation is the rule evaluation of a page: who goes on to licenses and provisioning.
+// It carries directory IDs and product names only, no personal data.
+type PageEvaluation struct {
+	Users    []UserPlan     `json:"users"`
+	Failures map[string]int `json:"failures,omitempty"` // recorded before provisioning, by type
+}
+
+// UserPlan is one user that goes on to the license and SCIM steps.
+type UserPlan struct {
+	Seq        int      `json:"seq"`
+	ExternalID string   `json:"externalId"`
+	Seats      []string `json:"seats,omitempty"` // products whose seats the user takes
 }
 
 // Outcome statuses of one user.

@@ -10,20 +10,28 @@ import (
 	"github.com/usersync/usersync/internal/scim"
 )
 
-// EvaluateUser is the first per-user step: it applies the rule evaluation the plan made and
-// records the failures decided there (domain not validated, invalid data, out of licenses,
-// suspension held).
-func (a *Activities) EvaluateUser(ctx context.Context, in UserStep) (StepResult, error) {
-	it, err := a.Store.WorkItem(ctx, in.RunID, in.Seq)
+// EvaluatePage is the rule-evaluation step for a page of users: the plan already resolved
+// each user's rules; this records the users it failed before provisioning (domain not
+// validated, invalid data, out of licenses, suspension held) and hands the others on with
+// the seats they need. One store read per page instead of one per user.
+func (a *Activities) EvaluatePage(ctx context.Context, in PageRef) (PageEvaluation, error) {
+	items, err := a.Store.WorkItemRange(ctx, in.RunID, in.From, in.To)
 	if err != nil {
-		return StepResult{}, err
+		return PageEvaluation{}, err
 	}
-	out := UserOutcome{Seq: in.Seq, ExternalID: it.ExternalID}
-	if it.Action == plan.Fail && it.Failure != nil {
-		o, err := a.fail(ctx, in, it, *it.Failure, false)
-		return StepResult{Outcome: o}, err
+	ev := PageEvaluation{Failures: map[string]int{}}
+	for i, it := range items {
+		step := UserStep{RunRef: in.RunRef, Seq: in.From + i}
+		if it.Action == plan.Fail && it.Failure != nil {
+			if _, err := a.fail(ctx, step, it, *it.Failure, false); err != nil {
+				return PageEvaluation{}, err
+			}
+			ev.Failures[it.Failure.Type]++
+			continue
+		}
+		ev.Users = append(ev.Users, UserPlan{Seq: step.Seq, ExternalID: it.ExternalID, Seats: it.NewSeats})
 	}
-	return StepResult{Continue: true, NeedsSeats: len(it.NewSeats) > 0, Seats: it.NewSeats, Outcome: out}, nil
+	return ev, nil
 }
 
 // CheckLicenses takes the seats the plan granted, in one transaction that also checks they

@@ -36,23 +36,34 @@ var provisionOptions = workflow.ActivityOptions{
 	},
 }
 
-// ProcessPageWorkflow runs the three per-user steps (evaluate rules, check licenses,
-// provision SCIM) for the items [From, To) of a run, a bounded number of users at a time.
+// ProcessPageWorkflow runs the three steps of the items [From, To) of a run: evaluate rules
+// (one local activity for the page, recording the users the plan failed), then per user check
+// licenses (a local activity, only for users taking new seats) and provision SCIM (an
+// activity), a bounded number of users at a time.
 func ProcessPageWorkflow(ctx workflow.Context, in PageInput) (PageResult, error) {
 	res := PageResult{Outcomes: map[string]int{}, Failures: map[string]int{}}
 	if in.UsersInFlight <= 0 {
 		in.UsersInFlight = DefaultUsersInFlight
 	}
+	var ev activities.PageEvaluation
+	lctx := workflow.WithLocalActivityOptions(ctx, stepOptions)
+	page := activities.PageRef{RunRef: in.RunRef, From: in.From, To: in.To}
+	if err := workflow.ExecuteLocalActivity(lctx, a.EvaluatePage, page).Get(ctx, &ev); err != nil {
+		return res, err
+	}
+	for typ, n := range ev.Failures {
+		res.Outcomes[activities.Failed] += n
+		res.Failures[typ] += n
+	}
 	running := 0
-	for seq := in.From; seq < in.To; seq++ {
+	for _, u := range ev.Users {
 		if err := workflow.Await(ctx, func() bool { return running < in.UsersInFlight }); err != nil {
 			break
 		}
 		running++
-		step := activities.UserStep{RunRef: in.RunRef, Seq: seq}
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			defer func() { running-- }()
-			o := processUser(ctx, step, in.ProvisionQueue)
+			o := processUser(ctx, in.RunRef, u, in.ProvisionQueue)
 			res.Outcomes[o.Status]++
 			if o.FailureType != "" {
 				res.Failures[o.FailureType]++
@@ -66,19 +77,14 @@ func ProcessPageWorkflow(ctx workflow.Context, in PageInput) (PageResult, error)
 	return res, ctx.Err()
 }
 
-// processUser runs one user's steps. It never fails the page: a user whose steps could not
-// complete keeps its previous state and is planned again by the next sync.
-func processUser(ctx workflow.Context, step activities.UserStep, queue string) activities.UserOutcome {
+// processUser runs one user's license and SCIM steps. It never fails the page: a user whose
+// steps could not complete keeps its previous state and is planned again by the next sync.
+func processUser(ctx workflow.Context, run activities.RunRef, u activities.UserPlan, queue string) activities.UserOutcome {
+	step := activities.UserStep{RunRef: run, Seq: u.Seq}
 	lctx := workflow.WithLocalActivityOptions(ctx, stepOptions)
-	var r activities.StepResult
-	if err := workflow.ExecuteLocalActivity(lctx, a.EvaluateUser, step).Get(ctx, &r); err != nil {
-		return errored(ctx, step, err)
-	}
-	if !r.Continue {
-		return r.Outcome
-	}
-	if r.NeedsSeats {
-		seats := activities.SeatsInput{UserStep: step, ExternalID: r.Outcome.ExternalID, Products: r.Seats}
+	if len(u.Seats) > 0 {
+		var r activities.StepResult
+		seats := activities.SeatsInput{UserStep: step, ExternalID: u.ExternalID, Products: u.Seats}
 		if err := workflow.ExecuteLocalActivity(lctx, a.CheckLicenses, seats).Get(ctx, &r); err != nil {
 			return errored(ctx, step, err)
 		}

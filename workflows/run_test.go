@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 
@@ -21,7 +22,8 @@ type runEnv struct {
 	*testsuite.TestWorkflowEnvironment
 	mu        sync.Mutex
 	finished  activities.FinishInput
-	provision map[int]int // seq -> attempts
+	provision map[int]int      // seq -> attempts
+	seats     map[int][]string // seq -> products reserved
 	// failProvision, when set, makes ProvisionUser fail for that user.
 	failProvision func(seq int) error
 }
@@ -29,7 +31,7 @@ type runEnv struct {
 func newRunEnv(t *testing.T, items int) *runEnv {
 	var s testsuite.WorkflowTestSuite
 	quiet(&s)
-	e := &runEnv{TestWorkflowEnvironment: s.NewTestWorkflowEnvironment(), provision: map[int]int{}}
+	e := &runEnv{TestWorkflowEnvironment: s.NewTestWorkflowEnvironment(), provision: map[int]int{}, seats: map[int][]string{}}
 	e.RegisterWorkflow(SyncRunWorkflow)
 	e.RegisterWorkflow(ProcessPageWorkflow)
 	e.RegisterActivity(&activities.Activities{})
@@ -40,15 +42,25 @@ func newRunEnv(t *testing.T, items int) *runEnv {
 		e.finished = in
 		return activities.RunSummary{FinishInput: in}, nil
 	}).Maybe()
-	e.OnActivity("EvaluateUser", mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.UserStep) (activities.StepResult, error) {
-		o := activities.UserOutcome{Seq: in.Seq}
-		if in.Seq%10 == 9 { // every tenth user is in a domain that is not validated
-			o.Status, o.FailureType = activities.Failed, plan.DomainNotValidated
-			return activities.StepResult{Outcome: o}, nil
+	e.OnActivity("EvaluatePage", mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.PageRef) (activities.PageEvaluation, error) {
+		ev := activities.PageEvaluation{Failures: map[string]int{}}
+		for seq := in.From; seq < in.To; seq++ {
+			if seq%10 == 9 { // every tenth user is in a domain that is not validated
+				ev.Failures[plan.DomainNotValidated]++
+				continue
+			}
+			u := activities.UserPlan{Seq: seq, ExternalID: fmt.Sprint("ext-", seq)}
+			if seq%2 == 0 {
+				u.Seats = []string{"Meeting"}
+			}
+			ev.Users = append(ev.Users, u)
 		}
-		return activities.StepResult{Continue: true, NeedsSeats: in.Seq%2 == 0, Outcome: o}, nil
+		return ev, nil
 	}).Maybe()
 	e.OnActivity("CheckLicenses", mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.SeatsInput) (activities.StepResult, error) {
+		e.mu.Lock()
+		e.seats[in.Seq] = in.Products
+		e.mu.Unlock()
 		return activities.StepResult{Continue: true, Outcome: activities.UserOutcome{Seq: in.Seq}}, nil
 	}).Maybe()
 	e.OnActivity("ProvisionUser", mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.UserStep) (activities.UserOutcome, error) {
@@ -78,6 +90,10 @@ func TestRunFansOutEveryPlannedUserThroughPages(t *testing.T) {
 	require.Equal(t, store.RunSucceeded, e.finished.Status)
 	require.Equal(t, 900, e.finished.Outcomes[activities.Created])
 	require.Equal(t, 100, e.finished.Failures[plan.DomainNotValidated])
+	require.Equal(t, 500, len(e.seats), "licenses are checked only for the users taking new seats")
+	for seq := range e.seats {
+		require.Zero(t, seq%2)
+	}
 }
 
 func TestDryRunPlansButProvisionsNothing(t *testing.T) {

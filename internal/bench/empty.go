@@ -2,6 +2,8 @@ package bench
 
 import (
 	"context"
+	"os"
+	"strconv"
 
 	"github.com/usersync/usersync/activities"
 	"github.com/usersync/usersync/workflows"
@@ -19,8 +21,12 @@ func (e *emptySteps) PlanRun(context.Context, activities.PlanInput) (activities.
 	return activities.PlanResult{Items: e.items, Creates: e.items, InScope: e.items}, nil
 }
 
-func (e *emptySteps) EvaluateUser(_ context.Context, in activities.UserStep) (activities.StepResult, error) {
-	return activities.StepResult{Continue: true, NeedsSeats: true, Outcome: activities.UserOutcome{Seq: in.Seq}}, nil
+func (e *emptySteps) EvaluatePage(_ context.Context, in activities.PageRef) (activities.PageEvaluation, error) {
+	ev := activities.PageEvaluation{}
+	for seq := in.From; seq < in.To; seq++ {
+		ev.Users = append(ev.Users, activities.UserPlan{Seq: seq, ExternalID: "x", Seats: []string{"Meeting"}})
+	}
+	return ev, nil
 }
 
 func (e *emptySteps) CheckLicenses(_ context.Context, in activities.SeatsInput) (activities.StepResult, error) {
@@ -39,7 +45,10 @@ func (e *emptySteps) FinishRun(_ context.Context, in activities.FinishInput) (ac
 	return activities.RunSummary{FinishInput: in}, nil
 }
 
-// RunSettings matches an unthrottled worker: SCIM steps on the main queue, eagerly.
+// RunSettings matches an unthrottled worker with the same environment: SCIM steps on the
+// main queue (eagerly), fan-out shape from USERSYNC_PAGE_SIZE, _PAGE_WINDOW, _USERS_IN_FLIGHT.
 func (e *emptySteps) RunSettings(context.Context) (activities.RunSettings, error) {
-	return activities.RunSettings{ProvisionQueue: workflows.TaskQueue}, nil
+	env := func(k string) int { n, _ := strconv.Atoi(os.Getenv(k)); return n }
+	return activities.RunSettings{ProvisionQueue: workflows.TaskQueue, PageSize: env("USERSYNC_PAGE_SIZE"),
+		PageWindow: env("USERSYNC_PAGE_WINDOW"), UsersInFlight: env("USERSYNC_USERS_IN_FLIGHT")}, nil
 }

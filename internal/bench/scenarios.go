@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -73,7 +75,11 @@ func failures(sum activities.RunSummary) int {
 // longestHistory is the longest history among the run and its page workflows.
 func (s *Stack) longestHistory(ctx context.Context, runID string, items int) int {
 	longest := historyLength(ctx, s.Client, runID)
-	pages := (items + workflows.DefaultPageSize - 1) / workflows.DefaultPageSize
+	size := workflows.DefaultPageSize
+	if n, err := strconv.Atoi(os.Getenv("USERSYNC_PAGE_SIZE")); err == nil && n > 0 {
+		size = n
+	}
+	pages := (items + size - 1) / size
 	for p := range pages {
 		longest = max(longest, historyLength(ctx, s.Client, fmt.Sprintf("%s/page/%d", runID, p)))
 	}

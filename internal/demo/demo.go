@@ -157,3 +157,15 @@ func asciiLower(s string) string {
 	r := strings.NewReplacer("ü", "ue", "ö", "oe", "ä", "ae", "é", "e")
 	return strings.ToLower(r.Replace(s))
 }
+
+// TargetSeats are the seat limits the demo's SCIM sandbox enforces: the vendor's side, ten
+// times the seats usersync starts with, so that `starter licenses set` (buying seats) is all
+// the admin needs before a retry, and a usersync bug that over-allocated would still be
+// refused by the target.
+func (d Demo) TargetSeats() map[string]int {
+	out := make(map[string]int, len(d.Seats))
+	for p, n := range d.Seats {
+		out[p] = 10 * n
+	}
+	return out
+}

@@ -61,7 +61,7 @@ func newStack(t *testing.T, d demo.Demo) *stack {
 	t.Cleanup(func() { _ = sl.Stop() })
 	require.NoError(t, devstack.LoadEntries(ctx, sl.URL(), sl.AdminDN, ldapSecret, d.Entries))
 
-	sb := scimsandbox.New(scimsandbox.Options{Token: scimToken})
+	sb := scimsandbox.New(scimsandbox.Options{Token: scimToken, Seats: d.TargetSeats()})
 	require.NoError(t, sb.SeedExisting(d.PreExisting...))
 	srv := httptest.NewServer(sb)
 	t.Cleanup(srv.Close)

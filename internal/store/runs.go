@@ -203,6 +203,20 @@ func (s *Store) WorkItem(ctx context.Context, runID string, seq int) (plan.Item,
 	return it, err
 }
 
+// WorkItemRange loads the items [from, to) of a run, in order.
+func (s *Store) WorkItemRange(ctx context.Context, runID string, from, to int) ([]plan.Item, error) {
+	rows, err := s.pool.Query(ctx, `SELECT item FROM work_items WHERE run_id=$1 AND seq >= $2 AND seq < $3 ORDER BY seq`,
+		runID, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("read work: %w", err)
+	}
+	items, err := pgx.CollectRows(rows, pgx.RowTo[plan.Item])
+	if err == nil && len(items) != to-from {
+		err = fmt.Errorf("run %s items %d-%d: %d found: %w", runID, from, to-1, len(items), ErrNotFound)
+	}
+	return items, err
+}
+
 // WorkItemApplied loads one planned item with the user's applied state (nil when not linked).
 func (s *Store) WorkItemApplied(ctx context.Context, org, runID string, seq int) (plan.Item, *plan.Applied, error) {
 	var it plan.Item

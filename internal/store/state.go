@@ -12,9 +12,9 @@ import (
 	"github.com/usersync/usersync/internal/plan"
 )
 
-// ReserveSeats takes a seat of each product for one user, all or nothing, in one
-// transaction. The database refuses a seat beyond the count bought (a CHECK on the license
-// row's counter, see migration 003), so two syncs racing cannot over-allocate. Seats the user
+// ReserveSeats takes a seat of each product for one user, all or nothing, in one statement.
+// The database refuses a seat beyond the count bought (a CHECK on the license row's counter,
+// kept by a trigger: migration 003), so two syncs racing cannot over-allocate. Seats the user
 // already holds are kept. It returns the first product without a free seat ("" when all were
 // taken) and that product's seat count.
 func (s *Store) ReserveSeats(ctx context.Context, org, externalID string, products []string) (short string, seats int, err error) {
@@ -22,32 +22,29 @@ func (s *Store) ReserveSeats(ctx context.Context, org, externalID string, produc
 		return "", 0, nil
 	}
 	ps := append([]string(nil), products...)
-	sort.Strings(ps) // lock license rows in a fixed order: no deadlock between two reservations
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		for _, p := range ps {
-			_, err := tx.Exec(ctx, `INSERT INTO seats (org, product, external_id) VALUES ($1,$2,$3)
-				ON CONFLICT DO NOTHING`, org, p, externalID)
-			var pgErr *pgconn.PgError
-			if errors.As(err, &pgErr) && pgErr.Code == "23514" { // check_violation: no seat left
-				short = p
-				return errShort
-			}
-			if err != nil {
-				return fmt.Errorf("take seat of %q: %w", p, err)
-			}
+	sort.Strings(ps) // license rows lock in a fixed order: no deadlock between two reservations
+	_, err = s.pool.Exec(ctx, `INSERT INTO seats (org, product, external_id)
+		SELECT $1, p, $3 FROM unnest($2::text[]) WITH ORDINALITY AS t(p, i) ORDER BY i
+		ON CONFLICT DO NOTHING`, org, ps, externalID)
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "23514" { // check_violation: a product is full
+		if err != nil {
+			return "", 0, fmt.Errorf("take seats: %w", err)
 		}
-		return nil
-	})
-	if err == errShort {
-		if qerr := s.pool.QueryRow(ctx, `SELECT seats FROM licenses WHERE org=$1 AND product=$2`, org, short).Scan(&seats); qerr != nil && qerr != pgx.ErrNoRows {
-			return "", 0, qerr
-		}
-		return short, seats, nil
+		return "", 0, nil
 	}
-	return "", 0, err
+	// Which one? The first product the user does not hold whose seats are all used.
+	err = s.pool.QueryRow(ctx, `SELECT t.p, COALESCE(l.seats, 0) FROM unnest($2::text[]) AS t(p)
+		LEFT JOIN licenses l ON l.org=$1 AND l.product=t.p
+		WHERE NOT EXISTS (SELECT 1 FROM seats s WHERE s.org=$1 AND s.product=t.p AND s.external_id=$3)
+		  AND (l.product IS NULL OR l.used >= l.seats)
+		ORDER BY t.p LIMIT 1`, org, ps, externalID).Scan(&short, &seats)
+	if err == pgx.ErrNoRows { // freed meanwhile: report the first product, the retry will take it
+		return ps[0], 0, nil
+	}
+	return short, seats, err
 }
 
-var errShort = fmt.Errorf("no free seat")
 
 // ReleaseSeats gives back one user's seats of the given products.
 func (s *Store) ReleaseSeats(ctx context.Context, org, externalID string, products []string) error {

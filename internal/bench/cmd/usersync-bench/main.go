@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/usersync/usersync/internal/bench"
@@ -38,7 +40,9 @@ func run() error {
 		}
 		ns = append(ns, n)
 	}
-	ctx := context.Background()
+	// Interrupted, it still stops what it started (slapd runs detached).
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
 	dir, err := os.MkdirTemp("", "usersync-bench-")
 	if err != nil {
 		return err
@@ -64,6 +68,9 @@ func run() error {
 		}
 		got, err := bench.Run(ctx, s, n, workerBin, r, log)
 		s.Close()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		rows = append(rows, got...)
 		if err != nil {
 			return err

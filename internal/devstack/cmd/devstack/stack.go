@@ -79,7 +79,7 @@ func (s *stack) scimSandbox() *devstack.Daemon {
 	return &devstack.Daemon{
 		Name: "scim-sandbox", Path: s.bin("scim-sandbox"),
 		Args: []string{"--listen", s.scimAddr(),
-			"--seats", seatsFlag(d.Seats),
+			"--seats", seatsFlag(d.TargetSeats()),
 			"--seed-existing", strings.Join(d.PreExisting, ","),
 			"--token-file", s.secretFile("scim_token")},
 		LogFile: s.path("scim-sandbox", "scim-sandbox.log"),

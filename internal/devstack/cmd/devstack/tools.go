@@ -130,7 +130,7 @@ func seedSandbox(ctx context.Context, args []string) error {
 	var lastErr error
 	for ctx.Err() == nil {
 		var status int
-		status, lastErr = post("/_sandbox/config", map[string]any{"seats": d.Seats})
+		status, lastErr = post("/_sandbox/config", map[string]any{"seats": d.TargetSeats()})
 		if lastErr == nil && status == http.StatusNoContent {
 			break
 		}
@@ -153,6 +153,6 @@ func seedSandbox(ctx context.Context, args []string) error {
 	if status != http.StatusNoContent && status != http.StatusConflict {
 		return fmt.Errorf("sandbox %s: POST /_sandbox/seed: HTTP %d", *base, status)
 	}
-	fmt.Printf("sandbox %s: seats %v, %d pre-existing accounts\n", *base, d.Seats, len(d.PreExisting))
+	fmt.Printf("sandbox %s: seats %v, %d pre-existing accounts\n", *base, d.TargetSeats(), len(d.PreExisting))
 	return nil
 }
