@@ -45,7 +45,6 @@ func (s *Store) ReserveSeats(ctx context.Context, org, externalID string, produc
 	return short, seats, err
 }
 
-
 // ReleaseSeats gives back one user's seats of the given products.
 func (s *Store) ReleaseSeats(ctx context.Context, org, externalID string, products []string) error {
 	if len(products) == 0 {
