@@ -175,19 +175,25 @@ func (s *Store) Applied(ctx context.Context, org, externalID string) (*plan.Appl
 	return &a, nil
 }
 
-// WriteWork stores a run's planned items with seq 0..n-1.
+// WriteWork stores a run's planned items with seq 0..n-1, streaming them into COPY so that
+// a plan of 100k users is never held twice in memory as JSON.
 func (s *Store) WriteWork(ctx context.Context, runID string, items []plan.Item) error {
-	rows := make([][]any, len(items))
-	for i, it := range items {
+	i := 0
+	src := pgx.CopyFromFunc(func() ([]any, error) {
+		if i == len(items) {
+			return nil, nil
+		}
+		it := items[i]
 		b, err := json.Marshal(it)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		rows[i] = []any{runID, i, it.ExternalID, it.UserName, string(it.Action), b}
-	}
-	_, err := s.pool.CopyFrom(ctx, pgx.Identifier{"work_items"},
-		[]string{"run_id", "seq", "external_id", "user_name", "action", "item"}, pgx.CopyFromRows(rows))
-	if err != nil {
+		row := []any{runID, i, it.ExternalID, it.UserName, string(it.Action), b}
+		i++
+		return row, nil
+	})
+	if _, err := s.pool.CopyFrom(ctx, pgx.Identifier{"work_items"},
+		[]string{"run_id", "seq", "external_id", "user_name", "action", "item"}, src); err != nil {
 		return fmt.Errorf("write work: %w", err)
 	}
 	return nil
