@@ -14,6 +14,16 @@ import (
 // explain share it, so that explain plans exactly what a sync would. It is a function, not
 // an Activities method: every exported method of Activities is registered as an activity.
 func LoadPlanInput(ctx context.Context, st *store.Store, org string) (plan.Input, error) {
+	pin, err := loadPlanConfig(ctx, st, org)
+	if err != nil {
+		return pin, err
+	}
+	pin.Applied, err = st.AppliedStates(ctx, org)
+	return pin, err
+}
+
+// loadPlanConfig is LoadPlanInput without the applied states.
+func loadPlanConfig(ctx context.Context, st *store.Store, org string) (plan.Input, error) {
 	var pin plan.Input
 	var err error
 	if pin.Rules, err = st.Rules(ctx, org); err != nil {
@@ -31,9 +41,6 @@ func LoadPlanInput(ctx context.Context, st *store.Store, org string) (plan.Input
 		if d.Validated {
 			pin.ValidatedDomains[strings.ToLower(d.Name)] = true
 		}
-	}
-	if pin.Applied, err = st.AppliedStates(ctx, org); err != nil {
-		return pin, err
 	}
 	if pin.Failed, err = st.FailedUsers(ctx, org); err != nil {
 		return pin, err

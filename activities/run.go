@@ -65,15 +65,36 @@ func (a *Activities) SnapshotDirectory(ctx context.Context, in SnapshotInput) (S
 
 // PlanRun computes the run's per-user work from its snapshot and stores it.
 func (a *Activities) PlanRun(ctx context.Context, in PlanInput) (PlanResult, error) {
-	pin, err := LoadPlanInput(ctx, a.Store, in.Org)
+	pin, err := loadPlanConfig(ctx, a.Store, in.Org)
 	if err != nil {
 		return PlanResult{}, err
 	}
 	pin.Retry, pin.ApproveSuspensions = in.Retry, in.ApproveSuspensions
 	pin.SuspendThresholdPercent, pin.SuspendThresholdMax = a.SuspendThresholdPercent, a.SuspendThresholdMax
+	hashes, err := a.Store.AppliedHashes(ctx, in.Org)
+	if err != nil {
+		return PlanResult{}, err
+	}
+	// Users whose applied state already matches are counted, not kept: memory follows the
+	// changes, not the directory. (A retry plans only failed users: nothing to leave out.)
+	settler := plan.NewSettler(pin)
+	inSnapshot, kept := map[string]bool{}, map[string]bool{}
 	if err := a.Store.SnapshotUsers(ctx, in.RunID, func(u directory.User) error {
+		inSnapshot[u.ExternalID] = true
+		if in.Retry == nil && settler.Settled(u, hashes[u.ExternalID]) {
+			pin.Settled++
+			return nil
+		}
+		kept[u.ExternalID] = true
 		pin.Users = append(pin.Users, u)
 		return nil
+	}); err != nil {
+		return PlanResult{}, err
+	}
+	// Applied states are needed for the users kept and for linked users the read did not
+	// return (suspension candidates).
+	if pin.Applied, err = a.Store.AppliedStatesWhere(ctx, in.Org, func(id string) bool {
+		return kept[id] || !inSnapshot[id]
 	}); err != nil {
 		return PlanResult{}, err
 	}

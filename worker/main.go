@@ -35,7 +35,7 @@ func main() {
 }
 
 // defaultMemoryLimit is the worker's soft memory limit unless GOMEMLIMIT is set.
-const defaultMemoryLimit = 256 << 20
+const defaultMemoryLimit = 200 << 20
 
 func run() error {
 	var cfg config.Worker

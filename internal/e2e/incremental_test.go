@@ -98,3 +98,77 @@ func (s *stack) runOnce(name string) activities.RunSummary {
 	require.NoError(s.t, run.Get(s.ctx, &sum))
 	return sum
 }
+
+// A user disabled in the directory and one who left every ruled group are suspended, not
+// deleted: the account stays, access goes, seats are freed; enabling the user again
+// reactivates the same account.
+func TestLeaversAreSuspendedNeverDeleted(t *testing.T) {
+	d := demo.Generate(200, 3)
+	s := newStack(t, d)
+	require.Equal(t, 200, s.runOnce("initial").Outcomes[activities.Created])
+	seatsBefore := s.seatsUsed(demo.Meeting)
+
+	conn, err := ldap.DialURL(s.ldapURL)
+	require.NoError(t, err)
+	defer conn.Close()
+	require.NoError(t, conn.Bind(s.ldapBindDN, ldapSecret))
+	disabledDN, leaverDN := demo.UserDN("user0000001"), demo.UserDN("user0000002")
+	disable := ldap.NewModifyRequest(disabledDN, nil)
+	disable.Replace("employeeType", []string{"disabled"})
+	require.NoError(t, conn.Modify(disable))
+	leave := ldap.NewModifyRequest(groupOf(t, d, leaverDN), nil)
+	leave.Delete("member", []string{leaverDN})
+	require.NoError(t, conn.Modify(leave))
+
+	sum := s.runOnce("leavers")
+	require.Equal(t, 2, sum.Outcomes[activities.Suspended])
+	for _, mail := range []string{"user0000001@example.com", "user0000002@example.com"} {
+		u, ok := s.sandbox.UserByUserName(mail)
+		require.True(t, ok, "%s is kept in the target", mail)
+		require.False(t, u.Active)
+		require.Empty(t, u.Entitlements, "access removed")
+	}
+	require.Zero(t, s.sandbox.Stats().Count("DELETE", "/Users/{id}"))
+	require.Equal(t, seatsBefore-2, s.seatsUsed(demo.Meeting), "suspension frees the seats")
+
+	before, _ := s.sandbox.UserByUserName("user0000001@example.com")
+	enable := ldap.NewModifyRequest(disabledDN, nil)
+	enable.Delete("employeeType", nil)
+	require.NoError(t, conn.Modify(enable))
+	back := s.runOnce("back")
+	require.Equal(t, 1, back.Outcomes[activities.Updated])
+	after, _ := s.sandbox.UserByUserName("user0000001@example.com")
+	require.Equal(t, before.ID, after.ID, "the same account is reactivated")
+	require.True(t, after.Active)
+	require.Contains(t, after.Entitlements, demo.Meeting)
+}
+
+func (s *stack) seatsUsed(product string) int {
+	s.t.Helper()
+	ls, err := s.store.Licenses(s.ctx, org)
+	require.NoError(s.t, err)
+	for _, l := range ls {
+		if l.Product == product {
+			return l.Used
+		}
+	}
+	return 0
+}
+
+// groupOf is the DN of the generated team that lists userDN as a member.
+func groupOf(t *testing.T, d demo.Demo, userDN string) string {
+	for _, e := range d.Entries {
+		for _, a := range e.Attributes {
+			if a.Type != "member" {
+				continue
+			}
+			for _, v := range a.Vals {
+				if v == userDN {
+					return e.DN
+				}
+			}
+		}
+	}
+	t.Fatalf("no group lists %s", userDN)
+	return ""
+}

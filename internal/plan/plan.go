@@ -71,6 +71,8 @@ func Plan(in Input) Result {
 		}
 		candidates = append(candidates, c)
 	}
+	res.InScope += in.Settled
+	res.Unchanged += in.Settled
 	if dup > 0 {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("directory read listed %d users twice (same externalId): later copies ignored", dup))
 	}
@@ -240,7 +242,7 @@ func (p *planner) allocateSeats(cs []candidate) []Item {
 
 // suspiciousRead explains why this directory read must not suspend anyone, or "".
 func (p *planner) suspiciousRead(inScope int) string {
-	if len(p.in.Users) == 0 {
+	if len(p.in.Users)+p.in.Settled == 0 {
 		return "directory read returned 0 users: no suspensions, no failures cleared"
 	}
 	if prev := p.in.PreviousSnapshotSize; prev > 0 && inScope*2 < prev {
@@ -299,7 +301,7 @@ func (p *planner) holdSuspensions(n int) (bool, string) {
 	if max <= 0 {
 		max = DefaultSuspendThresholdMax
 	}
-	active := 0
+	active := p.in.Settled // settled users are linked and active
 	for _, ap := range p.in.Applied {
 		if ap.State.Active {
 			active++

@@ -145,6 +145,12 @@ func (s *Store) SnapshotUsers(ctx context.Context, runID string, fn func(directo
 
 // AppliedStates returns the last applied state of every linked account.
 func (s *Store) AppliedStates(ctx context.Context, org string) (map[string]plan.Applied, error) {
+	return s.AppliedStatesWhere(ctx, org, nil)
+}
+
+// AppliedStatesWhere returns the applied states of the linked accounts keep accepts (all when
+// keep is nil), decoding only those.
+func (s *Store) AppliedStatesWhere(ctx context.Context, org string, keep func(externalID string) bool) (map[string]plan.Applied, error) {
 	rows, err := s.pool.Query(ctx, `SELECT external_id, scim_id, state FROM user_state WHERE org=$1`, org)
 	if err != nil {
 		return nil, fmt.Errorf("read user state: %w", err)
@@ -153,10 +159,35 @@ func (s *Store) AppliedStates(ctx context.Context, org string) (map[string]plan.
 	out := map[string]plan.Applied{}
 	for rows.Next() {
 		var a plan.Applied
-		if err := rows.Scan(&a.ExternalID, &a.ScimID, &a.State); err != nil {
+		var state []byte
+		if err := rows.Scan(&a.ExternalID, &a.ScimID, &state); err != nil {
 			return nil, err
 		}
+		if keep != nil && !keep(a.ExternalID) {
+			continue
+		}
+		if err := json.Unmarshal(state, &a.State); err != nil {
+			return nil, fmt.Errorf("user state of %s: %w", a.ExternalID, err)
+		}
 		out[a.ExternalID] = a
+	}
+	return out, rows.Err()
+}
+
+// AppliedHashes returns the hash of every linked account's applied state, by externalId.
+func (s *Store) AppliedHashes(ctx context.Context, org string) (map[string]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT external_id, hash FROM user_state WHERE org=$1`, org)
+	if err != nil {
+		return nil, fmt.Errorf("read user state: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var id, h string
+		if err := rows.Scan(&id, &h); err != nil {
+			return nil, err
+		}
+		out[id] = h
 	}
 	return out, rows.Err()
 }
