@@ -206,16 +206,6 @@ func (c *Client) UpdateUser(ctx context.Context, id string, d plan.Desired, chan
 	return c.patch(ctx, "/Users/"+url.PathEscape(id), ops)
 }
 
-// SuspendUser deactivates account id and removes its entitlements and roles, keeping the
-// account and its data (never DELETE).
-func (c *Client) SuspendUser(ctx context.Context, id string) error {
-	return c.patch(ctx, "/Users/"+url.PathEscape(id), []patchOp{
-		{Op: "replace", Path: "active", Value: false},
-		{Op: "remove", Path: "entitlements"},
-		{Op: "remove", Path: "roles"},
-	})
-}
-
 func (c *Client) patch(ctx context.Context, path string, ops []patchOp) error {
 	body := map[string]any{"schemas": []string{patchOpSchema}, "Operations": ops}
 	return c.do(ctx, "PATCH", path, nil, body, nil)

@@ -255,7 +255,9 @@ func TestSuspensionKeepsTheAccountAndReactivationReusesIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.client.SuspendUser(ctx, bob.ID); err != nil {
+	bobOff := other
+	bobOff.Active, bobOff.Products = false, nil
+	if err := e.client.UpdateUser(ctx, bob.ID, bobOff, []string{"active", "products"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.client.UpdateUser(ctx, u.ID, desired(), []string{"active", "products", "role"}); err != nil {

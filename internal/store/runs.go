@@ -192,20 +192,6 @@ func (s *Store) AppliedHashes(ctx context.Context, org string) (map[string]strin
 	return out, rows.Err()
 }
 
-// Applied returns one account's applied state, nil when not linked.
-func (s *Store) Applied(ctx context.Context, org, externalID string) (*plan.Applied, error) {
-	var a plan.Applied
-	err := s.pool.QueryRow(ctx, `SELECT external_id, scim_id, state FROM user_state WHERE org=$1 AND external_id=$2`,
-		org, externalID).Scan(&a.ExternalID, &a.ScimID, &a.State)
-	if err == pgx.ErrNoRows {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read user state: %w", err)
-	}
-	return &a, nil
-}
-
 // WriteWork stores a run's planned items with seq 0..n-1, streaming them into COPY so that
 // a plan of 100k users is never held twice in memory as JSON.
 func (s *Store) WriteWork(ctx context.Context, runID string, items []plan.Item) error {

@@ -172,8 +172,9 @@ func TestSaveAppliedReleasesDroppedProductsAndClearsTheFailure(t *testing.T) {
 	fs, err := st.Failures(ctx, org, store.FailureFilter{})
 	require.NoError(t, err)
 	require.Empty(t, fs, "success clears the failure")
-	a, err := st.Applied(ctx, org, "u1")
+	states, err := st.AppliedStates(ctx, org)
 	require.NoError(t, err)
+	a := states["u1"]
 	require.Equal(t, "scim-1", a.ScimID)
 	require.Equal(t, d.Hash(), a.State.Hash())
 
