@@ -2,12 +2,10 @@ package activities
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/usersync/usersync/internal/directory"
 	"github.com/usersync/usersync/internal/plan"
@@ -148,9 +146,4 @@ func (a *Activities) FinishRun(ctx context.Context, in FinishInput) (RunSummary,
 		Details: map[string]any{"run": in.RunID, "kind": in.Kind, "outcomes": in.Outcomes, "failures": in.Failures,
 			"unchanged": in.Plan.Unchanged, "inScope": in.Plan.InScope, "warnings": in.Plan.Warnings, "error": in.Error}})
 	return sum, err
-}
-
-// nonRetryable marks errors that retrying cannot fix.
-func nonRetryable(typ string, err error) error {
-	return temporal.NewNonRetryableApplicationError(err.Error(), typ, errors.Unwrap(err))
 }

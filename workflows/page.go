@@ -93,11 +93,7 @@ func processUser(ctx workflow.Context, run activities.RunRef, u activities.UserP
 		}
 	}
 	var o activities.UserOutcome
-	popts := provisionOptions
-	if queue != "" {
-		popts.TaskQueue = queue
-	}
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, popts), a.ProvisionUser, step).Get(ctx, &o)
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, onQueue(provisionOptions, queue)), a.ProvisionUser, step).Get(ctx, &o)
 	if err == nil {
 		return o
 	}

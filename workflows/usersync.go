@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"strconv"
 	"time"
 
 	"go.temporal.io/api/enums/v1"
@@ -211,7 +212,7 @@ func (o *orgLoop) startRun(ctx workflow.Context) {
 	o.st.Next = nil
 	o.st.Seq++
 	o.runs++
-	runID := RunWorkflowID(o.st.Org, workflow.Now(ctx).UTC().Format("20060102T150405")+"-"+itoa(o.st.Seq))
+	runID := RunWorkflowID(o.st.Org, workflow.Now(ctx).UTC().Format("20060102T150405")+"-"+strconv.Itoa(o.st.Seq))
 	in := RunInput{Org: o.st.Org, RunID: runID, Kind: req.Kind, Retry: req.Retry,
 		ApproveSuspensions: req.ApproveSuspensions, Actor: req.Actor}
 	cctx, cancel := workflow.WithCancel(ctx)
@@ -256,16 +257,4 @@ func (o *orgLoop) cancelTimer() {
 		o.timerCancel()
 	}
 	o.timer, o.timerCancel = nil, nil
-}
-
-func itoa(n int) string {
-	const digits = "0123456789"
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	for ; n > 0; n /= 10 {
-		b = append([]byte{digits[n%10]}, b...)
-	}
-	return string(b)
 }

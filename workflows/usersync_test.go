@@ -170,3 +170,16 @@ func TestChangingTheIntervalWhileOnReschedulesTheNextSync(t *testing.T) {
 
 	require.Len(t, e.runs, 2, "the second sync runs 15 minutes after the first ended, not an hour")
 }
+
+func TestApproveSuspensionsRunsASyncThatAppliesThem(t *testing.T) {
+	e := newOrgEnv(t)
+	e.signalAt(time.Second, SignalEnable, SwitchSignal{})
+	e.signalAt(5*time.Minute, SignalApproveSuspensions, ActorSignal{Actor: "alice"})
+	e.RegisterDelayedCallback(func() { e.CancelWorkflow() }, 8*time.Minute)
+	e.ExecuteWorkflow(UserSyncWorkflow, SyncState{Org: "acme"})
+
+	require.Len(t, e.runs, 2)
+	require.False(t, e.runs[0].ApproveSuspensions)
+	require.True(t, e.runs[1].ApproveSuspensions, "the approved run applies the held suspensions")
+	require.Contains(t, e.actions(), "approve-suspensions:")
+}
