@@ -13,7 +13,10 @@ import (
 
 // Directory is the read side of the directory (a fake may inject faults in tests).
 type Directory interface {
-	Snapshot(ctx context.Context, groupDNs, extraAttrs []string, batchSize int, emit func([]directory.User) error) (directory.Stats, error)
+	// SnapshotWith reads the users of groupDNs; idx holds group memberships meanwhile (the
+	// store's, so that memory does not grow with the directory).
+	SnapshotWith(ctx context.Context, idx directory.MembershipIndex, groupDNs, extraAttrs []string, batchSize int,
+		emit func([]directory.User) error) (directory.Stats, error)
 	Close() error
 }
 

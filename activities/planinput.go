@@ -18,11 +18,18 @@ func LoadPlanInput(ctx context.Context, st *store.Store, org string) (plan.Input
 	if err != nil {
 		return pin, err
 	}
+	if pin.Failed, err = st.FailedUsers(ctx, org); err != nil {
+		return pin, err
+	}
+	if pin.Seats, pin.Held, err = st.SeatState(ctx, org); err != nil {
+		return pin, err
+	}
 	pin.Applied, err = st.AppliedStates(ctx, org)
 	return pin, err
 }
 
-// loadPlanConfig is LoadPlanInput without the applied states.
+// loadPlanConfig is what a plan needs besides per-user data (users, applied states,
+// failures, seat holders): the streaming PlanRun reads those joined, one user at a time.
 func loadPlanConfig(ctx context.Context, st *store.Store, org string) (plan.Input, error) {
 	var pin plan.Input
 	var err error
@@ -41,12 +48,6 @@ func loadPlanConfig(ctx context.Context, st *store.Store, org string) (plan.Inpu
 		if d.Validated {
 			pin.ValidatedDomains[strings.ToLower(d.Name)] = true
 		}
-	}
-	if pin.Failed, err = st.FailedUsers(ctx, org); err != nil {
-		return pin, err
-	}
-	if pin.Seats, pin.Held, err = st.SeatState(ctx, org); err != nil {
-		return pin, err
 	}
 	if pin.PreviousSnapshotSize, err = st.LastGoodSnapshotSize(ctx, org); err != nil {
 		return pin, err

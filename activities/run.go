@@ -8,7 +8,6 @@ import (
 	"go.temporal.io/sdk/activity"
 
 	"github.com/usersync/usersync/internal/directory"
-	"github.com/usersync/usersync/internal/plan"
 	"github.com/usersync/usersync/internal/store"
 )
 
@@ -45,7 +44,7 @@ func (a *Activities) SnapshotDirectory(ctx context.Context, in SnapshotInput) (S
 	if batch <= 0 {
 		batch = 1000
 	}
-	stats, err := dir.Snapshot(ctx, groupDNs, attrs, batch, func(us []directory.User) error {
+	stats, err := dir.SnapshotWith(ctx, a.Store.MembershipIndex(in.RunID), groupDNs, attrs, batch, func(us []directory.User) error {
 		for _, u := range us {
 			if !u.Disabled {
 				res.InScope++
@@ -58,67 +57,6 @@ func (a *Activities) SnapshotDirectory(ctx context.Context, in SnapshotInput) (S
 		return SnapshotResult{}, fmt.Errorf("directory read: %w", err)
 	}
 	res.Users, res.Disabled, res.Groups, res.MissingGroups = stats.Users, stats.Disabled, stats.Groups, stats.MissingGroups
-	return res, nil
-}
-
-// PlanRun computes the run's per-user work from its snapshot and stores it.
-func (a *Activities) PlanRun(ctx context.Context, in PlanInput) (PlanResult, error) {
-	pin, err := loadPlanConfig(ctx, a.Store, in.Org)
-	if err != nil {
-		return PlanResult{}, err
-	}
-	pin.Retry, pin.ApproveSuspensions = in.Retry, in.ApproveSuspensions
-	pin.SuspendThresholdPercent, pin.SuspendThresholdMax = a.SuspendThresholdPercent, a.SuspendThresholdMax
-	hashes, err := a.Store.AppliedHashes(ctx, in.Org)
-	if err != nil {
-		return PlanResult{}, err
-	}
-	// Users whose applied state already matches are counted, not kept: memory follows the
-	// changes, not the directory. (A retry plans only failed users: nothing to leave out.)
-	settler := plan.NewSettler(pin)
-	inSnapshot, kept := map[string]bool{}, map[string]bool{}
-	if err := a.Store.SnapshotUsers(ctx, in.RunID, func(u directory.User) error {
-		inSnapshot[u.ExternalID] = true
-		if in.Retry == nil && settler.Settled(u, hashes[u.ExternalID]) {
-			pin.Settled++
-			return nil
-		}
-		kept[u.ExternalID] = true
-		pin.Users = append(pin.Users, u)
-		return nil
-	}); err != nil {
-		return PlanResult{}, err
-	}
-	// Applied states are needed for the users kept and for linked users the read did not
-	// return (suspension candidates).
-	if pin.Applied, err = a.Store.AppliedStatesWhere(ctx, in.Org, func(id string) bool {
-		return kept[id] || !inSnapshot[id]
-	}); err != nil {
-		return PlanResult{}, err
-	}
-	out := plan.Plan(pin)
-	if err := a.Store.WriteWork(ctx, in.RunID, out.Items); err != nil {
-		return PlanResult{}, err
-	}
-	if !in.DryRun {
-		if err := a.Store.ClearFailures(ctx, in.Org, out.Resolved); err != nil {
-			return PlanResult{}, err
-		}
-	}
-	res := PlanResult{Items: len(out.Items), Unchanged: out.Unchanged, InScope: out.InScope,
-		SuspensionsHeld: out.SuspensionsHeld, Warnings: out.Warnings}
-	for _, it := range out.Items {
-		switch it.Action {
-		case plan.Create:
-			res.Creates++
-		case plan.Update:
-			res.Updates++
-		case plan.Suspend:
-			res.Suspends++
-		case plan.Fail:
-			res.Fails++
-		}
-	}
 	return res, nil
 }
 

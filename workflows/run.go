@@ -30,37 +30,29 @@ var ioOptions = workflow.ActivityOptions{
 // SyncRunWorkflow is one sync: read the directory into a snapshot, plan, fan the users that
 // need work out to page workflows, write group memberships, record the outcome.
 func SyncRunWorkflow(ctx workflow.Context, in RunInput) (activities.RunSummary, error) {
-	var rs activities.RunSettings
-	lctx := workflow.WithLocalActivityOptions(ctx, stepOptions)
-	if err := workflow.ExecuteLocalActivity(lctx, a.RunSettings).Get(ctx, &rs); err != nil {
-		return activities.RunSummary{}, err
-	}
-	in.PageSize = firstPositive(in.PageSize, rs.PageSize, DefaultPageSize)
-	in.PageWindow = firstPositive(in.PageWindow, rs.PageWindow, DefaultPageWindow)
-	in.UsersInFlight = firstPositive(in.UsersInFlight, rs.UsersInFlight, DefaultUsersInFlight)
-	queue := rs.ProvisionQueue
-	if queue == "" {
-		queue = SCIMTaskQueue
-	}
 	ref := activities.RunRef{Org: in.Org, RunID: in.RunID}
 	prog := Progress{RunID: in.RunID, Phase: "reading directory", StartedAt: workflow.Now(ctx), DryRun: in.DryRun}
 	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) { return prog, nil }); err != nil {
 		return activities.RunSummary{}, err
 	}
-	fin := activities.FinishInput{RunRef: ref, Kind: in.Kind, DryRun: in.DryRun, StartedAt: prog.StartedAt,
-		Outcomes: map[string]int{}, Failures: map[string]int{}}
 	actx := workflow.WithActivityOptions(ctx, ioOptions)
-
-	err := workflow.ExecuteActivity(actx, a.SnapshotDirectory,
-		activities.SnapshotInput{RunRef: ref, Kind: in.Kind, DryRun: in.DryRun}).Get(ctx, &fin.Directory)
-	if err == nil {
-		prog.Phase = "planning"
-		err = workflow.ExecuteActivity(actx, a.PlanRun, activities.PlanInput{RunRef: ref, DryRun: in.DryRun,
-			Retry: in.Retry, ApproveSuspensions: in.ApproveSuspensions}).Get(ctx, &fin.Plan)
+	var fin activities.FinishInput
+	var queue string
+	var err error
+	if r := in.Resume; r != nil { // continued as new during the fan-out
+		fin, queue = r.Finish, r.ProvisionQueue
+		prog.StartedAt, prog.Phase, prog.Items = fin.StartedAt, "provisioning", fin.Plan.Items
+		prog.PagesDone, prog.UsersDone = r.NextPage, r.UsersDone
+	} else {
+		fin, queue, err = readAndPlan(ctx, &in, ref, &prog)
 	}
 	if err == nil && !in.DryRun {
-		prog.Phase, prog.Items = "provisioning", fin.Plan.Items
-		err = fanOut(ctx, in, queue, &prog, &fin)
+		var next *RunResume
+		next, err = fanOut(ctx, in, queue, &prog, &fin)
+		if err == nil && next != nil {
+			in.Resume = next
+			return activities.RunSummary{}, workflow.NewContinueAsNewError(ctx, SyncRunWorkflow, in)
+		}
 	}
 	if err == nil && !in.DryRun {
 		prog.Phase = "groups"
@@ -87,6 +79,36 @@ func SyncRunWorkflow(ctx workflow.Context, in RunInput) (activities.RunSummary, 
 	return sum, err
 }
 
+// readAndPlan reads the run's settings, snapshots the directory and plans the run.
+func readAndPlan(ctx workflow.Context, in *RunInput, ref activities.RunRef, prog *Progress) (activities.FinishInput, string, error) {
+	fin := activities.FinishInput{RunRef: ref, Kind: in.Kind, DryRun: in.DryRun, StartedAt: prog.StartedAt,
+		Outcomes: map[string]int{}, Failures: map[string]int{}}
+	var rs activities.RunSettings
+	lctx := workflow.WithLocalActivityOptions(ctx, stepOptions)
+	if err := workflow.ExecuteLocalActivity(lctx, a.RunSettings).Get(ctx, &rs); err != nil {
+		return fin, "", err
+	}
+	in.PageSize = firstPositive(in.PageSize, rs.PageSize, DefaultPageSize)
+	in.PageWindow = firstPositive(in.PageWindow, rs.PageWindow, DefaultPageWindow)
+	in.UsersInFlight = firstPositive(in.UsersInFlight, rs.UsersInFlight, DefaultUsersInFlight)
+	queue := rs.ProvisionQueue
+	if queue == "" {
+		queue = SCIMTaskQueue
+	}
+	actx := workflow.WithActivityOptions(ctx, ioOptions)
+	err := workflow.ExecuteActivity(actx, a.SnapshotDirectory,
+		activities.SnapshotInput{RunRef: ref, Kind: in.Kind, DryRun: in.DryRun}).Get(ctx, &fin.Directory)
+	if err == nil {
+		prog.Phase = "planning"
+		err = workflow.ExecuteActivity(actx, a.PlanRun, activities.PlanInput{RunRef: ref, DryRun: in.DryRun,
+			Retry: in.Retry, ApproveSuspensions: in.ApproveSuspensions}).Get(ctx, &fin.Plan)
+	}
+	if err == nil && !in.DryRun {
+		prog.Phase, prog.Items = "provisioning", fin.Plan.Items
+	}
+	return fin, queue, err
+}
+
 // onQueue moves activities to another task queue (the SCIM queue is rate limited).
 func onQueue(o workflow.ActivityOptions, queue string) workflow.ActivityOptions {
 	o.TaskQueue = queue
@@ -102,17 +124,25 @@ func firstPositive(vs ...int) int {
 	return 0
 }
 
-// fanOut runs the planned items as page child workflows, at most PageWindow at a time, so that
-// no history grows with the number of users.
-func fanOut(ctx workflow.Context, in RunInput, queue string, prog *Progress, fin *activities.FinishInput) error {
+// maxRunEvents is the history length past which a run starts no new page and, once its pages
+// in flight are done, continues as new: a run's history stays bounded at any directory size.
+var maxRunEvents = 4000
+
+// fanOut runs the planned items as page child workflows, at most PageWindow at a time. It
+// returns where to resume when the run should continue as new (nil when all pages ran).
+func fanOut(ctx workflow.Context, in RunInput, queue string, prog *Progress, fin *activities.FinishInput) (*RunResume, error) {
+	canContinue := workflow.GetVersion(ctx, "run-continue-as-new", workflow.DefaultVersion, 1) >= 1
 	items := fin.Plan.Items
 	pages := (items + in.PageSize - 1) / in.PageSize
 	prog.Pages = pages
 	var firstErr error
-	running, next := 0, 0
+	running, next, started := 0, prog.PagesDone, 0
+	long := func() bool { // at least one window per execution, so that a resumed run progresses
+		return canContinue && started >= in.PageWindow && workflow.GetInfo(ctx).GetCurrentHistoryLength() > maxRunEvents
+	}
 	sel := workflow.NewSelector(ctx)
 	for prog.PagesDone < pages {
-		for running < in.PageWindow && next < pages && firstErr == nil && ctx.Err() == nil {
+		for running < in.PageWindow && next < pages && firstErr == nil && ctx.Err() == nil && !long() {
 			from := next * in.PageSize
 			to := min(from+in.PageSize, items)
 			cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
@@ -139,6 +169,7 @@ func fanOut(ctx workflow.Context, in RunInput, queue string, prog *Progress, fin
 			})
 			running++
 			next++
+			started++
 		}
 		if running == 0 {
 			break
@@ -148,5 +179,8 @@ func fanOut(ctx workflow.Context, in RunInput, queue string, prog *Progress, fin
 	if firstErr == nil && ctx.Err() != nil {
 		firstErr = temporal.NewCanceledError()
 	}
-	return firstErr
+	if firstErr == nil && next < pages {
+		return &RunResume{Finish: *fin, ProvisionQueue: queue, NextPage: next, UsersDone: prog.UsersDone}, nil
+	}
+	return nil, firstErr
 }

@@ -9,8 +9,10 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/usersync/usersync/activities"
 	"github.com/usersync/usersync/internal/plan"
@@ -148,4 +150,35 @@ func TestTargetDownRecordsTargetUnavailableAfterRetries(t *testing.T) {
 	require.Contains(t, recorded.Failure.Message, "503")
 	require.Equal(t, 1, e.finished.Failures[plan.TargetUnavailable])
 	require.Equal(t, 2, e.finished.Outcomes[activities.Created])
+}
+
+// A run whose history grows long (a very large directory) starts no new page past the limit,
+// lets its pages in flight finish, and continues as new; the continued run neither re-reads
+// nor re-plans, provisions the remaining users once each and reports the totals.
+func TestLongRunContinuesAsNewBetweenPages(t *testing.T) {
+	e := newRunEnv(t, 100)
+	e.SetCurrentHistoryLength(maxRunEvents + 1)
+	e.ExecuteWorkflow(SyncRunWorkflow, RunInput{Org: "acme", RunID: "r1", Kind: KindManual, PageSize: 10, PageWindow: 2})
+	var can *workflow.ContinueAsNewError
+	require.ErrorAs(t, e.GetWorkflowError(), &can)
+	var next RunInput
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	require.NotNil(t, next.Resume)
+	require.Equal(t, 2, next.Resume.NextPage, "one window of pages per execution, then continue as new")
+	require.Equal(t, 18, next.Resume.Finish.Outcomes[activities.Created])
+	require.Len(t, e.provision, 18)
+	require.Empty(t, e.finished.RunID, "the run is not finished yet")
+
+	cont := newRunEnv(t, 100)
+	cont.ExecuteWorkflow(SyncRunWorkflow, next)
+	require.NoError(t, cont.GetWorkflowError())
+	cont.AssertNotCalled(t, "SnapshotDirectory", mock.Anything, mock.Anything)
+	cont.AssertNotCalled(t, "PlanRun", mock.Anything, mock.Anything)
+	require.Len(t, cont.provision, 72)
+	for seq := range cont.provision {
+		require.GreaterOrEqual(t, seq, 20, "users of the first execution are not provisioned again")
+	}
+	require.Equal(t, store.RunSucceeded, cont.finished.Status)
+	require.Equal(t, 90, cont.finished.Outcomes[activities.Created], "totals span both executions")
+	require.Equal(t, 10, cont.finished.Failures[plan.DomainNotValidated])
 }

@@ -20,6 +20,17 @@ type RunInput struct {
 	PageSize      int `json:"pageSize,omitempty"`
 	PageWindow    int `json:"pageWindow,omitempty"`
 	UsersInFlight int `json:"usersInFlight,omitempty"`
+	// Resume is set when a run continues as new in the middle of its fan-out.
+	Resume *RunResume `json:"resume,omitempty"`
+}
+
+// RunResume is what a run carries across continue-as-new: its counts so far and the next
+// page to start. Directory read and plan are done; the items are in the store.
+type RunResume struct {
+	Finish         activities.FinishInput `json:"finish"`
+	ProvisionQueue string                 `json:"provisionQueue"`
+	NextPage       int                    `json:"nextPage"`
+	UsersDone      int                    `json:"usersDone"`
 }
 
 // Fan-out defaults: many small pages in parallel, a few users in flight each.

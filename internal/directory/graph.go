@@ -8,22 +8,23 @@ import (
 	"github.com/go-ldap/ldap/v3"
 )
 
-// groupGraph is every group under BaseDN with its direct members, all DNs normalized.
-// It holds DNs only, never user records.
+// groupGraph is the in-memory index's graph: every group under BaseDN with its direct
+// members, all DNs normalized. It holds DNs only, never user records.
 type groupGraph map[string][]string
 
-// readGroups reads all groups with their member attribute, following AD's ranged
-// retrieval for groups with more members than the server returns at once.
-func (r *Reader) readGroups(ctx context.Context) (groupGraph, error) {
-	g := groupGraph{}
+// readGroups hands every group with its members to idx, one LDAP page at a time, and
+// returns how many groups it read. Members beyond AD's per-entry limit (ranged retrieval)
+// are read after the paged search and added range by range.
+func (r *Reader) readGroups(ctx context.Context, idx MembershipIndex) (int, error) {
+	n := 0
 	var ranged []rangedGroup // fetched after the paged search, not in the middle of it
 	err := r.pagedSearch(ctx, r.cfg.GroupFilter, []string{"member"}, func(es []*ldap.Entry) error {
+		page := make([]GroupMembers, 0, len(es))
 		for _, e := range es {
-			dn := normalizeDN(e.DN)
-			members := g[dn]
+			g := GroupMembers{DN: normalizeDN(e.DN)}
 			for _, a := range e.Attributes {
 				if strings.EqualFold(a.Name, "member") {
-					members = appendNormalized(members, a.Values)
+					g.Members = appendNormalized(g.Members, a.Values)
 					continue
 				}
 				rg, ok, err := parseRangedAttr(a.Name)
@@ -33,27 +34,25 @@ func (r *Reader) readGroups(ctx context.Context) (groupGraph, error) {
 				if !ok || !strings.EqualFold(rg.Attr, "member") {
 					continue
 				}
-				members = appendNormalized(members, a.Values)
+				g.Members = appendNormalized(g.Members, a.Values)
 				if !rg.Last {
 					ranged = append(ranged, rangedGroup{dn: e.DN, got: rg})
 				}
 			}
-			if members == nil {
-				members = []string{} // present, and empty
-			}
-			g[dn] = members
+			page = append(page, g)
 		}
-		return nil
+		n += len(page)
+		return idx.AddGroups(ctx, page)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("directory %s: read groups under %q: %w", r.cfg.URL, r.cfg.BaseDN, err)
+		return 0, fmt.Errorf("directory %s: read groups under %q: %w", r.cfg.URL, r.cfg.BaseDN, err)
 	}
 	for _, rg := range ranged {
-		if err := r.readMemberRanges(ctx, g, rg); err != nil {
-			return nil, err
+		if err := r.readMemberRanges(ctx, idx, rg); err != nil {
+			return 0, err
 		}
 	}
-	return g, nil
+	return n, nil
 }
 
 type rangedGroup struct {
@@ -61,10 +60,11 @@ type rangedGroup struct {
 	got attrRange // the range last received
 }
 
-// readMemberRanges re-reads one group's member attribute range by range until the last.
-func (r *Reader) readMemberRanges(ctx context.Context, g groupGraph, rg rangedGroup) error {
+// readMemberRanges re-reads one group's member attribute range by range until the last,
+// adding each range to idx as it arrives (a group may have a million members).
+func (r *Reader) readMemberRanges(ctx context.Context, idx MembershipIndex, rg rangedGroup) error {
 	key := normalizeDN(rg.dn)
-	values, err := followRanges(rg.got, func(desc string) ([]*ldap.EntryAttribute, error) {
+	fetch := func(desc string) ([]*ldap.EntryAttribute, error) {
 		req := ldap.NewSearchRequest(rg.dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases,
 			0, 0, false, "(objectClass=*)", []string{desc}, nil)
 		var res *ldap.SearchResult
@@ -77,43 +77,46 @@ func (r *Reader) readMemberRanges(ctx context.Context, g groupGraph, rg rangedGr
 			attrs = append(attrs, e.Attributes...)
 		}
 		return attrs, nil
-	})
-	if err != nil {
+	}
+	add := func(values []string) error {
+		return idx.AddGroups(ctx, []GroupMembers{{DN: key, Members: appendNormalized(nil, values)}})
+	}
+	if err := followRanges(rg.got, fetch, add); err != nil {
 		return fmt.Errorf("group %q: %w", rg.dn, err)
 	}
-	g[key] = appendNormalized(g[key], values)
 	return nil
 }
 
 // followRanges asks fetch for the ranges after got until the server sends the last one,
-// and returns the values of those further ranges.
-func followRanges(got attrRange, fetch func(desc string) ([]*ldap.EntryAttribute, error)) ([]string, error) {
-	var values []string
+// and hands the values of each further range to add.
+func followRanges(got attrRange, fetch func(desc string) ([]*ldap.EntryAttribute, error), add func([]string) error) error {
 	for cur := got; !cur.Last; {
 		attrs, err := fetch(cur.next())
 		if err != nil {
-			return nil, err
+			return err
 		}
 		found := false
 		for _, a := range attrs {
 			ar, ok, err := parseRangedAttr(a.Name)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			if !ok || !strings.EqualFold(ar.Attr, cur.Attr) {
 				continue
 			}
 			if ar.Low != cur.High+1 {
-				return nil, fmt.Errorf("asked for %s, got %s", cur.next(), a.Name)
+				return fmt.Errorf("asked for %s, got %s", cur.next(), a.Name)
 			}
-			values = append(values, a.Values...)
+			if err := add(a.Values); err != nil {
+				return err
+			}
 			cur, found = ar, true
 		}
 		if !found {
-			return values, nil // no more values (the group shrank while we read)
+			return nil // no more values (the group shrank while we read)
 		}
 	}
-	return values, nil
+	return nil
 }
 
 func appendNormalized(dst, dns []string) []string {

@@ -2,6 +2,7 @@ package directory
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -31,25 +32,39 @@ const uacDisabled = 0x2
 // Attributes (first value; missing ones omitted).
 //
 // Any directory error fails the whole snapshot: a partial read must never look complete.
-// Memory holds the group membership DNs and one batch of users, never all users.
+// Memory holds the group membership DNs and one batch of users, never all users; use
+// SnapshotWith to keep the memberships out of memory too.
 func (r *Reader) Snapshot(ctx context.Context, groupDNs []string, extraAttrs []string, batchSize int,
 	emit func([]User) error) (Stats, error) {
+	return r.SnapshotWith(ctx, nil, groupDNs, extraAttrs, batchSize, emit)
+}
+
+// SnapshotWith is Snapshot with the group memberships kept in idx: groups are added to it
+// one LDAP page at a time and users looked up one page at a time, so with an index outside
+// the process memory holds one page of groups, one page of users and one batch, whatever
+// the directory's size. SnapshotWith closes idx when done, also on failure. A nil idx is
+// an in-memory one.
+func (r *Reader) SnapshotWith(ctx context.Context, idx MembershipIndex, groupDNs []string, extraAttrs []string,
+	batchSize int, emit func([]User) error) (_ Stats, err error) {
+	if idx == nil {
+		idx = NewMemoryIndex()
+	}
+	defer func() {
+		if cerr := idx.Close(ctx); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("directory snapshot: close membership index: %w", cerr))
+		}
+	}()
 	if batchSize <= 0 {
 		batchSize = r.cfg.PageSize
 	}
 	requested := normalizeAll(groupDNs)
-	graph, err := r.readGroups(ctx)
-	if err != nil {
+	var stats Stats
+	if stats.Groups, err = r.readGroups(ctx, idx); err != nil {
 		return Stats{}, err
 	}
-	stats := Stats{Groups: len(graph)}
-	for _, g := range requested {
-		if _, ok := graph[g]; !ok {
-			stats.MissingGroups = append(stats.MissingGroups, g)
-		}
+	if stats.MissingGroups, err = idx.Resolve(ctx, requested); err != nil {
+		return Stats{}, fmt.Errorf("directory snapshot: resolve nested groups: %w", err)
 	}
-	members := graph.memberships(requested)
-	graph = nil // only the memberships are needed from here on
 
 	attrs := r.userAttributes(extraAttrs)
 	batch := make([]User, 0, batchSize)
@@ -63,10 +78,19 @@ func (r *Reader) Snapshot(ctx context.Context, groupDNs []string, extraAttrs []s
 		batch = make([]User, 0, batchSize) // emit may keep the slice
 		return nil
 	}
+	dns := make([]string, 0, r.cfg.PageSize)
 	err = r.pagedSearch(ctx, r.cfg.UserFilter, attrs, func(es []*ldap.Entry) error {
+		stats.Users += len(es)
+		dns = dns[:0]
 		for _, e := range es {
-			stats.Users++
-			idx, ok := members[normalizeDN(e.DN)]
+			dns = append(dns, normalizeDN(e.DN))
+		}
+		members, err := idx.Lookup(ctx, dns)
+		if err != nil {
+			return fmt.Errorf("directory snapshot: look up group memberships: %w", err)
+		}
+		for i, e := range es {
+			held, ok := members[dns[i]]
 			if !ok {
 				continue
 			}
@@ -74,9 +98,9 @@ func (r *Reader) Snapshot(ctx context.Context, groupDNs []string, extraAttrs []s
 			if err != nil {
 				return err
 			}
-			u.Groups = make([]string, len(idx))
-			for k, i := range idx {
-				u.Groups[k] = requested[i]
+			u.Groups = make([]string, len(held))
+			for k, g := range held {
+				u.Groups[k] = requested[g]
 			}
 			if u.Disabled {
 				stats.Disabled++

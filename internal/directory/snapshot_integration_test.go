@@ -5,6 +5,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -454,3 +455,107 @@ func TestGroupExistsAndGroups(t *testing.T) {
 		t.Errorf("Groups() = %v, want %v", got, want)
 	}
 }
+
+// recordingIndex is the in-memory index, recording how Snapshot uses it.
+type recordingIndex struct {
+	directory.MembershipIndex
+	added, looked    []int // groups per AddGroups, DNs per Lookup
+	resolves, closes int
+}
+
+func newRecordingIndex() *recordingIndex {
+	return &recordingIndex{MembershipIndex: directory.NewMemoryIndex()}
+}
+
+func (x *recordingIndex) AddGroups(ctx context.Context, gs []directory.GroupMembers) error {
+	x.added = append(x.added, len(gs))
+	return x.MembershipIndex.AddGroups(ctx, gs)
+}
+
+func (x *recordingIndex) Resolve(ctx context.Context, requested []string) ([]string, error) {
+	x.resolves++
+	return x.MembershipIndex.Resolve(ctx, requested)
+}
+
+func (x *recordingIndex) Lookup(ctx context.Context, dns []string) (map[string][]int, error) {
+	x.looked = append(x.looked, len(dns))
+	return x.MembershipIndex.Lookup(ctx, dns)
+}
+
+func (x *recordingIndex) Close(ctx context.Context) error {
+	x.closes++
+	return x.MembershipIndex.Close(ctx)
+}
+
+func sum(ns []int) int {
+	n := 0
+	for _, v := range ns {
+		n += v
+	}
+	return n
+}
+
+// With a membership index, the reader never holds more than a page of groups or users:
+// that is what keeps its memory independent of the directory's size.
+func TestSnapshotWithStreamsPagesThroughTheIndex(t *testing.T) {
+	const page = 8
+	r := dial(t, func(c *directory.Config) { c.PageSize = page })
+	groups := []string{demo.GroupDN("Engineering"), demo.GroupDN("All-Staff"), "cn=Gone,ou=Groups,dc=example,dc=com"}
+	want, wantStats, _ := snapshot(t, r, groups, []string{"l"}, 0)
+
+	idx := newRecordingIndex()
+	got := map[string]directory.User{}
+	stats, err := r.SnapshotWith(context.Background(), idx, groups, []string{"l"}, 0, func(us []directory.User) error {
+		for _, u := range us {
+			got[u.DN] = u
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) || !reflect.DeepEqual(stats, wantStats) {
+		t.Errorf("SnapshotWith gave %d users (stats %+v), Snapshot %d (stats %+v)", len(got), stats, len(want), wantStats)
+	}
+	nGroups := len(mustGroups(t, r))
+	if len(idx.added) < nGroups/page || sum(idx.added) != nGroups || slices.Max(idx.added) > page {
+		t.Errorf("groups added in parts of %v, want %d groups in parts of at most %d", idx.added, nGroups, page)
+	}
+	if len(idx.looked) < demoPeople/page || sum(idx.looked) != demoPeople || slices.Max(idx.looked) > page {
+		t.Errorf("users looked up in parts of %v, want %d users in parts of at most %d", idx.looked, demoPeople, page)
+	}
+	if idx.resolves != 1 || idx.closes != 1 {
+		t.Errorf("Resolve called %d times, Close %d times; want once each", idx.resolves, idx.closes)
+	}
+}
+
+// The index is closed (a store-backed one drops its rows) however the snapshot ends.
+func TestSnapshotWithClosesTheIndexOnFailure(t *testing.T) {
+	r := dial(t, func(c *directory.Config) { c.BaseDN = "ou=Nowhere,dc=example,dc=com" })
+	idx := newRecordingIndex()
+	if _, err := r.SnapshotWith(context.Background(), idx, []string{demo.GroupDN("IT")}, nil, 0,
+		func([]directory.User) error { return nil }); err == nil {
+		t.Fatal("snapshot under a missing base succeeded")
+	}
+	if idx.closes != 1 {
+		t.Errorf("directory error: Close called %d times, want 1", idx.closes)
+	}
+
+	idx = newRecordingIndex()
+	_, err := dial(t).SnapshotWith(context.Background(), idx, []string{demo.GroupDN("IT")}, nil, 0,
+		func([]directory.User) error { return errorString("disk full") })
+	if err == nil || idx.closes != 1 {
+		t.Errorf("emit error: err = %v, Close called %d times; want an error and 1", err, idx.closes)
+	}
+
+	failing := &failingIndex{MembershipIndex: directory.NewMemoryIndex()}
+	_, err = dial(t).SnapshotWith(context.Background(), failing, []string{demo.GroupDN("IT")}, nil, 0,
+		func([]directory.User) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "index gone") {
+		t.Errorf("failing Close: err = %v, want it reported", err)
+	}
+}
+
+type failingIndex struct{ directory.MembershipIndex }
+
+func (failingIndex) Close(context.Context) error { return errorString("index gone") }

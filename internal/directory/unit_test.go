@@ -1,8 +1,12 @@
 package directory
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -85,7 +89,37 @@ func TestNormalizeDN(t *testing.T) {
 	}
 }
 
-func TestMembershipsFollowNestingAndCycles(t *testing.T) {
+// resolveAll feeds g to idx two groups per call, each group's members in two halves (as
+// AD's ranged retrieval adds them), resolves requested and looks up dns.
+func resolveAll(t *testing.T, idx MembershipIndex, g groupGraph, requested, dns []string) (map[string][]int, []string) {
+	t.Helper()
+	ctx := context.Background()
+	var firsts, rests []GroupMembers
+	for _, dn := range slices.Sorted(maps.Keys(g)) {
+		half := len(g[dn]) / 2
+		firsts = append(firsts, GroupMembers{DN: dn, Members: g[dn][:half]})
+		rests = append(rests, GroupMembers{DN: dn, Members: g[dn][half:]})
+	}
+	for page := range slices.Chunk(append(firsts, rests...), 2) {
+		if err := idx.AddGroups(ctx, page); err != nil {
+			t.Fatal(err)
+		}
+	}
+	missing, err := idx.Resolve(ctx, requested)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := idx.Lookup(ctx, dns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := idx.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return got, missing
+}
+
+func TestMemoryIndexFollowsNestingAndCycles(t *testing.T) {
 	g := groupGraph{
 		"cn=top":   {"cn=mid", "uid=a"},
 		"cn=mid":   {"cn=leaf"},
@@ -94,30 +128,40 @@ func TestMembershipsFollowNestingAndCycles(t *testing.T) {
 		"cn=y":     {"cn=x", "uid=c"}, // x and y contain each other
 		"cn=self":  {"cn=self"},       // an empty groupOfNames listing itself
 		"cn=other": {"uid=e"},
+		"cn=empty": {},
 	}
-	got := g.memberships([]string{"cn=leaf", "cn=self", "cn=top", "cn=x"})
+	users := []string{"uid=a", "uid=b", "uid=c", "uid=d", "uid=e", "uid=nobody"}
+	got, missing := resolveAll(t, NewMemoryIndex(), g, []string{"cn=empty", "cn=gone", "cn=leaf", "cn=self", "cn=top", "cn=x"}, users)
 	want := map[string][]int{
-		"uid=a": {0, 2}, // leaf reaches top through the cycle
-		"uid=b": {0, 2},
-		"uid=c": {0, 2, 3},
-		"uid=d": {3},
+		"uid=a": {2, 4}, // leaf reaches top through the cycle
+		"uid=b": {2, 4},
+		"uid=c": {2, 4, 5},
+		"uid=d": {5},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("memberships = %v, want %v", got, want)
 	}
-	if got := g.memberships([]string{"cn=missing"}); len(got) != 0 {
-		t.Errorf("missing group has members %v", got)
+	if want := []string{"cn=gone"}; !reflect.DeepEqual(missing, want) {
+		t.Errorf("missing = %v, want %v (an empty group is not missing)", missing, want)
+	}
+
+	// Lookup answers for the DNs asked, not for every member.
+	got, _ = resolveAll(t, NewMemoryIndex(), g, []string{"cn=top"}, []string{"uid=b", "cn=mid", "uid=e"})
+	if want := map[string][]int{"uid=b": {0}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("lookup of b, a group and a non-member = %v, want %v", got, want)
 	}
 }
 
-func TestMembershipsDeepChain(t *testing.T) {
+func TestMemoryIndexDeepChain(t *testing.T) {
 	g := groupGraph{}
 	const depth = 50
+	var users []string
 	for i := range depth {
 		g[fmt.Sprintf("cn=g%d", i)] = []string{fmt.Sprintf("cn=g%d", i+1), fmt.Sprintf("uid=u%d", i)}
+		users = append(users, fmt.Sprintf("uid=u%d", i))
 	}
 	g[fmt.Sprintf("cn=g%d", depth)] = []string{"uid=bottom"}
-	got := g.memberships([]string{"cn=g0"})
+	got, _ := resolveAll(t, NewMemoryIndex(), g, []string{"cn=g0"}, append(users, "uid=bottom"))
 	if len(got) != depth+1 {
 		t.Errorf("got %d users, want %d", len(got), depth+1)
 	}
@@ -237,22 +281,35 @@ func TestFollowRangesReadsEveryRange(t *testing.T) {
 		return []*ldap.EntryAttribute{ldap.NewEntryAttribute(name, all[r.Low:hi+1])}, nil
 	}
 	first, _, _ := parseRangedAttr("member;range=0-1499")
-	got, err := followRanges(first, fetch)
+	got := append([]string{}, all[:1500]...)
+	var added []int
+	err := followRanges(first, fetch, func(values []string) error {
+		added = append(added, len(values))
+		got = append(got, values...)
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	got = append(append([]string{}, all[:1500]...), got...)
 	if !reflect.DeepEqual(got, all) {
 		t.Errorf("got %d members, want %d in order", len(got), len(all))
 	}
 	if want := []string{"member;range=1500-*", "member;range=3000-*"}; !reflect.DeepEqual(asked, want) {
 		t.Errorf("asked for %v, want %v", asked, want)
 	}
+	if want := []int{1500, 500}; !reflect.DeepEqual(added, want) {
+		t.Errorf("values handed on in parts of %v, want one part per range %v", added, want)
+	}
 
 	gap := func(string) ([]*ldap.EntryAttribute, error) {
 		return []*ldap.EntryAttribute{ldap.NewEntryAttribute("member;range=1600-*", []string{"x"})}, nil
 	}
-	if _, err := followRanges(first, gap); err == nil || !strings.Contains(err.Error(), "1600") {
+	if err := followRanges(first, gap, func([]string) error { return nil }); err == nil || !strings.Contains(err.Error(), "1600") {
 		t.Errorf("range gap: err = %v, want one naming the range", err)
+	}
+	asked = nil
+	full := errors.New("index full")
+	if err := followRanges(first, fetch, func([]string) error { return full }); !errors.Is(err, full) || len(asked) != 1 {
+		t.Errorf("add failing: err = %v after %d fetches, want the add error after 1", err, len(asked))
 	}
 }

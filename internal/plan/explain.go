@@ -67,7 +67,7 @@ func Explain(u directory.User, in Input) Explanation {
 	in.Users, in.Retry = users, nil
 	res := Plan(in)
 
-	p := planner{rules: prepareRules(in.Rules), heldBy: heldBy(in.Held)}
+	p := NewPlanner(in)
 	e := Explanation{ExternalID: u.ExternalID, UserName: u.UserName, Disabled: u.Disabled,
 		Groups: make([]string, 0, len(u.Groups)), Warnings: res.Warnings}
 	for _, g := range u.Groups {
@@ -86,7 +86,7 @@ func Explain(u directory.User, in Input) Explanation {
 
 	applied, linked := in.Applied[u.ExternalID]
 	e.Linked = linked
-	e.License.Held = p.heldBy[u.ExternalID]
+	e.License.Held = heldBy(in.Held)[u.ExternalID]
 	i := slices.IndexFunc(res.Items, func(it Item) bool { return it.ExternalID == u.ExternalID })
 	if i >= 0 {
 		it := res.Items[i]
@@ -104,7 +104,7 @@ func Explain(u directory.User, in Input) Explanation {
 	return e
 }
 
-func (p *planner) explainRules(a rules.Assignment, u directory.User, ms []Mapping) ([]MatchedRule, []FieldDecision) {
+func (p *Planner) explainRules(a rules.Assignment, u directory.User, ms []Mapping) ([]MatchedRule, []FieldDecision) {
 	byID := map[int64]rules.Rule{}
 	for _, r := range p.rules {
 		byID[r.ID] = r

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -17,15 +18,16 @@ const (
 	DefaultSuspendThresholdMax     = 500
 )
 
-// Plan computes the work of one sync. It is deterministic: the same input, in any slice or
-// map order, gives the same result.
+// Plan computes the work of one sync from in-memory input. It is deterministic: the same
+// input, in any slice or map order, gives the same result. A caller streaming a large
+// directory from a database drives a Planner the same way, one user at a time.
 //
 //   - In scope: enabled users matched by at least one rule. Each gets Build + CheckUser;
 //     a failing check is a Fail item.
 //   - Linked (in Applied) and unchanged, not failed, with seats in order: counted in
 //     Unchanged, no item. Linked and different (or failed): Update with Changed = Diff.
 //     Not linked: Create.
-//   - Seats: see allocateSeats. Seats released in this plan count as free only next sync.
+//   - Seats: see SeatLedger. Seats released in this plan count as free only next sync.
 //   - Out of scope, linked and active: Suspend, unless the directory read looks wrong
 //     (empty, or under half the last in-scope count: no suspensions at all) or there are
 //     more suspensions than the threshold allows (all held as suspension_held unless
@@ -36,12 +38,12 @@ const (
 //   - Resolved: failed users now out of scope with nothing to do. Never when the read looks
 //     wrong (scope is then unknown).
 func Plan(in Input) Result {
-	p := planner{in: in, rules: prepareRules(in.Rules), heldBy: heldBy(in.Held)}
+	p := NewPlanner(in)
+	held := heldBy(in.Held)
 	var res Result
-	inScope := make(map[string]bool, len(in.Users))
 	seen := make(map[string]bool, len(in.Users))
-	outNames := map[string]string{} // externalId -> userName of out-of-scope directory users
 	var candidates []candidate
+	var suspensions, resolved []string
 	dup := 0
 
 	for _, u := range in.Users {
@@ -50,50 +52,85 @@ func Plan(in Input) Result {
 			continue
 		}
 		seen[u.ExternalID] = true
-		a, ok := p.resolve(u)
-		if !ok {
-			outNames[u.ExternalID] = u.UserName
-			continue
+		r := Row{User: u, Held: held[u.ExternalID]}
+		if ap, ok := in.Applied[u.ExternalID]; ok {
+			r.Applied = &ap
 		}
-		res.InScope++
-		inScope[u.ExternalID] = true
-		if p.in.Retry != nil && !p.retrying(u.ExternalID, u.UserName) {
-			continue
+		if f, ok := in.Failed[u.ExternalID]; ok {
+			r.Failure = &f
 		}
-		c, unchanged := p.planUser(u, a)
-		if unchanged {
+		v := p.User(r)
+		switch {
+		case v.InScope:
+			res.InScope++
+		case v.Suspend:
+			suspensions = append(suspensions, u.ExternalID)
+		case v.Resolved:
+			resolved = append(resolved, u.ExternalID)
+		}
+		switch {
+		case v.Unchanged:
 			res.Unchanged++
-			continue
+		case v.Item != nil && len(v.Item.NewSeats) > 0:
+			candidates = append(candidates, candidate{item: *v.Item, key: v.SeatKey})
+		case v.Item != nil:
+			res.Items = append(res.Items, *v.Item)
 		}
-		if c.item.Action == Fail || len(c.item.NewSeats) == 0 {
-			res.Items = append(res.Items, c.item)
-			continue
-		}
-		candidates = append(candidates, c)
 	}
-	res.InScope += in.Settled
-	res.Unchanged += in.Settled
+	// Linked or failed users the read did not return are out of scope too.
+	for id, ap := range in.Applied {
+		if !seen[id] {
+			v := p.Left(id, ap.State.UserName, &ap, failureOf(in.Failed, id))
+			if v.Suspend {
+				suspensions = append(suspensions, id)
+			} else if v.Resolved {
+				resolved = append(resolved, id)
+			}
+		}
+	}
+	for id, f := range in.Failed {
+		if _, linked := in.Applied[id]; !linked && !seen[id] {
+			if p.Left(id, "", nil, &f).Resolved {
+				resolved = append(resolved, id)
+			}
+		}
+	}
 	if dup > 0 {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("directory read listed %d users twice (same externalId): later copies ignored", dup))
 	}
-	res.Items = append(res.Items, p.allocateSeats(candidates)...)
 
-	if warning := p.suspiciousRead(res.InScope); warning != "" {
+	sort.Slice(candidates, func(i, j int) bool { return candidates[i].key.Less(candidates[j].key) })
+	ledger := NewSeatLedger(in.Seats, seatsUsed(in.Held))
+	for _, c := range candidates {
+		item := c.item
+		if f := ledger.Take(item.NewSeats); f != nil {
+			FailItem(&item, *f)
+		}
+		res.Items = append(res.Items, item)
+	}
+
+	if warning := p.SuspiciousRead(len(in.Users), res.InScope); warning != "" {
 		res.Warnings = append(res.Warnings, warning)
 	} else {
-		suspensions, resolved := p.outOfScope(inScope, outNames)
+		slices.Sort(resolved)
 		res.Resolved = resolved
-		if len(suspensions) > 0 {
-			if held, msg := p.holdSuspensions(len(suspensions)); held {
-				for i := range suspensions {
-					suspensions[i].Action = Fail
-					suspensions[i].Failure = &Failure{Type: SuspensionHeld, Message: msg}
-					suspensions[i].Changed, suspensions[i].ReleaseSeats = nil, nil
-				}
-				res.SuspensionsHeld = true
-				res.Warnings = append(res.Warnings, msg)
+		active := 0
+		for _, ap := range in.Applied {
+			if ap.State.Active {
+				active++
 			}
-			res.Items = append(res.Items, suspensions...)
+		}
+		heldMsg := p.HoldSuspensions(len(suspensions), active)
+		for _, id := range suspensions {
+			item := SuspendItem(in.Applied[id], held[id])
+			if heldMsg != "" {
+				FailItem(&item, Failure{Type: SuspensionHeld, Message: heldMsg})
+			}
+			res.Items = append(res.Items, item)
+		}
+		if heldMsg != "" {
+			res.SuspensionsHeld = true
+			res.Warnings = append(res.Warnings, heldMsg)
 		}
 	}
 
@@ -101,15 +138,226 @@ func Plan(in Input) Result {
 	return res
 }
 
-type planner struct {
-	in     Input
-	rules  []rules.Rule
-	heldBy map[string][]string // externalId -> sorted products it holds a seat of
+func failureOf(failed map[string]Failure, id string) *Failure {
+	if f, ok := failed[id]; ok {
+		return &f
+	}
+	return nil
+}
+
+// seatsUsed counts the holders of each product.
+func seatsUsed(held map[string]map[string]bool) map[string]int {
+	used := map[string]int{}
+	for prod, holders := range held {
+		for _, ok := range holders {
+			if ok {
+				used[prod]++
+			}
+		}
+	}
+	return used
 }
 
 type candidate struct {
-	item     Item
-	priority int // best rule priority over the products needing a new seat
+	item Item
+	key  SeatKey
+}
+
+// Planner makes the per-user decisions of a plan. It holds the rules and settings, never
+// the users: a caller streams the directory through it.
+type Planner struct {
+	in    Input // rules, mappings, domains, retry filter, thresholds; per-user fields unused
+	rules []rules.Rule
+}
+
+// NewPlanner prepares in's rules once, so that each user costs no rule sorting.
+func NewPlanner(in Input) *Planner {
+	return &Planner{in: in, rules: prepareRules(in.Rules)}
+}
+
+// Row is one directory user and what the store knows about it.
+type Row struct {
+	User    directory.User
+	Applied *Applied // last applied state; nil when not linked
+	Failure *Failure // current failure; nil when none
+	Held    []string // sorted products whose seat the user holds
+}
+
+// Verdict is the decision for one user. At most one of Unchanged, Item, Suspend and
+// Resolved is set; none when a retry filter leaves the user out.
+type Verdict struct {
+	InScope   bool
+	Unchanged bool
+	// Item is the user's work. With NewSeats it is a seat candidate: a SeatLedger, serving
+	// candidates in SeatKey order, grants the seats or fails the item (FailItem).
+	Item    *Item
+	SeatKey SeatKey
+	// Suspend: out of scope, linked and active; the caller builds the item (SuspendItem)
+	// once it knows how many there are (HoldSuspensions).
+	Suspend bool
+	// Resolved: failed, out of scope and nothing to do: the failure can be cleared.
+	Resolved bool
+}
+
+// User decides for one directory user.
+func (p *Planner) User(r Row) Verdict {
+	u := r.User
+	a, ok := p.resolve(u)
+	if !ok {
+		return p.Left(u.ExternalID, u.UserName, r.Applied, r.Failure)
+	}
+	if !p.selected(r.Failure, u.ExternalID, u.UserName) {
+		return Verdict{InScope: true}
+	}
+	return p.planUser(r, a)
+}
+
+// Left decides for a user out of scope: disabled, matched by no rule, or not returned by
+// the directory read at all (userName may then be "").
+func (p *Planner) Left(externalID, userName string, applied *Applied, f *Failure) Verdict {
+	if applied != nil && userName == "" {
+		userName = applied.State.UserName
+	}
+	if !p.selected(f, externalID, userName) {
+		return Verdict{}
+	}
+	linkedActive := applied != nil && applied.State.Active
+	return Verdict{Suspend: linkedActive, Resolved: !linkedActive && f != nil}
+}
+
+// Settled reports, without the applied state itself, whether u needs nothing: in scope,
+// valid, not failed, holding exactly the seats of its products, and its desired state
+// hashes to appliedHash ("" when not linked). Settled users are exactly those User would
+// find Unchanged; a streaming caller uses it to avoid decoding the applied state.
+func (p *Planner) Settled(u directory.User, appliedHash string, failed bool, held []string) bool {
+	if appliedHash == "" || failed || p.in.Retry != nil {
+		return false
+	}
+	a, ok := p.resolve(u)
+	if !ok {
+		return false
+	}
+	d := Build(u, a, p.in.Mappings)
+	if CheckUser(d, p.in.ValidatedDomains) != nil || !slices.Equal(held, setOf(d.Products)) {
+		return false
+	}
+	return d.Hash() == appliedHash
+}
+
+// SuspiciousRead explains why this directory read must not suspend anyone, or returns "".
+// read counts every user the read returned, in scope or not.
+func (p *Planner) SuspiciousRead(read, inScope int) string {
+	if read == 0 {
+		return "directory read returned 0 users: no suspensions, no failures cleared"
+	}
+	if prev := p.in.PreviousSnapshotSize; prev > 0 && inScope*2 < prev {
+		return fmt.Sprintf("directory read is suspiciously small: %d users in scope, last good read had %d: no suspensions, no failures cleared", inScope, prev)
+	}
+	return ""
+}
+
+// HoldSuspensions applies the safety threshold to n suspensions out of active linked users:
+// more than SuspendThresholdMax, or more than SuspendThresholdPercent of them (at least 1 is
+// always allowed), are all held unless ApproveSuspensions. It returns the reason, or "".
+func (p *Planner) HoldSuspensions(n, active int) string {
+	pct, max := p.in.SuspendThresholdPercent, p.in.SuspendThresholdMax
+	if pct <= 0 {
+		pct = DefaultSuspendThresholdPercent
+	}
+	if max <= 0 {
+		max = DefaultSuspendThresholdMax
+	}
+	allowed := min(max, active*pct/100)
+	if allowed < 1 {
+		allowed = 1
+	}
+	if n <= allowed || p.in.ApproveSuspensions {
+		return ""
+	}
+	return fmt.Sprintf("suspension held: this sync would suspend %d of %d active linked users, above the safety threshold of %d (%d%%, at most %d); approve the suspensions or fix the directory or rules",
+		n, active, allowed, pct, max)
+}
+
+// SuspendItem is the suspension of a linked account: inactive, access removed, seats given
+// back; the account and its identity stay.
+func SuspendItem(ap Applied, held []string) Item {
+	d := ap.State
+	d.Active = false
+	d.Role, d.UserGroup, d.SettingsTemplate = "", "", ""
+	d.Products, d.DeviceGroups = nil, nil
+	return Item{ExternalID: ap.ExternalID, UserName: ap.State.UserName, Action: Suspend, Desired: d,
+		Changed: Diff(ap.State, d), ReleaseSeats: slices.Clone(held)}
+}
+
+// FailItem turns planned work into a failure decided before provisioning: nothing is
+// written and no seat is taken or released.
+func FailItem(it *Item, f Failure) {
+	it.Action, it.Failure = Fail, &f
+	it.Changed, it.NewSeats, it.ReleaseSeats = nil, nil, nil
+}
+
+// SeatKey orders the users who need new seats: best rule priority among the products they
+// need, then lower-case userName, then externalId.
+type SeatKey struct {
+	Priority   int
+	SortName   string // SortName(userName)
+	ExternalID string
+}
+
+// Less is the seat order.
+func (k SeatKey) Less(o SeatKey) bool {
+	if k.Priority != o.Priority {
+		return k.Priority < o.Priority
+	}
+	if k.SortName != o.SortName {
+		return k.SortName < o.SortName
+	}
+	return k.ExternalID < o.ExternalID
+}
+
+// SortName is the userName as items and seats are ordered by.
+func SortName(userName string) string { return strings.ToLower(userName) }
+
+// SeatLedger hands out seats to candidates served in SeatKey order. It holds one counter
+// per product, whatever the number of users.
+type SeatLedger struct {
+	seats, free map[string]int
+}
+
+// NewSeatLedger starts from the seats bought and the seats in use, per product (a product
+// in use without a license row has no seats: its free count is negative).
+func NewSeatLedger(seats, used map[string]int) *SeatLedger {
+	l := &SeatLedger{seats: seats, free: map[string]int{}}
+	for prod, n := range seats {
+		l.free[prod] = n
+	}
+	for prod, n := range used {
+		l.free[prod] -= n
+	}
+	return l
+}
+
+// Take gives the user a seat of each product, all or nothing: one short product fails the
+// user (the first, in sorted order, is reported) and no seat is taken.
+func (l *SeatLedger) Take(products []string) *Failure {
+	for _, prod := range products {
+		if l.free[prod] <= 0 {
+			return OutOfLicensesFailure(prod, l.seats[prod])
+		}
+	}
+	for _, prod := range products {
+		l.free[prod]--
+	}
+	return nil
+}
+
+// OutOfLicensesFailure is the failure of a user who finds no free seat of product.
+func OutOfLicensesFailure(product string, seats int) *Failure {
+	msg := fmt.Sprintf("no free seat for product %q (%d seats, all assigned)", product, seats)
+	if seats <= 0 {
+		msg = fmt.Sprintf("no free seat for product %q (no seats configured)", product)
+	}
+	return &Failure{Type: OutOfLicenses, Product: product, Message: msg}
 }
 
 // prepareRules normalizes and sorts the rules once, so Resolve does no work per user.
@@ -127,23 +375,21 @@ func prepareRules(rs []rules.Rule) []rules.Rule {
 	return out
 }
 
+// heldBy inverts Input.Held: externalId -> sorted products it holds a seat of.
 func heldBy(held map[string]map[string]bool) map[string][]string {
 	out := map[string][]string{}
-	for product, holders := range held {
-		for id, ok := range holders {
+	for _, product := range slices.Sorted(maps.Keys(held)) {
+		for id, ok := range held[product] {
 			if ok {
 				out[id] = append(out[id], product)
 			}
 		}
 	}
-	for _, ps := range out {
-		slices.Sort(ps)
-	}
 	return out
 }
 
 // resolve returns the assignment of an enabled user matched by a rule.
-func (p *planner) resolve(u directory.User) (rules.Assignment, bool) {
+func (p *Planner) resolve(u directory.User) (rules.Assignment, bool) {
 	if u.Disabled {
 		return rules.Assignment{}, false
 	}
@@ -154,178 +400,54 @@ func (p *planner) resolve(u directory.User) (rules.Assignment, bool) {
 	return rules.Resolve(p.rules, groups)
 }
 
-// planUser plans one in-scope user; unchanged reports that there is nothing to do.
-func (p *planner) planUser(u directory.User, a rules.Assignment) (c candidate, unchanged bool) {
+// planUser plans one in-scope user.
+func (p *Planner) planUser(r Row, a rules.Assignment) Verdict {
+	u := r.User
 	d := Build(u, a, p.in.Mappings)
 	item := Item{ExternalID: u.ExternalID, UserName: u.UserName, Desired: d}
+	v := Verdict{InScope: true, Item: &item}
 	if f := CheckUser(d, p.in.ValidatedDomains); f != nil {
 		item.Action, item.Failure = Fail, f
-		return candidate{item: item}, false
+		return v
 	}
-	held := p.heldBy[u.ExternalID]
 	priority := math.MaxInt
 	for _, prod := range d.Products {
-		if !slices.Contains(held, prod) {
+		if !slices.Contains(r.Held, prod) {
 			item.NewSeats = append(item.NewSeats, prod)
 			if pr, ok := a.ProductPriority[prod]; ok && pr < priority {
 				priority = pr
 			}
 		}
 	}
-	for _, prod := range held {
+	for _, prod := range r.Held {
 		if !slices.Contains(d.Products, prod) {
 			item.ReleaseSeats = append(item.ReleaseSeats, prod)
 		}
 	}
-	_, failed := p.in.Failed[u.ExternalID]
-	applied, linked := p.in.Applied[u.ExternalID]
-	if !linked {
+	v.SeatKey = SeatKey{Priority: priority, SortName: SortName(u.UserName), ExternalID: u.ExternalID}
+	if r.Applied == nil {
 		item.Action = Create
-		return candidate{item: item, priority: priority}, false
+		return v
 	}
 	item.Action = Update
-	item.Changed = Diff(applied.State, d)
+	item.Changed = Diff(r.Applied.State, d)
 	// Seat bookkeeping that disagrees with the applied state is repaired by an Update too.
-	if len(item.Changed) == 0 && !failed && len(item.NewSeats) == 0 && len(item.ReleaseSeats) == 0 {
-		return candidate{}, true
+	if len(item.Changed) == 0 && r.Failure == nil && len(item.NewSeats) == 0 && len(item.ReleaseSeats) == 0 {
+		return Verdict{InScope: true, Unchanged: true}
 	}
-	return candidate{item: item, priority: priority}, false
+	return v
 }
 
-// allocateSeats serves the users who need new seats in a deterministic order (best rule
-// priority among the products they need, then lower-case userName, then externalId).
-// All or nothing per user: one short product fails the user, who then takes no seat.
-func (p *planner) allocateSeats(cs []candidate) []Item {
-	sort.Slice(cs, func(i, j int) bool {
-		if cs[i].priority != cs[j].priority {
-			return cs[i].priority < cs[j].priority
-		}
-		return itemLess(cs[i].item, cs[j].item)
-	})
-	free := map[string]int{}
-	for prod, n := range p.in.Seats {
-		free[prod] = n - len(p.in.Held[prod])
+// selected reports whether the run plans this user: always, unless a retry filter is set;
+// then the user must have a current failure matching every set field of the filter.
+func (p *Planner) selected(f *Failure, externalID, userName string) bool {
+	r := p.in.Retry
+	if r == nil {
+		return true
 	}
-	for prod, holders := range p.in.Held {
-		if _, ok := p.in.Seats[prod]; !ok {
-			free[prod] = -len(holders)
-		}
-	}
-	items := make([]Item, 0, len(cs))
-	for _, c := range cs {
-		item := c.item
-		short := ""
-		for _, prod := range item.NewSeats { // sorted: the first short product is reported
-			if free[prod] <= 0 {
-				short = prod
-				break
-			}
-		}
-		if short == "" {
-			for _, prod := range item.NewSeats {
-				free[prod]--
-			}
-			items = append(items, item)
-			continue
-		}
-		seats := p.in.Seats[short]
-		msg := fmt.Sprintf("no free seat for product %q (%d seats, all assigned)", short, seats)
-		if seats <= 0 {
-			msg = fmt.Sprintf("no free seat for product %q (no seats configured)", short)
-		}
-		item.Action, item.Failure = Fail, &Failure{Type: OutOfLicenses, Product: short, Message: msg}
-		item.Changed, item.NewSeats, item.ReleaseSeats = nil, nil, nil
-		items = append(items, item)
-	}
-	return items
-}
-
-// suspiciousRead explains why this directory read must not suspend anyone, or "".
-func (p *planner) suspiciousRead(inScope int) string {
-	if len(p.in.Users)+p.in.Settled == 0 {
-		return "directory read returned 0 users: no suspensions, no failures cleared"
-	}
-	if prev := p.in.PreviousSnapshotSize; prev > 0 && inScope*2 < prev {
-		return fmt.Sprintf("directory read is suspiciously small: %d users in scope, last good read had %d: no suspensions, no failures cleared", inScope, prev)
-	}
-	return ""
-}
-
-// outOfScope plans the suspension of linked active users who left the scope, and lists
-// failed users whose failure no longer matters.
-func (p *planner) outOfScope(inScope map[string]bool, names map[string]string) ([]Item, []string) {
-	var items []Item
-	var resolved []string
-	for id, ap := range p.in.Applied {
-		if inScope[id] {
-			continue
-		}
-		if p.in.Retry != nil && !p.retrying(id, ap.State.UserName) {
-			continue
-		}
-		if !ap.State.Active {
-			if _, failed := p.in.Failed[id]; failed {
-				resolved = append(resolved, id)
-			}
-			continue
-		}
-		d := ap.State
-		d.Active = false
-		d.Role, d.UserGroup, d.SettingsTemplate = "", "", ""
-		d.Products, d.DeviceGroups = nil, nil
-		items = append(items, Item{
-			ExternalID: id, UserName: ap.State.UserName, Action: Suspend, Desired: d,
-			Changed: Diff(ap.State, d), ReleaseSeats: slices.Clone(p.heldBy[id]),
-		})
-	}
-	for id := range p.in.Failed {
-		if _, linked := p.in.Applied[id]; linked || inScope[id] {
-			continue
-		}
-		if p.in.Retry != nil && !p.retrying(id, names[id]) {
-			continue
-		}
-		resolved = append(resolved, id)
-	}
-	slices.Sort(resolved)
-	return items, resolved
-}
-
-// holdSuspensions applies the threshold: more than SuspendThresholdMax, or more than
-// SuspendThresholdPercent of the active linked users (at least 1 always allowed).
-func (p *planner) holdSuspensions(n int) (bool, string) {
-	pct, max := p.in.SuspendThresholdPercent, p.in.SuspendThresholdMax
-	if pct <= 0 {
-		pct = DefaultSuspendThresholdPercent
-	}
-	if max <= 0 {
-		max = DefaultSuspendThresholdMax
-	}
-	active := p.in.Settled // settled users are linked and active
-	for _, ap := range p.in.Applied {
-		if ap.State.Active {
-			active++
-		}
-	}
-	allowed := min(max, active*pct/100)
-	if allowed < 1 {
-		allowed = 1
-	}
-	if n <= allowed || p.in.ApproveSuspensions {
-		return false, ""
-	}
-	return true, fmt.Sprintf("suspension held: this sync would suspend %d of %d active linked users, above the safety threshold of %d (%d%%, at most %d); approve the suspensions or fix the directory or rules",
-		n, active, allowed, pct, max)
-}
-
-// retrying reports whether a retry filter selects this user: it must have a current
-// failure that matches every set field of the filter.
-func (p *planner) retrying(externalID, userName string) bool {
-	f, ok := p.in.Failed[externalID]
-	if !ok {
+	if f == nil {
 		return false
 	}
-	r := p.in.Retry
 	if r.Type != "" && !strings.EqualFold(r.Type, f.Type) {
 		return false
 	}
@@ -339,7 +461,7 @@ func (p *planner) retrying(externalID, userName string) bool {
 }
 
 func itemLess(a, b Item) bool {
-	la, lb := strings.ToLower(a.UserName), strings.ToLower(b.UserName)
+	la, lb := SortName(a.UserName), SortName(b.UserName)
 	if la != lb {
 		return la < lb
 	}

@@ -1,27 +1,25 @@
 package plan
 
 import (
-	"reflect"
 	"testing"
 
 	"github.com/usersync/usersync/internal/directory"
 )
 
-// Leaving settled users out of a plan (counting them instead) changes nothing in the result.
-func TestSettledUsersCanBeLeftOutOfThePlan(t *testing.T) {
+// Settled (the cheap check a streaming plan makes before decoding an applied state) picks
+// exactly the users Plan finds unchanged.
+func TestSettledIsExactlyWhatPlanFindsUnchanged(t *testing.T) {
 	settledA := user("a", "ann", staff)
 	settledB := user("b", "bob", admins)
 	renamed := user("c", "cid", staff)
 	failed := user("d", "dan", staff)
 	wrongSeats := user("e", "eve", admins)
 	fresh := user("f", "fay", staff)
-	leaver := user("g", "gus", staff)
 	disabled := user("h", "hal", staff)
 	in := baseInput(settledA, settledB, renamed, failed, wrongSeats, fresh, disabled)
-	for _, u := range []directory.User{settledA, settledB, renamed, failed, leaver, disabled} {
+	for _, u := range []directory.User{settledA, settledB, renamed, failed, disabled, wrongSeats} {
 		link(t, &in, u)
 	}
-	link(t, &in, wrongSeats)
 	delete(in.Held["Webinar"], "e") // bookkeeping out of step: Plan repairs it with an Update
 	in.Failed["d"] = Failure{Type: TargetUnavailable}
 	renamed.DisplayName = "Cid Renamed"
@@ -29,36 +27,41 @@ func TestSettledUsersCanBeLeftOutOfThePlan(t *testing.T) {
 	disabled.Disabled = true
 	in.Users[6] = disabled
 
-	full := Plan(in)
-
-	s := NewSettler(in)
-	lean := in
-	lean.Users, lean.Applied = nil, map[string]Applied{}
+	res := Plan(in)
+	withItem := map[string]bool{}
+	for _, it := range res.Items {
+		withItem[it.ExternalID] = true
+	}
+	p, held := NewPlanner(in), heldBy(in.Held)
+	var settled []string
 	for _, u := range in.Users {
-		if s.Settled(u, hashOf(in, u.ExternalID)) {
-			lean.Settled++
-			continue
-		}
-		lean.Users = append(lean.Users, u)
-		if a, ok := in.Applied[u.ExternalID]; ok {
-			lean.Applied[u.ExternalID] = a
+		_, failed := in.Failed[u.ExternalID]
+		if p.Settled(u, hashOf(in, u.ExternalID), failed, held[u.ExternalID]) {
+			settled = append(settled, u.UserName)
+			if withItem[u.ExternalID] {
+				t.Errorf("%s is settled but Plan gives it work", u.UserName)
+			}
 		}
 	}
-	lean.Applied["g"] = in.Applied["g"] // linked but gone from the directory: still planned
-
-	if lean.Settled != 2 {
-		t.Fatalf("settled = %d, want 2 (ann and bob)", lean.Settled)
-	}
-	got := Plan(lean)
-	if !reflect.DeepEqual(got, full) {
-		t.Fatalf("plan without the settled users differs:\n got %+v\nwant %+v", got, full)
+	if len(settled) != 2 || settled[0] != "ann@example.com" || settled[1] != "bob@example.com" || res.Unchanged != 2 {
+		t.Fatalf("settled = %v, Plan unchanged = %d; want [ann bob] and 2", settled, res.Unchanged)
 	}
 }
 
 func TestNothingIsSettledWithoutAnAppliedState(t *testing.T) {
 	u := user("a", "ann", staff)
-	if NewSettler(baseInput()).Settled(u, "") {
+	if NewPlanner(baseInput()).Settled(u, "", false, nil) {
 		t.Fatal("a user never provisioned is not settled")
+	}
+}
+
+func TestNothingIsSettledInARetry(t *testing.T) {
+	u := user("a", "ann", staff)
+	in := baseInput(u)
+	link(t, &in, u)
+	in.Retry = &Filter{}
+	if NewPlanner(in).Settled(u, hashOf(in, "a"), false, heldBy(in.Held)["a"]) {
+		t.Fatal("a retry plans only failed users: nobody is settled")
 	}
 }
 

@@ -103,9 +103,6 @@ type Input struct {
 	ValidatedDomains map[string]bool
 	// Applied is the last applied state of each linked account, by externalId.
 	Applied map[string]Applied
-	// Settled counts in-scope users left out of Users (and Applied) because a Settler found
-	// they need nothing; they count as in scope and unchanged.
-	Settled int
 	// Failed are the users with a current failure, by externalId. They are always re-planned.
 	Failed map[string]Failure
 	// Seats is the seat count per product; Held the externalIds holding a seat, per product.

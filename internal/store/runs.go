@@ -76,6 +76,9 @@ func (s *Store) FinishRun(ctx context.Context, runID, status string, summary any
 			(SELECT run_id FROM runs WHERE org=$1 AND finished_at IS NOT NULL)`, org); err != nil {
 			return err
 		}
+		if err := dropMemberships(ctx, tx, runID); err != nil { // left by a worker killed mid-read
+			return err
+		}
 		// Keep the work of the 20 newest runs.
 		_, err := tx.Exec(ctx, `DELETE FROM work_items WHERE run_id IN (SELECT run_id FROM runs WHERE org=$1
 			ORDER BY started_at DESC OFFSET 20)`, org)
@@ -124,33 +127,9 @@ func (s *Store) WriteSnapshot(ctx context.Context, runID string, users []directo
 	return nil
 }
 
-// SnapshotUsers streams a run's snapshot.
-func (s *Store) SnapshotUsers(ctx context.Context, runID string, fn func(directory.User) error) error {
-	rows, err := s.pool.Query(ctx, `SELECT data FROM snapshot_users WHERE run_id=$1 ORDER BY external_id`, runID)
-	if err != nil {
-		return fmt.Errorf("read snapshot: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var u directory.User
-		if err := rows.Scan(&u); err != nil {
-			return err
-		}
-		if err := fn(u); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
-}
-
-// AppliedStates returns the last applied state of every linked account.
+// AppliedStates returns the last applied state of every linked account (for explain; a
+// sync's plan streams them instead).
 func (s *Store) AppliedStates(ctx context.Context, org string) (map[string]plan.Applied, error) {
-	return s.AppliedStatesWhere(ctx, org, nil)
-}
-
-// AppliedStatesWhere returns the applied states of the linked accounts keep accepts (all when
-// keep is nil), decoding only those.
-func (s *Store) AppliedStatesWhere(ctx context.Context, org string, keep func(externalID string) bool) (map[string]plan.Applied, error) {
 	rows, err := s.pool.Query(ctx, `SELECT external_id, scim_id, state FROM user_state WHERE org=$1`, org)
 	if err != nil {
 		return nil, fmt.Errorf("read user state: %w", err)
@@ -159,61 +138,23 @@ func (s *Store) AppliedStatesWhere(ctx context.Context, org string, keep func(ex
 	out := map[string]plan.Applied{}
 	for rows.Next() {
 		var a plan.Applied
-		var state []byte
-		if err := rows.Scan(&a.ExternalID, &a.ScimID, &state); err != nil {
-			return nil, err
-		}
-		if keep != nil && !keep(a.ExternalID) {
-			continue
-		}
-		if err := json.Unmarshal(state, &a.State); err != nil {
-			return nil, fmt.Errorf("user state of %s: %w", a.ExternalID, err)
+		if err := rows.Scan(&a.ExternalID, &a.ScimID, &a.State); err != nil {
+			return nil, fmt.Errorf("read user state: %w", err)
 		}
 		out[a.ExternalID] = a
 	}
 	return out, rows.Err()
 }
 
-// AppliedHashes returns the hash of every linked account's applied state, by externalId.
-func (s *Store) AppliedHashes(ctx context.Context, org string) (map[string]string, error) {
-	rows, err := s.pool.Query(ctx, `SELECT external_id, hash FROM user_state WHERE org=$1`, org)
-	if err != nil {
-		return nil, fmt.Errorf("read user state: %w", err)
-	}
-	defer rows.Close()
-	out := map[string]string{}
-	for rows.Next() {
-		var id, h string
-		if err := rows.Scan(&id, &h); err != nil {
-			return nil, err
-		}
-		out[id] = h
-	}
-	return out, rows.Err()
-}
-
-// WriteWork stores a run's planned items with seq 0..n-1, streaming them into COPY so that
-// a plan of 100k users is never held twice in memory as JSON.
+// WriteWork stores a run's planned items with seq 0..n-1.
 func (s *Store) WriteWork(ctx context.Context, runID string, items []plan.Item) error {
-	i := 0
-	src := pgx.CopyFromFunc(func() ([]any, error) {
-		if i == len(items) {
-			return nil, nil
+	w := s.NewWorkWriter(runID)
+	for _, it := range items {
+		if err := w.Add(ctx, it, plan.SeatKey{}); err != nil {
+			return err
 		}
-		it := items[i]
-		b, err := json.Marshal(it)
-		if err != nil {
-			return nil, err
-		}
-		row := []any{runID, i, it.ExternalID, it.UserName, string(it.Action), b}
-		i++
-		return row, nil
-	})
-	if _, err := s.pool.CopyFrom(ctx, pgx.Identifier{"work_items"},
-		[]string{"run_id", "seq", "external_id", "user_name", "action", "item"}, src); err != nil {
-		return fmt.Errorf("write work: %w", err)
 	}
-	return nil
+	return w.Flush(ctx)
 }
 
 // WorkItem loads one planned item.
@@ -257,9 +198,10 @@ func (s *Store) WorkItemApplied(ctx context.Context, org, runID string, seq int)
 	return it, &plan.Applied{ExternalID: it.ExternalID, ScimID: *scimID, State: *state}, nil
 }
 
-// WorkItems lists a run's planned items (for dry runs and explain), up to limit.
+// WorkItems lists a run's planned items by userName (for dry runs), up to limit.
 func (s *Store) WorkItems(ctx context.Context, runID string, limit int) ([]plan.Item, error) {
-	rows, err := s.pool.Query(ctx, `SELECT item FROM work_items WHERE run_id=$1 ORDER BY seq LIMIT $2`, runID, limit)
+	rows, err := s.pool.Query(ctx, `SELECT item FROM work_items WHERE run_id=$1
+		ORDER BY sort_name COLLATE "C", external_id COLLATE "C" LIMIT $2`, runID, limit)
 	if err != nil {
 		return nil, err
 	}

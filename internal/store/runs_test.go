@@ -14,7 +14,7 @@ import (
 func snapshotSize(t *testing.T, ctx context.Context, st *store.Store, runID string) int {
 	t.Helper()
 	n := 0
-	require.NoError(t, st.SnapshotUsers(ctx, runID, func(directory.User) error { n++; return nil }))
+	require.NoError(t, st.PlanRows(ctx, org, runID, func(store.PlanRow) error { n++; return nil }))
 	return n
 }
 
