@@ -4,49 +4,39 @@ import (
 	"context"
 	"fmt"
 
-	"go.temporal.io/sdk/activity"
+	"github.com/usersync/usersync/internal/store"
 )
 
 // groupChunk bounds the members one PATCH carries.
 const groupChunk = 500
 
 // SyncGroups writes group memberships (user group, device groups) batched per group: one
-// PATCH per group and chunk, whatever the number of users that changed.
+// PATCH per group and chunk of up to groupChunk additions and removals, whatever the number
+// of users that changed. The changes stream from the store: memory holds one chunk.
 func (a *Activities) SyncGroups(ctx context.Context, in RunRef) (GroupsResult, error) {
+	defer keepAlive(ctx)()
 	var res GroupsResult
-	deltas, err := a.Store.GroupDeltas(ctx, in.Org)
-	if err != nil {
-		return res, err
-	}
-	for _, d := range deltas {
-		id, err := a.groupID(ctx, in.Org, d.Name)
-		if err != nil {
-			return res, err
-		}
-		for len(d.Add) > 0 || len(d.Remove) > 0 {
-			add, remove := take(&d.Add, groupChunk), take(&d.Remove, groupChunk)
-			if err := a.Target.PatchGroupMembers(ctx, id, add, remove); err != nil {
-				return res, fmt.Errorf("group %q: %w", d.Name, err)
+	current, id := "", ""
+	err := a.Store.GroupDeltas(ctx, in.Org, in.RunID, groupChunk, func(d store.GroupDelta) error {
+		if d.Name != current {
+			var err error
+			if id, err = a.groupID(ctx, in.Org, d.Name); err != nil {
+				return err
 			}
-			if err := a.Store.SaveGroupMembers(ctx, in.Org, d.Name, add, remove); err != nil {
-				return res, err
-			}
-			res.Added += len(add)
-			res.Removed += len(remove)
-			activity.RecordHeartbeat(ctx, res)
+			current = d.Name
+			res.Groups++
 		}
-		res.Groups++
-	}
-	return res, nil
-}
-
-func take(s *[]string, n int) []string {
-	if len(*s) < n {
-		n = len(*s)
-	}
-	head := (*s)[:n]
-	*s = (*s)[n:]
-	return head
+		if err := a.Target.PatchGroupMembers(ctx, id, d.Add, d.Remove); err != nil {
+			return fmt.Errorf("group %q: %w", d.Name, err)
+		}
+		if err := a.Store.SaveGroupMembers(ctx, in.Org, d.Name, d.Add, d.Remove); err != nil {
+			return err
+		}
+		res.Added += len(d.Add)
+		res.Removed += len(d.Remove)
+		return nil
+	})
+	return res, err
 }
 
 // groupID finds or creates the target group, caching its ID.

@@ -3,8 +3,6 @@ package activities
 import (
 	"context"
 
-	"go.temporal.io/sdk/activity"
-
 	"github.com/usersync/usersync/internal/plan"
 	"github.com/usersync/usersync/internal/store"
 )
@@ -15,6 +13,7 @@ import (
 // the users who left. Memory holds a batch and the IDs of users who left scope, never the
 // directory. It decides exactly what plan.Plan decides for the same input.
 func (a *Activities) PlanRun(ctx context.Context, in PlanInput) (PlanResult, error) {
+	defer keepAlive(ctx)()
 	pin, err := loadPlanConfig(ctx, a.Store, in.Org)
 	if err != nil {
 		return PlanResult{}, err
@@ -31,9 +30,7 @@ func (a *Activities) PlanRun(ctx context.Context, in PlanInput) (PlanResult, err
 	read := 0
 	var outOfScope, resolved []string
 	err = a.Store.PlanRows(ctx, in.Org, in.RunID, func(r store.PlanRow) error {
-		if read++; read%5000 == 0 {
-			activity.RecordHeartbeat(ctx, read)
-		}
+		read++
 		if p.Settled(r.User, r.AppliedHash, r.Failure != nil, r.Held) {
 			pr.res.InScope++
 			pr.res.Unchanged++

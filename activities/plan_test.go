@@ -78,9 +78,12 @@ func TestPlanRunDecidesExactlyWhatPlanDecides(t *testing.T) {
 		seen["resolved"] = seen["resolved"] || len(want.Resolved) > 0
 		seen["suspicious"] = seen["suspicious"] || slices.ContainsFunc(want.Warnings, func(w string) bool { return strings.Contains(w, "suspicious") })
 		seen["unchanged"] = seen["unchanged"] || want.Unchanged > 0
+		if in.Retry != nil && in.Retry.User != "" && len(want.Items)+len(want.Resolved) > 0 {
+			seen["retry by user"] = true
+		}
 	}
 	for _, c := range []string{"create", "update", "suspend", "fail", plan.OutOfLicenses, plan.SuspensionHeld,
-		plan.DomainNotValidated, plan.InvalidUserData, "resolved", "suspicious", "unchanged"} {
+		plan.DomainNotValidated, plan.InvalidUserData, "resolved", "suspicious", "unchanged", "retry by user"} {
 		require.True(t, seen[c], "no case covered %q: change the generator", c)
 	}
 }
@@ -153,8 +156,12 @@ func randomOrg(r *rand.Rand) (plan.Input, map[string]string) {
 	case 1:
 		in.PreviousSnapshotSize = n
 	}
-	if r.Intn(5) == 0 {
+	if r.Intn(4) == 0 {
 		in.Retry = &plan.Filter{Type: []string{"", plan.OutOfLicenses, plan.TargetUnavailable}[r.Intn(3)]}
+		if ids := sortedKeys(in.Failed); len(ids) > 0 && r.Intn(2) == 0 { // one user, by name or ID
+			id := ids[r.Intn(len(ids))]
+			in.Retry = &plan.Filter{User: []string{id, strings.ToUpper(names[id])}[r.Intn(2)]}
+		}
 	}
 	in.ApproveSuspensions = r.Intn(5) == 0
 	return in, names

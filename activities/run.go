@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"go.temporal.io/sdk/activity"
-
 	"github.com/usersync/usersync/internal/directory"
 	"github.com/usersync/usersync/internal/store"
 )
@@ -19,6 +17,7 @@ func (a *Activities) RecordEvent(ctx context.Context, e store.Event) error {
 // SnapshotDirectory reads the users of the ruled groups into the run's snapshot. A failed read
 // fails the activity (Temporal retries it); it is never taken as "everyone left".
 func (a *Activities) SnapshotDirectory(ctx context.Context, in SnapshotInput) (SnapshotResult, error) {
+	defer keepAlive(ctx)()
 	if err := a.Store.BeginRun(ctx, in.Org, in.RunID, in.Kind, in.DryRun); err != nil {
 		return SnapshotResult{}, err
 	}
@@ -44,13 +43,12 @@ func (a *Activities) SnapshotDirectory(ctx context.Context, in SnapshotInput) (S
 	if batch <= 0 {
 		batch = 1000
 	}
-	stats, err := dir.SnapshotWith(ctx, a.Store.MembershipIndex(in.RunID), groupDNs, attrs, batch, func(us []directory.User) error {
+	stats, err := dir.SnapshotWith(ctx, a.Store.MembershipIndex(attemptKey(ctx, in.RunID)), groupDNs, attrs, batch, func(us []directory.User) error {
 		for _, u := range us {
 			if !u.Disabled {
 				res.InScope++
 			}
 		}
-		activity.RecordHeartbeat(ctx, res.InScope)
 		return a.Store.WriteSnapshot(ctx, in.RunID, us)
 	})
 	if err != nil {

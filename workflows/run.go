@@ -41,6 +41,12 @@ func SyncRunWorkflow(ctx workflow.Context, in RunInput) (activities.RunSummary, 
 	var err error
 	if r := in.Resume; r != nil { // continued as new during the fan-out
 		fin, queue = r.Finish, r.ProvisionQueue
+		if fin.Outcomes == nil { // empty maps do not survive the trip through JSON
+			fin.Outcomes = map[string]int{}
+		}
+		if fin.Failures == nil {
+			fin.Failures = map[string]int{}
+		}
 		prog.StartedAt, prog.Phase, prog.Items = fin.StartedAt, "provisioning", fin.Plan.Items
 		prog.PagesDone, prog.UsersDone = r.NextPage, r.UsersDone
 	} else {

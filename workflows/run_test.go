@@ -182,3 +182,23 @@ func TestLongRunContinuesAsNewBetweenPages(t *testing.T) {
 	require.Equal(t, 90, cont.finished.Outcomes[activities.Created], "totals span both executions")
 	require.Equal(t, 10, cont.finished.Failures[plan.DomainNotValidated])
 }
+
+// A run whose first execution had no failure at all continues as new and still counts the
+// failures of later pages (the counts cross continue-as-new through JSON).
+func TestContinuedRunCountsFailuresAfterACleanStart(t *testing.T) {
+	e := newRunEnv(t, 100)
+	e.SetCurrentHistoryLength(maxRunEvents + 1)
+	e.ExecuteWorkflow(SyncRunWorkflow, RunInput{Org: "acme", RunID: "r1", Kind: KindManual, PageSize: 9, PageWindow: 1})
+	var can *workflow.ContinueAsNewError
+	require.ErrorAs(t, e.GetWorkflowError(), &can)
+	var next RunInput
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	require.Equal(t, 1, next.Resume.NextPage)
+	require.Empty(t, next.Resume.Finish.Failures, "users 0-8: no failure yet")
+
+	cont := newRunEnv(t, 100)
+	cont.ExecuteWorkflow(SyncRunWorkflow, next)
+	require.NoError(t, cont.GetWorkflowError())
+	require.Equal(t, 10, cont.finished.Failures[plan.DomainNotValidated])
+	require.Equal(t, 90, cont.finished.Outcomes[activities.Created])
+}

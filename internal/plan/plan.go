@@ -213,9 +213,10 @@ func (p *Planner) User(r Row) Verdict {
 }
 
 // Left decides for a user out of scope: disabled, matched by no rule, or not returned by
-// the directory read at all (userName may then be "").
+// the directory read at all (userName may then be ""). A retry filter on userName matches
+// the linked account's name when there is one.
 func (p *Planner) Left(externalID, userName string, applied *Applied, f *Failure) Verdict {
-	if applied != nil && userName == "" {
+	if applied != nil {
 		userName = applied.State.UserName
 	}
 	if !p.selected(f, externalID, userName) {

@@ -20,8 +20,11 @@ func applyDeltas(t *testing.T, ctx context.Context, st *store.Store, ds []store.
 
 func deltas(t *testing.T, ctx context.Context, st *store.Store) []store.GroupDelta {
 	t.Helper()
-	ds, err := st.GroupDeltas(ctx, org)
-	require.NoError(t, err)
+	var ds []store.GroupDelta
+	require.NoError(t, st.GroupDeltas(ctx, org, "run-1", 0, func(d store.GroupDelta) error {
+		ds = append(ds, d)
+		return nil
+	}))
 	return ds
 }
 
@@ -74,4 +77,26 @@ func TestScimGroupIDCache(t *testing.T) {
 	id, err = st.ScimGroupID(ctx, org, "Engineering")
 	require.NoError(t, err)
 	require.Equal(t, "g-2", id)
+}
+
+// A large membership change streams in chunks that each carry up to chunk additions and
+// chunk removals, additions and removals side by side: the fewest PATCHes for the change.
+func TestGroupDeltasStreamInFullChunks(t *testing.T) {
+	st, ctx := openStore(t)
+	for _, id := range []string{"s1", "s2", "s3", "s4", "s5"} {
+		require.NoError(t, st.SaveApplied(ctx, org, id, plan.Desired{ExternalID: "u-" + id, UserName: id + "@acme.test",
+			Active: true, UserGroup: "Staff"}))
+	}
+	require.NoError(t, st.SaveGroupMembers(ctx, org, "Staff", []string{"x1", "x2", "x3"}, nil))
+
+	var got []store.GroupDelta
+	require.NoError(t, st.GroupDeltas(ctx, org, "run-1", 2, func(d store.GroupDelta) error {
+		got = append(got, d)
+		return nil
+	}))
+	require.Equal(t, []store.GroupDelta{
+		{Name: "Staff", Add: []string{"s1", "s2"}, Remove: []string{"x1", "x2"}},
+		{Name: "Staff", Add: []string{"s3", "s4"}, Remove: []string{"x3"}},
+		{Name: "Staff", Add: []string{"s5"}},
+	}, got)
 }

@@ -20,16 +20,19 @@ func (s *Store) MembershipIndex(runID string) directory.MembershipIndex {
 	return &membershipIndex{s: s, runID: runID}
 }
 
-// DropMemberships deletes the membership rows of a run. The index drops its own rows when
-// the read ends; this is for rows a killed worker left behind.
+// DropMemberships deletes the membership rows of an index (runID as given to
+// MembershipIndex). The index drops its own rows when the read ends.
 func (s *Store) DropMemberships(ctx context.Context, runID string) error {
-	return dropMemberships(ctx, s.pool, runID)
+	return dropMemberships(ctx, s.pool, `run_id=$1`, runID)
 }
 
-func dropMemberships(ctx context.Context, q dbtx, runID string) error {
-	for _, table := range []string{"snapshot_groups", "snapshot_group_members", "snapshot_memberships"} {
-		if _, err := q.Exec(ctx, `DELETE FROM `+table+` WHERE run_id=$1`, runID); err != nil {
-			return fmt.Errorf("drop memberships of run %s: %w", runID, err)
+var membershipTables = []string{"snapshot_groups", "snapshot_group_members", "snapshot_memberships"}
+
+// dropMemberships deletes the membership rows matching where (on column run_id).
+func dropMemberships(ctx context.Context, q dbtx, where string, args ...any) error {
+	for _, table := range membershipTables {
+		if _, err := q.Exec(ctx, `DELETE FROM `+table+` WHERE `+where, args...); err != nil {
+			return fmt.Errorf("drop memberships: %w", err)
 		}
 	}
 	return nil

@@ -88,7 +88,7 @@ func (s *Store) Leavers(ctx context.Context, org, runID string, outOfScope []str
 		`+fmt.Sprintf(heldSeats, "u.external_id")+`
 		FROM user_state u
 		LEFT JOIN failures f ON f.org=u.org AND f.external_id=u.external_id
-		WHERE u.org=$1 AND u.active AND (u.external_id = ANY($3)
+		WHERE u.org=$1 AND u.active AND (u.external_id IN (SELECT unnest($3::text[]))
 			OR NOT EXISTS (SELECT 1 FROM snapshot_users s WHERE s.run_id=$2 AND s.external_id=u.external_id))
 		ORDER BY u.external_id`, org, runID, nonNil(outOfScope))
 	if err != nil {
@@ -110,9 +110,11 @@ func (s *Store) Leavers(ctx context.Context, org, runID string, outOfScope []str
 }
 
 // FailedLeavers streams the failed users that the run's directory read did not return and
-// that have no active account: their failure no longer matters.
+// that have no active account: their failure no longer matters. userName is that of the
+// (inactive) account, "" when there is none, as plan.Plan matches retry filters.
 func (s *Store) FailedLeavers(ctx context.Context, org, runID string, fn func(externalID, userName string, f plan.Failure) error) error {
-	rows, err := s.pool.Query(ctx, `SELECT f.external_id, f.user_name, f.type, f.product, f.message FROM failures f
+	rows, err := s.pool.Query(ctx, `SELECT f.external_id, COALESCE(a.user_name, ''), f.type, f.product, f.message FROM failures f
+		LEFT JOIN user_state a ON a.org=f.org AND a.external_id=f.external_id
 		WHERE f.org=$1
 		AND NOT EXISTS (SELECT 1 FROM snapshot_users s WHERE s.run_id=$2 AND s.external_id=f.external_id)
 		AND NOT EXISTS (SELECT 1 FROM user_state u WHERE u.org=$1 AND u.external_id=f.external_id AND u.active)

@@ -72,11 +72,16 @@ func (s *Store) FinishRun(ctx context.Context, runID, status string, summary any
 			runID, status, b).Scan(&org); err != nil {
 			return fmt.Errorf("finish run %s: %w", runID, err)
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM snapshot_users WHERE run_id IN
-			(SELECT run_id FROM runs WHERE org=$1 AND finished_at IS NOT NULL)`, org); err != nil {
+		// Scratch rows of finished runs, and of runs that never finished (terminated) after a
+		// day; memberships are keyed by run and attempt ("<run>#<attempt>").
+		const ended = `(SELECT run_id FROM runs WHERE org=$1 AND (finished_at IS NOT NULL OR started_at < now() - interval '1 day'))`
+		if _, err := tx.Exec(ctx, `DELETE FROM snapshot_users WHERE run_id IN `+ended, org); err != nil {
 			return err
 		}
-		if err := dropMemberships(ctx, tx, runID); err != nil { // left by a worker killed mid-read
+		if err := dropMemberships(ctx, tx, `split_part(run_id, '#', 1) IN `+ended, org); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM group_deltas WHERE run_id IN `+ended, org); err != nil {
 			return err
 		}
 		// Keep the work of the 20 newest runs.

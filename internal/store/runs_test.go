@@ -41,8 +41,15 @@ func TestBeginRunIsIdempotentAndFinishRunDropsTheSnapshot(t *testing.T) {
 	require.Equal(t, "sync started", started[0].Action)
 	require.Equal(t, run, started[0].Details["run"])
 
+	// A worker died while reading groups: its attempt's membership rows were never dropped.
+	idx := st.MembershipIndex(run + "#1")
+	require.NoError(t, idx.AddGroups(ctx, []directory.GroupMembers{{DN: "cn=eng", Members: []string{"uid=ann"}}}))
+
 	require.NoError(t, st.FinishRun(ctx, run, store.RunSucceeded, map[string]int{"inScope": 2}))
 	require.Zero(t, snapshotSize(t, ctx, st, run), "a finished run's snapshot is dropped")
+	var left int
+	require.NoError(t, st.Pool().QueryRow(ctx, `SELECT count(*) FROM snapshot_group_members WHERE run_id LIKE $1`, run+"%").Scan(&left))
+	require.Zero(t, left, "and so are the membership rows of its attempts")
 	item, err := st.WorkItem(ctx, run, 0)
 	require.NoError(t, err, "the work of recent runs stays for inspection")
 	require.Equal(t, "u1", item.ExternalID)

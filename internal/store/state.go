@@ -221,55 +221,90 @@ func (s *Store) SaveScimGroupID(ctx context.Context, org, name, id string) error
 	return err
 }
 
-// GroupDelta is the membership change one target group needs.
+// GroupDelta is a membership change of one target group: all of it, or one chunk.
 type GroupDelta struct {
 	Name        string
 	Add, Remove []string // target user IDs
 }
 
 // GroupDeltas compares the memberships the applied user states call for (active users only)
-// with those last written to the target.
-func (s *Store) GroupDeltas(ctx context.Context, org string) ([]GroupDelta, error) {
-	rows, err := s.pool.Query(ctx, `
+// with those last written to the target, and streams the differences group by group in
+// chunks of at most chunk additions and chunk removals (chunk <= 0: one delta per group).
+// Additions and removals are interleaved, so a chunk fills both. The differences are computed
+// once into the run's rows of group_deltas and read back in short queries: memory holds one
+// chunk and no query stays open while fn writes to the target.
+func (s *Store) GroupDeltas(ctx context.Context, org, runID string, chunk int, fn func(GroupDelta) error) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM group_deltas WHERE run_id=$1`, runID); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `
 		WITH desired AS (
 			SELECT g.name, u.scim_id AS scim_user FROM user_state u,
 			LATERAL (SELECT u.state->>'userGroup' AS name
 			         UNION SELECT jsonb_array_elements_text(COALESCE(u.state->'deviceGroups', '[]'))) g
 			WHERE u.org=$1 AND u.active AND g.name IS NOT NULL AND g.name <> ''),
-		applied AS (SELECT name, scim_user FROM group_members WHERE org=$1)
-		SELECT name, scim_user, true FROM (SELECT * FROM desired EXCEPT SELECT * FROM applied) a
-		UNION ALL
-		SELECT name, scim_user, false FROM (SELECT * FROM applied EXCEPT SELECT * FROM desired) r
-		ORDER BY 1, 2`, org)
+		applied AS (SELECT name, scim_user FROM group_members WHERE org=$1),
+		delta AS (
+			SELECT name, scim_user, true AS add FROM (SELECT * FROM desired EXCEPT SELECT * FROM applied) a
+			UNION ALL
+			SELECT name, scim_user, false FROM (SELECT * FROM applied EXCEPT SELECT * FROM desired) r),
+		ranked AS (
+			SELECT name, scim_user, add, row_number() OVER (PARTITION BY name, add ORDER BY scim_user) AS rank FROM delta)
+		INSERT INTO group_deltas (run_id, seq, name, scim_user, add)
+		SELECT $2, row_number() OVER (ORDER BY name, rank, add DESC), name, scim_user, add FROM ranked`, org, runID)
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("group deltas: %w", err)
+		return fmt.Errorf("group deltas: %w", err)
 	}
-	defer rows.Close()
-	byName := map[string]*GroupDelta{}
-	var order []string
-	for rows.Next() {
-		var name, user string
-		var add bool
-		if err := rows.Scan(&name, &user, &add); err != nil {
-			return nil, err
+	var d GroupDelta
+	flush := func() error {
+		if len(d.Add) == 0 && len(d.Remove) == 0 {
+			return nil
 		}
-		d := byName[name]
-		if d == nil {
-			d = &GroupDelta{Name: name}
-			byName[name] = d
-			order = append(order, name)
-		}
-		if add {
-			d.Add = append(d.Add, user)
-		} else {
-			d.Remove = append(d.Remove, user)
-		}
+		err := fn(d)
+		d = GroupDelta{Name: d.Name}
+		return err
 	}
-	out := make([]GroupDelta, 0, len(order))
-	for _, n := range order {
-		out = append(out, *byName[n])
+	type row struct {
+		Seq            int
+		Name, ScimUser string
+		Add            bool
 	}
-	return out, rows.Err()
+	for last := 0; ; {
+		rows, err := s.pool.Query(ctx, `SELECT seq, name, scim_user, add FROM group_deltas
+			WHERE run_id=$1 AND seq > $2 ORDER BY seq LIMIT 1000`, runID, last)
+		if err != nil {
+			return fmt.Errorf("group deltas: %w", err)
+		}
+		page, err := pgx.CollectRows(rows, pgx.RowToStructByPos[row])
+		if err != nil {
+			return fmt.Errorf("group deltas: %w", err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, r := range page {
+			list := &d.Remove
+			if r.Add {
+				list = &d.Add
+			}
+			if r.Name != d.Name || (chunk > 0 && len(*list) == chunk) {
+				if err := flush(); err != nil {
+					return err
+				}
+				d.Name = r.Name
+			}
+			*list = append(*list, r.ScimUser)
+		}
+		last = page[len(page)-1].Seq
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	_, err = s.pool.Exec(ctx, `DELETE FROM group_deltas WHERE run_id=$1`, runID)
+	return err
 }
 
 // SaveGroupMembers records a membership change written to the target.

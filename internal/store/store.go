@@ -26,11 +26,19 @@ type Store struct {
 // ErrNotFound is returned when a named record does not exist.
 var ErrNotFound = errors.New("not found")
 
+// DefaultMaxConns is the connection pool size unless the URL sets pool_max_conns.
+const DefaultMaxConns = 16
+
 // Open connects and brings the schema up to date.
 func Open(ctx context.Context, url string) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("database url: %w", redact(err))
+	}
+	if !strings.Contains(url, "pool_max_conns") {
+		// pgx's default (4 on a small machine) is too few: a bulk step holds a streaming read
+		// and writes on a second connection, while per-user steps need one each.
+		cfg.MaxConns = DefaultMaxConns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
