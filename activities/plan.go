@@ -26,9 +26,47 @@ func (a *Activities) PlanRun(ctx context.Context, in PlanInput) (PlanResult, err
 	}
 	pr := planRun{ctx: ctx, st: a.Store, runID: in.RunID, w: a.Store.NewWorkWriter(in.RunID)}
 
-	// 1. Every user the read returned.
+	// 1. Every user the read returned. Users not settled by their hash wait in small batches
+	// for their applied states, read together.
 	read := 0
 	var outOfScope, resolved []string
+	var pending []store.PlanRow
+	decide := func() error {
+		var ids []string
+		for _, r := range pending {
+			if r.AppliedHash != "" {
+				ids = append(ids, r.User.ExternalID)
+			}
+		}
+		states, err := a.Store.AppliedStatesOf(ctx, in.Org, ids)
+		if err != nil {
+			return err
+		}
+		for _, r := range pending {
+			row := plan.Row{User: r.User, Failure: r.Failure, Held: r.Held}
+			if ap, ok := states[r.User.ExternalID]; ok {
+				row.Applied = &ap
+			}
+			v := p.User(row)
+			if v.InScope {
+				pr.res.InScope++
+			}
+			switch {
+			case v.Unchanged:
+				pr.res.Unchanged++
+			case v.Item != nil:
+				if err := pr.add(*v.Item, v.SeatKey); err != nil {
+					return err
+				}
+			case v.Suspend:
+				outOfScope = append(outOfScope, r.User.ExternalID)
+			case v.Resolved:
+				resolved = append(resolved, r.User.ExternalID)
+			}
+		}
+		pending = pending[:0]
+		return nil
+	}
 	err = a.Store.PlanRows(ctx, in.Org, in.RunID, func(r store.PlanRow) error {
 		read++
 		if p.Settled(r.User, r.AppliedHash, r.Failure != nil, r.Held) {
@@ -36,26 +74,14 @@ func (a *Activities) PlanRun(ctx context.Context, in PlanInput) (PlanResult, err
 			pr.res.Unchanged++
 			return nil
 		}
-		applied, err := r.Applied()
-		if err != nil {
-			return err
-		}
-		v := p.User(plan.Row{User: r.User, Applied: applied, Failure: r.Failure, Held: r.Held})
-		if v.InScope {
-			pr.res.InScope++
-		}
-		switch {
-		case v.Unchanged:
-			pr.res.Unchanged++
-		case v.Item != nil:
-			return pr.add(*v.Item, v.SeatKey)
-		case v.Suspend:
-			outOfScope = append(outOfScope, r.User.ExternalID)
-		case v.Resolved:
-			resolved = append(resolved, r.User.ExternalID)
+		if pending = append(pending, r); len(pending) == planBatch {
+			return decide()
 		}
 		return nil
 	})
+	if err == nil {
+		err = decide()
+	}
 	if err == nil {
 		err = pr.w.Flush(ctx)
 	}
@@ -101,6 +127,9 @@ func (a *Activities) PlanRun(ctx context.Context, in PlanInput) (PlanResult, err
 	}
 	return pr.res, err
 }
+
+// planBatch is how many users wait for their applied states at a time.
+const planBatch = 500
 
 // planRun accumulates one streaming plan's writes and counts.
 type planRun struct {

@@ -54,6 +54,9 @@ func (a *Activities) SnapshotDirectory(ctx context.Context, in SnapshotInput) (S
 	if err != nil {
 		return SnapshotResult{}, fmt.Errorf("directory read: %w", err)
 	}
+	if err := a.Store.AnalyzeSnapshot(ctx); err != nil {
+		return SnapshotResult{}, err
+	}
 	res.Users, res.Disabled, res.Groups, res.MissingGroups = stats.Users, stats.Disabled, stats.Groups, stats.MissingGroups
 	return res, nil
 }

@@ -16,27 +16,14 @@ import (
 // knows of each user, items written as they are decided, seats handed out in seat order
 // from the work table, then the users who left. Memory holds a batch, never the directory.
 
-// PlanRow is one snapshot user with its applied state, failure and seats.
+// PlanRow is one snapshot user with its failure and seats. Its applied state is read
+// separately (AppliedStatesOf) and only when needed: most users of a resync are settled by
+// the hash alone, and their states would be most of the bytes read.
 type PlanRow struct {
 	User        directory.User
 	AppliedHash string // "" when not linked
 	Failure     *plan.Failure
 	Held        []string // products whose seat the user holds, sorted bytewise
-	scimID      string
-	state       []byte
-}
-
-// Applied decodes the user's last applied state (nil when not linked). It is separate so
-// that settled users, most of a resync, are never decoded.
-func (r PlanRow) Applied() (*plan.Applied, error) {
-	if r.AppliedHash == "" {
-		return nil, nil
-	}
-	ap := &plan.Applied{ExternalID: r.User.ExternalID, ScimID: r.scimID}
-	if err := json.Unmarshal(r.state, &ap.State); err != nil {
-		return nil, fmt.Errorf("user state of %s: %w", r.User.ExternalID, err)
-	}
-	return ap, nil
 }
 
 // heldSeats aggregates a user's seats in Go's byte order (COLLATE "C"), as plan compares them.
@@ -44,9 +31,9 @@ const heldSeats = `(SELECT array_agg(z.product ORDER BY z.product COLLATE "C") F
 	WHERE z.org=$1 AND z.external_id=%s)`
 
 // PlanRows streams a run's snapshot, in externalId order, each user with its applied
-// state, failure and held seats.
+// state's hash, failure and held seats.
 func (s *Store) PlanRows(ctx context.Context, org, runID string, fn func(PlanRow) error) error {
-	rows, err := s.pool.Query(ctx, `SELECT s.data, u.scim_id, u.hash, u.state, f.type, f.product, f.message,
+	rows, err := s.pool.Query(ctx, `SELECT s.data, u.hash, f.type, f.product, f.message,
 		`+fmt.Sprintf(heldSeats, "s.external_id")+`
 		FROM snapshot_users s
 		LEFT JOIN user_state u ON u.org=$1 AND u.external_id=s.external_id
@@ -58,12 +45,12 @@ func (s *Store) PlanRows(ctx context.Context, org, runID string, fn func(PlanRow
 	defer rows.Close()
 	for rows.Next() {
 		var r PlanRow
-		var scimID, hash, ftype, fproduct, fmessage *string
-		if err := rows.Scan(&r.User, &scimID, &hash, &r.state, &ftype, &fproduct, &fmessage, &r.Held); err != nil {
+		var hash, ftype, fproduct, fmessage *string
+		if err := rows.Scan(&r.User, &hash, &ftype, &fproduct, &fmessage, &r.Held); err != nil {
 			return fmt.Errorf("read snapshot: %w", err)
 		}
 		if hash != nil {
-			r.AppliedHash, r.scimID = *hash, *scimID
+			r.AppliedHash = *hash
 		}
 		r.Failure = failureOf(ftype, fproduct, fmessage)
 		if err := fn(r); err != nil {

@@ -115,6 +115,15 @@ func (s *Store) LastGoodSnapshotSize(ctx context.Context, org string) (int, erro
 	return n, err
 }
 
+// AnalyzeSnapshot refreshes PostgreSQL's statistics of the snapshot table after a read: it
+// swings between empty and a whole directory, and the plan's joins are chosen by its size.
+func (s *Store) AnalyzeSnapshot(ctx context.Context) error {
+	if _, err := s.pool.Exec(ctx, `ANALYZE snapshot_users`); err != nil {
+		return fmt.Errorf("analyze snapshot: %w", err)
+	}
+	return nil
+}
+
 // WriteSnapshot appends directory users to a run's snapshot with COPY.
 func (s *Store) WriteSnapshot(ctx context.Context, runID string, users []directory.User) error {
 	rows := make([][]any, len(users))
@@ -135,7 +144,16 @@ func (s *Store) WriteSnapshot(ctx context.Context, runID string, users []directo
 // AppliedStates returns the last applied state of every linked account (for explain; a
 // sync's plan streams them instead).
 func (s *Store) AppliedStates(ctx context.Context, org string) (map[string]plan.Applied, error) {
-	rows, err := s.pool.Query(ctx, `SELECT external_id, scim_id, state FROM user_state WHERE org=$1`, org)
+	return s.appliedStates(ctx, `org=$1`, org)
+}
+
+// AppliedStatesOf returns the last applied states of the given linked accounts.
+func (s *Store) AppliedStatesOf(ctx context.Context, org string, externalIDs []string) (map[string]plan.Applied, error) {
+	return s.appliedStates(ctx, `org=$1 AND external_id = ANY($2)`, org, externalIDs)
+}
+
+func (s *Store) appliedStates(ctx context.Context, where string, args ...any) (map[string]plan.Applied, error) {
+	rows, err := s.pool.Query(ctx, `SELECT external_id, scim_id, state FROM user_state WHERE `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read user state: %w", err)
 	}
