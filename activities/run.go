@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/usersync/usersync/internal/directory"
@@ -43,14 +44,19 @@ func (a *Activities) SnapshotDirectory(ctx context.Context, in SnapshotInput) (S
 	if batch <= 0 {
 		batch = 1000
 	}
+	// Batches are written on their own goroutine while the directory read goes on.
+	w := startWriter(func(us []directory.User) error { return a.Store.WriteSnapshot(ctx, in.RunID, us) })
 	stats, err := dir.SnapshotWith(ctx, a.Store.MembershipIndex(attemptKey(ctx, in.RunID)), groupDNs, attrs, batch, func(us []directory.User) error {
 		for _, u := range us {
 			if !u.Disabled {
 				res.InScope++
 			}
 		}
-		return a.Store.WriteSnapshot(ctx, in.RunID, us)
+		return w.put(us)
 	})
+	if werr := w.close(); err == nil {
+		err = werr
+	}
 	if err != nil {
 		return SnapshotResult{}, fmt.Errorf("directory read: %w", err)
 	}
@@ -85,4 +91,49 @@ func (a *Activities) FinishRun(ctx context.Context, in FinishInput) (RunSummary,
 		Details: map[string]any{"run": in.RunID, "kind": in.Kind, "outcomes": in.Outcomes, "failures": in.Failures,
 			"unchanged": in.Plan.Unchanged, "inScope": in.Plan.InScope, "warnings": in.Plan.Warnings, "error": in.Error}})
 	return sum, err
+}
+
+// writer writes batches on one goroutine, at most two waiting: the caller goes on producing
+// while a batch is written, and memory stays bounded.
+type writer struct {
+	ch   chan []directory.User
+	done chan error
+	mu   sync.Mutex
+	err  error
+}
+
+func startWriter(write func([]directory.User) error) *writer {
+	w := &writer{ch: make(chan []directory.User, 2), done: make(chan error, 1)}
+	go func() {
+		var err error
+		for us := range w.ch {
+			if err == nil {
+				if err = write(us); err != nil {
+					w.mu.Lock()
+					w.err = err
+					w.mu.Unlock()
+				}
+			}
+		}
+		w.done <- err
+	}()
+	return w
+}
+
+// put queues a batch; it returns the error of an earlier write, if any, so the read stops.
+func (w *writer) put(us []directory.User) error {
+	w.mu.Lock()
+	err := w.err
+	w.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	w.ch <- us
+	return nil
+}
+
+// close waits for the queued batches and returns the first write error.
+func (w *writer) close() error {
+	close(w.ch)
+	return <-w.done
 }
