@@ -23,6 +23,7 @@ type Directory interface {
 // Target is the SCIM service provider (*scim.Client).
 type Target interface {
 	CreateUser(ctx context.Context, d plan.Desired) (*scim.User, error) // on 409, the account with this externalId if any
+	FindUserByUserName(ctx context.Context, userName string) (*scim.User, error)
 	UpdateUser(ctx context.Context, id string, d plan.Desired, changed []string) error
 	FindGroup(ctx context.Context, displayName string) (*scim.Group, error)
 	CreateGroup(ctx context.Context, displayName string) (*scim.Group, error)

@@ -95,6 +95,7 @@ const (
 	Created   = "created"
 	Updated   = "updated"
 	Suspended = "suspended"
+	Adopted   = "adopted" // an unlinked account with its userName, linked on an admin's approval
 	Failed    = "failed"
 )
 

@@ -62,7 +62,7 @@ func (a *Activities) ProvisionUser(ctx context.Context, in UserStep) (UserOutcom
 	if err != nil {
 		return UserOutcome{}, err
 	}
-	scimID, status, failure, err := a.provision(ctx, it, applied)
+	scimID, status, failure, err := a.provision(ctx, in.Org, it, applied)
 	if err != nil {
 		if scim.IsRejected(err) {
 			failure = &plan.Failure{Type: plan.TargetRejected, Message: err.Error()}
@@ -77,10 +77,15 @@ func (a *Activities) ProvisionUser(ctx context.Context, in UserStep) (UserOutcom
 	if err := a.Store.SaveProvisioned(ctx, in.Org, scimID, it.Desired, in.RunID, in.Seq, status); err != nil {
 		return UserOutcome{}, err
 	}
+	if status == Adopted {
+		if err := a.Store.AdoptionDone(ctx, in.Org, it.ExternalID, scimID); err != nil {
+			return UserOutcome{}, err
+		}
+	}
 	return UserOutcome{Seq: in.Seq, ExternalID: it.ExternalID, Status: status}, nil
 }
 
-func (a *Activities) provision(ctx context.Context, it plan.Item, applied *plan.Applied) (scimID, status string, f *plan.Failure, err error) {
+func (a *Activities) provision(ctx context.Context, org string, it plan.Item, applied *plan.Applied) (scimID, status string, f *plan.Failure, err error) {
 	status = Updated
 	if it.Action == plan.Suspend {
 		status = Suspended
@@ -95,9 +100,14 @@ func (a *Activities) provision(ctx context.Context, it plan.Item, applied *plan.
 	// response, racing run), the target answers 409 and the client returns the account that
 	// carries this externalId; only then can its state differ, and one PATCH fixes it.
 	u, err := a.Target.CreateUser(ctx, it.Desired)
+	status = Created
 	if scim.IsConflict(err) {
-		return "", "", &plan.Failure{Type: plan.ExistingAccount,
-			Message: fmt.Sprintf("userName %q is taken by an account not linked to this directory user", it.Desired.UserName)}, nil
+		if u, err = a.adoptable(ctx, org, it); u == nil || err != nil {
+			return "", "", &plan.Failure{Type: plan.ExistingAccount, Message: fmt.Sprintf(
+				"userName %q is taken by an account not linked to this directory user (adopt it: starter adopt %s)",
+				it.Desired.UserName, it.Desired.UserName)}, err
+		}
+		status = Adopted
 	}
 	if err != nil {
 		return "", "", nil, err
@@ -105,7 +115,26 @@ func (a *Activities) provision(ctx context.Context, it plan.Item, applied *plan.
 	if changed := plan.Diff(u.State(), it.Desired); len(changed) > 0 {
 		err = a.Target.UpdateUser(ctx, u.ID, it.Desired, changed)
 	}
-	return u.ID, Created, nil, err
+	return u.ID, status, nil, err
+}
+
+// adoptable returns the unlinked account that has the user's userName when an admin approved
+// adopting it (spec 7), else nil: the caller then links it by writing the desired state over
+// it, externalId included.
+func (a *Activities) adoptable(ctx context.Context, org string, it plan.Item) (*scim.User, error) {
+	ok, err := a.Store.AdoptionApproved(ctx, org, it.ExternalID)
+	if err != nil || !ok {
+		return nil, err
+	}
+	u, err := a.Target.FindUserByUserName(ctx, it.Desired.UserName)
+	if err != nil || u == nil || u.ExternalID == "" || u.ExternalID == it.ExternalID {
+		return u, err
+	}
+	// Never take over an account that another directory user of ours is linked to.
+	if linked, err := a.Store.AppliedStatesOf(ctx, org, []string{u.ExternalID}); err != nil || len(linked) > 0 {
+		return nil, err
+	}
+	return u, nil
 }
 
 // RecordUserFailure records a failure the workflow decided (the target stayed unavailable

@@ -15,7 +15,7 @@ import (
 
 // eventTypes are the history types --type accepts.
 var eventTypes = []string{store.EventSync, store.EventFailure, store.EventRetry, store.EventSwitch, store.EventRule,
-	store.EventSetting, store.EventLicense, store.EventDomain, store.EventMapping}
+	store.EventSetting, store.EventLicense, store.EventDomain, store.EventMapping, store.EventAdoption}
 
 func historyCmd(a *app) *cobra.Command {
 	var f store.HistoryFilter

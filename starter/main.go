@@ -89,7 +89,7 @@ mappings, licenses, validated domains, the catalog, failures and the activity hi
 	pf.BoolVar(&a.json, "json", false, "print machine-readable JSON")
 
 	root.AddCommand(
-		runCmd(a), enableCmd(a), disableCmd(a), syncNowCmd(a), approveCmd(a), retryCmd(a),
+		runCmd(a), enableCmd(a), disableCmd(a), syncNowCmd(a), approveCmd(a), retryCmd(a), adoptCmd(a),
 		statusCmd(a), failuresCmd(a), rulesCmd(a), mappingsCmd(a), licensesCmd(a), domainsCmd(a),
 		catalogCmd(a), historyCmd(a), seedDemoCmd(a), explainCmd(a),
 	)

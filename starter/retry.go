@@ -77,44 +77,55 @@ every failed user is retried. When no current failure matches, nothing is signal
 					fmt.Fprintf(w, "No current failure matches %s: nothing to retry.\n", describeFilter(f))
 				})
 			}
-			st, err := a.queryStatus(ctx)
-			if err != nil {
-				return err
-			}
-			if st == nil || !st.Enabled {
-				return errSyncOff
-			}
-			before := lastRunID(st)
-			tc, _ := a.temporal()
-			if err := tc.SignalWorkflow(ctx, workflows.OrgWorkflowID(a.Org), "", workflows.SignalRetry,
-				workflows.RetrySignal{Actor: a.actor, Filter: f}); err != nil {
-				return fmt.Errorf("retry: %w", err)
-			}
-			if noWait {
-				return a.emit(cmd, map[string]any{"matching": len(matching), "signalled": true}, func(w io.Writer) {
-					fmt.Fprintf(w, "Retry of %d failed users (%s) requested.\n", len(matching), describeFilter(f))
-				})
-			}
-			if !a.json {
-				fmt.Fprintf(cmd.OutOrStdout(), "Retrying %d failed users (%s)...\n", len(matching), describeFilter(f))
-			}
-			done, err := a.waitForRunAfter(ctx, before)
-			if err != nil {
-				return err
-			}
-			banners, err := db.Banners(ctx, a.Org)
-			if err != nil {
-				return err
-			}
-			return a.emit(cmd, map[string]any{"matching": len(matching), "signalled": true, "lastRun": done.LastRun, "banners": banners}, func(w io.Writer) {
-				printSummary(w, *done.LastRun)
-				printBanners(w, banners)
-			})
+			return a.retryNow(cmd, f, len(matching), noWait)
 		},
 	}
 	failureFilterFlags(cmd, &f)
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "signal and return at once")
 	return cmd
+}
+
+// retryNow signals a retry of the failures matching f (matching of them) and, unless noWait,
+// waits for the retry run and prints its summary and what still fails.
+func (a *app) retryNow(cmd *cobra.Command, f plan.Filter, matching int, noWait bool) error {
+	ctx := cmd.Context()
+	st, err := a.queryStatus(ctx)
+	if err != nil {
+		return err
+	}
+	if st == nil || !st.Enabled {
+		return errSyncOff
+	}
+	before := lastRunID(st)
+	tc, _ := a.temporal()
+	if err := tc.SignalWorkflow(ctx, workflows.OrgWorkflowID(a.Org), "", workflows.SignalRetry,
+		workflows.RetrySignal{Actor: a.actor, Filter: f}); err != nil {
+		return fmt.Errorf("retry: %w", err)
+	}
+	if noWait {
+		return a.emit(cmd, map[string]any{"matching": matching, "signalled": true}, func(w io.Writer) {
+			fmt.Fprintf(w, "Retry of %d failed users (%s) requested.\n", matching, describeFilter(f))
+		})
+	}
+	if !a.json {
+		fmt.Fprintf(cmd.OutOrStdout(), "Retrying %d failed users (%s)...\n", matching, describeFilter(f))
+	}
+	done, err := a.waitForRunAfter(ctx, before)
+	if err != nil {
+		return err
+	}
+	db, err := a.store(ctx)
+	if err != nil {
+		return err
+	}
+	banners, err := db.Banners(ctx, a.Org)
+	if err != nil {
+		return err
+	}
+	return a.emit(cmd, map[string]any{"matching": matching, "signalled": true, "lastRun": done.LastRun, "banners": banners}, func(w io.Writer) {
+		printSummary(w, *done.LastRun)
+		printBanners(w, banners)
+	})
 }
 
 func lastRunID(st *workflows.Status) string {

@@ -119,6 +119,9 @@ func (c *Client) patchOps(d plan.Desired, changed []string) []patchOp {
 			ops = append(ops, patchOp{Op: "remove", Path: path})
 		}
 	}
+	if is["externalId"] { // linking an adopted account
+		set("externalId", d.ExternalID, true)
+	}
 	if is["userName"] {
 		set("userName", d.UserName, true)
 	}

@@ -10,15 +10,16 @@ import (
 
 // History event types.
 const (
-	EventSync    = "sync"
-	EventFailure = "failure"
-	EventRetry   = "retry"
-	EventSwitch  = "switch" // enable / disable
-	EventRule    = "rule"
-	EventSetting = "setting"
-	EventLicense = "license"
-	EventDomain  = "domain"
-	EventMapping = "mapping"
+	EventSync     = "sync"
+	EventFailure  = "failure"
+	EventRetry    = "retry"
+	EventSwitch   = "switch" // enable / disable
+	EventRule     = "rule"
+	EventSetting  = "setting"
+	EventLicense  = "license"
+	EventDomain   = "domain"
+	EventMapping  = "mapping"
+	EventAdoption = "adoption" // an unlinked target account adopted (approve, adopted)
 )
 
 // Event is one entry of the administrative activity history.

@@ -189,7 +189,7 @@ func Advice(typ, product string) string {
 	case plan.OutOfLicenses:
 		return fmt.Sprintf("buy seats of %s (starter licenses set %s <n>), then starter retry --type out_of_licenses", product, product)
 	case plan.ExistingAccount:
-		return "an unlinked account with this userName exists in the target: remove or rename it, then retry"
+		return "an unlinked account with this userName exists in the target: adopt it (starter adopt <userName>), or remove or rename it and retry"
 	case plan.DomainNotValidated:
 		return "validate the email domain (starter domains validate <domain>), then starter retry --type domain_not_validated"
 	case plan.InvalidUserData:

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/usersync/usersync/internal/plan"
+	"github.com/usersync/usersync/internal/store"
+)
+
+func adoptCmd(a *app) *cobra.Command {
+	var noWait bool
+	cmd := &cobra.Command{
+		Use:   "adopt <userName or externalId>",
+		Short: "Adopt the unlinked target account that has a failed user's userName",
+		Long: `adopt is for a user failed with existing_account: the target already has an account with the
+user's userName that usersync did not create. adopt records your approval in the history and
+retries the user: the account is linked to the directory user (its externalId is set) and from
+then on managed like any other, its attributes, products and groups overwritten with the
+desired ones. Nothing is ever adopted without this command, and an account linked to another
+directory user is never taken over. When sync is off, the adoption happens at the next sync.`,
+		Example: `  starter failures --type existing_account
+  starter adopt anna.schmidt@example.com`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			q := strings.TrimSpace(args[0])
+			if q == "" {
+				return fmt.Errorf("adopt: empty userName or externalId")
+			}
+			ctx := cmd.Context()
+			db, err := a.store(ctx)
+			if err != nil {
+				return err
+			}
+			fs, err := db.Failures(ctx, a.Org, store.FailureFilter{Type: plan.ExistingAccount, User: q})
+			if err != nil {
+				return err
+			}
+			if len(fs) == 0 {
+				return fmt.Errorf("adopt %q: no current existing_account failure for this user (see starter failures --type existing_account)", q)
+			}
+			f := fs[0]
+			if err := db.ApproveAdoption(ctx, a.Org, a.actor, f.ExternalID, f.UserName); err != nil {
+				return err
+			}
+			if !a.json {
+				fmt.Fprintf(cmd.OutOrStdout(), "Adoption of %s approved.\n", f.UserName)
+			}
+			err = a.retryNow(cmd, plan.Filter{Type: plan.ExistingAccount, User: f.ExternalID}, 1, noWait)
+			if errors.Is(err, errSyncOff) { // approved all the same
+				return a.emit(cmd, map[string]any{"approved": f.ExternalID, "signalled": false}, func(w io.Writer) {
+					fmt.Fprintln(w, "User sync is off: the account is adopted at the next sync (starter enable, or starter run).")
+				})
+			}
+			return err
+		},
+	}
+	cmd.Flags().BoolVar(&noWait, "no-wait", false, "signal the retry and return at once")
+	return cmd
+}
