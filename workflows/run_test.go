@@ -156,14 +156,7 @@ func TestTargetDownRecordsTargetUnavailableAfterRetries(t *testing.T) {
 // lets its pages in flight finish, and continues as new; the continued run neither re-reads
 // nor re-plans, provisions the remaining users once each and reports the totals.
 func TestLongRunContinuesAsNewBetweenPages(t *testing.T) {
-	e := newRunEnv(t, 100)
-	e.SetCurrentHistoryLength(maxRunEvents + 1)
-	e.ExecuteWorkflow(SyncRunWorkflow, RunInput{Org: "acme", RunID: "r1", Kind: KindManual, PageSize: 10, PageWindow: 2})
-	var can *workflow.ContinueAsNewError
-	require.ErrorAs(t, e.GetWorkflowError(), &can)
-	var next RunInput
-	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
-	require.NotNil(t, next.Resume)
+	e, next := runPastHistoryLimit(t, RunInput{Org: "acme", RunID: "r1", Kind: KindManual, PageSize: 10, PageWindow: 2})
 	require.Equal(t, 2, next.Resume.NextPage, "one window of pages per execution, then continue as new")
 	require.Equal(t, 18, next.Resume.Finish.Outcomes[activities.Created])
 	require.Len(t, e.provision, 18)
@@ -186,13 +179,7 @@ func TestLongRunContinuesAsNewBetweenPages(t *testing.T) {
 // A run whose first execution had no failure at all continues as new and still counts the
 // failures of later pages (the counts cross continue-as-new through JSON).
 func TestContinuedRunCountsFailuresAfterACleanStart(t *testing.T) {
-	e := newRunEnv(t, 100)
-	e.SetCurrentHistoryLength(maxRunEvents + 1)
-	e.ExecuteWorkflow(SyncRunWorkflow, RunInput{Org: "acme", RunID: "r1", Kind: KindManual, PageSize: 9, PageWindow: 1})
-	var can *workflow.ContinueAsNewError
-	require.ErrorAs(t, e.GetWorkflowError(), &can)
-	var next RunInput
-	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	_, next := runPastHistoryLimit(t, RunInput{Org: "acme", RunID: "r1", Kind: KindManual, PageSize: 9, PageWindow: 1})
 	require.Equal(t, 1, next.Resume.NextPage)
 	require.Empty(t, next.Resume.Finish.Failures, "users 0-8: no failure yet")
 
@@ -201,4 +188,19 @@ func TestContinuedRunCountsFailuresAfterACleanStart(t *testing.T) {
 	require.NoError(t, cont.GetWorkflowError())
 	require.Equal(t, 10, cont.finished.Failures[plan.DomainNotValidated])
 	require.Equal(t, 90, cont.finished.Outcomes[activities.Created])
+}
+
+// runPastHistoryLimit runs a 100-user run whose history is past the limit from the start; it
+// must continue as new, and returns the environment and the continued run's input.
+func runPastHistoryLimit(t *testing.T, in RunInput) (*runEnv, RunInput) {
+	t.Helper()
+	e := newRunEnv(t, 100)
+	e.SetCurrentHistoryLength(maxRunEvents + 1)
+	e.ExecuteWorkflow(SyncRunWorkflow, in)
+	var can *workflow.ContinueAsNewError
+	require.ErrorAs(t, e.GetWorkflowError(), &can)
+	var next RunInput
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	require.NotNil(t, next.Resume)
+	return e, next
 }
