@@ -50,7 +50,11 @@ func TestAdoptionNeedsApprovalAndNeverTakesALinkedAccount(t *testing.T) {
 	require.Equal(t, plan.ExistingAccount, f.Type)
 	require.Contains(t, f.Message, "starter adopt ann@acme.test")
 
-	require.NoError(t, st.ApproveAdoption(ctx, org, "alice", "ann", "ann@acme.test"))
+	require.NoError(t, st.ApproveAdoption(ctx, org, "alice", "ann", "ann@other.test"))
+	_, _, f = provision(create("ann", "ann@acme.test"))
+	require.NotNil(t, f, "an approval given for another userName does not count")
+
+	require.NoError(t, st.ApproveAdoption(ctx, org, "alice", "ann", "ANN@acme.test"))
 	id, status, f := provision(create("ann", "ann@acme.test"))
 	require.Nil(t, f)
 	require.Equal(t, Adopted, status)
@@ -60,10 +64,23 @@ func TestAdoptionNeedsApprovalAndNeverTakesALinkedAccount(t *testing.T) {
 	require.Equal(t, "ann", ann.ExternalID, "linked: the account now carries the directory user's externalId")
 	require.Equal(t, []string{"Member"}, ann.Roles)
 
+	// A retried step (the PATCH went through, the save did not) finds the account it linked.
+	id2, _, f := provision(create("ann", "ann@acme.test"))
+	require.Nil(t, f)
+	require.Equal(t, id, id2)
+
 	require.NoError(t, st.ApproveAdoption(ctx, org, "alice", "bob", "bob@acme.test"))
 	_, _, f = provision(create("bob", "bob@acme.test"))
 	require.NotNil(t, f, "old-bob's account is not taken over")
 	require.Equal(t, plan.ExistingAccount, f.Type)
 	bob, _ := sb.UserByUserName("bob@acme.test")
 	require.Equal(t, "old-bob", bob.ExternalID)
+
+	// Not even when its externalId was cleared in the target by hand: old-bob is linked to it.
+	patch := plan.Desired{UserName: "bob@acme.test", Email: "bob@acme.test", Active: true}
+	require.NoError(t, acts.Target.UpdateUser(ctx, bob.ID, patch, []string{"externalId"}))
+	bob, _ = sb.UserByUserName("bob@acme.test")
+	require.Empty(t, bob.ExternalID)
+	_, _, f = provision(create("bob", "bob@acme.test"))
+	require.NotNil(t, f, "an account one of our users is linked to is never adopted")
 }

@@ -17,7 +17,7 @@ func (a *Activities) SyncGroups(ctx context.Context, in RunRef) (GroupsResult, e
 	defer keepAlive(ctx)()
 	var res GroupsResult
 	current, id := "", ""
-	err := a.Store.GroupDeltas(ctx, in.Org, in.RunID, groupChunk, func(d store.GroupDelta) error {
+	err := a.Store.GroupDeltas(ctx, in.Org, attemptKey(ctx, in.RunID), groupChunk, func(d store.GroupDelta) error {
 		if d.Name != current {
 			var err error
 			if id, err = a.groupID(ctx, in.Org, d.Name); err != nil {

@@ -77,11 +77,6 @@ func (a *Activities) ProvisionUser(ctx context.Context, in UserStep) (UserOutcom
 	if err := a.Store.SaveProvisioned(ctx, in.Org, scimID, it.Desired, in.RunID, in.Seq, status); err != nil {
 		return UserOutcome{}, err
 	}
-	if status == Adopted {
-		if err := a.Store.AdoptionDone(ctx, in.Org, it.ExternalID, scimID); err != nil {
-			return UserOutcome{}, err
-		}
-	}
 	return UserOutcome{Seq: in.Seq, ExternalID: it.ExternalID, Status: status}, nil
 }
 
@@ -118,20 +113,20 @@ func (a *Activities) provision(ctx context.Context, org string, it plan.Item, ap
 	return u.ID, status, nil, err
 }
 
-// adoptable returns the unlinked account that has the user's userName when an admin approved
-// adopting it (spec 7), else nil: the caller then links it by writing the desired state over
-// it, externalId included.
+// adoptable returns the account that has the user's userName when an admin approved adopting
+// it for this userName (spec 7), else nil: the caller then links it by writing the desired
+// state over it, externalId included. Only an account nobody linked qualifies: no externalId
+// (or already ours: a retried adoption), and no user of ours linked to it.
 func (a *Activities) adoptable(ctx context.Context, org string, it plan.Item) (*scim.User, error) {
-	ok, err := a.Store.AdoptionApproved(ctx, org, it.ExternalID)
+	ok, err := a.Store.AdoptionApproved(ctx, org, it.ExternalID, it.Desired.UserName)
 	if err != nil || !ok {
 		return nil, err
 	}
 	u, err := a.Target.FindUserByUserName(ctx, it.Desired.UserName)
-	if err != nil || u == nil || u.ExternalID == "" || u.ExternalID == it.ExternalID {
-		return u, err
+	if err != nil || u == nil || (u.ExternalID != "" && u.ExternalID != it.ExternalID) {
+		return nil, err
 	}
-	// Never take over an account that another directory user of ours is linked to.
-	if linked, err := a.Store.AppliedStatesOf(ctx, org, []string{u.ExternalID}); err != nil || len(linked) > 0 {
+	if other, err := a.Store.LinkedTo(ctx, org, u.ID); err != nil || (other != "" && other != it.ExternalID) {
 		return nil, err
 	}
 	return u, nil

@@ -77,7 +77,14 @@ every failed user is retried. When no current failure matches, nothing is signal
 					fmt.Fprintf(w, "No current failure matches %s: nothing to retry.\n", describeFilter(f))
 				})
 			}
-			return a.retryNow(cmd, f, len(matching), noWait)
+			st, err := a.queryStatus(ctx)
+			if err != nil {
+				return err
+			}
+			if st == nil || !st.Enabled {
+				return errSyncOff
+			}
+			return a.retryNow(cmd, st, f, len(matching), noWait)
 		},
 	}
 	failureFilterFlags(cmd, &f)
@@ -85,17 +92,10 @@ every failed user is retried. When no current failure matches, nothing is signal
 	return cmd
 }
 
-// retryNow signals a retry of the failures matching f (matching of them) and, unless noWait,
-// waits for the retry run and prints its summary and what still fails.
-func (a *app) retryNow(cmd *cobra.Command, f plan.Filter, matching int, noWait bool) error {
+// retryNow signals a retry of the failures matching f (matching of them) while sync is on
+// (st) and, unless noWait, waits for the retry run and prints its summary and what still fails.
+func (a *app) retryNow(cmd *cobra.Command, st *workflows.Status, f plan.Filter, matching int, noWait bool) error {
 	ctx := cmd.Context()
-	st, err := a.queryStatus(ctx)
-	if err != nil {
-		return err
-	}
-	if st == nil || !st.Enabled {
-		return errSyncOff
-	}
 	before := lastRunID(st)
 	tc, _ := a.temporal()
 	if err := tc.SignalWorkflow(ctx, workflows.OrgWorkflowID(a.Org), "", workflows.SignalRetry,

@@ -23,28 +23,21 @@ func (s *Store) ApproveAdoption(ctx context.Context, org, actor, externalID, use
 	})
 }
 
-// AdoptionApproved reports whether an admin approved adopting an account for this user.
-func (s *Store) AdoptionApproved(ctx context.Context, org, externalID string) (bool, error) {
+// AdoptionApproved reports whether an admin approved adopting the account with this userName
+// for this user (an approval given for another userName does not count).
+func (s *Store) AdoptionApproved(ctx context.Context, org, externalID, userName string) (bool, error) {
 	var ok bool
-	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM adoptions WHERE org=$1 AND external_id=$2)`,
-		org, externalID).Scan(&ok)
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM adoptions WHERE org=$1 AND external_id=$2
+		AND lower(user_name)=lower($3))`, org, externalID, userName).Scan(&ok)
 	return ok, err
 }
 
-// AdoptionDone drops the approval once the account is linked, and records it in the history
-// in the approving admin's name.
-func (s *Store) AdoptionDone(ctx context.Context, org, externalID, scimID string) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var userName, actor string
-		err := tx.QueryRow(ctx, `DELETE FROM adoptions WHERE org=$1 AND external_id=$2 RETURNING user_name, approved_by`,
-			org, externalID).Scan(&userName, &actor)
-		if err == pgx.ErrNoRows {
-			return nil // already done (a retried step)
-		}
-		if err != nil {
-			return fmt.Errorf("adoption done: %w", err)
-		}
-		return addEvent(ctx, tx, Event{Org: org, Actor: actor, Type: EventAdoption, Action: "adopted",
-			Details: map[string]any{"externalId": externalID, "userName": userName, "scimId": scimID}})
-	})
+// LinkedTo returns the externalId of the directory user linked to target account scimID, or "".
+func (s *Store) LinkedTo(ctx context.Context, org, scimID string) (string, error) {
+	var id string
+	err := s.pool.QueryRow(ctx, `SELECT external_id FROM user_state WHERE org=$1 AND scim_id=$2 LIMIT 1`, org, scimID).Scan(&id)
+	if err == pgx.ErrNoRows {
+		return "", nil
+	}
+	return id, err
 }

@@ -3,10 +3,12 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/usersync/usersync/internal/directory"
 	"github.com/usersync/usersync/internal/plan"
@@ -73,7 +75,7 @@ func (s *Store) FinishRun(ctx context.Context, runID, status string, summary any
 			return fmt.Errorf("finish run %s: %w", runID, err)
 		}
 		// Scratch rows of finished runs, and of runs that never finished (terminated) after a
-		// day; memberships are keyed by run and attempt ("<run>#<attempt>").
+		// day; memberships and group deltas are keyed by run and attempt ("<run>#<attempt>").
 		const ended = `(SELECT run_id FROM runs WHERE org=$1 AND (finished_at IS NOT NULL OR started_at < now() - interval '1 day'))`
 		if _, err := tx.Exec(ctx, `DELETE FROM snapshot_users WHERE run_id IN `+ended, org); err != nil {
 			return err
@@ -81,7 +83,7 @@ func (s *Store) FinishRun(ctx context.Context, runID, status string, summary any
 		if err := dropMemberships(ctx, tx, `split_part(run_id, '#', 1) IN `+ended, org); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM group_deltas WHERE run_id IN `+ended, org); err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM group_deltas WHERE split_part(run_id, '#', 1) IN `+ended, org); err != nil {
 			return err
 		}
 		// Keep the work of the 20 newest runs.
@@ -118,8 +120,27 @@ func (s *Store) LastGoodSnapshotSize(ctx context.Context, org string) (int, erro
 // AnalyzeSnapshot refreshes PostgreSQL's statistics of the snapshot table after a read: it
 // swings between empty and a whole directory, and the plan's joins are chosen by its size.
 func (s *Store) AnalyzeSnapshot(ctx context.Context) error {
-	if _, err := s.pool.Exec(ctx, `ANALYZE snapshot_users`); err != nil {
-		return fmt.Errorf("analyze snapshot: %w", err)
+	return s.analyze(ctx, "snapshot_users")
+}
+
+// analyze refreshes the statistics of scratch tables, best effort: it waits at most two
+// seconds for the table (another run's ANALYZE, an autovacuum), then goes on with the
+// statistics there are. The tables belong to the role that ran the migrations, which may
+// analyze them.
+func (s *Store) analyze(ctx context.Context, tables string) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '2s'`); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `ANALYZE `+tables)
+		return err
+	})
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "55P03" { // lock_not_available
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("analyze %s: %w", tables, err)
 	}
 	return nil
 }

@@ -66,6 +66,9 @@ func (s *Store) SaveApplied(ctx context.Context, org, scimID string, d plan.Desi
 // SaveProvisioned is SaveApplied that also records the outcome of the run's work item, still
 // in one statement (one round trip per provisioned user).
 func (s *Store) SaveProvisioned(ctx context.Context, org, scimID string, d plan.Desired, runID string, seq int, outcome string) error {
+	// An adoption approval is used up by the save, whatever the outcome (an adopted account,
+	// or a create after the admin removed the other account instead): it closes in the history,
+	// in the approving admin's name, in the same statement.
 	_, err := s.pool.Exec(ctx, `WITH
 		saved AS (INSERT INTO user_state (org, external_id, scim_id, user_name, active, state, hash)
 			VALUES ($1,$2,$3,$4,$5,$6,$7)
@@ -73,9 +76,14 @@ func (s *Store) SaveProvisioned(ctx context.Context, org, scimID string, d plan.
 			active=EXCLUDED.active, state=EXCLUDED.state, hash=EXCLUDED.hash, updated_at=now() RETURNING 1),
 		released AS (DELETE FROM seats WHERE org=$1 AND external_id=$2 AND NOT (product = ANY($8)) RETURNING 1),
 		cleared AS (DELETE FROM failures WHERE org=$1 AND external_id=$2 RETURNING 1),
-		noted AS (UPDATE work_items SET outcome=$11 WHERE run_id=$9 AND seq=$10 RETURNING 1)
+		noted AS (UPDATE work_items SET outcome=$11 WHERE run_id=$9 AND seq=$10 RETURNING 1),
+		approval AS (DELETE FROM adoptions WHERE org=$1 AND external_id=$2 RETURNING user_name, approved_by),
+		closed AS (INSERT INTO history (org, actor, type, action, status, details)
+			SELECT $1, a.approved_by, $12, CASE WHEN $11 = 'adopted' THEN 'adopted' ELSE 'closed' END, 'ok',
+				jsonb_build_object('externalId', $2::text, 'userName', a.user_name, 'scimId', $3::text, 'outcome', $11::text, 'run', $9::text)
+			FROM approval a RETURNING 1)
 		SELECT 1`,
-		org, d.ExternalID, scimID, d.UserName, d.Active, d, d.Hash(), nonNil(d.Products), runID, seq, outcome)
+		org, d.ExternalID, scimID, d.UserName, d.Active, d, d.Hash(), nonNil(d.Products), runID, seq, outcome, EventAdoption)
 	if err != nil {
 		return fmt.Errorf("save user state: %w", err)
 	}
@@ -110,12 +118,14 @@ func (s *Store) RecordFailure(ctx context.Context, org, runID, externalID, userN
 	})
 }
 
-// ClearFailures removes failures of users that are now out of scope.
+// ClearFailures removes failures of users that are now out of scope, and any approval to
+// adopt an account for them.
 func (s *Store) ClearFailures(ctx context.Context, org string, externalIDs []string) error {
 	if len(externalIDs) == 0 {
 		return nil
 	}
-	_, err := s.pool.Exec(ctx, `DELETE FROM failures WHERE org=$1 AND external_id = ANY($2)`, org, externalIDs)
+	_, err := s.pool.Exec(ctx, `WITH f AS (DELETE FROM failures WHERE org=$1 AND external_id = ANY($2) RETURNING 1)
+		DELETE FROM adoptions WHERE org=$1 AND external_id = ANY($2)`, org, externalIDs)
 	return err
 }
 
