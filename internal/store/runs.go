@@ -190,17 +190,6 @@ func (s *Store) appliedStates(ctx context.Context, where string, args ...any) (m
 	return out, rows.Err()
 }
 
-// WriteWork stores a run's planned items with seq 0..n-1.
-func (s *Store) WriteWork(ctx context.Context, runID string, items []plan.Item) error {
-	w := s.NewWorkWriter(runID)
-	for _, it := range items {
-		if err := w.Add(ctx, it, plan.SeatKey{}); err != nil {
-			return err
-		}
-	}
-	return w.Flush(ctx)
-}
-
 // WorkItem loads one planned item.
 func (s *Store) WorkItem(ctx context.Context, runID string, seq int) (plan.Item, error) {
 	var it plan.Item

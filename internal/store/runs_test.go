@@ -33,7 +33,9 @@ func TestBeginRunIsIdempotentAndFinishRunDropsTheSnapshot(t *testing.T) {
 	require.Zero(t, snapshotSize(t, ctx, st, run))
 	require.NoError(t, st.WriteSnapshot(ctx, run, users))
 	require.Equal(t, 2, snapshotSize(t, ctx, st, run))
-	require.NoError(t, st.WriteWork(ctx, run, []plan.Item{{ExternalID: "u1", UserName: "ann@acme.test", Action: plan.Create}}))
+	w := st.NewWorkWriter(run)
+	require.NoError(t, w.Add(ctx, plan.Item{ExternalID: "u1", UserName: "ann@acme.test", Action: plan.Create}, plan.SeatKey{}))
+	require.NoError(t, w.Flush(ctx))
 
 	started, err := st.History(ctx, org, store.HistoryFilter{Type: store.EventSync})
 	require.NoError(t, err)
