@@ -5,7 +5,8 @@ import (
 	"strings"
 )
 
-// Discovery endpoints (RFC 7644 section 4): minimal but valid.
+// Discovery endpoints (RFC 7644 section 4). /Schemas and /ResourceTypes render the schemas
+// the sandbox validates against (schema.go).
 
 func serviceProviderConfig() map[string]any {
 	return map[string]any{
@@ -25,64 +26,16 @@ func serviceProviderConfig() map[string]any {
 	}
 }
 
-func resourceTypes() []map[string]any {
-	return []map[string]any{
-		{
-			"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:ResourceType"},
-			"id":      "User", "name": "User", "endpoint": "/Users", "schema": coreUserSchema,
-			"schemaExtensions": []any{
-				map[string]any{"schema": enterpriseSchema, "required": false},
-				map[string]any{"schema": DefaultCustomSchema, "required": false},
-			},
-			"meta": map[string]any{"resourceType": "ResourceType", "location": "/ResourceTypes/User"},
-		},
-		{
-			"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:ResourceType"},
-			"id":      "Group", "name": "Group", "endpoint": "/Groups", "schema": coreGroupSchema,
-			"meta": map[string]any{"resourceType": "ResourceType", "location": "/ResourceTypes/Group"},
-		},
-	}
+func (s *Server) resourceTypes() []map[string]any {
+	return []map[string]any{s.reg.user.describe(), s.reg.group.describe()}
 }
 
-func attr(name, typ string, multi, required bool, sub ...map[string]any) map[string]any {
-	a := map[string]any{"name": name, "type": typ, "multiValued": multi, "required": required,
-		"caseExact": false, "mutability": "readWrite", "returned": "default", "uniqueness": "none"}
-	if len(sub) > 0 {
-		a["subAttributes"] = sub
+func (s *Server) schemas() []map[string]any {
+	var out []map[string]any
+	for _, sch := range s.reg.schemas {
+		out = append(out, sch.describe())
 	}
-	return a
-}
-
-func schema(id, name string, attrs ...map[string]any) map[string]any {
-	return map[string]any{
-		"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:Schema"},
-		"id":      id, "name": name, "attributes": attrs,
-		"meta": map[string]any{"resourceType": "Schema", "location": "/Schemas/" + id},
-	}
-}
-
-func schemas() []map[string]any {
-	value := attr("value", "string", false, false)
-	userName := attr("userName", "string", false, true)
-	userName["uniqueness"] = "server"
-	return []map[string]any{
-		schema(coreUserSchema, "User", userName,
-			attr("externalId", "string", false, false),
-			attr("name", "complex", false, false, attr("givenName", "string", false, false),
-				attr("familyName", "string", false, false), attr("formatted", "string", false, false)),
-			attr("displayName", "string", false, false),
-			attr("active", "boolean", false, false),
-			attr("emails", "complex", true, false, value, attr("type", "string", false, false),
-				attr("primary", "boolean", false, false)),
-			attr("entitlements", "complex", true, false, value),
-			attr("roles", "complex", true, false, value)),
-		schema(coreGroupSchema, "Group", attr("displayName", "string", false, true),
-			attr("members", "complex", true, false, value, attr("display", "string", false, false))),
-		schema(enterpriseSchema, "EnterpriseUser", attr("employeeNumber", "string", false, false),
-			attr("costCenter", "string", false, false), attr("division", "string", false, false),
-			attr("department", "string", false, false)),
-		schema(DefaultCustomSchema, "CustomUser", attr("settingsTemplate", "string", false, false)),
-	}
+	return out
 }
 
 func (s *Server) serveDiscovery(w http.ResponseWriter, r *http.Request, body map[string]any, ok bool) {

@@ -58,39 +58,20 @@ func decodeBody(r *http.Request, into any) *scimError {
 	return nil
 }
 
-func hasSchema(body map[string]any, schema string) bool {
-	v, _ := lookup(body, "schemas")
-	list, _ := v.([]any)
-	for _, s := range list {
-		if str, ok := s.(string); ok && strings.EqualFold(str, schema) {
-			return true
-		}
-	}
-	return false
-}
-
-func coreSchema(kind string) string {
-	if kind == "Group" {
-		return coreGroupSchema
-	}
-	return coreUserSchema
-}
-
 func (s *Server) create(w http.ResponseWriter, r *http.Request, kind string) *scimError {
 	var body map[string]any
 	if err := decodeBody(r, &body); err != nil {
 		return err
 	}
-	if !hasSchema(body, coreSchema(kind)) {
-		return badRequest("invalidSyntax", "schemas must include %s", coreSchema(kind))
+	attrs, err := s.reg.typeOf(kind).checkBody(body)
+	if err != nil {
+		return err
 	}
-	if kind == "User" {
-		if _, ok := lookup(body, "active"); !ok {
-			body["active"] = true
-		}
+	if _, ok := attrs["active"]; !ok && kind == "User" {
+		attrs["active"] = true
 	}
 	s.mu.Lock()
-	res, err := s.commit(kind, newID(), nil, body)
+	res, err := s.commit(kind, newID(), nil, attrs)
 	var out map[string]any
 	if err == nil {
 		out = render(res, kind, baseURL(r))
@@ -134,8 +115,9 @@ func (s *Server) replace(w http.ResponseWriter, r *http.Request, kind, id string
 	if err := decodeBody(r, &body); err != nil {
 		return err
 	}
-	if !hasSchema(body, coreSchema(kind)) {
-		return badRequest("invalidSyntax", "schemas must include %s", coreSchema(kind))
+	attrs, err := s.reg.typeOf(kind).checkBody(body)
+	if err != nil {
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -146,10 +128,10 @@ func (s *Server) replace(w http.ResponseWriter, r *http.Request, kind, id string
 	if err := checkIfMatch(r, old); err != nil {
 		return err
 	}
-	if _, ok := lookup(body, "active"); !ok && kind == "User" {
-		body["active"] = old.attrs["active"] // an omitted active does not suspend
+	if _, ok := attrs["active"]; !ok && kind == "User" && old.attrs["active"] != nil {
+		attrs["active"] = old.attrs["active"] // an omitted active does not suspend (RFC 7644 3.5.1 allows it)
 	}
-	res, err := s.commit(kind, id, old, body)
+	res, err := s.commit(kind, id, old, attrs)
 	if err != nil {
 		return err
 	}
@@ -179,8 +161,8 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, kind, id string) 
 	if err := checkIfMatch(r, old); err != nil {
 		return err
 	}
-	attrs := deepCopy(old.attrs).(map[string]any)
-	if err := applyPatch(attrs, req.Operations); err != nil {
+	attrs, err := s.reg.typeOf(kind).applyPatch(old.attrs, req.Operations)
+	if err != nil {
 		return err
 	}
 	res, err := s.commit(kind, id, old, attrs)

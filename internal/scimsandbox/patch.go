@@ -5,7 +5,26 @@ import (
 	"strings"
 )
 
-// patchOp is one operation of an RFC 7644 section 3.5.2 PatchOp request.
+// PATCH (RFC 7644 section 3.5.2), validated against the declared schemas:
+//
+//   - op is add, replace or remove (case-insensitive), else 400 invalidSyntax; add and
+//     replace need a value (400 invalidValue); remove needs a path (400 noTarget).
+//   - path is an attribute path: attr, attr.sub, urn:...:attr, urn:...:attr.sub, attr[filter]
+//     or attr[filter].sub, naming a declared attribute (and sub-attribute; the filter may only
+//     compare sub-attributes of attr, which must be multi-valued). Anything else, including a
+//     schema URN on its own, is 400 invalidPath.
+//   - a path naming a readOnly attribute (id, meta, groups, ...) is 400 mutability, whatever
+//     the op; so is a PATCH that leaves a required attribute (userName, displayName) unassigned.
+//   - values are type-checked like POST bodies (400 invalidValue). For a path naming a
+//     multi-valued attribute a single element is accepted and treated as a one-element array.
+//   - without a path, add and replace take an object whose members are checked like a POST
+//     body: core attributes by name, declared extensions under their URN. readOnly members
+//     are ignored, except an "id" other than the resource's (400 mutability).
+//   - a value filter that matches nothing is 400 noTarget; removing a group member that is
+//     not there is the exception (a no-op, so retried removals stay harmless). Removing an
+//     attribute that has no value is a no-op too: RFC 7644 only makes filters noTarget.
+
+// patchOp is one operation of a PatchOp request.
 type patchOp struct {
 	Op    string `json:"op"`
 	Path  string `json:"path"`
@@ -17,59 +36,143 @@ type patchRequest struct {
 	Operations []patchOp `json:"Operations"`
 }
 
-// multiValued lists the core attributes that hold lists, so a single object given for them
-// is wrapped into a list.
-var multiValued = map[string]bool{"emails": true, "phonenumbers": true, "ims": true, "photos": true,
-	"addresses": true, "groups": true, "entitlements": true, "roles": true, "x509certificates": true,
-	"members": true}
-
-// readOnly attributes a PATCH may not touch.
-var readOnly = map[string]bool{"id": true, "meta": true}
-
-// patchPath is a parsed PATCH path: [urn:]attr[filter][.sub].
-type patchPath struct {
-	urn    string // extension schema; "" for the core schema
-	attr   string // "" when the path is a whole extension
+// patchTarget is a resolved PATCH path: [urn:]attr[filter][.sub].
+type patchTarget struct {
+	schema *schemaDef // the schema declaring attr
+	inExt  bool       // attr lives under res[schema.id]
+	attr   *attrDef
 	filter filter
-	sub    string
+	sub    *attrDef
 }
 
-func parsePatchPath(p string) (patchPath, *scimError) {
-	urn, rest := splitURN(strings.TrimSpace(p))
-	if isCoreURN(urn) {
-		urn = ""
+func (t patchTarget) String() string {
+	s := t.attr.name
+	if t.inExt {
+		s = t.schema.id + ":" + s
 	}
-	pp := patchPath{urn: urn}
-	if rest == "" {
-		if urn == "" {
-			return pp, badRequest("invalidPath", "path %q names no attribute", p)
+	if t.filter != nil {
+		s += "[...]"
+	}
+	if t.sub != nil {
+		s += "." + t.sub.name
+	}
+	return s
+}
+
+// resolvePath parses and resolves a PATCH path against rt's schemas.
+func (rt *resourceType) resolvePath(p string) (patchTarget, *scimError) {
+	p = strings.TrimSpace(p)
+	t := patchTarget{schema: rt.core}
+	rest := p
+	if isURNKey(p) {
+		t.schema = nil
+		for _, s := range append([]*schemaDef{rt.core}, rt.exts...) {
+			if strings.EqualFold(p, s.id) {
+				return t, badRequest("invalidPath", "path %q is a schema URN, not an attribute path: name an attribute, as in %q (RFC 7644 section 3.5.2)",
+					p, s.id+":"+exampleAttr(s))
+			}
+			n := len(s.id)
+			if len(p) > n && strings.EqualFold(p[:n], s.id) && p[n] == ':' && (t.schema == nil || n > len(t.schema.id)) {
+				t.schema, rest = s, p[n+1:]
+			}
 		}
-		return pp, nil
+		if t.schema == nil {
+			urn, _ := splitURN(p)
+			return t, badRequest("invalidPath", "path %q: %s is not a schema of %s resources (declared: %s)",
+				p, urn, rt.name, strings.Join(rt.schemaIDs(), ", "))
+		}
+		t.inExt = t.schema != rt.core
 	}
+	attrName, filterText, subName := rest, "", ""
+	hasFilter := false
 	if i := strings.IndexByte(rest, '['); i >= 0 {
 		j := closingBracket(rest, i)
 		if j < 0 {
-			return pp, badRequest("invalidPath", "path %q: unbalanced '['", p)
+			return t, badRequest("invalidPath", "path %q: unbalanced '['", p)
 		}
-		f, err := parseFilter(rest[i+1 : j])
-		if err != nil {
-			return pp, badRequest("invalidPath", "path %q: %s", p, err.detail)
-		}
-		pp.attr, pp.filter = rest[:i], f
-		after := rest[j+1:]
-		if after != "" {
+		attrName, filterText, hasFilter = rest[:i], rest[i+1:j], true
+		if after := rest[j+1:]; after != "" {
 			if after[0] != '.' || len(after) == 1 {
-				return pp, badRequest("invalidPath", "path %q: unexpected %q after filter", p, after)
+				return t, badRequest("invalidPath", "path %q: unexpected %q after the filter", p, after)
 			}
-			pp.sub = after[1:]
+			subName = after[1:]
 		}
 	} else {
-		pp.attr, pp.sub, _ = strings.Cut(rest, ".")
+		attrName, subName, _ = strings.Cut(rest, ".")
+		if rest != "" && strings.HasSuffix(rest, ".") {
+			return t, badRequest("invalidPath", "path %q is not an attribute path", p)
+		}
 	}
-	if pp.attr == "" || strings.ContainsAny(pp.attr+pp.sub, " .\"") {
-		return pp, badRequest("invalidPath", "path %q is not an attribute path", p)
+	if attrName == "" {
+		return t, badRequest("invalidPath", "path %q names no attribute", p)
 	}
-	return pp, nil
+	t.attr = rt.attr(t.schema, attrName)
+	if t.attr == nil {
+		return t, badRequest("invalidPath", "path %q: attribute %q is not defined by schema %s", p, attrName, t.schema.id)
+	}
+	if hasFilter {
+		if !t.attr.multi {
+			return t, badRequest("invalidPath", "path %q: a value filter needs a multi-valued attribute, and %q is single-valued", p, t.attr.name)
+		}
+		f, err := parseFilter(filterText)
+		if err != nil {
+			return t, badRequest("invalidPath", "path %q: %s", p, err.detail)
+		}
+		if bad := unknownFilterAttr(f, t.attr); bad != "" {
+			return t, badRequest("invalidPath", "path %q: the filter compares %q, which is not a sub-attribute of %q", p, bad, t.attr.name)
+		}
+		t.filter = f
+	}
+	if subName != "" {
+		if t.attr.typ != typeComplex {
+			return t, badRequest("invalidPath", "path %q: attribute %q has no sub-attributes", p, t.attr.name)
+		}
+		if t.sub = t.attr.child(subName); t.sub == nil {
+			return t, badRequest("invalidPath", "path %q: attribute %q has no sub-attribute %q (declared: %s)",
+				p, t.attr.name, subName, strings.Join(attrNames(t.attr.sub), ", "))
+		}
+	}
+	if t.attr.readOnly() || (t.sub != nil && t.sub.readOnly()) {
+		return t, badRequest("mutability", "path %q: attribute %q is read-only", p, t.String())
+	}
+	return t, nil
+}
+
+func exampleAttr(s *schemaDef) string {
+	if len(s.attrs) == 0 {
+		return "<attribute>"
+	}
+	return s.attrs[0].name
+}
+
+// unknownFilterAttr returns the first attribute a value filter compares that is not a
+// sub-attribute of attr ("" when all are), or a nested value path.
+func unknownFilterAttr(f filter, attr *attrDef) string {
+	switch t := f.(type) {
+	case andFilter:
+		if bad := unknownFilterAttr(t.left, attr); bad != "" {
+			return bad
+		}
+		return unknownFilterAttr(t.right, attr)
+	case orFilter:
+		if bad := unknownFilterAttr(t.left, attr); bad != "" {
+			return bad
+		}
+		return unknownFilterAttr(t.right, attr)
+	case notFilter:
+		return unknownFilterAttr(t.inner, attr)
+	case compareFilter:
+		if attr.typ == typeComplex && attr.child(t.path) != nil {
+			return ""
+		}
+		if attr.typ != typeComplex && strings.EqualFold(t.path, "value") {
+			return ""
+		}
+		return t.path
+	case valuePathFilter:
+		return t.attr
+	}
+	return "?"
 }
 
 func closingBracket(s string, open int) int {
@@ -87,205 +190,283 @@ func closingBracket(s string, open int) int {
 	return -1
 }
 
-// applyPatch applies the operations in order to res (a private copy); any error leaves the
-// caller to discard the copy, so a PATCH is all or nothing.
-func applyPatch(res map[string]any, ops []patchOp) *scimError {
+// patcher applies operations to res, a private copy of a resource's attributes; any error
+// leaves the caller to discard the copy, so a PATCH is all or nothing.
+type patcher struct {
+	rt  *resourceType
+	res map[string]any
+}
+
+// applyPatch applies ops to res and returns the resource to store, checked like a PUT body.
+func (rt *resourceType) applyPatch(old map[string]any, ops []patchOp) (map[string]any, *scimError) {
 	if len(ops) == 0 {
-		return badRequest("invalidValue", "PatchOp has no Operations")
+		return nil, badRequest("invalidValue", "PatchOp has no Operations")
 	}
+	p := &patcher{rt: rt, res: deepCopy(old).(map[string]any)}
 	for i, op := range ops {
 		name := strings.ToLower(op.Op)
-		if name != "add" && name != "replace" && name != "remove" {
-			return badRequest("invalidSyntax", "operation %d: unknown op %q", i+1, op.Op)
-		}
-		if name != "remove" && op.Value == nil {
-			return badRequest("invalidValue", "operation %d (%s %q): value is required", i+1, name, op.Path)
-		}
-		var err *scimError
-		if strings.TrimSpace(op.Path) == "" {
-			if name == "remove" {
-				return badRequest("noTarget", "operation %d: remove requires a path", i+1)
+		if err := p.apply(name, op); err != nil {
+			if name == "" {
+				name = op.Op
 			}
-			obj, ok := op.Value.(map[string]any)
-			if !ok {
-				return badRequest("invalidValue", "operation %d: %s without path needs an object value", i+1, name)
-			}
-			err = mergeInto(res, obj, name, true)
-		} else {
-			var pp patchPath
-			if pp, err = parsePatchPath(op.Path); err == nil {
-				err = applyPathOp(res, name, pp, op.Value)
-			}
-		}
-		if err != nil {
 			err.detail = "operation " + itoa(i+1) + " (" + name + " " + quote(op.Path) + "): " + err.detail
-			return err
+			return nil, err
 		}
 	}
-	return nil
-}
-
-func applyPathOp(res map[string]any, op string, pp patchPath, value any) *scimError {
-	container := res
-	if pp.urn != "" {
-		key := keyOf(res, pp.urn)
-		ext, _ := res[key].(map[string]any)
-		if pp.attr == "" {
-			if op == "remove" {
-				delete(res, key)
-				return nil
-			}
-			obj, ok := value.(map[string]any)
-			if !ok {
-				return badRequest("invalidValue", "extension %s needs an object value", pp.urn)
-			}
-			if ext == nil {
-				ext = map[string]any{}
-				res[key] = ext
-			}
-			return mergeInto(ext, obj, op, false)
-		}
-		if ext == nil {
-			if op == "remove" {
-				return nil
-			}
-			ext = map[string]any{}
-			res[key] = ext
-		}
-		container = ext
-	} else if readOnly[strings.ToLower(pp.attr)] {
-		return badRequest("mutability", "attribute %q is read-only", pp.attr)
+	rt.demotePrimaries(old, p.res)
+	attrs, err := rt.normalize(p.res, nil)
+	if err != nil {
+		return nil, err
 	}
-	return applyAttrOp(container, op, pp, value)
+	if err := rt.checkRequired(attrs, "mutability"); err != nil {
+		return nil, err
+	}
+	return attrs, nil
 }
 
-// mergeInto applies add/replace of each member of obj, as for an operation without path.
-// At the resource root, members named by a schema URN address that extension.
-func mergeInto(dst map[string]any, obj map[string]any, op string, root bool) *scimError {
-	for k, v := range obj {
-		if root && strings.EqualFold(k, "schemas") {
+func (p *patcher) apply(name string, op patchOp) *scimError {
+	if name != "add" && name != "replace" && name != "remove" {
+		return badRequest("invalidSyntax", "unknown op %q: want add, replace or remove", op.Op)
+	}
+	if name != "remove" && op.Value == nil {
+		return badRequest("invalidValue", "value is required")
+	}
+	if strings.TrimSpace(op.Path) == "" {
+		if name == "remove" {
+			return badRequest("noTarget", "remove requires a path")
+		}
+		obj, ok := op.Value.(map[string]any)
+		if !ok {
+			return badRequest("invalidValue", "%s without path needs an object value, got %s", name, describeJSON(op.Value))
+		}
+		return p.applyObject(name, obj)
+	}
+	t, err := p.rt.resolvePath(op.Path)
+	if err != nil {
+		return err
+	}
+	value, err := checkPatchValue(t, name, op.Value)
+	if err != nil {
+		return err
+	}
+	return p.applyTarget(name, t, value)
+}
+
+// checkPatchValue type-checks the value of a path operation and returns it canonicalized.
+func checkPatchValue(t patchTarget, op string, v any) (any, *scimError) {
+	name := t.String()
+	switch {
+	case op == "remove":
+		if v == nil || !t.attr.multi || t.filter != nil || t.sub != nil {
+			return nil, nil // remove takes no value; a value is only meaningful as "these values"
+		}
+		values, err := checkValue(t.attr, asList(v), name)
+		if values == nil && err == nil {
+			values = []any{} // "remove none of the values", not "remove the attribute"
+		}
+		return values, err
+	case t.sub != nil:
+		return checkValue(t.sub, v, name)
+	case t.filter != nil:
+		return checkSingle(t.attr, v, name) // the replacement (replace) or the members to merge (add)
+	case t.attr.multi:
+		if _, isList := v.([]any); !isList {
+			v = []any{v} // a single value for a multi-valued attribute
+		}
+		return checkValue(t.attr, v, name)
+	}
+	return checkValue(t.attr, v, name)
+}
+
+// applyObject applies add or replace without path: obj is a partial resource.
+func (p *patcher) applyObject(op string, obj map[string]any) *scimError {
+	for _, k := range sortedKeys(obj) {
+		v := obj[k]
+		if strings.EqualFold(k, "schemas") {
 			continue // recomputed from the extensions present
 		}
-		if root && strings.HasPrefix(strings.ToLower(k), "urn:") {
-			if err := applyPathOp(dst, op, patchPath{urn: normalizeURN(k)}, v); err != nil {
-				return err
+		if isURNKey(k) {
+			ext := p.rt.ext(k)
+			if ext == nil {
+				return p.rt.urnKeyError(k)
+			}
+			m, ok := v.(map[string]any)
+			if !ok {
+				return badRequest("invalidValue", "extension %s must be an object, got %s", ext.id, describeJSON(v))
+			}
+			for _, k2 := range sortedKeys(m) {
+				def := findAttr(ext.attrs, k2)
+				if def == nil {
+					return badRequest("invalidValue", "attribute %q is not defined by schema %s (declared: %s)",
+						ext.id+":"+k2, ext.id, strings.Join(attrNames(ext.attrs), ", "))
+				}
+				if err := p.applyMember(op, patchTarget{schema: ext, inExt: true, attr: def}, m[k2]); err != nil {
+					return err
+				}
 			}
 			continue
 		}
-		if root && readOnly[strings.ToLower(k)] {
-			continue // RFC 7644: read-only attributes in a value object are ignored
+		def := p.rt.attr(p.rt.core, k)
+		if def == nil {
+			return badRequest("invalidValue", "attribute %q is not defined by schema %s", k, p.rt.core.id)
 		}
-		if err := applyAttrOp(dst, op, patchPath{attr: k}, v); err != nil {
+		if def.name == "id" && v != nil && !reflect.DeepEqual(v, p.res["id"]) {
+			return badRequest("mutability", "attribute \"id\" is read-only")
+		}
+		if err := p.applyMember(op, patchTarget{schema: p.rt.core, attr: def}, v); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func normalizeURN(k string) string {
-	if isCoreURN(k) {
-		return ""
+// applyMember applies one member of a path-less value object; it is checked like the same
+// attribute in a POST body. A null value unassigns the attribute on replace (RFC 7643
+// section 2.5) and does nothing on add.
+func (p *patcher) applyMember(op string, t patchTarget, v any) *scimError {
+	if t.attr.readOnly() {
+		return nil // ignored, as in a POST body
 	}
-	return k
+	value, err := checkValue(t.attr, v, t.String())
+	if err != nil {
+		return err
+	}
+	if value == nil {
+		if op == "replace" {
+			delete(p.container(t), t.attr.name)
+		}
+		return nil
+	}
+	return p.applyTarget(op, t, value)
 }
 
-func applyAttrOp(container map[string]any, op string, pp patchPath, value any) *scimError {
-	if pp.urn == "" && pp.attr == "" {
-		obj, ok := value.(map[string]any) // core URN used as a key: its members are core attrs
-		if !ok {
-			return badRequest("invalidValue", "core schema needs an object value")
-		}
-		return mergeInto(container, obj, op, true)
+// container returns the object holding t.attr, creating an empty extension object when
+// needed (normalize drops it again when it stays empty).
+func (p *patcher) container(t patchTarget) map[string]any {
+	if !t.inExt {
+		return p.res
 	}
-	key := keyOf(container, pp.attr)
-	cur, exists := container[key]
-	if pp.filter != nil {
-		return applyFiltered(container, key, cur, op, pp, value)
+	ext, _ := p.res[t.schema.id].(map[string]any)
+	if ext == nil {
+		ext = map[string]any{}
+		p.res[t.schema.id] = ext
 	}
-	if pp.sub != "" {
-		return applySub(container, key, cur, op, pp.sub, value)
+	return ext
+}
+
+// applyTarget applies a checked value to a resolved path.
+func (p *patcher) applyTarget(op string, t patchTarget, value any) *scimError {
+	c := p.container(t)
+	key := t.attr.name
+	if t.filter != nil {
+		return p.applyFiltered(c, op, t, value)
 	}
+	if t.sub != nil {
+		return applySub(c, op, t, value)
+	}
+	cur := c[key]
 	switch op {
 	case "remove":
 		if list, ok := cur.([]any); ok && value != nil {
 			// Remove with a value (sent by some clients for members): drop just those values.
-			setOrDelete(container, key, removeValues(list, asList(value)))
+			setOrDelete(c, key, removeValues(list, value.([]any)))
 			return nil
 		}
-		delete(container, key)
+		delete(c, key) // removing an absent attribute is a no-op
 	case "add":
-		if list, ok := cur.([]any); ok {
-			container[key] = appendUnique(list, asList(value))
-			return nil
+		switch {
+		case t.attr.multi:
+			list, _ := cur.([]any)
+			values, _ := value.([]any)
+			setOrDelete(c, key, appendUnique(list, values))
+		case t.attr.typ == typeComplex:
+			mergeComplex(c, key, value)
+		default:
+			c[key] = value
 		}
-		if m, ok := cur.(map[string]any); ok && exists {
-			if obj, ok := value.(map[string]any); ok {
-				mergeMap(m, obj)
-				return nil
-			}
-		}
-		container[key] = wrapMulti(pp.attr, value)
 	case "replace":
-		if m, ok := cur.(map[string]any); ok {
-			if obj, ok := value.(map[string]any); ok {
-				mergeMap(m, obj) // RFC 7644 3.5.2.3: unspecified sub-attributes stay
-				return nil
+		switch {
+		case t.attr.multi:
+			values, _ := value.([]any)
+			setOrDelete(c, key, values)
+		case t.attr.typ == typeComplex:
+			mergeComplex(c, key, value) // RFC 7644 3.5.2.3: unspecified sub-attributes stay
+		default:
+			if value == nil {
+				delete(c, key)
+			} else {
+				c[key] = value
 			}
 		}
-		container[key] = wrapMulti(pp.attr, value)
 	}
 	return nil
 }
 
-func applySub(container map[string]any, key string, cur any, op, sub string, value any) *scimError {
-	switch c := cur.(type) {
+func mergeComplex(c map[string]any, key string, value any) {
+	obj, _ := value.(map[string]any)
+	if m, ok := c[key].(map[string]any); ok {
+		mergeMap(m, obj)
+		return
+	}
+	if obj != nil {
+		c[key] = obj
+	}
+}
+
+// applySub sets or removes t.sub of a complex attribute; of every value when the attribute
+// is multi-valued.
+func applySub(c map[string]any, op string, t patchTarget, value any) *scimError {
+	key, sub := t.attr.name, t.sub.name
+	switch cur := c[key].(type) {
 	case nil:
-		if op != "remove" {
-			container[key] = map[string]any{sub: value}
+		switch {
+		case op == "remove" || value == nil:
+		case t.attr.multi:
+			return badRequest("noTarget", "attribute %q has no values whose %q could be set", key, sub)
+		default:
+			c[key] = map[string]any{sub: value}
 		}
 	case map[string]any:
-		setSub(c, op, sub, value)
-		if len(c) == 0 {
-			delete(container, key)
+		setSub(cur, op, sub, value)
+		if len(cur) == 0 {
+			delete(c, key)
 		}
 	case []any:
-		for _, elem := range c {
+		for _, elem := range cur {
 			if m, ok := elem.(map[string]any); ok {
 				setSub(m, op, sub, value)
 			}
 		}
-	default:
-		return badRequest("invalidPath", "attribute %q has no sub-attribute %q", key, sub)
 	}
 	return nil
 }
 
 func setSub(m map[string]any, op, sub string, value any) {
-	k := keyOf(m, sub)
-	if op == "remove" {
-		delete(m, k)
+	if op == "remove" || value == nil {
+		delete(m, sub)
 		return
 	}
-	m[k] = value
+	m[sub] = value
 }
 
-func applyFiltered(container map[string]any, key string, cur any, op string, pp patchPath, value any) *scimError {
-	list, _ := cur.([]any)
+func (p *patcher) applyFiltered(c map[string]any, op string, t patchTarget, value any) *scimError {
+	key := t.attr.name
+	list, _ := c[key].([]any)
 	var matched []int
 	for i, elem := range list {
-		if m, ok := elem.(map[string]any); ok && pp.filter.match(m) {
+		if m, ok := elem.(map[string]any); ok && t.filter.match(m) {
 			matched = append(matched, i)
 		}
 	}
 	if len(matched) == 0 {
-		if op == "remove" {
-			return nil // already absent: removing again is a no-op, which keeps retries idempotent
+		if op == "remove" && p.rt.name == "Group" && key == "members" {
+			return nil // an absent member: a no-op, which keeps retried removals harmless
 		}
-		return badRequest("noTarget", "no value of %q matches the filter", pp.attr)
+		return badRequest("noTarget", "no value of %q matches the filter", key)
 	}
-	if pp.sub != "" {
+	if t.sub != nil {
 		for _, i := range matched {
-			setSub(list[i].(map[string]any), op, pp.sub, value)
+			setSub(list[i].(map[string]any), op, t.sub.name, value)
 		}
 		return nil
 	}
@@ -300,16 +481,13 @@ func applyFiltered(container map[string]any, key string, cur any, op string, pp 
 			}
 			keep = append(keep, elem)
 		}
-		setOrDelete(container, key, keep)
+		setOrDelete(c, key, keep)
 	case "replace":
 		for _, i := range matched {
-			list[i] = value
+			list[i] = deepCopy(value)
 		}
 	case "add":
-		obj, ok := value.(map[string]any)
-		if !ok {
-			return badRequest("invalidValue", "add to %q with a filter needs an object value", pp.attr)
-		}
+		obj, _ := value.(map[string]any)
 		for _, i := range matched {
 			mergeMap(list[i].(map[string]any), obj)
 		}
@@ -329,13 +507,6 @@ func mergeMap(dst, src map[string]any) {
 	for k, v := range src {
 		dst[keyOf(dst, k)] = v
 	}
-}
-
-func wrapMulti(attr string, value any) any {
-	if _, isList := value.([]any); !isList && multiValued[strings.ToLower(attr)] && value != nil {
-		return []any{value}
-	}
-	return value
 }
 
 // appendUnique adds values to list, merging into an element with the same "value" instead

@@ -98,17 +98,27 @@ func TestPatchExtensionPaths(t *testing.T) {
 		t.Fatalf("after pathless replace: displayName %q, enterprise %v", u.DisplayName, u.Extensions[enterprise])
 	}
 
+	// A schema URN alone is not an attribute path (RFC 7644 section 3.5.2): each attribute is
+	// removed by its own path, and the extension disappears with its last attribute.
 	status, out = patchUser(t, s, id, `[{"op":"remove","path":"`+enterprise+`"}]`)
+	mustStatus(t, http.StatusBadRequest, status, out)
+	if out["scimType"] != "invalidPath" {
+		t.Fatalf("bare URN remove: %v, want invalidPath", out)
+	}
+	status, out = patchUser(t, s, id, `[{"op":"remove","path":"`+enterprise+`:costCenter"},{"op":"remove","path":"`+enterprise+`:division"}]`)
 	mustStatus(t, http.StatusOK, status, out)
 	if ext, ok := user(t, s, id).Extensions[enterprise]; ok {
-		t.Fatalf("after removing the whole extension: %v", ext)
+		t.Fatalf("after removing every attribute of the extension: %v", ext)
+	}
+	if schemas, _ := out["schemas"].([]any); len(schemas) != 1 {
+		t.Fatalf("schemas = %v, want only the core schema", schemas)
 	}
 }
 
 func TestPatchAttributeNamesAndOpsAreCaseInsensitive(t *testing.T) {
 	s := scimsandbox.New(scimsandbox.Options{Token: token})
 	id := createUser(t, s, "ann@example.com", `,"name":{"givenName":"Ann"}`)
-	status, out := patchUser(t, s, id, `[{"op":"Replace","path":"NAME.GIVENNAME","value":"Anne"},{"op":"Replace","path":"Active","value":"False"}]`)
+	status, out := patchUser(t, s, id, `[{"op":"Replace","path":"NAME.GIVENNAME","value":"Anne"},{"op":"Replace","path":"Active","value":false}]`)
 	mustStatus(t, http.StatusOK, status, out)
 	u := user(t, s, id)
 	if u.GivenName != "Anne" || u.Active {
@@ -128,7 +138,7 @@ func TestPatchErrorsLeaveTheUserUnchanged(t *testing.T) {
 			{"op":"replace","path":"emails[type eq \"home\"].value","value":"x@y"}]`, "noTarget"},
 		{"read-only id", `[{"op":"replace","path":"id","value":"mine"}]`, "mutability"},
 		{"bad filter", `[{"op":"remove","path":"emails[type eq home]"}]`, "invalidPath"},
-		{"userName removed", `[{"op":"remove","path":"userName"}]`, "invalidValue"},
+		{"userName removed", `[{"op":"remove","path":"userName"}]`, "mutability"}, // RFC 7644 3.5.2: required
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -5,14 +5,6 @@ import (
 	"strings"
 )
 
-const (
-	coreUserSchema   = "urn:ietf:params:scim:schemas:core:2.0:User"
-	coreGroupSchema  = "urn:ietf:params:scim:schemas:core:2.0:Group"
-	enterpriseSchema = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
-	// DefaultCustomSchema is the extension usersync's client uses for custom fields.
-	DefaultCustomSchema = "urn:usersync:params:scim:schemas:extension:custom:2.0:User"
-)
-
 // wholeURN matches a schema URN on its own ("...:2.0:User"), as opposed to a URN-qualified
 // attribute ("...:2.0:User:department").
 var wholeURN = regexp.MustCompile(`:\d+(\.\d+)*:[A-Za-z]+$`)

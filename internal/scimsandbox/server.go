@@ -2,6 +2,11 @@
 // for the vendor's identity API in tests and the local stack. It enforces per-product seat
 // limits, can inject latency, rate limiting and failures, and counts requests, so tests can
 // assert what a client sent. See admin.go for the test hooks and the /_sandbox/ HTTP API.
+//
+// It is as strict as RFC 7643/7644: every POST, PUT and PATCH is checked against the schemas
+// it serves at /Schemas (schema.go: core User and Group, the enterprise extension and the
+// custom extension of Options.CustomSchema), and what a real target rejects is answered with
+// an RFC 7644 error (validate.go and patch.go list which status and scimType).
 package scimsandbox
 
 import (
@@ -32,6 +37,15 @@ type Options struct {
 	RateLimit float64
 	// Logger receives one debug line per request (method, path, status). Nil: discard.
 	Logger *slog.Logger
+	// CustomSchema is the URN of the custom User extension, which holds usersync's custom
+	// fields and settingsTemplate. Empty means DefaultCustomSchema; NoCustomSchema ("none")
+	// declares no custom extension, so any custom data is rejected.
+	CustomSchema string
+	// CustomAttributes are the attributes (all single-valued strings) the custom extension
+	// declares. Nil means DefaultCustomAttributes(); an empty non-nil slice declares the
+	// extension with no attributes. Names follow RFC 7643 (a letter, then letters, digits,
+	// '_' or '-') and are case-insensitive.
+	CustomAttributes []string
 }
 
 // Server is the sandbox; it implements http.Handler and is safe for concurrent use.
@@ -39,6 +53,7 @@ type Server struct {
 	token  string
 	logger *slog.Logger
 	now    func() time.Time
+	reg    *registry // declared schemas; immutable
 
 	mu         sync.Mutex
 	users      *collection
@@ -53,8 +68,11 @@ type Server struct {
 	stats      Stats
 }
 
-// New returns an empty sandbox.
+// New returns an empty sandbox. It panics when opts do not pass Options.Validate.
 func New(opts Options) *Server {
+	if err := opts.Validate(); err != nil {
+		panic("scimsandbox: " + err.Error())
+	}
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -63,6 +81,7 @@ func New(opts Options) *Server {
 		token:     opts.Token,
 		logger:    logger,
 		now:       time.Now,
+		reg:       newRegistry(opts),
 		users:     newCollection(),
 		groups:    newCollection(),
 		seats:     copySeats(opts.Seats),
@@ -205,9 +224,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, path string) {
 	case "ServiceProviderConfig":
 		s.serveDiscovery(w, r, serviceProviderConfig(), id == "")
 	case "ResourceTypes":
-		s.serveDiscoveryList(w, r, resourceTypes(), id)
+		s.serveDiscoveryList(w, r, s.resourceTypes(), id)
 	case "Schemas":
-		s.serveDiscoveryList(w, r, schemas(), id)
+		s.serveDiscoveryList(w, r, s.schemas(), id)
 	default:
 		writeError(w, errorf(http.StatusNotFound, "", "no endpoint %s", path))
 	}

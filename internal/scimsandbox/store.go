@@ -79,99 +79,9 @@ func str(m map[string]any, attr string) string {
 	return s
 }
 
-// canonicalUserAttrs maps lower-case names to their schema spelling, so a PATCH of
-// "username" and a later read of "userName" meet.
-var canonicalUserAttrs = canonicalNames("userName", "externalId", "active", "name", "displayName",
-	"nickName", "title", "userType", "preferredLanguage", "locale", "timezone", "emails",
-	"phoneNumbers", "entitlements", "roles", "addresses", "password")
-
-var canonicalGroupAttrs = canonicalNames("displayName", "externalId", "members")
-
-func canonicalNames(names ...string) map[string]string {
-	m := map[string]string{}
-	for _, n := range names {
-		m[strings.ToLower(n)] = n
-	}
-	return m
-}
-
-func canonicalize(attrs map[string]any, names map[string]string) {
-	for k, v := range attrs {
-		lk := strings.ToLower(k)
-		if lk == "id" || lk == "meta" || lk == "schemas" || lk == "groups" {
-			delete(attrs, k) // server-managed or read-only
-			continue
-		}
-		if c, ok := names[lk]; ok && c != k {
-			delete(attrs, k)
-			attrs[c] = v
-		}
-		if m, ok := v.(map[string]any); ok && strings.HasPrefix(lk, "urn:") && len(m) == 0 {
-			delete(attrs, k)
-		}
-	}
-}
-
-// normalizeUser validates a user's attributes after a POST, PUT or PATCH.
-func normalizeUser(attrs map[string]any) *scimError {
-	canonicalize(attrs, canonicalUserAttrs)
-	if v, ok := attrs["userName"].(string); !ok || strings.TrimSpace(v) == "" {
-		return badRequest("invalidValue", "userName is required")
-	}
-	if v, ok := attrs["externalId"]; ok {
-		if _, isString := v.(string); !isString {
-			return badRequest("invalidValue", "externalId must be a string")
-		}
-	}
-	switch v := attrs["active"].(type) {
-	case nil, bool:
-	case string: // some clients send "True"/"False"
-		switch strings.ToLower(v) {
-		case "true":
-			attrs["active"] = true
-		case "false":
-			attrs["active"] = false
-		default:
-			return badRequest("invalidValue", "active must be a boolean, got %q", v)
-		}
-	default:
-		return badRequest("invalidValue", "active must be a boolean")
-	}
-	for _, attr := range []string{"emails", "entitlements", "roles", "phoneNumbers"} {
-		v, ok := attrs[attr]
-		if !ok {
-			continue
-		}
-		list, isList := v.([]any)
-		if !isList {
-			return badRequest("invalidValue", "%s must be a list", attr)
-		}
-		for _, e := range list {
-			if _, isMap := e.(map[string]any); !isMap {
-				return badRequest("invalidValue", "%s values must be objects with a \"value\"", attr)
-			}
-		}
-		keepOnePrimary(list)
-	}
-	return nil
-}
-
-// keepOnePrimary enforces RFC 7643's "primary true at most once": the last one wins.
-func keepOnePrimary(list []any) {
-	last := -1
-	for i, e := range list {
-		if p, _ := e.(map[string]any)["primary"].(bool); p {
-			last = i
-		}
-	}
-	for i, e := range list {
-		if m := e.(map[string]any); i != last {
-			if _, ok := m["primary"]; ok {
-				m["primary"] = false
-			}
-		}
-	}
-}
+// commitUser and commitGroup take attributes already checked against the schemas
+// (validate.go); they add the checks that need the store: non-blank names, uniqueness,
+// seats, member ids.
 
 // entitled returns the products whose seats the user consumes: its entitlement values when
 // active, none otherwise.
@@ -193,10 +103,10 @@ func entitled(attrs map[string]any) map[string]bool {
 
 // commitUser validates and stores attrs as user id (new when old is nil). Caller holds s.mu.
 func (s *Server) commitUser(id string, old *resource, attrs map[string]any) (*resource, *scimError) {
-	if err := normalizeUser(attrs); err != nil {
-		return nil, err
+	userName, _ := attrs["userName"].(string)
+	if strings.TrimSpace(userName) == "" {
+		return nil, badRequest("invalidValue", "userName must not be blank")
 	}
-	userName := attrs["userName"].(string)
 	if other, ok := s.users.byName[strings.ToLower(userName)]; ok && other != id {
 		return nil, errorf(http.StatusConflict, "uniqueness", "userName %q is already taken", userName)
 	}
@@ -231,19 +141,15 @@ func (s *Server) commitUser(id string, old *resource, attrs map[string]any) (*re
 
 // commitGroup validates and stores attrs as group id. Caller holds s.mu.
 func (s *Server) commitGroup(id string, old *resource, attrs map[string]any) (*resource, *scimError) {
-	canonicalize(attrs, canonicalGroupAttrs)
 	name, _ := attrs["displayName"].(string)
 	if strings.TrimSpace(name) == "" {
-		return nil, badRequest("invalidValue", "displayName is required")
+		return nil, badRequest("invalidValue", "displayName must not be blank")
 	}
 	if other, ok := s.groups.byName[strings.ToLower(name)]; ok && other != id {
 		return nil, errorf(http.StatusConflict, "uniqueness", "group displayName %q is already taken", name)
 	}
 	if v, ok := attrs["members"]; ok {
-		list, isList := v.([]any)
-		if !isList {
-			return nil, badRequest("invalidValue", "members must be a list")
-		}
+		list, _ := v.([]any)
 		var members []any
 		seen := map[string]bool{}
 		for _, e := range list {
@@ -267,7 +173,7 @@ func (s *Server) commitGroup(id string, old *resource, attrs map[string]any) (*r
 
 func (s *Server) store(c *collection, nameAttr, id string, old *resource, attrs map[string]any) *resource {
 	now := s.now()
-	attrs["id"] = id // kept in attrs so filters on id work; canonicalize strips client-sent ids
+	attrs["id"] = id // kept in attrs so filters on id work; validation drops client-sent ids
 	r := &resource{id: id, attrs: attrs, created: now, modified: now, version: 1}
 	if old != nil {
 		r.seq, r.created, r.version = old.seq, old.created, old.version+1

@@ -1,7 +1,13 @@
 // Command scim-sandbox runs the in-memory SCIM 2.0 sandbox for the local stack.
 //
 //	SCIM_TOKEN=secret scim-sandbox --listen 127.0.0.1:8090 --seats Meeting=100,Webinar=20 \
-//	    --seed-existing a@example.com,b@example.com --latency 20ms --rate 10
+//	    --seed-existing a@example.com,b@example.com --latency 20ms --rate 10 \
+//	    --custom-schema urn:usersync:params:scim:schemas:extension:custom:2.0:User \
+//	    --custom-attributes settingsTemplate,office,project,region,site
+//
+// The sandbox validates every write against the schemas it serves at /Schemas: the core
+// User and Group, the enterprise extension and the custom extension, whose URN and string
+// attributes the last two flags set (--custom-schema none: no custom extension).
 //
 // The bearer token comes from the SCIM_TOKEN environment variable or --token-file, never
 // from a flag value, so it does not show in process listings. Test hooks live under
@@ -42,7 +48,16 @@ func run(args []string) error {
 	rps := fs.Float64("rate", 0, "requests per second before answering 429 (0: no limit)")
 	tokenFile := fs.String("token-file", "", "file holding the bearer token (default: env SCIM_TOKEN)")
 	debug := fs.Bool("debug", false, "log every request")
+	customSchema := fs.String("custom-schema", scimsandbox.DefaultCustomSchema,
+		fmt.Sprintf("URN of the custom User extension (%q: none)", scimsandbox.NoCustomSchema))
+	customAttrs := fs.String("custom-attributes", strings.Join(scimsandbox.DefaultCustomAttributes(), ","),
+		"comma-separated string attributes of the custom extension (empty: none)")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	opts := scimsandbox.Options{Latency: *latency, RateLimit: *rps, CustomSchema: *customSchema,
+		CustomAttributes: append([]string{}, splitList(*customAttrs)...)}
+	if err := opts.Validate(); err != nil {
 		return err
 	}
 	token, err := readToken(*tokenFile)
@@ -59,8 +74,8 @@ func run(args []string) error {
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
-	srv := scimsandbox.New(scimsandbox.Options{Token: token, Seats: limits, Latency: *latency,
-		RateLimit: *rps, Logger: logger})
+	opts.Token, opts.Seats, opts.Logger = token, limits, logger
+	srv := scimsandbox.New(opts)
 	if *seed != "" {
 		if err := srv.SeedExisting(splitList(*seed)...); err != nil {
 			return err
@@ -79,7 +94,8 @@ func run(args []string) error {
 		defer cancel()
 		_ = httpSrv.Shutdown(shutdownCtx)
 	}()
-	logger.Info("scim sandbox listening", "addr", ln.Addr().String(), "seats", *seats)
+	logger.Info("scim sandbox listening", "addr", ln.Addr().String(), "seats", *seats,
+		"customSchema", *customSchema, "customAttributes", *customAttrs)
 	if err := httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}

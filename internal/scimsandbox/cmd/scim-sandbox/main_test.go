@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -34,5 +35,17 @@ func TestTokenComesFromFileOrEnvironment(t *testing.T) {
 	}
 	if tok, err := readToken(file); err != nil || tok != "from-file" {
 		t.Fatalf("file token = %q, %v", tok, err)
+	}
+}
+
+func TestCustomSchemaFlagsAreValidatedBeforeStarting(t *testing.T) {
+	for _, args := range [][]string{
+		{"--custom-schema", "not-a-urn"},
+		{"--custom-attributes", "office,Office"},
+		{"--custom-attributes", "bad name"},
+	} {
+		if err := run(args); err == nil || !strings.Contains(err.Error(), "custom") {
+			t.Errorf("run(%q) = %v, want a custom schema error", args, err)
+		}
 	}
 }
