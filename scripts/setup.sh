@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the dev stack and the integration tests need, on Debian or
-# Ubuntu: slapd + ldap-utils, PostgreSQL, and the Temporal CLI. Safe to re-run:
-# it installs only what is missing. Needs Go (see go.mod) on PATH.
+# Ubuntu: slapd + ldap-utils, PostgreSQL, the Temporal CLI, and node + npm with
+# the packages of the SCIMMY test server (scripts/scimmy). Safe to re-run: it
+# installs only what is missing. Needs Go (see go.mod) on PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,4 +39,26 @@ temporal_version=v1.5.1
 if ! command -v temporal >/dev/null && [ ! -x "$(go env GOPATH)/bin/temporal" ]; then
   echo "setup: building the Temporal CLI $temporal_version (go install; a cold build takes about 14 minutes)"
   go install "github.com/temporalio/cli/cmd/temporal@$temporal_version"
+fi
+
+# The SCIMMY test server: its packages, as pinned by its package-lock.json,
+# reinstalled when the lock file is newer than node_modules.
+scimmy_dir=scripts/scimmy
+if [ ! -d "$scimmy_dir/node_modules" ] || [ "$scimmy_dir/package-lock.json" -nt "$scimmy_dir/node_modules" ]; then
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    if ! command -v apt-get >/dev/null; then
+      echo "setup: the SCIMMY test server needs node (18 or later) and npm; please install them (no apt-get on this machine)" >&2
+      exit 1
+    fi
+    echo "setup: node or npm is missing (the SCIMMY test server needs them); installing nodejs npm"
+    "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+  fi
+  if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0 : 1)'; then
+    echo "setup: the SCIMMY test server needs node 18 or later, this is $(node --version); install a newer one (e.g. from nodejs.org)" >&2
+    exit 1
+  fi
+  echo "setup: installing the SCIMMY test server's packages (npm ci in $scimmy_dir)"
+  npm ci --prefix "$scimmy_dir" --no-audit --no-fund
+  touch "$scimmy_dir/node_modules" # npm ci may keep an old directory's time
 fi

@@ -48,6 +48,38 @@ func TestTemporal(t testing.TB) string {
 	return hostPort
 }
 
+// TestSCIMMY starts the SCIMMY server (scripts/scimmy) configured by s for
+// this test, stopped when the test ends, and returns its SCIM base URL. Dir
+// defaults to t.TempDir() and Port to a free port; Token must be set, the
+// caller needs it. It skips when node or the server's node_modules is
+// missing (fails under USERSYNC_REQUIRE_INTEGRATION=1).
+func TestSCIMMY(t testing.TB, s SCIMMY) string {
+	t.Helper()
+	if _, err := FindNode(); err != nil {
+		SkipUnlessRequired(t, "scimmy: %v", err)
+	}
+	if _, err := FindSCIMMYServer(); err != nil {
+		SkipUnlessRequired(t, "%v", err)
+	}
+	if s.Dir == "" {
+		s.Dir = t.TempDir()
+	}
+	if s.Token == "" {
+		t.Fatal("TestSCIMMY: set Token, the caller needs it to talk to the server")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Stop(); err != nil {
+			t.Errorf("stop scimmy: %v", err)
+		}
+	})
+	return s.URL()
+}
+
 // TestDatabase returns the URL of a new, empty database for this test,
 // dropped when the test ends. The server is the one of DATABASE_URL when set
 // (its user needs CREATEDB); otherwise one PostgreSQL per test binary,
