@@ -22,9 +22,10 @@ type Directory interface {
 
 // Target is the SCIM service provider (*scim.Client).
 type Target interface {
-	CreateUser(ctx context.Context, d plan.Desired) (*scim.User, error) // on 409, the account with this externalId if any
-	FindUserByUserName(ctx context.Context, userName string) (*scim.User, error)
-	UpdateUser(ctx context.Context, id string, d plan.Desired, changed []string) error
+	Discover(ctx context.Context) (*scim.Discovery, error)
+	CreateUser(ctx context.Context, ext scim.Extension, d plan.Desired) (*scim.User, error) // on 409, the account with this externalId if any
+	FindUserByUserName(ctx context.Context, ext scim.Extension, userName string) (*scim.User, error)
+	UpdateUser(ctx context.Context, ext scim.Extension, id string, from, to plan.Desired) error
 	FindGroup(ctx context.Context, displayName string) (*scim.Group, error)
 	CreateGroup(ctx context.Context, displayName string) (*scim.Group, error)
 	PatchGroupMembers(ctx context.Context, groupID string, add, remove []string) error

@@ -31,7 +31,7 @@ func TestAdoptionNeedsApprovalAndNeverTakesALinkedAccount(t *testing.T) {
 	// another directory user usersync manages.
 	require.NoError(t, sb.SeedExisting("ann@acme.test"))
 	oldBob := plan.Desired{ExternalID: "old-bob", UserName: "bob@acme.test", Email: "bob@acme.test", Active: true}
-	created, err := acts.Target.CreateUser(ctx, oldBob)
+	created, err := acts.Target.CreateUser(ctx, scim.Extension{}, oldBob)
 	require.NoError(t, err)
 	require.NoError(t, st.SaveApplied(ctx, org, created.ID, oldBob))
 
@@ -40,9 +40,9 @@ func TestAdoptionNeedsApprovalAndNeverTakesALinkedAccount(t *testing.T) {
 			Desired: plan.Desired{ExternalID: id, UserName: name, Email: name, Active: true, Role: "Member"}}
 	}
 	provision := func(it plan.Item) (string, string, *plan.Failure) {
-		id, status, f, err := acts.provision(ctx, org, it, nil)
+		r, err := acts.provision(ctx, org, store.UserWork{Item: it})
 		require.NoError(t, err)
-		return id, status, f
+		return r.scimID, r.status, r.failure
 	}
 
 	_, _, f := provision(create("ann", "ann@acme.test"))
@@ -78,7 +78,7 @@ func TestAdoptionNeedsApprovalAndNeverTakesALinkedAccount(t *testing.T) {
 
 	// Not even when its externalId was cleared in the target by hand: old-bob is linked to it.
 	patch := plan.Desired{UserName: "bob@acme.test", Email: "bob@acme.test", Active: true}
-	require.NoError(t, acts.Target.UpdateUser(ctx, bob.ID, patch, []string{"externalId"}))
+	require.NoError(t, acts.Target.UpdateUser(ctx, scim.Extension{}, bob.ID, oldBob, patch))
 	bob, _ = sb.UserByUserName("bob@acme.test")
 	require.Empty(t, bob.ExternalID)
 	_, _, f = provision(create("bob", "bob@acme.test"))

@@ -27,7 +27,7 @@ func (a *Activities) SyncGroups(ctx context.Context, in RunRef) (GroupsResult, e
 			res.Groups++
 		}
 		if err := a.Target.PatchGroupMembers(ctx, id, d.Add, d.Remove); err != nil {
-			return fmt.Errorf("group %q: %w", d.Name, err)
+			return targetError(fmt.Errorf("group %q: %w", d.Name, err))
 		}
 		if err := a.Store.SaveGroupMembers(ctx, in.Org, d.Name, d.Add, d.Remove); err != nil {
 			return err
@@ -47,7 +47,7 @@ func (a *Activities) groupID(ctx context.Context, org, name string) (string, err
 	}
 	g, err := a.Target.FindGroup(ctx, name)
 	if err != nil {
-		return "", err
+		return "", targetError(err)
 	}
 	if g == nil {
 		if g, err = a.Target.CreateGroup(ctx, name); err != nil {

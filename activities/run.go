@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/usersync/usersync/internal/directory"
+	"github.com/usersync/usersync/internal/plan"
 	"github.com/usersync/usersync/internal/store"
 )
 
@@ -76,7 +77,7 @@ func (a *Activities) FinishRun(ctx context.Context, in FinishInput) (RunSummary,
 		return sum, err
 	}
 	sum.Banners = banners
-	if err := a.Store.FinishRun(ctx, in.RunID, in.Status, sum); err != nil {
+	if err := a.Store.FinishRun(ctx, in.RunID, in.Status, plan.Failure{Type: in.FailureType, Message: in.Error}, sum); err != nil {
 		return sum, err
 	}
 	action := "sync"

@@ -124,17 +124,20 @@ type GroupsResult struct {
 // FinishInput records a run's end.
 type FinishInput struct {
 	RunRef
-	Kind      string            `json:"kind"`
-	DryRun    bool              `json:"dryRun"`
-	Status    string            `json:"status"`
-	StartedAt time.Time         `json:"startedAt"`
-	Directory SnapshotResult    `json:"directory"`
-	Plan      PlanResult        `json:"plan"`
-	Outcomes  map[string]int    `json:"outcomes,omitempty"`
-	Failures  map[string]int    `json:"failures,omitempty"`
-	Groups    GroupsResult      `json:"groups"`
-	Error     string            `json:"error,omitempty"`
-	Extra     map[string]string `json:"extra,omitempty"`
+	Kind      string         `json:"kind"`
+	DryRun    bool           `json:"dryRun"`
+	Status    string         `json:"status"`
+	StartedAt time.Time      `json:"startedAt"`
+	Directory SnapshotResult `json:"directory"`
+	Plan      PlanResult     `json:"plan"`
+	Outcomes  map[string]int `json:"outcomes,omitempty"`
+	Failures  map[string]int `json:"failures,omitempty"`
+	Groups    GroupsResult   `json:"groups"`
+	Error     string         `json:"error,omitempty"`
+	// FailureType is set when the run stopped as a whole (target_auth, target_unavailable,
+	// target_incompatible): one run-level failure instead of one per user.
+	FailureType string            `json:"failureType,omitempty"`
+	Extra       map[string]string `json:"extra,omitempty"`
 }
 
 // RunSummary is the recorded outcome of a run, also returned to the workflow.

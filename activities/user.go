@@ -8,6 +8,7 @@ import (
 
 	"github.com/usersync/usersync/internal/plan"
 	"github.com/usersync/usersync/internal/scim"
+	"github.com/usersync/usersync/internal/store"
 )
 
 // EvaluatePage is the rule-evaluation step for a page of users: the plan already resolved
@@ -56,73 +57,110 @@ func (a *Activities) CheckLicenses(ctx context.Context, in SeatsInput) (StepResu
 
 // ProvisionUser brings one account in the target to its desired state: create, PATCH what
 // changed, or suspend. Business refusals become failures; transient errors are returned for
-// Temporal to retry.
+// Temporal to retry; refused credentials stop the run (a non-retryable target_auth error).
+// An account the target holds is always linked, also when a later step for it failed: seats
+// then follow what the target holds.
 func (a *Activities) ProvisionUser(ctx context.Context, in UserStep) (UserOutcome, error) {
-	it, applied, err := a.Store.WorkItemApplied(ctx, in.Org, in.RunID, in.Seq)
+	w, err := a.Store.UserWork(ctx, in.Org, in.RunID, in.Seq)
 	if err != nil {
 		return UserOutcome{}, err
 	}
-	scimID, status, failure, err := a.provision(ctx, in.Org, it, applied)
-	if err != nil {
-		if scim.IsRejected(err) {
-			failure = &plan.Failure{Type: plan.TargetRejected, Message: err.Error()}
-		} else {
-			activity.GetLogger(ctx).Warn("provisioning failed, will retry", "externalId", it.ExternalID, "error", err)
-			return UserOutcome{}, err
+	it := w.Item
+	r, err := a.provision(ctx, in.Org, w)
+	if r.holds != nil {
+		// The target holds an account for this user that we have not linked yet (created or
+		// adopted, then a later step failed): link it with the state it has.
+		if serr := a.Store.SaveProvisioned(ctx, in.Org, r.scimID, *r.holds, in.RunID, in.Seq, r.status); serr != nil {
+			return UserOutcome{}, serr
 		}
+	}
+	failure := r.failure
+	switch {
+	case err == nil:
+	case scim.IsAuth(err):
+		// Nothing was written for this user: its new seats go back, no failure is recorded.
+		if rerr := a.Store.ReleaseSeats(ctx, in.Org, it.ExternalID, it.NewSeats); rerr != nil {
+			return UserOutcome{}, rerr
+		}
+		return UserOutcome{}, targetError(err)
+	case scim.IsRejected(err):
+		failure = &plan.Failure{Type: plan.TargetRejected, Message: err.Error()}
+		if r.holds != nil {
+			failure.Message = fmt.Sprintf("the account was %s and linked, but the target refused the rest: %v", r.status, err)
+		}
+	default:
+		activity.GetLogger(ctx).Warn("provisioning failed, will retry", "externalId", it.ExternalID, "error", err)
+		return UserOutcome{}, err
 	}
 	if failure != nil {
 		return a.fail(ctx, in, it, *failure, true)
 	}
-	if err := a.Store.SaveProvisioned(ctx, in.Org, scimID, it.Desired, in.RunID, in.Seq, status); err != nil {
+	if err := a.Store.SaveProvisioned(ctx, in.Org, r.scimID, it.Desired, in.RunID, in.Seq, r.status); err != nil {
 		return UserOutcome{}, err
 	}
-	return UserOutcome{Seq: in.Seq, ExternalID: it.ExternalID, Status: status}, nil
+	return UserOutcome{Seq: in.Seq, ExternalID: it.ExternalID, Status: r.status}, nil
 }
 
-func (a *Activities) provision(ctx context.Context, org string, it plan.Item, applied *plan.Applied) (scimID, status string, f *plan.Failure, err error) {
-	status = Updated
+// provisioned is what provision did. holds is set when the target holds an account for the
+// user that is not linked yet (created or adopted by this attempt): the state it holds.
+type provisioned struct {
+	scimID, status string
+	holds          *plan.Desired
+	failure        *plan.Failure
+}
+
+func (a *Activities) provision(ctx context.Context, org string, w store.UserWork) (provisioned, error) {
+	it, ext := w.Item, w.Extension
+	r := provisioned{status: Updated}
 	if it.Action == plan.Suspend {
-		status = Suspended
+		r.status = Suspended
 	}
-	if applied != nil {
-		if len(it.Changed) > 0 {
-			err = a.Target.UpdateUser(ctx, applied.ScimID, it.Desired, it.Changed)
-		}
-		return applied.ScimID, status, nil, err
+	if w.Applied != nil {
+		r.scimID = w.Applied.ScimID
+		return r, a.Target.UpdateUser(ctx, ext, w.Applied.ScimID, w.Applied.State, it.Desired)
 	}
 	// Not linked: one POST. If an earlier attempt already created the account (crash, lost
 	// response, racing run), the target answers 409 and the client returns the account that
 	// carries this externalId; only then can its state differ, and one PATCH fixes it.
-	u, err := a.Target.CreateUser(ctx, it.Desired)
-	status = Created
+	u, err := a.Target.CreateUser(ctx, ext, it.Desired)
+	r.status = Created
 	if scim.IsConflict(err) {
-		if u, err = a.adoptable(ctx, org, it); u == nil || err != nil {
-			return "", "", &plan.Failure{Type: plan.ExistingAccount, Message: fmt.Sprintf(
+		if u, err = a.adoptable(ctx, org, it, ext); u == nil || err != nil {
+			r.failure = &plan.Failure{Type: plan.ExistingAccount, Message: fmt.Sprintf(
 				"userName %q is taken by an account not linked to this directory user (adopt it: starter adopt %s)",
-				it.Desired.UserName, it.Desired.UserName)}, err
+				it.Desired.UserName, it.Desired.UserName)}
+			return r, err
 		}
-		status = Adopted
+		r.status = Adopted
 	}
 	if err != nil {
-		return "", "", nil, err
+		return r, err
 	}
-	if changed := plan.Diff(u.State(), it.Desired); len(changed) > 0 {
-		err = a.Target.UpdateUser(ctx, u.ID, it.Desired, changed)
+	holds := u.State()
+	holds.ExternalID = it.ExternalID // the link is ours from here on
+	r.scimID = u.ID
+	if plan.Diff(holds, it.Desired) != nil {
+		if r.status == Created {
+			r.holds = &holds
+		}
+		if err := a.Target.UpdateUser(ctx, ext, u.ID, u.State(), it.Desired); err != nil {
+			return r, err
+		}
+		r.holds = nil
 	}
-	return u.ID, status, nil, err
+	return r, nil
 }
 
 // adoptable returns the account that has the user's userName when an admin approved adopting
 // it for this userName (spec 7), else nil: the caller then links it by writing the desired
 // state over it, externalId included. Only an account nobody linked qualifies: no externalId
 // (or already ours: a retried adoption), and no user of ours linked to it.
-func (a *Activities) adoptable(ctx context.Context, org string, it plan.Item) (*scim.User, error) {
+func (a *Activities) adoptable(ctx context.Context, org string, it plan.Item, ext scim.Extension) (*scim.User, error) {
 	ok, err := a.Store.AdoptionApproved(ctx, org, it.ExternalID, it.Desired.UserName)
 	if err != nil || !ok {
 		return nil, err
 	}
-	u, err := a.Target.FindUserByUserName(ctx, it.Desired.UserName)
+	u, err := a.Target.FindUserByUserName(ctx, ext, it.Desired.UserName)
 	if err != nil || u == nil || (u.ExternalID != "" && u.ExternalID != it.ExternalID) {
 		return nil, err
 	}
@@ -142,7 +180,8 @@ func (a *Activities) RecordUserFailure(ctx context.Context, in UserFailureInput)
 	return a.fail(ctx, in.UserStep, it, in.Failure, true)
 }
 
-// fail records a user's failure; release gives back the seats this run took for the user.
+// fail records a user's failure; release gives back the seats this run took for the user
+// (those its linked account holds in the target stay).
 // A store error is returned so that the step is retried: no failure is lost.
 func (a *Activities) fail(ctx context.Context, in UserStep, it plan.Item, f plan.Failure, release bool) (UserOutcome, error) {
 	if release {

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -56,14 +57,21 @@ func ProcessPageWorkflow(ctx workflow.Context, in PageInput) (PageResult, error)
 		res.Failures[typ] += n
 	}
 	running := 0
+	var stop error // the target refused our credentials: no further user is started
 	for _, u := range ev.Users {
-		if err := workflow.Await(ctx, func() bool { return running < in.UsersInFlight }); err != nil {
+		if err := workflow.Await(ctx, func() bool { return running < in.UsersInFlight }); err != nil || stop != nil {
 			break
 		}
 		running++
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			defer func() { running-- }()
-			o := processUser(ctx, in.RunRef, u, in.ProvisionQueue)
+			o, err := processUser(ctx, in.RunRef, u, in.ProvisionQueue)
+			if err != nil {
+				if stop == nil {
+					stop = err
+				}
+				return
+			}
 			res.Outcomes[o.Status]++
 			if o.FailureType != "" {
 				res.Failures[o.FailureType]++
@@ -74,38 +82,46 @@ func ProcessPageWorkflow(ctx workflow.Context, in PageInput) (PageResult, error)
 	// ends only once nothing more will be written.
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	_ = workflow.Await(dctx, func() bool { return running == 0 })
+	if stop != nil {
+		return res, stop
+	}
 	return res, ctx.Err()
 }
 
-// processUser runs one user's license and SCIM steps. It never fails the page: a user whose
+// processUser runs one user's license and SCIM steps. It fails the page only when the target
+// refused our credentials (the run stops with one target_auth failure); otherwise a user whose
 // steps could not complete keeps its previous state and is planned again by the next sync.
-func processUser(ctx workflow.Context, run activities.RunRef, u activities.UserPlan, queue string) activities.UserOutcome {
+func processUser(ctx workflow.Context, run activities.RunRef, u activities.UserPlan, queue string) (activities.UserOutcome, error) {
 	step := activities.UserStep{RunRef: run, Seq: u.Seq}
 	lctx := workflow.WithLocalActivityOptions(ctx, stepOptions)
 	if len(u.Seats) > 0 {
 		var r activities.StepResult
 		seats := activities.SeatsInput{UserStep: step, ExternalID: u.ExternalID, Products: u.Seats}
 		if err := workflow.ExecuteLocalActivity(lctx, a.CheckLicenses, seats).Get(ctx, &r); err != nil {
-			return errored(ctx, step, err)
+			return errored(ctx, step, err), nil
 		}
 		if !r.Continue {
-			return r.Outcome
+			return r.Outcome, nil
 		}
 	}
 	var o activities.UserOutcome
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, onQueue(provisionOptions, queue)), a.ProvisionUser, step).Get(ctx, &o)
 	if err == nil {
-		return o
+		return o, nil
+	}
+	var ae *temporal.ApplicationError
+	if errors.As(err, &ae) && ae.Type() == plan.TargetAuth {
+		return o, temporal.NewNonRetryableApplicationError(ae.Error(), plan.TargetAuth, nil)
 	}
 	if ctx.Err() != nil {
-		return errored(ctx, step, err)
+		return errored(ctx, step, err), nil
 	}
 	f := plan.Failure{Type: plan.TargetUnavailable, Message: fmt.Sprintf("the target did not accept the change after %d attempts: %v",
 		provisionOptions.RetryPolicy.MaximumAttempts, rootCause(err))}
 	if err := workflow.ExecuteLocalActivity(lctx, a.RecordUserFailure, activities.UserFailureInput{UserStep: step, Failure: f}).Get(ctx, &o); err != nil {
-		return errored(ctx, step, err)
+		return errored(ctx, step, err), nil
 	}
-	return o
+	return o, nil
 }
 
 func errored(ctx workflow.Context, step activities.UserStep, err error) activities.UserOutcome {

@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/usersync/usersync/activities"
+	"github.com/usersync/usersync/internal/plan"
 	"github.com/usersync/usersync/internal/store"
 )
 
@@ -25,6 +26,35 @@ var ioOptions = workflow.ActivityOptions{
 		MaximumInterval:    time.Minute,
 		MaximumAttempts:    10,
 	},
+}
+
+// discoveryOptions retry a target that does not answer for a short while only: a target
+// down at the start of a run fails the run (target_unavailable), the next sync tries again.
+var discoveryOptions = workflow.ActivityOptions{
+	StartToCloseTimeout: 2 * time.Minute,
+	RetryPolicy: &temporal.RetryPolicy{
+		InitialInterval:    time.Second,
+		BackoffCoefficient: 2,
+		MaximumInterval:    10 * time.Second,
+		MaximumAttempts:    5,
+	},
+}
+
+// runFailureType names a run-level failure (spec 9): refused credentials, an incompatible
+// target, or a target that did not answer the discovery. Other errors have no type.
+func runFailureType(err error) string {
+	var ae *temporal.ApplicationError
+	if errors.As(err, &ae) {
+		switch ae.Type() {
+		case plan.TargetAuth, plan.TargetIncompatible:
+			return ae.Type()
+		}
+	}
+	var act *temporal.ActivityError
+	if errors.As(err, &act) && act.ActivityType() != nil && act.ActivityType().GetName() == "DiscoverTarget" {
+		return plan.TargetUnavailable
+	}
+	return ""
 }
 
 // SyncRunWorkflow is one sync: read the directory into a snapshot, plan, fan the users that
@@ -75,7 +105,7 @@ func SyncRunWorkflow(ctx workflow.Context, in RunInput) (activities.RunSummary, 
 		dctx, _ := workflow.NewDisconnectedContext(ctx)
 		finishCtx = workflow.WithActivityOptions(dctx, ioOptions)
 	case err != nil:
-		fin.Status, fin.Error = store.RunFailed, err.Error()
+		fin.Status, fin.Error, fin.FailureType = store.RunFailed, rootCause(err).Error(), runFailureType(err)
 	}
 	prog.Phase = "done"
 	var sum activities.RunSummary
@@ -102,6 +132,15 @@ func readAndPlan(ctx workflow.Context, in *RunInput, ref activities.RunRef, prog
 		queue = SCIMTaskQueue
 	}
 	actx := workflow.WithActivityOptions(ctx, ioOptions)
+	if workflow.GetVersion(ctx, "target-discovery", workflow.DefaultVersion, 1) >= 1 {
+		// Before anything is read or written: a target that refuses our credentials, is down
+		// or cannot take what this organization writes stops the run with one failure.
+		var tc activities.TargetCheck
+		dctx := workflow.WithActivityOptions(ctx, discoveryOptions)
+		if err := workflow.ExecuteActivity(dctx, a.DiscoverTarget, ref).Get(ctx, &tc); err != nil {
+			return fin, queue, err
+		}
+	}
 	err := workflow.ExecuteActivity(actx, a.SnapshotDirectory,
 		activities.SnapshotInput{RunRef: ref, Kind: in.Kind, DryRun: in.DryRun}).Get(ctx, &fin.Directory)
 	if err == nil {

@@ -37,6 +37,7 @@ func newRunEnv(t *testing.T, items int) *runEnv {
 	e.RegisterWorkflow(SyncRunWorkflow)
 	e.RegisterWorkflow(ProcessPageWorkflow)
 	e.RegisterActivity(&activities.Activities{})
+	e.OnActivity("DiscoverTarget", mock.Anything, mock.Anything).Return(activities.TargetCheck{Patch: true}, nil).Maybe()
 	e.OnActivity("SnapshotDirectory", mock.Anything, mock.Anything).Return(activities.SnapshotResult{Users: items, InScope: items}, nil).Maybe()
 	e.OnActivity("PlanRun", mock.Anything, mock.Anything).Return(activities.PlanResult{Items: items, Creates: items, InScope: items}, nil).Maybe()
 	e.OnActivity("SyncGroups", mock.Anything, mock.Anything).Return(activities.GroupsResult{}, nil).Maybe()
@@ -113,6 +114,7 @@ func TestFailedDirectoryReadFailsTheRunWithoutPlanning(t *testing.T) {
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterWorkflow(SyncRunWorkflow)
 	env.RegisterActivity(&activities.Activities{})
+	env.OnActivity("DiscoverTarget", mock.Anything, mock.Anything).Return(activities.TargetCheck{Patch: true}, nil).Maybe()
 	env.OnActivity("SnapshotDirectory", mock.Anything, mock.Anything).Return(activities.SnapshotResult{},
 		temporal.NewNonRetryableApplicationError("directory read: connection refused", "ldap", nil))
 	var fin activities.FinishInput

@@ -42,6 +42,7 @@ func newOrgEnv(t *testing.T) *orgEnv {
 			Kind: in.Kind, Status: store.RunSucceeded}}, nil
 	}, workflow.RegisterOptions{Name: "SyncRunWorkflow"})
 	e.RegisterActivity(&activities.Activities{})
+	e.OnActivity("DiscoverTarget", mock.Anything, mock.Anything).Return(activities.TargetCheck{Patch: true}, nil).Maybe()
 	e.OnActivity("RecordEvent", mock.Anything, mock.Anything).Return(func(_ context.Context, ev store.Event) error {
 		e.events = append(e.events, ev)
 		return nil

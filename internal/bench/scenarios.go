@@ -254,7 +254,7 @@ func sandboxCreates(ctx context.Context, n int) (throughput, error) {
 			defer wg.Done()
 			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
 				u := fmt.Sprintf("raw%07d@example.com", i)
-				if _, err := c.CreateUser(ctx, plan.Desired{ExternalID: u, UserName: u, Email: u, Active: true,
+				if _, err := c.CreateUser(ctx, scim.Extension{}, plan.Desired{ExternalID: u, UserName: u, Email: u, Active: true,
 					Products: []string{demo.Meeting}}); err != nil {
 					errs <- err
 					return

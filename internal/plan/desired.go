@@ -179,3 +179,26 @@ func Diff(old, new Desired) []string {
 	slices.Sort(changed)
 	return changed
 }
+
+// ExtensionUse lists what rules and mappings write into the target's extensions: custom field
+// names, whether any rule sets a settings template, and enterprise attribute names (each
+// sorted, de-duplicated). The target's schema must declare them (spec 7).
+func ExtensionUse(rs []rules.Rule, ms []Mapping) (custom []string, template bool, enterprise []string) {
+	for _, m := range ms {
+		switch {
+		case strings.HasPrefix(m.Target, CustomPrefix):
+			custom = append(custom, strings.TrimPrefix(m.Target, CustomPrefix))
+		case strings.HasPrefix(m.Target, EnterprisePrefix):
+			enterprise = append(enterprise, strings.TrimPrefix(m.Target, EnterprisePrefix))
+		}
+	}
+	for _, r := range rs {
+		for name, v := range r.CustomFields {
+			if name != "" && strings.TrimSpace(v) != "" {
+				custom = append(custom, name)
+			}
+		}
+		template = template || r.SettingsTemplate != ""
+	}
+	return setOf(custom), template, setOf(enterprise)
+}

@@ -19,6 +19,12 @@ const (
 	SuspensionHeld     = "suspension_held"
 )
 
+// Run-level failure types: the sync stopped as a whole, no user is failed for it (spec 9).
+const (
+	TargetAuth         = "target_auth"         // 401, or 403 to a read
+	TargetIncompatible = "target_incompatible" // no PATCH, or the custom extension or an attribute is not declared
+)
+
 // FailureTypes lists every failure type, for validation of CLI input and banners.
 var FailureTypes = []string{OutOfLicenses, ExistingAccount, DomainNotValidated, InvalidUserData,
 	TargetRejected, TargetUnavailable, SuspensionHeld}

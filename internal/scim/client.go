@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/time/rate"
 )
@@ -33,7 +34,11 @@ const (
 	defaultMaxAttempts  = 4
 	defaultRetryBackoff = 200 * time.Millisecond
 	maxBackoff          = 10 * time.Second
-	maxResponseBytes    = 32 << 20
+	// maxResponseBytes caps what one answer may hold; a longer one is an error, never
+	// silently truncated.
+	maxResponseBytes = 4 << 20
+	// maxDetail caps the part of a non-SCIM answer quoted in an error.
+	maxDetail = 200
 )
 
 // Config configures a Client.
@@ -43,9 +48,6 @@ type Config struct {
 	HTTPClient *http.Client // default: a client with a 30s timeout
 	// MaxAttempts bounds the tries of one call on 429, 5xx and network errors (default 4).
 	MaxAttempts int
-	// CustomSchema is the extension URN holding custom fields and "settingsTemplate"
-	// (default DefaultCustomSchema).
-	CustomSchema string
 	// RequestsPerSecond limits the requests this Client sends (0: no limit).
 	RequestsPerSecond float64
 	// Pacer, when set, is waited on before every request instead of the local limit: a
@@ -66,31 +68,30 @@ type Client struct {
 	base         string
 	token        string
 	http         *http.Client
-	maxAttempts  int
-	customSchema string
-	backoff      time.Duration
-	limiter      Pacer
-	requests     atomic.Int64
+	maxAttempts int
+	backoff     time.Duration
+	limiter     Pacer
+	requests    atomic.Int64
 }
 
 // New returns a Client for cfg, filling in defaults.
 func New(cfg Config) *Client {
 	c := &Client{
-		base:         strings.TrimRight(cfg.BaseURL, "/"),
-		token:        cfg.Token,
-		http:         cfg.HTTPClient,
-		maxAttempts:  cfg.MaxAttempts,
-		customSchema: cfg.CustomSchema,
-		backoff:      cfg.RetryBackoff,
+		base:        strings.TrimRight(cfg.BaseURL, "/"),
+		token:       cfg.Token,
+		maxAttempts: cfg.MaxAttempts,
+		backoff:     cfg.RetryBackoff,
 	}
-	if c.http == nil {
-		c.http = &http.Client{Timeout: 30 * time.Second}
+	// Never follow a redirect: it would re-send the token and the user's data to wherever
+	// the Location points. A 3xx is returned as an error naming the Location's host.
+	hc := http.Client{Timeout: 30 * time.Second}
+	if cfg.HTTPClient != nil {
+		hc = *cfg.HTTPClient
 	}
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c.http = &hc
 	if c.maxAttempts <= 0 {
 		c.maxAttempts = defaultMaxAttempts
-	}
-	if c.customSchema == "" {
-		c.customSchema = DefaultCustomSchema
 	}
 	if c.backoff <= 0 {
 		c.backoff = defaultRetryBackoff
@@ -177,12 +178,23 @@ func (c *Client) attempt(ctx context.Context, op, method, target string, payload
 		return &Error{Op: op, Detail: c.scrub(err.Error()), Err: err}, nil
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("scim %s: %w", op, ctx.Err())
 		}
 		return &Error{Op: op, Detail: "reading response: " + c.scrub(err.Error()), Err: err}, nil
+	}
+	if len(data) > maxResponseBytes {
+		return &Error{Op: op, Status: resp.StatusCode, Malformed: true,
+			Detail: fmt.Sprintf("answer is larger than %d MiB; refused", maxResponseBytes>>20)}, nil
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+		e := &Error{Op: op, Status: resp.StatusCode, Detail: "redirect not followed"}
+		if loc, err := resp.Location(); err == nil {
+			e.Detail += " (Location host " + loc.Host + "); point SCIM_URL at the final address"
+		}
+		return e, nil
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		e := errorFromResponse(op, resp, data, time.Now())
@@ -191,7 +203,10 @@ func (c *Client) attempt(ctx context.Context, op, method, target string, payload
 	}
 	if out != nil && len(bytes.TrimSpace(data)) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {
-			return nil, fmt.Errorf("scim %s: decode response: %w", op, err)
+			// A 2xx that is not JSON (an HTML page from a proxy, a truncated body): what the
+			// target did is unknown, so it is retried; the retry finds what was written.
+			return &Error{Op: op, Status: resp.StatusCode, Malformed: true, Detail: c.scrub(
+				"answer is not SCIM JSON (" + resp.Header.Get("Content-Type") + "): " + truncate(string(data), maxDetail))}, nil
 		}
 	}
 	return nil, nil
@@ -215,6 +230,25 @@ type listResponse struct {
 // compValue grammar requires, so quotes and backslashes in it are escaped.
 func eqFilter(attr, value string) string {
 	return attr + " eq " + jsonString(value)
+}
+
+// truncate cuts s to n bytes (at a rune boundary) and drops control characters, for error
+// messages quoting what a server sent.
+func truncate(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, strings.TrimSpace(s))
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 // jsonString quotes s as a JSON string literal (without HTML escaping).

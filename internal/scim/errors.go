@@ -22,6 +22,9 @@ type Error struct {
 	Detail     string
 	RetryAfter time.Duration // from a 429 or 503 Retry-After header, capped at 60s
 	Err        error         // the network error, when Status is 0
+	// Malformed is a 2xx answer that cannot be what the request asked for (not JSON, no id,
+	// too large): the outcome is unknown, so it is retried like a network error.
+	Malformed bool
 }
 
 func (e *Error) Error() string {
@@ -41,7 +44,17 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 func (e *Error) retryable() bool {
-	return e.Status == 0 || e.Status == http.StatusTooManyRequests || e.Status >= 500
+	return e.Status == 0 || e.Malformed || e.Status == http.StatusTooManyRequests || e.Status >= 500
+}
+
+// IsAuth reports that the target refused our credentials: nothing will work until an admin
+// fixes the token, so the run stops instead of failing every user. That is any 401, and a 403
+// to a read; a 403 to a write is the target refusing that change (a seat limit, a protected
+// account) and stays a per-user rejection.
+func IsAuth(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && (e.Status == http.StatusUnauthorized ||
+		e.Status == http.StatusForbidden && strings.HasPrefix(e.Op, "GET "))
 }
 
 // IsConflict reports a uniqueness conflict (409, or scimType "uniqueness"): for a create,
@@ -57,12 +70,13 @@ func IsRetryable(err error) bool {
 	return errors.As(err, &e) && e.retryable()
 }
 
-// IsRejected reports any other 4xx: the target refused the request as sent (invalid value,
-// seat limit, not found, ...). IsConflict, IsRetryable and IsRejected are disjoint.
+// IsRejected reports any other 4xx (or a redirect, which is never followed): the target
+// refused the request as sent (invalid value, seat limit, not found, ...). IsConflict,
+// IsAuth, IsRetryable and IsRejected are disjoint.
 func IsRejected(err error) bool {
 	var e *Error
-	return errors.As(err, &e) && e.Status >= 400 && e.Status < 500 &&
-		e.Status != http.StatusTooManyRequests && !IsConflict(err)
+	return errors.As(err, &e) && !e.retryable() && !IsConflict(err) && !IsAuth(err) &&
+		(e.Status >= 300 && e.Status < 500)
 }
 
 // IsNotFound reports a 404 (e.g. a linked account deleted by hand in the target).
@@ -79,12 +93,9 @@ func errorFromResponse(op string, resp *http.Response, body []byte, now time.Tim
 		Detail   string `json:"detail"`
 	}
 	if json.Unmarshal(body, &wire) == nil && (wire.Detail != "" || wire.ScimType != "") {
-		e.ScimType, e.Detail = wire.ScimType, wire.Detail
+		e.ScimType, e.Detail = truncate(wire.ScimType, 40), truncate(wire.Detail, 4*maxDetail)
 	} else {
-		e.Detail = strings.TrimSpace(string(body))
-		if len(e.Detail) > 200 {
-			e.Detail = e.Detail[:200] + "..."
-		}
+		e.Detail = truncate(string(body), maxDetail)
 	}
 	e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now)
 	return e

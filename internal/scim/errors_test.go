@@ -20,7 +20,7 @@ func Test429HonoursRetryAfterThenSucceeds(t *testing.T) {
 	e := newEnv(t, scimsandbox.Options{}, scim.Config{RetryBackoff: time.Millisecond})
 	e.sandbox.FailNext(1, http.StatusTooManyRequests)
 	start := time.Now()
-	u, err := e.client.FindUserByExternalID(context.Background(), "nobody")
+	u, err := e.client.FindUserByExternalID(context.Background(), ext, "nobody")
 	if err != nil || u != nil {
 		t.Fatalf("after a 429: %+v, %v", u, err)
 	}
@@ -35,7 +35,7 @@ func Test429HonoursRetryAfterThenSucceeds(t *testing.T) {
 func Test5xxIsRetriedThenSucceeds(t *testing.T) {
 	e := newEnv(t, scimsandbox.Options{}, scim.Config{})
 	e.sandbox.FailNext(2, http.StatusServiceUnavailable)
-	if _, err := e.client.CreateUser(context.Background(), desired()); err != nil {
+	if _, err := e.client.CreateUser(context.Background(), ext, desired()); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(e.sandbox.Users()); n != 1 {
@@ -49,7 +49,7 @@ func Test5xxIsRetriedThenSucceeds(t *testing.T) {
 func Test5xxExhaustedIsRetryable(t *testing.T) {
 	e := newEnv(t, scimsandbox.Options{}, scim.Config{MaxAttempts: 3})
 	e.sandbox.FailNext(10, http.StatusInternalServerError)
-	_, err := e.client.CreateUser(context.Background(), desired())
+	_, err := e.client.CreateUser(context.Background(), ext, desired())
 	var se *scim.Error
 	if !scim.IsRetryable(err) || scim.IsRejected(err) || !errorsAs(err, &se) || se.Status != 500 {
 		t.Fatalf("err = %v, want a retryable 500", err)
@@ -61,7 +61,7 @@ func Test5xxExhaustedIsRetryable(t *testing.T) {
 
 func TestNetworkErrorIsRetryable(t *testing.T) {
 	dead := scim.New(scim.Config{BaseURL: "http://127.0.0.1:1", Token: token, MaxAttempts: 2, RetryBackoff: time.Millisecond})
-	_, err := dead.FindUserByExternalID(context.Background(), "x")
+	_, err := dead.FindUserByExternalID(context.Background(), ext, "x")
 	if !scim.IsRetryable(err) || dead.Requests() != 2 {
 		t.Fatalf("err = %v after %d requests, want retryable after 2", err, dead.Requests())
 	}
@@ -70,11 +70,11 @@ func TestNetworkErrorIsRetryable(t *testing.T) {
 func Test4xxIsRejectedWithoutRetry(t *testing.T) {
 	e := newEnv(t, scimsandbox.Options{}, scim.Config{})
 	ctx := context.Background()
-	err := e.client.UpdateUser(ctx, "no-such-id", desired(), []string{"displayName"})
+	err := e.client.UpdateUser(ctx, ext, "no-such-id", plan.Desired{}, desired())
 	if !scim.IsRejected(err) || !scim.IsNotFound(err) || scim.IsRetryable(err) || scim.IsConflict(err) {
 		t.Fatalf("404: err = %v", err)
 	}
-	_, err = e.client.CreateUser(ctx, plan.Desired{ExternalID: "g", Active: true}) // no userName
+	_, err = e.client.CreateUser(ctx, ext, plan.Desired{ExternalID: "g", Active: true}) // no userName
 	var se *scim.Error
 	if !scim.IsRejected(err) || !errorsAs(err, &se) || se.Status != 400 || se.ScimType != "invalidValue" {
 		t.Fatalf("400: err = %v", err)
@@ -90,20 +90,20 @@ func TestTokenNeverAppearsInErrors(t *testing.T) {
 	var errs []error
 
 	wrong := scim.New(scim.Config{BaseURL: e.url, Token: "wrong-" + token, RetryBackoff: time.Millisecond})
-	_, err := wrong.FindUserByExternalID(ctx, "x")
-	if !scim.IsRejected(err) {
-		t.Fatalf("wrong token: %v, want a rejection", err)
+	_, err := wrong.FindUserByExternalID(ctx, ext, "x")
+	if !scim.IsAuth(err) || scim.IsRejected(err) || scim.IsRetryable(err) {
+		t.Fatalf("wrong token: %v, want an auth failure (only)", err)
 	}
 	errs = append(errs, err)
 
 	dead := scim.New(scim.Config{BaseURL: "http://127.0.0.1:1/" + token, Token: token, MaxAttempts: 1})
-	_, err = dead.FindUserByExternalID(ctx, "x")
+	_, err = dead.FindUserByExternalID(ctx, ext, "x")
 	errs = append(errs, err)
 
 	e.sandbox.FailNext(5, http.StatusBadGateway)
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
-	_, err = e.client.CreateUser(cancelled, desired())
+	_, err = e.client.CreateUser(cancelled, ext, desired())
 	errs = append(errs, err)
 
 	for _, err := range errs {
@@ -126,7 +126,7 @@ func TestContextCancellationStopsWaiting(t *testing.T) {
 		}
 		cancel()
 	}()
-	_, err := e.client.FindUserByExternalID(ctx, "x")
+	_, err := e.client.FindUserByExternalID(ctx, ext, "x")
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
@@ -138,7 +138,7 @@ func TestContextCancellationStopsWaiting(t *testing.T) {
 func TestClientRateLimitKeepsUnderTheTargetLimit(t *testing.T) {
 	e := newEnv(t, scimsandbox.Options{RateLimit: 20}, scim.Config{RequestsPerSecond: 20, MaxAttempts: 1})
 	for i := range 10 {
-		if _, err := e.client.FindUserByExternalID(context.Background(), "x"); err != nil {
+		if _, err := e.client.FindUserByExternalID(context.Background(), ext, "x"); err != nil {
 			t.Fatalf("request %d: %v", i, err)
 		}
 	}

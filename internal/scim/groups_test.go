@@ -16,7 +16,7 @@ func TestGroupsCreateFindAndMembers(t *testing.T) {
 	ctx := context.Background()
 	var ids []string
 	for _, name := range []string{"a@example.com", "b@example.com", "c@example.com"} {
-		u, err := e.client.CreateUser(ctx, plan.Desired{ExternalID: "g-" + name, UserName: name, Active: true})
+		u, err := e.client.CreateUser(ctx, ext, plan.Desired{ExternalID: "g-" + name, UserName: name, Active: true})
 		if err != nil {
 			t.Fatal(err)
 		}

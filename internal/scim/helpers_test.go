@@ -16,6 +16,9 @@ import (
 
 const token = "tok-9f8e7d6c5b4a-secret"
 
+// ext is the default custom extension (usersync's own URN, settingsTemplate).
+var ext = scim.Extension{}
+
 // sent is one request as the sandbox received it.
 type sent struct {
 	Method, Path string

@@ -7,9 +7,6 @@ import (
 	"github.com/usersync/usersync/internal/plan"
 )
 
-// enterpriseAttrs are the enterprise extension attributes usersync maps (spec section 4).
-var enterpriseAttrs = []string{"employeeNumber", "costCenter", "division", "department"}
-
 type patchOp struct {
 	Op    string `json:"op"`
 	Path  string `json:"path,omitempty"`
@@ -48,20 +45,21 @@ func nonEmpty(m map[string]string) map[string]any {
 	return out
 }
 
-// customObject is the custom extension: custom fields plus settingsTemplate.
-func (c *Client) customObject(d plan.Desired) map[string]any {
+// customObject is the custom extension: custom fields plus the settings template.
+func customObject(ext Extension, d plan.Desired) map[string]any {
 	out := nonEmpty(d.Custom)
 	if d.SettingsTemplate != "" {
 		if out == nil {
 			out = map[string]any{}
 		}
-		out["settingsTemplate"] = d.SettingsTemplate
+		out[ext.TemplateAttribute] = d.SettingsTemplate
 	}
 	return out
 }
 
 // userResource is the POST body for d; empty values are omitted.
-func (c *Client) userResource(d plan.Desired) map[string]any {
+func userResource(ext Extension, d plan.Desired) map[string]any {
+	ext = ext.Resolved()
 	schemas := []string{coreUserSchema}
 	r := map[string]any{"userName": d.UserName, "active": d.Active}
 	if d.ExternalID != "" {
@@ -96,90 +94,94 @@ func (c *Client) userResource(d plan.Desired) map[string]any {
 		r[EnterpriseSchema] = ent
 		schemas = append(schemas, EnterpriseSchema)
 	}
-	if custom := c.customObject(d); custom != nil {
-		r[c.customSchema] = custom
-		schemas = append(schemas, c.customSchema)
+	if custom := customObject(ext, d); custom != nil {
+		r[ext.URN] = custom
+		schemas = append(schemas, ext.URN)
 	}
 	r["schemas"] = schemas
 	return r
 }
 
-// patchOps turns the changed fields of d into PATCH operations: "replace" for set values,
-// "remove" for cleared ones.
-func (c *Client) patchOps(d plan.Desired, changed []string) []patchOp {
-	is := map[string]bool{}
-	for _, f := range changed {
-		is[f] = true
-	}
+// patchOps turns the difference between from (what the target holds) and to into RFC 7644
+// section 3.5.2 operations: attribute paths only, extension attributes by their URN-qualified
+// path (never a bare schema URN), "replace" for set values and "remove" only for attributes
+// from holds. Multi-valued attributes usersync owns (emails, roles, entitlements) are
+// replaced whole.
+func patchOps(ext Extension, from, to plan.Desired) []patchOp {
+	ext = ext.Resolved()
 	var ops []patchOp
-	set := func(path string, value any, present bool) {
-		if present {
+	// set writes a single attribute: replace when it has a value, remove when it had one.
+	set := func(path string, had bool, value any, has bool) {
+		switch {
+		case has:
 			ops = append(ops, patchOp{Op: "replace", Path: path, Value: value})
-		} else {
+		case had:
 			ops = append(ops, patchOp{Op: "remove", Path: path})
 		}
 	}
-	if is["externalId"] { // linking an adopted account
-		set("externalId", d.ExternalID, true)
-	}
-	if is["userName"] {
-		set("userName", d.UserName, true)
-	}
-	if is["email"] {
-		set("emails", emails(d.Email), d.Email != "")
-	}
-	if is["givenName"] {
-		set("name.givenName", d.GivenName, d.GivenName != "")
-	}
-	if is["familyName"] {
-		set("name.familyName", d.FamilyName, d.FamilyName != "")
-	}
-	if is["givenName"] || is["familyName"] {
-		set("name.formatted", formatted(d), formatted(d) != "")
-	}
-	if is["displayName"] {
-		set("displayName", d.DisplayName, d.DisplayName != "")
-	}
-	if is["active"] {
-		set("active", d.Active, true)
-	}
-	if is["role"] {
-		set("roles", values([]string{d.Role}), d.Role != "")
-	}
-	if is["products"] {
-		set("entitlements", values(d.Products), len(d.Products) > 0)
-	}
-	if is["enterprise"] {
-		names := append([]string(nil), enterpriseAttrs...)
-		for k := range d.Enterprise {
-			if !contains(names, k) {
-				names = append(names, k)
-			}
-		}
-		sort.Strings(names)
-		for _, k := range names {
-			set(EnterpriseSchema+":"+k, d.Enterprise[k], d.Enterprise[k] != "")
+	str := func(path, old, new string) {
+		if old != new {
+			set(path, old != "", new, new != "")
 		}
 	}
-	switch {
-	case is["custom"]:
-		// Which custom fields existed before is unknown here, so the extension is rewritten
-		// whole (it also carries settingsTemplate): remove it, then add the desired values.
-		ops = append(ops, patchOp{Op: "remove", Path: c.customSchema})
-		if custom := c.customObject(d); custom != nil {
-			ops = append(ops, patchOp{Op: "add", Path: c.customSchema, Value: custom})
-		}
-	case is["settingsTemplate"]:
-		set(c.customSchema+":settingsTemplate", d.SettingsTemplate, d.SettingsTemplate != "")
+	if from.ExternalID != to.ExternalID { // linking an adopted account
+		set("externalId", from.ExternalID != "", to.ExternalID, to.ExternalID != "")
 	}
+	str("userName", from.UserName, to.UserName)
+	if from.Email != to.Email {
+		set("emails", from.Email != "", emails(to.Email), to.Email != "")
+	}
+	str("name.givenName", from.GivenName, to.GivenName)
+	str("name.familyName", from.FamilyName, to.FamilyName)
+	if from.GivenName != to.GivenName || from.FamilyName != to.FamilyName {
+		str("name.formatted", formatted(from), formatted(to))
+	}
+	str("displayName", from.DisplayName, to.DisplayName)
+	if from.Active != to.Active {
+		set("active", true, to.Active, true)
+	}
+	if from.Role != to.Role {
+		set("roles", from.Role != "", values([]string{to.Role}), to.Role != "")
+	}
+	if !sameSet(from.Products, to.Products) {
+		set("entitlements", len(from.Products) > 0, values(to.Products), len(to.Products) > 0)
+	}
+	for _, k := range keys(from.Enterprise, to.Enterprise) {
+		str(EnterpriseSchema+":"+k, from.Enterprise[k], to.Enterprise[k])
+	}
+	for _, k := range keys(from.Custom, to.Custom) {
+		str(ext.URN+":"+k, from.Custom[k], to.Custom[k])
+	}
+	str(ext.URN+":"+ext.TemplateAttribute, from.SettingsTemplate, to.SettingsTemplate)
 	return ops
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
+// keys is the sorted union of the keys of a and b.
+func keys(a, b map[string]string) []string {
+	var out []string
+	for k := range a {
+		out = append(out, k)
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			out = append(out, k)
 		}
 	}
-	return false
+	sort.Strings(out)
+	return out
+}
+
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	x, y := append([]string(nil), a...), append([]string(nil), b...)
+	sort.Strings(x)
+	sort.Strings(y)
+	for i := range x {
+		if x[i] != y[i] {
+			return false
+		}
+	}
+	return true
 }

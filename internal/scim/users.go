@@ -23,7 +23,7 @@ type User struct {
 	DisplayName string
 	Roles       []string
 	Products    []string // entitlement values, sorted
-	// SettingsTemplate and Custom come from the custom extension (Config.CustomSchema).
+	// SettingsTemplate and Custom come from the organization's custom extension.
 	SettingsTemplate string
 	Custom           map[string]string
 	Enterprise       map[string]string
@@ -72,7 +72,8 @@ type wireUser struct {
 	} `json:"meta"`
 }
 
-func (c *Client) parseUser(raw json.RawMessage) (*User, error) {
+func parseUser(ext Extension, raw json.RawMessage) (*User, error) {
+	ext = ext.Resolved()
 	var w wireUser
 	if err := json.Unmarshal(raw, &w); err != nil {
 		return nil, fmt.Errorf("scim: decode user: %w", err)
@@ -102,10 +103,12 @@ func (c *Client) parseUser(raw json.RawMessage) (*User, error) {
 	}
 	sort.Strings(u.Products)
 	u.Enterprise = extension(all, EnterpriseSchema)
-	u.Custom = extension(all, c.customSchema)
-	if t, ok := u.Custom["settingsTemplate"]; ok {
-		u.SettingsTemplate = t
-		delete(u.Custom, "settingsTemplate")
+	u.Custom = extension(all, ext.URN)
+	for k, v := range u.Custom {
+		if strings.EqualFold(k, ext.TemplateAttribute) {
+			u.SettingsTemplate = v
+			delete(u.Custom, k)
+		}
 	}
 	if len(u.Custom) == 0 {
 		u.Custom = nil
@@ -142,17 +145,17 @@ func extension(all map[string]json.RawMessage, urn string) map[string]string {
 }
 
 // FindUserByExternalID returns the account linked to a directory ID, or nil when none.
-func (c *Client) FindUserByExternalID(ctx context.Context, extID string) (*User, error) {
-	return c.findUser(ctx, "externalId", extID)
+func (c *Client) FindUserByExternalID(ctx context.Context, ext Extension, extID string) (*User, error) {
+	return c.findUser(ctx, ext, "externalId", extID)
 }
 
 // FindUserByUserName returns the account with that userName (case-insensitive at the
 // target), or nil when none.
-func (c *Client) FindUserByUserName(ctx context.Context, userName string) (*User, error) {
-	return c.findUser(ctx, "userName", userName)
+func (c *Client) FindUserByUserName(ctx context.Context, ext Extension, userName string) (*User, error) {
+	return c.findUser(ctx, ext, "userName", userName)
 }
 
-func (c *Client) findUser(ctx context.Context, attr, value string) (*User, error) {
+func (c *Client) findUser(ctx context.Context, ext Extension, attr, value string) (*User, error) {
 	q := url.Values{"filter": {eqFilter(attr, value)}, "startIndex": {"1"}, "count": {"2"}}
 	var list listResponse
 	if err := c.do(ctx, "GET", "/Users", q, nil, &list); err != nil {
@@ -162,28 +165,54 @@ func (c *Client) findUser(ctx context.Context, attr, value string) (*User, error
 	case 0:
 		return nil, nil
 	case 1:
-		return c.parseUser(list.Resources[0])
+		return parseUser(ext, list.Resources[0])
 	}
 	return nil, fmt.Errorf("scim: %d users have %s %q", list.TotalResults, attr, value)
 }
 
 // GetUser reads one account by its SCIM id.
-func (c *Client) GetUser(ctx context.Context, id string) (*User, error) {
+func (c *Client) GetUser(ctx context.Context, ext Extension, id string) (*User, error) {
 	var raw json.RawMessage
 	if err := c.do(ctx, "GET", "/Users/"+url.PathEscape(id), nil, nil, &raw); err != nil {
 		return nil, err
 	}
-	return c.parseUser(raw)
+	return parseUser(ext, raw)
+}
+
+// ListUsers calls fn for every account in the target, page by page. It follows what the
+// server answers (a server may cap count below what was asked), so no account is skipped.
+func (c *Client) ListUsers(ctx context.Context, ext Extension, fn func(*User) error) error {
+	const pageSize = 500
+	for start := 1; ; {
+		q := url.Values{"startIndex": {fmt.Sprint(start)}, "count": {fmt.Sprint(pageSize)}}
+		var list listResponse
+		if err := c.do(ctx, "GET", "/Users", q, nil, &list); err != nil {
+			return err
+		}
+		for _, raw := range list.Resources {
+			u, err := parseUser(ext, raw)
+			if err != nil {
+				return err
+			}
+			if err := fn(u); err != nil {
+				return err
+			}
+		}
+		start += len(list.Resources)
+		if len(list.Resources) == 0 || start > list.TotalResults {
+			return nil
+		}
+	}
 }
 
 // CreateUser creates the account in one POST with every attribute of d. When the userName
 // is taken, it returns the existing account if that one already carries d.ExternalID (a
 // retried create whose first answer was lost); otherwise the conflict (IsConflict).
-func (c *Client) CreateUser(ctx context.Context, d plan.Desired) (*User, error) {
+func (c *Client) CreateUser(ctx context.Context, ext Extension, d plan.Desired) (*User, error) {
 	var raw json.RawMessage
-	err := c.do(ctx, "POST", "/Users", nil, c.userResource(d), &raw)
+	err := c.do(ctx, "POST", "/Users", nil, userResource(ext, d), &raw)
 	if IsConflict(err) && d.ExternalID != "" {
-		existing, findErr := c.FindUserByExternalID(ctx, d.ExternalID)
+		existing, findErr := c.FindUserByExternalID(ctx, ext, d.ExternalID)
 		if findErr == nil && existing != nil {
 			return existing, nil
 		}
@@ -192,14 +221,20 @@ func (c *Client) CreateUser(ctx context.Context, d plan.Desired) (*User, error) 
 	if err != nil {
 		return nil, err
 	}
-	return c.parseUser(raw)
+	u, err := parseUser(ext, raw)
+	if err == nil && u.ID == "" {
+		// Created or not, we cannot link it: retried, the create finds it by externalId.
+		return nil, &Error{Op: "POST /Users", Status: 201, Malformed: true, Detail: "answer has no id"}
+	}
+	return u, err
 }
 
-// UpdateUser brings account id to d in one PATCH carrying only the changed fields (json
-// names of plan.Desired). userGroup and deviceGroups are memberships, handled through
-// /Groups, and are ignored here. Nothing is sent when no user attribute changed.
-func (c *Client) UpdateUser(ctx context.Context, id string, d plan.Desired, changed []string) error {
-	ops := c.patchOps(d, changed)
+// UpdateUser brings account id from the state from (what the target holds: our last write,
+// or what was read back) to to, in one PATCH carrying only what differs. userGroup and
+// deviceGroups are memberships, handled through /Groups, and are ignored here. Nothing is
+// sent when no user attribute changed.
+func (c *Client) UpdateUser(ctx context.Context, ext Extension, id string, from, to plan.Desired) error {
+	ops := patchOps(ext, from, to)
 	if len(ops) == 0 {
 		return nil
 	}

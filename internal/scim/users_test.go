@@ -32,7 +32,7 @@ func desired() plan.Desired {
 func TestCreateUserSendsEverythingInOneRequest(t *testing.T) {
 	e := newEnv(t, scimsandbox.Options{}, scim.Config{})
 	ctx := context.Background()
-	u, err := e.client.CreateUser(ctx, desired())
+	u, err := e.client.CreateUser(ctx, ext, desired())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestCreateUserSendsEverythingInOneRequest(t *testing.T) {
 
 func TestCreateUserOmitsEmptyValues(t *testing.T) {
 	e := newEnv(t, scimsandbox.Options{}, scim.Config{})
-	_, err := e.client.CreateUser(context.Background(), plan.Desired{ExternalID: "g1", UserName: "min@example.com", Active: true})
+	_, err := e.client.CreateUser(context.Background(), ext, plan.Desired{ExternalID: "g1", UserName: "min@example.com", Active: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,25 +104,25 @@ func TestCreateUserOmitsEmptyValues(t *testing.T) {
 func TestFindUserByExternalIDAndUserName(t *testing.T) {
 	e := newEnv(t, scimsandbox.Options{}, scim.Config{})
 	ctx := context.Background()
-	created, err := e.client.CreateUser(ctx, desired())
+	created, err := e.client.CreateUser(ctx, ext, desired())
 	if err != nil {
 		t.Fatal(err)
 	}
 	other := desired()
 	other.ExternalID, other.UserName, other.Email = "guid-bob", "bob@example.com", "bob@example.com"
-	if _, err := e.client.CreateUser(ctx, other); err != nil {
+	if _, err := e.client.CreateUser(ctx, ext, other); err != nil {
 		t.Fatal(err)
 	}
 
-	u, err := e.client.FindUserByExternalID(ctx, "0f1e2d3c-guid-ann")
+	u, err := e.client.FindUserByExternalID(ctx, ext, "0f1e2d3c-guid-ann")
 	if err != nil || u == nil || u.ID != created.ID || u.UserName != "ann@example.com" {
 		t.Fatalf("FindUserByExternalID = %+v, %v", u, err)
 	}
-	u, err = e.client.FindUserByUserName(ctx, "ANN@example.com")
+	u, err = e.client.FindUserByUserName(ctx, ext, "ANN@example.com")
 	if err != nil || u == nil || u.ID != created.ID {
 		t.Fatalf("FindUserByUserName = %+v, %v", u, err)
 	}
-	u, err = e.client.FindUserByExternalID(ctx, "no-such-guid")
+	u, err = e.client.FindUserByExternalID(ctx, ext, "no-such-guid")
 	if err != nil || u != nil {
 		t.Fatalf("unknown externalId: %+v, %v; want nil, nil", u, err)
 	}
@@ -132,21 +132,21 @@ func TestFilterValuesWithQuotesAreEscaped(t *testing.T) {
 	e := newEnv(t, scimsandbox.Options{}, scim.Config{})
 	ctx := context.Background()
 	d := plan.Desired{ExternalID: `id"with\quote`, UserName: `o"brien\x&y+z@example.com`, Active: true}
-	created, err := e.client.CreateUser(ctx, d)
+	created, err := e.client.CreateUser(ctx, ext, d)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.client.CreateUser(ctx, plan.Desired{ExternalID: "plain", UserName: "plain@example.com", Active: true}); err != nil {
+	if _, err := e.client.CreateUser(ctx, ext, plan.Desired{ExternalID: "plain", UserName: "plain@example.com", Active: true}); err != nil {
 		t.Fatal(err)
 	}
-	if u, err := e.client.FindUserByExternalID(ctx, d.ExternalID); err != nil || u == nil || u.ID != created.ID {
+	if u, err := e.client.FindUserByExternalID(ctx, ext, d.ExternalID); err != nil || u == nil || u.ID != created.ID {
 		t.Fatalf("by externalId: %+v, %v", u, err)
 	}
-	if u, err := e.client.FindUserByUserName(ctx, d.UserName); err != nil || u == nil || u.ID != created.ID {
+	if u, err := e.client.FindUserByUserName(ctx, ext, d.UserName); err != nil || u == nil || u.ID != created.ID {
 		t.Fatalf("by userName: %+v, %v", u, err)
 	}
 	// Unescaped, this value would turn into a filter matching every user.
-	if u, err := e.client.FindUserByExternalID(ctx, `x" or userName pr or externalId eq "`); err != nil || u != nil {
+	if u, err := e.client.FindUserByExternalID(ctx, ext, `x" or userName pr or externalId eq "`); err != nil || u != nil {
 		t.Fatalf("injection value matched: %+v, %v", u, err)
 	}
 }
@@ -154,7 +154,7 @@ func TestFilterValuesWithQuotesAreEscaped(t *testing.T) {
 func TestUpdateSendsOnePatchWithOnlyChangedAttributes(t *testing.T) {
 	e := newEnv(t, scimsandbox.Options{}, scim.Config{})
 	ctx := context.Background()
-	u, err := e.client.CreateUser(ctx, desired())
+	u, err := e.client.CreateUser(ctx, ext, desired())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func TestUpdateSendsOnePatchWithOnlyChangedAttributes(t *testing.T) {
 	d.DisplayName = "Ann Lee-Smith"
 	d.Products = []string{"Meeting"}
 	d.UserGroup = "Support" // a membership: not a user attribute
-	if err := e.client.UpdateUser(ctx, u.ID, d, []string{"displayName", "products", "userGroup"}); err != nil {
+	if err := e.client.UpdateUser(ctx, ext, u.ID, desired(), d); err != nil {
 		t.Fatal(err)
 	}
 	reqs := e.rec.take()
@@ -188,9 +188,11 @@ func TestUpdateSendsOnePatchWithOnlyChangedAttributes(t *testing.T) {
 func TestUpdateWithNothingToSendSendsNothing(t *testing.T) {
 	e := newEnv(t, scimsandbox.Options{}, scim.Config{})
 	ctx := context.Background()
-	for _, changed := range [][]string{nil, {"userGroup", "deviceGroups"}} {
-		if err := e.client.UpdateUser(ctx, "any-id", desired(), changed); err != nil {
-			t.Fatalf("changed %v: %v", changed, err)
+	groupsOnly := desired()
+	groupsOnly.UserGroup, groupsOnly.DeviceGroups = "Other", []string{"DG-9"}
+	for _, to := range []plan.Desired{desired(), groupsOnly} {
+		if err := e.client.UpdateUser(ctx, ext, "any-id", desired(), to); err != nil {
+			t.Fatalf("to %+v: %v", to, err)
 		}
 	}
 	if n := e.client.Requests(); n != 0 {
@@ -201,7 +203,7 @@ func TestUpdateWithNothingToSendSendsNothing(t *testing.T) {
 func TestUpdateClearsRemovedValues(t *testing.T) {
 	e := newEnv(t, scimsandbox.Options{}, scim.Config{})
 	ctx := context.Background()
-	u, err := e.client.CreateUser(ctx, desired())
+	u, err := e.client.CreateUser(ctx, ext, desired())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +212,7 @@ func TestUpdateClearsRemovedValues(t *testing.T) {
 	d.GivenName = "Anne"
 	d.Enterprise = map[string]string{"division": "North"}
 	d.Custom = map[string]string{"site": "Oslo"} // region dropped, settingsTemplate kept
-	if err := e.client.UpdateUser(ctx, u.ID, d, []string{"displayName", "givenName", "enterprise", "custom"}); err != nil {
+	if err := e.client.UpdateUser(ctx, ext, u.ID, desired(), d); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := e.sandbox.User(u.ID)
@@ -223,7 +225,7 @@ func TestUpdateClearsRemovedValues(t *testing.T) {
 	if want := map[string]any{"site": "Oslo", "settingsTemplate": "T3"}; !reflect.DeepEqual(got.Extensions[customURN], want) {
 		t.Fatalf("custom = %v, want %v", got.Extensions[customURN], want)
 	}
-	read, err := e.client.GetUser(ctx, u.ID)
+	read, err := e.client.GetUser(ctx, ext, u.ID)
 	if err != nil || read.Custom["site"] != "Oslo" || read.SettingsTemplate != "T3" || read.Enterprise["division"] != "North" {
 		t.Fatalf("GetUser = %+v, %v", read, err)
 	}
@@ -232,13 +234,13 @@ func TestUpdateClearsRemovedValues(t *testing.T) {
 func TestSuspensionKeepsTheAccountAndReactivationReusesIt(t *testing.T) {
 	e := newEnv(t, scimsandbox.Options{Seats: map[string]int{"Meeting": 1}}, scim.Config{})
 	ctx := context.Background()
-	u, err := e.client.CreateUser(ctx, desired())
+	u, err := e.client.CreateUser(ctx, ext, desired())
 	if err != nil {
 		t.Fatal(err)
 	}
 	off := desired()
 	off.Active, off.Products, off.Role = false, nil, ""
-	if err := e.client.UpdateUser(ctx, u.ID, off, []string{"active", "products", "role"}); err != nil {
+	if err := e.client.UpdateUser(ctx, ext, u.ID, desired(), off); err != nil {
 		t.Fatal(err)
 	}
 	got, ok := e.sandbox.User(u.ID)
@@ -251,16 +253,16 @@ func TestSuspensionKeepsTheAccountAndReactivationReusesIt(t *testing.T) {
 
 	// Its seat can go to someone else; then the seat is gone for the suspended user.
 	other := plan.Desired{ExternalID: "g2", UserName: "bob@example.com", Active: true, Products: []string{"Meeting"}}
-	bob, err := e.client.CreateUser(ctx, other)
+	bob, err := e.client.CreateUser(ctx, ext, other)
 	if err != nil {
 		t.Fatal(err)
 	}
 	bobOff := other
 	bobOff.Active, bobOff.Products = false, nil
-	if err := e.client.UpdateUser(ctx, bob.ID, bobOff, []string{"active", "products"}); err != nil {
+	if err := e.client.UpdateUser(ctx, ext, bob.ID, other, bobOff); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.client.UpdateUser(ctx, u.ID, desired(), []string{"active", "products", "role"}); err != nil {
+	if err := e.client.UpdateUser(ctx, ext, u.ID, off, desired()); err != nil {
 		t.Fatal(err)
 	}
 	got, _ = e.sandbox.User(u.ID)
@@ -277,7 +279,7 @@ func TestCreateOfATakenUserNameIsAConflict(t *testing.T) {
 	if err := e.sandbox.SeedExisting("ann@example.com"); err != nil {
 		t.Fatal(err)
 	}
-	_, err := e.client.CreateUser(context.Background(), desired())
+	_, err := e.client.CreateUser(context.Background(), ext, desired())
 	if !scim.IsConflict(err) || scim.IsRejected(err) || scim.IsRetryable(err) {
 		t.Fatalf("err = %v: IsConflict %v IsRejected %v IsRetryable %v", err, scim.IsConflict(err), scim.IsRejected(err), scim.IsRetryable(err))
 	}
@@ -289,11 +291,11 @@ func TestCreateOfATakenUserNameIsAConflict(t *testing.T) {
 func TestRetriedCreateReturnsTheSameAccount(t *testing.T) {
 	e := newEnv(t, scimsandbox.Options{}, scim.Config{})
 	ctx := context.Background()
-	first, err := e.client.CreateUser(ctx, desired())
+	first, err := e.client.CreateUser(ctx, ext, desired())
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := e.client.CreateUser(ctx, desired())
+	second, err := e.client.CreateUser(ctx, ext, desired())
 	if err != nil || second.ID != first.ID {
 		t.Fatalf("second create = %+v, %v; want account %s", second, err, first.ID)
 	}
@@ -304,7 +306,7 @@ func TestRetriedCreateReturnsTheSameAccount(t *testing.T) {
 
 func TestSeatLimitIsRejectedAndNamesTheProduct(t *testing.T) {
 	e := newEnv(t, scimsandbox.Options{Seats: map[string]int{"Webinar": 0}}, scim.Config{})
-	_, err := e.client.CreateUser(context.Background(), desired())
+	_, err := e.client.CreateUser(context.Background(), ext, desired())
 	var se *scim.Error
 	if !scim.IsRejected(err) || scim.IsRetryable(err) || !errorsAs(err, &se) || se.Status != http.StatusForbidden ||
 		!strings.Contains(err.Error(), "Webinar") {

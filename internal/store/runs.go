@@ -12,6 +12,7 @@ import (
 
 	"github.com/usersync/usersync/internal/directory"
 	"github.com/usersync/usersync/internal/plan"
+	"github.com/usersync/usersync/internal/scim"
 )
 
 // Run statuses.
@@ -63,15 +64,15 @@ func (s *Store) BeginRun(ctx context.Context, org, runID, kind string, dryRun bo
 
 // FinishRun records the outcome of a run and drops its snapshot, keeping the work items of the
 // last runs for inspection.
-func (s *Store) FinishRun(ctx context.Context, runID, status string, summary any) error {
+func (s *Store) FinishRun(ctx context.Context, runID, status string, failure plan.Failure, summary any) error {
 	b, err := json.Marshal(summary)
 	if err != nil {
 		return err
 	}
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var org string
-		if err := tx.QueryRow(ctx, `UPDATE runs SET status=$2, finished_at=now(), summary=$3 WHERE run_id=$1 RETURNING org`,
-			runID, status, b).Scan(&org); err != nil {
+		if err := tx.QueryRow(ctx, `UPDATE runs SET status=$2, finished_at=now(), summary=$3, failure_type=$4, failure_message=$5
+			WHERE run_id=$1 RETURNING org`, runID, status, b, failure.Type, failure.Message).Scan(&org); err != nil {
 			return fmt.Errorf("finish run %s: %w", runID, err)
 		}
 		// Scratch rows of finished runs, and of runs that never finished (terminated) after a
@@ -214,21 +215,40 @@ func (s *Store) WorkItemRange(ctx context.Context, runID string, from, to int) (
 	return items, err
 }
 
-// WorkItemApplied loads one planned item with the user's applied state (nil when not linked).
-func (s *Store) WorkItemApplied(ctx context.Context, org, runID string, seq int) (plan.Item, *plan.Applied, error) {
-	var it plan.Item
+// UserWork is one user's planned item with what the provisioning step needs besides it.
+type UserWork struct {
+	Item    plan.Item
+	Applied *plan.Applied // nil when not linked
+	// Extension is the custom extension the organization's last discovery found in the
+	// target (defaults when none was recorded).
+	Extension scim.Extension
+}
+
+// UserWork loads one planned item with the user's applied state and the target's extension,
+// in one query.
+func (s *Store) UserWork(ctx context.Context, org, runID string, seq int) (UserWork, error) {
+	var w UserWork
 	var scimID *string
 	var state *plan.Desired
-	err := s.pool.QueryRow(ctx, `SELECT w.item, u.scim_id, u.state FROM work_items w
+	var ext *scim.Extension
+	err := s.pool.QueryRow(ctx, `SELECT w.item, u.scim_id, u.state, t.extension FROM work_items w
 		LEFT JOIN user_state u ON u.org=$1 AND u.external_id=w.external_id
-		WHERE w.run_id=$2 AND w.seq=$3`, org, runID, seq).Scan(&it, &scimID, &state)
+		LEFT JOIN target_profiles t ON t.org=$1
+		WHERE w.run_id=$2 AND w.seq=$3`, org, runID, seq).Scan(&w.Item, &scimID, &state, &ext)
 	if err == pgx.ErrNoRows {
-		return it, nil, fmt.Errorf("run %s item %d: %w", runID, seq, ErrNotFound)
+		return w, fmt.Errorf("run %s item %d: %w", runID, seq, ErrNotFound)
 	}
-	if err != nil || scimID == nil {
-		return it, nil, err
+	if err != nil {
+		return w, err
 	}
-	return it, &plan.Applied{ExternalID: it.ExternalID, ScimID: *scimID, State: *state}, nil
+	if ext != nil {
+		w.Extension = *ext
+	}
+	w.Extension = w.Extension.Resolved()
+	if scimID != nil {
+		w.Applied = &plan.Applied{ExternalID: w.Item.ExternalID, ScimID: *scimID, State: *state}
+	}
+	return w, nil
 }
 
 // WorkItems lists a run's planned items by userName (for dry runs), up to limit.

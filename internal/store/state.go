@@ -50,7 +50,11 @@ func (s *Store) ReleaseSeats(ctx context.Context, org, externalID string, produc
 	if len(products) == 0 {
 		return nil
 	}
-	_, err := s.pool.Exec(ctx, `DELETE FROM seats WHERE org=$1 AND external_id=$2 AND product = ANY($3)`, org, externalID, products)
+	// Seats of products the linked account holds in the target stay: seats follow what the
+	// target holds (an account created before a later step failed keeps its entitlements).
+	_, err := s.pool.Exec(ctx, `DELETE FROM seats s WHERE org=$1 AND external_id=$2 AND product = ANY($3)
+		AND NOT EXISTS (SELECT 1 FROM user_state u WHERE u.org=$1 AND u.external_id=$2 AND u.state->'products' ? s.product)`,
+		org, externalID, products)
 	if err != nil {
 		return fmt.Errorf("release seats: %w", err)
 	}
@@ -174,12 +178,31 @@ type Banner struct {
 	Product string `json:"product,omitempty"`
 	Users   int    `json:"users"`
 	Advice  string `json:"advice"`
+	// RunLevel marks the last sync's failure as a whole (no user count).
+	RunLevel bool `json:"runLevel,omitempty"`
 }
 
-// Banners groups current failures by type.
+// RunAdvice says what an admin can do about a run-level failure: the sync stopped as a
+// whole and no user was changed or marked failed for it.
+func RunAdvice(typ string) string {
+	switch typ {
+	case plan.TargetAuth:
+		return "the target refused our credentials: check the token (SCIM_TOKEN / --scim-token-file); the next sync tries again"
+	case plan.TargetUnavailable:
+		return "the target did not answer for the whole sync; nothing was changed: check it, the next sync tries again"
+	case plan.TargetIncompatible:
+		return "the target cannot take what this organization writes (see the last sync's error): fix its schema or `starter target set`, then sync"
+	}
+	return "the last sync stopped: see its error (starter history --type sync)"
+}
+
+// Banners groups current failures by type. A run-level failure of the last finished sync
+// (credentials refused, target down or incompatible) comes first, with no user count.
 func (s *Store) Banners(ctx context.Context, org string) ([]Banner, error) {
-	rows, err := s.pool.Query(ctx, `SELECT type, product, count(*) FROM failures WHERE org=$1
-		GROUP BY type, product ORDER BY type, product`, org)
+	rows, err := s.pool.Query(ctx, `SELECT * FROM (SELECT failure_type, '', 0 FROM runs WHERE org=$1 AND NOT dry_run
+			AND finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT 1) last WHERE failure_type <> ''
+		UNION ALL (SELECT type, product, count(*) FROM failures WHERE org=$1
+		GROUP BY type, product ORDER BY type, product)`, org)
 	if err != nil {
 		return nil, fmt.Errorf("read banners: %w", err)
 	}
@@ -188,7 +211,11 @@ func (s *Store) Banners(ctx context.Context, org string) ([]Banner, error) {
 		return b, r.Scan(&b.Type, &b.Product, &b.Users)
 	})
 	for i := range bs {
-		bs[i].Advice = Advice(bs[i].Type, bs[i].Product)
+		if bs[i].RunLevel = bs[i].Users == 0; bs[i].RunLevel {
+			bs[i].Advice = RunAdvice(bs[i].Type)
+		} else {
+			bs[i].Advice = Advice(bs[i].Type, bs[i].Product)
+		}
 	}
 	return bs, err
 }

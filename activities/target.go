@@ -1,0 +1,59 @@
+package activities
+
+import (
+	"context"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/usersync/usersync/internal/plan"
+	"github.com/usersync/usersync/internal/scim"
+)
+
+// TargetCheck is what a run found the target to be (no secret, no personal data).
+type TargetCheck struct {
+	CustomSchema string `json:"customSchema"`
+	Patch        bool   `json:"patch"`
+	Filter       bool   `json:"filter"`
+	MaxResults   int    `json:"maxResults,omitempty"`
+	ETag         bool   `json:"etag,omitempty"`
+}
+
+// DiscoverTarget reads the target's /ServiceProviderConfig, /Schemas and /ResourceTypes once
+// per run, and refuses the run (a non-retryable target_incompatible error, before anything
+// is read or written) when the target cannot take what this organization writes. The per-user
+// steps of the run use the extension recorded here.
+func (a *Activities) DiscoverTarget(ctx context.Context, in RunRef) (TargetCheck, error) {
+	ext, err := a.Store.TargetExtension(ctx, in.Org)
+	if err != nil {
+		return TargetCheck{}, err
+	}
+	d, err := a.Target.Discover(ctx)
+	if err != nil {
+		return TargetCheck{}, targetError(err)
+	}
+	rs, err := a.Store.Rules(ctx, in.Org)
+	if err != nil {
+		return TargetCheck{}, err
+	}
+	ms, err := a.Store.Mappings(ctx, in.Org)
+	if err != nil {
+		return TargetCheck{}, err
+	}
+	custom, template, enterprise := plan.ExtensionUse(rs, ms)
+	if err := d.Check(ext, custom, template, enterprise); err != nil {
+		return TargetCheck{}, temporal.NewNonRetryableApplicationError(err.Error(), plan.TargetIncompatible, nil)
+	}
+	if err := a.Store.SaveTargetProfile(ctx, in.Org, in.RunID, ext, d); err != nil {
+		return TargetCheck{}, err
+	}
+	return TargetCheck{CustomSchema: ext.URN, Patch: d.Patch, Filter: d.Filter, MaxResults: d.MaxResults, ETag: d.ETag}, nil
+}
+
+// targetError turns refused credentials into a non-retryable target_auth error: retrying
+// cannot help, and the workflow stops the run with one run-level failure. Other errors pass.
+func targetError(err error) error {
+	if scim.IsAuth(err) {
+		return temporal.NewNonRetryableApplicationError(err.Error(), plan.TargetAuth, nil)
+	}
+	return err
+}
