@@ -65,9 +65,9 @@ type Pacer interface {
 
 // Client talks to one SCIM service provider. It is safe for concurrent use.
 type Client struct {
-	base         string
-	token        string
-	http         *http.Client
+	base        string
+	token       string
+	http        *http.Client
 	maxAttempts int
 	backoff     time.Duration
 	limiter     Pacer

@@ -11,10 +11,10 @@ import (
 // Discovery is what the target advertises about itself (RFC 7644 section 4): read once per
 // run, so that a run never starts against a target that cannot take what it would send.
 type Discovery struct {
-	Patch         bool `json:"patch"`
-	Filter        bool `json:"filter"`
-	MaxResults    int  `json:"maxResults,omitempty"`
-	ETag          bool `json:"etag,omitempty"`
+	Patch      bool `json:"patch"`
+	Filter     bool `json:"filter"`
+	MaxResults int  `json:"maxResults,omitempty"`
+	ETag       bool `json:"etag,omitempty"`
 	// Schemas are the declared schemas' attribute names (top level), by URN.
 	Schemas map[string][]string `json:"schemas"`
 	// UserExtensions are the extension URNs the User resource type accepts.
