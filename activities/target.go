@@ -22,7 +22,11 @@ type TargetCheck struct {
 // per run, and refuses the run (a non-retryable target_incompatible error, before anything
 // is read or written) when the target cannot take what this organization writes. The per-user
 // steps of the run use the extension recorded here.
-func (a *Activities) DiscoverTarget(ctx context.Context, in RunRef) (TargetCheck, error) {
+func (a *Activities) DiscoverTarget(ctx context.Context, in SnapshotInput) (TargetCheck, error) {
+	// The run is recorded first, so that a run the target stops is in the history too.
+	if err := a.Store.BeginRun(ctx, in.Org, in.RunID, in.Kind, in.DryRun); err != nil {
+		return TargetCheck{}, err
+	}
 	ext, err := a.Store.TargetExtension(ctx, in.Org)
 	if err != nil {
 		return TargetCheck{}, err

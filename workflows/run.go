@@ -137,7 +137,8 @@ func readAndPlan(ctx workflow.Context, in *RunInput, ref activities.RunRef, prog
 		// or cannot take what this organization writes stops the run with one failure.
 		var tc activities.TargetCheck
 		dctx := workflow.WithActivityOptions(ctx, discoveryOptions)
-		if err := workflow.ExecuteActivity(dctx, a.DiscoverTarget, ref).Get(ctx, &tc); err != nil {
+		if err := workflow.ExecuteActivity(dctx, a.DiscoverTarget,
+			activities.SnapshotInput{RunRef: ref, Kind: in.Kind, DryRun: in.DryRun}).Get(ctx, &tc); err != nil {
 			return fin, queue, err
 		}
 	}

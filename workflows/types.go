@@ -90,12 +90,16 @@ type RunRequest struct {
 
 // Signal payloads.
 type (
-	// SwitchSignal is the payload of enable and disable. Interval (enable only) changes the schedule.
+	// SwitchSignal is the payload of enable and disable. Interval (enable only) changes the
+	// schedule; it is at least MinInterval. In JSON it is a number of nanoseconds or a Go
+	// duration string ("1h", "15m"). The workflow rejects (and records) a payload with an
+	// unknown member or a bad value rather than act on it.
 	SwitchSignal struct {
 		Actor    string        `json:"actor,omitempty"`
 		Interval time.Duration `json:"interval,omitempty"`
 	}
-	// RetrySignal re-attempts failed users: all, or those matching the filter.
+	// RetrySignal re-attempts failed users: all, or those matching the filter, whose Type is
+	// empty or one of plan.FailureTypes.
 	RetrySignal struct {
 		Actor  string      `json:"actor,omitempty"`
 		Filter plan.Filter `json:"filter"`
@@ -118,5 +122,8 @@ type Status struct {
 	Runs       int                    `json:"runs"`
 }
 
-// DefaultInterval is the schedule when none is set.
-const DefaultInterval = 15 * time.Minute
+// DefaultInterval is the schedule when none is set; MinInterval is the shortest one enable takes.
+const (
+	DefaultInterval = 15 * time.Minute
+	MinInterval     = 30 * time.Second
+)

@@ -1,10 +1,18 @@
 package workflows
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
+	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -38,10 +46,7 @@ func UserSyncWorkflow(ctx workflow.Context, st SyncState) error {
 			workflow.GetLogger(ctx).Error("history write failed", "action", e.Action, "error", err)
 		}
 	}
-	channels := []struct {
-		name   string
-		handle func(workflow.Context, workflow.ReceiveChannel)
-	}{
+	channels := []signalHandler{
 		{SignalEnable, o.onEnable}, {SignalDisable, o.onDisable}, {SignalRetry, o.onRetry},
 		{SignalSyncNow, o.onSyncNow}, {SignalApproveSuspensions, o.onApprove},
 	}
@@ -60,35 +65,97 @@ func UserSyncWorkflow(ctx workflow.Context, st SyncState) error {
 		}
 		if o.run == nil && o.st.Enabled && o.timer == nil && o.st.Next == nil {
 			o.armTimer(ctx)
+			if o.st.Next != nil && workflow.GetVersion(ctx, changeStartOverdueRun, workflow.DefaultVersion, 1) == 1 {
+				// The next sync was already due (the interval was shortened): start it now, not at
+				// the next signal.
+				o.startRun(ctx)
+			}
 		}
+		o.wait(ctx, channels)
+		info := workflow.GetInfo(ctx)
+		if o.run == nil && o.st.Next == nil &&
+			(info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() > maxEventsBeforeContinueAsNew ||
+				o.runs >= maxRunsBeforeContinueAsNew) {
+			if ctx.Err() != nil && workflow.GetVersion(ctx, changeCancelAnywhere, workflow.DefaultVersion, 1) == 1 {
+				continue // cancelled: end here rather than carry on in a new run
+			}
+			if o.timer != nil {
+				o.cancelTimer()
+			}
+			return workflow.NewContinueAsNewError(ctx, UserSyncWorkflow, o.st)
+		}
+	}
+}
+
+// Changes made replay-safe with workflow.GetVersion: histories written before them replay
+// with the behaviour of that time (workflow.DefaultVersion).
+const (
+	// changeStrictSignals: signal payloads are decoded strictly and a bad one is rejected and
+	// recorded; before, a payload the SDK could not decode was dropped and the handler kept
+	// blocking on its channel until a decodable one came.
+	changeStrictSignals = "strict-signals"
+	// changeCancelAnywhere: a cancellation ends the workflow while sync is off (before, it
+	// was only seen at the next signal) and is not turned into a continue-as-new.
+	changeCancelAnywhere = "cancel-anywhere"
+	// changeStartOverdueRun: a sync found due when the schedule is re-armed starts at once
+	// (before, it waited for the next signal).
+	changeStartOverdueRun = "start-overdue-run"
+)
+
+// signalHandler serves one signal channel.
+type signalHandler struct {
+	name   string
+	handle func(workflow.Context, workflow.ReceiveChannel)
+}
+
+// wait serves what comes next: signals, the end of the run, the timer and, when neither a run
+// nor a timer would wake the loop, the workflow's cancellation.
+func (o *orgLoop) wait(ctx workflow.Context, channels []signalHandler) {
+	for {
+		served, cancelSeen := false, false
 		sel := workflow.NewSelector(ctx)
 		for _, c := range channels {
 			c := c
-			sel.AddReceive(workflow.GetSignalChannel(ctx, c.name), func(ch workflow.ReceiveChannel, _ bool) { c.handle(ctx, ch) })
+			sel.AddReceive(workflow.GetSignalChannel(ctx, c.name), func(ch workflow.ReceiveChannel, _ bool) {
+				served = true
+				c.handle(ctx, ch)
+			})
 		}
 		if o.run != nil {
-			sel.AddFuture(o.run, func(f workflow.Future) { o.runDone(ctx, f) })
+			sel.AddFuture(o.run, func(f workflow.Future) {
+				served = true
+				o.runDone(ctx, f)
+			})
 		}
 		if o.timer != nil {
 			sel.AddFuture(o.timer, func(f workflow.Future) {
+				served = true
 				o.timer = nil
 				if f.Get(ctx, nil) == nil && o.st.Enabled && o.st.Next == nil {
 					o.st.Next = &RunRequest{Kind: KindScheduled, Actor: "schedule"}
 				}
 			})
 		}
+		if o.run == nil && o.timer == nil && !o.cancelIgnored {
+			// A running sync and the timer are cancelled with ctx and wake the loop; with
+			// neither, only this does.
+			sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) {
+				cancelSeen = true
+				if workflow.GetVersion(ctx, changeCancelAnywhere, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+					o.cancelIgnored = true // as that code did: wait for the next signal
+					return
+				}
+				served = true
+			})
+		}
 		sel.Select(ctx)
-		for sel.HasPending() {
+		// Done stays ready once closed, so stop draining when it fired. Being last, it only
+		// fires with no signal pending.
+		for !cancelSeen && sel.HasPending() {
 			sel.Select(ctx)
 		}
-		info := workflow.GetInfo(ctx)
-		if o.run == nil && o.st.Next == nil &&
-			(info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() > maxEventsBeforeContinueAsNew ||
-				o.runs >= maxRunsBeforeContinueAsNew) {
-			if o.timer != nil {
-				o.cancelTimer()
-			}
-			return workflow.NewContinueAsNewError(ctx, UserSyncWorkflow, o.st)
+		if served {
+			return
 		}
 	}
 }
@@ -103,6 +170,9 @@ type orgLoop struct {
 	timer       workflow.Future
 	timerCancel workflow.CancelFunc
 	record      func(store.Event)
+	// cancelIgnored: replaying a history from before changeCancelAnywhere, in which a
+	// cancellation while idle was only seen at the next signal.
+	cancelIgnored bool
 }
 
 func (o *orgLoop) status() (Status, error) {
@@ -116,8 +186,10 @@ func (o *orgLoop) status() (Status, error) {
 }
 
 func (o *orgLoop) onEnable(ctx workflow.Context, ch workflow.ReceiveChannel) {
-	var s SwitchSignal
-	ch.Receive(ctx, &s)
+	s, ok := receiveSignal(ctx, o, ch, store.EventSwitch, decodeEnable)
+	if !ok {
+		return
+	}
 	if s.Interval > 0 && s.Interval != o.st.Interval {
 		if o.st.Enabled && !o.st.NextAt.IsZero() {
 			// Re-arm the schedule with the new interval, still counted from the last run's end.
@@ -138,8 +210,10 @@ func (o *orgLoop) onEnable(ctx workflow.Context, ch workflow.ReceiveChannel) {
 }
 
 func (o *orgLoop) onDisable(ctx workflow.Context, ch workflow.ReceiveChannel) {
-	var s SwitchSignal
-	ch.Receive(ctx, &s)
+	s, ok := receiveSignal(ctx, o, ch, store.EventSwitch, decodeDisable)
+	if !ok {
+		return
+	}
 	was := o.st.Enabled
 	o.st.Enabled, o.st.Next, o.st.NextAt = false, nil, time.Time{}
 	o.cancelTimer()
@@ -152,8 +226,10 @@ func (o *orgLoop) onDisable(ctx workflow.Context, ch workflow.ReceiveChannel) {
 }
 
 func (o *orgLoop) onRetry(ctx workflow.Context, ch workflow.ReceiveChannel) {
-	var s RetrySignal
-	ch.Receive(ctx, &s)
+	s, ok := receiveSignal(ctx, o, ch, store.EventRetry, decodeRetry)
+	if !ok {
+		return
+	}
 	f := s.Filter
 	o.requestWhileOn(store.Event{Actor: s.Actor, Type: store.EventRetry, Action: "retry",
 		Details: map[string]any{"type": f.Type, "product": f.Product, "user": f.User}},
@@ -161,17 +237,57 @@ func (o *orgLoop) onRetry(ctx workflow.Context, ch workflow.ReceiveChannel) {
 }
 
 func (o *orgLoop) onSyncNow(ctx workflow.Context, ch workflow.ReceiveChannel) {
-	var s ActorSignal
-	ch.Receive(ctx, &s)
+	s, ok := receiveSignal(ctx, o, ch, store.EventSync, decodeActor)
+	if !ok {
+		return
+	}
 	o.requestWhileOn(store.Event{Actor: s.Actor, Type: store.EventSync, Action: "sync-now"},
 		RunRequest{Kind: KindManual, Actor: s.Actor})
 }
 
 func (o *orgLoop) onApprove(ctx workflow.Context, ch workflow.ReceiveChannel) {
-	var s ActorSignal
-	ch.Receive(ctx, &s)
+	s, ok := receiveSignal(ctx, o, ch, store.EventSync, decodeActor)
+	if !ok {
+		return
+	}
 	o.requestWhileOn(store.Event{Actor: s.Actor, Type: store.EventSync, Action: "approve-suspensions"},
 		RunRequest{Kind: KindManual, ApproveSuspensions: true, Actor: s.Actor})
+}
+
+// receiveSignal takes the next signal off ch, which the caller knows is not empty, and decodes
+// it strictly. It never blocks on a bad payload: it records a "rejected" event saying why
+// (signal name as action) and returns false. A history from before changeStrictSignals
+// replays with the SDK's lenient decoding and its blocking on an undecodable payload.
+func receiveSignal[T any](ctx workflow.Context, o *orgLoop, ch workflow.ReceiveChannel, eventType string,
+	decode func(*commonpb.Payload) (T, *signalError)) (T, bool) {
+	var raw converter.RawValue // takes any payload: the SDK never drops it
+	ch.Receive(ctx, &raw)
+	v, bad := decode(raw.Payload())
+	var legacy T
+	legacyOK := converter.GetDefaultDataConverter().FromPayload(raw.Payload(), &legacy) == nil
+	if bad == nil && legacyOK {
+		return v, true // decoded alike by both: no version marker needed
+	}
+	if workflow.GetVersion(ctx, changeStrictSignals, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		if !legacyOK {
+			ch.Receive(ctx, &legacy) // what that code did: skip to a decodable payload
+		}
+		return legacy, true
+	}
+	if bad == nil {
+		return v, true
+	}
+	workflow.GetLogger(ctx).Warn("signal rejected", "signal", ch.Name(), "field", bad.Field, "reason", bad.Reason)
+	details := map[string]any{"reason": bad.Error()}
+	if bad.Field != "" {
+		details["field"] = bad.Field
+	}
+	if bad.Value != "" {
+		details["value"] = bad.Value
+	}
+	o.record(store.Event{Actor: bad.Actor, Type: eventType, Action: ch.Name(), Status: "rejected", Details: details})
+	var zero T
+	return zero, false
 }
 
 // requestWhileOn queues a run; while sync is off nothing new starts, and the history says so.
@@ -231,6 +347,7 @@ func (o *orgLoop) runDone(ctx workflow.Context, f workflow.Future) {
 	if err != nil && sum.RunID == "" {
 		sum.RunID, sum.StartedAt = o.current.RunID, o.current.StartedAt
 		sum.Status, sum.Error, sum.FinishedAt = store.RunFailed, rootCause(err).Error(), workflow.Now(ctx)
+		sum.FailureType = runFailureType(err)
 		if temporal.IsCanceledError(err) {
 			sum.Status, sum.Error = store.RunCancelled, ""
 		}
@@ -257,4 +374,252 @@ func (o *orgLoop) cancelTimer() {
 		o.timerCancel()
 	}
 	o.timer, o.timerCancel = nil, nil
+}
+
+// signalError says why a signal's payload was rejected. Field and Value name the offending
+// member and its JSON text; Value is left empty for members that may hold personal data
+// (actor, filter.user, unknown members) and for a payload that is not an object.
+type signalError struct {
+	Actor  string // the sender, when the payload names one
+	Field  string
+	Value  string
+	Reason string
+}
+
+func (e *signalError) Error() string { return e.Reason }
+
+// The strict decoders of the signal payloads. A payload is JSON ("json/plain"; none or
+// "binary/null" is an empty object) holding an object whose members are those of the payload
+// type, names matched case-insensitively as encoding/json does; anything else is an error.
+
+func decodeEnable(p *commonpb.Payload) (SwitchSignal, *signalError) {
+	return decodeSwitch(p, true)
+}
+
+// decodeDisable takes the enable payload; its interval is ignored, so only its form is checked.
+func decodeDisable(p *commonpb.Payload) (SwitchSignal, *signalError) {
+	return decodeSwitch(p, false)
+}
+
+func decodeSwitch(p *commonpb.Payload, enable bool) (SwitchSignal, *signalError) {
+	return decodeStrict(p, func(data []byte) (s SwitchSignal, bad *signalError) {
+		m, bad := jsonObject(data, "", "actor", "interval")
+		if bad != nil {
+			return s, bad
+		}
+		if s.Actor, bad = jsonString(m, "actor", "actor", false); bad != nil {
+			return s, bad
+		}
+		s.Interval, bad = parseInterval(m["interval"], enable)
+		return s, bad
+	})
+}
+
+func decodeRetry(p *commonpb.Payload) (RetrySignal, *signalError) {
+	return decodeStrict(p, func(data []byte) (s RetrySignal, bad *signalError) {
+		m, bad := jsonObject(data, "", "actor", "filter")
+		if bad != nil {
+			return s, bad
+		}
+		if s.Actor, bad = jsonString(m, "actor", "actor", false); bad != nil {
+			return s, bad
+		}
+		f, bad := jsonObject(m["filter"], "filter", "type", "product", "user")
+		if bad != nil {
+			return s, bad
+		}
+		if s.Filter.Type, bad = jsonString(f, "type", "filter.type", true); bad != nil {
+			return s, bad
+		}
+		if t := s.Filter.Type; t != "" && !slices.Contains(plan.FailureTypes, t) {
+			return s, &signalError{Field: "filter.type", Value: jsonText(f["type"]),
+				Reason: fmt.Sprintf("filter.type %s is not a failure type (%s)", jsonText(f["type"]), strings.Join(plan.FailureTypes, ", "))}
+		}
+		if s.Filter.Product, bad = jsonString(f, "product", "filter.product", true); bad != nil {
+			return s, bad
+		}
+		s.Filter.User, bad = jsonString(f, "user", "filter.user", false)
+		return s, bad
+	})
+}
+
+func decodeActor(p *commonpb.Payload) (ActorSignal, *signalError) {
+	return decodeStrict(p, func(data []byte) (s ActorSignal, bad *signalError) {
+		m, bad := jsonObject(data, "", "actor")
+		if bad != nil {
+			return s, bad
+		}
+		s.Actor, bad = jsonString(m, "actor", "actor", false)
+		return s, bad
+	})
+}
+
+// decodeStrict checks the payload's encoding and JSON, then parses it; a rejection names the
+// sender when the payload has a string actor.
+func decodeStrict[T any](p *commonpb.Payload, parse func([]byte) (T, *signalError)) (T, *signalError) {
+	var v T
+	var data []byte
+	if p != nil {
+		switch enc := string(p.GetMetadata()[converter.MetadataEncoding]); enc {
+		case converter.MetadataEncodingNil:
+		case converter.MetadataEncodingJSON:
+			data = p.GetData()
+			if !json.Valid(data) {
+				return v, &signalError{Reason: "payload is not valid JSON"}
+			}
+		default:
+			return v, &signalError{Reason: fmt.Sprintf("payload encoding %q is not supported: send JSON", clip(enc))}
+		}
+	}
+	v, bad := parse(data)
+	if bad != nil {
+		var a struct {
+			Actor string `json:"actor"`
+		}
+		_ = json.Unmarshal(data, &a) // best effort: fills what it can
+		bad.Actor = a.Actor
+	}
+	return v, bad
+}
+
+// jsonObject splits valid JSON that must be an object (or null, or nothing: no members) into
+// its members, keyed by the known names they match. path names the object in errors.
+func jsonObject(data json.RawMessage, path string, known ...string) (map[string]json.RawMessage, *signalError) {
+	m := map[string]json.RawMessage{}
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 || string(data) == "null" {
+		return m, nil
+	}
+	if data[0] != '{' {
+		if path == "" {
+			return nil, &signalError{Reason: "payload must be a JSON object, not " + jsonKind(data)}
+		}
+		return nil, &signalError{Field: path, Value: jsonText(data),
+			Reason: fmt.Sprintf("%s must be a JSON object, not %s", path, jsonText(data))}
+	}
+	prefix := ""
+	if path != "" {
+		prefix = path + "."
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if _, err := dec.Token(); err != nil {
+		return nil, &signalError{Reason: "payload is not valid JSON"}
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		var v json.RawMessage
+		if err == nil {
+			err = dec.Decode(&v)
+		}
+		if err != nil {
+			return nil, &signalError{Reason: "payload is not valid JSON"}
+		}
+		key, _ := t.(string)
+		name := ""
+		for _, k := range known {
+			if strings.EqualFold(k, key) {
+				name = k
+			}
+		}
+		if name == "" {
+			return nil, &signalError{Field: prefix + clip(key), Reason: fmt.Sprintf("unknown field %q", prefix+clip(key))}
+		}
+		if _, dup := m[name]; dup {
+			return nil, &signalError{Field: prefix + name, Reason: fmt.Sprintf("field %q is given twice", prefix+name)}
+		}
+		m[name] = v
+	}
+	return m, nil
+}
+
+// jsonString reads member name of m, a string or null. showValue: the value is not personal
+// data and may be recorded.
+func jsonString(m map[string]json.RawMessage, name, path string, showValue bool) (string, *signalError) {
+	raw := m[name]
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", nil
+	}
+	var s string
+	if raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		bad := &signalError{Field: path, Reason: fmt.Sprintf("%s must be a string, not %s", path, jsonKind(raw))}
+		if showValue {
+			bad.Value = jsonText(raw)
+			bad.Reason = fmt.Sprintf("%s must be a string, not %s", path, bad.Value)
+		}
+		return "", bad
+	}
+	return s, nil
+}
+
+// parseInterval reads the interval of enable: a Go duration string ("1h", "15m") or a
+// number of nanoseconds; zero or absent keeps the current one. With checkMin, a non-zero
+// interval under MinInterval is an error.
+func parseInterval(raw json.RawMessage, checkMin bool) (time.Duration, *signalError) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return 0, nil
+	}
+	var d time.Duration
+	var err error
+	if raw[0] == '"' {
+		var s string
+		if err = json.Unmarshal(raw, &s); err == nil {
+			d, err = time.ParseDuration(s)
+		}
+	} else {
+		var n int64
+		err = json.Unmarshal(raw, &n)
+		d = time.Duration(n)
+	}
+	if err != nil {
+		return 0, &signalError{Field: "interval", Value: jsonText(raw), Reason: fmt.Sprintf(
+			`interval %s is not a duration: give one such as "1h" or "15m", or a number of nanoseconds`, jsonText(raw))}
+	}
+	if checkMin && d != 0 && d < MinInterval {
+		given := jsonText(raw)
+		if raw[0] != '"' {
+			given += " (" + d.String() + ")"
+		}
+		return 0, &signalError{Field: "interval", Value: jsonText(raw),
+			Reason: fmt.Sprintf("interval %s is under the minimum of %s", given, MinInterval)}
+	}
+	return d, nil
+}
+
+// jsonText is valid JSON as compact text, clipped.
+func jsonText(raw json.RawMessage) string {
+	var b bytes.Buffer
+	if json.Compact(&b, raw) != nil {
+		return ""
+	}
+	return clip(b.String())
+}
+
+// jsonKind names the kind of a valid JSON value, for errors that must not show it.
+func jsonKind(raw json.RawMessage) string {
+	switch raw[0] {
+	case '"':
+		return "a string"
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return "a number"
+}
+
+// clip shortens what a sender wrote to a length fit for the history.
+func clip(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }

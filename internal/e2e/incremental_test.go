@@ -17,6 +17,10 @@ import (
 
 // A resync after a few directory changes touches exactly the changed users, with one PATCH
 // each carrying only what changed.
+// discoveryReads are the requests of a run's discovery of the target (/ServiceProviderConfig,
+// /Schemas, /ResourceTypes).
+const discoveryReads = 3
+
 func TestResyncTouchesOnlyChangedUsers(t *testing.T) {
 	d := demo.Generate(400, 1)
 	s := newStack(t, d)
@@ -48,7 +52,9 @@ func TestResyncTouchesOnlyChangedUsers(t *testing.T) {
 	require.Equal(t, 4, second.Outcomes[activities.Updated])
 	stats := s.sandbox.Stats()
 	require.Equal(t, 4, stats.Count("PATCH", "/Users/{id}"))
-	require.Equal(t, 4, stats.Requests, "one request per changed user, nothing else")
+	require.Equal(t, 4+discoveryReads, stats.Requests, "one request per changed user, and the run's discovery reads")
+	require.Equal(t, discoveryReads, stats.Count("GET", "/ServiceProviderConfig")+stats.Count("GET", "/Schemas")+
+		stats.Count("GET", "/ResourceTypes"), "the target is discovered once per run")
 	for _, mail := range changed {
 		u, ok := s.sandbox.UserByUserName(mail)
 		require.True(t, ok)
@@ -58,7 +64,8 @@ func TestResyncTouchesOnlyChangedUsers(t *testing.T) {
 	s.sandbox.ResetStats()
 	third := s.runOnce("unchanged")
 	require.Zero(t, third.Plan.Items, "an unchanged directory schedules no per-user work")
-	require.Zero(t, s.sandbox.Stats().Requests, "and sends nothing to the target")
+	require.Equal(t, discoveryReads, s.sandbox.Stats().Requests, "and sends nothing to the target but its discovery")
+	require.Zero(t, s.sandbox.Stats().Writes)
 }
 
 // The target's request budget holds across workers: two workers polling the SCIM queue

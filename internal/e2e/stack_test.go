@@ -18,6 +18,7 @@ import (
 	"github.com/usersync/usersync/internal/devstack"
 	"github.com/usersync/usersync/internal/directory"
 	"github.com/usersync/usersync/internal/engine"
+	"github.com/usersync/usersync/internal/plan"
 	"github.com/usersync/usersync/internal/scim"
 	"github.com/usersync/usersync/internal/scimsandbox"
 	"github.com/usersync/usersync/internal/store"
@@ -37,15 +38,30 @@ type stack struct {
 	demo    demo.Demo
 	store   *store.Store
 	client  client.Client
-	sandbox *scimsandbox.Server
+	sandbox *scimsandbox.Server // nil when the target is SCIMMY
 	target  *scim.Client
+	ext     scim.Extension // the organization's custom extension
 	// Where the parts listen, for tests that drive them directly (CLI, LDAP edits).
 	dbURL, hostPort, ldapURL, ldapBindDN, scimURL string
 	acts                                          *activities.Activities
 	stopWorkers                                   []func()
 }
 
-func newStack(t *testing.T, d demo.Demo) *stack {
+// The SCIM servers a stack can provision into.
+const (
+	sandboxTarget = "sandbox" // ours, strict, with seats and fault switches
+	scimmyTarget  = "scimmy"  // the SCIMMY library from npm: a server we did not write
+)
+
+// acmeURN is the custom extension the SCIMMY target declares (not usersync's default: the
+// organization's setting is what makes it work).
+const acmeURN = "urn:ietf:params:scim:schemas:extension:acme:2.0:User"
+
+func newStack(t *testing.T, d demo.Demo) *stack { return newStackOn(t, d, sandboxTarget) }
+
+// newStackOn is a stack whose target is kind. On SCIMMY, the pre-existing accounts are
+// created over SCIM and the organization's custom extension is set to the URN it declares.
+func newStackOn(t *testing.T, d demo.Demo, kind string) *stack {
 	t.Helper()
 	if _, err := os.Stat(devstack.SlapdBinary); err != nil {
 		devstack.SkipUnlessRequired(t, "slapd not installed (%s): apt-get install slapd", devstack.SlapdBinary)
@@ -61,28 +77,49 @@ func newStack(t *testing.T, d demo.Demo) *stack {
 	t.Cleanup(func() { _ = sl.Stop() })
 	require.NoError(t, devstack.LoadEntries(ctx, sl.URL(), sl.AdminDN, ldapSecret, d.Entries))
 
-	sb := scimsandbox.New(scimsandbox.Options{Token: scimToken, Seats: d.TargetSeats()})
-	require.NoError(t, sb.SeedExisting(d.PreExisting...))
-	srv := httptest.NewServer(sb)
-	t.Cleanup(srv.Close)
+	var sb *scimsandbox.Server
+	var scimURL string
+	var ext scim.Extension
+	switch kind {
+	case sandboxTarget:
+		sb = scimsandbox.New(scimsandbox.Options{Token: scimToken, Seats: d.TargetSeats()})
+		require.NoError(t, sb.SeedExisting(d.PreExisting...))
+		srv := httptest.NewServer(sb)
+		t.Cleanup(srv.Close)
+		scimURL = srv.URL
+	case scimmyTarget:
+		scimURL = devstack.TestSCIMMY(t, devstack.SCIMMY{Token: scimToken, CustomSchema: acmeURN,
+			CustomAttributes: []string{"settingsTemplate", "office", "project"}})
+		ext = scim.Extension{URN: acmeURN}
+		c := scim.New(scim.Config{BaseURL: scimURL, Token: scimToken})
+		for _, name := range d.PreExisting {
+			_, err := c.CreateUser(ctx, ext, plan.Desired{UserName: name, Email: name, Active: true})
+			require.NoError(t, err, "seed %s", name)
+		}
+	default:
+		t.Fatalf("unknown target %q", kind)
+	}
 
 	st, err := store.Open(ctx, dbURL)
 	require.NoError(t, err)
 	t.Cleanup(st.Close)
 	require.NoError(t, demo.Seed(ctx, st, org, "e2e", d))
+	if ext.URN != "" {
+		require.NoError(t, st.SetTargetExtension(ctx, org, "e2e", ext))
+	}
 
 	c, err := client.Dial(client.Options{HostPort: hostPort, Logger: quietLogger()})
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
-	target := scim.New(scim.Config{BaseURL: srv.URL, Token: scimToken})
+	target := scim.New(scim.Config{BaseURL: scimURL, Token: scimToken})
 	acts := &activities.Activities{
 		Store: st,
 		DialDirectory: activities.LDAP(directory.Config{URL: sl.URL(), BindDN: sl.AdminDN, BindPassword: ldapSecret,
 			BaseDN: d.Suffix, Profile: "openldap", PageSize: 100}),
 		Target: target,
 	}
-	s := &stack{t: t, ctx: ctx, demo: d, store: st, client: c, sandbox: sb, target: target, acts: acts,
-		dbURL: dbURL, hostPort: hostPort, ldapURL: sl.URL(), ldapBindDN: sl.AdminDN, scimURL: srv.URL}
+	s := &stack{t: t, ctx: ctx, demo: d, store: st, client: c, sandbox: sb, target: target, ext: ext, acts: acts,
+		dbURL: dbURL, hostPort: hostPort, ldapURL: sl.URL(), ldapBindDN: sl.AdminDN, scimURL: scimURL}
 	s.restartWorkers(engine.Options{SCIMRate: 500}, 1)
 	t.Cleanup(func() { s.restartWorkers(engine.Options{}, 0) })
 	return s

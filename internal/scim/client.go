@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/time/rate"
@@ -197,17 +198,22 @@ func (c *Client) attempt(ctx context.Context, op, method, target string, payload
 		return e, nil
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		e := errorFromResponse(op, resp, data, time.Now())
+		// Scrubbed before it is cut short: a cut could leave part of the token.
+		e := errorFromResponse(op, resp, []byte(c.scrub(string(data))), time.Now())
 		e.Detail = c.scrub(e.Detail)
 		return e, nil
 	}
-	if out != nil && len(bytes.TrimSpace(data)) > 0 {
-		if err := json.Unmarshal(data, out); err != nil {
-			// A 2xx that is not JSON (an HTML page from a proxy, a truncated body): what the
-			// target did is unknown, so it is retried; the retry finds what was written.
-			return &Error{Op: op, Status: resp.StatusCode, Malformed: true, Detail: c.scrub(
-				"answer is not SCIM JSON (" + resp.Header.Get("Content-Type") + "): " + truncate(string(data), maxDetail))}, nil
+	// A 2xx that is not JSON (an HTML page from a proxy, a truncated body), or that is empty
+	// where an answer was expected (a read, a create): what the target did is unknown, so it
+	// is retried; the retry finds what was written. A PATCH's answer is not used, but a body
+	// that is not JSON is checked too: the proxy that sent it did not pass the PATCH on.
+	if len(bytes.TrimSpace(data)) == 0 {
+		if out != nil {
+			return &Error{Op: op, Status: resp.StatusCode, Malformed: true, Detail: "empty answer"}, nil
 		}
+	} else if (out != nil && json.Unmarshal(data, out) != nil) || (out == nil && !json.Valid(data)) {
+		return &Error{Op: op, Status: resp.StatusCode, Malformed: true, Detail: c.scrub(
+			"answer is not SCIM JSON (" + resp.Header.Get("Content-Type") + "): " + truncate(c.scrub(string(data)), maxDetail))}, nil
 	}
 	return nil, nil
 }
@@ -236,7 +242,7 @@ func eqFilter(attr, value string) string {
 // messages quoting what a server sent.
 func truncate(s string, n int) string {
 	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
+		if unicode.IsControl(r) { // C0, DEL and C1 (U+009B is a terminal's CSI too)
 			return ' '
 		}
 		return r

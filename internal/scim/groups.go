@@ -49,6 +49,10 @@ func (c *Client) CreateGroup(ctx context.Context, displayName string) (*Group, e
 	if err != nil {
 		return nil, err
 	}
+	if g.ID == "" {
+		// Created or not, we cannot use it: retried, the create finds it by its name.
+		return nil, &Error{Op: "POST /Groups", Status: 201, Malformed: true, Detail: "answer has no id"}
+	}
 	return &g, nil
 }
 

@@ -222,11 +222,15 @@ func (c *Client) CreateUser(ctx context.Context, ext Extension, d plan.Desired) 
 		return nil, err
 	}
 	u, err := parseUser(ext, raw)
-	if err == nil && u.ID == "" {
+	if err != nil || u.ID == "" {
 		// Created or not, we cannot link it: retried, the create finds it by externalId.
-		return nil, &Error{Op: "POST /Users", Status: 201, Malformed: true, Detail: "answer has no id"}
+		detail := "answer has no id"
+		if err != nil {
+			detail = "answer is not a user: " + truncate(err.Error(), maxDetail)
+		}
+		return nil, &Error{Op: "POST /Users", Status: 201, Malformed: true, Detail: detail}
 	}
-	return u, err
+	return u, nil
 }
 
 // UpdateUser brings account id from the state from (what the target holds: our last write,

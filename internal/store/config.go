@@ -91,6 +91,13 @@ func (s *Store) EditRules(ctx context.Context, org, actor, action string, edit f
 			}
 		}
 		result = next
+		ms, err := readMappings(ctx, tx, org)
+		if err != nil {
+			return err
+		}
+		if err := fitsTarget(ctx, tx, org, nil, current, ms); err != nil {
+			return err
+		}
 		return addEvent(ctx, tx, Event{Org: org, Actor: actor, Type: EventRule, Action: action,
 			Details: map[string]any{"rules": summarizeRules(next)}})
 	})
@@ -114,7 +121,11 @@ func nonNil(s []string) []string {
 
 // Mappings returns the attribute mappings.
 func (s *Store) Mappings(ctx context.Context, org string) ([]plan.Mapping, error) {
-	rows, err := s.pool.Query(ctx, `SELECT source, target FROM mappings WHERE org=$1 ORDER BY target`, org)
+	return readMappings(ctx, s.pool, org)
+}
+
+func readMappings(ctx context.Context, db dbtx, org string) ([]plan.Mapping, error) {
+	rows, err := db.Query(ctx, `SELECT source, target FROM mappings WHERE org=$1 ORDER BY target`, org)
 	if err != nil {
 		return nil, fmt.Errorf("read mappings: %w", err)
 	}
@@ -135,9 +146,19 @@ func (s *Store) SetMapping(ctx context.Context, org, actor, source, target strin
 			}
 			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO mappings (org, source, target) VALUES ($1,$2,$3)
-			ON CONFLICT (org, target) DO UPDATE SET source=EXCLUDED.source`, org, source, target)
-		return err
+		before, err := readMappings(ctx, tx, org)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO mappings (org, source, target) VALUES ($1,$2,$3)
+			ON CONFLICT (org, target) DO UPDATE SET source=EXCLUDED.source`, org, source, target); err != nil {
+			return err
+		}
+		rs, err := readRules(ctx, tx, org)
+		if err != nil {
+			return err
+		}
+		return fitsTarget(ctx, tx, org, nil, rs, before)
 	})
 }
 

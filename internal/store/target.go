@@ -4,10 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/usersync/usersync/internal/plan"
+	"github.com/usersync/usersync/internal/rules"
 	"github.com/usersync/usersync/internal/scim"
 )
 
@@ -20,8 +24,12 @@ const (
 
 // TargetExtension returns the organization's configured custom extension (defaults filled in).
 func (s *Store) TargetExtension(ctx context.Context, org string) (scim.Extension, error) {
+	return readExtension(ctx, s.pool, org)
+}
+
+func readExtension(ctx context.Context, db dbtx, org string) (scim.Extension, error) {
 	var e scim.Extension
-	rows, err := s.pool.Query(ctx, `SELECT key, value FROM settings WHERE org=$1 AND key = ANY($2)`,
+	rows, err := db.Query(ctx, `SELECT key, value FROM settings WHERE org=$1 AND key = ANY($2)`,
 		org, []string{SettingCustomSchema, SettingTemplateAttribute})
 	if err != nil {
 		return e, fmt.Errorf("read target settings: %w", err)
@@ -51,6 +59,9 @@ func (s *Store) SetTargetExtension(ctx context.Context, org, actor string, e sci
 	r := e.Resolved()
 	return s.change(ctx, Event{Org: org, Actor: actor, Type: EventSetting, Action: "target extension set",
 		Details: map[string]any{"customSchema": r.URN, "templateAttribute": r.TemplateAttribute}}, func(tx pgx.Tx) error {
+		if err := fitsTarget(ctx, tx, org, &r, nil, nil); err != nil {
+			return err
+		}
 		for k, v := range map[string]string{SettingCustomSchema: e.URN, SettingTemplateAttribute: e.TemplateAttribute} {
 			var err error
 			if v == "" {
@@ -88,9 +99,13 @@ func (s *Store) SaveTargetProfile(ctx context.Context, org, runID string, e scim
 
 // TargetProfile returns the last discovery of the organization's target, nil when none.
 func (s *Store) TargetProfile(ctx context.Context, org string) (*TargetProfile, error) {
+	return readTargetProfile(ctx, s.pool, org)
+}
+
+func readTargetProfile(ctx context.Context, db dbtx, org string) (*TargetProfile, error) {
 	var p TargetProfile
 	var ext, disc []byte
-	err := s.pool.QueryRow(ctx, `SELECT extension, discovery, run_id, discovered_at FROM target_profiles WHERE org=$1`, org).
+	err := db.QueryRow(ctx, `SELECT extension, discovery, run_id, discovered_at FROM target_profiles WHERE org=$1`, org).
 		Scan(&ext, &disc, &p.RunID, &p.DiscoveredAt)
 	if err == pgx.ErrNoRows {
 		return nil, nil
@@ -105,4 +120,61 @@ func (s *Store) TargetProfile(ctx context.Context, org string) (*TargetProfile, 
 		return nil, err
 	}
 	return &p, nil
+}
+
+// fitsTarget refuses a configuration change that would write a custom or enterprise attribute
+// the target's schema does not declare, as the organization's last discovery found it (spec
+// 7: refused when saved, naming the attribute). It runs inside the change's transaction,
+// after the change: only what the change newly writes is checked (an older mismatch is the
+// run's to report), all of it when the extension itself changed (ext != nil). Without a
+// discovery yet, the first run checks.
+func fitsTarget(ctx context.Context, tx pgx.Tx, org string, ext *scim.Extension, oldRules []rules.Rule, oldMappings []plan.Mapping) error {
+	rs, err := readRules(ctx, tx, org)
+	if err != nil {
+		return err
+	}
+	ms, err := readMappings(ctx, tx, org)
+	if err != nil {
+		return err
+	}
+	custom, template, enterprise := plan.ExtensionUse(rs, ms)
+	if ext == nil {
+		e, err := readExtension(ctx, tx, org)
+		if err != nil {
+			return err
+		}
+		ext = &e
+		oldCustom, oldTemplate, oldEnterprise := plan.ExtensionUse(oldRules, oldMappings)
+		custom, enterprise = without(custom, oldCustom), without(enterprise, oldEnterprise)
+		template = template && !oldTemplate
+	}
+	for _, c := range custom {
+		if !scim.ValidAttributeName(c) {
+			return fmt.Errorf("custom field %q: not a SCIM attribute name (a letter, then letters, digits, '-' or '_')", c)
+		}
+		if strings.EqualFold(c, ext.TemplateAttribute) {
+			return fmt.Errorf("custom field %q: the settings template is written there (starter target set --template-attribute)", c)
+		}
+	}
+	if len(custom) == 0 && !template && len(enterprise) == 0 {
+		return nil
+	}
+	p, err := readTargetProfile(ctx, tx, org)
+	if err != nil || p == nil || p.Discovery == nil {
+		return err
+	}
+	if err := p.Discovery.Check(*ext, custom, template, enterprise); err != nil {
+		return fmt.Errorf("refused: %w (as found by run %s)", err, p.RunID)
+	}
+	return nil
+}
+
+func without(list, drop []string) []string {
+	var out []string
+	for _, x := range list {
+		if !slices.Contains(drop, x) {
+			out = append(out, x)
+		}
+	}
+	return out
 }
