@@ -61,3 +61,19 @@ func targetError(err error) error {
 	}
 	return err
 }
+
+// ProbeTarget tells whether the target is down as a whole, once a user's write ran out of
+// retries: one read that needs nothing of any user. When it is down, the user's new seats go
+// back (its write did not happen, or is found and linked by the next run's create) and the
+// workflow stops the run instead of failing the user.
+func (a *Activities) ProbeTarget(ctx context.Context, in UserStep) (down bool, err error) {
+	_, perr := a.Target.Discover(ctx)
+	if perr == nil || !scim.IsRetryable(perr) {
+		return false, nil
+	}
+	it, err := a.Store.WorkItem(ctx, in.RunID, in.Seq)
+	if err != nil {
+		return false, err
+	}
+	return true, a.Store.ReleaseSeats(ctx, in.Org, it.ExternalID, it.NewSeats)
+}

@@ -37,6 +37,12 @@ var provisionOptions = workflow.ActivityOptions{
 	},
 }
 
+// probeOptions are for the one-request check of whether the target is up at all.
+var probeOptions = workflow.ActivityOptions{
+	StartToCloseTimeout: time.Minute,
+	RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3},
+}
+
 // ProcessPageWorkflow runs the three steps of the items [From, To) of a run: evaluate rules
 // (one local activity for the page, recording the users the plan failed), then per user check
 // licenses (a local activity, only for users taking new seats) and provision SCIM (an
@@ -115,6 +121,16 @@ func processUser(ctx workflow.Context, run activities.RunRef, u activities.UserP
 	}
 	if ctx.Err() != nil {
 		return errored(ctx, step, err), nil
+	}
+	if workflow.GetVersion(ctx, "probe-before-user-failure", workflow.DefaultVersion, 1) >= 1 {
+		// Is it this user, or the whole target? A target down for every request stops the run
+		// with one run-level failure; the users' state stays as it was.
+		var down bool
+		pctx := workflow.WithActivityOptions(ctx, onQueue(probeOptions, queue))
+		if perr := workflow.ExecuteActivity(pctx, a.ProbeTarget, step).Get(ctx, &down); perr == nil && down {
+			return o, temporal.NewNonRetryableApplicationError(fmt.Sprintf("the target did not answer for the whole run: %v", rootCause(err)),
+				plan.TargetUnavailable, nil)
+		}
 	}
 	f := plan.Failure{Type: plan.TargetUnavailable, Message: fmt.Sprintf("the target did not accept the change after %d attempts: %v",
 		provisionOptions.RetryPolicy.MaximumAttempts, rootCause(err))}

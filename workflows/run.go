@@ -41,12 +41,13 @@ var discoveryOptions = workflow.ActivityOptions{
 }
 
 // runFailureType names a run-level failure (spec 9): refused credentials, an incompatible
-// target, or a target that did not answer the discovery. Other errors have no type.
+// target, or a target that did not answer the discovery or, mid-run, any request. Other
+// errors have no type.
 func runFailureType(err error) string {
 	var ae *temporal.ApplicationError
 	if errors.As(err, &ae) {
 		switch ae.Type() {
-		case plan.TargetAuth, plan.TargetIncompatible:
+		case plan.TargetAuth, plan.TargetIncompatible, plan.TargetUnavailable:
 			return ae.Type()
 		}
 	}

@@ -143,6 +143,7 @@ func TestTargetDownRecordsTargetUnavailableAfterRetries(t *testing.T) {
 		recorded = in
 		return activities.UserOutcome{Seq: in.Seq, Status: activities.Failed, FailureType: in.Failure.Type}, nil
 	})
+	e.OnActivity("ProbeTarget", mock.Anything, mock.Anything).Return(false, nil).Once()
 	e.ExecuteWorkflow(SyncRunWorkflow, RunInput{Org: "acme", RunID: "r1", Kind: KindManual})
 	require.NoError(t, e.GetWorkflowError())
 
@@ -152,6 +153,23 @@ func TestTargetDownRecordsTargetUnavailableAfterRetries(t *testing.T) {
 	require.Contains(t, recorded.Failure.Message, "503")
 	require.Equal(t, 1, e.finished.Failures[plan.TargetUnavailable])
 	require.Equal(t, 2, e.finished.Outcomes[activities.Created])
+}
+
+// A target down for every request in the middle of a run stops the run with one run-level
+// target_unavailable failure: the users it could not reach are not failed one by one, and no
+// further user is started.
+func TestTargetDownForEveryRequestStopsTheRun(t *testing.T) {
+	e := newRunEnv(t, 200)
+	e.failProvision = func(seq int) error { return errors.New("scim: 503 Service Unavailable") }
+	e.OnActivity("ProbeTarget", mock.Anything, mock.Anything).Return(true, nil)
+	e.ExecuteWorkflow(SyncRunWorkflow, RunInput{Org: "acme", RunID: "r1", Kind: KindManual, PageSize: 50, PageWindow: 1, UsersInFlight: 5})
+
+	require.Error(t, e.GetWorkflowError())
+	require.Equal(t, store.RunFailed, e.finished.Status)
+	require.Equal(t, plan.TargetUnavailable, e.finished.FailureType, e.finished.Error)
+	require.Contains(t, e.finished.Error, "503")
+	e.AssertNotCalled(t, "RecordUserFailure", mock.Anything, mock.Anything)
+	require.LessOrEqual(t, len(e.provision), 5, "no user is started once the target is found down")
 }
 
 // A run whose history grows long (a very large directory) starts no new page past the limit,

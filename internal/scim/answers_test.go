@@ -440,6 +440,7 @@ func TestCheckRefusesWhatTheTargetCannotTake(t *testing.T) {
 	}{
 		{"all declared", base, acme, []string{"office", "OFFICE"}, true, []string{"department"}, ""},
 		{"no PATCH", with("/ServiceProviderConfig", spcNoPatch), acme, nil, false, nil, "PATCH"},
+		{"no filter", with("/ServiceProviderConfig", `{"patch":{"supported":true},"filter":{"supported":false}}`), acme, nil, false, nil, "filtering"},
 		{"custom attribute missing", base, acme, []string{"office", "costCode"}, false, nil, `"costCode"`},
 		{"template attribute missing", base, scim.Extension{URN: acmeURN, TemplateAttribute: "profile"}, nil, true, nil, `"profile"`},
 		{"enterprise attribute missing", base, acme, nil, false, []string{"department", "division"}, `"division"`},

@@ -139,7 +139,8 @@ func (c *Client) resources(ctx context.Context, path string) ([]json.RawMessage,
 	return list.Resources, nil
 }
 
-// Check says why the target cannot take what an organization writes: no PATCH, or the custom
+// Check says why the target cannot take what an organization writes: no PATCH or filtering,
+// or the custom
 // extension or one of the attributes it would write (custom fields, and the settings template
 // when rules set one) not declared. Enterprise attributes are checked when the target
 // declares the enterprise schema at all (a target without it drops them, as RFC 7643 allows).
@@ -147,6 +148,9 @@ func (d *Discovery) Check(ext Extension, custom []string, template bool, enterpr
 	ext = ext.Resolved()
 	if !d.Patch {
 		return fmt.Errorf("the target does not support PATCH (ServiceProviderConfig patch.supported is false); usersync sends only what changed, with PATCH")
+	}
+	if !d.Filter {
+		return fmt.Errorf("the target does not support filtering (ServiceProviderConfig filter.supported is false); usersync finds accounts by externalId and userName with filters")
 	}
 	names := append([]string(nil), custom...)
 	if template {

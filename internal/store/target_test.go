@@ -33,7 +33,7 @@ func TestEditsAreCheckedAgainstTheTargetsSchema(t *testing.T) {
 	require.Equal(t, scim.Extension{URN: acmeURN, TemplateAttribute: "template"}, ext)
 	require.ErrorContains(t, st.SetMapping(ctx, org, "alice", "x", "custom:Template"), "settings template is written there")
 
-	d := &scim.Discovery{Patch: true, Schemas: map[string][]string{
+	d := &scim.Discovery{Patch: true, Filter: true, Schemas: map[string][]string{
 		acmeURN:               {"office", "template"},
 		scim.EnterpriseSchema: {"department", "employeeNumber"},
 	}, UserExtensions: []string{acmeURN, scim.EnterpriseSchema}}
@@ -65,7 +65,7 @@ func TestEditsAreCheckedAgainstTheTargetsSchema(t *testing.T) {
 	require.True(t, p.Discovery.Declares(acmeURN, "office"))
 
 	// An older mismatch does not block unrelated edits: the run reports it.
-	require.NoError(t, st.SaveTargetProfile(ctx, org, "run-2", ext, &scim.Discovery{Patch: true, Schemas: map[string][]string{}}))
+	require.NoError(t, st.SaveTargetProfile(ctx, org, "run-2", ext, &scim.Discovery{Patch: true, Filter: true, Schemas: map[string][]string{}}))
 	_, err = st.EditRules(ctx, org, "alice", "edit", func(cur []rules.Rule) ([]rules.Rule, error) {
 		cur[0].Note = "sales team"
 		return cur, nil
