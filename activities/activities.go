@@ -23,6 +23,7 @@ type Directory interface {
 // Target is the SCIM service provider (*scim.Client).
 type Target interface {
 	Discover(ctx context.Context) (*scim.Discovery, error)
+	Ping(ctx context.Context) error
 	CreateUser(ctx context.Context, ext scim.Extension, d plan.Desired) (*scim.User, error) // on 409, the account with this externalId if any
 	FindUserByUserName(ctx context.Context, ext scim.Extension, userName string) (*scim.User, error)
 	UpdateUser(ctx context.Context, ext scim.Extension, id string, from, to plan.Desired) error

@@ -51,7 +51,7 @@ func (a *Activities) groupID(ctx context.Context, org, name string) (string, err
 	}
 	if g == nil {
 		if g, err = a.Target.CreateGroup(ctx, name); err != nil {
-			return "", fmt.Errorf("create group %q: %w", name, err)
+			return "", targetError(fmt.Errorf("create group %q: %w", name, err))
 		}
 	}
 	return g.ID, a.Store.SaveScimGroupID(ctx, org, name, g.ID)

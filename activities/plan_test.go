@@ -6,37 +6,22 @@ import (
 	"fmt"
 	"math/rand"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/usersync/usersync/internal/devstack"
-	"github.com/usersync/usersync/internal/directory"
 	"github.com/usersync/usersync/internal/plan"
-	"github.com/usersync/usersync/internal/rules"
+	"github.com/usersync/usersync/internal/plan/plantest"
 	"github.com/usersync/usersync/internal/store"
 )
 
-const (
-	admins = "cn=admins,ou=groups,dc=example,dc=com"
-	staff  = "cn=staff,ou=groups,dc=example,dc=com"
-	sales  = "cn=sales,ou=groups,dc=example,dc=com"
-	guests = "cn=guests,ou=groups,dc=example,dc=com" // no rule
-)
-
-var testRules = []rules.Rule{
-	{ID: 1, Priority: 1, GroupDN: admins, Role: "Admin", Products: []string{"Meeting", "Webinar"}},
-	{ID: 2, Priority: 2, GroupDN: staff, Role: "Member", Products: []string{"Meeting"}, UserGroup: "Staff", DeviceGroups: []string{"Laptops"}},
-	{ID: 3, Priority: 3, GroupDN: sales, Products: []string{"Webinar"}, SettingsTemplate: "Sales"},
-}
-
-var testMappings = []plan.Mapping{{Source: "department", Target: "enterprise:department"}}
-
-// The streaming PlanRun (snapshot and per-user state read from PostgreSQL, items written as
-// decided, seats handed out from the work table) decides exactly what the in-memory plan.Plan
-// decides, over random organizations: seat shortages, leavers, held suspensions, suspicious
-// reads, retries, failures cleared.
+// The streaming PlanRun (plan.Stream over PostgreSQL: snapshot and per-user state read from
+// the store, items written as decided, seats handed out from the work table) decides exactly
+// what the in-memory plan.Plan decides, over random organizations: seat shortages, leavers,
+// held suspensions, suspicious reads, retries, failures cleared. plan.Stream's own decisions
+// are checked in memory over many more organizations (internal/plan, stream_test.go); what
+// fails only here is the store's SQL.
 func TestPlanRunDecidesExactlyWhatPlanDecides(t *testing.T) {
 	url := devstack.TestDatabase(t)
 	ctx := context.Background()
@@ -47,7 +32,7 @@ func TestPlanRunDecidesExactlyWhatPlanDecides(t *testing.T) {
 	for seed := int64(1); seed <= 60; seed++ {
 		r := rand.New(rand.NewSource(seed))
 		org, runID := fmt.Sprintf("org-%d", seed), fmt.Sprintf("org-%d/run/1", seed)
-		in, names := randomOrg(r)
+		in, names := plantest.RandomOrg(r)
 		loadOrg(t, ctx, st, org, runID, in, names)
 		acts := &Activities{Store: st, SuspendThresholdPercent: in.SuspendThresholdPercent, SuspendThresholdMax: in.SuspendThresholdMax}
 		got, err := acts.PlanRun(ctx, PlanInput{RunRef: RunRef{Org: org, RunID: runID}, Retry: in.Retry, ApproveSuspensions: in.ApproveSuspensions})
@@ -58,6 +43,7 @@ func TestPlanRunDecidesExactlyWhatPlanDecides(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, normalized(t, want.Items), items, "seed %d: items", seed)
 		require.Equal(t, summarize(want), got, "seed %d: counts", seed)
+		checkColumns(t, ctx, st, runID)
 
 		failed, err := st.FailedUsers(ctx, org)
 		require.NoError(t, err)
@@ -69,118 +55,38 @@ func TestPlanRunDecidesExactlyWhatPlanDecides(t *testing.T) {
 		}
 		require.ElementsMatch(t, left, keys(failed), "seed %d: failures after clearing the resolved", seed)
 
-		for _, it := range want.Items {
-			seen[string(it.Action)] = true
-			if it.Failure != nil {
-				seen[it.Failure.Type] = true
-			}
-		}
-		seen["resolved"] = seen["resolved"] || len(want.Resolved) > 0
-		seen["suspicious"] = seen["suspicious"] || slices.ContainsFunc(want.Warnings, func(w string) bool { return strings.Contains(w, "suspicious") })
-		seen["unchanged"] = seen["unchanged"] || want.Unchanged > 0
-		if in.Retry != nil && in.Retry.User != "" && len(want.Items)+len(want.Resolved) > 0 {
-			seen["retry by user"] = true
+		for _, c := range plantest.Covered(in, want) {
+			seen[c] = true
 		}
 	}
-	for _, c := range []string{"create", "update", "suspend", "fail", plan.OutOfLicenses, plan.SuspensionHeld,
-		plan.DomainNotValidated, plan.InvalidUserData, "resolved", "suspicious", "unchanged", "retry by user"} {
+	for _, c := range plantest.MustCover {
 		require.True(t, seen[c], "no case covered %q: change the generator", c)
 	}
 }
 
-// randomOrg generates a small organization, its directory and what an earlier sync left.
-func randomOrg(r *rand.Rand) (plan.Input, map[string]string) {
-	in := plan.Input{Rules: testRules, Mappings: testMappings,
-		ValidatedDomains: map[string]bool{"example.com": true},
-		Applied:          map[string]plan.Applied{}, Failed: map[string]plan.Failure{},
-		Seats:                   map[string]int{"Meeting": r.Intn(25), "Webinar": r.Intn(8)},
-		Held:                    map[string]map[string]bool{},
-		SuspendThresholdPercent: []int{10, 50}[r.Intn(2)], SuspendThresholdMax: []int{2, 500}[r.Intn(2)]}
-	names := map[string]string{}
-	n := r.Intn(40)
-	for i := range n {
-		name := []string{"ann", "Bob", "cid", "Dan", "eve", "FAY"}[r.Intn(6)] + fmt.Sprint(i)
-		email := strings.ToLower(name) + "@example.com"
-		switch r.Intn(20) {
-		case 0:
-			email = strings.ToLower(name) + "@other.org"
-		case 1:
-			email = "not-an-email"
+// checkColumns checks that the work table's columns are what Go computed from each item: the
+// action and failure, the seat order (a planned seat candidate's only) and the item order.
+func checkColumns(t *testing.T, ctx context.Context, st *store.Store, runID string) {
+	t.Helper()
+	rows, err := st.Pool().Query(ctx, `SELECT item, action, failure_type, failure_product, failure_message,
+		seat_key, order_key FROM work_items WHERE run_id=$1`, runID)
+	require.NoError(t, err)
+	defer rows.Close()
+	for rows.Next() {
+		var it plan.Item
+		var action, ftype, fproduct, fmessage string
+		var seatKey, orderKey []byte
+		require.NoError(t, rows.Scan(&it, &action, &ftype, &fproduct, &fmessage, &seatKey, &orderKey))
+		require.Equal(t, string(it.Action), action)
+		var f plan.Failure
+		if it.Failure != nil {
+			f = *it.Failure
 		}
-		u := directory.User{ExternalID: fmt.Sprintf("%08x", r.Uint32()), UserName: email, Email: email,
-			GivenName: name, Disabled: r.Intn(10) == 0}
-		for _, g := range []string{admins, staff, sales, guests} {
-			if r.Intn(3) == 0 {
-				u.Groups = append(u.Groups, g)
-			}
-		}
-		if r.Intn(2) == 0 {
-			u.Attributes = map[string]string{"department": []string{"R&D", "Sales"}[r.Intn(2)]}
-		}
-		in.Users = append(in.Users, u)
-		names[u.ExternalID] = u.UserName
-		if r.Intn(2) == 0 {
-			in.Applied[u.ExternalID] = appliedFor(r, u)
-		}
+		require.Equal(t, f, plan.Failure{Type: ftype, Product: fproduct, Message: fmessage}, "%s", it.ExternalID)
+		require.Equal(t, len(it.NewSeats) > 0, seatKey != nil, "%s: a seat order exactly for items taking new seats", it.ExternalID)
+		require.Equal(t, plan.ItemOrder(it), orderKey)
 	}
-	for range r.Intn(6) { // linked accounts the directory no longer returns
-		id := fmt.Sprintf("%08x", r.Uint32())
-		names[id] = "gone-" + id + "@example.com"
-		in.Applied[id] = plan.Applied{ExternalID: id, ScimID: "scim-" + id,
-			State: plan.Desired{ExternalID: id, UserName: names[id], Email: names[id], Active: r.Intn(4) > 0, Products: []string{"Meeting"}}}
-	}
-	for range r.Intn(3) { // failed users never linked, gone from the directory
-		id := fmt.Sprintf("%08x", r.Uint32())
-		names[id] = "never-" + id + "@example.com"
-		in.Failed[id] = plan.Failure{Type: plan.ExistingAccount, Message: "exists"}
-	}
-	for _, id := range sortedKeys(names) {
-		if _, failed := in.Failed[id]; !failed && r.Intn(5) == 0 {
-			typ := plan.FailureTypes[r.Intn(len(plan.FailureTypes))]
-			in.Failed[id] = plan.Failure{Type: typ, Product: map[bool]string{true: "Webinar"}[typ == plan.OutOfLicenses], Message: "earlier"}
-		}
-		if ap, linked := in.Applied[id]; linked { // seats held, within what was bought
-			for _, p := range []string{"Meeting", "Webinar"} {
-				if (slices.Contains(ap.State.Products, p) || r.Intn(8) == 0) && len(in.Held[p]) < in.Seats[p] {
-					if in.Held[p] == nil {
-						in.Held[p] = map[string]bool{}
-					}
-					in.Held[p][id] = true
-				}
-			}
-		}
-	}
-	switch r.Intn(5) {
-	case 0:
-		in.PreviousSnapshotSize = 3*n + 1 // this read looks too small
-	case 1:
-		in.PreviousSnapshotSize = n
-	}
-	if r.Intn(4) == 0 {
-		in.Retry = &plan.Filter{Type: []string{"", plan.OutOfLicenses, plan.TargetUnavailable}[r.Intn(3)]}
-		if ids := sortedKeys(in.Failed); len(ids) > 0 && r.Intn(2) == 0 { // one user, by name or ID
-			id := ids[r.Intn(len(ids))]
-			in.Retry = &plan.Filter{User: []string{id, strings.ToUpper(names[id])}[r.Intn(2)]}
-		}
-	}
-	in.ApproveSuspensions = r.Intn(5) == 0
-	return in, names
-}
-
-// appliedFor is what an earlier sync wrote for u: its current desired state, or something
-// that has since changed.
-func appliedFor(r *rand.Rand, u directory.User) plan.Applied {
-	d := plan.Desired{ExternalID: u.ExternalID, UserName: u.UserName, Email: u.Email, Active: true}
-	if a, ok := rules.Resolve(testRules, u.Groups); ok {
-		d = plan.Build(u, a, testMappings)
-	}
-	switch r.Intn(4) {
-	case 0:
-		d.DisplayName = "Old Name"
-	case 1:
-		d.Active = r.Intn(2) == 0
-	}
-	return plan.Applied{ExternalID: u.ExternalID, ScimID: "scim-" + u.ExternalID, State: d}
+	require.NoError(t, rows.Err())
 }
 
 // loadOrg writes the organization into the store as a sync would find it.

@@ -72,7 +72,8 @@ func (a *Activities) SnapshotDirectory(ctx context.Context, in SnapshotInput) (S
 // organization's current banners.
 func (a *Activities) FinishRun(ctx context.Context, in FinishInput) (RunSummary, error) {
 	sum := RunSummary{FinishInput: in, InScope: in.Plan.InScope, FinishedAt: time.Now().UTC()}
-	banners, err := a.Store.Banners(ctx, in.Org)
+	// This run's own run-level failure, not the last recorded one: it is recorded below.
+	banners, err := a.Store.BannersWith(ctx, in.Org, in.FailureType)
 	if err != nil {
 		return sum, err
 	}

@@ -2,6 +2,8 @@ package activities
 
 import (
 	"context"
+	"errors"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 
@@ -32,8 +34,22 @@ func (a *Activities) DiscoverTarget(ctx context.Context, in SnapshotInput) (Targ
 		return TargetCheck{}, err
 	}
 	d, err := a.Target.Discover(ctx)
-	if err != nil {
+	switch {
+	case err == nil:
+	case scim.IsAuth(err):
 		return TargetCheck{}, targetError(err)
+	case scim.IsRetryable(err):
+		// Retried by Temporal; once retries run out the run stops as target_unavailable.
+		return TargetCheck{}, temporal.NewApplicationError(err.Error(), plan.TargetUnavailable)
+	default: // a 4xx, or answers that are not what RFC 7644 section 4 says
+		return TargetCheck{}, temporal.NewNonRetryableApplicationError(
+			"the target's discovery endpoints answered what usersync cannot use: "+err.Error(), plan.TargetIncompatible, nil)
+	}
+	if !in.DryRun {
+		// What the target is, whatever this organization writes: edits are checked against it.
+		if err := a.Store.SaveTargetProfile(ctx, in.Org, in.RunID, ext, d); err != nil {
+			return TargetCheck{}, err
+		}
 	}
 	rs, err := a.Store.Rules(ctx, in.Org)
 	if err != nil {
@@ -47,7 +63,8 @@ func (a *Activities) DiscoverTarget(ctx context.Context, in SnapshotInput) (Targ
 	if err := d.Check(ext, custom, template, enterprise); err != nil {
 		return TargetCheck{}, temporal.NewNonRetryableApplicationError(err.Error(), plan.TargetIncompatible, nil)
 	}
-	if err := a.Store.SaveTargetProfile(ctx, in.Org, in.RunID, ext, d); err != nil {
+	// The run's per-user steps write this extension, whatever the settings become meanwhile.
+	if err := a.Store.SetRunExtension(ctx, in.RunID, ext); err != nil {
 		return TargetCheck{}, err
 	}
 	return TargetCheck{CustomSchema: ext.URN, Patch: d.Patch, Filter: d.Filter, MaxResults: d.MaxResults, ETag: d.ETag}, nil
@@ -62,13 +79,19 @@ func targetError(err error) error {
 	return err
 }
 
+// probeTimeout bounds the one request of ProbeTarget: a hung target is a down target.
+const probeTimeout = 15 * time.Second
+
 // ProbeTarget tells whether the target is down as a whole, once a user's write ran out of
 // retries: one read that needs nothing of any user. When it is down, the user's new seats go
 // back (its write did not happen, or is found and linked by the next run's create) and the
 // workflow stops the run instead of failing the user.
 func (a *Activities) ProbeTarget(ctx context.Context, in UserStep) (down bool, err error) {
-	_, perr := a.Target.Discover(ctx)
-	if perr == nil || !scim.IsRetryable(perr) {
+	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	perr := a.Target.Ping(pctx)
+	cancel()
+	// Down: no answer in time, a network error, a 5xx or 429. Any other answer is an answer.
+	if perr == nil || !(scim.IsRetryable(perr) || errors.Is(perr, context.DeadlineExceeded)) {
 		return false, nil
 	}
 	it, err := a.Store.WorkItem(ctx, in.RunID, in.Seq)

@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"go.temporal.io/sdk/activity"
 
@@ -70,7 +71,10 @@ func (a *Activities) ProvisionUser(ctx context.Context, in UserStep) (UserOutcom
 	if r.holds != nil {
 		// The target holds an account for this user that we have not linked yet (created or
 		// adopted, then a later step failed): link it with the state it has.
-		if serr := a.Store.SaveProvisioned(ctx, in.Org, r.scimID, *r.holds, in.RunID, in.Seq, r.status); serr != nil {
+		// Its seats stay reserved while the write is unfinished: a retried attempt finishes
+		// it, a failure gives back those the account does not hold.
+		keep := append(slices.Clone(r.holds.Products), it.NewSeats...)
+		if serr := a.Store.SaveLinked(ctx, in.Org, r.scimID, *r.holds, keep, in.RunID, in.Seq, r.status); serr != nil {
 			return UserOutcome{}, serr
 		}
 	}

@@ -62,3 +62,29 @@ if [ ! -d "$scimmy_dir/node_modules" ] || [ "$scimmy_dir/package-lock.json" -nt 
   npm ci --prefix "$scimmy_dir" --no-audit --no-fund
   touch "$scimmy_dir/node_modules" # npm ci may keep an old directory's time
 fi
+
+# The Samba AD domain controller of the Active Directory integration tests
+# (internal/devstack/samba.go): the tests provision a throwaway domain and run
+# samba themselves, as root, on 127.0.0.1:389 and :636, one at a time.
+samba_missing=()
+[ -x /usr/sbin/samba ] || samba_missing+=(samba)
+command -v samba-tool >/dev/null || samba_missing+=(samba-common-bin)
+[ -d /usr/share/samba/setup ] || samba_missing+=(samba-ad-provision)
+compgen -G '/usr/lib/*/samba/ldb/samba_dsdb.so' >/dev/null || samba_missing+=(samba-dsdb-modules)
+if [ "${#samba_missing[@]}" -gt 0 ]; then
+  if ! command -v apt-get >/dev/null; then
+    echo "setup: the Samba AD tests need ${samba_missing[*]}; please install them (no apt-get on this machine)" >&2
+    exit 1
+  fi
+  samba_missing+=(samba-ad-dc winbind)
+  echo "setup: installing ${samba_missing[*]} (the Samba AD DC of the AD tests)"
+  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  # The package's own services do not serve AD (no domain is provisioned) and do not use 389.
+  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${samba_missing[@]}" >/dev/null
+fi
+for port in 389 636; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "setup: warning: something listens on 127.0.0.1:$port (the system slapd?); the Samba AD tests need" \
+      "ports 389 and 636 free (e.g. sudo systemctl disable --now slapd)" >&2
+  fi
+done

@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -63,12 +61,11 @@ state written to the target, and the user's current failure.`,
 			if err != nil {
 				return err
 			}
-			if in.SuspendThresholdPercent, err = envIntOr("SUSPEND_THRESHOLD_PERCENT", plan.DefaultSuspendThresholdPercent); err != nil {
+			thresholds, err := suspendThresholdsFromEnv()
+			if err != nil {
 				return err
 			}
-			if in.SuspendThresholdMax, err = envIntOr("SUSPEND_THRESHOLD_MAX", plan.DefaultSuspendThresholdMax); err != nil {
-				return err
-			}
+			in.SuspendThresholdPercent, in.SuspendThresholdMax = thresholds.SuspendThresholdPercent, thresholds.SuspendThresholdMax
 			if in.Users, err = readRuledGroups(ctx, in); err != nil {
 				return err
 			}
@@ -107,41 +104,28 @@ func readRuledGroups(ctx context.Context, in plan.Input) ([]directory.User, erro
 	return users, nil
 }
 
-// directoryFromEnv is the directory configuration of the LDAP_* environment, the same
-// variables the worker reads.
+// directoryFromEnv is the directory configuration of the LDAP_* environment, read and
+// validated by the worker's own settings (internal/config).
 func directoryFromEnv() (directory.Config, error) {
-	url := os.Getenv("LDAP_URL")
-	if url == "" {
+	var l config.LDAP
+	if err := l.Settings().Load(); err != nil {
+		return directory.Config{}, err
+	}
+	if l.LDAPURL == "" {
 		return directory.Config{}, fmt.Errorf("LDAP_URL is not set (set LDAP_URL, LDAP_BIND_DN, " +
 			"LDAP_BIND_PASSWORD or LDAP_BIND_PASSWORD_FILE, LDAP_BASE_DN, LDAP_PROFILE)")
 	}
-	password, err := config.Secret("LDAP_BIND_PASSWORD", os.Getenv("LDAP_BIND_PASSWORD_FILE"))
+	password, err := l.BindPassword()
 	if err != nil {
 		return directory.Config{}, err
 	}
-	pageSize, err := envIntOr("LDAP_PAGE_SIZE", directory.DefaultPageSize)
-	if err != nil {
-		return directory.Config{}, err
-	}
-	return directory.Config{
-		URL: url, BindDN: os.Getenv("LDAP_BIND_DN"), BindPassword: password,
-		BaseDN: os.Getenv("LDAP_BASE_DN"), Profile: envOr("LDAP_PROFILE", directory.ProfileOpenLDAP),
-		UserNameAttribute: os.Getenv("LDAP_USERNAME_ATTRIBUTE"),
-		DisabledAttribute: os.Getenv("LDAP_DISABLED_ATTRIBUTE"), DisabledValue: os.Getenv("LDAP_DISABLED_VALUE"),
-		PageSize: pageSize, Timeout: 30 * time.Second,
-	}, nil
+	return l.Directory(password), nil
 }
 
-func envIntOr(key string, def int) (int, error) {
-	v := strings.TrimSpace(os.Getenv(key))
-	if v == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		return 0, fmt.Errorf("%s %q: not a whole number", key, v)
-	}
-	return n, nil
+// suspendThresholdsFromEnv are the worker's SUSPEND_THRESHOLD_* settings.
+func suspendThresholdsFromEnv() (config.SuspendThresholds, error) {
+	var t config.SuspendThresholds
+	return t, t.Settings().Load()
 }
 
 // explainUser finds q (a userName, case-insensitive, or an externalId) among in.Users, the

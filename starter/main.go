@@ -26,8 +26,10 @@ import (
 // that edit the store never need Temporal and the other way round.
 type app struct {
 	config.Common
-	actor string
-	json  bool
+	settings *config.Settings // the common settings, bound to the global flags
+	actor    string
+	json     bool
+	stderr   io.Writer // warnings
 
 	db *store.Store
 	tc client.Client
@@ -54,7 +56,8 @@ func envOr(key, def string) string {
 
 // newRoot builds the command tree. Tests execute it in-process.
 func newRoot() (*cobra.Command, *app) {
-	a := &app{}
+	a := &app{stderr: os.Stderr}
+	a.settings = a.Common.Settings()
 	root := &cobra.Command{
 		Use:   "starter",
 		Short: "Administer usersync: switch user sync on and off, run, retry and configure it",
@@ -70,8 +73,9 @@ mappings, licenses, validated domains, the catalog, failures and the activity hi
 		SilenceErrors:     true,
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
-			if strings.TrimSpace(a.Org) == "" {
-				return errors.New("--org: empty (set it or env USERSYNC_ORG)")
+			a.stderr = cmd.ErrOrStderr()
+			if err := a.settings.Load(); err != nil {
+				return err
 			}
 			if strings.TrimSpace(a.actor) == "" {
 				return errors.New("--actor: empty")
@@ -80,11 +84,8 @@ mappings, licenses, validated domains, the catalog, failures and the activity hi
 		},
 	}
 	pf := root.PersistentFlags()
-	// Same names and environment defaults as config.Common.BindCommon (which binds Go's flag package).
-	pf.StringVar(&a.Org, "org", envOr("USERSYNC_ORG", "default"), "organization ID (env USERSYNC_ORG)")
-	pf.StringVar(&a.TemporalAddress, "temporal-address", envOr("TEMPORAL_ADDRESS", "127.0.0.1:7233"), "Temporal frontend host:port (env TEMPORAL_ADDRESS)")
-	pf.StringVar(&a.Namespace, "namespace", envOr("TEMPORAL_NAMESPACE", "default"), "Temporal namespace (env TEMPORAL_NAMESPACE)")
-	pf.StringVar(&a.DatabaseURL, "database-url", envOr("DATABASE_URL", ""), "PostgreSQL URL (env DATABASE_URL)")
+	// The worker's common settings (internal/config): same flags, variables and validation.
+	a.settings.BindPFlags(pf)
 	pf.StringVar(&a.actor, "actor", envOr("USER", "cli"), "who is acting, recorded in the history (env USER)")
 	pf.BoolVar(&a.json, "json", false, "print machine-readable JSON")
 
@@ -104,6 +105,13 @@ func (a *app) store(ctx context.Context) (*store.Store, error) {
 	if strings.TrimSpace(a.DatabaseURL) == "" {
 		return nil, errors.New("--database-url: not set (set it or env DATABASE_URL)")
 	}
+	if warning := config.DatabaseTLSWarning(a.DatabaseURL); warning != "" {
+		w := a.stderr
+		if w == nil {
+			w = os.Stderr
+		}
+		fmt.Fprintln(w, "warning:", warning)
+	}
 	db, err := store.Open(ctx, a.DatabaseURL)
 	if err != nil {
 		return nil, err
@@ -118,11 +126,11 @@ func (a *app) temporal() (client.Client, error) {
 	if a.tc != nil {
 		return a.tc, nil
 	}
-	c, err := client.Dial(client.Options{
-		HostPort:  a.TemporalAddress,
-		Namespace: a.Namespace,
-		Logger:    tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
-	})
+	opts, err := a.TemporalOptions(tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.Dial(opts)
 	if err != nil {
 		return nil, fmt.Errorf("temporal %s (namespace %s): %w", a.TemporalAddress, a.Namespace, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -17,7 +18,6 @@ import (
 
 	"github.com/usersync/usersync/activities"
 	"github.com/usersync/usersync/internal/config"
-	"github.com/usersync/usersync/internal/directory"
 	"github.com/usersync/usersync/internal/engine"
 	"github.com/usersync/usersync/internal/scim"
 	"github.com/usersync/usersync/internal/store"
@@ -25,7 +25,7 @@ import (
 )
 
 func main() {
-	if err := run(); err != nil {
+	if err := run(os.Args[1:], os.Stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return
 		}
@@ -37,23 +37,42 @@ func main() {
 // defaultMemoryLimit is the worker's soft memory limit unless GOMEMLIMIT is set.
 const defaultMemoryLimit = 200 << 20
 
-func run() error {
+// run parses args (help and flag errors go to stderr), then runs the worker until SIGINT or
+// SIGTERM.
+func run(args []string, stderr io.Writer) error {
 	var cfg config.Worker
+	flags := cfg.Settings()
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
-	cfg.Bind(fs)
-	if err := fs.Parse(os.Args[1:]); err != nil {
+	fs.SetOutput(stderr)
+	flags.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := flags.Load(); err != nil {
 		return err
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	ldapPassword, err := config.Secret("LDAP_BIND_PASSWORD", cfg.LDAPBindPasswordFile)
+	ldapPassword, err := cfg.BindPassword()
 	if err != nil {
 		return err
 	}
 	token, err := config.Secret("SCIM_TOKEN", cfg.SCIMTokenFile)
 	if err != nil {
 		return err
+	}
+	dirCfg := cfg.Directory(ldapPassword)
+	if err := dirCfg.Validate(); err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	temporalOptions, err := cfg.TemporalOptions(tlog.NewStructuredLogger(logger))
+	if err != nil {
+		return err
+	}
+	if warning := config.DatabaseTLSWarning(cfg.DatabaseURL); warning != "" {
+		logger.Warn(warning)
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		// A sync of a large directory allocates in bursts (planning holds the snapshot and the
@@ -69,12 +88,6 @@ func run() error {
 	}
 	defer st.Close()
 
-	dirCfg := directory.Config{URL: cfg.LDAPURL, BindDN: cfg.LDAPBindDN, BindPassword: ldapPassword, BaseDN: cfg.LDAPBaseDN,
-		Profile: cfg.LDAPProfile, UserNameAttribute: cfg.LDAPUserNameAttribute, DisabledAttribute: cfg.LDAPDisabledAttribute,
-		DisabledValue: cfg.LDAPDisabledValue, PageSize: cfg.LDAPPageSize}
-	if err := dirCfg.Validate(); err != nil {
-		return err
-	}
 	scimConfig := scim.Config{BaseURL: cfg.SCIMURL, Token: token}
 	settings := activities.RunSettings{ProvisionQueue: workflows.TaskQueue, PageSize: cfg.PageSize,
 		PageWindow: cfg.PageWindow, UsersInFlight: cfg.UsersInFlight}
@@ -91,9 +104,7 @@ func run() error {
 		SuspendThresholdMax:     cfg.SuspendThresholdMax,
 		Settings:                settings,
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	c, err := client.DialContext(ctx, client.Options{HostPort: cfg.TemporalAddress, Namespace: cfg.Namespace,
-		Logger: tlog.NewStructuredLogger(logger)})
+	c, err := client.DialContext(ctx, temporalOptions)
 	if err != nil {
 		return fmt.Errorf("connect to Temporal at %s: %w", cfg.TemporalAddress, err)
 	}
@@ -102,7 +113,8 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	logger.Info("usersync worker started", "org", cfg.Org, "temporal", cfg.TemporalAddress, "scimRate", cfg.SCIMRate)
+	logger.Info("usersync worker started", "org", cfg.Org, "temporal", cfg.TemporalAddress,
+		"temporalTLS", temporalOptions.ConnectionOptions.TLS != nil, "scimRate", cfg.SCIMRate)
 	<-ctx.Done()
 	stop()
 	return nil

@@ -63,7 +63,7 @@ func ProcessPageWorkflow(ctx workflow.Context, in PageInput) (PageResult, error)
 		res.Failures[typ] += n
 	}
 	running := 0
-	var stop error // the target refused our credentials: no further user is started
+	var stop *RunStop // the run stops: no further user is started
 	for _, u := range ev.Users {
 		if err := workflow.Await(ctx, func() bool { return running < in.UsersInFlight }); err != nil || stop != nil {
 			break
@@ -71,10 +71,10 @@ func ProcessPageWorkflow(ctx workflow.Context, in PageInput) (PageResult, error)
 		running++
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			defer func() { running-- }()
-			o, err := processUser(ctx, in.RunRef, u, in.ProvisionQueue)
-			if err != nil {
+			o, s := processUser(ctx, in.RunRef, u, in.ProvisionQueue)
+			if s != nil {
 				if stop == nil {
-					stop = err
+					stop = s
 				}
 				return
 			}
@@ -88,16 +88,14 @@ func ProcessPageWorkflow(ctx workflow.Context, in PageInput) (PageResult, error)
 	// ends only once nothing more will be written.
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	_ = workflow.Await(dctx, func() bool { return running == 0 })
-	if stop != nil {
-		return res, stop
-	}
+	res.Stopped = stop
 	return res, ctx.Err()
 }
 
 // processUser runs one user's license and SCIM steps. It fails the page only when the target
 // refused our credentials (the run stops with one target_auth failure); otherwise a user whose
 // steps could not complete keeps its previous state and is planned again by the next sync.
-func processUser(ctx workflow.Context, run activities.RunRef, u activities.UserPlan, queue string) (activities.UserOutcome, error) {
+func processUser(ctx workflow.Context, run activities.RunRef, u activities.UserPlan, queue string) (activities.UserOutcome, *RunStop) {
 	step := activities.UserStep{RunRef: run, Seq: u.Seq}
 	lctx := workflow.WithLocalActivityOptions(ctx, stepOptions)
 	if len(u.Seats) > 0 {
@@ -117,7 +115,7 @@ func processUser(ctx workflow.Context, run activities.RunRef, u activities.UserP
 	}
 	var ae *temporal.ApplicationError
 	if errors.As(err, &ae) && ae.Type() == plan.TargetAuth {
-		return o, temporal.NewNonRetryableApplicationError(ae.Error(), plan.TargetAuth, nil)
+		return o, &RunStop{Type: plan.TargetAuth, Message: ae.Error()}
 	}
 	if ctx.Err() != nil {
 		return errored(ctx, step, err), nil
@@ -128,8 +126,7 @@ func processUser(ctx workflow.Context, run activities.RunRef, u activities.UserP
 		var down bool
 		pctx := workflow.WithActivityOptions(ctx, onQueue(probeOptions, queue))
 		if perr := workflow.ExecuteActivity(pctx, a.ProbeTarget, step).Get(ctx, &down); perr == nil && down {
-			return o, temporal.NewNonRetryableApplicationError(fmt.Sprintf("the target did not answer for the whole run: %v", rootCause(err)),
-				plan.TargetUnavailable, nil)
+			return o, &RunStop{Type: plan.TargetUnavailable, Message: fmt.Sprintf("the target did not answer for the whole run: %v", rootCause(err))}
 		}
 	}
 	f := plan.Failure{Type: plan.TargetUnavailable, Message: fmt.Sprintf("the target did not accept the change after %d attempts: %v",

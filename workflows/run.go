@@ -51,10 +51,6 @@ func runFailureType(err error) string {
 			return ae.Type()
 		}
 	}
-	var act *temporal.ActivityError
-	if errors.As(err, &act) && act.ActivityType() != nil && act.ActivityType().GetName() == "DiscoverTarget" {
-		return plan.TargetUnavailable
-	}
 	return ""
 }
 
@@ -203,6 +199,9 @@ func fanOut(ctx workflow.Context, in RunInput, queue string, prog *Progress, fin
 				var r PageResult
 				if err := f.Get(ctx, &r); err != nil && firstErr == nil {
 					firstErr = err
+				}
+				if s := r.Stopped; s != nil && firstErr == nil {
+					firstErr = temporal.NewNonRetryableApplicationError(s.Message, s.Type, nil)
 				}
 				running--
 				prog.PagesDone++

@@ -53,6 +53,15 @@ type PageInput struct {
 type PageResult struct {
 	Outcomes map[string]int `json:"outcomes"`
 	Failures map[string]int `json:"failures"`
+	// Stopped is set when the page stopped the run: the target refused our credentials or
+	// was down for every request. The counts above still hold what the page did before.
+	Stopped *RunStop `json:"stopped,omitempty"`
+}
+
+// RunStop is a run-level failure (spec 9): its type and message.
+type RunStop struct {
+	Type    string `json:"type"`
+	Message string `json:"message"`
 }
 
 // Progress is a run's progress, for the UI and the CLI.

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	commonpb "go.temporal.io/api/common/v1"
@@ -614,6 +615,13 @@ func jsonKind(raw json.RawMessage) string {
 // clip shortens what a sender wrote to a length fit for the history.
 func clip(s string) string {
 	const max = 64
+	// What a sender wrote goes to the history and the terminal: no control characters.
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
 	if len(s) <= max {
 		return s
 	}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/usersync/usersync/activities"
+	"github.com/usersync/usersync/internal/store"
 	"github.com/usersync/usersync/workflows"
 )
 
@@ -36,6 +37,20 @@ func (e *emptySteps) CheckLicenses(_ context.Context, in activities.SeatsInput) 
 func (e *emptySteps) ProvisionUser(_ context.Context, in activities.UserStep) (activities.UserOutcome, error) {
 	return activities.UserOutcome{Seq: in.Seq, Status: activities.Created}, nil
 }
+
+func (e *emptySteps) DiscoverTarget(context.Context, activities.SnapshotInput) (activities.TargetCheck, error) {
+	return activities.TargetCheck{Patch: true, Filter: true}, nil
+}
+
+func (e *emptySteps) ProbeTarget(context.Context, activities.UserStep) (bool, error) {
+	return false, nil
+}
+
+func (e *emptySteps) RecordUserFailure(_ context.Context, in activities.UserFailureInput) (activities.UserOutcome, error) {
+	return activities.UserOutcome{Seq: in.Seq, Status: activities.Failed, FailureType: in.Failure.Type}, nil
+}
+
+func (e *emptySteps) RecordEvent(context.Context, store.Event) error { return nil }
 
 func (e *emptySteps) SyncGroups(context.Context, activities.RunRef) (activities.GroupsResult, error) {
 	return activities.GroupsResult{}, nil

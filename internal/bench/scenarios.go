@@ -94,8 +94,8 @@ func historyLength(ctx context.Context, c client.Client, id string) int {
 	return int(d.WorkflowExecutionInfo.GetHistoryLength())
 }
 
-// Run measures every scenario for n users. rate, when > 0, adds the initial sync of 1,000
-// users under that SCIM request rate.
+// Run measures every scenario for n users. rate, when > 0, adds the initial sync of the same
+// n users under that SCIM request rate.
 func Run(ctx context.Context, s *Stack, n int, workerBin string, rate float64, log func(string, ...any)) ([]Row, error) {
 	d := demo.Generate(n, 1)
 	t0 := time.Now()
@@ -157,7 +157,7 @@ func Run(ctx context.Context, s *Stack, n int, workerBin string, rate float64, l
 		100*rows[0].UsersPerS/ceiling.UsersPerS, 100*rows[0].UsersPerS/raw.perS)
 
 	if rate > 0 {
-		r, err := rateLimited(ctx, s, workerBin, rate)
+		r, err := rateLimited(ctx, s, d, n, workerBin, rate)
 		if err := add(r, err); err != nil {
 			return rows, err
 		}
@@ -214,11 +214,11 @@ func uidOf(e *ldap.AddRequest) string {
 	return ""
 }
 
-// rateLimited is the initial sync of 1,000 users under the target's documented rate.
-func rateLimited(ctx context.Context, s *Stack, workerBin string, rate float64) (Row, error) {
-	const n = 1000
+// rateLimited is the initial sync of the loaded directory (d, as the size's other rows) under
+// the target's documented rate, for a fresh organization and target. Its N is the directory's
+// size: it was once labelled 1,000 whatever was loaded.
+func rateLimited(ctx context.Context, s *Stack, d demo.Demo, n int, workerBin string, rate float64) (Row, error) {
 	const rateOrg = "bench-rate"
-	d := demo.Generate(n, 1) // same directory users as the N=1000 run, fresh org and target
 	if err := demo.Seed(ctx, s.Store, rateOrg, "bench", d); err != nil {
 		return Row{}, err
 	}

@@ -117,7 +117,7 @@ func (s *Stack) StartWorker(ctx context.Context, workerBin string, rate float64)
 	cmd := exec.Command(workerBin)
 	cmd.Env = append(os.Environ(),
 		"USERSYNC_ORG=bench", "TEMPORAL_ADDRESS="+s.HostPort, "DATABASE_URL="+s.DBURL,
-		"LDAP_URL="+s.Slapd.URL(), "LDAP_BIND_DN="+s.Slapd.AdminDN, "LDAP_BIND_PASSWORD="+ldapSecret,
+		"LDAP_URL="+s.Slapd.URL(), "LDAP_BIND_DN="+s.Slapd.AdminDN, "LDAP_BIND_PASSWORD="+ldapSecret, "LDAP_ALLOW_PLAINTEXT_BIND=true",
 		"LDAP_BASE_DN="+demo.Suffix, "LDAP_PROFILE=openldap", "SCIM_URL="+s.SCIMURL, "SCIM_TOKEN="+token,
 		"SCIM_RATE="+strconv.FormatFloat(rate, 'f', -1, 64))
 	logf, err := os.Create(filepath.Join(s.Dir, "worker.log"))

@@ -1,85 +1,175 @@
-// Package config reads usersync's settings from flags and environment. Secrets come only from
-// the environment or files, never from flags (flags show up in process lists).
+// Package config defines usersync's settings once: each has a flag, an environment variable, a
+// default, help and validation (settings.go), and both the worker (Go's flag package) and the
+// starter CLI (cobra) generate their flags from these tables. Secrets come only from the
+// environment or files, never from flags (flags show up in process lists), and help and errors
+// never show them.
 package config
 
 import (
-	"flag"
 	"fmt"
+	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/usersync/usersync/internal/directory"
 )
 
-// Common is what every usersync process needs.
+// Common is what every usersync process needs: the organization, Temporal and PostgreSQL.
 type Common struct {
 	Org             string
 	TemporalAddress string
 	Namespace       string
 	DatabaseURL     string
+	// Temporal transport security. TLS is on when TemporalTLS is set or implied by any of the
+	// others (or an API key).
+	TemporalTLS           bool
+	TemporalTLSCAFile     string
+	TemporalTLSServerName string
+	TemporalTLSCertFile   string
+	TemporalTLSKeyFile    string
+	TemporalAPIKeyFile    string
 }
 
-// Worker adds the directory and target settings.
-type Worker struct {
-	Common
+// LDAP is how to reach and read the directory. The starter's explain and rules commands read
+// it from the environment, the worker from flags and the environment.
+type LDAP struct {
 	LDAPURL, LDAPBindDN, LDAPBaseDN, LDAPProfile string
 	LDAPUserNameAttribute                        string
 	LDAPDisabledAttribute, LDAPDisabledValue     string
 	LDAPPageSize                                 int
 	LDAPBindPasswordFile                         string
-	SCIMURL                                      string
-	SCIMTokenFile                                string
-	SCIMRate                                     float64
+	LDAPStartTLS                                 bool
+	LDAPCAFile, LDAPServerName                   string
+	LDAPAllowPlaintextBind                       bool
+	LDAPInChain                                  bool
+}
+
+// SuspendThresholds is the safety threshold on suspensions (the worker's, and starter explain's).
+type SuspendThresholds struct {
 	SuspendThresholdPercent, SuspendThresholdMax int
-	PageSize, PageWindow, UsersInFlight          int
 }
 
-func env(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
+// Worker adds the directory, the target and the sync's tuning.
+type Worker struct {
+	Common
+	LDAP
+	SuspendThresholds
+	SCIMURL                             string
+	SCIMTokenFile                       string
+	SCIMRate                            float64
+	PageSize, PageWindow, UsersInFlight int
+}
+
+// The tables. Each setting is defined here once.
+
+func (c *Common) entries() []entry {
+	return []entry{
+		withCheck(str(&c.Org, "org", "USERSYNC_ORG", "default", "organization ID"), notBlank(&c.Org)),
+		str(&c.TemporalAddress, "temporal-address", "TEMPORAL_ADDRESS", "127.0.0.1:7233", "Temporal frontend host:port"),
+		str(&c.Namespace, "namespace", "TEMPORAL_NAMESPACE", "default", "Temporal namespace"),
+		urlSetting(&c.DatabaseURL, "database-url", "DATABASE_URL",
+			"PostgreSQL URL; off loopback use sslmode=verify-full with sslrootcert", nil),
+		boolean(&c.TemporalTLS, "temporal-tls", "TEMPORAL_TLS",
+			"connect to Temporal over TLS (implied by the other TEMPORAL_TLS_* settings and an API key)"),
+		str(&c.TemporalTLSCAFile, "temporal-tls-ca-file", "TEMPORAL_TLS_CA_FILE", "",
+			"PEM file of the CAs that sign Temporal's server certificate, else the system's"),
+		str(&c.TemporalTLSServerName, "temporal-tls-server-name", "TEMPORAL_TLS_SERVER_NAME", "",
+			"name Temporal's certificate must hold, else the host of --temporal-address"),
+		str(&c.TemporalTLSCertFile, "temporal-tls-cert-file", "TEMPORAL_TLS_CERT_FILE", "",
+			"PEM client certificate for mTLS to Temporal (with --temporal-tls-key-file)"),
+		str(&c.TemporalTLSKeyFile, "temporal-tls-key-file", "TEMPORAL_TLS_KEY_FILE", "",
+			"PEM private key of the client certificate"),
+		str(&c.TemporalAPIKeyFile, "temporal-api-key-file", "TEMPORAL_API_KEY_FILE", "",
+			"file holding a Temporal API key (or env TEMPORAL_API_KEY); turns TLS on"),
+		secret("TEMPORAL_API_KEY", "Temporal API key (secret); turns TLS on"),
 	}
-	return def
 }
 
-func envInt(key string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(key)); err == nil {
-		return v
+func (l *LDAP) entries() []entry {
+	return []entry{
+		urlSetting(&l.LDAPURL, "ldap-url", "LDAP_URL", "directory URL, ldap:// or ldaps://", checkURL(&l.LDAPURL, "ldap", "ldaps")),
+		str(&l.LDAPBindDN, "ldap-bind-dn", "LDAP_BIND_DN", "",
+			"bind DN; password from env LDAP_BIND_PASSWORD or --ldap-bind-password-file"),
+		secret("LDAP_BIND_PASSWORD", "bind password (secret)"),
+		str(&l.LDAPBindPasswordFile, "ldap-bind-password-file", "LDAP_BIND_PASSWORD_FILE", "", "file holding the bind password"),
+		str(&l.LDAPBaseDN, "ldap-base-dn", "LDAP_BASE_DN", "", "search base"),
+		withCheck(str(&l.LDAPProfile, "ldap-profile", "LDAP_PROFILE", directory.ProfileOpenLDAP, "attribute profile: openldap or ad"),
+			oneOf(&l.LDAPProfile, directory.ProfileOpenLDAP, directory.ProfileAD)),
+		str(&l.LDAPUserNameAttribute, "ldap-username-attribute", "LDAP_USERNAME_ATTRIBUTE", "",
+			"userName source: mail or userPrincipalName (default per profile)"),
+		str(&l.LDAPDisabledAttribute, "ldap-disabled-attribute", "LDAP_DISABLED_ATTRIBUTE", "",
+			"non-AD: attribute marking disabled accounts"),
+		str(&l.LDAPDisabledValue, "ldap-disabled-value", "LDAP_DISABLED_VALUE", "", "non-AD: its value for disabled accounts"),
+		integer(&l.LDAPPageSize, "ldap-page-size", "LDAP_PAGE_SIZE", directory.DefaultPageSize, "paged search size",
+			atLeast(&l.LDAPPageSize, 0)),
+		boolean(&l.LDAPStartTLS, "ldap-start-tls", "LDAP_START_TLS", "upgrade an ldap:// connection with StartTLS"),
+		str(&l.LDAPCAFile, "ldap-ca-file", "LDAP_CA_FILE", "",
+			"PEM file of the CAs that sign the directory's certificate, else the system's"),
+		str(&l.LDAPServerName, "ldap-server-name", "LDAP_SERVER_NAME", "",
+			"name the directory's certificate must hold, else the host of --ldap-url"),
+		boolean(&l.LDAPAllowPlaintextBind, "ldap-allow-plaintext-bind", "LDAP_ALLOW_PLAINTEXT_BIND",
+			"allow a password bind over an unencrypted connection (ldap:// without StartTLS)"),
+		boolean(&l.LDAPInChain, "ldap-in-chain", "LDAP_IN_CHAIN",
+			"AD: resolve nested groups with LDAP_MATCHING_RULE_IN_CHAIN instead of expanding them"),
 	}
-	return def
 }
 
-// BindCommon registers the common flags on fs, with defaults from the environment.
-func (c *Common) BindCommon(fs *flag.FlagSet) {
-	fs.StringVar(&c.Org, "org", env("USERSYNC_ORG", "default"), "organization ID (env USERSYNC_ORG)")
-	fs.StringVar(&c.TemporalAddress, "temporal-address", env("TEMPORAL_ADDRESS", "127.0.0.1:7233"), "Temporal frontend host:port (env TEMPORAL_ADDRESS)")
-	fs.StringVar(&c.Namespace, "namespace", env("TEMPORAL_NAMESPACE", "default"), "Temporal namespace (env TEMPORAL_NAMESPACE)")
-	fs.StringVar(&c.DatabaseURL, "database-url", env("DATABASE_URL", ""), "PostgreSQL URL (env DATABASE_URL)")
+func (t *SuspendThresholds) entries() []entry {
+	return []entry{
+		integer(&t.SuspendThresholdPercent, "suspend-threshold-percent", "SUSPEND_THRESHOLD_PERCENT", 10,
+			"hold suspensions above this % of linked users", between(&t.SuspendThresholdPercent, 0, 100)),
+		integer(&t.SuspendThresholdMax, "suspend-threshold-max", "SUSPEND_THRESHOLD_MAX", 500,
+			"hold suspensions above this count", atLeast(&t.SuspendThresholdMax, 0)),
+	}
 }
 
-// Bind registers the worker flags.
-func (w *Worker) Bind(fs *flag.FlagSet) {
-	w.BindCommon(fs)
-	fs.StringVar(&w.LDAPURL, "ldap-url", env("LDAP_URL", ""), "directory URL, ldap:// or ldaps:// (env LDAP_URL)")
-	fs.StringVar(&w.LDAPBindDN, "ldap-bind-dn", env("LDAP_BIND_DN", ""), "bind DN (env LDAP_BIND_DN); password from env LDAP_BIND_PASSWORD or --ldap-bind-password-file")
-	fs.StringVar(&w.LDAPBindPasswordFile, "ldap-bind-password-file", env("LDAP_BIND_PASSWORD_FILE", ""), "file holding the bind password (env LDAP_BIND_PASSWORD_FILE)")
-	fs.StringVar(&w.LDAPBaseDN, "ldap-base-dn", env("LDAP_BASE_DN", ""), "search base (env LDAP_BASE_DN)")
-	fs.StringVar(&w.LDAPProfile, "ldap-profile", env("LDAP_PROFILE", "openldap"), "attribute profile: openldap or ad (env LDAP_PROFILE)")
-	fs.StringVar(&w.LDAPUserNameAttribute, "ldap-username-attribute", env("LDAP_USERNAME_ATTRIBUTE", ""), "userName source: mail or userPrincipalName (env LDAP_USERNAME_ATTRIBUTE; default per profile)")
-	fs.StringVar(&w.LDAPDisabledAttribute, "ldap-disabled-attribute", env("LDAP_DISABLED_ATTRIBUTE", ""), "non-AD: attribute marking disabled accounts (env LDAP_DISABLED_ATTRIBUTE)")
-	fs.StringVar(&w.LDAPDisabledValue, "ldap-disabled-value", env("LDAP_DISABLED_VALUE", ""), "non-AD: its value for disabled accounts (env LDAP_DISABLED_VALUE)")
-	fs.IntVar(&w.LDAPPageSize, "ldap-page-size", envInt("LDAP_PAGE_SIZE", 500), "paged search size (env LDAP_PAGE_SIZE)")
-	fs.StringVar(&w.SCIMURL, "scim-url", env("SCIM_URL", ""), "SCIM 2.0 base URL (env SCIM_URL); token from env SCIM_TOKEN or --scim-token-file")
-	fs.StringVar(&w.SCIMTokenFile, "scim-token-file", env("SCIM_TOKEN_FILE", ""), "file holding the SCIM bearer token (env SCIM_TOKEN_FILE)")
-	rate, _ := strconv.ParseFloat(env("SCIM_RATE", "10"), 64)
-	fs.Float64Var(&w.SCIMRate, "scim-rate", rate, "SCIM requests per second across all workers, 0 for no limit (env SCIM_RATE)")
-	fs.IntVar(&w.SuspendThresholdPercent, "suspend-threshold-percent", envInt("SUSPEND_THRESHOLD_PERCENT", 10), "hold suspensions above this % of linked users (env SUSPEND_THRESHOLD_PERCENT)")
-	fs.IntVar(&w.PageSize, "page-size", envInt("USERSYNC_PAGE_SIZE", 0), "users per page workflow, 0 for the default 250 (env USERSYNC_PAGE_SIZE)")
-	fs.IntVar(&w.PageWindow, "page-window", envInt("USERSYNC_PAGE_WINDOW", 0), "page workflows at once, 0 for the default 8 (env USERSYNC_PAGE_WINDOW)")
-	fs.IntVar(&w.UsersInFlight, "users-in-flight", envInt("USERSYNC_USERS_IN_FLIGHT", 0), "users in flight per page, 0 for the default 20 (env USERSYNC_USERS_IN_FLIGHT)")
-	fs.IntVar(&w.SuspendThresholdMax, "suspend-threshold-max", envInt("SUSPEND_THRESHOLD_MAX", 500), "hold suspensions above this count (env SUSPEND_THRESHOLD_MAX)")
+func (w *Worker) entries() []entry {
+	es := w.Common.entries()
+	es = append(es, w.LDAP.entries()...)
+	es = append(es,
+		urlSetting(&w.SCIMURL, "scim-url", "SCIM_URL", "SCIM 2.0 base URL; token from env SCIM_TOKEN or --scim-token-file",
+			checkURL(&w.SCIMURL, "http", "https")),
+		secret("SCIM_TOKEN", "SCIM bearer token (secret)"),
+		str(&w.SCIMTokenFile, "scim-token-file", "SCIM_TOKEN_FILE", "", "file holding the SCIM bearer token"),
+		float(&w.SCIMRate, "scim-rate", "SCIM_RATE", 10, "SCIM requests per second across all workers, 0 for no limit",
+			func() error {
+				if w.SCIMRate < 0 {
+					return fmt.Errorf("must be 0 (no limit) or more, got %v", w.SCIMRate)
+				}
+				return nil
+			}),
+	)
+	es = append(es, w.SuspendThresholds.entries()...)
+	return append(es,
+		integer(&w.PageSize, "page-size", "USERSYNC_PAGE_SIZE", 0, "users per page workflow, 0 for the default 250",
+			atLeast(&w.PageSize, 0)),
+		integer(&w.PageWindow, "page-window", "USERSYNC_PAGE_WINDOW", 0, "page workflows at once, 0 for the default 8",
+			atLeast(&w.PageWindow, 0)),
+		integer(&w.UsersInFlight, "users-in-flight", "USERSYNC_USERS_IN_FLIGHT", 0, "users in flight per page, 0 for the default 20",
+			atLeast(&w.UsersInFlight, 0)),
+	)
 }
 
-// Validate names the first missing or bad setting.
+// Settings binds the common settings (the starter's global flags) to c.
+func (c *Common) Settings() *Settings { return &Settings{entries: c.entries()} }
+
+// Settings binds the directory settings to l.
+func (l *LDAP) Settings() *Settings { return &Settings{entries: l.entries()} }
+
+// Settings binds the suspension thresholds to t.
+func (t *SuspendThresholds) Settings() *Settings { return &Settings{entries: t.entries()} }
+
+// Settings binds every worker setting to w.
+func (w *Worker) Settings() *Settings { return &Settings{entries: w.entries()} }
+
+// All describes every setting (the worker's, which include the starter's), secrets included.
+func All() []Setting {
+	var w Worker
+	return w.Settings().List()
+}
+
+// Validate names the first missing setting the worker needs.
 func (w *Worker) Validate() error {
 	for _, f := range []struct{ name, v string }{
 		{"DATABASE_URL", w.DatabaseURL}, {"LDAP_URL", w.LDAPURL}, {"LDAP_BASE_DN", w.LDAPBaseDN}, {"SCIM_URL", w.SCIMURL},
@@ -88,16 +178,60 @@ func (w *Worker) Validate() error {
 			return fmt.Errorf("%s: required, not set", f.name)
 		}
 	}
-	if w.SCIMRate < 0 {
-		return fmt.Errorf("SCIM_RATE: must be 0 (no limit) or more, got %v", w.SCIMRate)
-	}
-	if w.LDAPProfile != "openldap" && w.LDAPProfile != "ad" {
-		return fmt.Errorf("LDAP_PROFILE: must be openldap or ad, got %q", w.LDAPProfile)
-	}
 	return nil
 }
 
-// Secret reads a secret from env var key, else from file; "" when neither is set.
+// BindPassword is the directory bind password: env LDAP_BIND_PASSWORD, else the file.
+func (l LDAP) BindPassword() (string, error) {
+	return Secret("LDAP_BIND_PASSWORD", l.LDAPBindPasswordFile)
+}
+
+// Directory is the directory configuration of these settings, the one place that maps them to
+// directory.Config (the worker and the starter both use it).
+func (l LDAP) Directory(password string) directory.Config {
+	return directory.Config{
+		URL:                l.LDAPURL,
+		BindDN:             l.LDAPBindDN,
+		BindPassword:       password,
+		BaseDN:             l.LDAPBaseDN,
+		Profile:            l.LDAPProfile,
+		UserNameAttribute:  l.LDAPUserNameAttribute,
+		DisabledAttribute:  l.LDAPDisabledAttribute,
+		DisabledValue:      l.LDAPDisabledValue,
+		PageSize:           l.LDAPPageSize,
+		StartTLS:           l.LDAPStartTLS,
+		CAFile:             l.LDAPCAFile,
+		ServerName:         l.LDAPServerName,
+		AllowPlaintextBind: l.LDAPAllowPlaintextBind,
+		InChain:            l.LDAPInChain,
+	}
+}
+
+// checkURL accepts "" (required-ness is checked elsewhere) or an absolute URL of one of the
+// schemes with a host. The error shows the URL with its password hidden.
+func checkURL(p *string, schemes ...string) func() error {
+	return func() error {
+		if *p == "" {
+			return nil
+		}
+		u, err := url.Parse(*p)
+		if err == nil && u.Host != "" {
+			for _, s := range schemes {
+				if strings.EqualFold(u.Scheme, s) {
+					return nil
+				}
+			}
+		}
+		forms := make([]string, len(schemes))
+		for i, s := range schemes {
+			forms[i] = s + "://host[:port]"
+		}
+		return fmt.Errorf("%q is not a URL of the form %s", Redact(*p), strings.Join(forms, " or "))
+	}
+}
+
+// Secret reads a secret from env var key, else from file (the setting key+"_FILE"); "" when
+// neither is set. The secret never appears in its errors.
 func Secret(key, file string) (string, error) {
 	if v := os.Getenv(key); v != "" {
 		return v, nil
@@ -107,9 +241,13 @@ func Secret(key, file string) (string, error) {
 	}
 	b, err := os.ReadFile(file)
 	if err != nil {
-		return "", fmt.Errorf("%s file: %w", key, err)
+		return "", fmt.Errorf("%s_FILE: %w", key, err)
 	}
-	return strings.TrimSpace(string(b)), nil
+	v := strings.TrimSpace(string(b))
+	if v == "" {
+		return "", fmt.Errorf("%s_FILE: %s is empty", key, file)
+	}
+	return v, nil
 }
 
 // ParseInterval accepts Go durations ("15m", "1h").

@@ -36,14 +36,24 @@ type Slapd struct {
 	SizeLimit int
 	// SchemaDir and ModuleDir default to Debian's /etc/ldap/schema and /usr/lib/ldap.
 	SchemaDir, ModuleDir string
+	// TLSCertFile and TLSKeyFile (PEM), when set, enable StartTLS on Port and an ldaps://
+	// listener on TLSPort (0 picks a free port at Start).
+	TLSCertFile, TLSKeyFile string
+	TLSPort                 int
 }
 
 // URL is the LDAP URL of the instance.
 func (s *Slapd) URL() string { return fmt.Sprintf("ldap://127.0.0.1:%d", s.Port) }
 
-func (s *Slapd) confPath() string { return filepath.Join(s.Dir, "slapd.conf") }
-func (s *Slapd) pidPath() string  { return filepath.Join(s.Dir, "slapd.pid") }
-func (s *Slapd) portPath() string { return filepath.Join(s.Dir, "port") }
+// LDAPSURL is the ldaps:// URL of an instance with TLS files.
+func (s *Slapd) LDAPSURL() string { return fmt.Sprintf("ldaps://127.0.0.1:%d", s.TLSPort) }
+
+func (s *Slapd) tlsOn() bool { return s.TLSCertFile != "" && s.TLSKeyFile != "" }
+
+func (s *Slapd) confPath() string    { return filepath.Join(s.Dir, "slapd.conf") }
+func (s *Slapd) pidPath() string     { return filepath.Join(s.Dir, "slapd.pid") }
+func (s *Slapd) portPath() string    { return filepath.Join(s.Dir, "port") }
+func (s *Slapd) tlsPortPath() string { return filepath.Join(s.Dir, "tlsport") }
 
 // Start writes the configuration and starts slapd, then waits until the admin can bind.
 // Starting an instance whose Dir already has a running slapd is a no-op (its port is reused).
@@ -55,6 +65,11 @@ func (s *Slapd) Start(ctx context.Context) error {
 		if b, err := os.ReadFile(s.portPath()); err == nil {
 			if p, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
 				s.Port = p
+			}
+		}
+		if b, err := os.ReadFile(s.tlsPortPath()); err == nil {
+			if p, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				s.TLSPort = p
 			}
 		}
 		return s.waitReady(ctx)
@@ -75,8 +90,18 @@ func (s *Slapd) Start(ctx context.Context) error {
 	if err := os.WriteFile(s.portPath(), []byte(strconv.Itoa(s.Port)), 0o600); err != nil {
 		return fmt.Errorf("write %s: %w", s.portPath(), err)
 	}
+	listen := fmt.Sprintf("ldap://127.0.0.1:%d/", s.Port)
+	if s.tlsOn() {
+		if s.TLSPort == 0 {
+			s.TLSPort = FreePort()
+		}
+		if err := os.WriteFile(s.tlsPortPath(), []byte(strconv.Itoa(s.TLSPort)), 0o600); err != nil {
+			return fmt.Errorf("write %s: %w", s.tlsPortPath(), err)
+		}
+		listen += fmt.Sprintf(" ldaps://127.0.0.1:%d/", s.TLSPort)
+	}
 	// slapd daemonizes: the command returns once the server has forked.
-	cmd := exec.Command(SlapdBinary, "-h", fmt.Sprintf("ldap://127.0.0.1:%d/", s.Port), "-f", s.confPath())
+	cmd := exec.Command(SlapdBinary, "-h", listen, "-f", s.confPath())
 	cmd.Dir = s.Dir
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("start slapd (dir %s, port %d): %w: %s", s.Dir, s.Port, err, strings.TrimSpace(string(out)))
@@ -125,6 +150,9 @@ func (s *Slapd) config() string {
 	fmt.Fprintf(&b, "argsfile %s\n", filepath.Join(s.Dir, "slapd.args"))
 	fmt.Fprintf(&b, "modulepath %s\nmoduleload back_mdb\n", moduleDir)
 	fmt.Fprintf(&b, "sizelimit size.soft=%s size.hard=%s size.prtotal=unlimited\n", limit, limit)
+	if s.tlsOn() {
+		fmt.Fprintf(&b, "TLSCertificateFile %q\nTLSCertificateKeyFile %q\n", s.TLSCertFile, s.TLSKeyFile)
+	}
 	b.WriteString("database mdb\n")
 	fmt.Fprintf(&b, "suffix %q\n", s.Suffix)
 	fmt.Fprintf(&b, "rootdn %q\n", s.AdminDN)

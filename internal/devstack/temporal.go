@@ -165,19 +165,29 @@ func StartTestServer(ctx context.Context) (*testsuite.DevServer, string, error) 
 	if err != nil {
 		return nil, "", err
 	}
-	hostPort := net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort()))
-	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
-		ExistingPath:  bin, // never download
-		ClientOptions: &client.Options{HostPort: hostPort, Logger: quietLogger()},
-		LogLevel:      "error",
-		Stdout:        io.Discard, // a banner; errors still reach stderr
-		Stderr:        os.Stderr,
-		ExtraArgs:     eagerActivities,
-	})
-	if err != nil {
-		return nil, "", fmt.Errorf("temporal test server on %s: %w", hostPort, err)
+	// Each port is picked free, the HTTP API's too: left to the server it is the frontend
+	// port + 1000, which another test's server may hold, and the dev server then crashes.
+	// A port taken between picking and binding is retried on fresh ports.
+	var lastErr error
+	for range 3 {
+		hostPort := net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort()))
+		srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
+			ExistingPath:  bin, // never download
+			ClientOptions: &client.Options{HostPort: hostPort, Logger: quietLogger()},
+			LogLevel:      "error",
+			Stdout:        io.Discard, // a banner; errors still reach stderr
+			Stderr:        os.Stderr,
+			ExtraArgs:     append([]string{"--http-port", strconv.Itoa(FreePort())}, eagerActivities...),
+		})
+		if err == nil {
+			return srv, hostPort, nil
+		}
+		lastErr = fmt.Errorf("temporal test server on %s: %w", hostPort, err)
+		if ctx.Err() != nil {
+			break
+		}
 	}
-	return srv, hostPort, nil
+	return nil, "", lastErr
 }
 
 func fileExists(path string) bool { _, err := os.Stat(path); return err == nil }

@@ -29,6 +29,28 @@ type Config struct {
 	UserFilter, GroupFilter          string
 	PageSize                         int           // default 500
 	Timeout                          time.Duration // per request and for dialing; default 30s
+
+	// StartTLS upgrades an ldap:// connection with the StartTLS operation before binding.
+	StartTLS bool
+	// CAFile is a PEM bundle of the CAs trusted for ldaps:// and StartTLS, instead of the
+	// system roots (used when it is empty).
+	CAFile string
+	// ServerName is the name the server's certificate must hold; default the URL's host.
+	ServerName string
+	// AllowPlaintextBind permits a simple bind with a password over a connection that is
+	// neither ldaps:// nor StartTLS, i.e. the password sent in clear. Without it such a
+	// configuration is refused, also for loopback URLs; with it, every dial logs a warning.
+	AllowPlaintextBind bool
+
+	// InChain resolves nested groups with Active Directory's LDAP_MATCHING_RULE_IN_CHAIN
+	// (1.2.840.113556.1.4.1941): the server expands them, one search per requested group,
+	// instead of the reader reading every group's members (the default). AD profile only.
+	InChain bool
+
+	// memberRange > 0 reads group members in ranges of this size (member;range=0-<n-1>,
+	// ...) instead of asking for "member" and following the ranges the server cuts. Tests
+	// use it: Samba, unlike AD, never cuts.
+	memberRange int
 }
 
 // Defaults.
@@ -43,7 +65,8 @@ func (c Config) String() string {
 	if c.BindPassword != "" {
 		pw = "***"
 	}
-	return fmt.Sprintf("{URL:%s BindDN:%s BindPassword:%s BaseDN:%s Profile:%s}", c.URL, c.BindDN, pw, c.BaseDN, c.Profile)
+	return fmt.Sprintf("{URL:%s BindDN:%s BindPassword:%s BaseDN:%s Profile:%s StartTLS:%t CAFile:%s ServerName:%s AllowPlaintextBind:%t}",
+		c.URL, c.BindDN, pw, c.BaseDN, c.Profile, c.StartTLS, c.CAFile, c.ServerName, c.AllowPlaintextBind)
 }
 
 // GoString hides the bind password from %#v too.
@@ -63,6 +86,26 @@ func (c Config) Validate() error {
 	}
 	if c.BindDN != "" && c.BindPassword == "" {
 		return fmt.Errorf("directory config: BindPassword is empty for BindDN %q", c.BindDN)
+	}
+	tlsOn := u.Scheme == "ldaps" || c.StartTLS
+	switch {
+	case c.StartTLS && u.Scheme == "ldaps":
+		return fmt.Errorf("directory config: StartTLS with %s: the connection is TLS already; use ldap:// with StartTLS, or ldaps:// without", c.URL)
+	case !tlsOn && (c.CAFile != "" || c.ServerName != ""):
+		return fmt.Errorf("directory config: CAFile or ServerName set, but %s uses no TLS: use ldaps:// or StartTLS", c.URL)
+	case !tlsOn && c.BindDN != "" && !c.AllowPlaintextBind:
+		// Loopback URLs are not exempt: a password that works on 127.0.0.1 is copied to
+		// other hosts, and a local proxy may forward the connection anywhere.
+		return fmt.Errorf("directory %s: refusing to send the bind password in clear; "+
+			"use ldaps://, LDAP_START_TLS=true, or LDAP_ALLOW_PLAINTEXT_BIND=true", c.URL)
+	}
+	if c.CAFile != "" {
+		if _, err := loadCAFile(c.CAFile); err != nil {
+			return fmt.Errorf("directory config: %w", err)
+		}
+	}
+	if c.InChain && c.Profile != ProfileAD {
+		return fmt.Errorf("directory config: InChain (LDAP_MATCHING_RULE_IN_CHAIN) needs Profile %q, not %q", ProfileAD, c.withDefaults().Profile)
 	}
 	switch c.Profile {
 	case "", ProfileOpenLDAP, ProfileAD:

@@ -18,7 +18,11 @@ type groupGraph map[string][]string
 func (r *Reader) readGroups(ctx context.Context, idx MembershipIndex) (int, error) {
 	n := 0
 	var ranged []rangedGroup // fetched after the paged search, not in the middle of it
-	err := r.pagedSearch(ctx, r.cfg.GroupFilter, []string{"member"}, func(es []*ldap.Entry) error {
+	memberAttr := "member"
+	if size := r.cfg.memberRange; size > 0 {
+		memberAttr = fmt.Sprintf("member;range=0-%d", size-1)
+	}
+	err := r.pagedSearch(ctx, r.cfg.GroupFilter, []string{memberAttr}, func(es []*ldap.Entry) error {
 		page := make([]GroupMembers, 0, len(es))
 		for _, e := range es {
 			g := GroupMembers{DN: normalizeDN(e.DN)}
@@ -81,17 +85,18 @@ func (r *Reader) readMemberRanges(ctx context.Context, idx MembershipIndex, rg r
 	add := func(values []string) error {
 		return idx.AddGroups(ctx, []GroupMembers{{DN: key, Members: appendNormalized(nil, values)}})
 	}
-	if err := followRanges(rg.got, fetch, add); err != nil {
+	if err := followRanges(rg.got, r.cfg.memberRange, fetch, add); err != nil {
 		return fmt.Errorf("group %q: %w", rg.dn, err)
 	}
 	return nil
 }
 
 // followRanges asks fetch for the ranges after got until the server sends the last one,
-// and hands the values of each further range to add.
-func followRanges(got attrRange, fetch func(desc string) ([]*ldap.EntryAttribute, error), add func([]string) error) error {
+// and hands the values of each further range to add. size > 0 asks for ranges of that
+// size; else for all the rest, which the server cuts to its limit (AD's MaxValRange).
+func followRanges(got attrRange, size int, fetch func(desc string) ([]*ldap.EntryAttribute, error), add func([]string) error) error {
 	for cur := got; !cur.Last; {
-		attrs, err := fetch(cur.next())
+		attrs, err := fetch(cur.next(size))
 		if err != nil {
 			return err
 		}
@@ -105,7 +110,7 @@ func followRanges(got attrRange, fetch func(desc string) ([]*ldap.EntryAttribute
 				continue
 			}
 			if ar.Low != cur.High+1 {
-				return fmt.Errorf("asked for %s, got %s", cur.next(), a.Name)
+				return fmt.Errorf("asked for %s, got %s", cur.next(size), a.Name)
 			}
 			if err := add(a.Values); err != nil {
 				return err

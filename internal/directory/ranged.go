@@ -50,8 +50,14 @@ func parseRangedAttr(desc string) (r attrRange, ok bool, err error) {
 	return attrRange{}, false, nil
 }
 
-// next is the attribute description that asks for the values after r.
-func (r attrRange) next() string { return fmt.Sprintf("%s;range=%d-*", r.Attr, r.High+1) }
+// next is the attribute description that asks for the values after r: size of them, or
+// (size <= 0) all, which the server cuts to its limit.
+func (r attrRange) next(size int) string {
+	if size > 0 {
+		return fmt.Sprintf("%s;range=%d-%d", r.Attr, r.High+1, r.High+size)
+	}
+	return fmt.Sprintf("%s;range=%d-*", r.Attr, r.High+1)
+}
 
 func cutPrefixFold(s, prefix string) (string, bool) {
 	if len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix) {

@@ -3,10 +3,15 @@ package directory
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"sort"
+	"syscall"
+	"time"
 
 	"github.com/go-ldap/ldap/v3"
 )
@@ -17,33 +22,59 @@ import (
 type Reader struct {
 	cfg  Config // with defaults applied
 	conn *ldap.Conn
+	now  func() time.Time // nil: time.Now (accountExpires)
 }
 
-// Dial connects to cfg.URL and binds as cfg.BindDN (anonymously when it is empty).
+// Dial connects to cfg.URL and binds as cfg.BindDN (anonymously when it is empty). An
+// ldaps:// URL is TLS from the start; with StartTLS, an ldap:// connection is upgraded
+// before the bind. Certificates are checked against cfg.CAFile (else the system roots)
+// for cfg.ServerName (else the URL's host). A bind with a password over a connection
+// without TLS is refused unless cfg.AllowPlaintextBind, which logs a warning each time.
 func Dial(ctx context.Context, cfg Config) (*Reader, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
 	u, _ := url.Parse(cfg.URL) // Validate parsed it
-	tlsOn := u.Scheme == "ldaps"
+	ldaps := u.Scheme == "ldaps"
 	host := u.Host
 	if u.Port() == "" {
-		host = net.JoinHostPort(u.Hostname(), pick(tlsOn, "636", "389"))
+		host = net.JoinHostPort(u.Hostname(), pick(ldaps, "636", "389"))
+	}
+	var tc *tls.Config
+	if ldaps || cfg.StartTLS {
+		var err error
+		if tc, err = cfg.tlsConfig(u.Hostname()); err != nil {
+			return nil, fmt.Errorf("directory %s: %w", cfg.URL, err)
+		}
+	} else if cfg.BindDN != "" {
+		slog.Warn("directory: sending the bind password in clear (LDAP_ALLOW_PLAINTEXT_BIND=true); "+
+			"use ldaps:// or LDAP_START_TLS=true", "url", cfg.URL, "bindDN", cfg.BindDN)
 	}
 	nd := &net.Dialer{Timeout: cfg.Timeout}
 	var nc net.Conn
 	var err error
-	if tlsOn {
-		td := &tls.Dialer{NetDialer: nd, Config: &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}}
-		nc, err = td.DialContext(ctx, "tcp", host)
+	if ldaps {
+		nc, err = (&tls.Dialer{NetDialer: nd, Config: tc}).DialContext(ctx, "tcp", host)
+		if err != nil {
+			return nil, fmt.Errorf("directory %s: connect: %w", cfg.URL, explainDialTLS(err, tc.ServerName, cfg.CAFile))
+		}
 	} else {
-		nc, err = nd.DialContext(ctx, "tcp", host)
+		if nc, err = nd.DialContext(ctx, "tcp", host); err != nil {
+			return nil, fmt.Errorf("directory %s: connect: %w", cfg.URL, err)
+		}
+		if cfg.StartTLS {
+			sctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+			tlsConn, err := startTLS(sctx, nc, tc)
+			cancel()
+			if err != nil {
+				nc.Close()
+				return nil, fmt.Errorf("directory %s: StartTLS: %w", cfg.URL, explainDialTLS(err, tc.ServerName, cfg.CAFile))
+			}
+			nc = tlsConn
+		}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("directory %s: connect: %w", cfg.URL, err)
-	}
-	conn := ldap.NewConn(nc, tlsOn)
+	conn := ldap.NewConn(nc, tc != nil)
 	conn.Start()
 	conn.SetTimeout(cfg.Timeout)
 	r := &Reader{cfg: cfg, conn: conn}
@@ -51,10 +82,27 @@ func Dial(ctx context.Context, cfg Config) (*Reader, error) {
 		err = r.guard(ctx, func() error { return conn.Bind(cfg.BindDN, cfg.BindPassword) })
 		if err != nil {
 			conn.Close()
-			return nil, fmt.Errorf("directory %s: bind as %q: %w", cfg.URL, cfg.BindDN, err)
+			return nil, fmt.Errorf("directory %s: bind as %q: %w", cfg.URL, cfg.BindDN, explainBind(err))
 		}
 	}
 	return r, nil
+}
+
+// explainDialTLS explains certificate and TLS protocol errors; others stay as they are.
+func explainDialTLS(err error, serverName, caFile string) error {
+	var (
+		verify *tls.CertificateVerificationError
+		record tls.RecordHeaderError
+		alert  tls.AlertError
+	)
+	if errors.As(err, &verify) || errors.As(err, &record) || errors.As(err, &alert) {
+		return explainTLS(err, serverName, caFile)
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+		// What a server that does not speak TLS on the port often does with a ClientHello.
+		return fmt.Errorf("TLS: the server closed the connection during the handshake; %s: %w", notTLSHint, err)
+	}
+	return err
 }
 
 // Close ends the connection.

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-ldap/ldap/v3"
 )
@@ -24,6 +26,86 @@ type Stats struct {
 
 // uacDisabled is AD's userAccountControl ACCOUNTDISABLE bit.
 const uacDisabled = 0x2
+
+// accountExpired reports whether an AD accountExpires value (100ns intervals since
+// 1601-01-01 UTC) is at or before now. 0 and 0x7FFFFFFFFFFFFFFF mean never.
+func accountExpired(v string, now time.Time) (bool, error) {
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil {
+		return false, fmt.Errorf("accountExpires %q is not a number", v)
+	}
+	if n <= 0 || n == math.MaxInt64 {
+		return false, nil
+	}
+	const unixEpochIn1601 = 11644473600 // seconds from 1601-01-01 to 1970-01-01
+	at := time.Unix(n/1e7-unixEpochIn1601, (n%1e7)*100)
+	return !now.Before(at), nil
+}
+
+func (r *Reader) clock() time.Time {
+	if r.now != nil {
+		return r.now()
+	}
+	return time.Now()
+}
+
+// countGroups counts the entries of GroupFilter under BaseDN.
+func (r *Reader) countGroups(ctx context.Context) (int, error) {
+	n := 0
+	err := r.pagedSearch(ctx, r.cfg.GroupFilter, []string{"1.1"}, func(es []*ldap.Entry) error {
+		n += len(es)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("directory %s: count groups under %q: %w", r.cfg.URL, r.cfg.BaseDN, err)
+	}
+	return n, nil
+}
+
+// matchingRuleInChain is LDAP_MATCHING_RULE_IN_CHAIN: "memberOf:<it>:=G" matches the
+// entries that are members of G directly or through nested groups (cycles included).
+const matchingRuleInChain = "1.2.840.113556.1.4.1941"
+
+// inChain asks the server, for each requested group (normalized, sorted), which users
+// are members, directly or through nested groups, and returns user DN (normalized) ->
+// indexes of the requested groups that hold it, and the requested groups that are not
+// groups under BaseDN. Memory holds the DNs of the members of the requested groups.
+func (r *Reader) inChain(ctx context.Context, requested []string) (map[string][]int, []string, error) {
+	base, err := ldap.ParseDN(r.cfg.BaseDN)
+	if err != nil {
+		return nil, nil, fmt.Errorf("directory %s: BaseDN %q: %w", r.cfg.URL, r.cfg.BaseDN, err)
+	}
+	held := map[string][]int{}
+	var missing []string
+	for i, g := range requested {
+		dn, err := ldap.ParseDN(g)
+		underBase := err == nil && (base.EqualFold(dn) || base.AncestorOfFold(dn))
+		exists := false
+		if underBase {
+			if exists, err = r.GroupExists(ctx, g); err != nil {
+				return nil, nil, err
+			}
+		}
+		if !exists {
+			missing = append(missing, g)
+			continue
+		}
+		filter := fmt.Sprintf("(&%s(memberOf:%s:=%s))", r.cfg.UserFilter, matchingRuleInChain, ldap.EscapeFilter(g))
+		err = r.pagedSearch(ctx, filter, []string{"1.1"}, func(es []*ldap.Entry) error {
+			for _, e := range es {
+				k := normalizeDN(e.DN)
+				if idx := held[k]; len(idx) == 0 || idx[len(idx)-1] != i {
+					held[k] = append(idx, i)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("directory %s: members of group %q (in chain): %w", r.cfg.URL, g, err)
+		}
+	}
+	return held, missing, nil
+}
 
 // Snapshot reads the directory and emits, in batches of batchSize (default PageSize),
 // every user that is a member, directly or through nested groups, of at least one of
@@ -43,7 +125,8 @@ func (r *Reader) Snapshot(ctx context.Context, groupDNs []string, extraAttrs []s
 // one LDAP page at a time and users looked up one page at a time, so with an index outside
 // the process memory holds one page of groups, one page of users and one batch, whatever
 // the directory's size. SnapshotWith closes idx when done, also on failure. A nil idx is
-// an in-memory one.
+// an in-memory one. With Config.InChain the server resolves the nesting and idx is not
+// used: memory then holds the DNs of the requested groups' members.
 func (r *Reader) SnapshotWith(ctx context.Context, idx MembershipIndex, groupDNs []string, extraAttrs []string,
 	batchSize int, emit func([]User) error) (_ Stats, err error) {
 	if idx == nil {
@@ -59,11 +142,32 @@ func (r *Reader) SnapshotWith(ctx context.Context, idx MembershipIndex, groupDNs
 	}
 	requested := normalizeAll(groupDNs)
 	var stats Stats
-	if stats.Groups, err = r.readGroups(ctx, idx); err != nil {
-		return Stats{}, err
-	}
-	if stats.MissingGroups, err = idx.Resolve(ctx, requested); err != nil {
-		return Stats{}, fmt.Errorf("directory snapshot: resolve nested groups: %w", err)
+	lookup := idx.Lookup
+	if r.cfg.InChain {
+		// The server resolves nesting: idx is not needed (it is still closed).
+		if stats.Groups, err = r.countGroups(ctx); err != nil {
+			return Stats{}, err
+		}
+		var held map[string][]int
+		if held, stats.MissingGroups, err = r.inChain(ctx, requested); err != nil {
+			return Stats{}, err
+		}
+		lookup = func(_ context.Context, dns []string) (map[string][]int, error) {
+			out := map[string][]int{}
+			for _, dn := range dns {
+				if is, ok := held[dn]; ok {
+					out[dn] = is
+				}
+			}
+			return out, nil
+		}
+	} else {
+		if stats.Groups, err = r.readGroups(ctx, idx); err != nil {
+			return Stats{}, err
+		}
+		if stats.MissingGroups, err = idx.Resolve(ctx, requested); err != nil {
+			return Stats{}, fmt.Errorf("directory snapshot: resolve nested groups: %w", err)
+		}
 	}
 
 	attrs := r.userAttributes(extraAttrs)
@@ -85,7 +189,7 @@ func (r *Reader) SnapshotWith(ctx context.Context, idx MembershipIndex, groupDNs
 		for _, e := range es {
 			dns = append(dns, normalizeDN(e.DN))
 		}
-		members, err := idx.Lookup(ctx, dns)
+		members, err := lookup(ctx, dns)
 		if err != nil {
 			return fmt.Errorf("directory snapshot: look up group memberships: %w", err)
 		}
@@ -146,7 +250,7 @@ func (r *Reader) userAttributes(extra []string) []string {
 		attrs = append(attrs, r.cfg.DisabledAttribute)
 	}
 	if r.cfg.Profile == ProfileAD {
-		attrs = append(attrs, "userAccountControl")
+		attrs = append(attrs, "userAccountControl", "accountExpires")
 	}
 	return append(attrs, extra...)
 }
@@ -177,6 +281,13 @@ func (r *Reader) userOf(e *ldap.Entry, extraAttrs []string) (User, error) {
 				return User{}, fmt.Errorf("user %q: userAccountControl %q is not a number", e.DN, uac)
 			}
 			u.Disabled = n&uacDisabled != 0
+		}
+		if v := e.GetEqualFoldAttributeValue("accountExpires"); v != "" {
+			expired, err := accountExpired(v, r.clock())
+			if err != nil {
+				return User{}, fmt.Errorf("user %q: %w", e.DN, err)
+			}
+			u.Disabled = u.Disabled || expired
 		}
 	} else {
 		u.ExternalID = e.GetEqualFoldAttributeValue("entryUUID")

@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"reflect"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-ldap/ldap/v3"
 )
@@ -65,8 +68,8 @@ func TestParseRangedAttr(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("%s: got %+v, want %+v", tc.desc, got, tc.want)
 		}
-		if tc.next != "" && got.next() != tc.next {
-			t.Errorf("%s: next() = %s, want %s", tc.desc, got.next(), tc.next)
+		if tc.next != "" && got.next(0) != tc.next {
+			t.Errorf("%s: next(0) = %s, want %s", tc.desc, got.next(0), tc.next)
 		}
 	}
 }
@@ -171,7 +174,7 @@ func TestMemoryIndexDeepChain(t *testing.T) {
 }
 
 func TestConfigValidateNamesTheField(t *testing.T) {
-	ok := Config{URL: "ldap://127.0.0.1:389", BindDN: "cn=admin,dc=x", BindPassword: "pw", BaseDN: "dc=x"}
+	ok := Config{URL: "ldap://127.0.0.1:389", BindDN: "cn=admin,dc=x", BindPassword: "pw", BaseDN: "dc=x", AllowPlaintextBind: true}
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("valid config: %v", err)
 	}
@@ -187,6 +190,11 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 		{func(c *Config) { c.DisabledAttribute = "employeeType" }, "DisabledValue"},
 		{func(c *Config) { c.PageSize = -1 }, "PageSize"},
 		{func(c *Config) { c.Timeout = -1 }, "Timeout"},
+		{func(c *Config) { c.URL, c.StartTLS = "ldaps://x", true }, "StartTLS"},
+		{func(c *Config) { c.CAFile = "/nonexistent/ca.pem" }, "CAFile"},
+		{func(c *Config) { c.StartTLS, c.CAFile = true, "/nonexistent/ca.pem" }, "LDAP_CA_FILE /nonexistent/ca.pem"},
+		{func(c *Config) { c.ServerName = "dc1.corp" }, "ServerName"},
+		{func(c *Config) { c.InChain = true }, "InChain"},
 	}
 	for _, tc := range tests {
 		c := ok
@@ -283,7 +291,7 @@ func TestFollowRangesReadsEveryRange(t *testing.T) {
 	first, _, _ := parseRangedAttr("member;range=0-1499")
 	got := append([]string{}, all[:1500]...)
 	var added []int
-	err := followRanges(first, fetch, func(values []string) error {
+	err := followRanges(first, 0, fetch, func(values []string) error {
 		added = append(added, len(values))
 		got = append(got, values...)
 		return nil
@@ -304,12 +312,149 @@ func TestFollowRangesReadsEveryRange(t *testing.T) {
 	gap := func(string) ([]*ldap.EntryAttribute, error) {
 		return []*ldap.EntryAttribute{ldap.NewEntryAttribute("member;range=1600-*", []string{"x"})}, nil
 	}
-	if err := followRanges(first, gap, func([]string) error { return nil }); err == nil || !strings.Contains(err.Error(), "1600") {
+	if err := followRanges(first, 0, gap, func([]string) error { return nil }); err == nil || !strings.Contains(err.Error(), "1600") {
 		t.Errorf("range gap: err = %v, want one naming the range", err)
 	}
 	asked = nil
 	full := errors.New("index full")
-	if err := followRanges(first, fetch, func([]string) error { return full }); !errors.Is(err, full) || len(asked) != 1 {
+	if err := followRanges(first, 0, fetch, func([]string) error { return full }); !errors.Is(err, full) || len(asked) != 1 {
 		t.Errorf("add failing: err = %v after %d fetches, want the add error after 1", err, len(asked))
+	}
+}
+
+func TestConfigRefusesPlaintextBind(t *testing.T) {
+	// Loopback is not exempt: the password is the same one used for the real directory.
+	for _, url := range []string{"ldap://127.0.0.1:389", "ldap://localhost", "ldap://[::1]:1389", "ldap://dc1.corp.example:389"} {
+		c := Config{URL: url, BindDN: "cn=svc,dc=x", BindPassword: "pw-secret", BaseDN: "dc=x"}
+		err := c.Validate()
+		want := "directory " + url + ": refusing to send the bind password in clear; " +
+			"use ldaps://, LDAP_START_TLS=true, or LDAP_ALLOW_PLAINTEXT_BIND=true"
+		if err == nil || err.Error() != want {
+			t.Errorf("%s: err = %v, want %q", url, err, want)
+		}
+		if _, err := Dial(context.Background(), c); err == nil || err.Error() != want {
+			t.Errorf("Dial %s: err = %v, want %q (before connecting)", url, err, want)
+		}
+	}
+	fine := []Config{
+		{URL: "ldap://127.0.0.1", BaseDN: "dc=x"}, // anonymous: no password to protect
+		{URL: "ldaps://dc1", BindDN: "cn=svc", BindPassword: "pw", BaseDN: "dc=x"},
+		{URL: "ldap://dc1", BindDN: "cn=svc", BindPassword: "pw", BaseDN: "dc=x", StartTLS: true},
+		{URL: "ldap://dc1", BindDN: "cn=svc", BindPassword: "pw", BaseDN: "dc=x", AllowPlaintextBind: true},
+		{URL: "ldaps://dc1", BindDN: "cn=svc", BindPassword: "pw", BaseDN: "dc=x", ServerName: "dc1.corp", InChain: true, Profile: ProfileAD},
+	}
+	for _, c := range fine {
+		if err := c.Validate(); err != nil {
+			t.Errorf("%v: %v", c, err)
+		}
+	}
+}
+
+func TestConfigCAFileMustHoldCertificates(t *testing.T) {
+	path := t.TempDir() + "/ca.pem"
+	if err := os.WriteFile(path, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := Config{URL: "ldaps://dc1", BaseDN: "dc=x", CAFile: path}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "LDAP_CA_FILE "+path+": no PEM certificate") {
+		t.Errorf("err = %v, want one saying the CA file holds no certificate", err)
+	}
+}
+
+func TestAccountExpired(t *testing.T) {
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	ft := func(t time.Time) string { // AD FILETIME: 100ns since 1601
+		return strconv.FormatInt((t.Unix()+11644473600)*1e7+int64(t.Nanosecond()/100), 10)
+	}
+	tests := []struct {
+		v       string
+		expired bool
+	}{
+		{"0", false},
+		{"9223372036854775807", false}, // 0x7FFFFFFFFFFFFFFF: never
+		{"-1", false},
+		{ft(now.Add(-time.Hour)), true},
+		{ft(now), true},
+		{ft(now.Add(time.Second)), false},
+		{"129000000000000000", true}, // 2009
+		{ft(time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)), false},
+	}
+	for _, tc := range tests {
+		got, err := accountExpired(tc.v, now)
+		if err != nil || got != tc.expired {
+			t.Errorf("accountExpired(%s) = %v, %v; want %v", tc.v, got, err, tc.expired)
+		}
+	}
+	if _, err := accountExpired("soon", now); err == nil || !strings.Contains(err.Error(), "accountExpires") {
+		t.Errorf("accountExpired(soon): err = %v", err)
+	}
+	// 2024-01-01T00:00:00Z, as AD shows it.
+	if got, _ := accountExpired("133485408000000000", time.Date(2023, 12, 31, 23, 59, 59, 0, time.UTC)); got {
+		t.Error("2024-01-01 expired on 2023-12-31")
+	}
+	if got, _ := accountExpired("133485408000000000", time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)); !got {
+		t.Error("2024-01-01 not expired on 2024-01-01")
+	}
+}
+
+func TestUserOfADAccountExpires(t *testing.T) {
+	r := &Reader{cfg: Config{Profile: ProfileAD}.withDefaults(), now: func() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }}
+	guid := string(make([]byte, 16))
+	for v, disabled := range map[string]bool{"0": false, "9223372036854775807": false, "129000000000000000": true, "": false} {
+		attrs := map[string][]string{"objectGUID": {guid}, "userAccountControl": {"512"}}
+		if v != "" {
+			attrs["accountExpires"] = []string{v}
+		}
+		u, err := r.userOf(ldap.NewEntry("CN=x,DC=corp", attrs), nil)
+		if err != nil || u.Disabled != disabled {
+			t.Errorf("accountExpires %q: Disabled = %v, %v; want %v", v, u.Disabled, err, disabled)
+		}
+	}
+	bad := map[string][]string{"objectGUID": {guid}, "accountExpires": {"x"}}
+	if _, err := r.userOf(ldap.NewEntry("CN=x,DC=corp", bad), nil); err == nil || !strings.Contains(err.Error(), "accountExpires") {
+		t.Errorf("bad accountExpires: err = %v", err)
+	}
+}
+
+func TestExplainBindNamesADReason(t *testing.T) {
+	ad := &ldap.Error{ResultCode: ldap.LDAPResultInvalidCredentials,
+		Err: errors.New("80090308: LdapErr: DSID-0C0903A9, comment: AcceptSecurityContext error, data 52e, v1db1")}
+	err := explainBind(ad)
+	for _, want := range []string{"invalid credentials", "data 52e", "wrong password", "LDAP_BIND_DN"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("explainBind(52e) = %v, want %q in it", err, want)
+		}
+	}
+	if !ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidCredentials) {
+		t.Error("explainBind lost the LDAP error")
+	}
+	locked := &ldap.Error{ResultCode: 49, Err: errors.New("80090308: LdapErr: DSID-0C09042A, comment: AcceptSecurityContext error, data 775, v3839")}
+	if err := explainBind(locked); !strings.Contains(err.Error(), "locked out") {
+		t.Errorf("explainBind(775) = %v", err)
+	}
+	strong := &ldap.Error{ResultCode: ldap.LDAPResultStrongAuthRequired, Err: errors.New("BindSimple: Transport encryption required.")}
+	if err := explainBind(strong); !strings.Contains(err.Error(), "LDAP_START_TLS") {
+		t.Errorf("explainBind(strongerAuthRequired) = %v", err)
+	}
+}
+
+func TestFollowRangesWithASize(t *testing.T) {
+	var asked []string
+	fetch := func(desc string) ([]*ldap.EntryAttribute, error) {
+		asked = append(asked, desc)
+		r, _, _ := parseRangedAttr(desc)
+		name := fmt.Sprintf("member;range=%d-%d", r.Low, r.High)
+		if r.High >= 2999 {
+			name = fmt.Sprintf("member;range=%d-*", r.Low)
+		}
+		return []*ldap.EntryAttribute{ldap.NewEntryAttribute(name, make([]string, 1000))}, nil
+	}
+	first, _, _ := parseRangedAttr("member;range=0-999")
+	n := 1000
+	if err := followRanges(first, 1000, fetch, func(v []string) error { n += len(v); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"member;range=1000-1999", "member;range=2000-2999"}; !reflect.DeepEqual(asked, want) || n != 3000 {
+		t.Errorf("asked %v (%d values), want %v (3000)", asked, n, want)
 	}
 }

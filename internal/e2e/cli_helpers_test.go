@@ -76,7 +76,7 @@ func (s *stack) starter(args ...string) cliResult {
 		"LDAP_URL="+s.ldapURL,
 		"LDAP_BIND_DN="+s.ldapBindDN,
 		"LDAP_BIND_PASSWORD="+ldapSecret,
-		"LDAP_BIND_PASSWORD_FILE=",
+		"LDAP_BIND_PASSWORD_FILE=", "LDAP_ALLOW_PLAINTEXT_BIND=true",
 		"LDAP_BASE_DN="+s.demo.Suffix,
 		"LDAP_PROFILE=openldap",
 		"USER="+cliActor,

@@ -114,7 +114,7 @@ func newStackOn(t *testing.T, d demo.Demo, kind string) *stack {
 	target := scim.New(scim.Config{BaseURL: scimURL, Token: scimToken})
 	acts := &activities.Activities{
 		Store: st,
-		DialDirectory: activities.LDAP(directory.Config{URL: sl.URL(), BindDN: sl.AdminDN, BindPassword: ldapSecret,
+		DialDirectory: activities.LDAP(directory.Config{URL: sl.URL(), BindDN: sl.AdminDN, BindPassword: ldapSecret, AllowPlaintextBind: true,
 			BaseDN: d.Suffix, Profile: "openldap", PageSize: 100}),
 		Target: target,
 	}

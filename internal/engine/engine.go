@@ -3,11 +3,14 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/usersync/usersync/activities"
+	"github.com/usersync/usersync/internal/store"
 	"github.com/usersync/usersync/workflows"
 )
 
@@ -27,10 +30,29 @@ const RateHeadroom = 0.98
 // slots unused whenever dispatch jitters. The server-side limit only keeps the backlog small.
 const dispatchSlack = 1.5
 
+// Steps are the activities the workflows call, by method name: *activities.Activities, or
+// the benchmark's stand-in that does nothing (the fan-out's own cost). Declared here so that
+// a stand-in missing a step fails to compile instead of failing a run.
+type Steps interface {
+	RunSettings(context.Context) (activities.RunSettings, error)
+	DiscoverTarget(context.Context, activities.SnapshotInput) (activities.TargetCheck, error)
+	SnapshotDirectory(context.Context, activities.SnapshotInput) (activities.SnapshotResult, error)
+	PlanRun(context.Context, activities.PlanInput) (activities.PlanResult, error)
+	EvaluatePage(context.Context, activities.PageRef) (activities.PageEvaluation, error)
+	CheckLicenses(context.Context, activities.SeatsInput) (activities.StepResult, error)
+	ProvisionUser(context.Context, activities.UserStep) (activities.UserOutcome, error)
+	ProbeTarget(context.Context, activities.UserStep) (bool, error)
+	RecordUserFailure(context.Context, activities.UserFailureInput) (activities.UserOutcome, error)
+	SyncGroups(context.Context, activities.RunRef) (activities.GroupsResult, error)
+	FinishRun(context.Context, activities.FinishInput) (activities.RunSummary, error)
+	RecordEvent(context.Context, store.Event) error
+}
+
+var _ Steps = (*activities.Activities)(nil)
+
 // Start runs two workers on c: the main queue (workflows, store and directory steps) and the
-// SCIM queue (rate limited). acts is an *activities.Activities (or, for the benchmark
-// ceiling, a stand-in with the same method names). Stop them with the returned function.
-func Start(c client.Client, acts any, opts Options) (stop func(), err error) {
+// SCIM queue (rate limited). Stop them with the returned function.
+func Start(c client.Client, acts Steps, opts Options) (stop func(), err error) {
 	autoscale := worker.NewPollerBehaviorAutoscaling(worker.PollerBehaviorAutoscalingOptions{})
 	main := worker.New(c, workflows.TaskQueue, worker.Options{
 		WorkflowTaskPollerBehavior: autoscale,

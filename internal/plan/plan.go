@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"encoding/binary"
 	"fmt"
 	"maps"
 	"math"
@@ -19,8 +20,8 @@ const (
 )
 
 // Plan computes the work of one sync from in-memory input. It is deterministic: the same
-// input, in any slice or map order, gives the same result. A caller streaming a large
-// directory from a database drives a Planner the same way, one user at a time.
+// input, in any slice or map order, gives the same result. Stream plans a large directory
+// kept in a database with the same Planner decisions, one user at a time.
 //
 //   - In scope: enabled users matched by at least one rule. Each gets Build + CheckUser;
 //     a failing check is a Fail item.
@@ -46,6 +47,24 @@ func Plan(in Input) Result {
 	var suspensions, resolved []string
 	dup := 0
 
+	route := func(id string, v Verdict) {
+		switch {
+		case v.InScope:
+			res.InScope++
+		case v.Suspend:
+			suspensions = append(suspensions, id)
+		case v.Resolved:
+			resolved = append(resolved, id)
+		}
+		switch {
+		case v.Unchanged:
+			res.Unchanged++
+		case v.Item != nil && len(v.Item.NewSeats) > 0:
+			candidates = append(candidates, candidate{item: *v.Item, key: v.SeatKey})
+		case v.Item != nil:
+			res.Items = append(res.Items, *v.Item)
+		}
+	}
 	for _, u := range in.Users {
 		if u.ExternalID != "" && seen[u.ExternalID] {
 			dup++
@@ -59,41 +78,11 @@ func Plan(in Input) Result {
 		if f, ok := in.Failed[u.ExternalID]; ok {
 			r.Failure = &f
 		}
-		v := p.User(r)
-		switch {
-		case v.InScope:
-			res.InScope++
-		case v.Suspend:
-			suspensions = append(suspensions, u.ExternalID)
-		case v.Resolved:
-			resolved = append(resolved, u.ExternalID)
-		}
-		switch {
-		case v.Unchanged:
-			res.Unchanged++
-		case v.Item != nil && len(v.Item.NewSeats) > 0:
-			candidates = append(candidates, candidate{item: *v.Item, key: v.SeatKey})
-		case v.Item != nil:
-			res.Items = append(res.Items, *v.Item)
-		}
+		route(u.ExternalID, p.User(r))
 	}
 	// Linked or failed users the read did not return are out of scope too.
-	for id, ap := range in.Applied {
-		if !seen[id] {
-			v := p.Left(id, ap.State.UserName, &ap, failureOf(in.Failed, id))
-			if v.Suspend {
-				suspensions = append(suspensions, id)
-			} else if v.Resolved {
-				resolved = append(resolved, id)
-			}
-		}
-	}
-	for id, f := range in.Failed {
-		if _, linked := in.Applied[id]; !linked && !seen[id] {
-			if p.Left(id, "", nil, &f).Resolved {
-				resolved = append(resolved, id)
-			}
-		}
+	for _, k := range absent(in, seen, held) {
+		route(k.ExternalID, p.Left(k))
 	}
 	if dup > 0 {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("directory read listed %d users twice (same externalId): later copies ignored", dup))
@@ -103,9 +92,7 @@ func Plan(in Input) Result {
 	ledger := NewSeatLedger(in.Seats, seatsUsed(in.Held))
 	for _, c := range candidates {
 		item := c.item
-		if f := ledger.Take(item.NewSeats); f != nil {
-			FailItem(&item, *f)
-		}
+		ledger.Serve(&item)
 		res.Items = append(res.Items, item)
 	}
 
@@ -122,11 +109,7 @@ func Plan(in Input) Result {
 		}
 		heldMsg := p.HoldSuspensions(len(suspensions), active)
 		for _, id := range suspensions {
-			item := SuspendItem(in.Applied[id], held[id])
-			if heldMsg != "" {
-				FailItem(&item, Failure{Type: SuspensionHeld, Message: heldMsg})
-			}
-			res.Items = append(res.Items, item)
+			res.Items = append(res.Items, SuspensionItem(in.Applied[id], held[id], heldMsg))
 		}
 		if heldMsg != "" {
 			res.SuspensionsHeld = true
@@ -136,6 +119,25 @@ func Plan(in Input) Result {
 
 	sortItems(res.Items)
 	return res
+}
+
+// absent lists what in knows of the users the read did not return (not in seen): every
+// linked account and every current failure, in externalId order, as a store streams them.
+func absent(in Input, seen map[string]bool, held map[string][]string) []Known {
+	var out []Known
+	for id, ap := range in.Applied {
+		if !seen[id] {
+			out = append(out, Known{ExternalID: id, Linked: true, Active: ap.State.Active,
+				UserName: ap.State.UserName, Failure: failureOf(in.Failed, id), Held: held[id]})
+		}
+	}
+	for id, f := range in.Failed {
+		if _, linked := in.Applied[id]; !linked && !seen[id] {
+			out = append(out, Known{ExternalID: id, Failure: &f, Held: held[id]})
+		}
+	}
+	slices.SortFunc(out, func(a, b Known) int { return strings.Compare(a.ExternalID, b.ExternalID) })
+	return out
 }
 
 func failureOf(failed map[string]Failure, id string) *Failure {
@@ -183,16 +185,38 @@ type Row struct {
 	Held    []string // sorted products whose seat the user holds
 }
 
+// Known is what the store knows of a user besides the directory: the linked account (by its
+// columns, without its applied state), the current failure and the seats held. It is all
+// Left needs; a store streams it for the users a read did not return.
+type Known struct {
+	ExternalID string
+	Linked     bool   // there is a linked account (an applied state)
+	Active     bool   // the linked account is active
+	UserName   string // the name a retry filter matches: the linked account's, else the directory's, else ""
+	Failure    *Failure
+	Held       []string // sorted products whose seat the user holds
+}
+
+// known is what Left needs of a directory user: a linked account's name wins over the
+// directory's.
+func (r Row) known() Known {
+	k := Known{ExternalID: r.User.ExternalID, UserName: r.User.UserName, Failure: r.Failure, Held: r.Held}
+	if ap := r.Applied; ap != nil {
+		k.Linked, k.Active, k.UserName = true, ap.State.Active, ap.State.UserName
+	}
+	return k
+}
+
 // Verdict is the decision for one user. At most one of Unchanged, Item, Suspend and
 // Resolved is set; none when a retry filter leaves the user out.
 type Verdict struct {
 	InScope   bool
 	Unchanged bool
 	// Item is the user's work. With NewSeats it is a seat candidate: a SeatLedger, serving
-	// candidates in SeatKey order, grants the seats or fails the item (FailItem).
+	// candidates in SeatKey order, grants the seats or fails the item (Serve).
 	Item    *Item
 	SeatKey SeatKey
-	// Suspend: out of scope, linked and active; the caller builds the item (SuspendItem)
+	// Suspend: out of scope, linked and active; the caller builds the item (SuspensionItem)
 	// once it knows how many there are (HoldSuspensions).
 	Suspend bool
 	// Resolved: failed, out of scope and nothing to do: the failure can be cleared.
@@ -204,7 +228,7 @@ func (p *Planner) User(r Row) Verdict {
 	u := r.User
 	a, ok := p.resolve(u)
 	if !ok {
-		return p.Left(u.ExternalID, u.UserName, r.Applied, r.Failure)
+		return p.Left(r.known())
 	}
 	if !p.selected(r.Failure, u.ExternalID, u.UserName) {
 		return Verdict{InScope: true}
@@ -213,17 +237,14 @@ func (p *Planner) User(r Row) Verdict {
 }
 
 // Left decides for a user out of scope: disabled, matched by no rule, or not returned by
-// the directory read at all (userName may then be ""). A retry filter on userName matches
-// the linked account's name when there is one.
-func (p *Planner) Left(externalID, userName string, applied *Applied, f *Failure) Verdict {
-	if applied != nil {
-		userName = applied.State.UserName
-	}
-	if !p.selected(f, externalID, userName) {
+// the directory read at all. A linked active account is suspended; a failure with nothing
+// left to do is resolved. It is the only place that decides who left.
+func (p *Planner) Left(k Known) Verdict {
+	if !p.selected(k.Failure, k.ExternalID, k.UserName) {
 		return Verdict{}
 	}
-	linkedActive := applied != nil && applied.State.Active
-	return Verdict{Suspend: linkedActive, Resolved: !linkedActive && f != nil}
+	linkedActive := k.Linked && k.Active
+	return Verdict{Suspend: linkedActive, Resolved: !linkedActive && k.Failure != nil}
 }
 
 // Settled reports, without the applied state itself, whether u needs nothing: in scope,
@@ -290,6 +311,16 @@ func SuspendItem(ap Applied, held []string) Item {
 		Changed: Diff(ap.State, d), ReleaseSeats: slices.Clone(held)}
 }
 
+// SuspensionItem is the suspension of a linked account in a sync whose suspensions are held
+// for holdMsg (HoldSuspensions; "" when they are not): then it fails suspension_held.
+func SuspensionItem(ap Applied, held []string, holdMsg string) Item {
+	it := SuspendItem(ap, held)
+	if holdMsg != "" {
+		FailItem(&it, Failure{Type: SuspensionHeld, Message: holdMsg})
+	}
+	return it
+}
+
 // FailItem turns planned work into a failure decided before provisioning: nothing is
 // written and no seat is taken or released.
 func FailItem(it *Item, f Failure) {
@@ -314,6 +345,43 @@ func (k SeatKey) Less(o SeatKey) bool {
 		return k.SortName < o.SortName
 	}
 	return k.ExternalID < o.ExternalID
+}
+
+// Sortable encodes the key so that byte order is the seat order:
+// bytes.Compare(a.Sortable(), b.Sortable()) < 0 exactly when a.Less(b). A store orders seat
+// candidates by these bytes and by nothing else.
+func (k SeatKey) Sortable() []byte {
+	b := make([]byte, 8, 8+len(k.SortName)+len(k.ExternalID)+4)
+	binary.BigEndian.PutUint64(b, uint64(int64(k.Priority))^(1<<63)) // sign flipped: negative first
+	return appendOrdered(appendOrdered(b, k.SortName), k.ExternalID)
+}
+
+// SeatOrder is the stored seat order of an item: k.Sortable() when the item takes new seats
+// (a seat candidate, served by a SeatLedger in this order), nil when it does not.
+func SeatOrder(it Item, k SeatKey) []byte {
+	if len(it.NewSeats) == 0 {
+		return nil
+	}
+	return k.Sortable()
+}
+
+// ItemOrder encodes the order of items in a plan's result (lower-case userName, then
+// externalId) so that byte order is that order: a store lists items by these bytes.
+func ItemOrder(it Item) []byte {
+	return appendOrdered(appendOrdered(nil, SortName(it.UserName)), it.ExternalID)
+}
+
+// appendOrdered appends s so that concatenations compare bytewise as their parts do in turn:
+// 0x00 is escaped as 0x00 0xFF and s ends with 0x00 0x01, below any byte s may go on with.
+func appendOrdered(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if s[i] == 0 {
+			b = append(b, 0, 0xFF)
+		} else {
+			b = append(b, s[i])
+		}
+	}
+	return append(b, 0, 1)
 }
 
 // SortName is the userName as items and seats are ordered by.
@@ -350,6 +418,16 @@ func (l *SeatLedger) Take(products []string) *Failure {
 		l.free[prod]--
 	}
 	return nil
+}
+
+// Serve gives a seat candidate (Item.NewSeats) its seats, or fails it out_of_licenses
+// (FailItem) when one product is short. It reports whether the seats were granted.
+func (l *SeatLedger) Serve(it *Item) bool {
+	if f := l.Take(it.NewSeats); f != nil {
+		FailItem(it, *f)
+		return false
+	}
+	return true
 }
 
 // OutOfLicensesFailure is the failure of a user who finds no free seat of product.

@@ -1,6 +1,8 @@
 // Package plan turns a directory snapshot, the rules and the last applied state into the
 // per-user work of one sync: what to create, change or suspend, who gets the last seats,
-// and which users fail before provisioning. It is pure: no I/O, no Temporal.
+// and which users fail before provisioning. It owns every decision of a sync: Plan decides
+// in memory; Stream makes the same decisions over a Store that only selects, streams and
+// writes (its only I/O, through that interface). No Temporal.
 package plan
 
 import (

@@ -6,11 +6,13 @@ package scim_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode"
@@ -403,7 +405,6 @@ func TestDiscoverRefusesWhatItCannotRead(t *testing.T) {
 	for name, docs := range map[string]map[string]string{
 		"schema without id":  {"/ServiceProviderConfig": spcPatch, "/Schemas": `[{"name":"x","attributes":[]}]`, "/ResourceTypes": `[]`},
 		"schemas not a list": {"/ServiceProviderConfig": spcPatch, "/Schemas": `"nope"`, "/ResourceTypes": `[]`},
-		"no /Schemas":        {"/ServiceProviderConfig": spcPatch, "/ResourceTypes": `[]`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if d, err := discoveryServer(t, docs).Discover(t.Context()); err == nil {
@@ -484,5 +485,48 @@ func TestEchoedTokenIsNotCutIntoErrors(t *testing.T) {
 				t.Fatalf("error shows part of the token: %v", err)
 			}
 		})
+	}
+}
+
+// Ping is one request, no retries: a hung target costs the caller's deadline, not more.
+func TestPingIsOneRequestWithoutRetries(t *testing.T) {
+	var n atomic.Int32
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(down.Close)
+	err := scim.New(scim.Config{BaseURL: down.URL, Token: "t", RetryBackoff: time.Millisecond}).Ping(t.Context())
+	if !scim.IsRetryable(err) || n.Load() != 1 {
+		t.Fatalf("Ping = %v after %d requests; want a retryable error after 1", err, n.Load())
+	}
+
+	release := make(chan struct{})
+	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(func() { close(release); hung.Close() })
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	if err := scim.New(scim.Config{BaseURL: hung.URL, Token: "t"}).Ping(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Ping of a hung target = %v; want the deadline", err)
+	}
+}
+
+// A target that does not serve /Schemas or /ResourceTypes (404) advertises nothing there: it
+// can be synced as long as nothing is written to a custom extension.
+func TestDiscoverTakesMissingSchemaEndpointsAsNothingAdvertised(t *testing.T) {
+	d, err := discoveryServer(t, map[string]string{"/ServiceProviderConfig": spcPatch}).Discover(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Check(scim.Extension{}, nil, false, []string{"department"}); err != nil {
+		t.Fatalf("Check without extension use = %v; want nil", err)
+	}
+	if err := d.Check(scim.Extension{}, []string{"office"}, false, nil); err == nil {
+		t.Fatal("Check with a custom field passed against a target that declares no schema")
 	}
 }

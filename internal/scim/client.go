@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -176,7 +177,13 @@ func (c *Client) attempt(ctx context.Context, op, method, target string, payload
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("scim %s: %w", op, ctx.Err())
 		}
-		return &Error{Op: op, Detail: c.scrub(err.Error()), Err: err}, nil
+		// Not the url.Error's text: it quotes the URL, whose filter holds a userName.
+		detail := err.Error()
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			detail = ue.Err.Error()
+		}
+		return &Error{Op: op, Detail: truncate(c.scrub(detail), maxDetail), Err: err}, nil
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))

@@ -3,7 +3,9 @@ package scim
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
 )
@@ -89,7 +91,7 @@ func (c *Client) Discover(ctx context.Context) (*Discovery, error) {
 			} `json:"attributes"`
 		}
 		if err := json.Unmarshal(raw, &s); err != nil || s.ID == "" {
-			return nil, fmt.Errorf("scim GET /Schemas: a schema without id or unreadable: %s", truncate(string(raw), 200))
+			return nil, fmt.Errorf("scim GET /Schemas: a schema without id or unreadable: %s", truncate(c.scrub(string(raw)), maxDetail))
 		}
 		names := []string{}
 		for _, a := range s.Attributes {
@@ -121,11 +123,27 @@ func (c *Client) Discover(ctx context.Context) (*Discovery, error) {
 	return d, nil
 }
 
+// Ping sends one GET /ServiceProviderConfig, without retries: nil when the target answered
+// it. A *Error otherwise, or the context's error when it gave up waiting.
+func (c *Client) Ping(ctx context.Context) error {
+	var spc json.RawMessage
+	e, err := c.attempt(ctx, "GET /ServiceProviderConfig", "GET", c.base+"/ServiceProviderConfig", nil, &spc)
+	if e != nil {
+		return e
+	}
+	return err
+}
+
 // resources reads a discovery endpoint that answers a ListResponse (RFC 7644 section 4) or,
-// as some servers do, a bare JSON array.
+// as some servers do, a bare JSON array. A target that does not serve it (404, 501) advertises
+// nothing there: an empty list.
 func (c *Client) resources(ctx context.Context, path string) ([]json.RawMessage, error) {
 	var raw json.RawMessage
 	if err := c.do(ctx, "GET", path, nil, nil, &raw); err != nil {
+		var e *Error
+		if errors.As(err, &e) && (e.Status == http.StatusNotFound || e.Status == http.StatusNotImplemented) {
+			return nil, nil
+		}
 		return nil, err
 	}
 	var arr []json.RawMessage
@@ -134,7 +152,7 @@ func (c *Client) resources(ctx context.Context, path string) ([]json.RawMessage,
 	}
 	var list listResponse
 	if err := json.Unmarshal(raw, &list); err != nil {
-		return nil, fmt.Errorf("scim GET %s: not a list: %s", path, truncate(string(raw), 200))
+		return nil, fmt.Errorf("scim GET %s: not a list: %s", path, truncate(c.scrub(string(raw)), maxDetail))
 	}
 	return list.Resources, nil
 }

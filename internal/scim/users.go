@@ -213,7 +213,10 @@ func (c *Client) CreateUser(ctx context.Context, ext Extension, d plan.Desired) 
 	err := c.do(ctx, "POST", "/Users", nil, userResource(ext, d), &raw)
 	if IsConflict(err) && d.ExternalID != "" {
 		existing, findErr := c.FindUserByExternalID(ctx, ext, d.ExternalID)
-		if findErr == nil && existing != nil {
+		if findErr != nil {
+			return nil, findErr // not knowing whose account it is, never call it someone else's
+		}
+		if existing != nil {
 			return existing, nil
 		}
 		return nil, err

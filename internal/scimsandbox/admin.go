@@ -2,7 +2,8 @@ package scimsandbox
 
 // Test and admin hooks, as Go methods and as HTTP endpoints under /_sandbox/.
 //
-// HTTP (no token needed from a loopback address; from elsewhere the bearer token is required):
+// HTTP, with the bearer token of the SCIM endpoints (when one is configured), from any
+// address:
 //
 //	GET  /_sandbox/stats          Stats as JSON
 //	POST /_sandbox/reset-stats    zero the counters
@@ -14,10 +15,13 @@ package scimsandbox
 //	GET  /_sandbox/group-members?displayName=Sales   member ids of a group
 //
 // Admin requests are not counted in Stats and get no latency, throttling or injected failures.
+// Like SCIM requests they must name this sandbox in Host (421 otherwise) and, when they carry
+// an Origin header, be same-origin (403 otherwise); their bodies are capped at MaxBodyBytes
+// (413). Every admin POST must be Content-Type: application/json (415 otherwise), so that no
+// HTML form or other "simple" cross-origin request from a browser can reach it.
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"sort"
 	"strings"
@@ -117,7 +121,8 @@ func (s *Server) SeatsUsed() map[string]int {
 	return out
 }
 
-// SetLatency sets the delay added to every SCIM request.
+// SetLatency sets the delay added to every authenticated SCIM request. Unlike Options and
+// POST /_sandbox/config it takes any duration: keep it under the server's write timeout.
 func (s *Server) SetLatency(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -219,8 +224,22 @@ type adminConfig struct {
 }
 
 func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request, path string) {
-	if !isLoopback(r.RemoteAddr) && !s.authorized(r) {
-		writeError(w, errorf(http.StatusUnauthorized, "", "sandbox admin needs the bearer token from non-loopback addresses"))
+	if err := s.checkOrigin(r); err != nil {
+		writeError(w, err)
+		return
+	}
+	if !s.authorized(r) {
+		unauthorized(w)
+		return
+	}
+	if r.Method == http.MethodPost {
+		if err := checkJSON(r); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
+	if err := limitBody(w, r); err != nil {
+		writeError(w, err)
 		return
 	}
 	route := r.Method + " " + strings.TrimPrefix(path, "/_sandbox")
@@ -234,6 +253,10 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request, path string)
 		var c adminConfig
 		if err := decodeBody(r, &c); err != nil {
 			writeError(w, err)
+			return
+		}
+		if c.LatencyMs != nil && (*c.LatencyMs < 0 || int64(*c.LatencyMs) > MaxLatency.Milliseconds()) {
+			writeError(w, badRequest("invalidValue", "latencyMs %d: want 0 to %d", *c.LatencyMs, MaxLatency.Milliseconds()))
 			return
 		}
 		if c.LatencyMs != nil {
@@ -267,13 +290,4 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request, path string)
 	default:
 		writeError(w, errorf(http.StatusNotFound, "", "no sandbox endpoint %s", route))
 	}
-}
-
-func isLoopback(remoteAddr string) bool {
-	host, _, err := net.SplitHostPort(remoteAddr)
-	if err != nil {
-		host = remoteAddr
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

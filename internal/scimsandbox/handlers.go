@@ -10,7 +10,6 @@ import (
 const (
 	defaultPageSize = 100
 	maxPageSize     = 1000
-	maxBodyBytes    = 10 << 20
 )
 
 func (s *Server) collectionOf(kind string) *collection {
@@ -51,9 +50,9 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, kind, id 
 }
 
 func decodeBody(r *http.Request, into any) *scimError {
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBodyBytes))
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
 	if err := dec.Decode(into); err != nil {
-		return badRequest("invalidSyntax", "request body is not valid JSON: %v", err)
+		return bodyError(err)
 	}
 	return nil
 }

@@ -13,6 +13,17 @@ import (
 
 const token = "sandbox-test-token"
 
+// sandboxHost is the Host of test requests: the sandbox answers only to its own names.
+const sandboxHost = "127.0.0.1:8090"
+
+// newRequest is httptest.NewRequest addressed to the sandbox (httptest's default Host,
+// example.com, is refused).
+func newRequest(method, path, body string) *http.Request {
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	req.Host = sandboxHost
+	return req
+}
+
 // call sends one request to the sandbox with the bearer token and decodes the JSON answer.
 func call(t *testing.T, s *scimsandbox.Server, method, path, body string) (int, map[string]any) {
 	t.Helper()
@@ -21,7 +32,7 @@ func call(t *testing.T, s *scimsandbox.Server, method, path, body string) (int, 
 
 func callAs(t *testing.T, s *scimsandbox.Server, tok, method, path, body string) (int, map[string]any) {
 	t.Helper()
-	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	req := newRequest(method, path, body)
 	if tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
@@ -66,4 +77,20 @@ func user(t *testing.T, s *scimsandbox.Server, id string) scimsandbox.User {
 		t.Fatalf("user %s not found", id)
 	}
 	return u
+}
+
+// adminAs sends an admin request the way a legitimate caller does: from loopback, to the
+// sandbox's own Host, with tok (when not empty) and a JSON body.
+func adminAs(s *scimsandbox.Server, tok, method, path, body string) *httptest.ResponseRecorder {
+	req := newRequest(method, path, body)
+	req.RemoteAddr = "127.0.0.1:40000"
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	if method == "POST" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, req)
+	return w
 }

@@ -253,6 +253,14 @@ func (o Options) Validate() error {
 		}
 		seen[strings.ToLower(n)] = true
 	}
+	if o.Latency < 0 || o.Latency > MaxLatency {
+		return fmt.Errorf("latency %s: want 0 to %s", o.Latency, MaxLatency)
+	}
+	for _, h := range o.AllowedHosts {
+		if raw := strings.TrimSpace(h); !validHostName(raw) || !validHostName(hostName(raw)) {
+			return fmt.Errorf("allowed host %q: want a host name or IP address, without scheme or path", h)
+		}
+	}
 	return nil
 }
 

@@ -30,7 +30,8 @@ type Options struct {
 	Token string
 	// Seats is the seat limit per product (entitlement value); missing means unlimited.
 	Seats map[string]int
-	// Latency is added to every SCIM request (not to /_sandbox/ requests).
+	// Latency is added to every authenticated SCIM request (not to /_sandbox/ requests).
+	// At most MaxLatency.
 	Latency time.Duration
 	// RateLimit is in requests per second; over it the server answers 429 with Retry-After.
 	// 0 means no limit.
@@ -46,14 +47,25 @@ type Options struct {
 	// extension with no attributes. Names follow RFC 7643 (a letter, then letters, digits,
 	// '_' or '-') and are case-insensitive.
 	CustomAttributes []string
+	// AllowedHosts are the host names (no port) accepted in the Host header besides
+	// 127.0.0.1, localhost and ::1, e.g. the name of the address the sandbox listens on or
+	// its service name in docker-compose. Any other Host is answered 421: a browser page
+	// whose DNS name rebinds to this machine cannot reach the sandbox.
+	AllowedHosts []string
 }
+
+// MaxLatency bounds Options.Latency and the latencyMs of POST /_sandbox/config, so that an
+// answer always fits in the sandbox command's write timeout.
+const MaxLatency = 30 * time.Second
 
 // Server is the sandbox; it implements http.Handler and is safe for concurrent use.
 type Server struct {
-	token  string
-	logger *slog.Logger
-	now    func() time.Time
-	reg    *registry // declared schemas; immutable
+	token      string
+	hosts      map[string]bool // accepted Host names, lower case
+	extraHosts []string        // Options.AllowedHosts, for messages
+	logger     *slog.Logger
+	now        func() time.Time
+	reg        *registry // declared schemas; immutable
 
 	mu         sync.Mutex
 	users      *collection
@@ -78,16 +90,18 @@ func New(opts Options) *Server {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		token:     opts.Token,
-		logger:    logger,
-		now:       time.Now,
-		reg:       newRegistry(opts),
-		users:     newCollection(),
-		groups:    newCollection(),
-		seats:     copySeats(opts.Seats),
-		seatsUsed: map[string]int{},
-		latency:   opts.Latency,
-		stats:     newStats(),
+		token:      opts.Token,
+		hosts:      allowedHostSet(opts.AllowedHosts),
+		extraHosts: append([]string(nil), opts.AllowedHosts...),
+		logger:     logger,
+		now:        time.Now,
+		reg:        newRegistry(opts),
+		users:      newCollection(),
+		groups:     newCollection(),
+		seats:      copySeats(opts.Seats),
+		seatsUsed:  map[string]int{},
+		latency:    opts.Latency,
+		stats:      newStats(),
 	}
 	s.setRateLimit(opts.RateLimit)
 	return s
@@ -140,9 +154,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		"duration", s.now().Sub(start))
 }
 
-// admit applies latency, the rate limit, injected failures and authentication. It reports
-// whether it already answered the request, and whether with a throttle or injected failure.
+// admit checks Host and Origin, then authentication, then the body size, and only then
+// applies latency, the rate limit and injected failures: an unauthenticated request costs
+// no rate budget, consumes no injected failure and waits for no latency. It reports whether
+// it already answered the request, and whether with a throttle or injected failure.
 func (s *Server) admit(w http.ResponseWriter, r *http.Request) (handled, synthetic bool) {
+	if err := s.checkOrigin(r); err != nil {
+		writeError(w, err)
+		return true, false
+	}
+	if !s.authorized(r) {
+		unauthorized(w)
+		return true, false
+	}
+	if err := limitBody(w, r); err != nil {
+		writeError(w, err)
+		return true, false
+	}
 	s.mu.Lock()
 	latency, limiter := s.latency, s.limiter
 	s.mu.Unlock()
@@ -178,12 +206,12 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request) (handled, synthet
 		writeError(w, errorf(injected, "", "injected failure"))
 		return true, true
 	}
-	if !s.authorized(r) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="scim-sandbox"`)
-		writeError(w, errorf(http.StatusUnauthorized, "", "missing or invalid bearer token"))
-		return true, false
-	}
 	return false, false
+}
+
+func unauthorized(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="scim-sandbox"`)
+	writeError(w, errorf(http.StatusUnauthorized, "", "missing or invalid bearer token"))
 }
 
 func (s *Server) authorized(r *http.Request) bool {

@@ -49,8 +49,8 @@ func TestMetaAndETag(t *testing.T) {
 		t.Fatalf("version after PATCH = %v, want W/\"2\"", v)
 	}
 
-	req := httptest.NewRequest("PATCH", "/Users/"+id, strings.NewReader(`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-		"Operations":[{"op":"replace","path":"displayName","value":"Stale"}]}`))
+	req := newRequest("PATCH", "/Users/"+id, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+		"Operations":[{"op":"replace","path":"displayName","value":"Stale"}]}`)
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("If-Match", `W/"1"`)
 	w := httptest.NewRecorder()
@@ -119,7 +119,7 @@ func TestSeatLimits(t *testing.T) {
 func TestFailNextAndStats(t *testing.T) {
 	s := scimsandbox.New(scimsandbox.Options{Token: token})
 	s.FailNext(2, http.StatusTooManyRequests)
-	req := httptest.NewRequest("GET", "/Users", nil)
+	req := newRequest("GET", "/Users", "")
 	req.Header.Set("Authorization", "Bearer "+token)
 	w := httptest.NewRecorder()
 	s.ServeHTTP(w, req)
@@ -146,7 +146,7 @@ func TestRateLimitAnswers429WithRetryAfter(t *testing.T) {
 	s := scimsandbox.New(scimsandbox.Options{Token: token, RateLimit: 0.001}) // burst 1, then ~nothing
 	status, out := call(t, s, "GET", "/Users", "")
 	mustStatus(t, http.StatusOK, status, out)
-	req := httptest.NewRequest("GET", "/Users", nil)
+	req := newRequest("GET", "/Users", "")
 	req.Header.Set("Authorization", "Bearer "+token)
 	w := httptest.NewRecorder()
 	s.ServeHTTP(w, req)
@@ -161,11 +161,7 @@ func TestRateLimitAnswers429WithRetryAfter(t *testing.T) {
 func TestAdminHTTP(t *testing.T) {
 	s := scimsandbox.New(scimsandbox.Options{Token: token})
 	admin := func(method, path, body string) *httptest.ResponseRecorder {
-		req := httptest.NewRequest(method, path, strings.NewReader(body))
-		req.RemoteAddr = "127.0.0.1:40000"
-		w := httptest.NewRecorder()
-		s.ServeHTTP(w, req)
-		return w
+		return adminAs(s, token, method, path, body)
 	}
 	if w := admin("POST", "/_sandbox/seed", `["old@example.com"]`); w.Code != http.StatusNoContent {
 		t.Fatalf("seed: %d %s", w.Code, w.Body)
@@ -184,14 +180,11 @@ func TestAdminHTTP(t *testing.T) {
 	if w := admin("GET", "/_sandbox/users", ""); !strings.Contains(w.Body.String(), "old@example.com") {
 		t.Fatalf("users: %s", w.Body)
 	}
-
-	// From elsewhere the token is required.
-	req := httptest.NewRequest("GET", "/_sandbox/stats", nil)
-	req.RemoteAddr = "192.0.2.7:5000"
-	w := httptest.NewRecorder()
-	s.ServeHTTP(w, req)
-	if w.Code != http.StatusUnauthorized {
-		t.Fatalf("non-loopback admin without token: %d", w.Code)
+	if w := admin("POST", "/_sandbox/reset-stats", ""); w.Code != http.StatusNoContent || s.Stats().Requests != 0 {
+		t.Fatalf("reset-stats: %d %s", w.Code, w.Body)
+	}
+	if w := admin("POST", "/_sandbox/config", `{"latencyMs":30001}`); w.Code != http.StatusBadRequest {
+		t.Fatalf("latencyMs over the maximum: %d %s", w.Code, w.Body)
 	}
 }
 

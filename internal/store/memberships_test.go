@@ -193,7 +193,7 @@ func TestSnapshotThroughTheStoreIndex(t *testing.T) {
 	}
 	st, ctx := openStore(t)
 	url := demoSlapd(t, ctx)
-	dir, err := directory.Dial(ctx, directory.Config{URL: url, BindDN: slapdAdmin, BindPassword: slapdPassword,
+	dir, err := directory.Dial(ctx, directory.Config{URL: url, BindDN: slapdAdmin, BindPassword: slapdPassword, AllowPlaintextBind: true,
 		BaseDN: demo.Suffix, PageSize: 40})
 	require.NoError(t, err)
 	defer dir.Close()

@@ -4,27 +4,20 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/usersync/usersync/internal/directory"
 	"github.com/usersync/usersync/internal/plan"
 )
 
-// The queries of a streaming plan: one pass over the snapshot joined with what the store
-// knows of each user, items written as they are decided, seats handed out in seat order
-// from the work table, then the users who left. Memory holds a batch, never the directory.
+// The storage of a streaming plan (plan.Store, driven by plan.Stream): the snapshot joined
+// with what the store knows of each user, the users the read did not return, seat counts,
+// and the run's work table. These queries select, stream and write; they decide nothing and
+// read no field of a plan type's JSON (the snapshot's users and the applied states are read
+// whole). Every decision, and every key SQL orders by, is computed in Go.
 
-// PlanRow is one snapshot user with its failure and seats. Its applied state is read
-// separately (AppliedStatesOf) and only when needed: most users of a resync are settled by
-// the hash alone, and their states would be most of the bytes read.
-type PlanRow struct {
-	User        directory.User
-	AppliedHash string // "" when not linked
-	Failure     *plan.Failure
-	Held        []string // products whose seat the user holds, sorted bytewise
-}
+// PlanRow is one snapshot user with its applied state's hash, failure and seats.
+type PlanRow = plan.UserRow
 
 // heldSeats aggregates a user's seats in Go's byte order (COLLATE "C"), as plan compares them.
 const heldSeats = `(SELECT array_agg(z.product ORDER BY z.product COLLATE "C") FROM seats z
@@ -67,92 +60,180 @@ func failureOf(typ, product, message *string) *plan.Failure {
 	return &plan.Failure{Type: *typ, Product: *product, Message: *message}
 }
 
-// Leavers streams the linked active accounts a run may suspend: those whose externalId is in
-// outOfScope (read, but out of scope) and those the run's directory read did not return.
-func (s *Store) Leavers(ctx context.Context, org, runID string, outOfScope []string,
-	fn func(ap plan.Applied, f *plan.Failure, held []string) error) error {
-	rows, err := s.pool.Query(ctx, `SELECT u.external_id, u.scim_id, u.state, f.type, f.product, f.message,
-		`+fmt.Sprintf(heldSeats, "u.external_id")+`
-		FROM user_state u
-		LEFT JOIN failures f ON f.org=u.org AND f.external_id=u.external_id
-		WHERE u.org=$1 AND u.active AND (u.external_id IN (SELECT unnest($3::text[]))
-			OR NOT EXISTS (SELECT 1 FROM snapshot_users s WHERE s.run_id=$2 AND s.external_id=u.external_id))
-		ORDER BY u.external_id`, org, runID, nonNil(outOfScope))
+// RunPlanning is the storage of one run's plan (plan.Store).
+type RunPlanning struct {
+	s          *Store
+	org, runID string
+	w          *WorkWriter
+}
+
+var _ plan.Store = (*RunPlanning)(nil)
+
+// Planning is the storage of org's plan of runID. The run must have no work yet (DeleteWork).
+func (s *Store) Planning(org, runID string) *RunPlanning {
+	return &RunPlanning{s: s, org: org, runID: runID, w: s.NewWorkWriter(runID)}
+}
+
+// Users streams the run's snapshot (PlanRows).
+func (p *RunPlanning) Users(ctx context.Context, fn func(plan.UserRow) error) error {
+	return p.s.PlanRows(ctx, p.org, p.runID, fn)
+}
+
+// AppliedStates returns the applied states of the given linked accounts.
+func (p *RunPlanning) AppliedStates(ctx context.Context, externalIDs []string) (map[string]plan.Applied, error) {
+	return p.s.AppliedStatesOf(ctx, p.org, externalIDs)
+}
+
+// Absent streams, in externalId order, every linked account and every current failure of a
+// user the run's directory read did not return: the account's columns (not its state), the
+// failure and the seats held.
+func (p *RunPlanning) Absent(ctx context.Context, fn func(plan.Known) error) error {
+	rows, err := p.s.pool.Query(ctx, `WITH
+		held AS (SELECT external_id, array_agg(product ORDER BY product COLLATE "C") AS products
+			FROM seats WHERE org=$1 GROUP BY external_id),
+		known AS (
+			SELECT u.external_id, true AS linked, u.active, u.user_name FROM user_state u WHERE u.org=$1
+			UNION ALL
+			SELECT f.external_id, false, false, '' FROM failures f WHERE f.org=$1
+				AND NOT EXISTS (SELECT 1 FROM user_state u WHERE u.org=$1 AND u.external_id=f.external_id))
+		SELECT k.external_id, k.linked, k.active, k.user_name, f.type, f.product, f.message, h.products
+		FROM known k
+		LEFT JOIN failures f ON f.org=$1 AND f.external_id=k.external_id
+		LEFT JOIN held h ON h.external_id=k.external_id
+		WHERE NOT EXISTS (SELECT 1 FROM snapshot_users s WHERE s.run_id=$2 AND s.external_id=k.external_id)
+		ORDER BY k.external_id`, p.org, p.runID)
 	if err != nil {
-		return fmt.Errorf("read leavers: %w", err)
+		return fmt.Errorf("read users not in the snapshot: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var ap plan.Applied
+		var k plan.Known
 		var ftype, fproduct, fmessage *string
-		var held []string
-		if err := rows.Scan(&ap.ExternalID, &ap.ScimID, &ap.State, &ftype, &fproduct, &fmessage, &held); err != nil {
-			return fmt.Errorf("read leavers: %w", err)
+		if err := rows.Scan(&k.ExternalID, &k.Linked, &k.Active, &k.UserName, &ftype, &fproduct, &fmessage, &k.Held); err != nil {
+			return fmt.Errorf("read users not in the snapshot: %w", err)
 		}
-		if err := fn(ap, failureOf(ftype, fproduct, fmessage), held); err != nil {
+		k.Failure = failureOf(ftype, fproduct, fmessage)
+		if err := fn(k); err != nil {
 			return err
 		}
 	}
 	return rows.Err()
 }
 
-// FailedLeavers streams the failed users that the run's directory read did not return and
-// that have no active account: their failure no longer matters. userName is that of the
-// (inactive) account, "" when there is none, as plan.Plan matches retry filters.
-func (s *Store) FailedLeavers(ctx context.Context, org, runID string, fn func(externalID, userName string, f plan.Failure) error) error {
-	rows, err := s.pool.Query(ctx, `SELECT f.external_id, COALESCE(a.user_name, ''), f.type, f.product, f.message FROM failures f
-		LEFT JOIN user_state a ON a.org=f.org AND a.external_id=f.external_id
-		WHERE f.org=$1
-		AND NOT EXISTS (SELECT 1 FROM snapshot_users s WHERE s.run_id=$2 AND s.external_id=f.external_id)
-		AND NOT EXISTS (SELECT 1 FROM user_state u WHERE u.org=$1 AND u.external_id=f.external_id AND u.active)
-		ORDER BY f.external_id`, org, runID)
-	if err != nil {
-		return fmt.Errorf("read failures: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id, name string
-		var f plan.Failure
-		if err := rows.Scan(&id, &name, &f.Type, &f.Product, &f.Message); err != nil {
-			return err
-		}
-		if err := fn(id, name, f); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
-}
-
-// ActiveLinked counts the active linked accounts (for the suspension threshold).
-func (s *Store) ActiveLinked(ctx context.Context, org string) (int, error) {
+// ActiveLinked counts the active linked accounts.
+func (p *RunPlanning) ActiveLinked(ctx context.Context) (int, error) {
 	var n int
-	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM user_state WHERE org=$1 AND active`, org).Scan(&n)
+	err := p.s.pool.QueryRow(ctx, `SELECT count(*) FROM user_state WHERE org=$1 AND active`, p.org).Scan(&n)
 	return n, err
 }
 
-// SeatCounts returns the seats bought and the seats in use, per product.
-func (s *Store) SeatCounts(ctx context.Context, org string) (seats, used map[string]int, err error) {
+// Seats returns the seats bought and the seats in use, per product.
+func (p *RunPlanning) Seats(ctx context.Context) (seats, used map[string]int, err error) {
 	seats, used = map[string]int{}, map[string]int{}
-	rows, err := s.pool.Query(ctx, `SELECT product, seats, true FROM licenses WHERE org=$1
-		UNION ALL SELECT product, count(*)::int, false FROM seats WHERE org=$1 GROUP BY product`, org)
+	rows, err := p.s.pool.Query(ctx, `SELECT product, seats, true FROM licenses WHERE org=$1
+		UNION ALL SELECT product, count(*)::int, false FROM seats WHERE org=$1 GROUP BY product`, p.org)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read seats: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var p string
+		var prod string
 		var n int
 		var bought bool
-		if err := rows.Scan(&p, &n, &bought); err != nil {
+		if err := rows.Scan(&prod, &n, &bought); err != nil {
 			return nil, nil, err
 		}
 		if bought {
-			seats[p] = n
+			seats[prod] = n
 		} else {
-			used[p] = n
+			used[prod] = n
 		}
 	}
 	return seats, used, rows.Err()
+}
+
+// AddWork appends an item to the run's work (WorkWriter.Add).
+func (p *RunPlanning) AddWork(ctx context.Context, it plan.Item, key plan.SeatKey) error {
+	return p.w.Add(ctx, it, key)
+}
+
+// FlushWork writes the items added since the last flush.
+func (p *RunPlanning) FlushWork(ctx context.Context) error { return p.w.Flush(ctx) }
+
+// SeatCandidates streams the run's items that have a seat order, in that order (bytewise).
+func (p *RunPlanning) SeatCandidates(ctx context.Context, fn func(plan.Work) error) error {
+	rows, err := p.s.pool.Query(ctx, `SELECT seq, item FROM work_items
+		WHERE run_id=$1 AND seat_key IS NOT NULL ORDER BY seat_key`, p.runID)
+	if err != nil {
+		return fmt.Errorf("read seat candidates: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var w plan.Work
+		if err := rows.Scan(&w.Seq, &w.Item); err != nil {
+			return fmt.Errorf("read seat candidates: %w", err)
+		}
+		if err := fn(w); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// ReplaceWork overwrites items of the run, with the columns WorkWriter.Add would give them
+// for a zero seat key.
+func (p *RunPlanning) ReplaceWork(ctx context.Context, ws []plan.Work) error {
+	if len(ws) == 0 {
+		return nil
+	}
+	var c workColumns
+	seqs := make([]int, len(ws))
+	for i, w := range ws {
+		seqs[i] = w.Seq
+		if err := c.add(w.Item, plan.SeatKey{}); err != nil {
+			return err
+		}
+	}
+	_, err := p.s.pool.Exec(ctx, `UPDATE work_items w SET item=r.item::jsonb, action=r.action,
+		failure_type=r.failure_type, failure_product=r.failure_product, failure_message=r.failure_message,
+		seat_key=r.seat_key, order_key=r.order_key
+		FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bytea[], $9::bytea[])
+			AS r(seq, item, action, failure_type, failure_product, failure_message, seat_key, order_key)
+		WHERE w.run_id=$1 AND w.seq=r.seq`,
+		p.runID, seqs, c.item, c.action, c.failureType, c.failureProduct, c.failureMessage, c.seatKey, c.orderKey)
+	if err != nil {
+		return fmt.Errorf("replace work items: %w", err)
+	}
+	return nil
+}
+
+// workColumns are the stored columns of items, column by column. Each is an item's field or
+// a key computed by plan: the store adds no meaning of its own.
+type workColumns struct {
+	externalID, userName, action, item          []string
+	failureType, failureProduct, failureMessage []string
+	seatKey, orderKey                           [][]byte
+}
+
+func (c *workColumns) add(it plan.Item, key plan.SeatKey) error {
+	b, err := json.Marshal(it)
+	if err != nil {
+		return err
+	}
+	var f plan.Failure
+	if it.Failure != nil {
+		f = *it.Failure
+	}
+	c.externalID = append(c.externalID, it.ExternalID)
+	c.userName = append(c.userName, it.UserName)
+	c.action = append(c.action, string(it.Action))
+	c.item = append(c.item, string(b))
+	c.failureType = append(c.failureType, f.Type)
+	c.failureProduct = append(c.failureProduct, f.Product)
+	c.failureMessage = append(c.failureMessage, f.Message)
+	c.seatKey = append(c.seatKey, plan.SeatOrder(it, key))
+	c.orderKey = append(c.orderKey, plan.ItemOrder(it))
+	return nil
 }
 
 // WorkWriter appends a run's items with consecutive seq numbers, in batches of COPY.
@@ -170,18 +251,19 @@ func (s *Store) NewWorkWriter(runID string) *WorkWriter {
 	return &WorkWriter{s: s, runID: runID}
 }
 
-// Add appends one item; key orders it among the seat candidates when it takes new seats.
+// Add appends one item; key orders it among the seat candidates (plan.SeatOrder) when it
+// takes new seats.
 func (w *WorkWriter) Add(ctx context.Context, it plan.Item, key plan.SeatKey) error {
-	b, err := json.Marshal(it)
-	if err != nil {
+	var c workColumns
+	if err := c.add(it, key); err != nil {
 		return err
 	}
-	priority := 0 // only seat candidates are ordered by it
-	if len(it.NewSeats) > 0 {
-		priority = min(key.Priority, math.MaxInt32)
+	var seatKey any // a nil []byte would be written as an empty key, not NULL
+	if c.seatKey[0] != nil {
+		seatKey = c.seatKey[0]
 	}
-	w.rows = append(w.rows, []any{w.runID, w.next, it.ExternalID, it.UserName, string(it.Action), b,
-		priority, plan.SortName(it.UserName), nonNil(it.NewSeats)})
+	w.rows = append(w.rows, []any{w.runID, w.next, c.externalID[0], c.userName[0], c.action[0], []byte(c.item[0]),
+		c.failureType[0], c.failureProduct[0], c.failureMessage[0], seatKey, c.orderKey[0]})
 	w.next++
 	if len(w.rows) >= workBatch {
 		return w.Flush(ctx)
@@ -198,7 +280,8 @@ func (w *WorkWriter) Flush(ctx context.Context) error {
 		return nil
 	}
 	_, err := w.s.pool.CopyFrom(ctx, pgx.Identifier{"work_items"},
-		[]string{"run_id", "seq", "external_id", "user_name", "action", "item", "seat_priority", "sort_name", "new_seats"},
+		[]string{"run_id", "seq", "external_id", "user_name", "action", "item",
+			"failure_type", "failure_product", "failure_message", "seat_key", "order_key"},
 		pgx.CopyFromRows(w.rows))
 	if err != nil {
 		return fmt.Errorf("write work: %w", err)
@@ -211,57 +294,4 @@ func (w *WorkWriter) Flush(ctx context.Context) error {
 func (s *Store) DeleteWork(ctx context.Context, runID string) error {
 	_, err := s.pool.Exec(ctx, `DELETE FROM work_items WHERE run_id=$1`, runID)
 	return err
-}
-
-// SeatCandidates streams the run's items that take new seats, in seat order (plan.SeatKey).
-func (s *Store) SeatCandidates(ctx context.Context, runID string, fn func(seq int, action plan.Action, products []string) error) error {
-	rows, err := s.pool.Query(ctx, `SELECT seq, action, new_seats FROM work_items
-		WHERE run_id=$1 AND cardinality(new_seats) > 0
-		ORDER BY seat_priority, sort_name COLLATE "C", external_id COLLATE "C"`, runID)
-	if err != nil {
-		return fmt.Errorf("read seat candidates: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var seq int
-		var action string
-		var products []string
-		if err := rows.Scan(&seq, &action, &products); err != nil {
-			return err
-		}
-		if err := fn(seq, plan.Action(action), products); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
-}
-
-// WorkFailure fails one planned item before provisioning.
-type WorkFailure struct {
-	Seq     int
-	Failure plan.Failure
-}
-
-// FailWork turns planned items into failures (plan.FailItem, done in the database): nothing
-// is written for them and they take or release no seat.
-func (s *Store) FailWork(ctx context.Context, runID string, fs []WorkFailure) error {
-	if len(fs) == 0 {
-		return nil
-	}
-	seqs, failures := make([]int, len(fs)), make([]string, len(fs))
-	for i, f := range fs {
-		b, err := json.Marshal(f.Failure)
-		if err != nil {
-			return err
-		}
-		seqs[i], failures[i] = f.Seq, string(b)
-	}
-	_, err := s.pool.Exec(ctx, `UPDATE work_items w SET action='fail', new_seats='{}',
-		item = (w.item - 'changed' - 'newSeats' - 'releaseSeats') || jsonb_build_object('action', 'fail', 'failure', f.failure::jsonb)
-		FROM unnest($2::int[], $3::text[]) AS f(seq, failure)
-		WHERE w.run_id=$1 AND w.seq=f.seq`, runID, seqs, failures)
-	if err != nil {
-		return fmt.Errorf("fail work items: %w", err)
-	}
-	return nil
 }

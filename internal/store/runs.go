@@ -219,8 +219,8 @@ func (s *Store) WorkItemRange(ctx context.Context, runID string, from, to int) (
 type UserWork struct {
 	Item    plan.Item
 	Applied *plan.Applied // nil when not linked
-	// Extension is the custom extension the organization's last discovery found in the
-	// target (defaults when none was recorded).
+	// Extension is the custom extension the run checked the target for (defaults when the
+	// run recorded none).
 	Extension scim.Extension
 }
 
@@ -233,7 +233,7 @@ func (s *Store) UserWork(ctx context.Context, org, runID string, seq int) (UserW
 	var ext *scim.Extension
 	err := s.pool.QueryRow(ctx, `SELECT w.item, u.scim_id, u.state, t.extension FROM work_items w
 		LEFT JOIN user_state u ON u.org=$1 AND u.external_id=w.external_id
-		LEFT JOIN target_profiles t ON t.org=$1
+		LEFT JOIN runs t ON t.run_id=w.run_id
 		WHERE w.run_id=$2 AND w.seq=$3`, org, runID, seq).Scan(&w.Item, &scimID, &state, &ext)
 	if err == pgx.ErrNoRows {
 		return w, fmt.Errorf("run %s item %d: %w", runID, seq, ErrNotFound)
@@ -254,7 +254,7 @@ func (s *Store) UserWork(ctx context.Context, org, runID string, seq int) (UserW
 // WorkItems lists a run's planned items by userName (for dry runs), up to limit.
 func (s *Store) WorkItems(ctx context.Context, runID string, limit int) ([]plan.Item, error) {
 	rows, err := s.pool.Query(ctx, `SELECT item FROM work_items WHERE run_id=$1
-		ORDER BY sort_name COLLATE "C", external_id COLLATE "C" LIMIT $2`, runID, limit)
+		ORDER BY order_key, seq LIMIT $2`, runID, limit) // plan.ItemOrder
 	if err != nil {
 		return nil, err
 	}

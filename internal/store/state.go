@@ -70,6 +70,12 @@ func (s *Store) SaveApplied(ctx context.Context, org, scimID string, d plan.Desi
 // SaveProvisioned is SaveApplied that also records the outcome of the run's work item, still
 // in one statement (one round trip per provisioned user).
 func (s *Store) SaveProvisioned(ctx context.Context, org, scimID string, d plan.Desired, runID string, seq int, outcome string) error {
+	return s.SaveLinked(ctx, org, scimID, d, d.Products, runID, seq, outcome)
+}
+
+// SaveLinked is SaveProvisioned keeping the seats of the products in keep (those d holds,
+// and those of a write still in progress for the user) instead of those d holds only.
+func (s *Store) SaveLinked(ctx context.Context, org, scimID string, d plan.Desired, keep []string, runID string, seq int, outcome string) error {
 	// An adoption approval is used up by the save, whatever the outcome (an adopted account,
 	// or a create after the admin removed the other account instead): it closes in the history,
 	// in the approving admin's name, in the same statement.
@@ -87,7 +93,7 @@ func (s *Store) SaveProvisioned(ctx context.Context, org, scimID string, d plan.
 				jsonb_build_object('externalId', $2::text, 'userName', a.user_name, 'scimId', $3::text, 'outcome', $11::text, 'run', $9::text)
 			FROM approval a RETURNING 1)
 		SELECT 1`,
-		org, d.ExternalID, scimID, d.UserName, d.Active, d, d.Hash(), nonNil(d.Products), runID, seq, outcome, EventAdoption)
+		org, d.ExternalID, scimID, d.UserName, d.Active, d, d.Hash(), nonNil(keep), runID, seq, outcome, EventAdoption)
 	if err != nil {
 		return fmt.Errorf("save user state: %w", err)
 	}
@@ -199,25 +205,34 @@ func RunAdvice(typ string) string {
 // Banners groups current failures by type. A run-level failure of the last finished sync
 // (credentials refused, target down or incompatible) comes first, with no user count.
 func (s *Store) Banners(ctx context.Context, org string) ([]Banner, error) {
-	rows, err := s.pool.Query(ctx, `SELECT * FROM (SELECT failure_type, '', 0 FROM runs WHERE org=$1 AND NOT dry_run
-			AND finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT 1) last WHERE failure_type <> ''
-		UNION ALL (SELECT type, product, count(*) FROM failures WHERE org=$1
-		GROUP BY type, product ORDER BY type, product)`, org)
+	var last string
+	err := s.pool.QueryRow(ctx, `SELECT failure_type FROM runs WHERE org=$1 AND NOT dry_run AND finished_at IS NOT NULL
+		ORDER BY finished_at DESC LIMIT 1`, org).Scan(&last)
+	if err != nil && err != pgx.ErrNoRows {
+		return nil, fmt.Errorf("read banners: %w", err)
+	}
+	return s.BannersWith(ctx, org, last)
+}
+
+// BannersWith is the banners of the users' failures, after the banner of a run-level failure
+// of type runFailure (none when "").
+func (s *Store) BannersWith(ctx context.Context, org, runFailure string) ([]Banner, error) {
+	var bs []Banner
+	if runFailure != "" {
+		bs = append(bs, Banner{Type: runFailure, RunLevel: true, Advice: RunAdvice(runFailure)})
+	}
+	rows, err := s.pool.Query(ctx, `SELECT type, product, count(*) FROM failures WHERE org=$1
+		GROUP BY type, product ORDER BY type, product`, org)
 	if err != nil {
 		return nil, fmt.Errorf("read banners: %w", err)
 	}
-	bs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Banner, error) {
+	users, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Banner, error) {
 		var b Banner
-		return b, r.Scan(&b.Type, &b.Product, &b.Users)
+		err := r.Scan(&b.Type, &b.Product, &b.Users)
+		b.Advice = Advice(b.Type, b.Product)
+		return b, err
 	})
-	for i := range bs {
-		if bs[i].RunLevel = bs[i].Users == 0; bs[i].RunLevel {
-			bs[i].Advice = RunAdvice(bs[i].Type)
-		} else {
-			bs[i].Advice = Advice(bs[i].Type, bs[i].Product)
-		}
-	}
-	return bs, err
+	return append(bs, users...), err
 }
 
 // Advice says what an admin can do about a failure type.

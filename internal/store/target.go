@@ -62,6 +62,13 @@ func (s *Store) SetTargetExtension(ctx context.Context, org, actor string, e sci
 		if err := fitsTarget(ctx, tx, org, &r, nil, nil); err != nil {
 			return err
 		}
+		if old, err := readExtension(ctx, tx, org); err != nil {
+			return err
+		} else if old != r {
+			if err := forgetExtensionValues(ctx, tx, org); err != nil {
+				return err
+			}
+		}
 		for k, v := range map[string]string{SettingCustomSchema: e.URN, SettingTemplateAttribute: e.TemplateAttribute} {
 			var err error
 			if v == "" {
@@ -76,6 +83,43 @@ func (s *Store) SetTargetExtension(ctx context.Context, org, actor string, e sci
 		}
 		return nil
 	})
+}
+
+// forgetExtensionValues drops custom fields and templates from the applied states: under a new
+// URN or attribute the target holds none of them, so the next sync writes them all again.
+// (A rare admin action: the organization's states are read once, in Go.)
+func forgetExtensionValues(ctx context.Context, tx pgx.Tx, org string) error {
+	rows, err := tx.Query(ctx, `SELECT external_id, state FROM user_state WHERE org=$1`, org)
+	if err != nil {
+		return err
+	}
+	var ids, states, hashes []string
+	for rows.Next() {
+		var id string
+		var d plan.Desired
+		if err := rows.Scan(&id, &d); err != nil {
+			rows.Close()
+			return err
+		}
+		if d.Custom == nil && d.SettingsTemplate == "" {
+			continue
+		}
+		d.Custom, d.SettingsTemplate = nil, ""
+		b, err := json.Marshal(d)
+		if err != nil {
+			rows.Close()
+			return err
+		}
+		ids, states, hashes = append(ids, id), append(states, string(b)), append(hashes, d.Hash())
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `UPDATE user_state u SET state=x.state::jsonb, hash=x.hash
+		FROM unnest($2::text[], $3::text[], $4::text[]) AS x(id, state, hash)
+		WHERE u.org=$1 AND u.external_id=x.id`, org, ids, states, hashes)
+	return err
 }
 
 // TargetProfile is what a run found the target to be, and the extension it writes.
@@ -93,6 +137,18 @@ func (s *Store) SaveTargetProfile(ctx context.Context, org, runID string, e scim
 		run_id=EXCLUDED.run_id, discovered_at=now()`, org, e, d, runID)
 	if err != nil {
 		return fmt.Errorf("save target profile: %w", err)
+	}
+	return nil
+}
+
+// SetRunExtension fixes the custom extension a run writes.
+func (s *Store) SetRunExtension(ctx context.Context, runID string, e scim.Extension) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE runs SET extension=$2 WHERE run_id=$1`, runID, e)
+	if err == nil && tag.RowsAffected() == 0 {
+		err = fmt.Errorf("run %s: %w", runID, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("save the run's extension: %w", err)
 	}
 	return nil
 }

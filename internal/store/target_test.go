@@ -3,8 +3,10 @@ package store_test
 import (
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/usersync/usersync/internal/plan"
 	"github.com/usersync/usersync/internal/rules"
 	"github.com/usersync/usersync/internal/scim"
 )
@@ -71,4 +73,41 @@ func TestEditsAreCheckedAgainstTheTargetsSchema(t *testing.T) {
 		return cur, nil
 	})
 	require.NoError(t, err)
+}
+
+// Under a new extension URN or template attribute the target holds none of the values: the
+// applied states forget them, so the next sync writes every custom field and template again.
+func TestChangingTheExtensionForgetsWhatWasWrittenUnderTheOldOne(t *testing.T) {
+	st, ctx, url := openStoreURL(t)
+	const org = "acme"
+	d := plan.Desired{ExternalID: "u1", UserName: "ann@acme.test", Active: true, Products: []string{"Meeting"},
+		SettingsTemplate: "T1", Custom: map[string]string{"office": "Oslo"}}
+	plain := plan.Desired{ExternalID: "u2", UserName: "bob@acme.test", Active: true}
+	require.NoError(t, st.SaveApplied(ctx, org, "s1", d))
+	require.NoError(t, st.SaveApplied(ctx, org, "s2", plain))
+
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	read := func(id string) (plan.Desired, string) {
+		var s plan.Desired
+		var h string
+		require.NoError(t, conn.QueryRow(ctx, `SELECT state, hash FROM user_state WHERE org=$1 AND external_id=$2`, org, id).Scan(&s, &h))
+		return s, h
+	}
+
+	require.NoError(t, st.SetTargetExtension(ctx, org, "alice", scim.Extension{})) // unchanged: the defaults
+	got, hash := read("u1")
+	require.Equal(t, d.Hash(), hash)
+	require.Equal(t, "Oslo", got.Custom["office"])
+
+	require.NoError(t, st.SetTargetExtension(ctx, org, "alice", scim.Extension{URN: acmeURN}))
+	got, hash = read("u1")
+	require.Nil(t, got.Custom)
+	require.Empty(t, got.SettingsTemplate)
+	require.Equal(t, []string{"Meeting"}, got.Products, "the rest of the state stays")
+	require.Equal(t, got.Hash(), hash)
+	require.NotEqual(t, d.Hash(), hash, "the next plan sees a difference")
+	_, hash = read("u2")
+	require.Equal(t, plain.Hash(), hash, "states without extension values are untouched")
 }

@@ -1,7 +1,6 @@
--- The shape of each organization's target as its last run found it (spec 7): the custom
--- extension the run writes, and what the target advertised (/ServiceProviderConfig,
--- /Schemas, /ResourceTypes). Per-user steps of the run use the extension recorded here;
--- rule and mapping edits are checked against the declared attributes.
+-- Each organization's target as its last run found it (spec 7): what it advertised
+-- (/ServiceProviderConfig, /Schemas, /ResourceTypes) and the extension the organization had
+-- set. Rule and mapping edits are checked against the declared attributes.
 CREATE TABLE target_profiles (
     org           text        PRIMARY KEY,
     extension     jsonb       NOT NULL,
@@ -14,3 +13,7 @@ CREATE TABLE target_profiles (
 -- unreadable) records one failure, not one per user.
 ALTER TABLE runs ADD COLUMN failure_type text NOT NULL DEFAULT '';
 ALTER TABLE runs ADD COLUMN failure_message text NOT NULL DEFAULT '';
+
+-- The custom extension a run writes, fixed when the run checked the target: a settings change
+-- during the run does not split its users between two URNs.
+ALTER TABLE runs ADD COLUMN extension jsonb;

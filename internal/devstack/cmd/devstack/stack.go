@@ -107,6 +107,8 @@ func (s *stack) appEnv() []string {
 		"LDAP_BIND_DN=" + s.adminDN(),
 		"LDAP_BIND_PASSWORD=",
 		"LDAP_BIND_PASSWORD_FILE=" + s.secretFile("ldap_admin_password"),
+		// The demo's slapd listens on loopback only, without TLS: an explicit choice.
+		"LDAP_ALLOW_PLAINTEXT_BIND=true",
 		"LDAP_BASE_DN=" + demo.Suffix,
 		"SCIM_URL=" + s.scimURL(),
 		"SCIM_TOKEN=",

@@ -5,13 +5,17 @@
 //	    --custom-schema urn:usersync:params:scim:schemas:extension:custom:2.0:User \
 //	    --custom-attributes settingsTemplate,office,project,region,site
 //
+// The sandbox answers only requests whose Host header names it: 127.0.0.1, localhost, ::1,
+// the host of --listen (unless a wildcard such as 0.0.0.0) and each name of --allow-host,
+// e.g. --allow-host scim-sandbox for its service name in docker-compose.
+//
 // The sandbox validates every write against the schemas it serves at /Schemas: the core
 // User and Group, the enterprise extension and the custom extension, whose URN and string
 // attributes the last two flags set (--custom-schema none: no custom extension).
 //
 // The bearer token comes from the SCIM_TOKEN environment variable or --token-file, never
 // from a flag value, so it does not show in process listings. Test hooks live under
-// /_sandbox/ (see the scimsandbox package documentation).
+// /_sandbox/ and need the same token (see the scimsandbox package documentation).
 package main
 
 import (
@@ -44,9 +48,11 @@ func run(args []string) error {
 	listen := fs.String("listen", "127.0.0.1:8090", "address to listen on")
 	seats := fs.String("seats", "", `seat limits per product, e.g. "Meeting=100,Webinar=20" (missing: unlimited)`)
 	seed := fs.String("seed-existing", "", "comma-separated userNames of pre-existing, unlinked accounts")
-	latency := fs.Duration("latency", 0, "delay added to every SCIM request")
+	latency := fs.Duration("latency", 0, fmt.Sprintf("delay added to every SCIM request (at most %s)", scimsandbox.MaxLatency))
 	rps := fs.Float64("rate", 0, "requests per second before answering 429 (0: no limit)")
 	tokenFile := fs.String("token-file", "", "file holding the bearer token (default: env SCIM_TOKEN)")
+	allowHosts := fs.String("allow-host", "", "comma-separated host names accepted in the Host header besides "+
+		"127.0.0.1, localhost, ::1 and the host of --listen (e.g. a docker-compose service name)")
 	debug := fs.Bool("debug", false, "log every request")
 	customSchema := fs.String("custom-schema", scimsandbox.DefaultCustomSchema,
 		fmt.Sprintf("URN of the custom User extension (%q: none)", scimsandbox.NoCustomSchema))
@@ -55,8 +61,12 @@ func run(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	hosts, err := allowedHosts(*listen, splitList(*allowHosts))
+	if err != nil {
+		return err
+	}
 	opts := scimsandbox.Options{Latency: *latency, RateLimit: *rps, CustomSchema: *customSchema,
-		CustomAttributes: append([]string{}, splitList(*customAttrs)...)}
+		CustomAttributes: append([]string{}, splitList(*customAttrs)...), AllowedHosts: hosts}
 	if err := opts.Validate(); err != nil {
 		return err
 	}
@@ -85,7 +95,7 @@ func run(args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *listen, err)
 	}
-	httpSrv := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	httpSrv := newHTTPServer(srv)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {
@@ -94,12 +104,40 @@ func run(args []string) error {
 		defer cancel()
 		_ = httpSrv.Shutdown(shutdownCtx)
 	}()
-	logger.Info("scim sandbox listening", "addr", ln.Addr().String(), "seats", *seats,
+	logger.Info("scim sandbox listening", "addr", ln.Addr().String(), "hosts", hosts, "seats", *seats,
 		"customSchema", *customSchema, "customAttributes", *customAttrs)
 	if err := httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
+}
+
+// newHTTPServer bounds how long a client may take to send a request and read the answer,
+// and how long an idle connection stays open. WriteTimeout leaves room for the largest
+// injected latency.
+func newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      scimsandbox.MaxLatency + 30*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+// allowedHosts returns the Host names the sandbox accepts besides the loopback ones: the
+// host of the listen address, unless it is a wildcard, and the extra names.
+func allowedHosts(listen string, extra []string) ([]string, error) {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return nil, fmt.Errorf("--listen %q: %w", listen, err)
+	}
+	var out []string
+	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
+		out = append(out, host)
+	}
+	return append(out, extra...), nil
 }
 
 func readToken(file string) (string, error) {

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"strings"
+	"testing"
+)
+
+// Secrets in the environment, as on a production host.
+var secrets = map[string]string{
+	"DATABASE_URL":       "postgres://u:s3cr3t-pw@127.0.0.1:5/x",
+	"SCIM_TOKEN":         "s3cr3t-scim-token",
+	"LDAP_BIND_PASSWORD": "s3cr3t-ldap-pw",
+	"TEMPORAL_API_KEY":   "s3cr3t-api-key",
+}
+
+func assertNoSecret(t *testing.T, what, text string) {
+	t.Helper()
+	for _, s := range []string{"s3cr3t-pw", "s3cr3t-scim-token", "s3cr3t-ldap-pw", "s3cr3t-api-key"} {
+		if strings.Contains(text, s) {
+			t.Errorf("%s shows the secret %q:\n%s", what, s, text)
+		}
+	}
+}
+
+func TestHelpAndFlagErrorsNeverShowSecrets(t *testing.T) {
+	for k, v := range secrets {
+		t.Setenv(k, v)
+	}
+	var out bytes.Buffer
+	if err := run([]string{"-h"}, &out); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-h: %v, want flag.ErrHelp", err)
+	}
+	help := out.String()
+	assertNoSecret(t, "worker -h", help)
+	for _, want := range []string{"postgres://u:xxxxx@127.0.0.1:5/x", "-ldap-page-size", "LDAP_PAGE_SIZE", "-temporal-tls-ca-file",
+		"TEMPORAL_TLS_CA_FILE", "-ldap-start-tls", "LDAP_ALLOW_PLAINTEXT_BIND"} {
+		if !strings.Contains(help, want) {
+			t.Errorf("worker -h does not show %q:\n%s", want, help)
+		}
+	}
+	for _, args := range [][]string{{"-nope"}, {"--database-url"}, {"-ldap-page-size", "abc"}, {"-scim-rate", "-1"}} {
+		out.Reset()
+		err := run(args, &out)
+		if err == nil {
+			t.Fatalf("worker %v: no error", args)
+		}
+		assertNoSecret(t, "worker "+strings.Join(args, " "), out.String()+"\n"+err.Error())
+	}
+}
+
+func TestBadEnvironmentValueStopsTheWorkerNamingIt(t *testing.T) {
+	t.Setenv("LDAP_PAGE_SIZE", "abc")
+	err := run(nil, new(bytes.Buffer))
+	if err == nil || err.Error() != `LDAP_PAGE_SIZE: "abc" is not an integer` {
+		t.Errorf("error %v, want LDAP_PAGE_SIZE: \"abc\" is not an integer", err)
+	}
+}
