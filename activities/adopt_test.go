@@ -33,7 +33,7 @@ func TestAdoptionNeedsApprovalAndNeverTakesALinkedAccount(t *testing.T) {
 	oldBob := plan.Desired{ExternalID: "old-bob", UserName: "bob@acme.test", Email: "bob@acme.test", Active: true}
 	created, err := acts.Target.CreateUser(ctx, scim.Extension{}, oldBob)
 	require.NoError(t, err)
-	require.NoError(t, st.SaveApplied(ctx, org, created.ID, oldBob))
+	require.NoError(t, st.SaveProvisioned(ctx, org, created.ID, oldBob, "", ""))
 
 	create := func(id, name string) plan.Item {
 		return plan.Item{ExternalID: id, UserName: name, Action: plan.Create,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/usersync/usersync/internal/scim"
 	"github.com/usersync/usersync/internal/store"
 )
 
@@ -27,6 +28,14 @@ func (a *Activities) SyncGroups(ctx context.Context, in RunRef) (GroupsResult, e
 			res.Groups++
 		}
 		if err := a.Target.PatchGroupMembers(ctx, id, d.Add, d.Remove); err != nil {
+			if scim.IsNotFound(err) {
+				// Deleted in the target: forgotten here, so that the retried step creates it
+				// again with every member instead of failing on the cached ID every run.
+				if ferr := a.Store.ForgetScimGroup(ctx, in.Org, d.Name); ferr != nil {
+					return ferr
+				}
+				return fmt.Errorf("group %q is gone from the target; it is created again: %w", d.Name, err)
+			}
 			return targetError(fmt.Errorf("group %q: %w", d.Name, err))
 		}
 		if err := a.Store.SaveGroupMembers(ctx, in.Org, d.Name, d.Add, d.Remove); err != nil {

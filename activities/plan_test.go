@@ -107,7 +107,7 @@ func loadOrg(t *testing.T, ctx context.Context, st *store.Store, org, runID stri
 		require.NoError(t, st.SetLicense(ctx, org, "test", p, n))
 	}
 	for _, ap := range in.Applied {
-		require.NoError(t, st.SaveApplied(ctx, org, ap.ScimID, ap.State))
+		require.NoError(t, st.SaveProvisioned(ctx, org, ap.ScimID, ap.State, "", ""))
 	}
 	for p, holders := range in.Held {
 		for id := range holders {
@@ -119,8 +119,8 @@ func loadOrg(t *testing.T, ctx context.Context, st *store.Store, org, runID stri
 		require.NoError(t, st.RecordFailure(ctx, org, "earlier", id, names[id], f))
 	}
 	if in.PreviousSnapshotSize > 0 {
-		_, err := db.Exec(ctx, `INSERT INTO runs (run_id, org, kind, status, started_at, summary)
-			VALUES ($1, $2, 'scheduled', $3, now() - interval '1 hour', jsonb_build_object('inScope', $4::int))`,
+		_, err := db.Exec(ctx, `INSERT INTO runs (run_id, org, kind, status, started_at, in_scope)
+			VALUES ($1, $2, 'scheduled', $3, now() - interval '1 hour', $4)`,
 			org+"/run/0", org, store.RunSucceeded, in.PreviousSnapshotSize)
 		require.NoError(t, err)
 	}

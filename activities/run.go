@@ -78,7 +78,7 @@ func (a *Activities) FinishRun(ctx context.Context, in FinishInput) (RunSummary,
 		return sum, err
 	}
 	sum.Banners = banners
-	if err := a.Store.FinishRun(ctx, in.RunID, in.Status, plan.Failure{Type: in.FailureType, Message: in.Error}, sum); err != nil {
+	if err := a.Store.FinishRun(ctx, in.RunID, in.Status, plan.Failure{Type: in.FailureType, Message: in.Error}, sum.InScope, sum); err != nil {
 		return sum, err
 	}
 	action := "sync"

@@ -74,7 +74,7 @@ func (a *Activities) ProvisionUser(ctx context.Context, in UserStep) (UserOutcom
 		// Its seats stay reserved while the write is unfinished: a retried attempt finishes
 		// it, a failure gives back those the account does not hold.
 		keep := append(slices.Clone(r.holds.Products), it.NewSeats...)
-		if serr := a.Store.SaveLinked(ctx, in.Org, r.scimID, *r.holds, keep, in.RunID, in.Seq, r.status); serr != nil {
+		if serr := a.Store.SaveLinked(ctx, in.Org, r.scimID, *r.holds, keep, in.RunID, r.status); serr != nil {
 			return UserOutcome{}, serr
 		}
 	}
@@ -99,7 +99,7 @@ func (a *Activities) ProvisionUser(ctx context.Context, in UserStep) (UserOutcom
 	if failure != nil {
 		return a.fail(ctx, in, it, *failure, true)
 	}
-	if err := a.Store.SaveProvisioned(ctx, in.Org, r.scimID, it.Desired, in.RunID, in.Seq, r.status); err != nil {
+	if err := a.Store.SaveProvisioned(ctx, in.Org, r.scimID, it.Desired, in.RunID, r.status); err != nil {
 		return UserOutcome{}, err
 	}
 	return UserOutcome{Seq: in.Seq, ExternalID: it.ExternalID, Status: r.status}, nil
@@ -194,9 +194,6 @@ func (a *Activities) fail(ctx context.Context, in UserStep, it plan.Item, f plan
 		}
 	}
 	if err := a.Store.RecordFailure(ctx, in.Org, in.RunID, it.ExternalID, it.UserName, f); err != nil {
-		return UserOutcome{}, err
-	}
-	if err := a.Store.SetOutcome(ctx, in.RunID, in.Seq, Failed+":"+f.Type); err != nil {
 		return UserOutcome{}, err
 	}
 	return UserOutcome{Seq: in.Seq, ExternalID: it.ExternalID, Status: Failed, FailureType: f.Type}, nil

@@ -58,7 +58,7 @@ func FindNode() (string, error) {
 func FindSCIMMYServer() (string, error) {
 	dir := os.Getenv(SCIMMYDirEnv)
 	if dir == "" {
-		root, err := moduleRoot()
+		root, err := ModuleRoot()
 		if err != nil {
 			return "", fmt.Errorf("scimmy: %w (or set %s)", err, SCIMMYDirEnv)
 		}
@@ -73,9 +73,9 @@ func FindSCIMMYServer() (string, error) {
 	return dir, nil
 }
 
-// moduleRoot is the nearest directory upwards from the working directory
+// ModuleRoot is the nearest directory upwards from the working directory
 // that holds usersync's go.mod (go test runs in the package's directory).
-func moduleRoot() (string, error) {
+func ModuleRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"net/http"
 	"testing"
 	"time"
 
@@ -180,4 +181,47 @@ func TestRacingSyncsNeverOverAllocateSeats(t *testing.T) {
 	for n, c := range userNames {
 		require.Equal(t, 1, c, "%s created once", n)
 	}
+}
+
+// A group deleted by hand in the target is created again, with every member, by the next
+// sync that changes it; it does not fail every run on its cached ID.
+func TestGroupDeletedInTheTargetIsCreatedAgain(t *testing.T) {
+	s := newStack(t, demo.Org())
+	s.signal(workflows.SignalEnable, workflows.SwitchSignal{})
+	first := s.waitRun("")
+	require.Equal(t, store.RunSucceeded, first.Status)
+	sales := len(s.sandbox.GroupMembers("Sales"))
+	require.NotZero(t, sales)
+	g, err := s.target.FindGroup(s.ctx, "Sales")
+	require.NoError(t, err)
+	req, err := http.NewRequestWithContext(s.ctx, http.MethodDelete, s.scimURL+"/Groups/"+g.ID, nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+scimToken)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNoContent, resp.StatusCode)
+	require.Empty(t, s.sandbox.GroupMembers("Sales"))
+
+	// The five sales people also in Marketing move to Sales (rule reorder).
+	rs, err := s.store.Rules(s.ctx, org)
+	require.NoError(t, err)
+	var salesRule int64
+	var marketingPriority int
+	for _, r := range rs {
+		switch r.GroupDN {
+		case demo.GroupDN("Marketing"):
+			marketingPriority = r.Priority
+		case demo.GroupDN("Sales"):
+			salesRule = r.ID
+		}
+	}
+	_, err = s.store.EditRules(s.ctx, org, "alice", "move", func(cur []rules.Rule) ([]rules.Rule, error) {
+		return rules.Move(cur, salesRule, marketingPriority)
+	})
+	require.NoError(t, err)
+	s.signal(workflows.SignalSyncNow, workflows.ActorSignal{})
+	second := s.waitRun(first.RunID)
+	require.Equal(t, store.RunSucceeded, second.Status, second.Error)
+	require.Len(t, s.sandbox.GroupMembers("Sales"), sales+5, "created again with every member")
 }

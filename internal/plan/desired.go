@@ -202,3 +202,12 @@ func ExtensionUse(rs []rules.Rule, ms []Mapping) (custom []string, template bool
 	}
 	return setOf(custom), template, setOf(enterprise)
 }
+
+// GroupsOf lists the target groups an account belongs in: its user group and device groups
+// while it is active, none once suspended (sorted, de-duplicated).
+func GroupsOf(d Desired) []string {
+	if !d.Active {
+		return nil
+	}
+	return setOf(append([]string{d.UserGroup}, d.DeviceGroups...))
+}

@@ -23,7 +23,7 @@ func TestAdoptionApprovalIsUsedUpBySavingTheUser(t *testing.T) {
 	require.False(t, ok, "not for another userName")
 
 	ann := plan.Desired{ExternalID: "u1", UserName: "ann@acme.test", Active: true}
-	require.NoError(t, st.SaveProvisioned(ctx, org, "scim-1", ann, "run-1", 0, "adopted"))
+	require.NoError(t, st.SaveProvisioned(ctx, org, "scim-1", ann, "run-1", "adopted"))
 	ok, err = st.AdoptionApproved(ctx, org, "u1", "ann@acme.test")
 	require.NoError(t, err)
 	require.False(t, ok, "used up")
@@ -33,7 +33,7 @@ func TestAdoptionApprovalIsUsedUpBySavingTheUser(t *testing.T) {
 
 	require.NoError(t, st.ApproveAdoption(ctx, org, "bob", "u2", "cid@acme.test"))
 	cid := plan.Desired{ExternalID: "u2", UserName: "cid@acme.test", Active: true}
-	require.NoError(t, st.SaveProvisioned(ctx, org, "scim-2", cid, "run-1", 1, "created"))
+	require.NoError(t, st.SaveProvisioned(ctx, org, "scim-2", cid, "run-1", "created"))
 
 	require.NoError(t, st.ApproveAdoption(ctx, org, "bob", "u3", "dan@acme.test"))
 	require.NoError(t, st.ClearFailures(ctx, org, []string{"u3"}))

@@ -285,26 +285,6 @@ func (s *Store) SetLicense(ctx context.Context, org, actor, product string, seat
 	})
 }
 
-// Setting returns a setting, or def when unset.
-func (s *Store) Setting(ctx context.Context, org, key, def string) (string, error) {
-	var v string
-	err := s.pool.QueryRow(ctx, `SELECT value FROM settings WHERE org=$1 AND key=$2`, org, key).Scan(&v)
-	if err == pgx.ErrNoRows {
-		return def, nil
-	}
-	return v, err
-}
-
-// SetSetting stores a setting.
-func (s *Store) SetSetting(ctx context.Context, org, actor, key, value string) error {
-	return s.change(ctx, Event{Org: org, Actor: actor, Type: EventSetting, Action: "set",
-		Details: map[string]any{"key": key, "value": value}}, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO settings (org, key, value) VALUES ($1,$2,$3)
-			ON CONFLICT (org, key) DO UPDATE SET value=EXCLUDED.value`, org, key, value)
-		return err
-	})
-}
-
 // SeatState returns seat counts and current holders per product, for planning.
 func (s *Store) SeatState(ctx context.Context, org string) (map[string]int, map[string]map[string]bool, error) {
 	seats := map[string]int{}

@@ -35,7 +35,7 @@ func TestGroupDeltasFollowActiveUsersGroups(t *testing.T) {
 	bob := plan.Desired{ExternalID: "u2", UserName: "bob@acme.test", Active: true, UserGroup: "Sales"}
 	gone := plan.Desired{ExternalID: "u3", UserName: "cid@acme.test", Active: false, UserGroup: "Sales"}
 	for id, d := range map[string]plan.Desired{"s1": ann, "s2": bob, "s3": gone} {
-		require.NoError(t, st.SaveApplied(ctx, org, id, d))
+		require.NoError(t, st.SaveProvisioned(ctx, org, id, d, "", ""))
 	}
 
 	require.Equal(t, []store.GroupDelta{
@@ -49,9 +49,9 @@ func TestGroupDeltasFollowActiveUsersGroups(t *testing.T) {
 
 	// Ann is suspended; Bob moves from Sales to Engineering.
 	ann.Active, ann.UserGroup, ann.DeviceGroups = false, "", nil
-	require.NoError(t, st.SaveApplied(ctx, org, "s1", ann))
+	require.NoError(t, st.SaveProvisioned(ctx, org, "s1", ann, "", ""))
 	bob.UserGroup = "Engineering"
-	require.NoError(t, st.SaveApplied(ctx, org, "s2", bob))
+	require.NoError(t, st.SaveProvisioned(ctx, org, "s2", bob, "", ""))
 
 	require.Equal(t, []store.GroupDelta{
 		{Name: "Desks", Remove: []string{"s1"}},
@@ -84,8 +84,8 @@ func TestScimGroupIDCache(t *testing.T) {
 func TestGroupDeltasStreamInFullChunks(t *testing.T) {
 	st, ctx := openStore(t)
 	for _, id := range []string{"s1", "s2", "s3", "s4", "s5"} {
-		require.NoError(t, st.SaveApplied(ctx, org, id, plan.Desired{ExternalID: "u-" + id, UserName: id + "@acme.test",
-			Active: true, UserGroup: "Staff"}))
+		require.NoError(t, st.SaveProvisioned(ctx, org, id, plan.Desired{ExternalID: "u-" + id, UserName: id + "@acme.test",
+			Active: true, UserGroup: "Staff"}, "", ""))
 	}
 	require.NoError(t, st.SaveGroupMembers(ctx, org, "Staff", []string{"x1", "x2", "x3"}, nil))
 

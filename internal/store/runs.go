@@ -64,15 +64,15 @@ func (s *Store) BeginRun(ctx context.Context, org, runID, kind string, dryRun bo
 
 // FinishRun records the outcome of a run and drops its snapshot, keeping the work items of the
 // last runs for inspection.
-func (s *Store) FinishRun(ctx context.Context, runID, status string, failure plan.Failure, summary any) error {
+func (s *Store) FinishRun(ctx context.Context, runID, status string, failure plan.Failure, inScope int, summary any) error {
 	b, err := json.Marshal(summary)
 	if err != nil {
 		return err
 	}
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var org string
-		if err := tx.QueryRow(ctx, `UPDATE runs SET status=$2, finished_at=now(), summary=$3, failure_type=$4, failure_message=$5
-			WHERE run_id=$1 RETURNING org`, runID, status, b, failure.Type, failure.Message).Scan(&org); err != nil {
+		if err := tx.QueryRow(ctx, `UPDATE runs SET status=$2, finished_at=now(), summary=$3, failure_type=$4, failure_message=$5,
+			in_scope=$6 WHERE run_id=$1 RETURNING org`, runID, status, b, failure.Type, failure.Message, inScope).Scan(&org); err != nil {
 			return fmt.Errorf("finish run %s: %w", runID, err)
 		}
 		// Scratch rows of finished runs, and of runs that never finished (terminated) after a
@@ -110,7 +110,7 @@ func (s *Store) Runs(ctx context.Context, org string, limit int) ([]Run, error) 
 // LastGoodSnapshotSize is the in-scope count of the newest successful non-dry run, 0 if none.
 func (s *Store) LastGoodSnapshotSize(ctx context.Context, org string) (int, error) {
 	var n int
-	err := s.pool.QueryRow(ctx, `SELECT COALESCE((summary->>'inScope')::int, 0) FROM runs
+	err := s.pool.QueryRow(ctx, `SELECT in_scope FROM runs
 		WHERE org=$1 AND status=$2 AND NOT dry_run AND kind <> 'retry' ORDER BY started_at DESC LIMIT 1`, org, RunSucceeded).Scan(&n)
 	if err == pgx.ErrNoRows {
 		return 0, nil
@@ -259,10 +259,4 @@ func (s *Store) WorkItems(ctx context.Context, runID string, limit int) ([]plan.
 		return nil, err
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[plan.Item])
-}
-
-// SetOutcome records what happened to one item.
-func (s *Store) SetOutcome(ctx context.Context, runID string, seq int, outcome string) error {
-	_, err := s.pool.Exec(ctx, `UPDATE work_items SET outcome=$3 WHERE run_id=$1 AND seq=$2`, runID, seq, outcome)
-	return err
 }

@@ -47,7 +47,7 @@ func TestBeginRunIsIdempotentAndFinishRunDropsTheSnapshot(t *testing.T) {
 	idx := st.MembershipIndex(run + "#1")
 	require.NoError(t, idx.AddGroups(ctx, []directory.GroupMembers{{DN: "cn=eng", Members: []string{"uid=ann"}}}))
 
-	require.NoError(t, st.FinishRun(ctx, run, store.RunSucceeded, plan.Failure{}, map[string]int{"inScope": 2}))
+	require.NoError(t, st.FinishRun(ctx, run, store.RunSucceeded, plan.Failure{}, 2, map[string]int{"inScope": 2}))
 	require.Zero(t, snapshotSize(t, ctx, st, run), "a finished run's snapshot is dropped")
 	var left int
 	require.NoError(t, st.Pool().QueryRow(ctx, `SELECT count(*) FROM snapshot_group_members WHERE run_id LIKE $1`, run+"%").Scan(&left))
@@ -65,7 +65,7 @@ func TestBeginRunIsIdempotentAndFinishRunDropsTheSnapshot(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 2, n)
 
-	require.Error(t, st.FinishRun(ctx, "usersync/acme/run/unknown", store.RunSucceeded, plan.Failure{}, nil))
+	require.Error(t, st.FinishRun(ctx, "usersync/acme/run/unknown", store.RunSucceeded, plan.Failure{}, 0, nil))
 }
 
 func TestDryRunStartIsNamedAsSuch(t *testing.T) {

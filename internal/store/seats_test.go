@@ -152,7 +152,7 @@ func TestSetLicenseRefusesToGoBelowSeatsInUse(t *testing.T) {
 	require.Equal(t, "alice", events[1].Actor)
 }
 
-func TestSaveAppliedReleasesDroppedProductsAndClearsTheFailure(t *testing.T) {
+func TestSaveProvisionedReleasesDroppedProductsAndClearsTheFailure(t *testing.T) {
 	st, ctx := openStore(t)
 	require.NoError(t, st.SetLicense(ctx, org, "alice", "Meeting", 5))
 	require.NoError(t, st.SetLicense(ctx, org, "alice", "Webinar", 5))
@@ -164,7 +164,7 @@ func TestSaveAppliedReleasesDroppedProductsAndClearsTheFailure(t *testing.T) {
 
 	d := plan.Desired{ExternalID: "u1", UserName: "ann@acme.test", Email: "ann@acme.test", Active: true,
 		Products: []string{"Meeting"}, UserGroup: "Engineering"}
-	require.NoError(t, st.SaveApplied(ctx, org, "scim-1", d))
+	require.NoError(t, st.SaveProvisioned(ctx, org, "scim-1", d, "", ""))
 
 	held := holders(t, ctx, st)
 	require.True(t, held["Meeting"]["u1"], "a product still desired keeps its seat")
@@ -180,6 +180,6 @@ func TestSaveAppliedReleasesDroppedProductsAndClearsTheFailure(t *testing.T) {
 
 	// Suspension (no products) frees every seat.
 	d.Active, d.Products, d.UserGroup = false, nil, ""
-	require.NoError(t, st.SaveApplied(ctx, org, "scim-1", d))
+	require.NoError(t, st.SaveProvisioned(ctx, org, "scim-1", d, "", ""))
 	require.Empty(t, holders(t, ctx, st)["Meeting"])
 }

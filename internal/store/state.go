@@ -53,7 +53,7 @@ func (s *Store) ReleaseSeats(ctx context.Context, org, externalID string, produc
 	// Seats of products the linked account holds in the target stay: seats follow what the
 	// target holds (an account created before a later step failed keeps its entitlements).
 	_, err := s.pool.Exec(ctx, `DELETE FROM seats s WHERE org=$1 AND external_id=$2 AND product = ANY($3)
-		AND NOT EXISTS (SELECT 1 FROM user_state u WHERE u.org=$1 AND u.external_id=$2 AND u.state->'products' ? s.product)`,
+		AND NOT EXISTS (SELECT 1 FROM user_state u WHERE u.org=$1 AND u.external_id=$2 AND s.product = ANY(u.products))`,
 		org, externalID, products)
 	if err != nil {
 		return fmt.Errorf("release seats: %w", err)
@@ -61,39 +61,35 @@ func (s *Store) ReleaseSeats(ctx context.Context, org, externalID string, produc
 	return nil
 }
 
-// SaveApplied records what was written to the target for a user, releases the seats of products
-// it no longer has, and clears its failure, in one statement.
-func (s *Store) SaveApplied(ctx context.Context, org, scimID string, d plan.Desired) error {
-	return s.SaveProvisioned(ctx, org, scimID, d, "", 0, "")
-}
-
-// SaveProvisioned is SaveApplied that also records the outcome of the run's work item, still
-// in one statement (one round trip per provisioned user).
-func (s *Store) SaveProvisioned(ctx context.Context, org, scimID string, d plan.Desired, runID string, seq int, outcome string) error {
-	return s.SaveLinked(ctx, org, scimID, d, d.Products, runID, seq, outcome)
+// SaveProvisioned records what the target holds for a user after run runID wrote it (outcome:
+// created, updated, adopted, ...), releases the seats of products it no longer has, and clears
+// its failure, in one statement (one round trip per provisioned user).
+func (s *Store) SaveProvisioned(ctx context.Context, org, scimID string, d plan.Desired, runID, outcome string) error {
+	return s.SaveLinked(ctx, org, scimID, d, d.Products, runID, outcome)
 }
 
 // SaveLinked is SaveProvisioned keeping the seats of the products in keep (those d holds,
 // and those of a write still in progress for the user) instead of those d holds only.
-func (s *Store) SaveLinked(ctx context.Context, org, scimID string, d plan.Desired, keep []string, runID string, seq int, outcome string) error {
+func (s *Store) SaveLinked(ctx context.Context, org, scimID string, d plan.Desired, keep []string, runID, outcome string) error {
 	// An adoption approval is used up by the save, whatever the outcome (an adopted account,
 	// or a create after the admin removed the other account instead): it closes in the history,
 	// in the approving admin's name, in the same statement.
 	_, err := s.pool.Exec(ctx, `WITH
-		saved AS (INSERT INTO user_state (org, external_id, scim_id, user_name, active, state, hash)
-			VALUES ($1,$2,$3,$4,$5,$6,$7)
+		saved AS (INSERT INTO user_state (org, external_id, scim_id, user_name, active, state, hash, products, groups)
+			VALUES ($1,$2,$3,$4,$5,$6,$7,$12,$13)
 			ON CONFLICT (org, external_id) DO UPDATE SET scim_id=EXCLUDED.scim_id, user_name=EXCLUDED.user_name,
-			active=EXCLUDED.active, state=EXCLUDED.state, hash=EXCLUDED.hash, updated_at=now() RETURNING 1),
+			active=EXCLUDED.active, state=EXCLUDED.state, hash=EXCLUDED.hash, products=EXCLUDED.products,
+			groups=EXCLUDED.groups, updated_at=now() RETURNING 1),
 		released AS (DELETE FROM seats WHERE org=$1 AND external_id=$2 AND NOT (product = ANY($8)) RETURNING 1),
 		cleared AS (DELETE FROM failures WHERE org=$1 AND external_id=$2 RETURNING 1),
-		noted AS (UPDATE work_items SET outcome=$11 WHERE run_id=$9 AND seq=$10 RETURNING 1),
 		approval AS (DELETE FROM adoptions WHERE org=$1 AND external_id=$2 RETURNING user_name, approved_by),
 		closed AS (INSERT INTO history (org, actor, type, action, status, details)
-			SELECT $1, a.approved_by, $12, CASE WHEN $11 = 'adopted' THEN 'adopted' ELSE 'closed' END, 'ok',
-				jsonb_build_object('externalId', $2::text, 'userName', a.user_name, 'scimId', $3::text, 'outcome', $11::text, 'run', $9::text)
+			SELECT $1, a.approved_by, $11, CASE WHEN $10 = 'adopted' THEN 'adopted' ELSE 'closed' END, 'ok',
+				jsonb_build_object('externalId', $2::text, 'userName', a.user_name, 'scimId', $3::text, 'outcome', $10::text, 'run', $9::text)
 			FROM approval a RETURNING 1)
 		SELECT 1`,
-		org, d.ExternalID, scimID, d.UserName, d.Active, d, d.Hash(), nonNil(keep), runID, seq, outcome, EventAdoption)
+		org, d.ExternalID, scimID, d.UserName, d.Active, d, d.Hash(), nonNil(keep), runID, outcome, EventAdoption,
+		nonNil(d.Products), nonNil(plan.GroupsOf(d)))
 	if err != nil {
 		return fmt.Errorf("save user state: %w", err)
 	}
@@ -273,6 +269,17 @@ func (s *Store) SaveScimGroupID(ctx context.Context, org, name, id string) error
 	return err
 }
 
+// ForgetScimGroup drops a group the target no longer has (deleted by hand): its cached ID and
+// the memberships written to it. The next group step finds or creates it and adds every member.
+func (s *Store) ForgetScimGroup(ctx context.Context, org, name string) error {
+	_, err := s.pool.Exec(ctx, `WITH g AS (DELETE FROM scim_groups WHERE org=$1 AND name=$2 RETURNING 1)
+		DELETE FROM group_members WHERE org=$1 AND name=$2`, org, name)
+	if err != nil {
+		return fmt.Errorf("forget group %q: %w", name, err)
+	}
+	return nil
+}
+
 // GroupDelta is a membership change of one target group: all of it, or one chunk.
 type GroupDelta struct {
 	Name        string
@@ -292,10 +299,8 @@ func (s *Store) GroupDeltas(ctx context.Context, org, runID string, chunk int, f
 		}
 		_, err := tx.Exec(ctx, `
 		WITH desired AS (
-			SELECT g.name, u.scim_id AS scim_user FROM user_state u,
-			LATERAL (SELECT u.state->>'userGroup' AS name
-			         UNION SELECT jsonb_array_elements_text(COALESCE(u.state->'deviceGroups', '[]'))) g
-			WHERE u.org=$1 AND u.active AND g.name IS NOT NULL AND g.name <> ''),
+			SELECT DISTINCT g.name, u.scim_id AS scim_user FROM user_state u, LATERAL unnest(u.groups) AS g(name)
+			WHERE u.org=$1),
 		applied AS (SELECT name, scim_user FROM group_members WHERE org=$1),
 		delta AS (
 			SELECT name, scim_user, true AS add FROM (SELECT * FROM desired EXCEPT SELECT * FROM applied) a

@@ -83,8 +83,8 @@ func TestChangingTheExtensionForgetsWhatWasWrittenUnderTheOldOne(t *testing.T) {
 	d := plan.Desired{ExternalID: "u1", UserName: "ann@acme.test", Active: true, Products: []string{"Meeting"},
 		SettingsTemplate: "T1", Custom: map[string]string{"office": "Oslo"}}
 	plain := plan.Desired{ExternalID: "u2", UserName: "bob@acme.test", Active: true}
-	require.NoError(t, st.SaveApplied(ctx, org, "s1", d))
-	require.NoError(t, st.SaveApplied(ctx, org, "s2", plain))
+	require.NoError(t, st.SaveProvisioned(ctx, org, "s1", d, "", ""))
+	require.NoError(t, st.SaveProvisioned(ctx, org, "s2", plain, "", ""))
 
 	conn, err := pgx.Connect(ctx, url)
 	require.NoError(t, err)

@@ -15,10 +15,10 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
+
+	"github.com/usersync/usersync/internal/devstack"
 )
 
 func main() {
@@ -92,22 +92,11 @@ func run(args []string) error {
 	}
 }
 
-// repoRoot is the nearest directory upwards from the working directory that
-// holds usersync's go.mod: binaries are built from there.
+// repoRoot is the repository binaries are built from.
 func repoRoot() (string, error) {
-	dir, err := os.Getwd()
+	dir, err := devstack.ModuleRoot()
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("run devstack inside the usersync repository: %w", err)
 	}
-	for {
-		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && strings.Contains(string(b), "module github.com/usersync/usersync") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("run devstack inside the usersync repository (no go.mod of github.com/usersync/usersync above the working directory)")
-		}
-		dir = parent
-	}
+	return dir, nil
 }
