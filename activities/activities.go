@@ -1,5 +1,7 @@
 // Package activities holds the I/O steps of a sync. The Activities struct holds the
-// dependencies; each method is a thin adapter over internal/ packages.
+// dependencies, each as the narrow interface the steps use (Directory, Target, and the store
+// by concern in stores.go); each method is a thin adapter over internal/ packages. The steps'
+// names and payloads are in package steps, which the workflows use.
 package activities
 
 import (
@@ -8,7 +10,7 @@ import (
 	"github.com/usersync/usersync/internal/directory"
 	"github.com/usersync/usersync/internal/plan"
 	"github.com/usersync/usersync/internal/scim"
-	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/steps"
 )
 
 // Directory is the read side of the directory (a fake may inject faults in tests).
@@ -35,7 +37,8 @@ type Target interface {
 // Activities holds what the steps need. Secrets stay inside these dependencies: they never
 // enter workflow inputs or results.
 type Activities struct {
-	Store *store.Store
+	// Store is the PostgreSQL store (*store.Store), as the steps use it (stores.go).
+	Store Store
 	// DialDirectory opens a directory connection with the worker's LDAP configuration.
 	DialDirectory func(ctx context.Context) (Directory, error)
 	Target        Target
@@ -45,11 +48,11 @@ type Activities struct {
 	SuspendThresholdPercent int
 	SuspendThresholdMax     int
 	// Settings shape every run's fan-out (zero values: the workflow defaults).
-	Settings RunSettings
+	Settings steps.FanOut
 }
 
 // RunSettings returns the worker's fan-out settings.
-func (a *Activities) RunSettings(context.Context) (RunSettings, error) { return a.Settings, nil }
+func (a *Activities) RunSettings(context.Context) (steps.FanOut, error) { return a.Settings, nil }
 
 // LDAP returns a DialDirectory for a real directory.
 func LDAP(cfg directory.Config) func(ctx context.Context) (Directory, error) {

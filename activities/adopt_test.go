@@ -7,18 +7,19 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/usersync/usersync/internal/devstack"
+	"github.com/usersync/usersync/internal/devstack/devstacktest"
 	"github.com/usersync/usersync/internal/plan"
 	"github.com/usersync/usersync/internal/scim"
 	"github.com/usersync/usersync/internal/scimsandbox"
 	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/vocab"
 )
 
 // Adoption (spec 7) links an unlinked account only with an admin's approval, and never takes
 // over an account that another directory user of ours is linked to, approval or not.
 func TestAdoptionNeedsApprovalAndNeverTakesALinkedAccount(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, devstack.TestDatabase(t))
+	st, err := store.Open(ctx, devstacktest.Database(t))
 	require.NoError(t, err)
 	t.Cleanup(st.Close)
 	sb := scimsandbox.New(scimsandbox.Options{Token: "t"})
@@ -39,7 +40,7 @@ func TestAdoptionNeedsApprovalAndNeverTakesALinkedAccount(t *testing.T) {
 		return plan.Item{ExternalID: id, UserName: name, Action: plan.Create,
 			Desired: plan.Desired{ExternalID: id, UserName: name, Email: name, Active: true, Role: "Member"}}
 	}
-	provision := func(it plan.Item) (string, string, *plan.Failure) {
+	provision := func(it plan.Item) (string, string, *vocab.Failure) {
 		r, err := acts.provision(ctx, org, store.UserWork{Item: it})
 		require.NoError(t, err)
 		return r.scimID, r.status, r.failure
@@ -47,7 +48,7 @@ func TestAdoptionNeedsApprovalAndNeverTakesALinkedAccount(t *testing.T) {
 
 	_, _, f := provision(create("ann", "ann@acme.test"))
 	require.NotNil(t, f, "no approval: not adopted")
-	require.Equal(t, plan.ExistingAccount, f.Type)
+	require.Equal(t, vocab.ExistingAccount, f.Type)
 	require.Contains(t, f.Message, "starter adopt ann@acme.test")
 
 	require.NoError(t, st.ApproveAdoption(ctx, org, "alice", "ann", "ann@other.test"))
@@ -57,7 +58,7 @@ func TestAdoptionNeedsApprovalAndNeverTakesALinkedAccount(t *testing.T) {
 	require.NoError(t, st.ApproveAdoption(ctx, org, "alice", "ann", "ANN@acme.test"))
 	id, status, f := provision(create("ann", "ann@acme.test"))
 	require.Nil(t, f)
-	require.Equal(t, Adopted, status)
+	require.Equal(t, vocab.Adopted, status)
 	ann, ok := sb.UserByUserName("ann@acme.test")
 	require.True(t, ok)
 	require.Equal(t, ann.ID, id)
@@ -72,7 +73,7 @@ func TestAdoptionNeedsApprovalAndNeverTakesALinkedAccount(t *testing.T) {
 	require.NoError(t, st.ApproveAdoption(ctx, org, "alice", "bob", "bob@acme.test"))
 	_, _, f = provision(create("bob", "bob@acme.test"))
 	require.NotNil(t, f, "old-bob's account is not taken over")
-	require.Equal(t, plan.ExistingAccount, f.Type)
+	require.Equal(t, vocab.ExistingAccount, f.Type)
 	bob, _ := sb.UserByUserName("bob@acme.test")
 	require.Equal(t, "old-bob", bob.ExternalID)
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/usersync/usersync/internal/scim"
+	"github.com/usersync/usersync/internal/steps"
 	"github.com/usersync/usersync/internal/store"
 )
 
@@ -14,9 +15,9 @@ const groupChunk = 500
 // SyncGroups writes group memberships (user group, device groups) batched per group: one
 // PATCH per group and chunk of up to groupChunk additions and removals, whatever the number
 // of users that changed. The changes stream from the store: memory holds one chunk.
-func (a *Activities) SyncGroups(ctx context.Context, in RunRef) (GroupsResult, error) {
+func (a *Activities) SyncGroups(ctx context.Context, in steps.RunRef) (steps.GroupsResult, error) {
 	defer keepAlive(ctx)()
-	var res GroupsResult
+	var res steps.GroupsResult
 	current, id := "", ""
 	err := a.Store.GroupDeltas(ctx, in.Org, attemptKey(ctx, in.RunID), groupChunk, func(d store.GroupDelta) error {
 		if d.Name != current {

@@ -10,10 +10,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/usersync/usersync/internal/devstack"
+	"github.com/usersync/usersync/internal/devstack/devstacktest"
 	"github.com/usersync/usersync/internal/plan"
 	"github.com/usersync/usersync/internal/plan/plantest"
+	"github.com/usersync/usersync/internal/steps"
 	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/vocab"
 )
 
 // The streaming PlanRun (plan.Stream over PostgreSQL: snapshot and per-user state read from
@@ -23,7 +25,7 @@ import (
 // are checked in memory over many more organizations (internal/plan, stream_test.go); what
 // fails only here is the store's SQL.
 func TestPlanRunDecidesExactlyWhatPlanDecides(t *testing.T) {
-	url := devstack.TestDatabase(t)
+	url := devstacktest.Database(t)
 	ctx := context.Background()
 	st, err := store.Open(ctx, url)
 	require.NoError(t, err)
@@ -35,7 +37,7 @@ func TestPlanRunDecidesExactlyWhatPlanDecides(t *testing.T) {
 		in, names := plantest.RandomOrg(r)
 		loadOrg(t, ctx, st, org, runID, in, names)
 		acts := &Activities{Store: st, SuspendThresholdPercent: in.SuspendThresholdPercent, SuspendThresholdMax: in.SuspendThresholdMax}
-		got, err := acts.PlanRun(ctx, PlanInput{RunRef: RunRef{Org: org, RunID: runID}, Retry: in.Retry, ApproveSuspensions: in.ApproveSuspensions})
+		got, err := acts.PlanRun(ctx, steps.PlanInput{RunRef: steps.RunRef{Org: org, RunID: runID}, Retry: in.Retry, ApproveSuspensions: in.ApproveSuspensions})
 		require.NoError(t, err, "seed %d", seed)
 		want := plan.Plan(in)
 
@@ -78,11 +80,11 @@ func checkColumns(t *testing.T, ctx context.Context, st *store.Store, runID stri
 		var seatKey, orderKey []byte
 		require.NoError(t, rows.Scan(&it, &action, &ftype, &fproduct, &fmessage, &seatKey, &orderKey))
 		require.Equal(t, string(it.Action), action)
-		var f plan.Failure
+		var f vocab.Failure
 		if it.Failure != nil {
 			f = *it.Failure
 		}
-		require.Equal(t, f, plan.Failure{Type: ftype, Product: fproduct, Message: fmessage}, "%s", it.ExternalID)
+		require.Equal(t, f, vocab.Failure{Type: ftype, Product: fproduct, Message: fmessage}, "%s", it.ExternalID)
 		require.Equal(t, len(it.NewSeats) > 0, seatKey != nil, "%s: a seat order exactly for items taking new seats", it.ExternalID)
 		require.Equal(t, plan.ItemOrder(it), orderKey)
 	}
@@ -121,7 +123,7 @@ func loadOrg(t *testing.T, ctx context.Context, st *store.Store, org, runID stri
 	if in.PreviousSnapshotSize > 0 {
 		_, err := db.Exec(ctx, `INSERT INTO runs (run_id, org, kind, status, started_at, in_scope)
 			VALUES ($1, $2, 'scheduled', $3, now() - interval '1 hour', $4)`,
-			org+"/run/0", org, store.RunSucceeded, in.PreviousSnapshotSize)
+			org+"/run/0", org, vocab.RunSucceeded, in.PreviousSnapshotSize)
 		require.NoError(t, err)
 	}
 	require.NoError(t, st.BeginRun(ctx, org, runID, "scheduled", false))
@@ -142,8 +144,8 @@ func normalized(t *testing.T, items []plan.Item) []plan.Item {
 	return out
 }
 
-func summarize(res plan.Result) PlanResult {
-	out := PlanResult{Items: len(res.Items), Unchanged: res.Unchanged, InScope: res.InScope,
+func summarize(res plan.Result) steps.PlanResult {
+	out := steps.PlanResult{Items: len(res.Items), Unchanged: res.Unchanged, InScope: res.InScope,
 		SuspensionsHeld: res.SuspensionsHeld, Warnings: res.Warnings}
 	for _, it := range res.Items {
 		switch it.Action {

@@ -6,14 +6,13 @@ import (
 
 	"github.com/usersync/usersync/internal/plan"
 	"github.com/usersync/usersync/internal/rules"
-	"github.com/usersync/usersync/internal/store"
 )
 
 // LoadPlanInput reads from the store everything a plan of org needs except the users and the
 // run's own options (retry filter, approval, suspension thresholds). PlanRun and the CLI's
 // explain share it, so that explain plans exactly what a sync would. It is a function, not
 // an Activities method: every exported method of Activities is registered as an activity.
-func LoadPlanInput(ctx context.Context, st *store.Store, org string) (plan.Input, error) {
+func LoadPlanInput(ctx context.Context, st PlanInputStore, org string) (plan.Input, error) {
 	pin, err := loadPlanConfig(ctx, st, org)
 	if err != nil {
 		return pin, err
@@ -30,7 +29,7 @@ func LoadPlanInput(ctx context.Context, st *store.Store, org string) (plan.Input
 
 // loadPlanConfig is what a plan needs besides per-user data (users, applied states,
 // failures, seat holders): the streaming PlanRun reads those joined, one user at a time.
-func loadPlanConfig(ctx context.Context, st *store.Store, org string) (plan.Input, error) {
+func loadPlanConfig(ctx context.Context, st ConfigStore, org string) (plan.Input, error) {
 	var pin plan.Input
 	var err error
 	if pin.Rules, err = st.Rules(ctx, org); err != nil {

@@ -7,32 +7,32 @@ import (
 	"time"
 
 	"github.com/usersync/usersync/internal/directory"
-	"github.com/usersync/usersync/internal/plan"
-	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/steps"
+	"github.com/usersync/usersync/internal/vocab"
 )
 
 // RecordEvent writes to the administrative activity history.
-func (a *Activities) RecordEvent(ctx context.Context, e store.Event) error {
+func (a *Activities) RecordEvent(ctx context.Context, e vocab.Event) error {
 	return a.Store.AddEvent(ctx, e)
 }
 
 // SnapshotDirectory reads the users of the ruled groups into the run's snapshot. A failed read
 // fails the activity (Temporal retries it); it is never taken as "everyone left".
-func (a *Activities) SnapshotDirectory(ctx context.Context, in SnapshotInput) (SnapshotResult, error) {
+func (a *Activities) SnapshotDirectory(ctx context.Context, in steps.SnapshotInput) (steps.SnapshotResult, error) {
 	defer keepAlive(ctx)()
 	if err := a.Store.BeginRun(ctx, in.Org, in.RunID, in.Kind, in.DryRun); err != nil {
-		return SnapshotResult{}, err
+		return steps.SnapshotResult{}, err
 	}
 	rs, err := a.Store.Rules(ctx, in.Org)
 	if err != nil {
-		return SnapshotResult{}, err
+		return steps.SnapshotResult{}, err
 	}
 	ms, err := a.Store.Mappings(ctx, in.Org)
 	if err != nil {
-		return SnapshotResult{}, err
+		return steps.SnapshotResult{}, err
 	}
 	groupDNs, attrs := SnapshotScope(rs, ms)
-	var res SnapshotResult
+	var res steps.SnapshotResult
 	if len(groupDNs) == 0 {
 		return res, nil
 	}
@@ -59,10 +59,10 @@ func (a *Activities) SnapshotDirectory(ctx context.Context, in SnapshotInput) (S
 		err = werr
 	}
 	if err != nil {
-		return SnapshotResult{}, fmt.Errorf("directory read: %w", err)
+		return steps.SnapshotResult{}, fmt.Errorf("directory read: %w", err)
 	}
 	if err := a.Store.AnalyzeSnapshot(ctx); err != nil {
-		return SnapshotResult{}, err
+		return steps.SnapshotResult{}, err
 	}
 	res.Users, res.Disabled, res.Groups, res.MissingGroups = stats.Users, stats.Disabled, stats.Groups, stats.MissingGroups
 	return res, nil
@@ -70,15 +70,15 @@ func (a *Activities) SnapshotDirectory(ctx context.Context, in SnapshotInput) (S
 
 // FinishRun records the run's outcome and history, and returns its summary with the
 // organization's current banners.
-func (a *Activities) FinishRun(ctx context.Context, in FinishInput) (RunSummary, error) {
-	sum := RunSummary{FinishInput: in, InScope: in.Plan.InScope, FinishedAt: time.Now().UTC()}
+func (a *Activities) FinishRun(ctx context.Context, in steps.FinishInput) (steps.RunSummary, error) {
+	sum := steps.RunSummary{FinishInput: in, InScope: in.Plan.InScope, FinishedAt: time.Now().UTC()}
 	// This run's own run-level failure, not the last recorded one: it is recorded below.
 	banners, err := a.Store.BannersWith(ctx, in.Org, in.FailureType)
 	if err != nil {
 		return sum, err
 	}
 	sum.Banners = banners
-	if err := a.Store.FinishRun(ctx, in.RunID, in.Status, plan.Failure{Type: in.FailureType, Message: in.Error}, sum.InScope, sum); err != nil {
+	if err := a.Store.FinishRun(ctx, in.RunID, in.Status, vocab.Failure{Type: in.FailureType, Message: in.Error}, sum.InScope, sum); err != nil {
 		return sum, err
 	}
 	action := "sync"
@@ -86,10 +86,10 @@ func (a *Activities) FinishRun(ctx context.Context, in FinishInput) (RunSummary,
 		action = "dry-run"
 	}
 	status := "ok"
-	if in.Status != store.RunSucceeded {
+	if in.Status != vocab.RunSucceeded {
 		status = in.Status
 	}
-	err = a.Store.AddEvent(ctx, store.Event{Org: in.Org, Type: store.EventSync, Action: action + " finished", Status: status,
+	err = a.Store.AddEvent(ctx, vocab.Event{Org: in.Org, Type: vocab.EventSync, Action: action + " finished", Status: status,
 		Details: map[string]any{"run": in.RunID, "kind": in.Kind, "outcomes": in.Outcomes, "failures": in.Failures,
 			"unchanged": in.Plan.Unchanged, "inScope": in.Plan.InScope, "warnings": in.Plan.Warnings, "error": in.Error}})
 	return sum, err

@@ -9,72 +9,65 @@ import (
 
 	"github.com/usersync/usersync/internal/plan"
 	"github.com/usersync/usersync/internal/scim"
+	"github.com/usersync/usersync/internal/steps"
+	"github.com/usersync/usersync/internal/vocab"
 )
-
-// TargetCheck is what a run found the target to be (no secret, no personal data).
-type TargetCheck struct {
-	CustomSchema string `json:"customSchema"`
-	Patch        bool   `json:"patch"`
-	Filter       bool   `json:"filter"`
-	MaxResults   int    `json:"maxResults,omitempty"`
-	ETag         bool   `json:"etag,omitempty"`
-}
 
 // DiscoverTarget reads the target's /ServiceProviderConfig, /Schemas and /ResourceTypes once
 // per run, and refuses the run (a non-retryable target_incompatible error, before anything
 // is read or written) when the target cannot take what this organization writes. The per-user
 // steps of the run use the extension recorded here.
-func (a *Activities) DiscoverTarget(ctx context.Context, in SnapshotInput) (TargetCheck, error) {
+func (a *Activities) DiscoverTarget(ctx context.Context, in steps.SnapshotInput) (steps.TargetCheck, error) {
 	// The run is recorded first, so that a run the target stops is in the history too.
 	if err := a.Store.BeginRun(ctx, in.Org, in.RunID, in.Kind, in.DryRun); err != nil {
-		return TargetCheck{}, err
+		return steps.TargetCheck{}, err
 	}
 	ext, err := a.Store.TargetExtension(ctx, in.Org)
 	if err != nil {
-		return TargetCheck{}, err
+		return steps.TargetCheck{}, err
 	}
 	d, err := a.Target.Discover(ctx)
 	switch {
 	case err == nil:
 	case scim.IsAuth(err):
-		return TargetCheck{}, targetError(err)
+		return steps.TargetCheck{}, targetError(err)
 	case scim.IsRetryable(err):
 		// Retried by Temporal; once retries run out the run stops as target_unavailable.
-		return TargetCheck{}, temporal.NewApplicationError(err.Error(), plan.TargetUnavailable)
+		return steps.TargetCheck{}, temporal.NewApplicationError(err.Error(), vocab.TargetUnavailable)
 	default: // a 4xx, or answers that are not what RFC 7644 section 4 says
-		return TargetCheck{}, temporal.NewNonRetryableApplicationError(
-			"the target's discovery endpoints answered what usersync cannot use: "+err.Error(), plan.TargetIncompatible, nil)
+		return steps.TargetCheck{}, temporal.NewNonRetryableApplicationError(
+			"the target's discovery endpoints answered what usersync cannot use: "+err.Error(), vocab.TargetIncompatible, nil)
 	}
 	if !in.DryRun {
 		// What the target is, whatever this organization writes: edits are checked against it.
 		if err := a.Store.SaveTargetProfile(ctx, in.Org, in.RunID, ext, d); err != nil {
-			return TargetCheck{}, err
+			return steps.TargetCheck{}, err
 		}
 	}
 	rs, err := a.Store.Rules(ctx, in.Org)
 	if err != nil {
-		return TargetCheck{}, err
+		return steps.TargetCheck{}, err
 	}
 	ms, err := a.Store.Mappings(ctx, in.Org)
 	if err != nil {
-		return TargetCheck{}, err
+		return steps.TargetCheck{}, err
 	}
 	custom, template, enterprise := plan.ExtensionUse(rs, ms)
 	if err := d.Check(ext, custom, template, enterprise); err != nil {
-		return TargetCheck{}, temporal.NewNonRetryableApplicationError(err.Error(), plan.TargetIncompatible, nil)
+		return steps.TargetCheck{}, temporal.NewNonRetryableApplicationError(err.Error(), vocab.TargetIncompatible, nil)
 	}
 	// The run's per-user steps write this extension, whatever the settings become meanwhile.
 	if err := a.Store.SetRunExtension(ctx, in.RunID, ext); err != nil {
-		return TargetCheck{}, err
+		return steps.TargetCheck{}, err
 	}
-	return TargetCheck{CustomSchema: ext.URN, Patch: d.Patch, Filter: d.Filter, MaxResults: d.MaxResults, ETag: d.ETag}, nil
+	return steps.TargetCheck{CustomSchema: ext.URN, Patch: d.Patch, Filter: d.Filter, MaxResults: d.MaxResults, ETag: d.ETag}, nil
 }
 
 // targetError turns refused credentials into a non-retryable target_auth error: retrying
 // cannot help, and the workflow stops the run with one run-level failure. Other errors pass.
 func targetError(err error) error {
 	if scim.IsAuth(err) {
-		return temporal.NewNonRetryableApplicationError(err.Error(), plan.TargetAuth, nil)
+		return temporal.NewNonRetryableApplicationError(err.Error(), vocab.TargetAuth, nil)
 	}
 	return err
 }
@@ -86,7 +79,7 @@ const probeTimeout = 15 * time.Second
 // retries: one read that needs nothing of any user. When it is down, the user's new seats go
 // back (its write did not happen, or is found and linked by the next run's create) and the
 // workflow stops the run instead of failing the user.
-func (a *Activities) ProbeTarget(ctx context.Context, in UserStep) (down bool, err error) {
+func (a *Activities) ProbeTarget(ctx context.Context, in steps.UserStep) (down bool, err error) {
 	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	perr := a.Target.Ping(pctx)
 	cancel()

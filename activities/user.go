@@ -9,51 +9,51 @@ import (
 
 	"github.com/usersync/usersync/internal/plan"
 	"github.com/usersync/usersync/internal/scim"
+	"github.com/usersync/usersync/internal/steps"
 	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/vocab"
 )
 
 // EvaluatePage is the rule-evaluation step for a page of users: the plan already resolved
 // each user's rules; this records the users it failed before provisioning (domain not
 // validated, invalid data, out of licenses, suspension held) and hands the others on with
 // the seats they need. One store read per page instead of one per user.
-func (a *Activities) EvaluatePage(ctx context.Context, in PageRef) (PageEvaluation, error) {
+func (a *Activities) EvaluatePage(ctx context.Context, in steps.PageRef) (steps.PageEvaluation, error) {
 	items, err := a.Store.WorkItemRange(ctx, in.RunID, in.From, in.To)
 	if err != nil {
-		return PageEvaluation{}, err
+		return steps.PageEvaluation{}, err
 	}
-	ev := PageEvaluation{Failures: map[string]int{}}
+	ev := steps.PageEvaluation{Failures: map[string]int{}}
 	for i, it := range items {
-		step := UserStep{RunRef: in.RunRef, Seq: in.From + i}
+		step := steps.UserStep{RunRef: in.RunRef, Seq: in.From + i}
 		if it.Action == plan.Fail && it.Failure != nil {
 			if _, err := a.fail(ctx, step, it, *it.Failure, false); err != nil {
-				return PageEvaluation{}, err
+				return steps.PageEvaluation{}, err
 			}
 			ev.Failures[it.Failure.Type]++
 			continue
 		}
-		ev.Users = append(ev.Users, UserPlan{Seq: step.Seq, ExternalID: it.ExternalID, Seats: it.NewSeats})
+		ev.Users = append(ev.Users, steps.UserPlan{Seq: step.Seq, ExternalID: it.ExternalID, Seats: it.NewSeats})
 	}
 	return ev, nil
 }
 
 // CheckLicenses takes the seats the plan granted, in one transaction that also checks they
 // are still free (another run may have taken them).
-func (a *Activities) CheckLicenses(ctx context.Context, in SeatsInput) (StepResult, error) {
+func (a *Activities) CheckLicenses(ctx context.Context, in steps.SeatsInput) (steps.StepResult, error) {
 	short, seats, err := a.Store.ReserveSeats(ctx, in.Org, in.ExternalID, in.Products)
 	if err != nil {
-		return StepResult{}, err
+		return steps.StepResult{}, err
 	}
 	if short == "" {
-		return StepResult{Continue: true, Outcome: UserOutcome{Seq: in.Seq, ExternalID: in.ExternalID}}, nil
+		return steps.StepResult{Continue: true, Outcome: steps.UserOutcome{Seq: in.Seq, ExternalID: in.ExternalID}}, nil
 	}
 	it, err := a.Store.WorkItem(ctx, in.RunID, in.Seq)
 	if err != nil {
-		return StepResult{}, err
+		return steps.StepResult{}, err
 	}
-	f := plan.Failure{Type: plan.OutOfLicenses, Product: short,
-		Message: fmt.Sprintf("no free seat for product %q (%d seats, all assigned)", short, seats)}
-	o, err := a.fail(ctx, in.UserStep, it, f, true)
-	return StepResult{Outcome: o}, err
+	o, err := a.fail(ctx, in.UserStep, it, *plan.OutOfLicensesFailure(short, seats), true)
+	return steps.StepResult{Outcome: o}, err
 }
 
 // ProvisionUser brings one account in the target to its desired state: create, PATCH what
@@ -61,10 +61,10 @@ func (a *Activities) CheckLicenses(ctx context.Context, in SeatsInput) (StepResu
 // Temporal to retry; refused credentials stop the run (a non-retryable target_auth error).
 // An account the target holds is always linked, also when a later step for it failed: seats
 // then follow what the target holds.
-func (a *Activities) ProvisionUser(ctx context.Context, in UserStep) (UserOutcome, error) {
+func (a *Activities) ProvisionUser(ctx context.Context, in steps.UserStep) (steps.UserOutcome, error) {
 	w, err := a.Store.UserWork(ctx, in.Org, in.RunID, in.Seq)
 	if err != nil {
-		return UserOutcome{}, err
+		return steps.UserOutcome{}, err
 	}
 	it := w.Item
 	r, err := a.provision(ctx, in.Org, w)
@@ -75,7 +75,7 @@ func (a *Activities) ProvisionUser(ctx context.Context, in UserStep) (UserOutcom
 		// it, a failure gives back those the account does not hold.
 		keep := append(slices.Clone(r.holds.Products), it.NewSeats...)
 		if serr := a.Store.SaveLinked(ctx, in.Org, r.scimID, *r.holds, keep, in.RunID, r.status); serr != nil {
-			return UserOutcome{}, serr
+			return steps.UserOutcome{}, serr
 		}
 	}
 	failure := r.failure
@@ -84,25 +84,25 @@ func (a *Activities) ProvisionUser(ctx context.Context, in UserStep) (UserOutcom
 	case scim.IsAuth(err):
 		// Nothing was written for this user: its new seats go back, no failure is recorded.
 		if rerr := a.Store.ReleaseSeats(ctx, in.Org, it.ExternalID, it.NewSeats); rerr != nil {
-			return UserOutcome{}, rerr
+			return steps.UserOutcome{}, rerr
 		}
-		return UserOutcome{}, targetError(err)
+		return steps.UserOutcome{}, targetError(err)
 	case scim.IsRejected(err):
-		failure = &plan.Failure{Type: plan.TargetRejected, Message: err.Error()}
+		failure = &vocab.Failure{Type: vocab.TargetRejected, Message: err.Error()}
 		if r.holds != nil {
 			failure.Message = fmt.Sprintf("the account was %s and linked, but the target refused the rest: %v", r.status, err)
 		}
 	default:
 		activity.GetLogger(ctx).Warn("provisioning failed, will retry", "externalId", it.ExternalID, "error", err)
-		return UserOutcome{}, err
+		return steps.UserOutcome{}, err
 	}
 	if failure != nil {
 		return a.fail(ctx, in, it, *failure, true)
 	}
 	if err := a.Store.SaveProvisioned(ctx, in.Org, r.scimID, it.Desired, in.RunID, r.status); err != nil {
-		return UserOutcome{}, err
+		return steps.UserOutcome{}, err
 	}
-	return UserOutcome{Seq: in.Seq, ExternalID: it.ExternalID, Status: r.status}, nil
+	return steps.UserOutcome{Seq: in.Seq, ExternalID: it.ExternalID, Status: r.status}, nil
 }
 
 // provisioned is what provision did. holds is set when the target holds an account for the
@@ -110,14 +110,14 @@ func (a *Activities) ProvisionUser(ctx context.Context, in UserStep) (UserOutcom
 type provisioned struct {
 	scimID, status string
 	holds          *plan.Desired
-	failure        *plan.Failure
+	failure        *vocab.Failure
 }
 
 func (a *Activities) provision(ctx context.Context, org string, w store.UserWork) (provisioned, error) {
 	it, ext := w.Item, w.Extension
-	r := provisioned{status: Updated}
+	r := provisioned{status: vocab.Updated}
 	if it.Action == plan.Suspend {
-		r.status = Suspended
+		r.status = vocab.Suspended
 	}
 	if w.Applied != nil {
 		r.scimID = w.Applied.ScimID
@@ -127,15 +127,15 @@ func (a *Activities) provision(ctx context.Context, org string, w store.UserWork
 	// response, racing run), the target answers 409 and the client returns the account that
 	// carries this externalId; only then can its state differ, and one PATCH fixes it.
 	u, err := a.Target.CreateUser(ctx, ext, it.Desired)
-	r.status = Created
+	r.status = vocab.Created
 	if scim.IsConflict(err) {
 		if u, err = a.adoptable(ctx, org, it, ext); u == nil || err != nil {
-			r.failure = &plan.Failure{Type: plan.ExistingAccount, Message: fmt.Sprintf(
+			r.failure = &vocab.Failure{Type: vocab.ExistingAccount, Message: fmt.Sprintf(
 				"userName %q is taken by an account not linked to this directory user (adopt it: starter adopt %s)",
 				it.Desired.UserName, it.Desired.UserName)}
 			return r, err
 		}
-		r.status = Adopted
+		r.status = vocab.Adopted
 	}
 	if err != nil {
 		return r, err
@@ -144,7 +144,7 @@ func (a *Activities) provision(ctx context.Context, org string, w store.UserWork
 	holds.ExternalID = it.ExternalID // the link is ours from here on
 	r.scimID = u.ID
 	if plan.Diff(holds, it.Desired) != nil {
-		if r.status == Created {
+		if r.status == vocab.Created {
 			r.holds = &holds
 		}
 		if err := a.Target.UpdateUser(ctx, ext, u.ID, u.State(), it.Desired); err != nil {
@@ -176,10 +176,10 @@ func (a *Activities) adoptable(ctx context.Context, org string, it plan.Item, ex
 
 // RecordUserFailure records a failure the workflow decided (the target stayed unavailable
 // after every retry) and gives back the seats taken for it.
-func (a *Activities) RecordUserFailure(ctx context.Context, in UserFailureInput) (UserOutcome, error) {
+func (a *Activities) RecordUserFailure(ctx context.Context, in steps.UserFailureInput) (steps.UserOutcome, error) {
 	it, err := a.Store.WorkItem(ctx, in.RunID, in.Seq)
 	if err != nil {
-		return UserOutcome{}, err
+		return steps.UserOutcome{}, err
 	}
 	return a.fail(ctx, in.UserStep, it, in.Failure, true)
 }
@@ -187,14 +187,14 @@ func (a *Activities) RecordUserFailure(ctx context.Context, in UserFailureInput)
 // fail records a user's failure; release gives back the seats this run took for the user
 // (those its linked account holds in the target stay).
 // A store error is returned so that the step is retried: no failure is lost.
-func (a *Activities) fail(ctx context.Context, in UserStep, it plan.Item, f plan.Failure, release bool) (UserOutcome, error) {
+func (a *Activities) fail(ctx context.Context, in steps.UserStep, it plan.Item, f vocab.Failure, release bool) (steps.UserOutcome, error) {
 	if release {
 		if err := a.Store.ReleaseSeats(ctx, in.Org, it.ExternalID, it.NewSeats); err != nil {
-			return UserOutcome{}, err
+			return steps.UserOutcome{}, err
 		}
 	}
 	if err := a.Store.RecordFailure(ctx, in.Org, in.RunID, it.ExternalID, it.UserName, f); err != nil {
-		return UserOutcome{}, err
+		return steps.UserOutcome{}, err
 	}
-	return UserOutcome{Seq: in.Seq, ExternalID: it.ExternalID, Status: Failed, FailureType: f.Type}, nil
+	return steps.UserOutcome{Seq: in.Seq, ExternalID: it.ExternalID, Status: vocab.Failed, FailureType: f.Type}, nil
 }

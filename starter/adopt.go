@@ -7,8 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/usersync/usersync/internal/plan"
-	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/vocab"
 )
 
 func adoptCmd(a *app) *cobra.Command {
@@ -36,7 +35,7 @@ to (it has no externalId) qualifies. When sync is off, the adoption happens at t
 			if err != nil {
 				return err
 			}
-			fs, err := db.Failures(ctx, a.Org, store.FailureFilter{Type: plan.ExistingAccount, User: q})
+			fs, err := db.Failures(ctx, a.Org, vocab.Filter{Type: vocab.ExistingAccount, User: q})
 			if err != nil {
 				return err
 			}
@@ -62,7 +61,7 @@ to (it has no externalId) qualifies. When sync is off, the adoption happens at t
 			if !a.json {
 				fmt.Fprintf(cmd.OutOrStdout(), "Adoption of %s approved.\n", f.UserName)
 			}
-			return a.retryNow(cmd, st, plan.Filter{Type: plan.ExistingAccount, User: f.ExternalID}, 1, noWait)
+			return a.retryNow(cmd, st, vocab.Filter{Type: vocab.ExistingAccount, User: f.ExternalID}, 1, noWait)
 		},
 	}
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "signal the retry and return at once")

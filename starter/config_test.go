@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/usersync/usersync/internal/demo"
-	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/vocab"
 )
 
 func TestLicensesSetThenListShowsSeatsUsedAndFree(t *testing.T) {
@@ -169,11 +169,11 @@ func TestHistoryShowsTheRuleChangeWithItsActor(t *testing.T) {
 	if out := c.must("history", "--actor", "bob", "--since", "1h"); !strings.Contains(out, "license") || strings.Contains(out, "alice") {
 		t.Errorf("history --actor bob:\n%s", out)
 	}
-	var es []store.Event
+	var es []vocab.Event
 	if err := json.Unmarshal([]byte(c.must("--json", "history", "--type", "rule")), &es); err != nil {
 		t.Fatal(err)
 	}
-	if len(es) != 1 || es[0].Actor != "alice" || es[0].Type != store.EventRule {
+	if len(es) != 1 || es[0].Actor != "alice" || es[0].Type != vocab.EventRule {
 		t.Errorf("history --json --type rule = %+v, want one rule event by alice", es)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/usersync/usersync/internal/directory"
 	"github.com/usersync/usersync/internal/plan"
 	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/vocab"
 )
 
 // explainResult is what explain knows about one user. Explanation is nil when the user is
@@ -69,7 +70,7 @@ state written to the target, and the user's current failure.`,
 			if in.Users, err = readRuledGroups(ctx, in); err != nil {
 				return err
 			}
-			failures, err := db.Failures(ctx, a.Org, store.FailureFilter{})
+			failures, err := db.Failures(ctx, a.Org, vocab.Filter{})
 			if err != nil {
 				return err
 			}
@@ -253,7 +254,7 @@ func printExplanation(w io.Writer, r explainResult) {
 			what += " (" + f.Product + ")"
 		}
 		fmt.Fprintf(w, "Current failure: %s: %s (since %s, %d attempts)\n", what, f.Message, f.Since, f.Attempts)
-		if advice := store.Advice(f.Type, f.Product); advice != "" {
+		if advice := vocab.Advice(f.Type, f.Product); advice != "" {
 			fmt.Fprintf(w, "  what to do: %s\n", advice)
 		}
 	} else {

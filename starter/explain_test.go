@@ -10,6 +10,7 @@ import (
 	"github.com/usersync/usersync/internal/plan"
 	"github.com/usersync/usersync/internal/rules"
 	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/vocab"
 )
 
 const marketingDN = "cn=marketing,ou=groups,dc=example,dc=com"
@@ -24,7 +25,7 @@ func explainInput(users ...directory.User) plan.Input {
 		},
 		ValidatedDomains: map[string]bool{"example.com": true},
 		Applied:          map[string]plan.Applied{},
-		Failed:           map[string]plan.Failure{},
+		Failed:           map[string]vocab.Failure{},
 		Seats:            map[string]int{"Meeting": 10, "Webinar": 10},
 		Held:             map[string]map[string]bool{},
 	}
@@ -109,7 +110,7 @@ func TestExplainALinkedUserWhoLeftEveryRuledGroup(t *testing.T) {
 func TestExplainShowsTheCurrentFailure(t *testing.T) {
 	in := explainInput(user("id-1", "ann@partners.example.net", marketingDN))
 	fails := []store.FailureRecord{{ExternalID: "id-1", UserName: "ann@partners.example.net", Since: "2025-01-02T03:04:05Z", Attempts: 2,
-		Failure: plan.Failure{Type: plan.DomainNotValidated, Message: "email domain not validated"}}}
+		Failure: vocab.Failure{Type: vocab.DomainNotValidated, Message: "email domain not validated"}}}
 	out := printed(explainUser("ann@partners.example.net", in, fails))
 	for _, want := range []string{
 		"Next sync: fails with domain_not_validated",
@@ -122,7 +123,7 @@ func TestExplainShowsTheCurrentFailure(t *testing.T) {
 	}
 	// Failed earlier, never linked, now in no ruled group: the failure is all there is.
 	r := explainUser("gone@example.com", explainInput(), []store.FailureRecord{{ExternalID: "id-9", UserName: "gone@example.com",
-		Failure: plan.Failure{Type: plan.InvalidUserData, Message: "bad mail"}}})
+		Failure: vocab.Failure{Type: vocab.InvalidUserData, Message: "bad mail"}}})
 	if !r.Known || r.Explanation != nil || r.Failure == nil {
 		t.Fatalf("got %+v, want the failure only", r)
 	}

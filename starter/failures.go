@@ -6,12 +6,12 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/usersync/usersync/internal/plan"
 	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/vocab"
 )
 
 func failuresCmd(a *app) *cobra.Command {
-	var f plan.Filter
+	var f vocab.Filter
 	cmd := &cobra.Command{
 		Use:   "failures",
 		Short: "List the users behind the failure banners, grouped by type",
@@ -45,7 +45,7 @@ when and how many attempts, grouped by failure type with a count per type and wh
 }
 
 // printFailures groups the records (already ordered by type) under a header per type.
-func printFailures(w io.Writer, recs []store.FailureRecord, f plan.Filter) {
+func printFailures(w io.Writer, recs []store.FailureRecord, f vocab.Filter) {
 	if len(recs) == 0 {
 		fmt.Fprintf(w, "No current failures (%s).\n", describeFilter(f))
 		return
@@ -59,7 +59,7 @@ func printFailures(w io.Writer, recs []store.FailureRecord, f plan.Filter) {
 		fmt.Fprintf(w, "%s: %d users\n", recs[i].Type, len(group))
 		seen := map[string]bool{} // one hint per product for out_of_licenses
 		for _, r := range group {
-			if advice := store.Advice(r.Type, r.Product); advice != "" && !seen[advice] {
+			if advice := vocab.Advice(r.Type, r.Product); advice != "" && !seen[advice] {
 				seen[advice] = true
 				fmt.Fprintf(w, "  what to do: %s\n", advice)
 			}

@@ -11,11 +11,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/vocab"
 )
-
-// eventTypes are the history types --type accepts.
-var eventTypes = []string{store.EventSync, store.EventFailure, store.EventRetry, store.EventSwitch, store.EventRule,
-	store.EventSetting, store.EventLicense, store.EventDomain, store.EventMapping, store.EventAdoption}
 
 func historyCmd(a *app) *cobra.Command {
 	var f store.HistoryFilter
@@ -30,8 +27,8 @@ mapping changes with time, actor, action, status and details.`,
   starter history --type failure --status failed --since 2025-01-01T00:00:00Z --until 2025-01-02T00:00:00Z --limit 200`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if f.Type != "" && !slices.Contains(eventTypes, f.Type) {
-				return fmt.Errorf("--type %q: unknown event type (valid: %s)", f.Type, strings.Join(eventTypes, ", "))
+			if f.Type != "" && !slices.Contains(vocab.EventTypes, f.Type) {
+				return fmt.Errorf("--type %q: unknown event type (valid: %s)", f.Type, strings.Join(vocab.EventTypes, ", "))
 			}
 			if f.Limit < 1 {
 				return fmt.Errorf("--limit %d: must be 1 or more", f.Limit)
@@ -60,7 +57,7 @@ mapping changes with time, actor, action, status and details.`,
 				return err
 			}
 			if es == nil {
-				es = []store.Event{}
+				es = []vocab.Event{}
 			}
 			return a.emit(cmd, es, func(w io.Writer) {
 				if len(es) == 0 {
@@ -81,7 +78,7 @@ mapping changes with time, actor, action, status and details.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.Type, "type", "", "event type: "+strings.Join(eventTypes, ", "))
+	fl.StringVar(&f.Type, "type", "", "event type: "+strings.Join(vocab.EventTypes, ", "))
 	// Shadows the global --actor: history writes nothing, so here it filters.
 	fl.StringVar(&f.Actor, "actor", "", "only events of this actor")
 	fl.StringVar(&f.Status, "status", "", "only events with this status (ok, failed, rejected, no-op)")

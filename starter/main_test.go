@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/usersync/usersync/internal/devstack"
+	"github.com/usersync/usersync/internal/devstack/devstacktest"
 )
 
 // TestMain lets a test run the real main (exit code and stderr) by re-executing the test binary.
@@ -31,7 +31,7 @@ type cli struct {
 
 func newCLI(t *testing.T) *cli {
 	t.Helper()
-	return &cli{t: t, dbURL: devstack.TestDatabase(t)}
+	return &cli{t: t, dbURL: devstacktest.Database(t)}
 }
 
 func (c *cli) run(args ...string) (string, error) {

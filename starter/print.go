@@ -11,8 +11,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/usersync/usersync/activities"
+	"github.com/usersync/usersync/internal/steps"
 	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/vocab"
 )
 
 // emit prints v as JSON with --json, else calls text.
@@ -80,7 +81,7 @@ func counts(m map[string]int) string {
 }
 
 // printSummary is the human form of a run's outcome.
-func printSummary(w io.Writer, s activities.RunSummary) {
+func printSummary(w io.Writer, s steps.RunSummary) {
 	kind := s.Kind
 	if s.DryRun {
 		kind += ", dry run"
@@ -123,7 +124,7 @@ func printSummary(w io.Writer, s activities.RunSummary) {
 }
 
 // printBanners is one line per failure type with what to do about it.
-func printBanners(w io.Writer, bs []store.Banner) {
+func printBanners(w io.Writer, bs []vocab.Banner) {
 	if len(bs) == 0 {
 		fmt.Fprintln(w, "No failures.")
 		return
@@ -146,7 +147,7 @@ func printRuns(w io.Writer, runs []store.Run) {
 	}
 	tw := table(w, "RUN", "KIND", "STATUS", "STARTED", "FINISHED", "OUTCOMES")
 	for _, r := range runs {
-		var s activities.RunSummary
+		var s steps.RunSummary
 		outcomes := ""
 		if len(r.Summary) > 0 && json.Unmarshal(r.Summary, &s) == nil {
 			outcomes = counts(s.Outcomes)

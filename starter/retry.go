@@ -4,13 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/usersync/usersync/internal/plan"
+	"github.com/usersync/usersync/internal/vocab"
 	"github.com/usersync/usersync/workflows"
 )
 
@@ -20,20 +19,20 @@ const (
 )
 
 // failureFilterFlags are --type, --product and --user of retry and failures.
-func failureFilterFlags(cmd *cobra.Command, f *plan.Filter) {
-	cmd.Flags().StringVar(&f.Type, "type", "", "failure type: "+strings.Join(plan.FailureTypes, ", "))
+func failureFilterFlags(cmd *cobra.Command, f *vocab.Filter) {
+	cmd.Flags().StringVar(&f.Type, "type", "", "failure type: "+strings.Join(vocab.FailureTypes, ", "))
 	cmd.Flags().StringVar(&f.Product, "product", "", "product (for out_of_licenses)")
 	cmd.Flags().StringVar(&f.User, "user", "", "userName or externalId")
 }
 
 func checkFailureType(t string) error {
-	if t != "" && !slices.Contains(plan.FailureTypes, t) {
-		return fmt.Errorf("--type %q: unknown failure type (valid: %s)", t, strings.Join(plan.FailureTypes, ", "))
+	if t != "" && !vocab.IsFailureType(t) {
+		return fmt.Errorf("--type %q: unknown failure type (valid: %s)", t, strings.Join(vocab.FailureTypes, ", "))
 	}
 	return nil
 }
 
-func describeFilter(f plan.Filter) string {
+func describeFilter(f vocab.Filter) string {
 	var parts []string
 	for _, p := range []struct{ k, v string }{{"type", f.Type}, {"product", f.Product}, {"user", f.User}} {
 		if p.v != "" {
@@ -47,7 +46,7 @@ func describeFilter(f plan.Filter) string {
 }
 
 func retryCmd(a *app) *cobra.Command {
-	var f plan.Filter
+	var f vocab.Filter
 	var noWait bool
 	cmd := &cobra.Command{
 		Use:   "retry",
@@ -94,7 +93,7 @@ every failed user is retried. When no current failure matches, nothing is signal
 
 // retryNow signals a retry of the failures matching f (matching of them) while sync is on
 // (st) and, unless noWait, waits for the retry run and prints its summary and what still fails.
-func (a *app) retryNow(cmd *cobra.Command, st *workflows.Status, f plan.Filter, matching int, noWait bool) error {
+func (a *app) retryNow(cmd *cobra.Command, st *workflows.Status, f vocab.Filter, matching int, noWait bool) error {
 	ctx := cmd.Context()
 	before := lastRunID(st)
 	tc, _ := a.temporal()

@@ -11,9 +11,9 @@ import (
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
 
-	"github.com/usersync/usersync/activities"
 	"github.com/usersync/usersync/internal/plan"
-	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/steps"
+	"github.com/usersync/usersync/internal/vocab"
 	"github.com/usersync/usersync/workflows"
 )
 
@@ -43,7 +43,7 @@ printed instead. A failed run exits non-zero.`,
 				return err
 			}
 			id := workflows.RunWorkflowID(a.Org, "manual-"+time.Now().UTC().Format("20060102T150405.000Z"))
-			in := workflows.RunInput{Org: a.Org, RunID: id, Kind: workflows.KindManual, DryRun: dryRun, Actor: a.actor}
+			in := workflows.RunInput{Org: a.Org, RunID: id, Kind: vocab.KindManual, DryRun: dryRun, Actor: a.actor}
 			run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueue},
 				workflows.SyncRunWorkflow, in)
 			if err != nil {
@@ -54,7 +54,7 @@ printed instead. A failed run exits non-zero.`,
 					fmt.Fprintf(w, "Started run %s (follow it with `starter status` or the Temporal UI).\n", id)
 				})
 			}
-			var sum activities.RunSummary
+			var sum steps.RunSummary
 			if err := run.Get(ctx, &sum); err != nil {
 				// The workflow failed: show what it recorded before failing, if anything.
 				if rec, ok := a.recordedRun(ctx, id); ok && !a.json {
@@ -63,7 +63,7 @@ printed instead. A failed run exits non-zero.`,
 				return fmt.Errorf("run %s: %w", id, err)
 			}
 			var items []plan.Item
-			if dryRun && sum.Status == store.RunSucceeded {
+			if dryRun && sum.Status == vocab.RunSucceeded {
 				db, err := a.store(ctx)
 				if err != nil {
 					return err
@@ -91,7 +91,7 @@ printed instead. A failed run exits non-zero.`,
 			if err != nil {
 				return err
 			}
-			if sum.Status != store.RunSucceeded {
+			if sum.Status != vocab.RunSucceeded {
 				return fmt.Errorf("run %s: %s %s", id, sum.Status, sum.Error)
 			}
 			return nil
@@ -141,8 +141,8 @@ func printItems(w io.Writer, items []plan.Item, total int) {
 }
 
 // recordedRun reads a run's summary from the store (best effort).
-func (a *app) recordedRun(ctx context.Context, runID string) (activities.RunSummary, bool) {
-	var sum activities.RunSummary
+func (a *app) recordedRun(ctx context.Context, runID string) (steps.RunSummary, bool) {
+	var sum steps.RunSummary
 	db, err := a.store(ctx)
 	if err != nil {
 		return sum, false

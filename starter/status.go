@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/vocab"
 	"github.com/usersync/usersync/workflows"
 )
 
@@ -133,7 +134,7 @@ func (a *app) waitIdle(ctx context.Context, timeout time.Duration) (*workflows.S
 	}
 }
 
-func printStatus(w io.Writer, org string, st *workflows.Status, prog *workflows.Progress, banners []store.Banner, runs []store.Run, known bool) {
+func printStatus(w io.Writer, org string, st *workflows.Status, prog *workflows.Progress, banners []vocab.Banner, runs []store.Run, known bool) {
 	switch {
 	case !known:
 	case st == nil:

@@ -20,6 +20,7 @@ import (
 	"github.com/usersync/usersync/internal/config"
 	"github.com/usersync/usersync/internal/engine"
 	"github.com/usersync/usersync/internal/scim"
+	"github.com/usersync/usersync/internal/steps"
 	"github.com/usersync/usersync/internal/store"
 	"github.com/usersync/usersync/workflows"
 )
@@ -89,7 +90,7 @@ func run(args []string, stderr io.Writer) error {
 	defer st.Close()
 
 	scimConfig := scim.Config{BaseURL: cfg.SCIMURL, Token: token}
-	settings := activities.RunSettings{ProvisionQueue: workflows.TaskQueue, PageSize: cfg.PageSize,
+	settings := steps.FanOut{ProvisionQueue: workflows.TaskQueue, PageSize: cfg.PageSize,
 		PageWindow: cfg.PageWindow, UsersInFlight: cfg.UsersInFlight}
 	if cfg.SCIMRate > 0 {
 		settings.ProvisionQueue = workflows.SCIMTaskQueue

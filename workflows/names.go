@@ -1,5 +1,6 @@
 // Package workflows orchestrates syncs with Temporal. It holds no I/O: every read and write is
-// an activity in package activities.
+// an activity (a step), scheduled by its name in package steps and implemented by package
+// activities, which workflow code does not import: it links no PostgreSQL, LDAP or SCIM code.
 package workflows
 
 import "fmt"
@@ -20,13 +21,6 @@ const (
 	SignalApproveSuspensions = "approve-suspensions"
 	QueryStatus              = "status"
 	QueryProgress            = "progress" // of SyncRunWorkflow
-)
-
-// Run kinds.
-const (
-	KindScheduled = "scheduled"
-	KindManual    = "manual"
-	KindRetry     = "retry"
 )
 
 // OrgWorkflowID is the ID of an organization's long-lived sync workflow.

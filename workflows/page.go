@@ -8,8 +8,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/usersync/usersync/activities"
-	"github.com/usersync/usersync/internal/plan"
+	"github.com/usersync/usersync/internal/steps"
+	"github.com/usersync/usersync/internal/vocab"
 )
 
 // stepOptions are for the pure-ish per-user steps (store reads and writes only).
@@ -52,14 +52,14 @@ func ProcessPageWorkflow(ctx workflow.Context, in PageInput) (PageResult, error)
 	if in.UsersInFlight <= 0 {
 		in.UsersInFlight = DefaultUsersInFlight
 	}
-	var ev activities.PageEvaluation
+	var ev steps.PageEvaluation
 	lctx := workflow.WithLocalActivityOptions(ctx, stepOptions)
-	page := activities.PageRef{RunRef: in.RunRef, From: in.From, To: in.To}
-	if err := workflow.ExecuteLocalActivity(lctx, a.EvaluatePage, page).Get(ctx, &ev); err != nil {
+	page := steps.PageRef{RunRef: in.RunRef, From: in.From, To: in.To}
+	if err := workflow.ExecuteLocalActivity(lctx, steps.EvaluatePage, page).Get(ctx, &ev); err != nil {
 		return res, err
 	}
 	for typ, n := range ev.Failures {
-		res.Outcomes[activities.Failed] += n
+		res.Outcomes[vocab.Failed] += n
 		res.Failures[typ] += n
 	}
 	running := 0
@@ -95,27 +95,27 @@ func ProcessPageWorkflow(ctx workflow.Context, in PageInput) (PageResult, error)
 // processUser runs one user's license and SCIM steps. It fails the page only when the target
 // refused our credentials (the run stops with one target_auth failure); otherwise a user whose
 // steps could not complete keeps its previous state and is planned again by the next sync.
-func processUser(ctx workflow.Context, run activities.RunRef, u activities.UserPlan, queue string) (activities.UserOutcome, *RunStop) {
-	step := activities.UserStep{RunRef: run, Seq: u.Seq}
+func processUser(ctx workflow.Context, run steps.RunRef, u steps.UserPlan, queue string) (steps.UserOutcome, *RunStop) {
+	step := steps.UserStep{RunRef: run, Seq: u.Seq}
 	lctx := workflow.WithLocalActivityOptions(ctx, stepOptions)
 	if len(u.Seats) > 0 {
-		var r activities.StepResult
-		seats := activities.SeatsInput{UserStep: step, ExternalID: u.ExternalID, Products: u.Seats}
-		if err := workflow.ExecuteLocalActivity(lctx, a.CheckLicenses, seats).Get(ctx, &r); err != nil {
+		var r steps.StepResult
+		seats := steps.SeatsInput{UserStep: step, ExternalID: u.ExternalID, Products: u.Seats}
+		if err := workflow.ExecuteLocalActivity(lctx, steps.CheckLicenses, seats).Get(ctx, &r); err != nil {
 			return errored(ctx, step, err), nil
 		}
 		if !r.Continue {
 			return r.Outcome, nil
 		}
 	}
-	var o activities.UserOutcome
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, onQueue(provisionOptions, queue)), a.ProvisionUser, step).Get(ctx, &o)
+	var o steps.UserOutcome
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, onQueue(provisionOptions, queue)), steps.ProvisionUser, step).Get(ctx, &o)
 	if err == nil {
 		return o, nil
 	}
 	var ae *temporal.ApplicationError
-	if errors.As(err, &ae) && ae.Type() == plan.TargetAuth {
-		return o, &RunStop{Type: plan.TargetAuth, Message: ae.Error()}
+	if errors.As(err, &ae) && ae.Type() == vocab.TargetAuth {
+		return o, &RunStop{Type: vocab.TargetAuth, Message: ae.Error()}
 	}
 	if ctx.Err() != nil {
 		return errored(ctx, step, err), nil
@@ -125,23 +125,23 @@ func processUser(ctx workflow.Context, run activities.RunRef, u activities.UserP
 		// with one run-level failure; the users' state stays as it was.
 		var down bool
 		pctx := workflow.WithActivityOptions(ctx, onQueue(probeOptions, queue))
-		if perr := workflow.ExecuteActivity(pctx, a.ProbeTarget, step).Get(ctx, &down); perr == nil && down {
-			return o, &RunStop{Type: plan.TargetUnavailable, Message: fmt.Sprintf("the target did not answer for the whole run: %v", rootCause(err))}
+		if perr := workflow.ExecuteActivity(pctx, steps.ProbeTarget, step).Get(ctx, &down); perr == nil && down {
+			return o, &RunStop{Type: vocab.TargetUnavailable, Message: fmt.Sprintf("the target did not answer for the whole run: %v", rootCause(err))}
 		}
 	}
-	f := plan.Failure{Type: plan.TargetUnavailable, Message: fmt.Sprintf("the target did not accept the change after %d attempts: %v",
+	f := vocab.Failure{Type: vocab.TargetUnavailable, Message: fmt.Sprintf("the target did not accept the change after %d attempts: %v",
 		provisionOptions.RetryPolicy.MaximumAttempts, rootCause(err))}
-	if err := workflow.ExecuteLocalActivity(lctx, a.RecordUserFailure, activities.UserFailureInput{UserStep: step, Failure: f}).Get(ctx, &o); err != nil {
+	if err := workflow.ExecuteLocalActivity(lctx, steps.RecordUserFailure, steps.UserFailureInput{UserStep: step, Failure: f}).Get(ctx, &o); err != nil {
 		return errored(ctx, step, err), nil
 	}
 	return o, nil
 }
 
-func errored(ctx workflow.Context, step activities.UserStep, err error) activities.UserOutcome {
+func errored(ctx workflow.Context, step steps.UserStep, err error) steps.UserOutcome {
 	if ctx.Err() == nil {
 		workflow.GetLogger(ctx).Error("user step failed; the next sync retries it", "seq", step.Seq, "error", err)
 	}
-	return activities.UserOutcome{Seq: step.Seq, Status: "error"}
+	return steps.UserOutcome{Seq: step.Seq, Status: vocab.Errored}
 }
 
 // rootCause strips Temporal's activity error wrapping for a readable failure message.

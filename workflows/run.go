@@ -8,13 +8,9 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/usersync/usersync/activities"
-	"github.com/usersync/usersync/internal/plan"
-	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/steps"
+	"github.com/usersync/usersync/internal/vocab"
 )
-
-// a names activity methods; it is never dereferenced in workflow code.
-var a *activities.Activities
 
 // ioOptions are for the bulk steps (directory read, plan, finish, groups).
 var ioOptions = workflow.ActivityOptions{
@@ -45,25 +41,22 @@ var discoveryOptions = workflow.ActivityOptions{
 // errors have no type.
 func runFailureType(err error) string {
 	var ae *temporal.ApplicationError
-	if errors.As(err, &ae) {
-		switch ae.Type() {
-		case plan.TargetAuth, plan.TargetIncompatible, plan.TargetUnavailable:
-			return ae.Type()
-		}
+	if errors.As(err, &ae) && vocab.IsRunLevel(ae.Type()) {
+		return ae.Type()
 	}
 	return ""
 }
 
 // SyncRunWorkflow is one sync: read the directory into a snapshot, plan, fan the users that
 // need work out to page workflows, write group memberships, record the outcome.
-func SyncRunWorkflow(ctx workflow.Context, in RunInput) (activities.RunSummary, error) {
-	ref := activities.RunRef{Org: in.Org, RunID: in.RunID}
+func SyncRunWorkflow(ctx workflow.Context, in RunInput) (steps.RunSummary, error) {
+	ref := steps.RunRef{Org: in.Org, RunID: in.RunID}
 	prog := Progress{RunID: in.RunID, Phase: "reading directory", StartedAt: workflow.Now(ctx), DryRun: in.DryRun}
 	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) { return prog, nil }); err != nil {
-		return activities.RunSummary{}, err
+		return steps.RunSummary{}, err
 	}
 	actx := workflow.WithActivityOptions(ctx, ioOptions)
-	var fin activities.FinishInput
+	var fin steps.FinishInput
 	var queue string
 	var err error
 	if r := in.Resume; r != nil { // continued as new during the fan-out
@@ -84,41 +77,41 @@ func SyncRunWorkflow(ctx workflow.Context, in RunInput) (activities.RunSummary, 
 		next, err = fanOut(ctx, in, queue, &prog, &fin)
 		if err == nil && next != nil {
 			in.Resume = next
-			return activities.RunSummary{}, workflow.NewContinueAsNewError(ctx, SyncRunWorkflow, in)
+			return steps.RunSummary{}, workflow.NewContinueAsNewError(ctx, SyncRunWorkflow, in)
 		}
 	}
 	if err == nil && !in.DryRun {
 		prog.Phase = "groups"
 		gctx := workflow.WithActivityOptions(ctx, onQueue(ioOptions, queue))
-		err = workflow.ExecuteActivity(gctx, a.SyncGroups, ref).Get(ctx, &fin.Groups)
+		err = workflow.ExecuteActivity(gctx, steps.SyncGroups, ref).Get(ctx, &fin.Groups)
 	}
 
-	fin.Status = store.RunSucceeded
+	fin.Status = vocab.RunSucceeded
 	finishCtx := actx
 	switch {
 	case temporal.IsCanceledError(err) || errors.Is(ctx.Err(), workflow.ErrCanceled):
-		fin.Status = store.RunCancelled
+		fin.Status = vocab.RunCancelled
 		// Record the cancelled run even though this workflow is being cancelled.
 		dctx, _ := workflow.NewDisconnectedContext(ctx)
 		finishCtx = workflow.WithActivityOptions(dctx, ioOptions)
 	case err != nil:
-		fin.Status, fin.Error, fin.FailureType = store.RunFailed, rootCause(err).Error(), runFailureType(err)
+		fin.Status, fin.Error, fin.FailureType = vocab.RunFailed, rootCause(err).Error(), runFailureType(err)
 	}
 	prog.Phase = "done"
-	var sum activities.RunSummary
-	if ferr := workflow.ExecuteActivity(finishCtx, a.FinishRun, fin).Get(finishCtx, &sum); ferr != nil && err == nil {
+	var sum steps.RunSummary
+	if ferr := workflow.ExecuteActivity(finishCtx, steps.FinishRun, fin).Get(finishCtx, &sum); ferr != nil && err == nil {
 		err = ferr
 	}
 	return sum, err
 }
 
 // readAndPlan reads the run's settings, snapshots the directory and plans the run.
-func readAndPlan(ctx workflow.Context, in *RunInput, ref activities.RunRef, prog *Progress) (activities.FinishInput, string, error) {
-	fin := activities.FinishInput{RunRef: ref, Kind: in.Kind, DryRun: in.DryRun, StartedAt: prog.StartedAt,
+func readAndPlan(ctx workflow.Context, in *RunInput, ref steps.RunRef, prog *Progress) (steps.FinishInput, string, error) {
+	fin := steps.FinishInput{RunRef: ref, Kind: in.Kind, DryRun: in.DryRun, StartedAt: prog.StartedAt,
 		Outcomes: map[string]int{}, Failures: map[string]int{}}
-	var rs activities.RunSettings
+	var rs steps.FanOut
 	lctx := workflow.WithLocalActivityOptions(ctx, stepOptions)
-	if err := workflow.ExecuteLocalActivity(lctx, a.RunSettings).Get(ctx, &rs); err != nil {
+	if err := workflow.ExecuteLocalActivity(lctx, steps.RunSettings).Get(ctx, &rs); err != nil {
 		return fin, "", err
 	}
 	in.PageSize = firstPositive(in.PageSize, rs.PageSize, DefaultPageSize)
@@ -132,18 +125,18 @@ func readAndPlan(ctx workflow.Context, in *RunInput, ref activities.RunRef, prog
 	if workflow.GetVersion(ctx, "target-discovery", workflow.DefaultVersion, 1) >= 1 {
 		// Before anything is read or written: a target that refuses our credentials, is down
 		// or cannot take what this organization writes stops the run with one failure.
-		var tc activities.TargetCheck
+		var tc steps.TargetCheck
 		dctx := workflow.WithActivityOptions(ctx, discoveryOptions)
-		if err := workflow.ExecuteActivity(dctx, a.DiscoverTarget,
-			activities.SnapshotInput{RunRef: ref, Kind: in.Kind, DryRun: in.DryRun}).Get(ctx, &tc); err != nil {
+		if err := workflow.ExecuteActivity(dctx, steps.DiscoverTarget,
+			steps.SnapshotInput{RunRef: ref, Kind: in.Kind, DryRun: in.DryRun}).Get(ctx, &tc); err != nil {
 			return fin, queue, err
 		}
 	}
-	err := workflow.ExecuteActivity(actx, a.SnapshotDirectory,
-		activities.SnapshotInput{RunRef: ref, Kind: in.Kind, DryRun: in.DryRun}).Get(ctx, &fin.Directory)
+	err := workflow.ExecuteActivity(actx, steps.SnapshotDirectory,
+		steps.SnapshotInput{RunRef: ref, Kind: in.Kind, DryRun: in.DryRun}).Get(ctx, &fin.Directory)
 	if err == nil {
 		prog.Phase = "planning"
-		err = workflow.ExecuteActivity(actx, a.PlanRun, activities.PlanInput{RunRef: ref, DryRun: in.DryRun,
+		err = workflow.ExecuteActivity(actx, steps.PlanRun, steps.PlanInput{RunRef: ref, DryRun: in.DryRun,
 			Retry: in.Retry, ApproveSuspensions: in.ApproveSuspensions}).Get(ctx, &fin.Plan)
 	}
 	if err == nil && !in.DryRun {
@@ -173,7 +166,7 @@ var maxRunEvents = 4000
 
 // fanOut runs the planned items as page child workflows, at most PageWindow at a time. It
 // returns where to resume when the run should continue as new (nil when all pages ran).
-func fanOut(ctx workflow.Context, in RunInput, queue string, prog *Progress, fin *activities.FinishInput) (*RunResume, error) {
+func fanOut(ctx workflow.Context, in RunInput, queue string, prog *Progress, fin *steps.FinishInput) (*RunResume, error) {
 	canContinue := workflow.GetVersion(ctx, "run-continue-as-new", workflow.DefaultVersion, 1) >= 1
 	items := fin.Plan.Items
 	pages := (items + in.PageSize - 1) / in.PageSize
@@ -193,7 +186,7 @@ func fanOut(ctx workflow.Context, in RunInput, queue string, prog *Progress, fin
 				WaitForCancellation: true,
 			})
 			f := workflow.ExecuteChildWorkflow(cctx, ProcessPageWorkflow, PageInput{
-				RunRef: activities.RunRef{Org: in.Org, RunID: in.RunID}, From: from, To: to, UsersInFlight: in.UsersInFlight,
+				RunRef: steps.RunRef{Org: in.Org, RunID: in.RunID}, From: from, To: to, UsersInFlight: in.UsersInFlight,
 				ProvisionQueue: queue})
 			sel.AddFuture(f, func(f workflow.Future) {
 				var r PageResult

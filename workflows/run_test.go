@@ -15,15 +15,15 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/usersync/usersync/activities"
-	"github.com/usersync/usersync/internal/plan"
-	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/steps"
+	"github.com/usersync/usersync/internal/vocab"
 )
 
 // runEnv runs SyncRunWorkflow with its real page workflows and stubbed activities.
 type runEnv struct {
 	*testsuite.TestWorkflowEnvironment
 	mu        sync.Mutex
-	finished  activities.FinishInput
+	finished  steps.FinishInput
 	provision map[int]int      // seq -> attempts
 	seats     map[int][]string // seq -> products reserved
 	// failProvision, when set, makes ProvisionUser fail for that user.
@@ -37,22 +37,22 @@ func newRunEnv(t *testing.T, items int) *runEnv {
 	e.RegisterWorkflow(SyncRunWorkflow)
 	e.RegisterWorkflow(ProcessPageWorkflow)
 	e.RegisterActivity(&activities.Activities{})
-	e.OnActivity("DiscoverTarget", mock.Anything, mock.Anything).Return(activities.TargetCheck{Patch: true}, nil).Maybe()
-	e.OnActivity("SnapshotDirectory", mock.Anything, mock.Anything).Return(activities.SnapshotResult{Users: items, InScope: items}, nil).Maybe()
-	e.OnActivity("PlanRun", mock.Anything, mock.Anything).Return(activities.PlanResult{Items: items, Creates: items, InScope: items}, nil).Maybe()
-	e.OnActivity("SyncGroups", mock.Anything, mock.Anything).Return(activities.GroupsResult{}, nil).Maybe()
-	e.OnActivity("FinishRun", mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.FinishInput) (activities.RunSummary, error) {
+	e.OnActivity("DiscoverTarget", mock.Anything, mock.Anything).Return(steps.TargetCheck{Patch: true}, nil).Maybe()
+	e.OnActivity("SnapshotDirectory", mock.Anything, mock.Anything).Return(steps.SnapshotResult{Users: items, InScope: items}, nil).Maybe()
+	e.OnActivity("PlanRun", mock.Anything, mock.Anything).Return(steps.PlanResult{Items: items, Creates: items, InScope: items}, nil).Maybe()
+	e.OnActivity("SyncGroups", mock.Anything, mock.Anything).Return(steps.GroupsResult{}, nil).Maybe()
+	e.OnActivity("FinishRun", mock.Anything, mock.Anything).Return(func(_ context.Context, in steps.FinishInput) (steps.RunSummary, error) {
 		e.finished = in
-		return activities.RunSummary{FinishInput: in}, nil
+		return steps.RunSummary{FinishInput: in}, nil
 	}).Maybe()
-	e.OnActivity("EvaluatePage", mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.PageRef) (activities.PageEvaluation, error) {
-		ev := activities.PageEvaluation{Failures: map[string]int{}}
+	e.OnActivity("EvaluatePage", mock.Anything, mock.Anything).Return(func(_ context.Context, in steps.PageRef) (steps.PageEvaluation, error) {
+		ev := steps.PageEvaluation{Failures: map[string]int{}}
 		for seq := in.From; seq < in.To; seq++ {
 			if seq%10 == 9 { // every tenth user is in a domain that is not validated
-				ev.Failures[plan.DomainNotValidated]++
+				ev.Failures[vocab.DomainNotValidated]++
 				continue
 			}
-			u := activities.UserPlan{Seq: seq, ExternalID: fmt.Sprint("ext-", seq)}
+			u := steps.UserPlan{Seq: seq, ExternalID: fmt.Sprint("ext-", seq)}
 			if seq%2 == 0 {
 				u.Seats = []string{"Meeting"}
 			}
@@ -60,29 +60,29 @@ func newRunEnv(t *testing.T, items int) *runEnv {
 		}
 		return ev, nil
 	}).Maybe()
-	e.OnActivity("CheckLicenses", mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.SeatsInput) (activities.StepResult, error) {
+	e.OnActivity("CheckLicenses", mock.Anything, mock.Anything).Return(func(_ context.Context, in steps.SeatsInput) (steps.StepResult, error) {
 		e.mu.Lock()
 		e.seats[in.Seq] = in.Products
 		e.mu.Unlock()
-		return activities.StepResult{Continue: true, Outcome: activities.UserOutcome{Seq: in.Seq}}, nil
+		return steps.StepResult{Continue: true, Outcome: steps.UserOutcome{Seq: in.Seq}}, nil
 	}).Maybe()
-	e.OnActivity("ProvisionUser", mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.UserStep) (activities.UserOutcome, error) {
+	e.OnActivity("ProvisionUser", mock.Anything, mock.Anything).Return(func(_ context.Context, in steps.UserStep) (steps.UserOutcome, error) {
 		e.mu.Lock()
 		e.provision[in.Seq]++
 		e.mu.Unlock()
 		if e.failProvision != nil {
 			if err := e.failProvision(in.Seq); err != nil {
-				return activities.UserOutcome{}, err
+				return steps.UserOutcome{}, err
 			}
 		}
-		return activities.UserOutcome{Seq: in.Seq, Status: activities.Created}, nil
+		return steps.UserOutcome{Seq: in.Seq, Status: vocab.Created}, nil
 	}).Maybe()
 	return e
 }
 
 func TestRunFansOutEveryPlannedUserThroughPages(t *testing.T) {
 	e := newRunEnv(t, 1000)
-	e.ExecuteWorkflow(SyncRunWorkflow, RunInput{Org: "acme", RunID: "r1", Kind: KindManual, PageSize: 120, PageWindow: 3})
+	e.ExecuteWorkflow(SyncRunWorkflow, RunInput{Org: "acme", RunID: "r1", Kind: vocab.KindManual, PageSize: 120, PageWindow: 3})
 	require.NoError(t, e.GetWorkflowError())
 
 	require.Len(t, e.provision, 900, "every user but the failed tenth is provisioned")
@@ -90,9 +90,9 @@ func TestRunFansOutEveryPlannedUserThroughPages(t *testing.T) {
 		require.Equal(t, 1, n, "user %d provisioned once", seq)
 		require.NotEqual(t, 9, seq%10)
 	}
-	require.Equal(t, store.RunSucceeded, e.finished.Status)
-	require.Equal(t, 900, e.finished.Outcomes[activities.Created])
-	require.Equal(t, 100, e.finished.Failures[plan.DomainNotValidated])
+	require.Equal(t, vocab.RunSucceeded, e.finished.Status)
+	require.Equal(t, 900, e.finished.Outcomes[vocab.Created])
+	require.Equal(t, 100, e.finished.Failures[vocab.DomainNotValidated])
 	require.Equal(t, 500, len(e.seats), "licenses are checked only for the users taking new seats")
 	for seq := range e.seats {
 		require.Zero(t, seq%2)
@@ -101,7 +101,7 @@ func TestRunFansOutEveryPlannedUserThroughPages(t *testing.T) {
 
 func TestDryRunPlansButProvisionsNothing(t *testing.T) {
 	e := newRunEnv(t, 50)
-	e.ExecuteWorkflow(SyncRunWorkflow, RunInput{Org: "acme", RunID: "r1", Kind: KindManual, DryRun: true})
+	e.ExecuteWorkflow(SyncRunWorkflow, RunInput{Org: "acme", RunID: "r1", Kind: vocab.KindManual, DryRun: true})
 	require.NoError(t, e.GetWorkflowError())
 	require.Empty(t, e.provision)
 	require.True(t, e.finished.DryRun)
@@ -114,18 +114,18 @@ func TestFailedDirectoryReadFailsTheRunWithoutPlanning(t *testing.T) {
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterWorkflow(SyncRunWorkflow)
 	env.RegisterActivity(&activities.Activities{})
-	env.OnActivity("DiscoverTarget", mock.Anything, mock.Anything).Return(activities.TargetCheck{Patch: true}, nil).Maybe()
-	env.OnActivity("SnapshotDirectory", mock.Anything, mock.Anything).Return(activities.SnapshotResult{},
+	env.OnActivity("DiscoverTarget", mock.Anything, mock.Anything).Return(steps.TargetCheck{Patch: true}, nil).Maybe()
+	env.OnActivity("SnapshotDirectory", mock.Anything, mock.Anything).Return(steps.SnapshotResult{},
 		temporal.NewNonRetryableApplicationError("directory read: connection refused", "ldap", nil))
-	var fin activities.FinishInput
-	env.OnActivity("FinishRun", mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.FinishInput) (activities.RunSummary, error) {
+	var fin steps.FinishInput
+	env.OnActivity("FinishRun", mock.Anything, mock.Anything).Return(func(_ context.Context, in steps.FinishInput) (steps.RunSummary, error) {
 		fin = in
-		return activities.RunSummary{FinishInput: in}, nil
+		return steps.RunSummary{FinishInput: in}, nil
 	})
-	env.ExecuteWorkflow(SyncRunWorkflow, RunInput{Org: "acme", RunID: "r1", Kind: KindScheduled})
+	env.ExecuteWorkflow(SyncRunWorkflow, RunInput{Org: "acme", RunID: "r1", Kind: vocab.KindScheduled})
 
 	require.Error(t, env.GetWorkflowError())
-	require.Equal(t, store.RunFailed, fin.Status)
+	require.Equal(t, vocab.RunFailed, fin.Status)
 	require.Contains(t, fin.Error, "connection refused")
 	env.AssertNotCalled(t, "PlanRun", mock.Anything, mock.Anything)
 }
@@ -138,21 +138,21 @@ func TestTargetDownRecordsTargetUnavailableAfterRetries(t *testing.T) {
 		}
 		return nil
 	}
-	var recorded activities.UserFailureInput
-	e.OnActivity("RecordUserFailure", mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.UserFailureInput) (activities.UserOutcome, error) {
+	var recorded steps.UserFailureInput
+	e.OnActivity("RecordUserFailure", mock.Anything, mock.Anything).Return(func(_ context.Context, in steps.UserFailureInput) (steps.UserOutcome, error) {
 		recorded = in
-		return activities.UserOutcome{Seq: in.Seq, Status: activities.Failed, FailureType: in.Failure.Type}, nil
+		return steps.UserOutcome{Seq: in.Seq, Status: vocab.Failed, FailureType: in.Failure.Type}, nil
 	})
 	e.OnActivity("ProbeTarget", mock.Anything, mock.Anything).Return(false, nil).Once()
-	e.ExecuteWorkflow(SyncRunWorkflow, RunInput{Org: "acme", RunID: "r1", Kind: KindManual})
+	e.ExecuteWorkflow(SyncRunWorkflow, RunInput{Org: "acme", RunID: "r1", Kind: vocab.KindManual})
 	require.NoError(t, e.GetWorkflowError())
 
 	require.Equal(t, int(provisionOptions.RetryPolicy.MaximumAttempts), e.provision[1], "retried, then given up")
 	require.Equal(t, 1, recorded.Seq)
-	require.Equal(t, plan.TargetUnavailable, recorded.Failure.Type)
+	require.Equal(t, vocab.TargetUnavailable, recorded.Failure.Type)
 	require.Contains(t, recorded.Failure.Message, "503")
-	require.Equal(t, 1, e.finished.Failures[plan.TargetUnavailable])
-	require.Equal(t, 2, e.finished.Outcomes[activities.Created])
+	require.Equal(t, 1, e.finished.Failures[vocab.TargetUnavailable])
+	require.Equal(t, 2, e.finished.Outcomes[vocab.Created])
 }
 
 // A target down for every request in the middle of a run stops the run with one run-level
@@ -162,11 +162,11 @@ func TestTargetDownForEveryRequestStopsTheRun(t *testing.T) {
 	e := newRunEnv(t, 200)
 	e.failProvision = func(seq int) error { return errors.New("scim: 503 Service Unavailable") }
 	e.OnActivity("ProbeTarget", mock.Anything, mock.Anything).Return(true, nil)
-	e.ExecuteWorkflow(SyncRunWorkflow, RunInput{Org: "acme", RunID: "r1", Kind: KindManual, PageSize: 50, PageWindow: 1, UsersInFlight: 5})
+	e.ExecuteWorkflow(SyncRunWorkflow, RunInput{Org: "acme", RunID: "r1", Kind: vocab.KindManual, PageSize: 50, PageWindow: 1, UsersInFlight: 5})
 
 	require.Error(t, e.GetWorkflowError())
-	require.Equal(t, store.RunFailed, e.finished.Status)
-	require.Equal(t, plan.TargetUnavailable, e.finished.FailureType, e.finished.Error)
+	require.Equal(t, vocab.RunFailed, e.finished.Status)
+	require.Equal(t, vocab.TargetUnavailable, e.finished.FailureType, e.finished.Error)
 	require.Contains(t, e.finished.Error, "503")
 	e.AssertNotCalled(t, "RecordUserFailure", mock.Anything, mock.Anything)
 	require.LessOrEqual(t, len(e.provision), 5, "no user is started once the target is found down")
@@ -176,9 +176,9 @@ func TestTargetDownForEveryRequestStopsTheRun(t *testing.T) {
 // lets its pages in flight finish, and continues as new; the continued run neither re-reads
 // nor re-plans, provisions the remaining users once each and reports the totals.
 func TestLongRunContinuesAsNewBetweenPages(t *testing.T) {
-	e, next := runPastHistoryLimit(t, RunInput{Org: "acme", RunID: "r1", Kind: KindManual, PageSize: 10, PageWindow: 2})
+	e, next := runPastHistoryLimit(t, RunInput{Org: "acme", RunID: "r1", Kind: vocab.KindManual, PageSize: 10, PageWindow: 2})
 	require.Equal(t, 2, next.Resume.NextPage, "one window of pages per execution, then continue as new")
-	require.Equal(t, 18, next.Resume.Finish.Outcomes[activities.Created])
+	require.Equal(t, 18, next.Resume.Finish.Outcomes[vocab.Created])
 	require.Len(t, e.provision, 18)
 	require.Empty(t, e.finished.RunID, "the run is not finished yet")
 
@@ -191,23 +191,23 @@ func TestLongRunContinuesAsNewBetweenPages(t *testing.T) {
 	for seq := range cont.provision {
 		require.GreaterOrEqual(t, seq, 20, "users of the first execution are not provisioned again")
 	}
-	require.Equal(t, store.RunSucceeded, cont.finished.Status)
-	require.Equal(t, 90, cont.finished.Outcomes[activities.Created], "totals span both executions")
-	require.Equal(t, 10, cont.finished.Failures[plan.DomainNotValidated])
+	require.Equal(t, vocab.RunSucceeded, cont.finished.Status)
+	require.Equal(t, 90, cont.finished.Outcomes[vocab.Created], "totals span both executions")
+	require.Equal(t, 10, cont.finished.Failures[vocab.DomainNotValidated])
 }
 
 // A run whose first execution had no failure at all continues as new and still counts the
 // failures of later pages (the counts cross continue-as-new through JSON).
 func TestContinuedRunCountsFailuresAfterACleanStart(t *testing.T) {
-	_, next := runPastHistoryLimit(t, RunInput{Org: "acme", RunID: "r1", Kind: KindManual, PageSize: 9, PageWindow: 1})
+	_, next := runPastHistoryLimit(t, RunInput{Org: "acme", RunID: "r1", Kind: vocab.KindManual, PageSize: 9, PageWindow: 1})
 	require.Equal(t, 1, next.Resume.NextPage)
 	require.Empty(t, next.Resume.Finish.Failures, "users 0-8: no failure yet")
 
 	cont := newRunEnv(t, 100)
 	cont.ExecuteWorkflow(SyncRunWorkflow, next)
 	require.NoError(t, cont.GetWorkflowError())
-	require.Equal(t, 10, cont.finished.Failures[plan.DomainNotValidated])
-	require.Equal(t, 90, cont.finished.Outcomes[activities.Created])
+	require.Equal(t, 10, cont.finished.Failures[vocab.DomainNotValidated])
+	require.Equal(t, 90, cont.finished.Outcomes[vocab.Created])
 }
 
 // runPastHistoryLimit runs a 100-user run whose history is past the limit from the start; it

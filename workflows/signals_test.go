@@ -11,8 +11,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/usersync/usersync/internal/plan"
-	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/vocab"
 )
 
 // badSignal is a malformed payload as the Temporal UI sends it (raw JSON), and a valid signal
@@ -28,53 +27,53 @@ type badSignal struct {
 }
 
 var badSignals = []badSignal{
-	{signal: SignalEnable, payload: `{"interval":"1x"}`, eventType: store.EventSwitch, field: "interval", value: `"1x"`,
+	{signal: SignalEnable, payload: `{"interval":"1x"}`, eventType: vocab.EventSwitch, field: "interval", value: `"1x"`,
 		valid: json.RawMessage(`{"interval":"1h"}`),
 		served: func(t *testing.T, _ *orgEnv, after Status) {
 			require.Equal(t, time.Hour, after.Interval)
 		}},
-	{signal: SignalEnable, payload: `{"interval":"10s"}`, eventType: store.EventSwitch, field: "interval", value: `"10s"`,
+	{signal: SignalEnable, payload: `{"interval":"10s"}`, eventType: vocab.EventSwitch, field: "interval", value: `"10s"`,
 		valid: SwitchSignal{Interval: time.Hour},
 		served: func(t *testing.T, _ *orgEnv, after Status) {
 			require.Equal(t, time.Hour, after.Interval)
 		}},
-	{signal: SignalEnable, payload: `{"interval":5000000000}`, eventType: store.EventSwitch, field: "interval", value: `5000000000`,
+	{signal: SignalEnable, payload: `{"interval":5000000000}`, eventType: vocab.EventSwitch, field: "interval", value: `5000000000`,
 		valid: SwitchSignal{Interval: time.Hour},
 		served: func(t *testing.T, _ *orgEnv, after Status) {
 			require.Equal(t, time.Hour, after.Interval)
 		}},
-	{signal: SignalEnable, payload: `{"intervall":"1h"}`, eventType: store.EventSwitch, field: "intervall",
+	{signal: SignalEnable, payload: `{"intervall":"1h"}`, eventType: vocab.EventSwitch, field: "intervall",
 		valid: SwitchSignal{Interval: time.Hour},
 		served: func(t *testing.T, _ *orgEnv, after Status) {
 			require.Equal(t, time.Hour, after.Interval)
 		}},
-	{signal: SignalDisable, payload: `"off"`, eventType: store.EventSwitch,
+	{signal: SignalDisable, payload: `"off"`, eventType: vocab.EventSwitch,
 		valid: SwitchSignal{Actor: "bob"},
 		served: func(t *testing.T, _ *orgEnv, after Status) {
 			require.False(t, after.Enabled)
 		}},
-	{signal: SignalDisable, payload: `{"actor":5}`, eventType: store.EventSwitch, field: "actor",
+	{signal: SignalDisable, payload: `{"actor":5}`, eventType: vocab.EventSwitch, field: "actor",
 		valid: SwitchSignal{Actor: "bob"},
 		served: func(t *testing.T, _ *orgEnv, after Status) {
 			require.False(t, after.Enabled)
 		}},
-	{signal: SignalRetry, payload: `{"filter":"oops"}`, eventType: store.EventRetry, field: "filter", value: `"oops"`,
-		valid: RetrySignal{Filter: plan.Filter{Type: plan.OutOfLicenses}}, served: servedRetry},
-	{signal: SignalRetry, payload: `{"filter":{"type":"bogus"}}`, eventType: store.EventRetry, field: "filter.type", value: `"bogus"`,
-		valid: RetrySignal{Filter: plan.Filter{Type: plan.OutOfLicenses}}, served: servedRetry},
-	{signal: SignalRetry, payload: `{"filter":{"tpye":"out_of_licenses"}}`, eventType: store.EventRetry, field: "filter.tpye",
-		valid: RetrySignal{Filter: plan.Filter{Type: plan.OutOfLicenses}}, served: servedRetry},
-	{signal: SignalRetry, payload: `{"filter":{"user":["jane.doe@acme.test"]}}`, eventType: store.EventRetry, field: "filter.user",
-		valid: RetrySignal{Filter: plan.Filter{Type: plan.OutOfLicenses}}, served: servedRetry},
-	{signal: SignalRetry, payload: `{"filter":{}`, eventType: store.EventRetry,
-		valid: RetrySignal{Filter: plan.Filter{Type: plan.OutOfLicenses}}, served: servedRetry},
-	{signal: SignalSyncNow, payload: `{"actor":["x"]}`, eventType: store.EventSync, field: "actor",
+	{signal: SignalRetry, payload: `{"filter":"oops"}`, eventType: vocab.EventRetry, field: "filter", value: `"oops"`,
+		valid: RetrySignal{Filter: vocab.Filter{Type: vocab.OutOfLicenses}}, served: servedRetry},
+	{signal: SignalRetry, payload: `{"filter":{"type":"bogus"}}`, eventType: vocab.EventRetry, field: "filter.type", value: `"bogus"`,
+		valid: RetrySignal{Filter: vocab.Filter{Type: vocab.OutOfLicenses}}, served: servedRetry},
+	{signal: SignalRetry, payload: `{"filter":{"tpye":"out_of_licenses"}}`, eventType: vocab.EventRetry, field: "filter.tpye",
+		valid: RetrySignal{Filter: vocab.Filter{Type: vocab.OutOfLicenses}}, served: servedRetry},
+	{signal: SignalRetry, payload: `{"filter":{"user":["jane.doe@acme.test"]}}`, eventType: vocab.EventRetry, field: "filter.user",
+		valid: RetrySignal{Filter: vocab.Filter{Type: vocab.OutOfLicenses}}, served: servedRetry},
+	{signal: SignalRetry, payload: `{"filter":{}`, eventType: vocab.EventRetry,
+		valid: RetrySignal{Filter: vocab.Filter{Type: vocab.OutOfLicenses}}, served: servedRetry},
+	{signal: SignalSyncNow, payload: `{"actor":["x"]}`, eventType: vocab.EventSync, field: "actor",
 		valid: ActorSignal{Actor: "alice"},
 		served: func(t *testing.T, e *orgEnv, _ Status) {
 			require.Len(t, e.runs, 2)
-			require.Equal(t, KindManual, e.runs[1].Kind)
+			require.Equal(t, vocab.KindManual, e.runs[1].Kind)
 		}},
-	{signal: SignalApproveSuspensions, payload: `{"approve":true}`, eventType: store.EventSync, field: "approve",
+	{signal: SignalApproveSuspensions, payload: `{"approve":true}`, eventType: vocab.EventSync, field: "approve",
 		valid: ActorSignal{Actor: "alice"},
 		served: func(t *testing.T, e *orgEnv, _ Status) {
 			require.Len(t, e.runs, 2)
@@ -84,8 +83,8 @@ var badSignals = []badSignal{
 
 func servedRetry(t *testing.T, e *orgEnv, _ Status) {
 	require.Len(t, e.runs, 2)
-	require.Equal(t, KindRetry, e.runs[1].Kind)
-	require.Equal(t, &plan.Filter{Type: plan.OutOfLicenses}, e.runs[1].Retry)
+	require.Equal(t, vocab.KindRetry, e.runs[1].Kind)
+	require.Equal(t, &vocab.Filter{Type: vocab.OutOfLicenses}, e.runs[1].Retry)
 }
 
 // runBadSignal enables sync (a first run at 0:00), sends the malformed payload at 5 minutes,
@@ -130,7 +129,7 @@ func TestAMalformedSignalIsRejectedAndTheNextSignalOnAnotherChannelIsServed(t *t
 	for _, bad := range badSignals {
 		t.Run(bad.signal+" "+bad.payload, func(t *testing.T) {
 			e := newOrgEnv(t)
-			next, served := SignalSyncNow, KindManual
+			next, served := SignalSyncNow, vocab.KindManual
 			if bad.signal == SignalSyncNow {
 				next = SignalApproveSuspensions
 			}

@@ -3,19 +3,19 @@ package workflows
 import (
 	"time"
 
-	"github.com/usersync/usersync/activities"
-	"github.com/usersync/usersync/internal/plan"
+	"github.com/usersync/usersync/internal/steps"
+	"github.com/usersync/usersync/internal/vocab"
 )
 
 // RunInput starts one sync.
 type RunInput struct {
-	Org                string       `json:"org"`
-	RunID              string       `json:"runId"`
-	Kind               string       `json:"kind"`
-	DryRun             bool         `json:"dryRun,omitempty"`
-	Retry              *plan.Filter `json:"retry,omitempty"`
-	ApproveSuspensions bool         `json:"approveSuspensions,omitempty"`
-	Actor              string       `json:"actor,omitempty"`
+	Org                string        `json:"org"`
+	RunID              string        `json:"runId"`
+	Kind               string        `json:"kind"`
+	DryRun             bool          `json:"dryRun,omitempty"`
+	Retry              *vocab.Filter `json:"retry,omitempty"`
+	ApproveSuspensions bool          `json:"approveSuspensions,omitempty"`
+	Actor              string        `json:"actor,omitempty"`
 	// Shape of the fan-out; zero values take the worker's settings, then the defaults.
 	PageSize      int `json:"pageSize,omitempty"`
 	PageWindow    int `json:"pageWindow,omitempty"`
@@ -27,10 +27,10 @@ type RunInput struct {
 // RunResume is what a run carries across continue-as-new: its counts so far and the next
 // page to start. Directory read and plan are done; the items are in the store.
 type RunResume struct {
-	Finish         activities.FinishInput `json:"finish"`
-	ProvisionQueue string                 `json:"provisionQueue"`
-	NextPage       int                    `json:"nextPage"`
-	UsersDone      int                    `json:"usersDone"`
+	Finish         steps.FinishInput `json:"finish"`
+	ProvisionQueue string            `json:"provisionQueue"`
+	NextPage       int               `json:"nextPage"`
+	UsersDone      int               `json:"usersDone"`
 }
 
 // Fan-out defaults: many small pages in parallel, a few users in flight each.
@@ -42,7 +42,7 @@ const (
 
 // PageInput is one page of a run: items [From, To).
 type PageInput struct {
-	activities.RunRef
+	steps.RunRef
 	From           int    `json:"from"`
 	To             int    `json:"to"`
 	UsersInFlight  int    `json:"usersInFlight"`
@@ -84,17 +84,17 @@ type SyncState struct {
 	Interval time.Duration `json:"interval"`
 	Seq      int           `json:"seq"`
 	// Next is the run to start as soon as none is in flight (nil: none requested).
-	Next    *RunRequest            `json:"next,omitempty"`
-	LastRun *activities.RunSummary `json:"lastRun,omitempty"`
-	NextAt  time.Time              `json:"nextAt,omitempty"`
+	Next    *RunRequest       `json:"next,omitempty"`
+	LastRun *steps.RunSummary `json:"lastRun,omitempty"`
+	NextAt  time.Time         `json:"nextAt,omitempty"`
 }
 
 // RunRequest is a requested run not started yet.
 type RunRequest struct {
-	Kind               string       `json:"kind"`
-	Retry              *plan.Filter `json:"retry,omitempty"`
-	ApproveSuspensions bool         `json:"approveSuspensions,omitempty"`
-	Actor              string       `json:"actor,omitempty"`
+	Kind               string        `json:"kind"`
+	Retry              *vocab.Filter `json:"retry,omitempty"`
+	ApproveSuspensions bool          `json:"approveSuspensions,omitempty"`
+	Actor              string        `json:"actor,omitempty"`
 }
 
 // Signal payloads.
@@ -108,10 +108,10 @@ type (
 		Interval time.Duration `json:"interval,omitempty"`
 	}
 	// RetrySignal re-attempts failed users: all, or those matching the filter, whose Type is
-	// empty or one of plan.FailureTypes.
+	// empty or one of vocab.FailureTypes.
 	RetrySignal struct {
-		Actor  string      `json:"actor,omitempty"`
-		Filter plan.Filter `json:"filter"`
+		Actor  string       `json:"actor,omitempty"`
+		Filter vocab.Filter `json:"filter"`
 	}
 	// ActorSignal is the payload of sync-now and approve-suspensions.
 	ActorSignal struct {
@@ -121,14 +121,14 @@ type (
 
 // Status answers the status query.
 type Status struct {
-	Org        string                 `json:"org"`
-	Enabled    bool                   `json:"enabled"`
-	Interval   time.Duration          `json:"interval"`
-	NextAt     *time.Time             `json:"nextAt,omitempty"`
-	CurrentRun *Progress              `json:"currentRun,omitempty"`
-	Queued     *RunRequest            `json:"queued,omitempty"`
-	LastRun    *activities.RunSummary `json:"lastRun,omitempty"`
-	Runs       int                    `json:"runs"`
+	Org        string            `json:"org"`
+	Enabled    bool              `json:"enabled"`
+	Interval   time.Duration     `json:"interval"`
+	NextAt     *time.Time        `json:"nextAt,omitempty"`
+	CurrentRun *Progress         `json:"currentRun,omitempty"`
+	Queued     *RunRequest       `json:"queued,omitempty"`
+	LastRun    *steps.RunSummary `json:"lastRun,omitempty"`
+	Runs       int               `json:"runs"`
 }
 
 // DefaultInterval is the schedule when none is set; MinInterval is the shortest one enable takes.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,9 +16,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/usersync/usersync/activities"
-	"github.com/usersync/usersync/internal/plan"
-	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/steps"
+	"github.com/usersync/usersync/internal/vocab"
 )
 
 // The long-lived workflow continues as new after this many events or runs, to keep its
@@ -41,9 +39,9 @@ func UserSyncWorkflow(ctx workflow.Context, st SyncState) error {
 		return err
 	}
 	lctx := workflow.WithLocalActivityOptions(ctx, stepOptions)
-	o.record = func(e store.Event) {
+	o.record = func(e vocab.Event) {
 		e.Org = o.st.Org
-		if err := workflow.ExecuteLocalActivity(lctx, a.RecordEvent, e).Get(ctx, nil); err != nil {
+		if err := workflow.ExecuteLocalActivity(lctx, steps.RecordEvent, e).Get(ctx, nil); err != nil {
 			workflow.GetLogger(ctx).Error("history write failed", "action", e.Action, "error", err)
 		}
 	}
@@ -133,7 +131,7 @@ func (o *orgLoop) wait(ctx workflow.Context, channels []signalHandler) {
 				served = true
 				o.timer = nil
 				if f.Get(ctx, nil) == nil && o.st.Enabled && o.st.Next == nil {
-					o.st.Next = &RunRequest{Kind: KindScheduled, Actor: "schedule"}
+					o.st.Next = &RunRequest{Kind: vocab.KindScheduled, Actor: "schedule"}
 				}
 			})
 		}
@@ -170,7 +168,7 @@ type orgLoop struct {
 	current     *Progress
 	timer       workflow.Future
 	timerCancel workflow.CancelFunc
-	record      func(store.Event)
+	record      func(vocab.Event)
 	// cancelIgnored: replaying a history from before changeCancelAnywhere, in which a
 	// cancellation while idle was only seen at the next signal.
 	cancelIgnored bool
@@ -187,7 +185,7 @@ func (o *orgLoop) status() (Status, error) {
 }
 
 func (o *orgLoop) onEnable(ctx workflow.Context, ch workflow.ReceiveChannel) {
-	s, ok := receiveSignal(ctx, o, ch, store.EventSwitch, decodeEnable)
+	s, ok := receiveSignal(ctx, o, ch, vocab.EventSwitch, decodeEnable)
 	if !ok {
 		return
 	}
@@ -200,18 +198,18 @@ func (o *orgLoop) onEnable(ctx workflow.Context, ch workflow.ReceiveChannel) {
 		o.st.Interval = s.Interval
 	}
 	if o.st.Enabled {
-		o.record(store.Event{Actor: s.Actor, Type: store.EventSwitch, Action: "enable", Status: "no-op",
+		o.record(vocab.Event{Actor: s.Actor, Type: vocab.EventSwitch, Action: "enable", Status: "no-op",
 			Details: map[string]any{"reason": "sync was already on", "interval": o.st.Interval.String()}})
 		return
 	}
 	o.st.Enabled = true
-	o.queue(RunRequest{Kind: KindScheduled, Actor: s.Actor})
-	o.record(store.Event{Actor: s.Actor, Type: store.EventSwitch, Action: "enable",
+	o.queue(RunRequest{Kind: vocab.KindScheduled, Actor: s.Actor})
+	o.record(vocab.Event{Actor: s.Actor, Type: vocab.EventSwitch, Action: "enable",
 		Details: map[string]any{"interval": o.st.Interval.String()}})
 }
 
 func (o *orgLoop) onDisable(ctx workflow.Context, ch workflow.ReceiveChannel) {
-	s, ok := receiveSignal(ctx, o, ch, store.EventSwitch, decodeDisable)
+	s, ok := receiveSignal(ctx, o, ch, vocab.EventSwitch, decodeDisable)
 	if !ok {
 		return
 	}
@@ -223,36 +221,36 @@ func (o *orgLoop) onDisable(ctx workflow.Context, ch workflow.ReceiveChannel) {
 		o.runCancel() // the run stops cleanly; what it already provisioned stays
 		details["cancelledRun"] = o.current.RunID
 	}
-	o.record(store.Event{Actor: s.Actor, Type: store.EventSwitch, Action: "disable", Details: details})
+	o.record(vocab.Event{Actor: s.Actor, Type: vocab.EventSwitch, Action: "disable", Details: details})
 }
 
 func (o *orgLoop) onRetry(ctx workflow.Context, ch workflow.ReceiveChannel) {
-	s, ok := receiveSignal(ctx, o, ch, store.EventRetry, decodeRetry)
+	s, ok := receiveSignal(ctx, o, ch, vocab.EventRetry, decodeRetry)
 	if !ok {
 		return
 	}
 	f := s.Filter
-	o.requestWhileOn(store.Event{Actor: s.Actor, Type: store.EventRetry, Action: "retry",
+	o.requestWhileOn(vocab.Event{Actor: s.Actor, Type: vocab.EventRetry, Action: "retry",
 		Details: map[string]any{"type": f.Type, "product": f.Product, "user": f.User}},
-		RunRequest{Kind: KindRetry, Retry: &f, Actor: s.Actor})
+		RunRequest{Kind: vocab.KindRetry, Retry: &f, Actor: s.Actor})
 }
 
 func (o *orgLoop) onSyncNow(ctx workflow.Context, ch workflow.ReceiveChannel) {
-	s, ok := receiveSignal(ctx, o, ch, store.EventSync, decodeActor)
+	s, ok := receiveSignal(ctx, o, ch, vocab.EventSync, decodeActor)
 	if !ok {
 		return
 	}
-	o.requestWhileOn(store.Event{Actor: s.Actor, Type: store.EventSync, Action: "sync-now"},
-		RunRequest{Kind: KindManual, Actor: s.Actor})
+	o.requestWhileOn(vocab.Event{Actor: s.Actor, Type: vocab.EventSync, Action: "sync-now"},
+		RunRequest{Kind: vocab.KindManual, Actor: s.Actor})
 }
 
 func (o *orgLoop) onApprove(ctx workflow.Context, ch workflow.ReceiveChannel) {
-	s, ok := receiveSignal(ctx, o, ch, store.EventSync, decodeActor)
+	s, ok := receiveSignal(ctx, o, ch, vocab.EventSync, decodeActor)
 	if !ok {
 		return
 	}
-	o.requestWhileOn(store.Event{Actor: s.Actor, Type: store.EventSync, Action: "approve-suspensions"},
-		RunRequest{Kind: KindManual, ApproveSuspensions: true, Actor: s.Actor})
+	o.requestWhileOn(vocab.Event{Actor: s.Actor, Type: vocab.EventSync, Action: "approve-suspensions"},
+		RunRequest{Kind: vocab.KindManual, ApproveSuspensions: true, Actor: s.Actor})
 }
 
 // receiveSignal takes the next signal off ch, which the caller knows is not empty, and decodes
@@ -286,13 +284,13 @@ func receiveSignal[T any](ctx workflow.Context, o *orgLoop, ch workflow.ReceiveC
 	if bad.Value != "" {
 		details["value"] = bad.Value
 	}
-	o.record(store.Event{Actor: bad.Actor, Type: eventType, Action: ch.Name(), Status: "rejected", Details: details})
+	o.record(vocab.Event{Actor: bad.Actor, Type: eventType, Action: ch.Name(), Status: "rejected", Details: details})
 	var zero T
 	return zero, false
 }
 
 // requestWhileOn queues a run; while sync is off nothing new starts, and the history says so.
-func (o *orgLoop) requestWhileOn(e store.Event, r RunRequest) {
+func (o *orgLoop) requestWhileOn(e vocab.Event, r RunRequest) {
 	if !o.st.Enabled {
 		e.Status = "rejected"
 		if e.Details == nil {
@@ -313,13 +311,13 @@ func (o *orgLoop) queue(r RunRequest) {
 	switch {
 	case n == nil:
 		o.st.Next = &r
-	case n.Kind != KindRetry:
+	case n.Kind != vocab.KindRetry:
 		n.ApproveSuspensions = n.ApproveSuspensions || r.ApproveSuspensions
-	case r.Kind != KindRetry:
+	case r.Kind != vocab.KindRetry:
 		r.ApproveSuspensions = r.ApproveSuspensions || n.ApproveSuspensions
 		o.st.Next = &r
 	case *n.Retry != *r.Retry:
-		n.Retry = &plan.Filter{}
+		n.Retry = &vocab.Filter{}
 	}
 	o.cancelTimer()
 }
@@ -343,14 +341,14 @@ func (o *orgLoop) startRun(ctx workflow.Context) {
 }
 
 func (o *orgLoop) runDone(ctx workflow.Context, f workflow.Future) {
-	var sum activities.RunSummary
+	var sum steps.RunSummary
 	err := f.Get(ctx, &sum)
 	if err != nil && sum.RunID == "" {
 		sum.RunID, sum.StartedAt = o.current.RunID, o.current.StartedAt
-		sum.Status, sum.Error, sum.FinishedAt = store.RunFailed, rootCause(err).Error(), workflow.Now(ctx)
+		sum.Status, sum.Error, sum.FinishedAt = vocab.RunFailed, rootCause(err).Error(), workflow.Now(ctx)
 		sum.FailureType = runFailureType(err)
 		if temporal.IsCanceledError(err) {
-			sum.Status, sum.Error = store.RunCancelled, ""
+			sum.Status, sum.Error = vocab.RunCancelled, ""
 		}
 	}
 	o.st.LastRun = &sum
@@ -363,7 +361,7 @@ func (o *orgLoop) runDone(ctx workflow.Context, f workflow.Future) {
 func (o *orgLoop) armTimer(ctx workflow.Context) {
 	wait := o.st.NextAt.Sub(workflow.Now(ctx))
 	if o.st.NextAt.IsZero() || wait <= 0 {
-		o.st.Next = &RunRequest{Kind: KindScheduled, Actor: "schedule"}
+		o.st.Next = &RunRequest{Kind: vocab.KindScheduled, Actor: "schedule"}
 		return
 	}
 	tctx, cancel := workflow.WithCancel(ctx)
@@ -432,9 +430,9 @@ func decodeRetry(p *commonpb.Payload) (RetrySignal, *signalError) {
 		if s.Filter.Type, bad = jsonString(f, "type", "filter.type", true); bad != nil {
 			return s, bad
 		}
-		if t := s.Filter.Type; t != "" && !slices.Contains(plan.FailureTypes, t) {
+		if t := s.Filter.Type; t != "" && !vocab.IsFailureType(t) {
 			return s, &signalError{Field: "filter.type", Value: jsonText(f["type"]),
-				Reason: fmt.Sprintf("filter.type %s is not a failure type (%s)", jsonText(f["type"]), strings.Join(plan.FailureTypes, ", "))}
+				Reason: fmt.Sprintf("filter.type %s is not a failure type (%s)", jsonText(f["type"]), strings.Join(vocab.FailureTypes, ", "))}
 		}
 		if s.Filter.Product, bad = jsonString(f, "product", "filter.product", true); bad != nil {
 			return s, bad

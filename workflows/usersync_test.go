@@ -15,8 +15,8 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/usersync/usersync/activities"
-	"github.com/usersync/usersync/internal/plan"
-	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/steps"
+	"github.com/usersync/usersync/internal/vocab"
 )
 
 // orgEnv is a test environment for UserSyncWorkflow whose sync runs are replaced by a stub
@@ -24,7 +24,7 @@ import (
 type orgEnv struct {
 	*testsuite.TestWorkflowEnvironment
 	runs    []RunInput
-	events  []store.Event
+	events  []vocab.Event
 	runTime time.Duration
 }
 
@@ -33,17 +33,17 @@ func newOrgEnv(t *testing.T) *orgEnv {
 	quiet(&s)
 	e := &orgEnv{TestWorkflowEnvironment: s.NewTestWorkflowEnvironment(), runTime: time.Minute}
 	e.RegisterWorkflow(UserSyncWorkflow)
-	e.RegisterWorkflowWithOptions(func(ctx workflow.Context, in RunInput) (activities.RunSummary, error) {
+	e.RegisterWorkflowWithOptions(func(ctx workflow.Context, in RunInput) (steps.RunSummary, error) {
 		e.runs = append(e.runs, in)
 		if err := workflow.Sleep(ctx, e.runTime); err != nil {
-			return activities.RunSummary{}, err
+			return steps.RunSummary{}, err
 		}
-		return activities.RunSummary{FinishInput: activities.FinishInput{RunRef: activities.RunRef{Org: in.Org, RunID: in.RunID},
-			Kind: in.Kind, Status: store.RunSucceeded}}, nil
+		return steps.RunSummary{FinishInput: steps.FinishInput{RunRef: steps.RunRef{Org: in.Org, RunID: in.RunID},
+			Kind: in.Kind, Status: vocab.RunSucceeded}}, nil
 	}, workflow.RegisterOptions{Name: "SyncRunWorkflow"})
 	e.RegisterActivity(&activities.Activities{})
-	e.OnActivity("DiscoverTarget", mock.Anything, mock.Anything).Return(activities.TargetCheck{Patch: true}, nil).Maybe()
-	e.OnActivity("RecordEvent", mock.Anything, mock.Anything).Return(func(_ context.Context, ev store.Event) error {
+	e.OnActivity("DiscoverTarget", mock.Anything, mock.Anything).Return(steps.TargetCheck{Patch: true}, nil).Maybe()
+	e.OnActivity("RecordEvent", mock.Anything, mock.Anything).Return(func(_ context.Context, ev vocab.Event) error {
 		e.events = append(e.events, ev)
 		return nil
 	})
@@ -83,7 +83,7 @@ func TestEnableStartsASyncAtOnceThenOnTheSchedule(t *testing.T) {
 	// Runs start at 0:00, 0:11 and 0:22: each takes a minute and the next starts 10 minutes after.
 	require.Len(t, e.runs, 3)
 	for _, r := range e.runs {
-		require.Equal(t, KindScheduled, r.Kind)
+		require.Equal(t, vocab.KindScheduled, r.Kind)
 		require.Equal(t, "acme", r.Org)
 	}
 	require.NotEqual(t, e.runs[0].RunID, e.runs[1].RunID)
@@ -106,20 +106,20 @@ func TestDisableStopsTheRunningSyncAndStartsNoNewOne(t *testing.T) {
 	require.False(t, after.Enabled)
 	require.Nil(t, after.CurrentRun)
 	require.NotNil(t, after.LastRun)
-	require.Equal(t, store.RunCancelled, after.LastRun.Status, "disable cancels the running sync")
+	require.Equal(t, vocab.RunCancelled, after.LastRun.Status, "disable cancels the running sync")
 	require.Equal(t, []string{"enable:", "disable:", "sync-now:rejected"}, e.actions())
 }
 
 func TestRetrySignalRunsARetryOfTheMatchingFailures(t *testing.T) {
 	e := newOrgEnv(t)
 	e.signalAt(time.Second, SignalEnable, SwitchSignal{})
-	e.signalAt(5*time.Minute, SignalRetry, RetrySignal{Actor: "carol", Filter: plan.Filter{Type: plan.OutOfLicenses}})
+	e.signalAt(5*time.Minute, SignalRetry, RetrySignal{Actor: "carol", Filter: vocab.Filter{Type: vocab.OutOfLicenses}})
 	e.RegisterDelayedCallback(func() { e.CancelWorkflow() }, 8*time.Minute)
 	e.ExecuteWorkflow(UserSyncWorkflow, SyncState{Org: "acme"})
 
 	require.Len(t, e.runs, 2)
-	require.Equal(t, KindRetry, e.runs[1].Kind)
-	require.Equal(t, &plan.Filter{Type: plan.OutOfLicenses}, e.runs[1].Retry)
+	require.Equal(t, vocab.KindRetry, e.runs[1].Kind)
+	require.Equal(t, &vocab.Filter{Type: vocab.OutOfLicenses}, e.runs[1].Retry)
 	require.Contains(t, e.actions(), "retry:")
 }
 
@@ -127,17 +127,17 @@ func TestSignalsDuringARunQueueOneMergedRun(t *testing.T) {
 	e := newOrgEnv(t)
 	e.runTime = 10 * time.Minute
 	e.signalAt(time.Second, SignalEnable, SwitchSignal{})
-	e.signalAt(time.Minute, SignalRetry, RetrySignal{Filter: plan.Filter{Type: plan.OutOfLicenses}})
-	e.signalAt(2*time.Minute, SignalRetry, RetrySignal{Filter: plan.Filter{Type: plan.DomainNotValidated}})
+	e.signalAt(time.Minute, SignalRetry, RetrySignal{Filter: vocab.Filter{Type: vocab.OutOfLicenses}})
+	e.signalAt(2*time.Minute, SignalRetry, RetrySignal{Filter: vocab.Filter{Type: vocab.DomainNotValidated}})
 	var queued Status
 	e.RegisterDelayedCallback(func() { queued = e.status(t) }, 3*time.Minute)
 	e.RegisterDelayedCallback(func() { e.CancelWorkflow() }, 15*time.Minute)
 	e.ExecuteWorkflow(UserSyncWorkflow, SyncState{Org: "acme"})
 
 	require.NotNil(t, queued.Queued)
-	require.Equal(t, &plan.Filter{}, queued.Queued.Retry, "two different retry filters widen to all failures")
+	require.Equal(t, &vocab.Filter{}, queued.Queued.Retry, "two different retry filters widen to all failures")
 	require.Len(t, e.runs, 2, "the queued retries run once, after the running sync")
-	require.Equal(t, KindRetry, e.runs[1].Kind)
+	require.Equal(t, vocab.KindRetry, e.runs[1].Kind)
 }
 
 func TestLongLivedWorkflowContinuesAsNewKeepingItsState(t *testing.T) {

@@ -12,13 +12,14 @@ import (
 	"github.com/go-ldap/ldap/v3"
 	"go.temporal.io/sdk/client"
 
-	"github.com/usersync/usersync/activities"
 	"github.com/usersync/usersync/internal/demo"
 	"github.com/usersync/usersync/internal/devstack"
 	"github.com/usersync/usersync/internal/engine"
 	"github.com/usersync/usersync/internal/plan"
 	"github.com/usersync/usersync/internal/rules"
 	"github.com/usersync/usersync/internal/scim"
+	"github.com/usersync/usersync/internal/steps"
+	"github.com/usersync/usersync/internal/vocab"
 	"github.com/usersync/usersync/workflows"
 )
 
@@ -39,17 +40,17 @@ type Row struct {
 const org = "bench"
 
 // sync runs one manual sync of org and measures it.
-func (s *Stack) sync(ctx context.Context, n int, org, scenario string) (Row, activities.RunSummary, error) {
+func (s *Stack) sync(ctx context.Context, n int, org, scenario string) (Row, steps.RunSummary, error) {
 	s.ResetPeakRSS()
 	before := s.Sandbox.Stats().Requests
 	id := workflows.RunWorkflowID(org, fmt.Sprintf("%s-%d", scenario, time.Now().UnixNano()))
 	start := time.Now()
 	run, err := s.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueue},
-		workflows.SyncRunWorkflow, workflows.RunInput{Org: org, RunID: id, Kind: workflows.KindManual})
+		workflows.SyncRunWorkflow, workflows.RunInput{Org: org, RunID: id, Kind: vocab.KindManual})
 	if err != nil {
-		return Row{}, activities.RunSummary{}, err
+		return Row{}, steps.RunSummary{}, err
 	}
-	var sum activities.RunSummary
+	var sum steps.RunSummary
 	if err := run.Get(ctx, &sum); err != nil {
 		return Row{}, sum, fmt.Errorf("%s: %w", scenario, err)
 	}
@@ -64,7 +65,7 @@ func (s *Stack) sync(ctx context.Context, n int, org, scenario string) (Row, act
 	return row, sum, nil
 }
 
-func failures(sum activities.RunSummary) int {
+func failures(sum steps.RunSummary) int {
 	n := 0
 	for _, v := range sum.Failures {
 		n += v
@@ -287,7 +288,7 @@ func emptyFanOut(ctx context.Context, s *Stack, n int) (Row, error) {
 	id := fmt.Sprintf("ceiling-%d", time.Now().UnixNano())
 	start := time.Now()
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueue},
-		workflows.SyncRunWorkflow, workflows.RunInput{Org: org, RunID: id, Kind: workflows.KindManual})
+		workflows.SyncRunWorkflow, workflows.RunInput{Org: org, RunID: id, Kind: vocab.KindManual})
 	if err != nil {
 		return Row{}, err
 	}

@@ -98,6 +98,10 @@ func (p *Postgres) Start(ctx context.Context) (string, error) {
 // URL is the connection URL of the usersync database.
 func (p *Postgres) URL() string { return p.urlOf(DatabaseName) }
 
+// AdminURL is the connection URL of the server's postgres database, to create and drop
+// databases from.
+func (p *Postgres) AdminURL() string { return p.urlOf("postgres") }
+
 func (p *Postgres) urlOf(db string) string {
 	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", postgresUser, p.Port, db)
 }

@@ -1,4 +1,4 @@
-package devstack
+package devstack_test
 
 import (
 	"context"
@@ -8,14 +8,17 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/usersync/usersync/internal/devstack"
+	"github.com/usersync/usersync/internal/devstack/devstacktest"
 )
 
 // postgresDir is a fresh directory the postgres user can reach even when the
 // tests run as root (t.TempDir's parent is private to root).
 func postgresDir(t *testing.T) string {
 	t.Helper()
-	if _, err := FindPostgresBinary("initdb"); err != nil {
-		SkipUnlessRequired(t, "postgres not installed: %v", err)
+	if _, err := devstack.FindPostgresBinary("initdb"); err != nil {
+		devstacktest.SkipUnlessRequired(t, "postgres not installed: %v", err)
 	}
 	dir, err := os.MkdirTemp("", "usersync-pgtest-")
 	if err != nil {
@@ -58,8 +61,8 @@ func TestPostgresStartReuseStopAndRestartKeepsData(t *testing.T) {
 	dir := postgresDir(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	port := FreePort()
-	pg := &Postgres{Dir: dir, Port: port, NoSync: true, Attached: true}
+	port := devstack.FreePort()
+	pg := &devstack.Postgres{Dir: dir, Port: port, NoSync: true, Attached: true}
 	t.Cleanup(func() { _ = pg.Stop() })
 
 	url, err := pg.Start(ctx)
@@ -75,7 +78,7 @@ func TestPostgresStartReuseStopAndRestartKeepsData(t *testing.T) {
 
 	// Starting again (say, a second `devstack up` asking for another port)
 	// reuses the running server instead of failing or starting a second one.
-	again := &Postgres{Dir: dir, Port: FreePort(), NoSync: true}
+	again := &devstack.Postgres{Dir: dir, Port: devstack.FreePort(), NoSync: true}
 	url2, err := again.Start(ctx)
 	if err != nil {
 		t.Fatalf("second Start: %v", err)
@@ -110,7 +113,7 @@ func TestPostgresListensOnLoopbackOnly(t *testing.T) {
 	dir := postgresDir(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	pg := &Postgres{Dir: dir, Port: FreePort(), NoSync: true, Attached: true}
+	pg := &devstack.Postgres{Dir: dir, Port: devstack.FreePort(), NoSync: true, Attached: true}
 	t.Cleanup(func() { _ = pg.Stop() })
 	url, err := pg.Start(ctx)
 	if err != nil {
@@ -129,30 +132,5 @@ func TestPostgresListensOnLoopbackOnly(t *testing.T) {
 	}
 	if listen != "127.0.0.1" {
 		t.Fatalf("listen_addresses = %q, want 127.0.0.1", listen)
-	}
-}
-
-func TestTestDatabaseGivesEachTestItsOwnEmptyDatabase(t *testing.T) {
-	if os.Getenv("DATABASE_URL") == "" {
-		if _, err := FindPostgresBinary("postgres"); err != nil {
-			SkipUnlessRequired(t, "postgres not installed: %v", err)
-		}
-	}
-	var first string
-	t.Run("first", func(t *testing.T) {
-		first = TestDatabase(t)
-		if err := exec1(t, first, "CREATE TABLE mine (id int)"); err != nil {
-			t.Fatal(err)
-		}
-	})
-	second := TestDatabase(t)
-	if second == first {
-		t.Fatalf("two tests got the same database %q", first)
-	}
-	if err := exec1(t, second, "CREATE TABLE mine (id int)"); err != nil {
-		t.Fatalf("second database is not empty or not usable: %v", err)
-	}
-	if err := exec1(t, first, "SELECT 1"); err == nil {
-		t.Fatal("first test's database still exists after that test ended")
 	}
 }

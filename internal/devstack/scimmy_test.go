@@ -1,4 +1,4 @@
-package devstack
+package devstack_test
 
 import (
 	"bytes"
@@ -9,6 +9,9 @@ import (
 	"net/url"
 	"slices"
 	"testing"
+
+	"github.com/usersync/usersync/internal/devstack"
+	"github.com/usersync/usersync/internal/devstack/devstacktest"
 )
 
 const (
@@ -19,7 +22,7 @@ const (
 	scimPatchOpURN    = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 )
 
-// scimPeer talks to a test SCIMMY server with plain net/http.
+// scimPeer talks to a test devstack.SCIMMY server with plain net/http.
 type scimPeer struct {
 	t     *testing.T
 	base  string
@@ -138,7 +141,7 @@ func (p scimPeer) schemaAttributes(urn string) ([]string, bool) {
 
 func TestSCIMMYServesUsersAndGroups(t *testing.T) {
 	const token = "t0ken-for-scimmy"
-	p := scimPeer{t: t, base: TestSCIMMY(t, SCIMMY{Token: token}), token: token}
+	p := scimPeer{t: t, base: devstacktest.SCIMMY(t, devstack.SCIMMY{Token: token}), token: token}
 
 	// Authentication: the router's handler refuses a missing or wrong token.
 	for _, tok := range []string{"", "wrong"} {
@@ -215,7 +218,7 @@ func TestSCIMMYServesUsersAndGroups(t *testing.T) {
 		t.Errorf("after PATCH replace accessTier: %v", got[scimCustomURN])
 	}
 
-	// A bare extension URN as the path of a remove: SCIMMY answers 400
+	// A bare extension URN as the path of a remove: devstack.SCIMMY answers 400
 	// (scimType invalidValue: its PatchOp fails while unsetting the
 	// extension) and changes nothing.
 	r := p.do("PATCH", "/Users/"+aliceID, patchOp(map[string]any{"op": "remove", "path": scimCustomURN}))
@@ -273,7 +276,7 @@ func TestSCIMMYServesUsersAndGroups(t *testing.T) {
 
 func TestSCIMMYPagesAtMaxResults(t *testing.T) {
 	const token = "paging-token"
-	p := scimPeer{t: t, base: TestSCIMMY(t, SCIMMY{Token: token, MaxResults: 2, CustomSchema: "none"}), token: token}
+	p := scimPeer{t: t, base: devstacktest.SCIMMY(t, devstack.SCIMMY{Token: token, MaxResults: 2, CustomSchema: "none"}), token: token}
 
 	spc := p.want(http.StatusOK, "GET", "/ServiceProviderConfig", nil)
 	if got := spc["filter"].(map[string]any)["maxResults"]; got != float64(2) {
@@ -319,7 +322,7 @@ func TestSCIMMYPagesAtMaxResults(t *testing.T) {
 func TestSCIMMYCustomExtensionIsConfigurable(t *testing.T) {
 	const token = "ext-token"
 	const urn = "urn:ietf:params:scim:schemas:extension:acme:2.0:User"
-	p := scimPeer{t: t, base: TestSCIMMY(t, SCIMMY{Token: token, CustomSchema: urn, CustomAttributes: []string{"badge", "floor"}}), token: token}
+	p := scimPeer{t: t, base: devstacktest.SCIMMY(t, devstack.SCIMMY{Token: token, CustomSchema: urn, CustomAttributes: []string{"badge", "floor"}}), token: token}
 
 	attrs, ok := p.schemaAttributes(urn)
 	if !ok || !slices.Equal(attrs, []string{"badge", "floor"}) {

@@ -1,4 +1,4 @@
-package devstack
+package devstack_test
 
 import (
 	"context"
@@ -8,20 +8,23 @@ import (
 	"testing"
 
 	"github.com/go-ldap/ldap/v3"
+
+	"github.com/usersync/usersync/internal/devstack"
+	"github.com/usersync/usersync/internal/devstack/devstacktest"
 )
 
 // requireSlapd skips when slapd is not installed, unless CI demands integration tests.
 func requireSlapd(t *testing.T) {
 	t.Helper()
-	if _, err := os.Stat(SlapdBinary); err != nil {
-		SkipUnlessRequired(t, "slapd not installed: %v", err)
+	if _, err := os.Stat(devstack.SlapdBinary); err != nil {
+		devstacktest.SkipUnlessRequired(t, "slapd not installed: %v", err)
 	}
 }
 
-func newTestSlapd(t *testing.T) *Slapd {
+func newTestSlapd(t *testing.T) *devstack.Slapd {
 	t.Helper()
 	requireSlapd(t)
-	s := &Slapd{
+	s := &devstack.Slapd{
 		Dir:           t.TempDir(),
 		Suffix:        "dc=test,dc=org",
 		AdminDN:       "cn=admin,dc=test,dc=org",
@@ -47,7 +50,7 @@ func orgEntries(n int) []*ldap.AddRequest {
 	ou := ldap.NewAddRequest("ou=People,dc=test,dc=org", nil)
 	ou.Attribute("objectClass", []string{"organizationalUnit"})
 	ou.Attribute("ou", []string{"People"})
-	// Children first: LoadEntries must order parents before children itself.
+	// Children first: devstack.LoadEntries must order parents before children itself.
 	var out []*ldap.AddRequest
 	for i := range n {
 		u := ldap.NewAddRequest("uid=u"+string(rune('a'+i%26))+strings.Repeat("x", i/26)+",ou=People,dc=test,dc=org", nil)
@@ -60,7 +63,7 @@ func orgEntries(n int) []*ldap.AddRequest {
 	return append(out, ou, base)
 }
 
-func countPeople(t *testing.T, s *Slapd) int {
+func countPeople(t *testing.T, s *devstack.Slapd) int {
 	t.Helper()
 	c, err := ldap.DialURL(s.URL())
 	if err != nil {
@@ -93,11 +96,11 @@ func TestSlapdStartLoadStop(t *testing.T) {
 
 	ctx := context.Background()
 	entries := orgEntries(1200) // several parallel connections
-	if err := LoadEntries(ctx, s.URL(), s.AdminDN, s.AdminPassword, entries); err != nil {
+	if err := devstack.LoadEntries(ctx, s.URL(), s.AdminDN, s.AdminPassword, entries); err != nil {
 		t.Fatal(err)
 	}
 	// Loading again skips existing entries instead of failing.
-	if err := LoadEntries(ctx, s.URL(), s.AdminDN, s.AdminPassword, entries); err != nil {
+	if err := devstack.LoadEntries(ctx, s.URL(), s.AdminDN, s.AdminPassword, entries); err != nil {
 		t.Fatalf("second load: %v", err)
 	}
 	// The admin is not subject to the size limit of 5.
@@ -106,7 +109,7 @@ func TestSlapdStartLoadStop(t *testing.T) {
 	}
 
 	// Start on a running instance of the same Dir is a no-op and finds its port.
-	again := &Slapd{Dir: s.Dir, Suffix: s.Suffix, AdminDN: s.AdminDN, AdminPassword: s.AdminPassword}
+	again := &devstack.Slapd{Dir: s.Dir, Suffix: s.Suffix, AdminDN: s.AdminDN, AdminPassword: s.AdminPassword}
 	if err := again.Start(ctx); err != nil {
 		t.Fatalf("second Start: %v", err)
 	}
@@ -141,7 +144,7 @@ func TestSlapdSizeLimitForOthers(t *testing.T) {
 	reader.Attribute("objectClass", []string{"applicationProcess", "simpleSecurityObject"})
 	reader.Attribute("cn", []string{"reader"})
 	reader.Attribute("userPassword", []string{"reader-pw"})
-	if err := LoadEntries(ctx, s.URL(), s.AdminDN, s.AdminPassword, append(entries, reader)); err != nil {
+	if err := devstack.LoadEntries(ctx, s.URL(), s.AdminDN, s.AdminPassword, append(entries, reader)); err != nil {
 		t.Fatal(err)
 	}
 	c, err := ldap.DialURL(s.URL())
@@ -175,11 +178,11 @@ func TestLoadEntriesReportsFailingDN(t *testing.T) {
 	bad.Attribute("uid", []string{"orphan"})
 	bad.Attribute("cn", []string{"o"})
 	bad.Attribute("sn", []string{"o"})
-	err := LoadEntries(context.Background(), s.URL(), s.AdminDN, s.AdminPassword, append(orgEntries(1), bad))
+	err := devstack.LoadEntries(context.Background(), s.URL(), s.AdminDN, s.AdminPassword, append(orgEntries(1), bad))
 	if err == nil || !strings.Contains(err.Error(), "uid=orphan,ou=Nowhere") {
 		t.Fatalf("err = %v, want one naming uid=orphan,ou=Nowhere", err)
 	}
-	err = LoadEntries(context.Background(), s.URL(), s.AdminDN, "wrong-password-xyz", orgEntries(1))
+	err = devstack.LoadEntries(context.Background(), s.URL(), s.AdminDN, "wrong-password-xyz", orgEntries(1))
 	if err == nil {
 		t.Fatal("load with a wrong password succeeded")
 	}

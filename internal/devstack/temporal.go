@@ -14,7 +14,6 @@ import (
 
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
-	"go.temporal.io/sdk/testsuite"
 )
 
 // TemporalCLIVersion is the Temporal CLI release the dev stack is tested with.
@@ -65,6 +64,10 @@ func trimNL(b []byte) []byte {
 // eagerActivities lets a worker that polls the workflow's task queue run
 // activities without a round trip through matching: faster syncs.
 var eagerActivities = []string{"--dynamic-config-value", "system.enableActivityEagerExecution=true"}
+
+// EagerActivityArgs are the dev server's arguments that enable eager activities (as
+// every server devstack starts has them).
+func EagerActivityArgs() []string { return append([]string(nil), eagerActivities...) }
 
 // Temporal is a Temporal dev server (temporal server start-dev) running in
 // the background, for the demo stack.
@@ -156,38 +159,6 @@ func checkTemporal(ctx context.Context, hostPort string) error {
 // quietLogger drops the SDK's informational lines (dial attempts).
 func quietLogger() tlog.Logger {
 	return tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
-}
-
-// StartTestServer starts an in-memory Temporal dev server on a free port for
-// a test and returns it with its frontend address. The caller stops it.
-func StartTestServer(ctx context.Context) (*testsuite.DevServer, string, error) {
-	bin, err := FindTemporal()
-	if err != nil {
-		return nil, "", err
-	}
-	// Each port is picked free, the HTTP API's too: left to the server it is the frontend
-	// port + 1000, which another test's server may hold, and the dev server then crashes.
-	// A port taken between picking and binding is retried on fresh ports.
-	var lastErr error
-	for range 3 {
-		hostPort := net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort()))
-		srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
-			ExistingPath:  bin, // never download
-			ClientOptions: &client.Options{HostPort: hostPort, Logger: quietLogger()},
-			LogLevel:      "error",
-			Stdout:        io.Discard, // a banner; errors still reach stderr
-			Stderr:        os.Stderr,
-			ExtraArgs:     append([]string{"--http-port", strconv.Itoa(FreePort())}, eagerActivities...),
-		})
-		if err == nil {
-			return srv, hostPort, nil
-		}
-		lastErr = fmt.Errorf("temporal test server on %s: %w", hostPort, err)
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return nil, "", lastErr
 }
 
 func fileExists(path string) bool { _, err := os.Stat(path); return err == nil }

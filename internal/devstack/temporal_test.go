@@ -1,32 +1,19 @@
-package devstack
+package devstack_test
 
 import (
 	"context"
+	"os"
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/client"
+	"github.com/usersync/usersync/internal/devstack"
+	"github.com/usersync/usersync/internal/devstack/devstacktest"
 )
 
 func requireTemporal(t *testing.T) {
 	t.Helper()
-	if _, err := FindTemporal(); err != nil {
-		SkipUnlessRequired(t, "temporal not installed: %v", err)
-	}
-}
-
-func TestTestTemporalServesTheDefaultNamespace(t *testing.T) {
-	requireTemporal(t)
-	hostPort := TestTemporal(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	c, err := client.NewNamespaceClient(client.Options{HostPort: hostPort, Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := c.Describe(ctx, "default"); err != nil {
-		t.Fatalf("namespace default on %s: %v", hostPort, err)
+	if _, err := devstack.FindTemporal(); err != nil {
+		devstacktest.SkipUnlessRequired(t, "temporal not installed: %v", err)
 	}
 }
 
@@ -35,7 +22,7 @@ func TestTemporalDemoServerPersistsAndStops(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	tp := &Temporal{Dir: dir, Port: FreePort(), UIPort: FreePort(), Persistent: true}
+	tp := &devstack.Temporal{Dir: dir, Port: devstack.FreePort(), UIPort: devstack.FreePort(), Persistent: true}
 	t.Cleanup(func() { _ = tp.Stop() })
 	if err := tp.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -43,27 +30,27 @@ func TestTemporalDemoServerPersistsAndStops(t *testing.T) {
 	if !tp.Running() {
 		t.Fatal("Running() = false after Start")
 	}
-	pid, _ := tp.daemon("").PID()
+	pid, _ := tp.DaemonPID()
 
 	// `devstack up` twice: the second reuses the server.
-	again := &Temporal{Dir: dir, Port: tp.Port, UIPort: tp.UIPort, Persistent: true}
+	again := &devstack.Temporal{Dir: dir, Port: tp.Port, UIPort: tp.UIPort, Persistent: true}
 	if err := again.Start(ctx); err != nil {
 		t.Fatalf("second Start: %v", err)
 	}
-	if pid2, _ := again.daemon("").PID(); pid2 != pid {
+	if pid2, _ := again.DaemonPID(); pid2 != pid {
 		t.Fatalf("second Start started pid %d, want reuse of %d", pid2, pid)
 	}
-	if !PortOpen(tp.UIURL()[len("http://"):]) {
+	if !devstack.PortOpen(tp.UIURL()[len("http://"):]) {
 		t.Fatalf("web UI not listening on %s", tp.UIURL())
 	}
 
 	if err := tp.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if tp.Running() || PortOpen(tp.HostPort()) {
+	if tp.Running() || devstack.PortOpen(tp.HostPort()) {
 		t.Fatal("server still up after Stop")
 	}
-	if !fileExists(dir + "/temporal.db") {
+	if _, err := os.Stat(dir + "/temporal.db"); err != nil {
 		t.Fatal("persistent server left no temporal.db")
 	}
 }

@@ -16,12 +16,14 @@ import (
 	"unicode/utf16"
 
 	"github.com/go-ldap/ldap/v3"
+
 	"github.com/usersync/usersync/internal/devstack"
+	"github.com/usersync/usersync/internal/devstack/devstacktest"
 	"github.com/usersync/usersync/internal/directory"
 	"github.com/usersync/usersync/internal/rules"
 )
 
-// The AD tests run against a real Samba AD DC (devstack.TestSambaDC: one per test
+// The AD tests run against a real Samba AD DC (devstacktest.SambaDC: one per test
 // binary), populated once with the organization below, under OU=UsersyncTest.
 const (
 	adUPNSuffix = "@corp.example.test"
@@ -48,7 +50,7 @@ var adShared struct {
 
 func adDC(t *testing.T) *adOrg {
 	t.Helper()
-	dc := devstack.TestSambaDC(t)
+	dc := devstacktest.SambaDC(t)
 	adShared.once.Do(func() {
 		t0 := time.Now()
 		adShared.org, adShared.err = populateAD(context.Background(), dc)

@@ -12,8 +12,10 @@ import (
 	"testing"
 
 	"github.com/go-ldap/ldap/v3"
+
 	"github.com/usersync/usersync/internal/demo"
 	"github.com/usersync/usersync/internal/devstack"
+	"github.com/usersync/usersync/internal/devstack/devstacktest"
 	"github.com/usersync/usersync/internal/directory"
 )
 
@@ -45,14 +47,14 @@ func TestMain(m *testing.M) {
 	if tlsShared.dir != "" {
 		_ = os.RemoveAll(tlsShared.dir)
 	}
-	devstack.StopTestSambaDC()
+	devstacktest.StopSambaDC()
 	os.Exit(code)
 }
 
 func demoLDAP(t *testing.T) *devstack.Slapd {
 	t.Helper()
 	if _, err := os.Stat(devstack.SlapdBinary); err != nil {
-		devstack.SkipUnlessRequired(t, "slapd not installed: %v", err)
+		devstacktest.SkipUnlessRequired(t, "slapd not installed: %v", err)
 	}
 	shared.once.Do(func() {
 		dir, err := os.MkdirTemp("", "usersync-directory-test-")

@@ -11,8 +11,10 @@ import (
 	"testing"
 
 	"github.com/go-ldap/ldap/v3"
+
 	"github.com/usersync/usersync/internal/demo"
 	"github.com/usersync/usersync/internal/devstack"
+	"github.com/usersync/usersync/internal/devstack/devstacktest"
 	"github.com/usersync/usersync/internal/directory"
 	"github.com/usersync/usersync/internal/rules"
 )
@@ -40,7 +42,7 @@ var tlsShared struct {
 func tlsLDAP(t *testing.T) (*devstack.Slapd, string) {
 	t.Helper()
 	if _, err := os.Stat(devstack.SlapdBinary); err != nil {
-		devstack.SkipUnlessRequired(t, "slapd not installed: %v", err)
+		devstacktest.SkipUnlessRequired(t, "slapd not installed: %v", err)
 	}
 	tlsShared.once.Do(func() {
 		dir, err := os.MkdirTemp("", "usersync-directory-tls-test-")
@@ -207,7 +209,7 @@ func TestTLSLDAPSOnAPlainPort(t *testing.T) {
 
 func TestTLSCommonNameOnlyCertificate(t *testing.T) {
 	if _, err := os.Stat(devstack.SlapdBinary); err != nil {
-		devstack.SkipUnlessRequired(t, "slapd not installed: %v", err)
+		devstacktest.SkipUnlessRequired(t, "slapd not installed: %v", err)
 	}
 	// As the certificate Samba generates for itself: the host only in the Common Name.
 	s, caFile, err := startTLSSlapd(t.TempDir(), "localhost")

@@ -6,8 +6,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/usersync/usersync/internal/demo"
-	"github.com/usersync/usersync/internal/plan"
 	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/vocab"
 )
 
 // Spec 7: an account that exists in the target but is not linked fails existing_account and
@@ -18,7 +18,7 @@ func TestAdoptAnExistingAccountOnlyWhenAnAdminSaysSo(t *testing.T) {
 	s := newStack(t, demo.Org())
 	s.cliOK("enable", "--interval", "1h")
 	s.cliOK("status", "--wait", "--timeout", "3m")
-	existing := s.failures(store.FailureFilter{Type: plan.ExistingAccount})
+	existing := s.failures(vocab.Filter{Type: vocab.ExistingAccount})
 	require.Len(t, existing, 5)
 	f := existing[0]
 	before, ok := s.sandbox.UserByUserName(f.UserName)
@@ -39,9 +39,9 @@ func TestAdoptAnExistingAccountOnlyWhenAnAdminSaysSo(t *testing.T) {
 	applied, err := s.store.AppliedStatesOf(s.ctx, org, []string{f.ExternalID})
 	require.NoError(t, err)
 	require.Equal(t, before.ID, applied[f.ExternalID].ScimID)
-	require.Len(t, s.failures(store.FailureFilter{Type: plan.ExistingAccount}), 4, "the others wait for their own approval")
+	require.Len(t, s.failures(vocab.Filter{Type: vocab.ExistingAccount}), 4, "the others wait for their own approval")
 
-	hist, err := s.store.History(s.ctx, org, store.HistoryFilter{Type: store.EventAdoption})
+	hist, err := s.store.History(s.ctx, org, store.HistoryFilter{Type: vocab.EventAdoption})
 	require.NoError(t, err)
 	var actions []string
 	for _, e := range hist {

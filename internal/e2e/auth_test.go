@@ -7,10 +7,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/usersync/usersync/activities"
 	"github.com/usersync/usersync/internal/demo"
-	"github.com/usersync/usersync/internal/plan"
-	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/vocab"
 	"github.com/usersync/usersync/workflows"
 )
 
@@ -25,15 +23,15 @@ func TestRefusedCredentialsStopTheRunNotTheUsers(t *testing.T) {
 	s.sandbox.FailNext(1_000_000, http.StatusUnauthorized)
 	s.signal(workflows.SignalEnable, workflows.SwitchSignal{Actor: "ops"})
 	first := s.waitRun("")
-	require.Equal(t, store.RunFailed, first.Status)
-	require.Equal(t, plan.TargetAuth, first.FailureType, first.Error)
-	require.Empty(t, s.failures(store.FailureFilter{}), "no user is failed for the target's refusal")
+	require.Equal(t, vocab.RunFailed, first.Status)
+	require.Equal(t, vocab.TargetAuth, first.FailureType, first.Error)
+	require.Empty(t, s.failures(vocab.Filter{}), "no user is failed for the target's refusal")
 	require.Empty(t, s.sandbox.Users())
 	bs, err := s.store.Banners(s.ctx, org)
 	require.NoError(t, err)
 	require.Len(t, bs, 1)
 	require.True(t, bs[0].RunLevel)
-	require.Equal(t, plan.TargetAuth, bs[0].Type)
+	require.Equal(t, vocab.TargetAuth, bs[0].Type)
 	require.Contains(t, bs[0].Advice, "check the token")
 
 	// Accepted again, then refused in the middle of the run.
@@ -43,9 +41,9 @@ func TestRefusedCredentialsStopTheRunNotTheUsers(t *testing.T) {
 	require.Eventually(t, func() bool { return len(s.linked()) >= 20 }, 2*time.Minute, 20*time.Millisecond)
 	s.sandbox.FailNext(1_000_000, http.StatusUnauthorized)
 	second := s.waitRun(first.RunID)
-	require.Equal(t, store.RunFailed, second.Status)
-	require.Equal(t, plan.TargetAuth, second.FailureType, second.Error)
-	require.Empty(t, s.failures(store.FailureFilter{}), "no user is failed for the target's refusal")
+	require.Equal(t, vocab.RunFailed, second.Status)
+	require.Equal(t, vocab.TargetAuth, second.FailureType, second.Error)
+	require.Empty(t, s.failures(vocab.Filter{}), "no user is failed for the target's refusal")
 	s.sandbox.FailNext(0, 0)
 	linked := len(s.linked())
 	require.Less(t, linked, 300, "the run stopped before the end")
@@ -55,8 +53,8 @@ func TestRefusedCredentialsStopTheRunNotTheUsers(t *testing.T) {
 	s.sandbox.SetLatency(0)
 	s.signal(workflows.SignalSyncNow, workflows.ActorSignal{Actor: "ops"})
 	third := s.waitRun(second.RunID)
-	require.Equal(t, store.RunSucceeded, third.Status, third.Error)
-	require.Equal(t, 300-linked, third.Outcomes[activities.Created])
+	require.Equal(t, vocab.RunSucceeded, third.Status, third.Error)
+	require.Equal(t, 300-linked, third.Outcomes[vocab.Created])
 	require.Len(t, s.linked(), 300)
 	require.Equal(t, s.activeWith(demo.Meeting), s.seatsUsed(demo.Meeting))
 	bs, err = s.store.Banners(s.ctx, org)

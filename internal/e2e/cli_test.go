@@ -14,6 +14,7 @@ import (
 	"github.com/usersync/usersync/internal/demo"
 	"github.com/usersync/usersync/internal/plan"
 	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/vocab"
 )
 
 // The admin's journey with the real starter binary: dry run, enable, watch, read the
@@ -33,7 +34,7 @@ func TestAdminJourneyWithTheCLI(t *testing.T) {
 	require.Contains(t, out, "planned failures by type: domain_not_validated 10, invalid_user_data 2, out_of_licenses ")
 	require.NotContains(t, out, "No failures.", "a dry run does not claim that nothing fails")
 	require.Zero(t, s.sandbox.Stats().Writes, "a dry run sends no SCIM write")
-	require.Empty(t, s.failures(store.FailureFilter{}), "a dry run records no failure")
+	require.Empty(t, s.failures(vocab.Filter{}), "a dry run records no failure")
 
 	// Turn sync on and wait for the first sync.
 	out = s.cliOK("enable", "--interval", "1h")
@@ -42,10 +43,10 @@ func TestAdminJourneyWithTheCLI(t *testing.T) {
 	require.Contains(t, out, "User sync of acme: on, every 1h0m0s")
 	require.Regexp(t, `Last Run usersync/acme/run/\S+ \(scheduled\): succeeded`, out)
 	banners := s.banners()
-	waiting := s.failures(store.FailureFilter{Type: plan.OutOfLicenses})
+	waiting := s.failures(vocab.Filter{Type: vocab.OutOfLicenses})
 	require.NotEmpty(t, waiting)
 	require.Contains(t, out, fmt.Sprintf("out_of_licenses (Webinar): %d users.", len(waiting)))
-	for _, typ := range []string{plan.DomainNotValidated, plan.ExistingAccount, plan.InvalidUserData} {
+	for _, typ := range []string{vocab.DomainNotValidated, vocab.ExistingAccount, vocab.InvalidUserData} {
 		require.Contains(t, out, fmt.Sprintf("%s: %d users.", typ, banners[typ]))
 	}
 
@@ -70,8 +71,8 @@ func TestAdminJourneyWithTheCLI(t *testing.T) {
 	require.Contains(t, out, fmt.Sprintf("Retrying %d failed users (type=out_of_licenses)", len(waiting)))
 	require.Regexp(t, `Run usersync/acme/run/\S+ \(retry\): succeeded`, out)
 	require.Contains(t, out, fmt.Sprintf("created %d", len(waiting)))
-	require.Empty(t, s.failures(store.FailureFilter{Type: plan.OutOfLicenses}))
-	require.Equal(t, banners[plan.DomainNotValidated], s.banners()[plan.DomainNotValidated], "other failures stay")
+	require.Empty(t, s.failures(vocab.Filter{Type: vocab.OutOfLicenses}))
+	require.Equal(t, banners[vocab.DomainNotValidated], s.banners()[vocab.DomainNotValidated], "other failures stay")
 
 	stderr := s.cliFails("retry", "--type", "bogus")
 	require.Contains(t, stderr, `--type "bogus"`)
@@ -177,7 +178,7 @@ func TestExplainOneUser(t *testing.T) {
 	s.cliOK("status", "--wait", "--timeout", "3m")
 	p := s.explain(partner)
 	require.NotNil(t, p.Failure)
-	require.Equal(t, plan.DomainNotValidated, p.Failure.Type)
+	require.Equal(t, vocab.DomainNotValidated, p.Failure.Type)
 	require.Equal(t, plan.Fail, p.Explanation.Action)
 	out = s.cliOK("explain", p.Failure.ExternalID) // by externalId
 	require.Contains(t, out, "User "+partner)

@@ -8,10 +8,10 @@ import (
 	"github.com/go-ldap/ldap/v3"
 	"github.com/stretchr/testify/require"
 
-	"github.com/usersync/usersync/activities"
 	"github.com/usersync/usersync/internal/demo"
 	"github.com/usersync/usersync/internal/engine"
-	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/steps"
+	"github.com/usersync/usersync/internal/vocab"
 	"github.com/usersync/usersync/workflows"
 )
 
@@ -25,7 +25,7 @@ func TestResyncTouchesOnlyChangedUsers(t *testing.T) {
 	d := demo.Generate(400, 1)
 	s := newStack(t, d)
 	first := s.runOnce("initial")
-	require.Equal(t, 400, first.Outcomes[activities.Created])
+	require.Equal(t, 400, first.Outcomes[vocab.Created])
 
 	// 1% of the users get a new display name in the directory.
 	conn, err := ldap.DialURL(s.ldapURL)
@@ -49,7 +49,7 @@ func TestResyncTouchesOnlyChangedUsers(t *testing.T) {
 	s.sandbox.ResetStats()
 	second := s.runOnce("one-percent")
 	require.Equal(t, 4, second.Plan.Items, "per-user work only for the changed users")
-	require.Equal(t, 4, second.Outcomes[activities.Updated])
+	require.Equal(t, 4, second.Outcomes[vocab.Updated])
 	stats := s.sandbox.Stats()
 	require.Equal(t, 4, stats.Count("PATCH", "/Users/{id}"))
 	require.Equal(t, 4+discoveryReads, stats.Requests, "one request per changed user, and the run's discovery reads")
@@ -78,8 +78,8 @@ func TestRateLimitHoldsAcrossTwoWorkers(t *testing.T) {
 	s.sandbox.SetRateLimit(rate)
 
 	sum := s.runOnce("rate")
-	require.Equal(t, store.RunSucceeded, sum.Status)
-	require.Equal(t, 60, sum.Outcomes[activities.Created])
+	require.Equal(t, vocab.RunSucceeded, sum.Status)
+	require.Equal(t, 60, sum.Outcomes[vocab.Created])
 	stats := s.sandbox.Stats()
 	require.Zero(t, stats.Throttled, "no request over the target's rate limit (%d requests)", stats.Requests)
 	require.Equal(t, 60, stats.Count("POST", "/Users"), "so no request had to be repeated")
@@ -95,13 +95,13 @@ func attr(e *ldap.AddRequest, name string) string {
 }
 
 // runOnce runs one manual sync directly, as `starter run` does, and returns its summary.
-func (s *stack) runOnce(name string) activities.RunSummary {
+func (s *stack) runOnce(name string) steps.RunSummary {
 	s.t.Helper()
 	id := workflows.RunWorkflowID(org, fmt.Sprintf("%s-%d", name, time.Now().UnixNano()))
 	run, err := s.client.ExecuteWorkflow(s.ctx, clientOptions(id), workflows.SyncRunWorkflow,
-		workflows.RunInput{Org: org, RunID: id, Kind: workflows.KindManual})
+		workflows.RunInput{Org: org, RunID: id, Kind: vocab.KindManual})
 	require.NoError(s.t, err)
-	var sum activities.RunSummary
+	var sum steps.RunSummary
 	require.NoError(s.t, run.Get(s.ctx, &sum))
 	return sum
 }
@@ -112,7 +112,7 @@ func (s *stack) runOnce(name string) activities.RunSummary {
 func TestLeaversAreSuspendedNeverDeleted(t *testing.T) {
 	d := demo.Generate(200, 3)
 	s := newStack(t, d)
-	require.Equal(t, 200, s.runOnce("initial").Outcomes[activities.Created])
+	require.Equal(t, 200, s.runOnce("initial").Outcomes[vocab.Created])
 	seatsBefore := s.seatsUsed(demo.Meeting)
 
 	conn, err := ldap.DialURL(s.ldapURL)
@@ -128,7 +128,7 @@ func TestLeaversAreSuspendedNeverDeleted(t *testing.T) {
 	require.NoError(t, conn.Modify(leave))
 
 	sum := s.runOnce("leavers")
-	require.Equal(t, 2, sum.Outcomes[activities.Suspended])
+	require.Equal(t, 2, sum.Outcomes[vocab.Suspended])
 	for _, mail := range []string{"user0000001@example.com", "user0000002@example.com"} {
 		u, ok := s.sandbox.UserByUserName(mail)
 		require.True(t, ok, "%s is kept in the target", mail)
@@ -143,7 +143,7 @@ func TestLeaversAreSuspendedNeverDeleted(t *testing.T) {
 	enable.Delete("employeeType", nil)
 	require.NoError(t, conn.Modify(enable))
 	back := s.runOnce("back")
-	require.Equal(t, 1, back.Outcomes[activities.Updated])
+	require.Equal(t, 1, back.Outcomes[vocab.Updated])
 	after, _ := s.sandbox.UserByUserName("user0000001@example.com")
 	require.Equal(t, before.ID, after.ID, "the same account is reactivated")
 	require.True(t, after.Active)

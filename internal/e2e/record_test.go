@@ -13,8 +13,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/usersync/usersync/internal/demo"
-	"github.com/usersync/usersync/internal/plan"
-	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/vocab"
 	"github.com/usersync/usersync/workflows"
 )
 
@@ -38,8 +37,8 @@ func TestRecordHistories(t *testing.T) {
 	s := newStack(t, demo.Org())
 	s.signal(workflows.SignalEnable, workflows.SwitchSignal{Actor: "alice"})
 	first := s.waitRun("")
-	require.Equal(t, store.RunSucceeded, first.Status, first.Error)
-	waiting := s.failures(store.FailureFilter{Type: plan.OutOfLicenses})
+	require.Equal(t, vocab.RunSucceeded, first.Status, first.Error)
+	waiting := s.failures(vocab.Filter{Type: vocab.OutOfLicenses})
 	require.NotEmpty(t, waiting, "the demo runs short of Webinar seats: the retry has work to do")
 
 	seats := 0
@@ -51,10 +50,10 @@ func TestRecordHistories(t *testing.T) {
 		}
 	}
 	require.NoError(t, s.store.SetLicense(s.ctx, org, "alice", demo.Webinar, seats+len(waiting)))
-	s.signal(workflows.SignalRetry, workflows.RetrySignal{Actor: "alice", Filter: plan.Filter{Type: plan.OutOfLicenses}})
+	s.signal(workflows.SignalRetry, workflows.RetrySignal{Actor: "alice", Filter: vocab.Filter{Type: vocab.OutOfLicenses}})
 	retry := s.waitRun(first.RunID)
-	require.Equal(t, store.RunSucceeded, retry.Status, retry.Error)
-	require.Equal(t, workflows.KindRetry, retry.Kind)
+	require.Equal(t, vocab.RunSucceeded, retry.Status, retry.Error)
+	require.Equal(t, vocab.KindRetry, retry.Kind)
 
 	s.signal(workflows.SignalDisable, workflows.SwitchSignal{Actor: "alice"})
 	require.Eventually(t, func() bool { return !s.status().Enabled }, time.Minute, 100*time.Millisecond)

@@ -16,12 +16,15 @@ import (
 	"github.com/usersync/usersync/activities"
 	"github.com/usersync/usersync/internal/demo"
 	"github.com/usersync/usersync/internal/devstack"
+	"github.com/usersync/usersync/internal/devstack/devstacktest"
 	"github.com/usersync/usersync/internal/directory"
 	"github.com/usersync/usersync/internal/engine"
 	"github.com/usersync/usersync/internal/plan"
 	"github.com/usersync/usersync/internal/scim"
 	"github.com/usersync/usersync/internal/scimsandbox"
+	"github.com/usersync/usersync/internal/steps"
 	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/vocab"
 	"github.com/usersync/usersync/workflows"
 )
 
@@ -64,12 +67,12 @@ func newStack(t *testing.T, d demo.Demo) *stack { return newStackOn(t, d, sandbo
 func newStackOn(t *testing.T, d demo.Demo, kind string) *stack {
 	t.Helper()
 	if _, err := os.Stat(devstack.SlapdBinary); err != nil {
-		devstack.SkipUnlessRequired(t, "slapd not installed (%s): apt-get install slapd", devstack.SlapdBinary)
+		devstacktest.SkipUnlessRequired(t, "slapd not installed (%s): apt-get install slapd", devstack.SlapdBinary)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	dbURL := devstack.TestDatabase(t)
-	hostPort := devstack.TestTemporal(t)
+	dbURL := devstacktest.Database(t)
+	hostPort := devstacktest.Temporal(t)
 
 	sl := &devstack.Slapd{Dir: filepath.Join(t.TempDir(), "slapd"), Suffix: d.Suffix,
 		AdminDN: "cn=admin," + d.Suffix, AdminPassword: ldapSecret}
@@ -88,7 +91,7 @@ func newStackOn(t *testing.T, d demo.Demo, kind string) *stack {
 		t.Cleanup(srv.Close)
 		scimURL = srv.URL
 	case scimmyTarget:
-		scimURL = devstack.TestSCIMMY(t, devstack.SCIMMY{Token: scimToken, CustomSchema: acmeURN,
+		scimURL = devstacktest.SCIMMY(t, devstack.SCIMMY{Token: scimToken, CustomSchema: acmeURN,
 			CustomAttributes: []string{"settingsTemplate", "office", "project"}})
 		ext = scim.Extension{URN: acmeURN}
 		c := scim.New(scim.Config{BaseURL: scimURL, Token: scimToken})
@@ -168,7 +171,7 @@ func (s *stack) status() workflows.Status {
 }
 
 // waitRun waits until a run other than prev has finished and nothing else is running or queued.
-func (s *stack) waitRun(prev string) *activities.RunSummary {
+func (s *stack) waitRun(prev string) *steps.RunSummary {
 	s.t.Helper()
 	deadline := time.Now().Add(5 * time.Minute)
 	for time.Now().Before(deadline) {
@@ -190,7 +193,7 @@ func (s *stack) lastRunID() string {
 	return ""
 }
 
-func (s *stack) failures(f store.FailureFilter) []store.FailureRecord {
+func (s *stack) failures(f vocab.Filter) []store.FailureRecord {
 	s.t.Helper()
 	fs, err := s.store.Failures(s.ctx, org, f)
 	require.NoError(s.t, err)

@@ -7,11 +7,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/usersync/usersync/activities"
 	"github.com/usersync/usersync/internal/demo"
-	"github.com/usersync/usersync/internal/plan"
 	"github.com/usersync/usersync/internal/rules"
+	"github.com/usersync/usersync/internal/steps"
 	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/vocab"
 	"github.com/usersync/usersync/workflows"
 )
 
@@ -21,25 +21,25 @@ func TestFirstSyncThenBuySeatsAndRetry(t *testing.T) {
 	s.signal(workflows.SignalEnable, workflows.SwitchSignal{Actor: "alice"})
 	first := s.waitRun("")
 
-	require.Equal(t, store.RunSucceeded, first.Status, first.Error)
+	require.Equal(t, vocab.RunSucceeded, first.Status, first.Error)
 	banners := s.banners()
-	require.Equal(t, 10, banners[plan.DomainNotValidated], "the partner users")
-	require.Equal(t, 5, banners[plan.ExistingAccount], "the pre-existing userNames")
-	require.Equal(t, 2, banners[plan.InvalidUserData], "no mail; malformed mail")
-	waiting := s.failures(store.FailureFilter{Type: plan.OutOfLicenses})
+	require.Equal(t, 10, banners[vocab.DomainNotValidated], "the partner users")
+	require.Equal(t, 5, banners[vocab.ExistingAccount], "the pre-existing userNames")
+	require.Equal(t, 2, banners[vocab.InvalidUserData], "no mail; malformed mail")
+	waiting := s.failures(vocab.Filter{Type: vocab.OutOfLicenses})
 	require.NotEmpty(t, waiting, "more users are entitled to Webinar than it has seats")
 	for _, f := range waiting {
 		require.Equal(t, demo.Webinar, f.Product)
 		require.Contains(t, f.Message, "Webinar")
 	}
 	require.Equal(t, 60, s.activeWith(demo.Webinar), "exactly the seats bought, never more")
-	for _, f := range s.failures(store.FailureFilter{}) {
+	for _, f := range s.failures(vocab.Filter{}) {
 		_, provisioned := s.linked()[f.UserName]
 		require.False(t, provisioned, "failed user %s must not be provisioned", f.UserName)
 	}
-	require.Equal(t, first.Outcomes[activities.Created], len(s.linked()))
+	require.Equal(t, first.Outcomes[vocab.Created], len(s.linked()))
 	stats := s.sandbox.Stats()
-	require.Equal(t, first.Outcomes[activities.Created]+5, stats.Count("POST", "/Users"),
+	require.Equal(t, first.Outcomes[vocab.Created]+5, stats.Count("POST", "/Users"),
 		"one POST per created user, plus the five that conflict with existing accounts")
 	require.Zero(t, stats.Count("PATCH", "/Users/{id}"), "a create carries every attribute")
 	for _, u := range s.linked() {
@@ -50,13 +50,13 @@ func TestFirstSyncThenBuySeatsAndRetry(t *testing.T) {
 
 	// The admin buys seats and retries only the license failures.
 	require.NoError(t, s.store.SetLicense(s.ctx, org, "alice", demo.Webinar, 60+len(waiting)))
-	s.signal(workflows.SignalRetry, workflows.RetrySignal{Actor: "alice", Filter: plan.Filter{Type: plan.OutOfLicenses}})
+	s.signal(workflows.SignalRetry, workflows.RetrySignal{Actor: "alice", Filter: vocab.Filter{Type: vocab.OutOfLicenses}})
 	retry := s.waitRun(first.RunID)
 
-	require.Equal(t, workflows.KindRetry, retry.Kind)
-	require.Equal(t, len(waiting), retry.Outcomes[activities.Created], "exactly the waiting users are provisioned")
-	require.Zero(t, s.banners()[plan.OutOfLicenses], "the banner goes")
-	require.Equal(t, 10, s.banners()[plan.DomainNotValidated], "other failures wait for their own fix")
+	require.Equal(t, vocab.KindRetry, retry.Kind)
+	require.Equal(t, len(waiting), retry.Outcomes[vocab.Created], "exactly the waiting users are provisioned")
+	require.Zero(t, s.banners()[vocab.OutOfLicenses], "the banner goes")
+	require.Equal(t, 10, s.banners()[vocab.DomainNotValidated], "other failures wait for their own fix")
 	linked := s.linked()
 	for _, f := range waiting {
 		u, ok := linked[f.UserName]
@@ -69,8 +69,8 @@ func TestFirstSyncThenBuySeatsAndRetry(t *testing.T) {
 	s.sandbox.ResetStats()
 	s.signal(workflows.SignalSyncNow, workflows.ActorSignal{Actor: "alice"})
 	again := s.waitRun(retry.RunID)
-	require.Equal(t, store.RunSucceeded, again.Status)
-	require.Zero(t, again.Outcomes[activities.Created]+again.Outcomes[activities.Updated])
+	require.Equal(t, vocab.RunSucceeded, again.Status)
+	require.Zero(t, again.Outcomes[vocab.Created]+again.Outcomes[vocab.Updated])
 	require.Zero(t, s.sandbox.Stats().Writes, "an unchanged resync sends no SCIM write")
 
 	history, err := s.store.History(s.ctx, org, store.HistoryFilter{Actor: "alice", Limit: 50})
@@ -82,7 +82,7 @@ func TestFirstSyncThenBuySeatsAndRetry(t *testing.T) {
 	require.Contains(t, actions, "switch/enable")
 	require.Contains(t, actions, "retry/retry")
 	require.Contains(t, actions, "license/set")
-	fails, err := s.store.History(s.ctx, org, store.HistoryFilter{Type: store.EventFailure, Limit: 500})
+	fails, err := s.store.History(s.ctx, org, store.HistoryFilter{Type: vocab.EventFailure, Limit: 500})
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, len(fails), 17+len(waiting), "every failure is in the history")
 }
@@ -96,7 +96,7 @@ func TestDisableDuringASync(t *testing.T) {
 	s.signal(workflows.SignalDisable, workflows.SwitchSignal{Actor: "ops"})
 	last := s.waitRun("")
 
-	require.Equal(t, store.RunCancelled, last.Status)
+	require.Equal(t, vocab.RunCancelled, last.Status)
 	st := s.status()
 	require.False(t, st.Enabled)
 	provisioned := len(s.linked())
@@ -109,7 +109,7 @@ func TestDisableDuringASync(t *testing.T) {
 	runs, err := s.store.Runs(s.ctx, org, 5)
 	require.NoError(t, err)
 	require.Len(t, runs, 1)
-	require.Equal(t, store.RunCancelled, runs[0].Status)
+	require.Equal(t, vocab.RunCancelled, runs[0].Status)
 }
 
 // Spec 3, example 4 end to end: reordering two rules changes the user group at the next sync.
@@ -117,7 +117,7 @@ func TestRuleReorderTakesEffectAtTheNextSync(t *testing.T) {
 	s := newStack(t, demo.Org())
 	s.signal(workflows.SignalEnable, workflows.SwitchSignal{})
 	first := s.waitRun("")
-	require.Equal(t, store.RunSucceeded, first.Status)
+	require.Equal(t, vocab.RunSucceeded, first.Status)
 
 	// Five sales people are also in Marketing; Marketing's rule is above Sales's.
 	rs, err := s.store.Rules(s.ctx, org)
@@ -144,7 +144,7 @@ func TestRuleReorderTakesEffectAtTheNextSync(t *testing.T) {
 	s.signal(workflows.SignalSyncNow, workflows.ActorSignal{})
 	second := s.waitRun(first.RunID)
 
-	require.Equal(t, 5, second.Outcomes[activities.Updated], "only the five users in both groups change")
+	require.Equal(t, 5, second.Outcomes[vocab.Updated], "only the five users in both groups change")
 	// The user group is a target group, not a user attribute: two group PATCHes, no user write.
 	require.Zero(t, s.sandbox.Stats().Count("PATCH", "/Users/{id}"))
 	require.Equal(t, 2, s.sandbox.Stats().Count("PATCH", "/Groups/{id}"), "one PATCH per group, batched")
@@ -159,14 +159,14 @@ func TestRacingSyncsNeverOverAllocateSeats(t *testing.T) {
 	for i := range 2 {
 		id := workflows.RunWorkflowID(org, "race-"+string(rune('a'+i)))
 		_, err := s.client.ExecuteWorkflow(s.ctx, clientOptions(id), workflows.SyncRunWorkflow,
-			workflows.RunInput{Org: org, RunID: id, Kind: workflows.KindManual})
+			workflows.RunInput{Org: org, RunID: id, Kind: vocab.KindManual})
 		require.NoError(t, err)
 		runs = append(runs, id)
 	}
 	for _, id := range runs {
-		var sum activities.RunSummary
+		var sum steps.RunSummary
 		require.NoError(t, s.client.GetWorkflow(s.ctx, id, "").Get(s.ctx, &sum))
-		require.Equal(t, store.RunSucceeded, sum.Status)
+		require.Equal(t, vocab.RunSucceeded, sum.Status)
 	}
 	require.Equal(t, 60, s.activeWith(demo.Webinar))
 	ls, err := s.store.Licenses(s.ctx, org)
@@ -189,7 +189,7 @@ func TestGroupDeletedInTheTargetIsCreatedAgain(t *testing.T) {
 	s := newStack(t, demo.Org())
 	s.signal(workflows.SignalEnable, workflows.SwitchSignal{})
 	first := s.waitRun("")
-	require.Equal(t, store.RunSucceeded, first.Status)
+	require.Equal(t, vocab.RunSucceeded, first.Status)
 	sales := len(s.sandbox.GroupMembers("Sales"))
 	require.NotZero(t, sales)
 	g, err := s.target.FindGroup(s.ctx, "Sales")
@@ -222,6 +222,6 @@ func TestGroupDeletedInTheTargetIsCreatedAgain(t *testing.T) {
 	require.NoError(t, err)
 	s.signal(workflows.SignalSyncNow, workflows.ActorSignal{})
 	second := s.waitRun(first.RunID)
-	require.Equal(t, store.RunSucceeded, second.Status, second.Error)
+	require.Equal(t, vocab.RunSucceeded, second.Status, second.Error)
 	require.Len(t, s.sandbox.GroupMembers("Sales"), sales+5, "created again with every member")
 }

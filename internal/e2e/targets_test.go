@@ -8,12 +8,10 @@ import (
 	"github.com/go-ldap/ldap/v3"
 	"github.com/stretchr/testify/require"
 
-	"github.com/usersync/usersync/activities"
 	"github.com/usersync/usersync/internal/demo"
-	"github.com/usersync/usersync/internal/plan"
 	"github.com/usersync/usersync/internal/rules"
 	"github.com/usersync/usersync/internal/scim"
-	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/vocab"
 	"github.com/usersync/usersync/workflows"
 )
 
@@ -30,16 +28,16 @@ func TestWholeSyncOnEachTarget(t *testing.T) {
 			s := newStackOn(t, d, kind)
 			s.signal(workflows.SignalEnable, workflows.SwitchSignal{Actor: "alice"})
 			first := s.waitRun("")
-			require.Equal(t, store.RunSucceeded, first.Status, first.Error)
+			require.Equal(t, vocab.RunSucceeded, first.Status, first.Error)
 			banners := s.banners()
-			require.Equal(t, 10, banners[plan.DomainNotValidated])
-			require.Equal(t, 5, banners[plan.ExistingAccount])
-			require.Equal(t, 2, banners[plan.InvalidUserData])
-			require.Zero(t, banners[plan.TargetRejected], "the target took everything we sent: %v", s.failures(store.FailureFilter{Type: plan.TargetRejected}))
-			waiting := s.failures(store.FailureFilter{Type: plan.OutOfLicenses})
+			require.Equal(t, 10, banners[vocab.DomainNotValidated])
+			require.Equal(t, 5, banners[vocab.ExistingAccount])
+			require.Equal(t, 2, banners[vocab.InvalidUserData])
+			require.Zero(t, banners[vocab.TargetRejected], "the target took everything we sent: %v", s.failures(vocab.Filter{Type: vocab.TargetRejected}))
+			waiting := s.failures(vocab.Filter{Type: vocab.OutOfLicenses})
 			require.NotEmpty(t, waiting)
 			accounts := s.checkTarget()
-			require.Equal(t, first.Outcomes[activities.Created], countLinked(accounts))
+			require.Equal(t, first.Outcomes[vocab.Created], countLinked(accounts))
 
 			// Custom fields and templates are in the organization's extension, read back.
 			alpha := demoMails(d, demoMembers(d, "Project-Alpha"))
@@ -61,10 +59,10 @@ func TestWholeSyncOnEachTarget(t *testing.T) {
 
 			// Buy seats, retry the license failures.
 			require.NoError(t, s.store.SetLicense(s.ctx, org, "alice", demo.Webinar, 60+len(waiting)))
-			s.signal(workflows.SignalRetry, workflows.RetrySignal{Actor: "alice", Filter: plan.Filter{Type: plan.OutOfLicenses}})
+			s.signal(workflows.SignalRetry, workflows.RetrySignal{Actor: "alice", Filter: vocab.Filter{Type: vocab.OutOfLicenses}})
 			retry := s.waitRun(first.RunID)
-			require.Equal(t, len(waiting), retry.Outcomes[activities.Created])
-			require.Zero(t, s.banners()[plan.OutOfLicenses])
+			require.Equal(t, len(waiting), retry.Outcomes[vocab.Created])
+			require.Zero(t, s.banners()[vocab.OutOfLicenses])
 			accounts = s.checkTarget()
 			require.Equal(t, 60+len(waiting), activeWith(accounts, demo.Webinar))
 
@@ -83,9 +81,9 @@ func TestWholeSyncOnEachTarget(t *testing.T) {
 			require.NoError(t, err)
 			s.signal(workflows.SignalSyncNow, workflows.ActorSignal{Actor: "alice"})
 			changed := s.waitRun(retry.RunID)
-			require.Equal(t, store.RunSucceeded, changed.Status, changed.Error)
-			require.NotZero(t, changed.Outcomes[activities.Updated])
-			require.Zero(t, s.banners()[plan.TargetRejected], "%v", s.failures(store.FailureFilter{Type: plan.TargetRejected}))
+			require.Equal(t, vocab.RunSucceeded, changed.Status, changed.Error)
+			require.NotZero(t, changed.Outcomes[vocab.Updated])
+			require.Zero(t, s.banners()[vocab.TargetRejected], "%v", s.failures(vocab.Filter{Type: vocab.TargetRejected}))
 			accounts = s.checkTarget()
 			support := demoMails(d, demoMembers(d, "Support"))
 			for _, u := range accounts {
@@ -111,9 +109,9 @@ func TestWholeSyncOnEachTarget(t *testing.T) {
 			leaver := s.disableOneProvisioned(accounts)
 			s.signal(workflows.SignalSyncNow, workflows.ActorSignal{Actor: "alice"})
 			last := s.waitRun(changed.RunID)
-			require.Equal(t, store.RunSucceeded, last.Status, last.Error)
-			require.GreaterOrEqual(t, last.Outcomes[activities.Suspended], 1)
-			require.Zero(t, s.banners()[plan.TargetRejected], "%v", s.failures(store.FailureFilter{Type: plan.TargetRejected}))
+			require.Equal(t, vocab.RunSucceeded, last.Status, last.Error)
+			require.GreaterOrEqual(t, last.Outcomes[vocab.Suspended], 1)
+			require.Zero(t, s.banners()[vocab.TargetRejected], "%v", s.failures(vocab.Filter{Type: vocab.TargetRejected}))
 			after := s.checkTarget()
 			gone, ok := after[leaver.ID]
 			require.True(t, ok, "the leaver's account is kept")

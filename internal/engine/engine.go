@@ -10,7 +10,8 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/usersync/usersync/activities"
-	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/steps"
+	"github.com/usersync/usersync/internal/vocab"
 	"github.com/usersync/usersync/workflows"
 )
 
@@ -30,22 +31,23 @@ const RateHeadroom = 0.98
 // slots unused whenever dispatch jitters. The server-side limit only keeps the backlog small.
 const dispatchSlack = 1.5
 
-// Steps are the activities the workflows call, by method name: *activities.Activities, or
-// the benchmark's stand-in that does nothing (the fan-out's own cost). Declared here so that
-// a stand-in missing a step fails to compile instead of failing a run.
+// Steps are the activities the workflows call, by method name (the names in package steps,
+// which the workflows use): *activities.Activities, or the benchmark's stand-in that does
+// nothing (the fan-out's own cost). Declared here so that a stand-in missing a step fails to
+// compile instead of failing a run; engine_test checks that the names and the methods agree.
 type Steps interface {
-	RunSettings(context.Context) (activities.RunSettings, error)
-	DiscoverTarget(context.Context, activities.SnapshotInput) (activities.TargetCheck, error)
-	SnapshotDirectory(context.Context, activities.SnapshotInput) (activities.SnapshotResult, error)
-	PlanRun(context.Context, activities.PlanInput) (activities.PlanResult, error)
-	EvaluatePage(context.Context, activities.PageRef) (activities.PageEvaluation, error)
-	CheckLicenses(context.Context, activities.SeatsInput) (activities.StepResult, error)
-	ProvisionUser(context.Context, activities.UserStep) (activities.UserOutcome, error)
-	ProbeTarget(context.Context, activities.UserStep) (bool, error)
-	RecordUserFailure(context.Context, activities.UserFailureInput) (activities.UserOutcome, error)
-	SyncGroups(context.Context, activities.RunRef) (activities.GroupsResult, error)
-	FinishRun(context.Context, activities.FinishInput) (activities.RunSummary, error)
-	RecordEvent(context.Context, store.Event) error
+	RunSettings(context.Context) (steps.FanOut, error)
+	DiscoverTarget(context.Context, steps.SnapshotInput) (steps.TargetCheck, error)
+	SnapshotDirectory(context.Context, steps.SnapshotInput) (steps.SnapshotResult, error)
+	PlanRun(context.Context, steps.PlanInput) (steps.PlanResult, error)
+	EvaluatePage(context.Context, steps.PageRef) (steps.PageEvaluation, error)
+	CheckLicenses(context.Context, steps.SeatsInput) (steps.StepResult, error)
+	ProvisionUser(context.Context, steps.UserStep) (steps.UserOutcome, error)
+	ProbeTarget(context.Context, steps.UserStep) (bool, error)
+	RecordUserFailure(context.Context, steps.UserFailureInput) (steps.UserOutcome, error)
+	SyncGroups(context.Context, steps.RunRef) (steps.GroupsResult, error)
+	FinishRun(context.Context, steps.FinishInput) (steps.RunSummary, error)
+	RecordEvent(context.Context, vocab.Event) error
 }
 
 var _ Steps = (*activities.Activities)(nil)

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/usersync/usersync/internal/vocab"
 )
 
 // MaxValueLen is the longest attribute value (in characters) sent to the target.
@@ -15,9 +17,9 @@ const MaxValueLen = 256
 // sent: invalid_user_data (missing or malformed identity fields, oversize values, control
 // characters) and domain_not_validated (the email's domain, lower-cased, is not in
 // validated). It returns nil when the user can be provisioned.
-func CheckUser(d Desired, validated map[string]bool) *Failure {
-	invalid := func(format string, args ...any) *Failure {
-		return &Failure{Type: InvalidUserData, Message: fmt.Sprintf(format, args...)}
+func CheckUser(d Desired, validated map[string]bool) *vocab.Failure {
+	invalid := func(format string, args ...any) *vocab.Failure {
+		return &vocab.Failure{Type: vocab.InvalidUserData, Message: fmt.Sprintf(format, args...)}
 	}
 	if strings.TrimSpace(d.ExternalID) == "" {
 		return invalid("externalId is empty (user %q)", d.UserName)
@@ -47,7 +49,7 @@ func CheckUser(d Desired, validated map[string]bool) *Failure {
 	}
 	domain := strings.ToLower(d.Email[strings.LastIndexByte(d.Email, '@')+1:])
 	if !validated[domain] {
-		return &Failure{Type: DomainNotValidated,
+		return &vocab.Failure{Type: vocab.DomainNotValidated,
 			Message: fmt.Sprintf("email domain %q is not a validated domain of the organization (email %q)", domain, d.Email)}
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 
 	"github.com/usersync/usersync/internal/directory"
 	"github.com/usersync/usersync/internal/rules"
+	"github.com/usersync/usersync/internal/vocab"
 )
 
 // Explanation tells an admin why one user gets what it gets (spec section 10, "explain").
@@ -22,11 +23,11 @@ type Explanation struct {
 	License      LicenseDecision `json:"license"`
 	Linked       bool            `json:"linked"`
 	// Action is what this sync would do; empty when there is nothing to do.
-	Action   Action   `json:"action,omitempty"`
-	Changed  []string `json:"changed,omitempty"` // fields that differ from the applied state
-	Desired  *Desired `json:"desired,omitempty"`
-	Failure  *Failure `json:"failure,omitempty"`
-	Warnings []string `json:"warnings,omitempty"`
+	Action   Action         `json:"action,omitempty"`
+	Changed  []string       `json:"changed,omitempty"` // fields that differ from the applied state
+	Desired  *Desired       `json:"desired,omitempty"`
+	Failure  *vocab.Failure `json:"failure,omitempty"`
+	Warnings []string       `json:"warnings,omitempty"`
 }
 
 // MatchedRule is one rule whose group holds the user, in priority order.
@@ -167,7 +168,7 @@ func mappingSource(ms []Mapping, target string) string {
 
 func licenseDecision(e Explanation) string {
 	switch {
-	case e.Failure != nil && e.Failure.Type == OutOfLicenses:
+	case e.Failure != nil && e.Failure.Type == vocab.OutOfLicenses:
 		return e.Failure.Message + "; the user takes no new seat"
 	case e.Failure != nil:
 		return "not evaluated: " + e.Failure.Type

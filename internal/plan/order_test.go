@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand"
 	"testing"
+
+	"github.com/usersync/usersync/internal/vocab"
 )
 
 // The byte order of the stored keys is the Go order: a store that sorts by them sorts as
@@ -71,7 +73,7 @@ func TestOnlySeatCandidatesHaveASeatOrder(t *testing.T) {
 	if !bytes.Equal(SeatOrder(it, k), k.Sortable()) {
 		t.Error("a seat candidate is ordered by its key")
 	}
-	FailItem(&it, Failure{Type: OutOfLicenses})
+	FailItem(&it, vocab.Failure{Type: vocab.OutOfLicenses})
 	if SeatOrder(it, k) != nil {
 		t.Error("a failed candidate keeps a seat order")
 	}

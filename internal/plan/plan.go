@@ -11,6 +11,7 @@ import (
 
 	"github.com/usersync/usersync/internal/directory"
 	"github.com/usersync/usersync/internal/rules"
+	"github.com/usersync/usersync/internal/vocab"
 )
 
 // Safety threshold defaults (spec section 10).
@@ -140,7 +141,7 @@ func absent(in Input, seen map[string]bool, held map[string][]string) []Known {
 	return out
 }
 
-func failureOf(failed map[string]Failure, id string) *Failure {
+func failureOf(failed map[string]vocab.Failure, id string) *vocab.Failure {
 	if f, ok := failed[id]; ok {
 		return &f
 	}
@@ -180,9 +181,9 @@ func NewPlanner(in Input) *Planner {
 // Row is one directory user and what the store knows about it.
 type Row struct {
 	User    directory.User
-	Applied *Applied // last applied state; nil when not linked
-	Failure *Failure // current failure; nil when none
-	Held    []string // sorted products whose seat the user holds
+	Applied *Applied       // last applied state; nil when not linked
+	Failure *vocab.Failure // current failure; nil when none
+	Held    []string       // sorted products whose seat the user holds
 }
 
 // Known is what the store knows of a user besides the directory: the linked account (by its
@@ -193,7 +194,7 @@ type Known struct {
 	Linked     bool   // there is a linked account (an applied state)
 	Active     bool   // the linked account is active
 	UserName   string // the name a retry filter matches: the linked account's, else the directory's, else ""
-	Failure    *Failure
+	Failure    *vocab.Failure
 	Held       []string // sorted products whose seat the user holds
 }
 
@@ -316,14 +317,14 @@ func SuspendItem(ap Applied, held []string) Item {
 func SuspensionItem(ap Applied, held []string, holdMsg string) Item {
 	it := SuspendItem(ap, held)
 	if holdMsg != "" {
-		FailItem(&it, Failure{Type: SuspensionHeld, Message: holdMsg})
+		FailItem(&it, vocab.Failure{Type: vocab.SuspensionHeld, Message: holdMsg})
 	}
 	return it
 }
 
 // FailItem turns planned work into a failure decided before provisioning: nothing is
 // written and no seat is taken or released.
-func FailItem(it *Item, f Failure) {
+func FailItem(it *Item, f vocab.Failure) {
 	it.Action, it.Failure = Fail, &f
 	it.Changed, it.NewSeats, it.ReleaseSeats = nil, nil, nil
 }
@@ -408,7 +409,7 @@ func NewSeatLedger(seats, used map[string]int) *SeatLedger {
 
 // Take gives the user a seat of each product, all or nothing: one short product fails the
 // user (the first, in sorted order, is reported) and no seat is taken.
-func (l *SeatLedger) Take(products []string) *Failure {
+func (l *SeatLedger) Take(products []string) *vocab.Failure {
 	for _, prod := range products {
 		if l.free[prod] <= 0 {
 			return OutOfLicensesFailure(prod, l.seats[prod])
@@ -431,12 +432,12 @@ func (l *SeatLedger) Serve(it *Item) bool {
 }
 
 // OutOfLicensesFailure is the failure of a user who finds no free seat of product.
-func OutOfLicensesFailure(product string, seats int) *Failure {
+func OutOfLicensesFailure(product string, seats int) *vocab.Failure {
 	msg := fmt.Sprintf("no free seat for product %q (%d seats, all assigned)", product, seats)
 	if seats <= 0 {
 		msg = fmt.Sprintf("no free seat for product %q (no seats configured)", product)
 	}
-	return &Failure{Type: OutOfLicenses, Product: product, Message: msg}
+	return &vocab.Failure{Type: vocab.OutOfLicenses, Product: product, Message: msg}
 }
 
 // prepareRules normalizes and sorts the rules once, so Resolve does no work per user.
@@ -519,7 +520,7 @@ func (p *Planner) planUser(r Row, a rules.Assignment) Verdict {
 
 // selected reports whether the run plans this user: always, unless a retry filter is set;
 // then the user must have a current failure matching every set field of the filter.
-func (p *Planner) selected(f *Failure, externalID, userName string) bool {
+func (p *Planner) selected(f *vocab.Failure, externalID, userName string) bool {
 	r := p.in.Retry
 	if r == nil {
 		return true

@@ -10,6 +10,7 @@ import (
 
 	"github.com/usersync/usersync/internal/directory"
 	"github.com/usersync/usersync/internal/rules"
+	"github.com/usersync/usersync/internal/vocab"
 )
 
 const (
@@ -47,7 +48,7 @@ func baseInput(users ...directory.User) Input {
 		Rules:            testRules(),
 		ValidatedDomains: map[string]bool{"example.com": true},
 		Applied:          map[string]Applied{},
-		Failed:           map[string]Failure{},
+		Failed:           map[string]vocab.Failure{},
 		Seats:            map[string]int{"Meeting": 100, "Webinar": 100},
 		Held:             map[string]map[string]bool{},
 	}
@@ -93,7 +94,7 @@ func TestPlanCreateUpdateUnchanged(t *testing.T) {
 	link(t, &in, same)
 	link(t, &in, changed)
 	link(t, &in, failedSame)
-	in.Failed["g-fs"] = Failure{Type: TargetUnavailable, Message: "503"}
+	in.Failed["g-fs"] = vocab.Failure{Type: vocab.TargetUnavailable, Message: "503"}
 	in.Users[2].Groups = []string{admins} // carl became an admin since the last sync
 	res := Plan(in)
 
@@ -172,11 +173,11 @@ func TestPlanCheckFailures(t *testing.T) {
 	in := baseInput(bad, foreign)
 	link(t, &in, foreign) // a linked user failing a check is not suspended, not updated
 	res := Plan(in)
-	if it := itemFor(t, res, "g1"); it.Action != Fail || it.Failure.Type != InvalidUserData || !strings.Contains(it.Failure.Message, `"bob"`) {
+	if it := itemFor(t, res, "g1"); it.Action != Fail || it.Failure.Type != vocab.InvalidUserData || !strings.Contains(it.Failure.Message, `"bob"`) {
 		t.Errorf("bad email: %+v", it)
 	}
 	it := itemFor(t, res, "g2")
-	if it.Action != Fail || it.Failure.Type != DomainNotValidated || !strings.Contains(it.Failure.Message, `"other.net"`) {
+	if it.Action != Fail || it.Failure.Type != vocab.DomainNotValidated || !strings.Contains(it.Failure.Message, `"other.net"`) {
 		t.Errorf("foreign domain: %+v", it)
 	}
 	if it.NewSeats != nil || it.ReleaseSeats != nil {
@@ -242,10 +243,10 @@ func TestPlanSuspension(t *testing.T) {
 func TestPlanResolved(t *testing.T) {
 	in := baseInput(user("g-in", "ivy", staff), user("g-off", "otto", staff))
 	in.Users[1].Disabled = true
-	in.Failed["g-off"] = Failure{Type: DomainNotValidated}         // disabled, never linked
-	in.Failed["g-gone"] = Failure{Type: ExistingAccount}           // vanished, never linked
-	in.Failed["g-in"] = Failure{Type: OutOfLicenses, Product: "M"} // still in scope: re-planned
-	in.Failed["g-susp"] = Failure{Type: TargetRejected}            // linked and already inactive
+	in.Failed["g-off"] = vocab.Failure{Type: vocab.DomainNotValidated}         // disabled, never linked
+	in.Failed["g-gone"] = vocab.Failure{Type: vocab.ExistingAccount}           // vanished, never linked
+	in.Failed["g-in"] = vocab.Failure{Type: vocab.OutOfLicenses, Product: "M"} // still in scope: re-planned
+	in.Failed["g-susp"] = vocab.Failure{Type: vocab.TargetRejected}            // linked and already inactive
 	in.Applied["g-susp"] = Applied{ExternalID: "g-susp", State: Desired{ExternalID: "g-susp", UserName: "s@example.com"}}
 	res := Plan(in)
 	if want := []string{"g-gone", "g-off", "g-susp"}; !reflect.DeepEqual(res.Resolved, want) {
@@ -278,7 +279,7 @@ func TestPlanLicenseShortageIsDeterministic(t *testing.T) {
 	}
 	for _, id := range []string{"g-5", "g-1"} {
 		it := itemFor(t, want, id)
-		if it.Action != Fail || it.Failure.Type != OutOfLicenses || it.Failure.Product != "Webinar" {
+		if it.Action != Fail || it.Failure.Type != vocab.OutOfLicenses || it.Failure.Product != "Webinar" {
 			t.Fatalf("%s = %+v, want out_of_licenses for Webinar", it.UserName, it)
 		}
 		if it.Failure.Message != `no free seat for product "Webinar" (4 seats, all assigned)` {
@@ -376,7 +377,7 @@ func TestPlanReleasedSeatsAreNotFreeInTheSameSync(t *testing.T) {
 		t.Errorf("leo = %+v, want release Webinar", it)
 	}
 	// ...but nia only gets it next sync.
-	if it := itemFor(t, res, "g-new"); it.Action != Fail || it.Failure.Type != OutOfLicenses {
+	if it := itemFor(t, res, "g-new"); it.Action != Fail || it.Failure.Type != vocab.OutOfLicenses {
 		t.Errorf("nia = %+v, want out_of_licenses this sync", it)
 	}
 }
@@ -446,7 +447,7 @@ func TestPlanSafety(t *testing.T) {
 			}
 			held := 0
 			for _, it := range res.Items {
-				if it.Action == Fail && it.Failure.Type == SuspensionHeld {
+				if it.Action == Fail && it.Failure.Type == vocab.SuspensionHeld {
 					held++
 					if !strings.Contains(it.Failure.Message, fmt.Sprintf("would suspend %d", tt.k)) ||
 						!strings.Contains(it.Failure.Message, tt.heldMessageOK) {
@@ -473,7 +474,7 @@ func TestPlanSafety(t *testing.T) {
 
 func TestPlanSuspiciousReadClearsNoFailure(t *testing.T) {
 	in := baseInput()
-	in.Failed["g-gone"] = Failure{Type: ExistingAccount}
+	in.Failed["g-gone"] = vocab.Failure{Type: vocab.ExistingAccount}
 	if res := Plan(in); res.Resolved != nil {
 		t.Errorf("empty read resolved failures: %v", res.Resolved)
 	}
@@ -484,16 +485,16 @@ func TestPlanRetry(t *testing.T) {
 		in := baseInput(
 			user("g-lic", "Lars", admins), user("g-dom", "dora", staff), user("g-ok", "otto", staff),
 			user("g-ex", "eve", staff))
-		in.Failed["g-lic"] = Failure{Type: OutOfLicenses, Product: "Webinar"}
-		in.Failed["g-dom"] = Failure{Type: DomainNotValidated}
-		in.Failed["g-ex"] = Failure{Type: ExistingAccount}
+		in.Failed["g-lic"] = vocab.Failure{Type: vocab.OutOfLicenses, Product: "Webinar"}
+		in.Failed["g-dom"] = vocab.Failure{Type: vocab.DomainNotValidated}
+		in.Failed["g-ex"] = vocab.Failure{Type: vocab.ExistingAccount}
 		// A linked active user who left scope and is failed (held), and one who is not failed.
 		held := user("g-held", "hal", staff)
 		link(t, &in, held)
-		in.Failed["g-held"] = Failure{Type: SuspensionHeld}
+		in.Failed["g-held"] = vocab.Failure{Type: vocab.SuspensionHeld}
 		link(t, &in, user("g-left", "lou", staff))
 		// A failed user who is gone and never linked.
-		in.Failed["g-gone"] = Failure{Type: DomainNotValidated}
+		in.Failed["g-gone"] = vocab.Failure{Type: vocab.DomainNotValidated}
 		for i := range 30 { // enough active linked users for the threshold to allow one suspension
 			u := user(fmt.Sprintf("k%02d", i), fmt.Sprintf("k%02d", i), staff)
 			link(t, &in, u)
@@ -503,18 +504,18 @@ func TestPlanRetry(t *testing.T) {
 	}
 	tests := []struct {
 		name         string
-		filter       Filter
+		filter       vocab.Filter
 		want         []string // externalIds with items
 		wantResolved []string
 	}{
-		{"all failed", Filter{}, []string{"g-dom", "g-ex", "g-held", "g-lic"}, []string{"g-gone"}},
-		{"by type", Filter{Type: "domain_not_validated"}, []string{"g-dom"}, []string{"g-gone"}},
-		{"by product", Filter{Product: "webinar"}, []string{"g-lic"}, nil},
-		{"by userName, any case", Filter{User: "LARS@example.com"}, []string{"g-lic"}, nil},
-		{"by externalId", Filter{User: "g-ex"}, []string{"g-ex"}, nil},
-		{"a user who is not failed", Filter{User: "otto@example.com"}, nil, nil},
-		{"type and user must both match", Filter{Type: OutOfLicenses, User: "dora@example.com"}, nil, nil},
-		{"suspension_held retry suspends that user only", Filter{Type: SuspensionHeld}, []string{"g-held"}, nil},
+		{"all failed", vocab.Filter{}, []string{"g-dom", "g-ex", "g-held", "g-lic"}, []string{"g-gone"}},
+		{"by type", vocab.Filter{Type: "domain_not_validated"}, []string{"g-dom"}, []string{"g-gone"}},
+		{"by product", vocab.Filter{Product: "webinar"}, []string{"g-lic"}, nil},
+		{"by userName, any case", vocab.Filter{User: "LARS@example.com"}, []string{"g-lic"}, nil},
+		{"by externalId", vocab.Filter{User: "g-ex"}, []string{"g-ex"}, nil},
+		{"a user who is not failed", vocab.Filter{User: "otto@example.com"}, nil, nil},
+		{"type and user must both match", vocab.Filter{Type: vocab.OutOfLicenses, User: "dora@example.com"}, nil, nil},
+		{"suspension_held retry suspends that user only", vocab.Filter{Type: vocab.SuspensionHeld}, []string{"g-held"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -575,7 +576,7 @@ func BenchmarkPlan(b *testing.B) {
 		Mappings:         []Mapping{{Source: "department", Target: "enterprise:department"}},
 		ValidatedDomains: map[string]bool{"example.com": true},
 		Applied:          map[string]Applied{},
-		Failed:           map[string]Failure{},
+		Failed:           map[string]vocab.Failure{},
 		Seats:            map[string]int{"Meeting": n, "Webinar": n / 20},
 		Held:             map[string]map[string]bool{"Meeting": {}, "Webinar": {}},
 	}

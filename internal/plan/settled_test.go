@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/usersync/usersync/internal/directory"
+	"github.com/usersync/usersync/internal/vocab"
 )
 
 // Settled (the cheap check a streaming plan makes before decoding an applied state) picks
@@ -21,7 +22,7 @@ func TestSettledIsExactlyWhatPlanFindsUnchanged(t *testing.T) {
 		link(t, &in, u)
 	}
 	delete(in.Held["Webinar"], "e") // bookkeeping out of step: Plan repairs it with an Update
-	in.Failed["d"] = Failure{Type: TargetUnavailable}
+	in.Failed["d"] = vocab.Failure{Type: vocab.TargetUnavailable}
 	renamed.DisplayName = "Cid Renamed"
 	in.Users[2] = renamed
 	disabled.Disabled = true
@@ -59,7 +60,7 @@ func TestNothingIsSettledInARetry(t *testing.T) {
 	u := user("a", "ann", staff)
 	in := baseInput(u)
 	link(t, &in, u)
-	in.Retry = &Filter{}
+	in.Retry = &vocab.Filter{}
 	if NewPlanner(in).Settled(u, hashOf(in, "a"), false, heldBy(in.Held)["a"]) {
 		t.Fatal("a retry plans only failed users: nobody is settled")
 	}

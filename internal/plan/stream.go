@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/usersync/usersync/internal/directory"
+	"github.com/usersync/usersync/internal/vocab"
 )
 
 // Store is what a streaming plan reads and writes: one run's snapshot and what is known of
@@ -43,7 +44,7 @@ type Store interface {
 type UserRow struct {
 	User        directory.User
 	AppliedHash string // "" when not linked
-	Failure     *Failure
+	Failure     *vocab.Failure
 	Held        []string // products whose seat the user holds, sorted bytewise
 }
 

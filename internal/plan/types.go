@@ -8,28 +8,8 @@ package plan
 import (
 	"github.com/usersync/usersync/internal/directory"
 	"github.com/usersync/usersync/internal/rules"
+	"github.com/usersync/usersync/internal/vocab"
 )
-
-// Failure types (spec section 9).
-const (
-	OutOfLicenses      = "out_of_licenses"
-	ExistingAccount    = "existing_account"
-	DomainNotValidated = "domain_not_validated"
-	InvalidUserData    = "invalid_user_data"
-	TargetRejected     = "target_rejected"
-	TargetUnavailable  = "target_unavailable"
-	SuspensionHeld     = "suspension_held"
-)
-
-// Run-level failure types: the sync stopped as a whole, no user is failed for it (spec 9).
-const (
-	TargetAuth         = "target_auth"         // 401, or 403 to a read
-	TargetIncompatible = "target_incompatible" // no PATCH, or the custom extension or an attribute is not declared
-)
-
-// FailureTypes lists every failure type, for validation of CLI input and banners.
-var FailureTypes = []string{OutOfLicenses, ExistingAccount, DomainNotValidated, InvalidUserData,
-	TargetRejected, TargetUnavailable, SuspensionHeld}
 
 // Mapping copies one directory attribute to a target attribute. Target is
 // "enterprise:<employeeNumber|costCenter|division|department>" or "custom:<name>".
@@ -74,32 +54,18 @@ const (
 	Fail    Action = "fail"    // decided failure before provisioning (see Item.Failure)
 )
 
-// Failure is a per-user business failure.
-type Failure struct {
-	Type    string `json:"type"`
-	Product string `json:"product,omitempty"` // for out_of_licenses
-	Message string `json:"message"`
-}
-
 // Item is the work for one user in one sync.
 type Item struct {
-	ExternalID string   `json:"externalId"`
-	UserName   string   `json:"userName"`
-	Action     Action   `json:"action"`
-	Desired    Desired  `json:"desired"`
-	Changed    []string `json:"changed,omitempty"` // Desired field names that differ from Applied (json names)
-	Failure    *Failure `json:"failure,omitempty"` // set when Action == Fail
+	ExternalID string         `json:"externalId"`
+	UserName   string         `json:"userName"`
+	Action     Action         `json:"action"`
+	Desired    Desired        `json:"desired"`
+	Changed    []string       `json:"changed,omitempty"` // Desired field names that differ from Applied (json names)
+	Failure    *vocab.Failure `json:"failure,omitempty"` // set when Action == Fail
 	// NewSeats are the products whose seats this user takes in this sync (not held before).
 	NewSeats []string `json:"newSeats,omitempty"`
 	// ReleaseSeats are products whose seats this user gives back (suspension or products removed).
 	ReleaseSeats []string `json:"releaseSeats,omitempty"`
-}
-
-// Filter narrows a retry to some failed users. Empty fields match everything.
-type Filter struct {
-	Type    string `json:"type,omitempty"`
-	Product string `json:"product,omitempty"`
-	User    string `json:"user,omitempty"` // userName or externalId
 }
 
 // Input is everything a plan needs.
@@ -112,12 +78,12 @@ type Input struct {
 	// Applied is the last applied state of each linked account, by externalId.
 	Applied map[string]Applied
 	// Failed are the users with a current failure, by externalId. They are always re-planned.
-	Failed map[string]Failure
+	Failed map[string]vocab.Failure
 	// Seats is the seat count per product; Held the externalIds holding a seat, per product.
 	Seats map[string]int
 	Held  map[string]map[string]bool
 	// Retry, when set, restricts the work to currently failed users matching it.
-	Retry *Filter
+	Retry *vocab.Filter
 	// ApproveSuspensions releases suspensions held by the safety threshold.
 	ApproveSuspensions bool
 	// PreviousSnapshotSize is the in-scope user count of the last good read (0 if none).

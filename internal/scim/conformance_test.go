@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/usersync/usersync/internal/devstack"
+	"github.com/usersync/usersync/internal/devstack/devstacktest"
 	"github.com/usersync/usersync/internal/plan"
 	"github.com/usersync/usersync/internal/scim"
 	"github.com/usersync/usersync/internal/scimsandbox"
@@ -111,7 +112,7 @@ func startSCIMMY(t *testing.T, cfg targetConfig) *conn {
 		// outside urn:ietf:params:scim:schemas:.
 		t.Skipf("SCIMMY cannot declare %s: it only accepts urn:ietf:params:scim:schemas: URNs", cfg.CustomSchema)
 	}
-	base := devstack.TestSCIMMY(t, devstack.SCIMMY{Token: token, CustomSchema: cfg.CustomSchema,
+	base := devstacktest.SCIMMY(t, devstack.SCIMMY{Token: token, CustomSchema: cfg.CustomSchema,
 		CustomAttributes: cfg.CustomAttributes, MaxResults: cfg.MaxResults})
 	u, err := url.Parse(base)
 	if err != nil {

@@ -5,13 +5,15 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/usersync/usersync/internal/vocab"
 )
 
 // ApproveAdoption records that an admin chose to adopt the unlinked target account that has
 // this user's userName (spec 7): the user's next attempt links the account and manages it
 // instead of failing existing_account. It goes to the history.
 func (s *Store) ApproveAdoption(ctx context.Context, org, actor, externalID, userName string) error {
-	return s.change(ctx, Event{Org: org, Actor: actor, Type: EventAdoption, Action: "approve",
+	return s.change(ctx, vocab.Event{Org: org, Actor: actor, Type: vocab.EventAdoption, Action: "approve",
 		Details: map[string]any{"externalId": externalID, "userName": userName}}, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO adoptions (org, external_id, user_name, approved_by) VALUES ($1,$2,$3,$4)
 			ON CONFLICT (org, external_id) DO UPDATE SET user_name=EXCLUDED.user_name,
@@ -30,14 +32,4 @@ func (s *Store) AdoptionApproved(ctx context.Context, org, externalID, userName 
 	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM adoptions WHERE org=$1 AND external_id=$2
 		AND lower(user_name)=lower($3))`, org, externalID, userName).Scan(&ok)
 	return ok, err
-}
-
-// LinkedTo returns the externalId of the directory user linked to target account scimID, or "".
-func (s *Store) LinkedTo(ctx context.Context, org, scimID string) (string, error) {
-	var id string
-	err := s.pool.QueryRow(ctx, `SELECT external_id FROM user_state WHERE org=$1 AND scim_id=$2 LIMIT 1`, org, scimID).Scan(&id)
-	if err == pgx.ErrNoRows {
-		return "", nil
-	}
-	return id, err
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/usersync/usersync/internal/plan"
 	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/vocab"
 )
 
 // An approval to adopt is for one user and one userName; the save of that user uses it up,
@@ -41,7 +42,7 @@ func TestAdoptionApprovalIsUsedUpBySavingTheUser(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, ok, "a user out of scope takes the approval along")
 
-	es, err := st.History(ctx, org, store.HistoryFilter{Type: store.EventAdoption})
+	es, err := st.History(ctx, org, store.HistoryFilter{Type: vocab.EventAdoption})
 	require.NoError(t, err)
 	var got []string
 	for _, e := range es {

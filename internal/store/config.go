@@ -9,6 +9,7 @@ import (
 
 	"github.com/usersync/usersync/internal/plan"
 	"github.com/usersync/usersync/internal/rules"
+	"github.com/usersync/usersync/internal/vocab"
 )
 
 // Rules returns the organization's rules in priority order.
@@ -98,7 +99,7 @@ func (s *Store) EditRules(ctx context.Context, org, actor, action string, edit f
 		if err := fitsTarget(ctx, tx, org, nil, current, ms); err != nil {
 			return err
 		}
-		return addEvent(ctx, tx, Event{Org: org, Actor: actor, Type: EventRule, Action: action,
+		return addEvent(ctx, tx, vocab.Event{Org: org, Actor: actor, Type: vocab.EventRule, Action: action,
 			Details: map[string]any{"rules": summarizeRules(next)}})
 	})
 	return result, err
@@ -110,13 +111,6 @@ func summarizeRules(rs []rules.Rule) []string {
 		out[i] = fmt.Sprintf("%d:#%d %s", r.Priority, r.ID, r.GroupDN)
 	}
 	return out
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
 }
 
 // Mappings returns the attribute mappings.
@@ -137,7 +131,7 @@ func readMappings(ctx context.Context, db dbtx, org string) ([]plan.Mapping, err
 
 // SetMapping maps a directory attribute to a target attribute; an empty source removes it.
 func (s *Store) SetMapping(ctx context.Context, org, actor, source, target string) error {
-	return s.change(ctx, Event{Org: org, Actor: actor, Type: EventMapping, Action: "set",
+	return s.change(ctx, vocab.Event{Org: org, Actor: actor, Type: vocab.EventMapping, Action: "set",
 		Details: map[string]any{"source": source, "target": target}}, func(tx pgx.Tx) error {
 		if source == "" {
 			tag, err := tx.Exec(ctx, `DELETE FROM mappings WHERE org=$1 AND target=$2`, org, target)
@@ -159,16 +153,6 @@ func (s *Store) SetMapping(ctx context.Context, org, actor, source, target strin
 			return err
 		}
 		return fitsTarget(ctx, tx, org, nil, rs, before)
-	})
-}
-
-// change runs fn and records e in one transaction.
-func (s *Store) change(ctx context.Context, e Event, fn func(pgx.Tx) error) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := fn(tx); err != nil {
-			return err
-		}
-		return addEvent(ctx, tx, e)
 	})
 }
 
@@ -199,7 +183,7 @@ func (s *Store) Catalog(ctx context.Context, org string) (rules.Catalog, error) 
 
 // SetCatalog replaces the catalog.
 func (s *Store) SetCatalog(ctx context.Context, org, actor string, c rules.Catalog) error {
-	return s.change(ctx, Event{Org: org, Actor: actor, Type: EventSetting, Action: "catalog",
+	return s.change(ctx, vocab.Event{Org: org, Actor: actor, Type: vocab.EventSetting, Action: "catalog",
 		Details: map[string]any{"products": c.Products, "roles": c.Roles, "templates": c.Templates}}, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM catalog WHERE org=$1`, org); err != nil {
 			return err
@@ -236,80 +220,10 @@ func (s *Store) Domains(ctx context.Context, org string) ([]Domain, error) {
 // SetDomain records whether a domain is validated.
 func (s *Store) SetDomain(ctx context.Context, org, actor, domain string, validated bool) error {
 	domain = strings.ToLower(strings.TrimSpace(domain))
-	return s.change(ctx, Event{Org: org, Actor: actor, Type: EventDomain, Action: "set",
+	return s.change(ctx, vocab.Event{Org: org, Actor: actor, Type: vocab.EventDomain, Action: "set",
 		Details: map[string]any{"domain": domain, "validated": validated}}, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO domains (org, domain, validated) VALUES ($1,$2,$3)
 			ON CONFLICT (org, domain) DO UPDATE SET validated=EXCLUDED.validated`, org, domain, validated)
 		return err
 	})
-}
-
-// License is a product's seat pool.
-type License struct {
-	Product string `json:"product"`
-	Seats   int    `json:"seats"`
-	Used    int    `json:"used"`
-}
-
-// Licenses lists seat pools with the seats in use.
-func (s *Store) Licenses(ctx context.Context, org string) ([]License, error) {
-	rows, err := s.pool.Query(ctx, `SELECT product, seats, used FROM licenses WHERE org=$1 ORDER BY product`, org)
-	if err != nil {
-		return nil, fmt.Errorf("read licenses: %w", err)
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (License, error) {
-		var l License
-		return l, r.Scan(&l.Product, &l.Seats, &l.Used)
-	})
-}
-
-// SetLicense sets a product's seat count. Lowering it below the seats in use is refused:
-// nobody loses access because of a typo.
-func (s *Store) SetLicense(ctx context.Context, org, actor, product string, seats int) error {
-	if seats < 0 {
-		return fmt.Errorf("seats: must be 0 or more, got %d", seats)
-	}
-	return s.change(ctx, Event{Org: org, Actor: actor, Type: EventLicense, Action: "set",
-		Details: map[string]any{"product": product, "seats": seats}}, func(tx pgx.Tx) error {
-		var used int
-		err := tx.QueryRow(ctx, `SELECT used FROM licenses WHERE org=$1 AND product=$2 FOR UPDATE`, org, product).Scan(&used)
-		if err != nil && err != pgx.ErrNoRows {
-			return err
-		}
-		if used > seats {
-			return fmt.Errorf("seats: %d is below the %d seats of %q in use; suspend users or remove the product from rules first", seats, used, product)
-		}
-		_, err = tx.Exec(ctx, `INSERT INTO licenses (org, product, seats) VALUES ($1,$2,$3)
-			ON CONFLICT (org, product) DO UPDATE SET seats=EXCLUDED.seats`, org, product, seats)
-		return err
-	})
-}
-
-// SeatState returns seat counts and current holders per product, for planning.
-func (s *Store) SeatState(ctx context.Context, org string) (map[string]int, map[string]map[string]bool, error) {
-	seats := map[string]int{}
-	held := map[string]map[string]bool{}
-	ls, err := s.Licenses(ctx, org)
-	if err != nil {
-		return nil, nil, err
-	}
-	for _, l := range ls {
-		seats[l.Product] = l.Seats
-	}
-	rows, err := s.pool.Query(ctx, `SELECT product, external_id FROM seats WHERE org=$1`, org)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read seats: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var p, id string
-		if err := rows.Scan(&p, &id); err != nil {
-			return nil, nil, err
-		}
-		if held[p] == nil {
-			held[p] = map[string]bool{}
-		}
-		held[p][id] = true
-	}
-	return seats, held, rows.Err()
 }

@@ -7,14 +7,14 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/usersync/usersync/internal/plan"
 	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/vocab"
 )
 
 // failureOf returns the current failure of one user.
 func failureOf(t *testing.T, ctx context.Context, st *store.Store, externalID string) store.FailureRecord {
 	t.Helper()
-	fs, err := st.Failures(ctx, org, store.FailureFilter{User: externalID})
+	fs, err := st.Failures(ctx, org, vocab.Filter{User: externalID})
 	require.NoError(t, err)
 	require.Len(t, fs, 1, "failure of %s", externalID)
 	return fs[0]
@@ -37,7 +37,7 @@ func sinceTime(t *testing.T, f store.FailureRecord) time.Time {
 // Spec 9 "Details": since when a user fails for this reason, and how often it was attempted.
 func TestRecordFailureKeepsSinceWhileTheTypeStaysTheSame(t *testing.T) {
 	st, ctx := openStore(t)
-	oos := plan.Failure{Type: plan.OutOfLicenses, Product: "Webinar", Message: "Webinar: all 60 seats in use"}
+	oos := vocab.Failure{Type: vocab.OutOfLicenses, Product: "Webinar", Message: "Webinar: all 60 seats in use"}
 	require.NoError(t, st.RecordFailure(ctx, org, "run-1", "u1", "ann@acme.test", oos))
 	first := failureOf(t, ctx, st, "u1")
 	require.Equal(t, 1, first.Attempts)
@@ -50,20 +50,20 @@ func TestRecordFailureKeepsSinceWhileTheTypeStaysTheSame(t *testing.T) {
 	require.True(t, time.Since(sinceTime(t, second)) > 12*time.Hour, "same type: since stays yesterday (%s)", second.Since)
 	require.NotEqual(t, second.Since, second.LastAttempt, "the last attempt is now")
 
-	dup := plan.Failure{Type: plan.ExistingAccount, Message: "userName ann@acme.test is taken"}
+	dup := vocab.Failure{Type: vocab.ExistingAccount, Message: "userName ann@acme.test is taken"}
 	require.NoError(t, st.RecordFailure(ctx, org, "run-3", "u1", "ann@acme.test", dup))
 	third := failureOf(t, ctx, st, "u1")
-	require.Equal(t, plan.ExistingAccount, third.Type)
+	require.Equal(t, vocab.ExistingAccount, third.Type)
 	require.Empty(t, third.Product, "the product of the previous failure does not linger")
 	require.Equal(t, dup.Message, third.Message)
 	require.Equal(t, 3, third.Attempts)
 	require.True(t, time.Since(sinceTime(t, third)) < 12*time.Hour, "a new type starts a new since (%s)", third.Since)
 
-	events, err := st.History(ctx, org, store.HistoryFilter{Type: store.EventFailure})
+	events, err := st.History(ctx, org, store.HistoryFilter{Type: vocab.EventFailure})
 	require.NoError(t, err)
 	require.Len(t, events, 3, "each failure is in the history")
-	require.Equal(t, plan.ExistingAccount, events[0].Action)
-	require.Equal(t, plan.OutOfLicenses, events[2].Action)
+	require.Equal(t, vocab.ExistingAccount, events[0].Action)
+	require.Equal(t, vocab.OutOfLicenses, events[2].Action)
 	for _, e := range events {
 		require.Equal(t, "failed", e.Status)
 		require.Equal(t, "u1", e.Details["externalId"])
@@ -77,20 +77,20 @@ func seedFailures(t *testing.T, ctx context.Context, st *store.Store) {
 	t.Helper()
 	for _, f := range []struct {
 		id, name string
-		plan.Failure
+		vocab.Failure
 	}{
-		{"u1", "Ann@Acme.test", plan.Failure{Type: plan.OutOfLicenses, Product: "Webinar", Message: "no Webinar seat"}},
-		{"u2", "bob@acme.test", plan.Failure{Type: plan.OutOfLicenses, Product: "Webinar", Message: "no Webinar seat"}},
-		{"u3", "cid@acme.test", plan.Failure{Type: plan.OutOfLicenses, Product: "Meeting", Message: "no Meeting seat"}},
-		{"u4", "dan@partner.test", plan.Failure{Type: plan.DomainNotValidated, Message: "partner.test is not validated"}},
-		{"u5", "eve@partner.test", plan.Failure{Type: plan.DomainNotValidated, Message: "partner.test is not validated"}},
-		{"u6", "fay@acme.test", plan.Failure{Type: plan.ExistingAccount, Message: "fay@acme.test is taken"}},
+		{"u1", "Ann@Acme.test", vocab.Failure{Type: vocab.OutOfLicenses, Product: "Webinar", Message: "no Webinar seat"}},
+		{"u2", "bob@acme.test", vocab.Failure{Type: vocab.OutOfLicenses, Product: "Webinar", Message: "no Webinar seat"}},
+		{"u3", "cid@acme.test", vocab.Failure{Type: vocab.OutOfLicenses, Product: "Meeting", Message: "no Meeting seat"}},
+		{"u4", "dan@partner.test", vocab.Failure{Type: vocab.DomainNotValidated, Message: "partner.test is not validated"}},
+		{"u5", "eve@partner.test", vocab.Failure{Type: vocab.DomainNotValidated, Message: "partner.test is not validated"}},
+		{"u6", "fay@acme.test", vocab.Failure{Type: vocab.ExistingAccount, Message: "fay@acme.test is taken"}},
 	} {
 		require.NoError(t, st.RecordFailure(ctx, org, "run-1", f.id, f.name, f.Failure))
 	}
 	// Another organization's failures never show.
 	require.NoError(t, st.RecordFailure(ctx, "other", "run-x", "u9", "zed@other.test",
-		plan.Failure{Type: plan.OutOfLicenses, Product: "Webinar", Message: "no seat"}))
+		vocab.Failure{Type: vocab.OutOfLicenses, Product: "Webinar", Message: "no seat"}))
 }
 
 // Spec 9 "Banners": one line per failure type (and product) with the user count and advice.
@@ -110,23 +110,23 @@ func TestBannersGroupFailuresWithAdvice(t *testing.T) {
 		require.NotEmpty(t, b.Advice, "banner %s has advice", b.Type)
 	}
 	require.Equal(t, []line{
-		{plan.DomainNotValidated, "", 2},
-		{plan.ExistingAccount, "", 1},
-		{plan.OutOfLicenses, "Meeting", 1},
-		{plan.OutOfLicenses, "Webinar", 2},
+		{vocab.DomainNotValidated, "", 2},
+		{vocab.ExistingAccount, "", 1},
+		{vocab.OutOfLicenses, "Meeting", 1},
+		{vocab.OutOfLicenses, "Webinar", 2},
 	}, got)
 	require.Contains(t, bs[3].Advice, "Webinar", "license advice names the product to buy")
 	require.Contains(t, bs[0].Advice, "validate")
 
-	for _, typ := range plan.FailureTypes {
-		require.NotEmpty(t, store.Advice(typ, "X"), "every failure type has advice: %s", typ)
+	for _, typ := range vocab.FailureTypes {
+		require.NotEmpty(t, vocab.Advice(typ, "X"), "every failure type has advice: %s", typ)
 	}
 }
 
 func TestFailuresFilterByTypeProductAndUser(t *testing.T) {
 	st, ctx := openStore(t)
 	seedFailures(t, ctx, st)
-	ids := func(f store.FailureFilter) []string {
+	ids := func(f vocab.Filter) []string {
 		fs, err := st.Failures(ctx, org, f)
 		require.NoError(t, err)
 		var out []string
@@ -135,14 +135,14 @@ func TestFailuresFilterByTypeProductAndUser(t *testing.T) {
 		}
 		return out
 	}
-	require.Len(t, ids(store.FailureFilter{}), 6)
-	require.ElementsMatch(t, []string{"u1", "u2", "u3"}, ids(store.FailureFilter{Type: plan.OutOfLicenses}))
-	require.ElementsMatch(t, []string{"u1", "u2"}, ids(store.FailureFilter{Product: "Webinar"}))
-	require.ElementsMatch(t, []string{"u3"}, ids(store.FailureFilter{Type: plan.OutOfLicenses, Product: "Meeting"}))
-	require.Equal(t, []string{"u1"}, ids(store.FailureFilter{User: "ann@acme.TEST"}), "userName matches case-insensitively")
-	require.Equal(t, []string{"u5"}, ids(store.FailureFilter{User: "u5"}), "or the externalId")
-	require.Empty(t, ids(store.FailureFilter{User: "u5", Type: plan.OutOfLicenses}), "filters combine")
-	require.Empty(t, ids(store.FailureFilter{User: "zed@other.test"}), "other organizations stay apart")
+	require.Len(t, ids(vocab.Filter{}), 6)
+	require.ElementsMatch(t, []string{"u1", "u2", "u3"}, ids(vocab.Filter{Type: vocab.OutOfLicenses}))
+	require.ElementsMatch(t, []string{"u1", "u2"}, ids(vocab.Filter{Product: "Webinar"}))
+	require.ElementsMatch(t, []string{"u3"}, ids(vocab.Filter{Type: vocab.OutOfLicenses, Product: "Meeting"}))
+	require.Equal(t, []string{"u1"}, ids(vocab.Filter{User: "ann@acme.TEST"}), "userName matches case-insensitively")
+	require.Equal(t, []string{"u5"}, ids(vocab.Filter{User: "u5"}), "or the externalId")
+	require.Empty(t, ids(vocab.Filter{User: "u5", Type: vocab.OutOfLicenses}), "filters combine")
+	require.Empty(t, ids(vocab.Filter{User: "zed@other.test"}), "other organizations stay apart")
 
 	f := failureOf(t, ctx, st, "u4")
 	require.Equal(t, "dan@partner.test", f.UserName)
@@ -150,7 +150,7 @@ func TestFailuresFilterByTypeProductAndUser(t *testing.T) {
 	require.Equal(t, "run-1", f.RunID)
 
 	require.NoError(t, st.ClearFailures(ctx, org, []string{"u4", "u5"}))
-	require.Empty(t, ids(store.FailureFilter{Type: plan.DomainNotValidated}))
+	require.Empty(t, ids(vocab.Filter{Type: vocab.DomainNotValidated}))
 	failed, err := st.FailedUsers(ctx, org)
 	require.NoError(t, err)
 	require.Len(t, failed, 4)

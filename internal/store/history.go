@@ -6,33 +6,11 @@ import (
 	"fmt"
 	"strings"
 	"time"
-)
 
-// History event types.
-const (
-	EventSync     = "sync"
-	EventFailure  = "failure"
-	EventRetry    = "retry"
-	EventSwitch   = "switch" // enable / disable
-	EventRule     = "rule"
-	EventSetting  = "setting"
-	EventLicense  = "license"
-	EventDomain   = "domain"
-	EventMapping  = "mapping"
-	EventAdoption = "adoption" // an unlinked target account adopted (approve, adopted)
-)
+	"github.com/jackc/pgx/v5"
 
-// Event is one entry of the administrative activity history.
-type Event struct {
-	ID      int64          `json:"id"`
-	Org     string         `json:"org"`
-	At      time.Time      `json:"at"`
-	Actor   string         `json:"actor"`
-	Type    string         `json:"type"`
-	Action  string         `json:"action"`
-	Status  string         `json:"status"`
-	Details map[string]any `json:"details,omitempty"`
-}
+	"github.com/usersync/usersync/internal/vocab"
+)
 
 // HistoryFilter selects events; zero fields match everything.
 type HistoryFilter struct {
@@ -42,11 +20,11 @@ type HistoryFilter struct {
 }
 
 // AddEvent appends to the history.
-func (s *Store) AddEvent(ctx context.Context, e Event) error {
+func (s *Store) AddEvent(ctx context.Context, e vocab.Event) error {
 	return addEvent(ctx, s.pool, e)
 }
 
-func addEvent(ctx context.Context, db dbtx, e Event) error {
+func addEvent(ctx context.Context, db dbtx, e vocab.Event) error {
 	if e.Actor == "" {
 		e.Actor = "system"
 	}
@@ -69,7 +47,7 @@ func addEvent(ctx context.Context, db dbtx, e Event) error {
 }
 
 // History lists events, newest first.
-func (s *Store) History(ctx context.Context, org string, f HistoryFilter) ([]Event, error) {
+func (s *Store) History(ctx context.Context, org string, f HistoryFilter) ([]vocab.Event, error) {
 	where := []string{"org = $1"}
 	args := []any{org}
 	add := func(cond string, v any) {
@@ -101,13 +79,23 @@ func (s *Store) History(ctx context.Context, org string, f HistoryFilter) ([]Eve
 		return nil, fmt.Errorf("read history: %w", err)
 	}
 	defer rows.Close()
-	var out []Event
+	var out []vocab.Event
 	for rows.Next() {
-		var e Event
+		var e vocab.Event
 		if err := rows.Scan(&e.ID, &e.Org, &e.At, &e.Actor, &e.Type, &e.Action, &e.Status, &e.Details); err != nil {
 			return nil, err
 		}
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// change runs fn and records e in one transaction.
+func (s *Store) change(ctx context.Context, e vocab.Event, fn func(pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return addEvent(ctx, tx, e)
+	})
 }

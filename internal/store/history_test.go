@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/vocab"
 )
 
 // Spec 9: the activity history is filterable by type, actor, status and time range.
@@ -15,14 +16,14 @@ func TestHistoryFilters(t *testing.T) {
 	day := func(n int) time.Time { return time.Date(2025, 3, n, 12, 0, 0, 0, time.UTC) }
 	events := []struct {
 		at time.Time
-		e  store.Event
+		e  vocab.Event
 	}{
-		{day(1), store.Event{Actor: "alice", Type: store.EventSwitch, Action: "enable"}},
-		{day(2), store.Event{Type: store.EventSync, Action: "sync started"}},
-		{day(3), store.Event{Actor: "bob", Type: store.EventRetry, Action: "retry", Status: "rejected",
+		{day(1), vocab.Event{Actor: "alice", Type: vocab.EventSwitch, Action: "enable"}},
+		{day(2), vocab.Event{Type: vocab.EventSync, Action: "sync started"}},
+		{day(3), vocab.Event{Actor: "bob", Type: vocab.EventRetry, Action: "retry", Status: "rejected",
 			Details: map[string]any{"reason": "user sync is off"}}},
-		{day(4), store.Event{Actor: "alice", Type: store.EventLicense, Action: "set"}},
-		{day(5), store.Event{Actor: "alice", Type: store.EventSwitch, Action: "disable"}},
+		{day(4), vocab.Event{Actor: "alice", Type: vocab.EventLicense, Action: "set"}},
+		{day(5), vocab.Event{Actor: "alice", Type: vocab.EventSwitch, Action: "disable"}},
 	}
 	for _, x := range events {
 		x.e.Org = org
@@ -31,7 +32,7 @@ func TestHistoryFilters(t *testing.T) {
 		_, err := st.Pool().Exec(ctx, `UPDATE history SET at=$1 WHERE id=(SELECT max(id) FROM history)`, x.at)
 		require.NoError(t, err)
 	}
-	require.NoError(t, st.AddEvent(ctx, store.Event{Org: "other", Actor: "alice", Type: store.EventSwitch, Action: "enable"}))
+	require.NoError(t, st.AddEvent(ctx, vocab.Event{Org: "other", Actor: "alice", Type: vocab.EventSwitch, Action: "enable"}))
 
 	actions := func(f store.HistoryFilter) []string {
 		es, err := st.History(ctx, org, f)
@@ -44,7 +45,7 @@ func TestHistoryFilters(t *testing.T) {
 		return out
 	}
 	require.Equal(t, []string{"disable", "set", "retry", "sync started", "enable"}, actions(store.HistoryFilter{}), "newest first")
-	require.Equal(t, []string{"disable", "enable"}, actions(store.HistoryFilter{Type: store.EventSwitch}))
+	require.Equal(t, []string{"disable", "enable"}, actions(store.HistoryFilter{Type: vocab.EventSwitch}))
 	require.Equal(t, []string{"disable", "set", "enable"}, actions(store.HistoryFilter{Actor: "alice"}))
 	require.Equal(t, []string{"sync started"}, actions(store.HistoryFilter{Actor: "system"}), "no actor is the system")
 	require.Equal(t, []string{"retry"}, actions(store.HistoryFilter{Status: "rejected"}))
@@ -54,7 +55,7 @@ func TestHistoryFilters(t *testing.T) {
 	require.Equal(t, []string{"disable", "set"}, actions(store.HistoryFilter{Since: day(4)}))
 	require.Equal(t, []string{"sync started", "enable"}, actions(store.HistoryFilter{Until: day(3)}))
 	require.Equal(t, []string{"disable", "set"}, actions(store.HistoryFilter{Limit: 2}), "limit keeps the newest")
-	require.Equal(t, []string{"set"}, actions(store.HistoryFilter{Actor: "alice", Type: store.EventLicense, Since: day(2)}))
+	require.Equal(t, []string{"set"}, actions(store.HistoryFilter{Actor: "alice", Type: vocab.EventLicense, Since: day(2)}))
 
 	es, err := st.History(ctx, org, store.HistoryFilter{Status: "rejected"})
 	require.NoError(t, err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/usersync/usersync/internal/demo"
 	"github.com/usersync/usersync/internal/devstack"
+	"github.com/usersync/usersync/internal/devstack/devstacktest"
 	"github.com/usersync/usersync/internal/directory"
 	"github.com/usersync/usersync/internal/store"
 )
@@ -189,7 +190,7 @@ func TestStoreMembershipIndexIsScopedByRun(t *testing.T) {
 // groups and stats as the in-memory read, and leaves no rows behind.
 func TestSnapshotThroughTheStoreIndex(t *testing.T) {
 	if _, err := os.Stat(devstack.SlapdBinary); err != nil {
-		devstack.SkipUnlessRequired(t, "slapd not installed: %v", err)
+		devstacktest.SkipUnlessRequired(t, "slapd not installed: %v", err)
 	}
 	st, ctx := openStore(t)
 	url := demoSlapd(t, ctx)
@@ -337,7 +338,7 @@ func BenchmarkMembershipIndex100k(b *testing.B) {
 
 // openBenchStore is openStore for a benchmark.
 func openBenchStore(b *testing.B) *store.Store {
-	st, err := store.Open(context.Background(), devstack.TestDatabase(b))
+	st, err := store.Open(context.Background(), devstacktest.Database(b))
 	require.NoError(b, err)
 	b.Cleanup(st.Close)
 	return st

@@ -2,17 +2,15 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/usersync/usersync/internal/plan"
+	"github.com/usersync/usersync/internal/vocab"
 )
 
 // The storage of a streaming plan (plan.Store, driven by plan.Stream): the snapshot joined
 // with what the store knows of each user, the users the read did not return, seat counts,
-// and the run's work table. These queries select, stream and write; they decide nothing and
+// and the run's work table (work.go). These queries select, stream and write; they decide nothing and
 // read no field of a plan type's JSON (the snapshot's users and the applied states are read
 // whole). Every decision, and every key SQL orders by, is computed in Go.
 
@@ -53,11 +51,11 @@ func (s *Store) PlanRows(ctx context.Context, org, runID string, fn func(PlanRow
 	return rows.Err()
 }
 
-func failureOf(typ, product, message *string) *plan.Failure {
+func failureOf(typ, product, message *string) *vocab.Failure {
 	if typ == nil {
 		return nil
 	}
-	return &plan.Failure{Type: *typ, Product: *product, Message: *message}
+	return &vocab.Failure{Type: *typ, Product: *product, Message: *message}
 }
 
 // RunPlanning is the storage of one run's plan (plan.Store).
@@ -205,93 +203,4 @@ func (p *RunPlanning) ReplaceWork(ctx context.Context, ws []plan.Work) error {
 		return fmt.Errorf("replace work items: %w", err)
 	}
 	return nil
-}
-
-// workColumns are the stored columns of items, column by column. Each is an item's field or
-// a key computed by plan: the store adds no meaning of its own.
-type workColumns struct {
-	externalID, userName, action, item          []string
-	failureType, failureProduct, failureMessage []string
-	seatKey, orderKey                           [][]byte
-}
-
-func (c *workColumns) add(it plan.Item, key plan.SeatKey) error {
-	b, err := json.Marshal(it)
-	if err != nil {
-		return err
-	}
-	var f plan.Failure
-	if it.Failure != nil {
-		f = *it.Failure
-	}
-	c.externalID = append(c.externalID, it.ExternalID)
-	c.userName = append(c.userName, it.UserName)
-	c.action = append(c.action, string(it.Action))
-	c.item = append(c.item, string(b))
-	c.failureType = append(c.failureType, f.Type)
-	c.failureProduct = append(c.failureProduct, f.Product)
-	c.failureMessage = append(c.failureMessage, f.Message)
-	c.seatKey = append(c.seatKey, plan.SeatOrder(it, key))
-	c.orderKey = append(c.orderKey, plan.ItemOrder(it))
-	return nil
-}
-
-// WorkWriter appends a run's items with consecutive seq numbers, in batches of COPY.
-type WorkWriter struct {
-	s     *Store
-	runID string
-	rows  [][]any
-	next  int
-}
-
-const workBatch = 1000
-
-// NewWorkWriter starts writing runID's items at seq 0; the run must have none yet.
-func (s *Store) NewWorkWriter(runID string) *WorkWriter {
-	return &WorkWriter{s: s, runID: runID}
-}
-
-// Add appends one item; key orders it among the seat candidates (plan.SeatOrder) when it
-// takes new seats.
-func (w *WorkWriter) Add(ctx context.Context, it plan.Item, key plan.SeatKey) error {
-	var c workColumns
-	if err := c.add(it, key); err != nil {
-		return err
-	}
-	var seatKey any // a nil []byte would be written as an empty key, not NULL
-	if c.seatKey[0] != nil {
-		seatKey = c.seatKey[0]
-	}
-	w.rows = append(w.rows, []any{w.runID, w.next, c.externalID[0], c.userName[0], c.action[0], []byte(c.item[0]),
-		c.failureType[0], c.failureProduct[0], c.failureMessage[0], seatKey, c.orderKey[0]})
-	w.next++
-	if len(w.rows) >= workBatch {
-		return w.Flush(ctx)
-	}
-	return nil
-}
-
-// Count is the number of items added.
-func (w *WorkWriter) Count() int { return w.next }
-
-// Flush writes the items added since the last flush.
-func (w *WorkWriter) Flush(ctx context.Context) error {
-	if len(w.rows) == 0 {
-		return nil
-	}
-	_, err := w.s.pool.CopyFrom(ctx, pgx.Identifier{"work_items"},
-		[]string{"run_id", "seq", "external_id", "user_name", "action", "item",
-			"failure_type", "failure_product", "failure_message", "seat_key", "order_key"},
-		pgx.CopyFromRows(w.rows))
-	if err != nil {
-		return fmt.Errorf("write work: %w", err)
-	}
-	w.rows = w.rows[:0]
-	return nil
-}
-
-// DeleteWork removes a run's items (a retried plan starts over).
-func (s *Store) DeleteWork(ctx context.Context, runID string) error {
-	_, err := s.pool.Exec(ctx, `DELETE FROM work_items WHERE run_id=$1`, runID)
-	return err
 }

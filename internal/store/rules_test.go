@@ -7,6 +7,7 @@ import (
 
 	"github.com/usersync/usersync/internal/rules"
 	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/vocab"
 )
 
 func TestEditRulesKeepsPrioritiesDenseAndRecordsTheActor(t *testing.T) {
@@ -55,7 +56,7 @@ func TestEditRulesKeepsPrioritiesDenseAndRecordsTheActor(t *testing.T) {
 	require.Equal(t, 1, after[0].Priority)
 	require.ElementsMatch(t, moved, after)
 
-	events, err := st.History(ctx, org, store.HistoryFilter{Type: store.EventRule})
+	events, err := st.History(ctx, org, store.HistoryFilter{Type: vocab.EventRule})
 	require.NoError(t, err)
 	require.Len(t, events, 2, "the refused edit left no event")
 	require.Equal(t, "bob", events[0].Actor)

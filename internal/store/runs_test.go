@@ -9,6 +9,7 @@ import (
 	"github.com/usersync/usersync/internal/directory"
 	"github.com/usersync/usersync/internal/plan"
 	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/vocab"
 )
 
 func snapshotSize(t *testing.T, ctx context.Context, st *store.Store, runID string) int {
@@ -37,7 +38,7 @@ func TestBeginRunIsIdempotentAndFinishRunDropsTheSnapshot(t *testing.T) {
 	require.NoError(t, w.Add(ctx, plan.Item{ExternalID: "u1", UserName: "ann@acme.test", Action: plan.Create}, plan.SeatKey{}))
 	require.NoError(t, w.Flush(ctx))
 
-	started, err := st.History(ctx, org, store.HistoryFilter{Type: store.EventSync})
+	started, err := st.History(ctx, org, store.HistoryFilter{Type: vocab.EventSync})
 	require.NoError(t, err)
 	require.Len(t, started, 1, "one start event for two calls")
 	require.Equal(t, "sync started", started[0].Action)
@@ -47,7 +48,7 @@ func TestBeginRunIsIdempotentAndFinishRunDropsTheSnapshot(t *testing.T) {
 	idx := st.MembershipIndex(run + "#1")
 	require.NoError(t, idx.AddGroups(ctx, []directory.GroupMembers{{DN: "cn=eng", Members: []string{"uid=ann"}}}))
 
-	require.NoError(t, st.FinishRun(ctx, run, store.RunSucceeded, plan.Failure{}, 2, map[string]int{"inScope": 2}))
+	require.NoError(t, st.FinishRun(ctx, run, vocab.RunSucceeded, vocab.Failure{}, 2, map[string]int{"inScope": 2}))
 	require.Zero(t, snapshotSize(t, ctx, st, run), "a finished run's snapshot is dropped")
 	var left int
 	require.NoError(t, st.Pool().QueryRow(ctx, `SELECT count(*) FROM snapshot_group_members WHERE run_id LIKE $1`, run+"%").Scan(&left))
@@ -59,19 +60,19 @@ func TestBeginRunIsIdempotentAndFinishRunDropsTheSnapshot(t *testing.T) {
 	runs, err := st.Runs(ctx, org, 10)
 	require.NoError(t, err)
 	require.Len(t, runs, 1)
-	require.Equal(t, store.RunSucceeded, runs[0].Status)
+	require.Equal(t, vocab.RunSucceeded, runs[0].Status)
 	require.NotNil(t, runs[0].FinishedAt)
 	n, err := st.LastGoodSnapshotSize(ctx, org)
 	require.NoError(t, err)
 	require.Equal(t, 2, n)
 
-	require.Error(t, st.FinishRun(ctx, "usersync/acme/run/unknown", store.RunSucceeded, plan.Failure{}, 0, nil))
+	require.Error(t, st.FinishRun(ctx, "usersync/acme/run/unknown", vocab.RunSucceeded, vocab.Failure{}, 0, nil))
 }
 
 func TestDryRunStartIsNamedAsSuch(t *testing.T) {
 	st, ctx := openStore(t)
 	require.NoError(t, st.BeginRun(ctx, org, "dry-1", "manual", true))
-	es, err := st.History(ctx, org, store.HistoryFilter{Type: store.EventSync})
+	es, err := st.History(ctx, org, store.HistoryFilter{Type: vocab.EventSync})
 	require.NoError(t, err)
 	require.Len(t, es, 1)
 	require.Equal(t, "dry-run started", es[0].Action)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/usersync/usersync/internal/plan"
 	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/vocab"
 )
 
 // holders returns the externalIds holding a seat, per product.
@@ -142,7 +143,7 @@ func TestSetLicenseRefusesToGoBelowSeatsInUse(t *testing.T) {
 	require.Equal(t, []store.License{{Product: "Webinar", Seats: 5, Used: 3}}, ls, "a refused change changes nothing")
 
 	require.NoError(t, st.SetLicense(ctx, org, "bob", "Webinar", 3), "exactly the seats in use is fine")
-	events, err := st.History(ctx, org, store.HistoryFilter{Type: store.EventLicense})
+	events, err := st.History(ctx, org, store.HistoryFilter{Type: vocab.EventLicense})
 	require.NoError(t, err)
 	require.Len(t, events, 2, "refused changes leave no license event")
 	require.Equal(t, "bob", events[0].Actor)
@@ -160,7 +161,7 @@ func TestSaveProvisionedReleasesDroppedProductsAndClearsTheFailure(t *testing.T)
 	require.NoError(t, err)
 	require.Empty(t, short)
 	require.NoError(t, st.RecordFailure(ctx, org, "run-1", "u1", "ann@acme.test",
-		plan.Failure{Type: plan.TargetUnavailable, Message: "503"}))
+		vocab.Failure{Type: vocab.TargetUnavailable, Message: "503"}))
 
 	d := plan.Desired{ExternalID: "u1", UserName: "ann@acme.test", Email: "ann@acme.test", Active: true,
 		Products: []string{"Meeting"}, UserGroup: "Engineering"}
@@ -169,7 +170,7 @@ func TestSaveProvisionedReleasesDroppedProductsAndClearsTheFailure(t *testing.T)
 	held := holders(t, ctx, st)
 	require.True(t, held["Meeting"]["u1"], "a product still desired keeps its seat")
 	require.False(t, held["Webinar"]["u1"], "a product no longer desired gives its seat back")
-	fs, err := st.Failures(ctx, org, store.FailureFilter{})
+	fs, err := st.Failures(ctx, org, vocab.Filter{})
 	require.NoError(t, err)
 	require.Empty(t, fs, "success clears the failure")
 	states, err := st.AppliedStates(ctx, org)

@@ -1,4 +1,21 @@
 // Package store keeps usersync's configuration, sync state, failures and history in PostgreSQL.
+// It selects, streams and writes; the decisions are plan's, the words vocab's. One file per
+// concern:
+//
+//   - store.go: Open, the embedded migrations (migrations/), the pool
+//   - config.go: rules, mappings, catalog, domains
+//   - seats.go: seat pools bought (licenses) and the seats users hold
+//   - accounts.go: the applied state of linked target accounts (user_state)
+//   - failures.go: current failures of users, and their banners
+//   - adoptions.go: admins' approvals to adopt an unlinked target account
+//   - groups.go: the target's group IDs, memberships written, group deltas of a run
+//   - target.go: the target's custom extension settings and discovered profile
+//   - runs.go: runs (begin, finish, list)
+//   - snapshots.go, memberships.go: a run's directory snapshot and its group graph
+//   - planning.go: the storage of a streaming plan (plan.Store)
+//   - work.go: a run's work items
+//   - history.go: the administrative history
+//   - pacer.go: the request pace shared by every worker
 package store
 
 import (
@@ -119,4 +136,11 @@ type dbtx interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }

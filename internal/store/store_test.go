@@ -9,7 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/usersync/usersync/internal/devstack"
+	"github.com/usersync/usersync/internal/devstack/devstacktest"
 	"github.com/usersync/usersync/internal/store"
 )
 
@@ -24,7 +24,7 @@ func openStore(t *testing.T) (*store.Store, context.Context) {
 
 func openStoreURL(t *testing.T) (*store.Store, context.Context, string) {
 	t.Helper()
-	url := devstack.TestDatabase(t)
+	url := devstacktest.Database(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	st, err := store.Open(ctx, url)
@@ -80,7 +80,7 @@ func TestOpenTwiceAppliesEachMigrationOnce(t *testing.T) {
 
 // A worker and the CLI starting together on a fresh database both come up.
 func TestConcurrentOpensOnAFreshDatabase(t *testing.T) {
-	url := devstack.TestDatabase(t)
+	url := devstacktest.Database(t)
 	ctx := context.Background()
 	const n = 6
 	stores := make([]*store.Store, n)

@@ -13,6 +13,7 @@ import (
 	"github.com/usersync/usersync/internal/plan"
 	"github.com/usersync/usersync/internal/rules"
 	"github.com/usersync/usersync/internal/scim"
+	"github.com/usersync/usersync/internal/vocab"
 )
 
 // Settings keys of the target's custom extension (spec 4: the URN and its attribute names are
@@ -57,7 +58,7 @@ func (s *Store) SetTargetExtension(ctx context.Context, org, actor string, e sci
 		return err
 	}
 	r := e.Resolved()
-	return s.change(ctx, Event{Org: org, Actor: actor, Type: EventSetting, Action: "target extension set",
+	return s.change(ctx, vocab.Event{Org: org, Actor: actor, Type: vocab.EventSetting, Action: "target extension set",
 		Details: map[string]any{"customSchema": r.URN, "templateAttribute": r.TemplateAttribute}}, func(tx pgx.Tx) error {
 		if err := fitsTarget(ctx, tx, org, &r, nil, nil); err != nil {
 			return err

@@ -11,6 +11,7 @@ import (
 	"github.com/usersync/usersync/internal/directory"
 	"github.com/usersync/usersync/internal/plan"
 	"github.com/usersync/usersync/internal/rules"
+	"github.com/usersync/usersync/internal/vocab"
 )
 
 // Groups of the random organizations.
@@ -38,7 +39,7 @@ var (
 func RandomOrg(r *rand.Rand) (in plan.Input, names map[string]string) {
 	in = plan.Input{Rules: Rules, Mappings: Mappings,
 		ValidatedDomains: map[string]bool{"example.com": true},
-		Applied:          map[string]plan.Applied{}, Failed: map[string]plan.Failure{},
+		Applied:          map[string]plan.Applied{}, Failed: map[string]vocab.Failure{},
 		Seats:                   map[string]int{"Meeting": r.Intn(25), "Webinar": r.Intn(8)},
 		Held:                    map[string]map[string]bool{},
 		SuspendThresholdPercent: []int{10, 50}[r.Intn(2)], SuspendThresholdMax: []int{2, 500}[r.Intn(2)]}
@@ -78,12 +79,12 @@ func RandomOrg(r *rand.Rand) (in plan.Input, names map[string]string) {
 	for range r.Intn(3) { // failed users never linked, gone from the directory
 		id := fmt.Sprintf("%08x", r.Uint32())
 		names[id] = "never-" + id + "@example.com"
-		in.Failed[id] = plan.Failure{Type: plan.ExistingAccount, Message: "exists"}
+		in.Failed[id] = vocab.Failure{Type: vocab.ExistingAccount, Message: "exists"}
 	}
 	for _, id := range sortedKeys(names) {
 		if _, failed := in.Failed[id]; !failed && r.Intn(5) == 0 {
-			typ := plan.FailureTypes[r.Intn(len(plan.FailureTypes))]
-			in.Failed[id] = plan.Failure{Type: typ, Product: map[bool]string{true: "Webinar"}[typ == plan.OutOfLicenses], Message: "earlier"}
+			typ := vocab.FailureTypes[r.Intn(len(vocab.FailureTypes))]
+			in.Failed[id] = vocab.Failure{Type: typ, Product: map[bool]string{true: "Webinar"}[typ == vocab.OutOfLicenses], Message: "earlier"}
 		}
 		if ap, linked := in.Applied[id]; linked { // seats held, within what was bought
 			for _, p := range []string{"Meeting", "Webinar"} {
@@ -103,10 +104,10 @@ func RandomOrg(r *rand.Rand) (in plan.Input, names map[string]string) {
 		in.PreviousSnapshotSize = n
 	}
 	if r.Intn(4) == 0 {
-		in.Retry = &plan.Filter{Type: []string{"", plan.OutOfLicenses, plan.TargetUnavailable}[r.Intn(3)]}
+		in.Retry = &vocab.Filter{Type: []string{"", vocab.OutOfLicenses, vocab.TargetUnavailable}[r.Intn(3)]}
 		if ids := sortedKeys(in.Failed); len(ids) > 0 && r.Intn(2) == 0 { // one user, by name or ID
 			id := ids[r.Intn(len(ids))]
-			in.Retry = &plan.Filter{User: []string{id, strings.ToUpper(names[id])}[r.Intn(2)]}
+			in.Retry = &vocab.Filter{User: []string{id, strings.ToUpper(names[id])}[r.Intn(2)]}
 		}
 	}
 	in.ApproveSuspensions = r.Intn(5) == 0
@@ -156,8 +157,8 @@ func Covered(in plan.Input, res plan.Result) []string {
 }
 
 // MustCover is what Covered should have named over a randomized test's cases.
-var MustCover = []string{"create", "update", "suspend", "fail", plan.OutOfLicenses, plan.SuspensionHeld,
-	plan.DomainNotValidated, plan.InvalidUserData, "resolved", "suspicious", "unchanged", "retry by user"}
+var MustCover = []string{"create", "update", "suspend", "fail", vocab.OutOfLicenses, vocab.SuspensionHeld,
+	vocab.DomainNotValidated, vocab.InvalidUserData, "resolved", "suspicious", "unchanged", "retry by user"}
 
 func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))

@@ -1,10 +1,9 @@
-package activities
+package steps
 
 import (
 	"time"
 
-	"github.com/usersync/usersync/internal/plan"
-	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/vocab"
 )
 
 // RunRef names one sync run. Workflow payloads carry IDs and counts, never user records.
@@ -16,7 +15,7 @@ type RunRef struct {
 // SnapshotInput starts a run's directory read.
 type SnapshotInput struct {
 	RunRef
-	Kind   string `json:"kind"` // scheduled, manual, retry
+	Kind   string `json:"kind"` // vocab.KindScheduled, KindManual, KindRetry
 	DryRun bool   `json:"dryRun"`
 }
 
@@ -32,9 +31,9 @@ type SnapshotResult struct {
 // PlanInput plans a run from its snapshot.
 type PlanInput struct {
 	RunRef
-	DryRun             bool         `json:"dryRun,omitempty"`
-	Retry              *plan.Filter `json:"retry,omitempty"`
-	ApproveSuspensions bool         `json:"approveSuspensions,omitempty"`
+	DryRun             bool          `json:"dryRun,omitempty"`
+	Retry              *vocab.Filter `json:"retry,omitempty"`
+	ApproveSuspensions bool          `json:"approveSuspensions,omitempty"`
 }
 
 // PlanResult counts the planned work; items are in the store under the run ID.
@@ -90,28 +89,19 @@ type UserPlan struct {
 	Seats      []string `json:"seats,omitempty"` // products whose seats the user takes
 }
 
-// Outcome statuses of one user.
-const (
-	Created   = "created"
-	Updated   = "updated"
-	Suspended = "suspended"
-	Adopted   = "adopted" // an unlinked account with its userName, linked on an admin's approval
-	Failed    = "failed"
-)
-
 // UserOutcome is what happened to one user. ExternalID is the directory's opaque ID (no
 // personal data) so that ops can find the user in the UI.
 type UserOutcome struct {
 	Seq         int    `json:"seq"`
 	ExternalID  string `json:"externalId"`
-	Status      string `json:"status,omitempty"`
+	Status      string `json:"status,omitempty"` // vocab.Created, Updated, ...
 	FailureType string `json:"failureType,omitempty"`
 }
 
 // UserFailureInput records a failure decided by the workflow (retries ran out).
 type UserFailureInput struct {
 	UserStep
-	Failure plan.Failure `json:"failure"`
+	Failure vocab.Failure `json:"failure"`
 }
 
 // GroupsResult counts group membership writes.
@@ -126,7 +116,7 @@ type FinishInput struct {
 	RunRef
 	Kind      string         `json:"kind"`
 	DryRun    bool           `json:"dryRun"`
-	Status    string         `json:"status"`
+	Status    string         `json:"status"` // vocab.RunSucceeded, RunFailed, RunCancelled
 	StartedAt time.Time      `json:"startedAt"`
 	Directory SnapshotResult `json:"directory"`
 	Plan      PlanResult     `json:"plan"`
@@ -145,11 +135,12 @@ type RunSummary struct {
 	FinishInput
 	InScope    int            `json:"inScope"`
 	FinishedAt time.Time      `json:"finishedAt"`
-	Banners    []store.Banner `json:"banners,omitempty"`
+	Banners    []vocab.Banner `json:"banners,omitempty"`
 }
 
-// RunSettings is the worker's configuration of a run's fan-out, read once per run.
-type RunSettings struct {
+// FanOut is the worker's configuration of a run's fan-out, read once per run (the
+// RunSettings step).
+type FanOut struct {
 	// ProvisionQueue is the task queue of the SCIM steps: the rate-limited SCIM queue, or the
 	// main queue when the target has no rate limit (then the steps run eagerly, in the worker
 	// that schedules them, without a round trip through the server).
@@ -157,4 +148,13 @@ type RunSettings struct {
 	PageSize       int    `json:"pageSize,omitempty"`
 	PageWindow     int    `json:"pageWindow,omitempty"`
 	UsersInFlight  int    `json:"usersInFlight,omitempty"`
+}
+
+// TargetCheck is what a run found the target to be (no secret, no personal data).
+type TargetCheck struct {
+	CustomSchema string `json:"customSchema"`
+	Patch        bool   `json:"patch"`
+	Filter       bool   `json:"filter"`
+	MaxResults   int    `json:"maxResults,omitempty"`
+	ETag         bool   `json:"etag,omitempty"`
 }

@@ -1,0 +1,106 @@
+package activities
+
+import (
+	"context"
+
+	"github.com/usersync/usersync/internal/directory"
+	"github.com/usersync/usersync/internal/plan"
+	"github.com/usersync/usersync/internal/rules"
+	"github.com/usersync/usersync/internal/scim"
+	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/vocab"
+)
+
+// The store as the steps use it, one interface per concern; *store.Store implements them
+// all (Store). Each lists only the methods the steps call.
+
+// ConfigStore is the organization's configuration as a run reads it: rules, mappings,
+// domains, and the in-scope count of the last good read (the safety threshold's reference).
+type ConfigStore interface {
+	Rules(ctx context.Context, org string) ([]rules.Rule, error)
+	Mappings(ctx context.Context, org string) ([]plan.Mapping, error)
+	Domains(ctx context.Context, org string) ([]store.Domain, error)
+	LastGoodSnapshotSize(ctx context.Context, org string) (int, error)
+}
+
+// RunStore records a run (begin, finish with its banners) and holds its directory snapshot
+// (SnapshotDirectory, DiscoverTarget, FinishRun).
+type RunStore interface {
+	BeginRun(ctx context.Context, org, runID, kind string, dryRun bool) error
+	WriteSnapshot(ctx context.Context, runID string, users []directory.User) error
+	MembershipIndex(runID string) directory.MembershipIndex
+	AnalyzeSnapshot(ctx context.Context) error
+	BannersWith(ctx context.Context, org, runFailure string) ([]vocab.Banner, error)
+	FinishRun(ctx context.Context, runID, status string, failure vocab.Failure, inScope int, summary any) error
+}
+
+// PlanStore is the storage of a run's plan (PlanRun): its work table, the streams plan.Stream
+// reads, and the failures the plan resolved.
+type PlanStore interface {
+	DeleteWork(ctx context.Context, runID string) error
+	Planning(org, runID string) *store.RunPlanning
+	ClearFailures(ctx context.Context, org string, externalIDs []string) error
+}
+
+// UserStore is what the per-user steps (EvaluatePage, CheckLicenses, ProvisionUser,
+// ProbeTarget, RecordUserFailure) read and write: the run's work items, seats, the applied
+// state of linked accounts, failures and adoption approvals.
+type UserStore interface {
+	WorkItem(ctx context.Context, runID string, seq int) (plan.Item, error)
+	WorkItemRange(ctx context.Context, runID string, from, to int) ([]plan.Item, error)
+	UserWork(ctx context.Context, org, runID string, seq int) (store.UserWork, error)
+	ReserveSeats(ctx context.Context, org, externalID string, products []string) (short string, seats int, err error)
+	ReleaseSeats(ctx context.Context, org, externalID string, products []string) error
+	SaveProvisioned(ctx context.Context, org, scimID string, d plan.Desired, runID, outcome string) error
+	SaveLinked(ctx context.Context, org, scimID string, d plan.Desired, keep []string, runID, outcome string) error
+	RecordFailure(ctx context.Context, org, runID, externalID, userName string, f vocab.Failure) error
+	AdoptionApproved(ctx context.Context, org, externalID, userName string) (bool, error)
+	LinkedTo(ctx context.Context, org, scimID string) (string, error)
+}
+
+// GroupStore is the group step's (SyncGroups): the membership changes to write and the cache
+// of the target's group IDs.
+type GroupStore interface {
+	GroupDeltas(ctx context.Context, org, runID string, chunk int, fn func(store.GroupDelta) error) error
+	SaveGroupMembers(ctx context.Context, org, name string, add, remove []string) error
+	ScimGroupID(ctx context.Context, org, name string) (string, error)
+	SaveScimGroupID(ctx context.Context, org, name, id string) error
+	ForgetScimGroup(ctx context.Context, org, name string) error
+}
+
+// TargetStore is the discovery step's (DiscoverTarget): the configured extension, the
+// target's profile, and the extension the run writes.
+type TargetStore interface {
+	TargetExtension(ctx context.Context, org string) (scim.Extension, error)
+	SaveTargetProfile(ctx context.Context, org, runID string, e scim.Extension, d *scim.Discovery) error
+	SetRunExtension(ctx context.Context, runID string, e scim.Extension) error
+}
+
+// HistoryStore appends to the administrative history (RecordEvent, FinishRun).
+type HistoryStore interface {
+	AddEvent(ctx context.Context, e vocab.Event) error
+}
+
+// Store is every store the steps use.
+type Store interface {
+	ConfigStore
+	RunStore
+	PlanStore
+	UserStore
+	GroupStore
+	TargetStore
+	HistoryStore
+}
+
+var _ Store = (*store.Store)(nil)
+
+// PlanInputStore is what LoadPlanInput reads: the configuration and every user's failure,
+// seats and applied state.
+type PlanInputStore interface {
+	ConfigStore
+	FailedUsers(ctx context.Context, org string) (map[string]vocab.Failure, error)
+	SeatState(ctx context.Context, org string) (map[string]int, map[string]map[string]bool, error)
+	AppliedStates(ctx context.Context, org string) (map[string]plan.Applied, error)
+}
+
+var _ PlanInputStore = (*store.Store)(nil)

@@ -1,0 +1,25 @@
+package steps
+
+// Step (activity) names: the method names of internal/engine.Steps, which
+// *activities.Activities and the benchmark's stand-in implement. Workflows pass these to
+// workflow.ExecuteActivity and ExecuteLocalActivity.
+const (
+	RunSettings       = "RunSettings"       // () FanOut
+	DiscoverTarget    = "DiscoverTarget"    // SnapshotInput -> TargetCheck
+	SnapshotDirectory = "SnapshotDirectory" // SnapshotInput -> SnapshotResult
+	PlanRun           = "PlanRun"           // PlanInput -> PlanResult
+	EvaluatePage      = "EvaluatePage"      // PageRef -> PageEvaluation
+	CheckLicenses     = "CheckLicenses"     // SeatsInput -> StepResult
+	ProvisionUser     = "ProvisionUser"     // UserStep -> UserOutcome
+	ProbeTarget       = "ProbeTarget"       // UserStep -> bool (down)
+	RecordUserFailure = "RecordUserFailure" // UserFailureInput -> UserOutcome
+	SyncGroups        = "SyncGroups"        // RunRef -> GroupsResult
+	FinishRun         = "FinishRun"         // FinishInput -> RunSummary
+	RecordEvent       = "RecordEvent"       // vocab.Event
+)
+
+// Names lists every step name.
+func Names() []string {
+	return []string{RunSettings, DiscoverTarget, SnapshotDirectory, PlanRun, EvaluatePage, CheckLicenses,
+		ProvisionUser, ProbeTarget, RecordUserFailure, SyncGroups, FinishRun, RecordEvent}
+}

@@ -1,0 +1,58 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/usersync/usersync/internal/directory"
+)
+
+// WriteSnapshot appends directory users to a run's snapshot with COPY.
+func (s *Store) WriteSnapshot(ctx context.Context, runID string, users []directory.User) error {
+	rows := make([][]any, len(users))
+	for i, u := range users {
+		b, err := json.Marshal(u)
+		if err != nil {
+			return err
+		}
+		rows[i] = []any{runID, u.ExternalID, b}
+	}
+	_, err := s.pool.CopyFrom(ctx, pgx.Identifier{"snapshot_users"}, []string{"run_id", "external_id", "data"}, pgx.CopyFromRows(rows))
+	if err != nil {
+		return fmt.Errorf("write snapshot: %w", err)
+	}
+	return nil
+}
+
+// AnalyzeSnapshot refreshes PostgreSQL's statistics of the snapshot table after a read: it
+// swings between empty and a whole directory, and the plan's joins are chosen by its size.
+func (s *Store) AnalyzeSnapshot(ctx context.Context) error {
+	return s.analyze(ctx, "snapshot_users")
+}
+
+// analyze refreshes the statistics of scratch tables, best effort: it waits at most two
+// seconds for the table (another run's ANALYZE, an autovacuum), then goes on with the
+// statistics there are. The tables belong to the role that ran the migrations, which may
+// analyze them.
+func (s *Store) analyze(ctx context.Context, tables string) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '2s'`); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `ANALYZE `+tables)
+		return err
+	})
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "55P03" { // lock_not_available
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("analyze %s: %w", tables, err)
+	}
+	return nil
+}

@@ -1,0 +1,172 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/usersync/usersync/internal/plan"
+	"github.com/usersync/usersync/internal/scim"
+	"github.com/usersync/usersync/internal/vocab"
+)
+
+// WorkItem loads one planned item.
+func (s *Store) WorkItem(ctx context.Context, runID string, seq int) (plan.Item, error) {
+	var it plan.Item
+	err := s.pool.QueryRow(ctx, `SELECT item FROM work_items WHERE run_id=$1 AND seq=$2`, runID, seq).Scan(&it)
+	if err == pgx.ErrNoRows {
+		return it, fmt.Errorf("run %s item %d: %w", runID, seq, ErrNotFound)
+	}
+	return it, err
+}
+
+// WorkItemRange loads the items [from, to) of a run, in order.
+func (s *Store) WorkItemRange(ctx context.Context, runID string, from, to int) ([]plan.Item, error) {
+	rows, err := s.pool.Query(ctx, `SELECT item FROM work_items WHERE run_id=$1 AND seq >= $2 AND seq < $3 ORDER BY seq`,
+		runID, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("read work: %w", err)
+	}
+	items, err := pgx.CollectRows(rows, pgx.RowTo[plan.Item])
+	if err == nil && len(items) != to-from {
+		err = fmt.Errorf("run %s items %d-%d: %d found: %w", runID, from, to-1, len(items), ErrNotFound)
+	}
+	return items, err
+}
+
+// UserWork is one user's planned item with what the provisioning step needs besides it.
+type UserWork struct {
+	Item    plan.Item
+	Applied *plan.Applied // nil when not linked
+	// Extension is the custom extension the run checked the target for (defaults when the
+	// run recorded none).
+	Extension scim.Extension
+}
+
+// UserWork loads one planned item with the user's applied state and the target's extension,
+// in one query.
+func (s *Store) UserWork(ctx context.Context, org, runID string, seq int) (UserWork, error) {
+	var w UserWork
+	var scimID *string
+	var state *plan.Desired
+	var ext *scim.Extension
+	err := s.pool.QueryRow(ctx, `SELECT w.item, u.scim_id, u.state, t.extension FROM work_items w
+		LEFT JOIN user_state u ON u.org=$1 AND u.external_id=w.external_id
+		LEFT JOIN runs t ON t.run_id=w.run_id
+		WHERE w.run_id=$2 AND w.seq=$3`, org, runID, seq).Scan(&w.Item, &scimID, &state, &ext)
+	if err == pgx.ErrNoRows {
+		return w, fmt.Errorf("run %s item %d: %w", runID, seq, ErrNotFound)
+	}
+	if err != nil {
+		return w, err
+	}
+	if ext != nil {
+		w.Extension = *ext
+	}
+	w.Extension = w.Extension.Resolved()
+	if scimID != nil {
+		w.Applied = &plan.Applied{ExternalID: w.Item.ExternalID, ScimID: *scimID, State: *state}
+	}
+	return w, nil
+}
+
+// WorkItems lists a run's planned items by userName (for dry runs), up to limit.
+func (s *Store) WorkItems(ctx context.Context, runID string, limit int) ([]plan.Item, error) {
+	rows, err := s.pool.Query(ctx, `SELECT item FROM work_items WHERE run_id=$1
+		ORDER BY order_key, seq LIMIT $2`, runID, limit) // plan.ItemOrder
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[plan.Item])
+}
+
+// DeleteWork removes a run's items (a retried plan starts over).
+func (s *Store) DeleteWork(ctx context.Context, runID string) error {
+	_, err := s.pool.Exec(ctx, `DELETE FROM work_items WHERE run_id=$1`, runID)
+	return err
+}
+
+// WorkWriter appends a run's items with consecutive seq numbers, in batches of COPY.
+type WorkWriter struct {
+	s     *Store
+	runID string
+	rows  [][]any
+	next  int
+}
+
+const workBatch = 1000
+
+// NewWorkWriter starts writing runID's items at seq 0; the run must have none yet.
+func (s *Store) NewWorkWriter(runID string) *WorkWriter {
+	return &WorkWriter{s: s, runID: runID}
+}
+
+// Add appends one item; key orders it among the seat candidates (plan.SeatOrder) when it
+// takes new seats.
+func (w *WorkWriter) Add(ctx context.Context, it plan.Item, key plan.SeatKey) error {
+	var c workColumns
+	if err := c.add(it, key); err != nil {
+		return err
+	}
+	var seatKey any // a nil []byte would be written as an empty key, not NULL
+	if c.seatKey[0] != nil {
+		seatKey = c.seatKey[0]
+	}
+	w.rows = append(w.rows, []any{w.runID, w.next, c.externalID[0], c.userName[0], c.action[0], []byte(c.item[0]),
+		c.failureType[0], c.failureProduct[0], c.failureMessage[0], seatKey, c.orderKey[0]})
+	w.next++
+	if len(w.rows) >= workBatch {
+		return w.Flush(ctx)
+	}
+	return nil
+}
+
+// Count is the number of items added.
+func (w *WorkWriter) Count() int { return w.next }
+
+// Flush writes the items added since the last flush.
+func (w *WorkWriter) Flush(ctx context.Context) error {
+	if len(w.rows) == 0 {
+		return nil
+	}
+	_, err := w.s.pool.CopyFrom(ctx, pgx.Identifier{"work_items"},
+		[]string{"run_id", "seq", "external_id", "user_name", "action", "item",
+			"failure_type", "failure_product", "failure_message", "seat_key", "order_key"},
+		pgx.CopyFromRows(w.rows))
+	if err != nil {
+		return fmt.Errorf("write work: %w", err)
+	}
+	w.rows = w.rows[:0]
+	return nil
+}
+
+// workColumns are the stored columns of items, column by column. Each is an item's field or
+// a key computed by plan: the store adds no meaning of its own.
+type workColumns struct {
+	externalID, userName, action, item          []string
+	failureType, failureProduct, failureMessage []string
+	seatKey, orderKey                           [][]byte
+}
+
+func (c *workColumns) add(it plan.Item, key plan.SeatKey) error {
+	b, err := json.Marshal(it)
+	if err != nil {
+		return err
+	}
+	var f vocab.Failure
+	if it.Failure != nil {
+		f = *it.Failure
+	}
+	c.externalID = append(c.externalID, it.ExternalID)
+	c.userName = append(c.userName, it.UserName)
+	c.action = append(c.action, string(it.Action))
+	c.item = append(c.item, string(b))
+	c.failureType = append(c.failureType, f.Type)
+	c.failureProduct = append(c.failureProduct, f.Product)
+	c.failureMessage = append(c.failureMessage, f.Message)
+	c.seatKey = append(c.seatKey, plan.SeatOrder(it, key))
+	c.orderKey = append(c.orderKey, plan.ItemOrder(it))
+	return nil
+}
