@@ -56,7 +56,7 @@ func printFailures(w io.Writer, recs []store.FailureRecord, f vocab.Filter) {
 			j++
 		}
 		group := recs[i:j]
-		fmt.Fprintf(w, "%s: %d users\n", recs[i].Type, len(group))
+		fmt.Fprintf(w, "%s: %d users\n", printable(recs[i].Type), len(group))
 		seen := map[string]bool{} // one hint per product for out_of_licenses
 		for _, r := range group {
 			if advice := vocab.Advice(r.Type, r.Product); advice != "" && !seen[advice] {

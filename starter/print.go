@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -40,9 +42,19 @@ func table(w io.Writer, header ...string) *tabwriter.Writer {
 func row(tw *tabwriter.Writer, cols ...any) {
 	s := make([]string, len(cols))
 	for i, c := range cols {
-		s[i] = orDash(fmt.Sprint(c))
+		s[i] = orDash(printable(fmt.Sprint(c)))
 	}
 	fmt.Fprintln(tw, strings.Join(s, "\t"))
+}
+
+// printable escapes what must not reach a terminal as is: stored values come from directories
+// and targets (a userName with escape sequences would drive the terminal; a tab, the table).
+func printable(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return r != ' ' && !unicode.IsGraphic(r) }) < 0 {
+		return s
+	}
+	q := strconv.QuoteToGraphic(s)
+	return q[1 : len(q)-1]
 }
 
 func orDash(s string) string {
