@@ -73,7 +73,7 @@ func (s *Store) History(ctx context.Context, org string, f HistoryFilter) ([]voc
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := s.pool.Query(ctx, `SELECT id, org, at, actor, type, action, status, details FROM history WHERE `+
+	rows, err := s.pool.Query(ctx, `SELECT id, org, at, actor, type, action, status, details, db_role FROM history WHERE `+
 		strings.Join(where, " AND ")+fmt.Sprintf(` ORDER BY at DESC, id DESC LIMIT %d`, limit), args...)
 	if err != nil {
 		return nil, fmt.Errorf("read history: %w", err)
@@ -82,7 +82,7 @@ func (s *Store) History(ctx context.Context, org string, f HistoryFilter) ([]voc
 	var out []vocab.Event
 	for rows.Next() {
 		var e vocab.Event
-		if err := rows.Scan(&e.ID, &e.Org, &e.At, &e.Actor, &e.Type, &e.Action, &e.Status, &e.Details); err != nil {
+		if err := rows.Scan(&e.ID, &e.Org, &e.At, &e.Actor, &e.Type, &e.Action, &e.Status, &e.Details, &e.DBRole); err != nil {
 			return nil, err
 		}
 		out = append(out, e)

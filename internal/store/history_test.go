@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/usersync/usersync/internal/store"
@@ -26,10 +27,21 @@ func TestHistoryFilters(t *testing.T) {
 		{day(5), vocab.Event{Actor: "alice", Type: vocab.EventSwitch, Action: "disable"}},
 	}
 	for _, x := range events {
-		x.e.Org = org
-		require.NoError(t, st.AddEvent(ctx, x.e))
-		// Events are stamped by the database; move this one to its day.
-		_, err := st.Pool().Exec(ctx, `UPDATE history SET at=$1 WHERE id=(SELECT max(id) FROM history)`, x.at)
+		// Events are stamped by the database and the history is append-only: each is written
+		// on its day directly (AddEvent's defaults: actor "system", status "ok").
+		actor, status := x.e.Actor, x.e.Status
+		if actor == "" {
+			actor = "system"
+		}
+		if status == "" {
+			status = "ok"
+		}
+		details := x.e.Details
+		if details == nil {
+			details = map[string]any{}
+		}
+		_, err := st.Pool().Exec(ctx, `INSERT INTO history (org, at, actor, type, action, status, details) VALUES ($1,$2,$3,$4,$5,$6,$7)`,
+			org, x.at, actor, x.e.Type, x.e.Action, status, details)
 		require.NoError(t, err)
 	}
 	require.NoError(t, st.AddEvent(ctx, vocab.Event{Org: "other", Actor: "alice", Type: vocab.EventSwitch, Action: "enable"}))
@@ -61,4 +73,27 @@ func TestHistoryFilters(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "user sync is off", es[0].Details["reason"])
 	require.True(t, es[0].At.Equal(day(3)))
+}
+
+// The history is an audit trail: no UPDATE, DELETE or TRUNCATE goes through, and each row
+// names the database role that wrote it.
+func TestHistoryIsAppendOnly(t *testing.T) {
+	st, ctx, url := openStoreURL(t)
+	require.NoError(t, st.AddEvent(ctx, vocab.Event{Org: "acme", Actor: "alice", Type: vocab.EventSetting, Action: "set"}))
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	for _, sql := range []string{
+		`UPDATE history SET actor='mallory'`,
+		`DELETE FROM history`,
+		`TRUNCATE history`,
+	} {
+		_, err := conn.Exec(ctx, sql)
+		require.ErrorContains(t, err, "append-only", sql)
+	}
+	es, err := st.History(ctx, "acme", store.HistoryFilter{})
+	require.NoError(t, err)
+	require.Len(t, es, 1)
+	require.Equal(t, "alice", es[0].Actor)
+	require.NotEmpty(t, es[0].DBRole, "the database role is recorded beside the declared actor")
 }

@@ -30,4 +30,6 @@ type Event struct {
 	Action  string         `json:"action"`
 	Status  string         `json:"status"`
 	Details map[string]any `json:"details,omitempty"`
+	// DBRole is the database role that wrote the row (read back only; set by the database).
+	DBRole string `json:"dbRole,omitempty"`
 }
