@@ -111,6 +111,10 @@ func printSummary(w io.Writer, s steps.RunSummary) {
 	if len(d.MissingGroups) > 0 {
 		fmt.Fprintf(w, "  missing groups: %s\n", strings.Join(d.MissingGroups, "; "))
 	}
+	if len(d.Skipped) > 0 || d.Invalid > 0 || d.Unreadable > 0 {
+		fmt.Fprintf(w, "  directory values: %d users with a bad value (invalid_user_data), %d with an unreadable disabled flag (taken as disabled), skipped without an ID: %s\n",
+			d.Invalid, d.Unreadable, orDash(counts(d.Skipped)))
+	}
 	p := s.Plan
 	held := ""
 	if p.SuspensionsHeld {

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,7 +25,23 @@ type Stats struct {
 	// MissingGroups are the requested groups (normalized) that the directory does not
 	// have. Not an error: a rule may name a group that was deleted.
 	MissingGroups []string
+	// Skipped counts, by reason, the member entries left out of the read: an entry without
+	// its immutable ID (entryUUID, objectGUID) cannot be keyed. Not an error: the rest of
+	// the read stands. Nil when none.
+	Skipped map[string]int
+	// Invalid counts the emitted users with Problems (the plan fails them as
+	// invalid_user_data when they are in scope).
+	Invalid int
+	// Unreadable counts the emitted users counted disabled because userAccountControl or
+	// accountExpires is not a number (included in Disabled).
+	Unreadable int
 }
+
+// Reasons an entry is skipped (Stats.Skipped).
+const (
+	SkipNoEntryUUID  = "no entryUUID (not readable by the bind account?)"
+	SkipNoObjectGUID = "no objectGUID (not readable by the bind account?)"
+)
 
 // uacDisabled is AD's userAccountControl ACCOUNTDISABLE bit.
 const uacDisabled = 0x2
@@ -32,7 +51,7 @@ const uacDisabled = 0x2
 func accountExpired(v string, now time.Time) (bool, error) {
 	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 	if err != nil {
-		return false, fmt.Errorf("accountExpires %q is not a number", v)
+		return false, errors.New("accountExpires is not a number")
 	}
 	if n <= 0 || n == math.MaxInt64 {
 		return false, nil
@@ -113,7 +132,10 @@ func (r *Reader) inChain(ctx context.Context, requested []string) (map[string][]
 // the requested groups (normalized, sorted) that hold it; extraAttrs are copied into
 // Attributes (first value; missing ones omitted).
 //
-// Any directory error fails the whole snapshot: a partial read must never look complete.
+// Any directory error (transport, LDAP) fails the whole snapshot: a partial read must never
+// look complete. A bad value never does: it is the user's own (User.Problems, or counted
+// disabled when userAccountControl or accountExpires is unreadable), and an entry without
+// its immutable ID is skipped and counted (Stats.Skipped).
 // Memory holds the group membership DNs and one batch of users, never all users; use
 // SnapshotWith to keep the memberships out of memory too.
 func (r *Reader) Snapshot(ctx context.Context, groupDNs []string, extraAttrs []string, batchSize int,
@@ -198,9 +220,21 @@ func (r *Reader) SnapshotWith(ctx context.Context, idx MembershipIndex, groupDNs
 			if !ok {
 				continue
 			}
-			u, err := r.userOf(e, extraAttrs)
-			if err != nil {
-				return err
+			u, skip, unreadable := r.userOf(e, extraAttrs)
+			if skip != "" {
+				if stats.Skipped == nil {
+					stats.Skipped = map[string]int{}
+				}
+				stats.Skipped[skip]++
+				continue
+			}
+			if unreadable != "" {
+				stats.Unreadable++
+				// The externalId only: the entry's DN and values may be personal data.
+				slog.Warn("directory: "+unreadable+" is not a number: the user counts as disabled", "externalId", u.ExternalID)
+			}
+			if len(u.Problems) > 0 {
+				stats.Invalid++
 			}
 			u.Groups = make([]string, len(held))
 			for k, g := range held {
@@ -225,6 +259,9 @@ func (r *Reader) SnapshotWith(ctx context.Context, idx MembershipIndex, groupDNs
 	}
 	if err := flush(); err != nil {
 		return Stats{}, err
+	}
+	for _, why := range slices.Sorted(maps.Keys(stats.Skipped)) {
+		slog.Warn("directory: member entries skipped", "count", stats.Skipped[why], "reason", why)
 	}
 	return stats, nil
 }
@@ -255,44 +292,65 @@ func (r *Reader) userAttributes(extra []string) []string {
 	return append(attrs, extra...)
 }
 
-// userOf turns a user entry into a User (without Groups).
-func (r *Reader) userOf(e *ldap.Entry, extraAttrs []string) (User, error) {
-	u := User{
-		DN:          e.DN,
-		UserName:    e.GetEqualFoldAttributeValue(r.cfg.UserNameAttribute),
-		Email:       e.GetEqualFoldAttributeValue("mail"),
-		GivenName:   e.GetEqualFoldAttributeValue("givenName"),
-		FamilyName:  e.GetEqualFoldAttributeValue("sn"),
-		DisplayName: e.GetEqualFoldAttributeValue("displayName"),
+// userOf turns a user entry into a User (without Groups). Only the ID decides whether there
+// is a User at all: skip says why not (no immutable ID to key it by, Skip*). Every other
+// bad value is the user's own: it is repaired and named in Problems (values.go), or, for
+// userAccountControl and accountExpires, makes the user count as disabled (the safe side:
+// out of scope, so suspended if linked); unreadable then names the attribute.
+func (r *Reader) userOf(e *ldap.Entry, extraAttrs []string) (u User, skip, unreadable string) {
+	var problems []string
+	take := func(attr string, max int) string {
+		v, ps := cleanValue(attr, e.GetEqualFoldAttributeValue(attr), max)
+		problems = append(problems, ps...)
+		return v
+	}
+	single := func(attr string) {
+		if n := distinctValues(e.GetEqualFoldAttributeValues(attr)); n > 1 {
+			problems = append(problems, problem(attr, fmt.Sprintf("has %d distinct values, want one", n)))
+		}
 	}
 	if r.cfg.Profile == ProfileAD {
 		raw := e.GetEqualFoldRawAttributeValue("objectGUID")
 		if len(raw) == 0 {
-			return User{}, fmt.Errorf("user %q: no objectGUID (not readable by the bind account?)", e.DN)
+			return User{}, SkipNoObjectGUID, ""
 		}
-		id, err := guidString(raw)
-		if err != nil {
-			return User{}, fmt.Errorf("user %q: %w", e.DN, err)
-		}
-		u.ExternalID = id
-		if uac := e.GetEqualFoldAttributeValue("userAccountControl"); uac != "" {
-			n, err := strconv.ParseInt(uac, 10, 64)
-			if err != nil {
-				return User{}, fmt.Errorf("user %q: userAccountControl %q is not a number", e.DN, uac)
-			}
-			u.Disabled = n&uacDisabled != 0
-		}
-		if v := e.GetEqualFoldAttributeValue("accountExpires"); v != "" {
-			expired, err := accountExpired(v, r.clock())
-			if err != nil {
-				return User{}, fmt.Errorf("user %q: %w", e.DN, err)
-			}
-			u.Disabled = u.Disabled || expired
+		if id, err := guidString(raw); err == nil {
+			u.ExternalID = id
+		} else {
+			u.ExternalID = malformedGUIDKey(raw)
+			problems = append(problems, problem("objectGUID", fmt.Sprintf("has %d bytes, want 16", len(raw))))
 		}
 	} else {
-		u.ExternalID = e.GetEqualFoldAttributeValue("entryUUID")
-		if u.ExternalID == "" {
-			return User{}, fmt.Errorf("user %q: no entryUUID (not readable by the bind account?)", e.DN)
+		if strings.TrimSpace(e.GetEqualFoldAttributeValue("entryUUID")) == "" {
+			return User{}, SkipNoEntryUUID, ""
+		}
+		u.ExternalID = take("entryUUID", MaxNameBytes)
+	}
+	u.DN = storable(e.DN)
+	u.UserName = take(r.cfg.UserNameAttribute, MaxNameBytes)
+	single(r.cfg.UserNameAttribute)
+	u.Email = take("mail", MaxNameBytes)
+	single("mail")
+	u.GivenName = take("givenName", MaxNameBytes)
+	u.FamilyName = take("sn", MaxNameBytes)
+	u.DisplayName = take("displayName", MaxNameBytes)
+	if r.cfg.Profile == ProfileAD {
+		if uac := strings.TrimSpace(e.GetEqualFoldAttributeValue("userAccountControl")); uac != "" {
+			if n, err := strconv.ParseInt(uac, 10, 64); err != nil {
+				u.Disabled, unreadable = true, "userAccountControl"
+			} else {
+				u.Disabled = n&uacDisabled != 0
+			}
+		}
+		if v := e.GetEqualFoldAttributeValue("accountExpires"); v != "" {
+			if expired, err := accountExpired(v, r.clock()); err != nil {
+				u.Disabled = true
+				if unreadable == "" {
+					unreadable = "accountExpires"
+				}
+			} else {
+				u.Disabled = u.Disabled || expired
+			}
 		}
 	}
 	if r.cfg.DisabledAttribute != "" {
@@ -303,12 +361,13 @@ func (r *Reader) userOf(e *ldap.Entry, extraAttrs []string) (User, error) {
 		}
 	}
 	for _, a := range extraAttrs {
-		if v := e.GetEqualFoldAttributeValue(a); v != "" {
+		if e.GetEqualFoldAttributeValue(a) != "" {
 			if u.Attributes == nil {
 				u.Attributes = map[string]string{}
 			}
-			u.Attributes[a] = v
+			u.Attributes[storable(a)] = take(a, MaxAttributeBytes)
 		}
 	}
-	return u, nil
+	u.Problems = uniq(problems)
+	return u, "", unreadable
 }

@@ -16,4 +16,10 @@ type User struct {
 	// Groups are the normalized DNs of the requested (ruled) groups that hold the user,
 	// directly or through nested groups.
 	Groups []string `json:"groups"`
+	// Problems lists the values of the entry that could not be taken as the directory holds
+	// them (see values.go), each naming the attribute and never the value, e.g.
+	// `attribute "displayName": contains a NUL character`. The values themselves are stored
+	// repaired (NUL and invalid UTF-8 replaced by U+FFFD, oversize cut), so the user can be
+	// stored and planned; the plan fails a user with Problems as invalid_user_data.
+	Problems []string `json:"problems,omitempty"`
 }

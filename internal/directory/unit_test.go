@@ -247,24 +247,26 @@ func TestUserOfADProfile(t *testing.T) {
 			"department":         {"Sales"},
 		})
 	}
-	u, err := r.userOf(entry("512"), []string{"department", "title"})
-	if err != nil {
-		t.Fatal(err)
+	u, skip, unreadable := r.userOf(entry("512"), []string{"department", "title"})
+	if skip != "" || unreadable != "" {
+		t.Fatalf("skip %q, unreadable %q", skip, unreadable)
 	}
 	want := User{ExternalID: "3f2504e0-4f89-11d3-9a0c-0305e82c3301", DN: "CN=Ann Lee,OU=Staff,DC=corp,DC=local",
 		UserName: "ann@corp.example", Email: "ann.lee@corp.example", Attributes: map[string]string{"department": "Sales"}}
 	if !reflect.DeepEqual(u, want) {
 		t.Errorf("user = %+v, want %+v", u, want)
 	}
-	if u, _ := r.userOf(entry("514"), nil); !u.Disabled {
+	if u, _, _ := r.userOf(entry("514"), nil); !u.Disabled {
 		t.Error("userAccountControl 514 (ACCOUNTDISABLE) not flagged disabled")
 	}
-	if _, err := r.userOf(entry("lots"), nil); err == nil || !strings.Contains(err.Error(), "userAccountControl") {
-		t.Errorf("bad userAccountControl: err = %v", err)
+	// An unreadable userAccountControl counts as disabled: out of scope, the safe side.
+	if u, skip, unreadable := r.userOf(entry("lots"), nil); !u.Disabled || skip != "" || unreadable != "userAccountControl" ||
+		u.ExternalID != want.ExternalID || len(u.Problems) != 0 {
+		t.Errorf("bad userAccountControl: user %+v, skip %q, unreadable %q; want it disabled", u, skip, unreadable)
 	}
 	noID := ldap.NewEntry("CN=x,DC=corp", map[string][]string{"userPrincipalName": {"x@corp"}})
-	if _, err := r.userOf(noID, nil); err == nil || !strings.Contains(err.Error(), "objectGUID") {
-		t.Errorf("user without objectGUID: err = %v", err)
+	if _, skip, _ := r.userOf(noID, nil); skip != SkipNoObjectGUID {
+		t.Errorf("user without objectGUID: skip = %q, want %q", skip, SkipNoObjectGUID)
 	}
 }
 
@@ -405,14 +407,14 @@ func TestUserOfADAccountExpires(t *testing.T) {
 		if v != "" {
 			attrs["accountExpires"] = []string{v}
 		}
-		u, err := r.userOf(ldap.NewEntry("CN=x,DC=corp", attrs), nil)
-		if err != nil || u.Disabled != disabled {
-			t.Errorf("accountExpires %q: Disabled = %v, %v; want %v", v, u.Disabled, err, disabled)
+		u, skip, unreadable := r.userOf(ldap.NewEntry("CN=x,DC=corp", attrs), nil)
+		if skip != "" || unreadable != "" || u.Disabled != disabled {
+			t.Errorf("accountExpires %q: Disabled = %v (skip %q, unreadable %q); want %v", v, u.Disabled, skip, unreadable, disabled)
 		}
 	}
 	bad := map[string][]string{"objectGUID": {guid}, "accountExpires": {"x"}}
-	if _, err := r.userOf(ldap.NewEntry("CN=x,DC=corp", bad), nil); err == nil || !strings.Contains(err.Error(), "accountExpires") {
-		t.Errorf("bad accountExpires: err = %v", err)
+	if u, _, unreadable := r.userOf(ldap.NewEntry("CN=x,DC=corp", bad), nil); !u.Disabled || unreadable != "accountExpires" {
+		t.Errorf("bad accountExpires: Disabled = %v, unreadable %q; want disabled", u.Disabled, unreadable)
 	}
 }
 

@@ -7,16 +7,19 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/usersync/usersync/internal/directory"
 	"github.com/usersync/usersync/internal/vocab"
 )
 
 // MaxValueLen is the longest attribute value (in characters) sent to the target.
 const MaxValueLen = 256
 
-// CheckUser finds the failures that make provisioning pointless before any request is
-// sent: invalid_user_data (missing or malformed identity fields, oversize values, control
-// characters) and domain_not_validated (the email's domain, lower-cased, is not in
-// validated). It returns nil when the user can be provisioned.
+// CheckUser finds the failures of a desired state that make provisioning pointless before
+// any request is sent: invalid_user_data (missing or malformed identity fields, oversize
+// values, control characters, invisible formatting characters in userName, email and
+// names) and domain_not_validated (the email's domain, lower-cased, is not in validated).
+// It returns nil when the user can be provisioned. Check adds the directory entry's own
+// problems.
 func CheckUser(d Desired, validated map[string]bool) *vocab.Failure {
 	invalid := func(format string, args ...any) *vocab.Failure {
 		return &vocab.Failure{Type: vocab.InvalidUserData, Message: fmt.Sprintf(format, args...)}
@@ -36,15 +39,27 @@ func CheckUser(d Desired, validated map[string]bool) *vocab.Failure {
 	if why := emailProblem(d.Email); why != "" {
 		return invalid("email %q is malformed: %s", shorten(d.Email), why)
 	}
+	// The messages name the field, never its value: names and mapped attributes are
+	// personal data (the userName and email are shown above, as they identify the user).
 	for _, f := range fields(d) {
 		if n := utf8.RuneCountInString(f.value); n > MaxValueLen {
-			return invalid("%s %q is too long: %d characters (max %d)", f.name, shorten(f.value), n, MaxValueLen)
+			return invalid("%s is too long: %d characters (max %d)", f.name, n, MaxValueLen)
 		}
 		if !utf8.ValidString(f.value) {
-			return invalid("%s %q is not valid UTF-8", f.name, shorten(f.value))
+			return invalid("%s is not valid UTF-8", f.name)
 		}
 		if strings.IndexFunc(f.value, unicode.IsControl) >= 0 {
-			return invalid("%s %q contains control characters", f.name, shorten(f.value))
+			return invalid("%s contains control characters", f.name)
+		}
+	}
+	for _, f := range []struct {
+		name, value string
+		joiners     bool
+	}{{"userName", d.UserName, false}, {"email", d.Email, false},
+		{"givenName", d.GivenName, true}, {"familyName", d.FamilyName, true}, {"displayName", d.DisplayName, true}} {
+		if i := strings.IndexFunc(f.value, func(r rune) bool { return invisible(r, f.joiners) }); i >= 0 {
+			r, _ := utf8.DecodeRuneInString(f.value[i:])
+			return invalid("%s contains an invisible formatting character (U+%04X)", f.name, r)
 		}
 	}
 	domain := strings.ToLower(d.Email[strings.LastIndexByte(d.Email, '@')+1:])
@@ -53,6 +68,39 @@ func CheckUser(d Desired, validated map[string]bool) *vocab.Failure {
 			Message: fmt.Sprintf("email domain %q is not a validated domain of the organization (email %q)", domain, d.Email)}
 	}
 	return nil
+}
+
+// invisible reports a format character (Unicode category Cf: U+202E RIGHT-TO-LEFT
+// OVERRIDE, U+200B ZERO WIDTH SPACE, U+00AD SOFT HYPHEN, U+FEFF, ...): invisible, it makes
+// a name or address look like another. With joiners, ZERO WIDTH NON-JOINER and ZERO WIDTH
+// JOINER (U+200C, U+200D) are allowed: Persian, Arabic and Indic names are written with
+// them. Never in a userName or email.
+func invisible(r rune, joiners bool) bool {
+	if joiners && (r == '\u200C' || r == '\u200D') {
+		return false
+	}
+	return unicode.Is(unicode.Cf, r)
+}
+
+// CheckDirectoryUser fails a user whose directory entry had values the reader could not
+// take as the directory holds them (directory.User.Problems: NUL, invalid UTF-8, oversize,
+// malformed objectGUID, several mail values): invalid_user_data, naming the attributes and
+// never their values. It returns nil for a user without problems.
+func CheckDirectoryUser(u directory.User) *vocab.Failure {
+	if len(u.Problems) == 0 {
+		return nil
+	}
+	return &vocab.Failure{Type: vocab.InvalidUserData,
+		Message: "directory entry has values that cannot be used: " + strings.Join(u.Problems, "; ")}
+}
+
+// Check is every check of an in-scope user before any request is sent: its directory
+// entry (CheckDirectoryUser), then its desired state d (CheckUser).
+func Check(u directory.User, d Desired, validated map[string]bool) *vocab.Failure {
+	if f := CheckDirectoryUser(u); f != nil {
+		return f
+	}
+	return CheckUser(d, validated)
 }
 
 type field struct{ name, value string }

@@ -43,7 +43,7 @@ func TestCheckUser(t *testing.T) {
 		{"oversize custom value", with(func(d *Desired) { d.Custom = map[string]string{"office": long} }), vocab.InvalidUserData,
 			[]string{"custom office", "257 characters"}},
 		{"control character", with(func(d *Desired) { d.FamilyName = "Lee\x07" }), vocab.InvalidUserData,
-			[]string{`familyName "Lee\a" contains control characters`}},
+			[]string{`familyName contains control characters`}},
 		{"newline in enterprise value", with(func(d *Desired) { d.Enterprise = map[string]string{"department": "a\nb"} }), vocab.InvalidUserData,
 			[]string{"enterprise department"}},
 		{"domain not validated", with(func(d *Desired) { d.Email = "ann@Other.NET" }), vocab.DomainNotValidated,

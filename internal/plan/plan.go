@@ -24,8 +24,8 @@ const (
 // input, in any slice or map order, gives the same result. Stream plans a large directory
 // kept in a database with the same Planner decisions, one user at a time.
 //
-//   - In scope: enabled users matched by at least one rule. Each gets Build + CheckUser;
-//     a failing check is a Fail item.
+//   - In scope: enabled users matched by at least one rule. Each gets Build + Check (its
+//     directory entry's Problems, then CheckUser); a failing check is a Fail item.
 //   - Linked (in Applied) and unchanged, not failed, with seats in order: counted in
 //     Unchanged, no item. Linked and different (or failed): Update with Changed = Diff.
 //     Not linked: Create.
@@ -261,7 +261,7 @@ func (p *Planner) Settled(u directory.User, appliedHash string, failed bool, hel
 		return false
 	}
 	d := Build(u, a, p.in.Mappings)
-	if CheckUser(d, p.in.ValidatedDomains) != nil || !slices.Equal(held, setOf(d.Products)) {
+	if Check(u, d, p.in.ValidatedDomains) != nil || !slices.Equal(held, setOf(d.Products)) {
 		return false
 	}
 	return d.Hash() == appliedHash
@@ -486,7 +486,7 @@ func (p *Planner) planUser(r Row, a rules.Assignment) Verdict {
 	d := Build(u, a, p.in.Mappings)
 	item := Item{ExternalID: u.ExternalID, UserName: u.UserName, Desired: d}
 	v := Verdict{InScope: true, Item: &item}
-	if f := CheckUser(d, p.in.ValidatedDomains); f != nil {
+	if f := Check(u, d, p.in.ValidatedDomains); f != nil {
 		item.Action, item.Failure = Fail, f
 		return v
 	}

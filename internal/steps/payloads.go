@@ -26,6 +26,12 @@ type SnapshotResult struct {
 	Disabled      int      `json:"disabled"`
 	Groups        int      `json:"groups"`
 	MissingGroups []string `json:"missingGroups,omitempty"`
+	// Skipped counts entries that could not be keyed (no immutable ID), by reason; Invalid
+	// the users with a bad value (each fails invalid_user_data); Unreadable those whose
+	// disabled flag could not be read (counted as disabled).
+	Skipped    map[string]int `json:"skipped,omitempty"`
+	Invalid    int            `json:"invalid,omitempty"`
+	Unreadable int            `json:"unreadable,omitempty"`
 }
 
 // PlanInput plans a run from its snapshot.

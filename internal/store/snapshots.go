@@ -12,10 +12,14 @@ import (
 	"github.com/usersync/usersync/internal/directory"
 )
 
-// WriteSnapshot appends directory users to a run's snapshot with COPY.
+// WriteSnapshot appends directory users to a run's snapshot with COPY. It never fails on a
+// value: each user is stored as directory.Clean makes it (no NUL, valid UTF-8, what jsonb
+// and text hold), a value it repairs named in the user's Problems, which the plan turns into
+// the user's own invalid_user_data failure. A Reader's users need no repair.
 func (s *Store) WriteSnapshot(ctx context.Context, runID string, users []directory.User) error {
 	rows := make([][]any, len(users))
 	for i, u := range users {
+		u = directory.Clean(u)
 		b, err := json.Marshal(u)
 		if err != nil {
 			return err

@@ -46,7 +46,7 @@ func Advice(typ, product string) string {
 	case DomainNotValidated:
 		return "validate the email domain (starter domains validate <domain>), then starter retry --type domain_not_validated"
 	case InvalidUserData:
-		return "fix userName/email in the directory; the next sync picks it up"
+		return "fix the attribute named in the message in the directory; the next sync picks it up"
 	case TargetRejected:
 		return "the target refused the change; see details, fix, then retry"
 	case TargetUnavailable:

@@ -48,14 +48,17 @@ func RandomOrg(r *rand.Rand) (in plan.Input, names map[string]string) {
 	for i := range n {
 		name := []string{"ann", "Bob", "cid", "Dan", "eve", "FAY"}[r.Intn(6)] + fmt.Sprint(i)
 		email := strings.ToLower(name) + "@example.com"
+		var problems []string
 		switch r.Intn(20) {
 		case 0:
 			email = strings.ToLower(name) + "@other.org"
 		case 1:
 			email = "not-an-email"
+		case 2: // a bad value in the directory entry (see directory.User.Problems)
+			problems = []string{`attribute "displayName": contains a NUL character`}
 		}
 		u := directory.User{ExternalID: fmt.Sprintf("%08x", r.Uint32()), UserName: email, Email: email,
-			GivenName: name, Disabled: r.Intn(10) == 0}
+			GivenName: name, Disabled: r.Intn(10) == 0, Problems: problems}
 		for _, g := range []string{Admins, Staff, Sales, Guests} {
 			if r.Intn(3) == 0 {
 				u.Groups = append(u.Groups, g)
@@ -131,14 +134,17 @@ func appliedFor(r *rand.Rand, u directory.User) plan.Applied {
 }
 
 // Covered names what a plan result exercises, so that a randomized test can check that its
-// cases cover what they claim to: actions, failure types, "resolved", "suspicious",
-// "unchanged", "retry by user".
+// cases cover what they claim to: actions, failure types, "directory problem" (a failure
+// for a bad directory value), "resolved", "suspicious", "unchanged", "retry by user".
 func Covered(in plan.Input, res plan.Result) []string {
 	var out []string
 	for _, it := range res.Items {
 		out = append(out, string(it.Action))
 		if it.Failure != nil {
 			out = append(out, it.Failure.Type)
+			if strings.HasPrefix(it.Failure.Message, "directory entry has values") { // plan.CheckDirectoryUser
+				out = append(out, "directory problem")
+			}
 		}
 	}
 	if len(res.Resolved) > 0 {
@@ -158,7 +164,7 @@ func Covered(in plan.Input, res plan.Result) []string {
 
 // MustCover is what Covered should have named over a randomized test's cases.
 var MustCover = []string{"create", "update", "suspend", "fail", vocab.OutOfLicenses, vocab.SuspensionHeld,
-	vocab.DomainNotValidated, vocab.InvalidUserData, "resolved", "suspicious", "unchanged", "retry by user"}
+	vocab.DomainNotValidated, vocab.InvalidUserData, "directory problem", "resolved", "suspicious", "unchanged", "retry by user"}
 
 func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
