@@ -33,7 +33,7 @@ func (a *Activities) DiscoverTarget(ctx context.Context, in steps.SnapshotInput)
 		return steps.TargetCheck{}, targetError(err)
 	case scim.IsRetryable(err):
 		// Retried by Temporal; once retries run out the run stops as target_unavailable.
-		return steps.TargetCheck{}, temporal.NewApplicationError(err.Error(), vocab.TargetUnavailable)
+		return steps.TargetCheck{}, retryLater(err, 0)
 	default: // a 4xx, or answers that are not what RFC 7644 section 4 says
 		return steps.TargetCheck{}, temporal.NewNonRetryableApplicationError(
 			"the target's discovery endpoints answered what usersync cannot use: "+err.Error(), vocab.TargetIncompatible, nil)
@@ -72,7 +72,25 @@ func targetError(err error) error {
 	return err
 }
 
-// probeTimeout bounds the one request of ProbeTarget: a hung target is a down target.
+// retryLater turns a SCIM failure worth retrying (429, 5xx, network) into a retryable
+// target_unavailable error for Temporal's retry policy. When the target said when to come back
+// (Retry-After on a 429 or 503), the next attempt waits that long (NextRetryDelay), but not
+// less than floor: the policy's own backoff, so that a short Retry-After repeated through a
+// long outage or a 429 storm does not spend the attempts in seconds. Other errors pass.
+func retryLater(err error, floor time.Duration) error {
+	if !scim.IsRetryable(err) {
+		return err
+	}
+	var delay time.Duration
+	if after := scim.RetryAfter(err); after > 0 {
+		delay = max(after, floor)
+	}
+	return temporal.NewApplicationErrorWithOptions(err.Error(), vocab.TargetUnavailable,
+		temporal.ApplicationErrorOptions{NextRetryDelay: delay})
+}
+
+// probeTimeout bounds the one request of ProbeTarget, from its slot: a hung target is a down
+// target, a long request queue is not.
 const probeTimeout = 15 * time.Second
 
 // ProbeTarget tells whether the target is down as a whole, once a user's write ran out of
@@ -80,9 +98,7 @@ const probeTimeout = 15 * time.Second
 // back (its write did not happen, or is found and linked by the next run's create) and the
 // workflow stops the run instead of failing the user.
 func (a *Activities) ProbeTarget(ctx context.Context, in steps.UserStep) (down bool, err error) {
-	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
-	perr := a.Target.Ping(pctx)
-	cancel()
+	perr := a.Target.Ping(scim.WithRequestTimeout(ctx, probeTimeout))
 	// Down: no answer in time, a network error, a 5xx or 429. Any other answer is an answer.
 	if perr == nil || !(scim.IsRetryable(perr) || errors.Is(perr, context.DeadlineExceeded)) {
 		return false, nil

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/usersync/usersync/internal/plan"
 	"github.com/usersync/usersync/internal/scim"
@@ -58,15 +60,30 @@ func (a *Activities) CheckLicenses(ctx context.Context, in steps.SeatsInput) (st
 
 // ProvisionUser brings one account in the target to its desired state: create, PATCH what
 // changed, or suspend. Business refusals become failures; transient errors are returned for
-// Temporal to retry; refused credentials stop the run (a non-retryable target_auth error).
+// Temporal to retry (a retryable target_unavailable error, after the target's Retry-After
+// when it sent one); refused credentials stop the run (a non-retryable target_auth error).
 // An account the target holds is always linked, also when a later step for it failed: seats
 // then follow what the target holds.
+//
+// Each request is sent once (the worker's client makes one try per call): Temporal owns the
+// retries. An attempt starts only when the shared request pace has room for it (see admit),
+// so that no attempt spends its StartToClose waiting for slots.
 func (a *Activities) ProvisionUser(ctx context.Context, in steps.UserStep) (steps.UserOutcome, error) {
 	w, err := a.Store.UserWork(ctx, in.Org, in.RunID, in.Seq)
 	if err != nil {
 		return steps.UserOutcome{}, err
 	}
 	it := w.Item
+	ctx, later, err := a.admit(ctx, in)
+	if err != nil {
+		return steps.UserOutcome{}, err
+	}
+	if later > 0 {
+		// Nothing was sent: the seats stay reserved for the attempt at the user's turn.
+		return steps.UserOutcome{}, temporal.NewApplicationErrorWithOptions(fmt.Sprintf(
+			"the target's request pace is taken for now; this user's turn is in %v", later.Round(time.Millisecond)),
+			RequestPaced, temporal.ApplicationErrorOptions{NextRetryDelay: later})
+	}
 	r, err := a.provision(ctx, in.Org, w)
 	if r.holds != nil {
 		// The target holds an account for this user that we have not linked yet (created or
@@ -87,14 +104,16 @@ func (a *Activities) ProvisionUser(ctx context.Context, in steps.UserStep) (step
 			return steps.UserOutcome{}, rerr
 		}
 		return steps.UserOutcome{}, targetError(err)
-	case scim.IsRejected(err):
+	case scim.IsRejected(err) || scim.IsConflict(err):
+		// A conflict left here is an update's (a create's is resolved by provision): the new
+		// userName is another account's. Retrying cannot change that.
 		failure = &vocab.Failure{Type: vocab.TargetRejected, Message: err.Error()}
 		if r.holds != nil {
 			failure.Message = fmt.Sprintf("the account was %s and linked, but the target refused the rest: %v", r.status, err)
 		}
 	default:
 		activity.GetLogger(ctx).Warn("provisioning failed, will retry", "externalId", it.ExternalID, "error", err)
-		return steps.UserOutcome{}, err
+		return steps.UserOutcome{}, retryLater(err, provisionBackoff(ctx))
 	}
 	if failure != nil {
 		return a.fail(ctx, in, it, *failure, true)
@@ -103,6 +122,43 @@ func (a *Activities) ProvisionUser(ctx context.Context, in steps.UserStep) (step
 		return steps.UserOutcome{}, err
 	}
 	return steps.UserOutcome{Seq: in.Seq, ExternalID: it.ExternalID, Status: r.status}, nil
+}
+
+// RequestPaced is the type of ProvisionUser's error when the step was sent away by the shared
+// request pace before sending anything: retryable, with the user's turn as NextRetryDelay.
+const RequestPaced = "request_paced"
+
+// paceWithin is how far ahead the taken request slots may reach for a ProvisionUser attempt
+// to start: beyond, the attempt is sent away with a turn (store.Pacer.Admit) and the wait is
+// Temporal's retry delay, not the attempt's time. An attempt's requests (at most 4: create,
+// find on a conflict, find by userName for an adoption, PATCH) then queue a few times
+// paceWithin at most each: the first up to 2*paceWithin, the next ones also behind the other
+// requests of the attempts let in before. With the HTTP timeout (30s) that is within
+// provisionOptions' StartToClose.
+var paceWithin = 5 * time.Second
+
+// provisionBackoff is the delay ProvisionUser's retry policy (provisionOptions in
+// workflows/page.go: 2s doubling, at most 1 min) puts after this attempt: the least a
+// Retry-After delay may be. Keep both in step.
+func provisionBackoff(ctx context.Context) time.Duration {
+	if !activity.IsActivity(ctx) {
+		return 0
+	}
+	n := min(max(activity.GetInfo(ctx).Attempt, 1), 16)
+	return min(2*time.Second<<(n-1), time.Minute)
+}
+
+// admit asks the request pace (when the target's client is paced by a store.Pacer) whether
+// this user's attempt may start: it returns the context whose first request uses the slot
+// taken for it, or how long until the user's turn.
+func (a *Activities) admit(ctx context.Context, in steps.UserStep) (context.Context, time.Duration, error) {
+	t, ok := a.Target.(interface {
+		Admit(ctx context.Context, holder string, within time.Duration) (context.Context, time.Duration, error)
+	})
+	if !ok {
+		return ctx, 0, nil
+	}
+	return t.Admit(ctx, fmt.Sprintf("%s/%d", in.RunID, in.Seq), paceWithin)
 }
 
 // provisioned is what provision did. holds is set when the target holds an account for the

@@ -89,7 +89,9 @@ func run(args []string, stderr io.Writer) error {
 	}
 	defer st.Close()
 
-	scimConfig := scim.Config{BaseURL: cfg.SCIMURL, Token: token}
+	// One request per call: Temporal owns the retries (the steps turn a Retry-After into the
+	// next retry delay), so no call outlives its activity attempt.
+	scimConfig := scim.Config{BaseURL: cfg.SCIMURL, Token: token, MaxAttempts: 1}
 	settings := steps.FanOut{ProvisionQueue: workflows.TaskQueue, PageSize: cfg.PageSize,
 		PageWindow: cfg.PageWindow, UsersInFlight: cfg.UsersInFlight}
 	if cfg.SCIMRate > 0 {

@@ -25,15 +25,32 @@ var stepOptions = workflow.LocalActivityOptions{
 
 // provisionOptions are for the SCIM step. When attempts run out the user fails with
 // target_unavailable and the next sync or a retry picks it up again.
+//
+// Temporal owns the retries: the worker's SCIM client sends each request once, and the step
+// returns a target's Retry-After as the next retry delay (never less than the backoff below).
+// The numbers:
+//   - StartToClose 3 min: one attempt is at most 4 requests (create, find on a conflict,
+//     find by userName to adopt, PATCH), each queueing some 5-15 s at most for its slot (an
+//     attempt starts only when the shared pace's queue is at most activities.paceWithin = 5 s
+//     long, 10 s for one coming back at its turn; else it is sent away with its turn as the
+//     retry delay, outside this timeout) and taking at most the client's 30 s HTTP timeout.
+//   - Backoff 2 s doubling, capped at 1 min (2, 4, 8, 16, 32, then 60 s).
+//   - MaximumAttempts 20: nineteen retries wait 2+4+8+16+32+14x60 s = 15 min in all, so a
+//     target unavailable for 5 minutes recovers with room to spare. A step sent away by the
+//     pace uses an attempt too, usually once before an attempt that sends (the user goes
+//     before newcomers at its turn): even with one before each, 10 sending attempts span
+//     4+16+7x60 s = 7.3 min.
+//
+// Changing these options does not change the workflow's commands: histories still replay.
 var provisionOptions = workflow.ActivityOptions{
 	TaskQueue:           SCIMTaskQueue,
-	StartToCloseTimeout: 2 * time.Minute,
+	StartToCloseTimeout: 3 * time.Minute,
 	WaitForCancellation: true, // a cancelled run ends after its in-flight writes, not before
 	RetryPolicy: &temporal.RetryPolicy{
 		InitialInterval:    2 * time.Second,
 		BackoffCoefficient: 2,
 		MaximumInterval:    time.Minute,
-		MaximumAttempts:    6,
+		MaximumAttempts:    20,
 	},
 }
 

@@ -140,7 +140,7 @@ func (s *stack) restartWorkers(opts engine.Options, n int) {
 		c, err := client.Dial(client.Options{HostPort: s.hostPort, Logger: quietLogger()})
 		require.NoError(s.t, err)
 		acts := *s.acts // each worker its own SCIM client, as separate processes have
-		acts.Target = scim.New(scim.Config{BaseURL: s.scimURL, Token: scimToken,
+		acts.Target = scim.New(scim.Config{BaseURL: s.scimURL, Token: scimToken, MaxAttempts: 1,
 			Pacer: s.store.Pacer("scim/"+org, max(opts.SCIMRate, 1))})
 		stop, err := engine.Start(c, &acts, opts)
 		require.NoError(s.t, err)

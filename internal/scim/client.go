@@ -1,8 +1,9 @@
 // Package scim is the SCIM 2.0 (RFC 7643/7644) client that provisions accounts in the
 // target: find by externalId or userName, create, PATCH only what changed, suspend, and
-// manage group memberships. Each call retries 429 (honouring Retry-After), 5xx and network
-// errors a few times; what still fails is returned as a retryable *Error for the caller's
-// retry policy.
+// manage group memberships. A call retries 429 (honouring Retry-After), 5xx and network
+// errors up to Config.MaxAttempts times (default 4, for the CLI and tests); the worker sets 1,
+// so that Temporal owns retries: what fails is returned as a retryable *Error carrying the
+// target's Retry-After, for the caller's retry policy.
 package scim
 
 import (
@@ -49,6 +50,8 @@ type Config struct {
 	Token      string       // bearer token; never appears in errors
 	HTTPClient *http.Client // default: a client with a 30s timeout
 	// MaxAttempts bounds the tries of one call on 429, 5xx and network errors (default 4).
+	// 1 sends each request once: a caller with its own retries (a Temporal activity) sees
+	// every failure and the Retry-After the target sent, and no call outlives its attempt.
 	MaxAttempts int
 	// RequestsPerSecond limits the requests this Client sends (0: no limit).
 	RequestsPerSecond float64
@@ -63,6 +66,15 @@ type Config struct {
 // Pacer hands out request slots; Wait returns when this request may be sent.
 type Pacer interface {
 	Wait(ctx context.Context) error
+}
+
+// Admitter is a Pacer that can also turn a caller away instead of queueing it. Admit takes
+// holder's first slot and returns admitted with the wait until it when the slots taken reach
+// at most within ahead (or holder comes back at the turn it was given); else it takes no slot
+// and returns how long until holder's turn. A caller whose time is bounded (a Temporal
+// attempt) waits for its turn outside that bound, and then queues about within per request.
+type Admitter interface {
+	Admit(ctx context.Context, holder string, within time.Duration) (wait time.Duration, admitted bool, err error)
 }
 
 // Client talks to one SCIM service provider. It is safe for concurrent use.
@@ -106,6 +118,59 @@ func New(cfg Config) *Client {
 	}
 	return c
 }
+
+// Admit asks the pacer whether holder may send its requests now (see Admitter). Admitted,
+// it returns a context whose first request uses the slot taken for holder, and later 0;
+// turned away, ctx and how long until holder's turn. A pacer that cannot turn callers away
+// (a local limit) or none admits everyone: ctx and 0.
+func (c *Client) Admit(ctx context.Context, holder string, within time.Duration) (_ context.Context, later time.Duration, err error) {
+	a, ok := c.limiter.(Admitter)
+	if !ok {
+		return ctx, 0, nil
+	}
+	wait, admitted, err := a.Admit(ctx, holder, within)
+	if err != nil || !admitted {
+		return ctx, wait, err
+	}
+	return context.WithValue(ctx, slotKey{}, &heldSlot{at: time.Now().Add(wait)}), 0, nil
+}
+
+// heldSlot is a slot Admit took: the first request made with its context is sent at it
+// instead of waiting for a slot of its own.
+type heldSlot struct {
+	at   time.Time
+	used atomic.Bool
+}
+
+type slotKey struct{}
+
+// waitSlot waits for the request's slot: the one Admit took when not used yet, else the
+// pacer's next.
+func (c *Client) waitSlot(ctx context.Context) error {
+	if s, ok := ctx.Value(slotKey{}).(*heldSlot); ok && s.used.CompareAndSwap(false, true) {
+		t := time.NewTimer(time.Until(s.at))
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if c.limiter == nil {
+		return nil
+	}
+	return c.limiter.Wait(ctx)
+}
+
+// WithRequestTimeout bounds each request made with the returned context to d, counted from
+// the request's slot: the wait for the slot is not part of it. A probe that asks "does the
+// target answer within 15 s?" then does not count the queue ahead of it as silence.
+func WithRequestTimeout(ctx context.Context, d time.Duration) context.Context {
+	return context.WithValue(ctx, requestTimeoutKey{}, d)
+}
+
+type requestTimeoutKey struct{}
 
 // Requests returns the number of HTTP requests sent so far, retries included.
 func (c *Client) Requests() int64 { return c.requests.Load() }
@@ -153,10 +218,13 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 // attempt sends the request once. A non-nil *Error is an HTTP or network failure; the plain
 // error covers what retrying cannot fix (cancelled context, undecodable answer).
 func (c *Client) attempt(ctx context.Context, op, method, target string, payload []byte, out any) (*Error, error) {
-	if c.limiter != nil {
-		if err := c.limiter.Wait(ctx); err != nil {
-			return nil, fmt.Errorf("scim %s: waiting for the rate limit: %w", op, err)
-		}
+	if err := c.waitSlot(ctx); err != nil {
+		return nil, fmt.Errorf("scim %s: waiting for the rate limit: %w", op, err)
+	}
+	if d, ok := ctx.Value(requestTimeoutKey{}).(time.Duration); ok && d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
 	}
 	var reader io.Reader
 	if payload != nil {

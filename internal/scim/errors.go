@@ -10,7 +10,8 @@ import (
 	"time"
 )
 
-// maxRetryAfter caps how long one call waits on a server's Retry-After.
+// maxRetryAfter caps a server's Retry-After: how long a call waits before its next try, or
+// the delay before the next Temporal attempt (see RetryAfter).
 const maxRetryAfter = 60 * time.Second
 
 // Error is a failed SCIM call: an HTTP error answer (RFC 7644 section 3.12) or, with
@@ -68,6 +69,16 @@ func IsConflict(err error) bool {
 func IsRetryable(err error) bool {
 	var e *Error
 	return errors.As(err, &e) && e.retryable()
+}
+
+// RetryAfter returns the Retry-After the target sent with a 429 or 503 (capped at 60s), or 0:
+// the delay before trying again that the target asked for.
+func RetryAfter(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) && e.retryable() {
+		return e.RetryAfter
+	}
+	return 0
 }
 
 // IsRejected reports any other 4xx (or a redirect, which is never followed): the target

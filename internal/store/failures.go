@@ -21,16 +21,25 @@ type FailureRecord struct {
 }
 
 // RecordFailure stores a user's current failure (keeping "since" when the type is unchanged)
-// and writes it to the history, in one transaction.
+// and writes it to the history, in one transaction. It is idempotent per run, user and type:
+// a repeated call (a retried or replayed step of the same run) finds the failure already
+// recorded by this run and changes nothing, so the history holds one row and attempts count
+// each run once.
 func (s *Store) RecordFailure(ctx context.Context, org, runID, externalID, userName string, f vocab.Failure) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO failures (org, external_id, user_name, type, product, message, run_id)
+		tag, err := tx.Exec(ctx, `INSERT INTO failures (org, external_id, user_name, type, product, message, run_id)
 			VALUES ($1,$2,$3,$4,$5,$6,$7)
 			ON CONFLICT (org, external_id) DO UPDATE SET user_name=EXCLUDED.user_name, product=EXCLUDED.product,
 			message=EXCLUDED.message, run_id=EXCLUDED.run_id, last_attempt=now(), attempts=failures.attempts+1,
 			since = CASE WHEN failures.type = EXCLUDED.type THEN failures.since ELSE now() END,
-			type=EXCLUDED.type`, org, externalID, userName, f.Type, f.Product, f.Message, runID); err != nil {
+			type=EXCLUDED.type
+			WHERE failures.run_id <> EXCLUDED.run_id OR failures.type <> EXCLUDED.type`,
+			org, externalID, userName, f.Type, f.Product, f.Message, runID)
+		if err != nil {
 			return fmt.Errorf("record failure: %w", err)
+		}
+		if tag.RowsAffected() == 0 { // recorded by this run already
+			return nil
 		}
 		return addEvent(ctx, tx, vocab.Event{Org: org, Type: vocab.EventFailure, Action: f.Type, Status: "failed",
 			Details: map[string]any{"run": runID, "externalId": externalID, "userName": userName, "product": f.Product, "message": f.Message}})
