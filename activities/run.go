@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/usersync/usersync/internal/directory"
@@ -16,10 +17,27 @@ func (a *Activities) RecordEvent(ctx context.Context, e vocab.Event) error {
 	return a.Store.AddEvent(ctx, e)
 }
 
+// snapshotProgress is SnapshotDirectory's heartbeat details.
+type snapshotProgress struct {
+	Groups  int64 `json:"groups"`  // directory groups read into the membership index
+	Read    int64 `json:"read"`    // users read from the directory
+	Written int64 `json:"written"` // users written to the snapshot
+}
+
 // SnapshotDirectory reads the users of the ruled groups into the run's snapshot. A failed read
 // fails the activity (Temporal retries it); it is never taken as "everyone left".
-func (a *Activities) SnapshotDirectory(ctx context.Context, in steps.SnapshotInput) (steps.SnapshotResult, error) {
-	defer keepAlive(ctx)()
+//
+// It heartbeats as groups and users are read and written (progress), so a hung search or
+// statement is timed out by the heartbeat timeout. A retried attempt starts over (BeginRun
+// clears what an earlier attempt wrote): the snapshot must be one consistent read, a paged
+// search cannot be resumed on another connection, and the membership index it reads users
+// through is the attempt's own (attemptKey), rebuilt from the groups by each read.
+func (a *Activities) SnapshotDirectory(ctx context.Context, in steps.SnapshotInput) (_ steps.SnapshotResult, err error) {
+	var groups, read, written atomic.Int64
+	ctx, p := startProgress(ctx, func() any {
+		return snapshotProgress{Groups: groups.Load(), Read: read.Load(), Written: written.Load()}
+	})
+	defer p.end(&err)
 	if err := a.Store.BeginRun(ctx, in.Org, in.RunID, in.Kind, in.DryRun); err != nil {
 		return steps.SnapshotResult{}, err
 	}
@@ -31,6 +49,7 @@ func (a *Activities) SnapshotDirectory(ctx context.Context, in steps.SnapshotInp
 	if err != nil {
 		return steps.SnapshotResult{}, err
 	}
+	p.tick()
 	groupDNs, attrs := SnapshotScope(rs, ms)
 	var res steps.SnapshotResult
 	if len(groupDNs) == 0 {
@@ -41,18 +60,29 @@ func (a *Activities) SnapshotDirectory(ctx context.Context, in steps.SnapshotInp
 		return res, fmt.Errorf("directory: %w", err)
 	}
 	defer dir.Close()
+	p.tick()
 	batch := a.SnapshotBatch
 	if batch <= 0 {
 		batch = 1000
 	}
 	// Batches are written on their own goroutine while the directory read goes on.
-	w := startWriter(func(us []directory.User) error { return a.Store.WriteSnapshot(ctx, in.RunID, us) })
-	stats, err := dir.SnapshotWith(ctx, a.Store.MembershipIndex(attemptKey(ctx, in.RunID)), groupDNs, attrs, batch, func(us []directory.User) error {
+	w := startWriter(func(us []directory.User) error {
+		if err := a.Store.WriteSnapshot(ctx, in.RunID, us); err != nil {
+			return err
+		}
+		written.Add(int64(len(us)))
+		p.tick()
+		return nil
+	})
+	idx := progressIndex{MembershipIndex: a.Store.MembershipIndex(attemptKey(ctx, in.RunID)), p: p, groups: &groups}
+	stats, err := dir.SnapshotWith(ctx, idx, groupDNs, attrs, batch, func(us []directory.User) error {
 		for _, u := range us {
 			if !u.Disabled {
 				res.InScope++
 			}
 		}
+		read.Add(int64(len(us)))
+		p.tick()
 		return w.put(us)
 	})
 	if werr := w.close(); err == nil {
@@ -65,7 +95,41 @@ func (a *Activities) SnapshotDirectory(ctx context.Context, in steps.SnapshotInp
 		return steps.SnapshotResult{}, err
 	}
 	res.Users, res.Disabled, res.Groups, res.MissingGroups = stats.Users, stats.Disabled, stats.Groups, stats.MissingGroups
+	res.Skipped, res.Invalid, res.Unreadable = stats.Skipped, stats.Invalid, stats.Unreadable
 	return res, nil
+}
+
+// progressIndex is a membership index whose every step done is progress: the group read
+// (AddGroups), the nesting resolved, each page of users looked up.
+type progressIndex struct {
+	directory.MembershipIndex
+	p      *progress
+	groups *atomic.Int64
+}
+
+func (x progressIndex) AddGroups(ctx context.Context, groups []directory.GroupMembers) error {
+	if err := x.MembershipIndex.AddGroups(ctx, groups); err != nil {
+		return err
+	}
+	x.groups.Add(int64(len(groups)))
+	x.p.tick()
+	return nil
+}
+
+func (x progressIndex) Resolve(ctx context.Context, requested []string) ([]string, error) {
+	missing, err := x.MembershipIndex.Resolve(ctx, requested)
+	if err == nil {
+		x.p.tick()
+	}
+	return missing, err
+}
+
+func (x progressIndex) Lookup(ctx context.Context, dns []string) (map[string][]int, error) {
+	held, err := x.MembershipIndex.Lookup(ctx, dns)
+	if err == nil {
+		x.p.tick()
+	}
+	return held, err
 }
 
 // FinishRun records the run's outcome and history, and returns its summary with the

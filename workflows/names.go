@@ -19,6 +19,7 @@ const (
 	SignalRetry              = "retry"
 	SignalSyncNow            = "sync-now"
 	SignalApproveSuspensions = "approve-suspensions"
+	SignalRun                = "run" // one sync, on or off (RunSignal)
 	QueryStatus              = "status"
 	QueryProgress            = "progress" // of SyncRunWorkflow
 )

@@ -82,7 +82,14 @@ func SyncRunWorkflow(ctx workflow.Context, in RunInput) (steps.RunSummary, error
 	}
 	if err == nil && !in.DryRun {
 		prog.Phase = "groups"
-		gctx := workflow.WithActivityOptions(ctx, onQueue(ioOptions, queue))
+		gopts := onQueue(ioOptions, queue)
+		if workflow.GetVersion(ctx, changeGroupsWaitForCancel, workflow.DefaultVersion, 1) == 1 {
+			// Cancelled (disable) while writing groups: the run ends once the step has
+			// stopped, its PATCH in flight finished and recorded, so that the next run never
+			// writes beside it.
+			gopts.WaitForCancellation = true
+		}
+		gctx := workflow.WithActivityOptions(ctx, gopts)
 		err = workflow.ExecuteActivity(gctx, steps.SyncGroups, ref).Get(ctx, &fin.Groups)
 	}
 

@@ -87,6 +87,8 @@ type SyncState struct {
 	Next    *RunRequest       `json:"next,omitempty"`
 	LastRun *steps.RunSummary `json:"lastRun,omitempty"`
 	NextAt  time.Time         `json:"nextAt,omitempty"`
+	// Tickets say what became of the latest run requests (SignalRun), newest last.
+	Tickets []RunTicket `json:"tickets,omitempty"`
 }
 
 // RunRequest is a requested run not started yet.
@@ -95,6 +97,21 @@ type RunRequest struct {
 	Retry              *vocab.Filter `json:"retry,omitempty"`
 	ApproveSuspensions bool          `json:"approveSuspensions,omitempty"`
 	Actor              string        `json:"actor,omitempty"`
+	// Requests are the run requests (SignalRun, RunSignal.Request) this run answers. A run
+	// that answers one starts even while user sync is off.
+	Requests []string `json:"requests,omitempty"`
+}
+
+// maxTickets bounds the run tickets the org workflow keeps.
+const maxTickets = 20
+
+// RunTicket says what became of a run request (SignalRun): the run that answers it, once
+// started, or why none will (Dropped).
+type RunTicket struct {
+	Request string `json:"request"`
+	RunID   string `json:"runId,omitempty"`
+	Kind    string `json:"kind,omitempty"` // of that run
+	Dropped string `json:"dropped,omitempty"`
 }
 
 // Signal payloads.
@@ -117,7 +134,18 @@ type (
 	ActorSignal struct {
 		Actor string `json:"actor,omitempty"`
 	}
+	// RunSignal asks for one sync (`starter run`), started by the org workflow as its next
+	// run, whether user sync is on or off. Request, chosen by the sender (at most
+	// MaxRequestLen characters), names the request in the status' tickets, where the sender
+	// finds the run that answers it.
+	RunSignal struct {
+		Actor   string `json:"actor,omitempty"`
+		Request string `json:"request,omitempty"`
+	}
 )
+
+// MaxRequestLen bounds RunSignal.Request.
+const MaxRequestLen = 64
 
 // Status answers the status query.
 type Status struct {
@@ -129,6 +157,8 @@ type Status struct {
 	Queued     *RunRequest       `json:"queued,omitempty"`
 	LastRun    *steps.RunSummary `json:"lastRun,omitempty"`
 	Runs       int               `json:"runs"`
+	// Tickets say what became of the latest run requests (SignalRun), newest last.
+	Tickets []RunTicket `json:"tickets,omitempty"`
 }
 
 // DefaultInterval is the schedule when none is set; MinInterval is the shortest one enable takes.

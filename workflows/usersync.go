@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,7 +30,8 @@ const (
 
 // UserSyncWorkflow is an organization's long-lived sync workflow (ID usersync/<org>). It holds
 // the on/off switch and the schedule, starts each sync as a child workflow, takes the enable,
-// disable, retry, sync-now and approve-suspensions signals and answers the status query.
+// disable, retry, sync-now, approve-suspensions and run signals and answers the status query.
+// It runs one sync at a time: every request waits for the running sync to end.
 func UserSyncWorkflow(ctx workflow.Context, st SyncState) error {
 	if st.Interval <= 0 {
 		st.Interval = DefaultInterval
@@ -47,7 +49,7 @@ func UserSyncWorkflow(ctx workflow.Context, st SyncState) error {
 	}
 	channels := []signalHandler{
 		{SignalEnable, o.onEnable}, {SignalDisable, o.onDisable}, {SignalRetry, o.onRetry},
-		{SignalSyncNow, o.onSyncNow}, {SignalApproveSuspensions, o.onApprove},
+		{SignalSyncNow, o.onSyncNow}, {SignalApproveSuspensions, o.onApprove}, {SignalRun, o.onRun},
 	}
 	for {
 		if ctx.Err() != nil && o.run == nil {
@@ -59,8 +61,8 @@ func UserSyncWorkflow(ctx workflow.Context, st SyncState) error {
 			o.run = nil
 			continue
 		}
-		if o.run == nil && o.st.Enabled && o.st.Next != nil {
-			o.startRun(ctx)
+		if o.run == nil && o.st.Next != nil && (o.st.Enabled || len(o.st.Next.Requests) > 0) {
+			o.startRun(ctx) // a run request (SignalRun) starts while sync is off too
 		}
 		if o.run == nil && o.st.Enabled && o.timer == nil && o.st.Next == nil {
 			o.armTimer(ctx)
@@ -99,6 +101,10 @@ const (
 	// changeStartOverdueRun: a sync found due when the schedule is re-armed starts at once
 	// (before, it waited for the next signal).
 	changeStartOverdueRun = "start-overdue-run"
+	// changeGroupsWaitForCancel (SyncRunWorkflow): a cancelled run waits for its group step
+	// to stop (WaitForCancellation) before it finishes; before, it finished at once while
+	// the step's PATCH could still be in flight.
+	changeGroupsWaitForCancel = "groups-wait-for-cancel"
 )
 
 // signalHandler serves one signal channel.
@@ -176,7 +182,7 @@ type orgLoop struct {
 
 func (o *orgLoop) status() (Status, error) {
 	s := Status{Org: o.st.Org, Enabled: o.st.Enabled, Interval: o.st.Interval, CurrentRun: o.current,
-		Queued: o.st.Next, LastRun: o.st.LastRun, Runs: o.st.Seq}
+		Queued: o.st.Next, LastRun: o.st.LastRun, Runs: o.st.Seq, Tickets: o.st.Tickets}
 	if o.st.Enabled && !o.st.NextAt.IsZero() {
 		t := o.st.NextAt
 		s.NextAt = &t
@@ -214,9 +220,17 @@ func (o *orgLoop) onDisable(ctx workflow.Context, ch workflow.ReceiveChannel) {
 		return
 	}
 	was := o.st.Enabled
+	details := map[string]any{"wasOn": was}
+	if n := o.st.Next; n != nil && len(n.Requests) > 0 {
+		// Queued run requests (`starter run`) are dropped with the rest: their senders
+		// find why in the tickets.
+		for _, r := range n.Requests {
+			o.ticket(RunTicket{Request: r, Dropped: "user sync was turned off before the run started"})
+		}
+		details["droppedRequests"] = n.Requests
+	}
 	o.st.Enabled, o.st.Next, o.st.NextAt = false, nil, time.Time{}
 	o.cancelTimer()
-	details := map[string]any{"wasOn": was}
 	if o.run != nil {
 		o.runCancel() // the run stops cleanly; what it already provisioned stays
 		details["cancelledRun"] = o.current.RunID
@@ -251,6 +265,46 @@ func (o *orgLoop) onApprove(ctx workflow.Context, ch workflow.ReceiveChannel) {
 	}
 	o.requestWhileOn(vocab.Event{Actor: s.Actor, Type: vocab.EventSync, Action: "approve-suspensions"},
 		RunRequest{Kind: vocab.KindManual, ApproveSuspensions: true, Actor: s.Actor})
+}
+
+// onRun queues one sync (`starter run`) as the next run, whether user sync is on or off: it
+// never starts beside the running sync. Its request is answered in the tickets: the run
+// that serves it once started (a request merged into a queued one shares its run), or why
+// none will. A request already queued or answered is not queued again (a resent signal).
+func (o *orgLoop) onRun(ctx workflow.Context, ch workflow.ReceiveChannel) {
+	s, ok := receiveSignal(ctx, o, ch, vocab.EventSync, decodeRun)
+	if !ok {
+		return
+	}
+	req := s.Request
+	if req == "" { // sent without one (from the UI): named here, so that it still runs while off
+		req = "unnamed-" + workflow.Now(ctx).UTC().Format("20060102T150405.000")
+	}
+	if o.known(req) {
+		return
+	}
+	details := map[string]any{"request": req}
+	if o.current != nil {
+		details["queuedBehind"] = o.current.RunID
+	}
+	o.queue(RunRequest{Kind: vocab.KindManual, Actor: s.Actor, Requests: []string{req}})
+	o.record(vocab.Event{Actor: s.Actor, Type: vocab.EventSync, Action: "run", Details: details})
+}
+
+// known: the run request is queued or has a ticket.
+func (o *orgLoop) known(req string) bool {
+	if n := o.st.Next; n != nil && slices.Contains(n.Requests, req) {
+		return true
+	}
+	return slices.ContainsFunc(o.st.Tickets, func(t RunTicket) bool { return t.Request == req })
+}
+
+// ticket records what became of a run request, keeping the latest maxTickets.
+func (o *orgLoop) ticket(t RunTicket) {
+	o.st.Tickets = append(o.st.Tickets, t)
+	if n := len(o.st.Tickets) - maxTickets; n > 0 {
+		o.st.Tickets = slices.Delete(o.st.Tickets, 0, n)
+	}
 }
 
 // receiveSignal takes the next signal off ch, which the caller knows is not empty, and decodes
@@ -313,8 +367,10 @@ func (o *orgLoop) queue(r RunRequest) {
 		o.st.Next = &r
 	case n.Kind != vocab.KindRetry:
 		n.ApproveSuspensions = n.ApproveSuspensions || r.ApproveSuspensions
+		n.Requests = append(n.Requests, r.Requests...)
 	case r.Kind != vocab.KindRetry:
 		r.ApproveSuspensions = r.ApproveSuspensions || n.ApproveSuspensions
+		r.Requests = append(slices.Clip(n.Requests), r.Requests...)
 		o.st.Next = &r
 	case *n.Retry != *r.Retry:
 		n.Retry = &vocab.Filter{}
@@ -338,6 +394,9 @@ func (o *orgLoop) startRun(ctx workflow.Context) {
 	})
 	o.run, o.runCancel = workflow.ExecuteChildWorkflow(cctx, SyncRunWorkflow, in), cancel
 	o.current = &Progress{RunID: runID, Phase: req.Kind, StartedAt: workflow.Now(ctx)}
+	for _, r := range req.Requests {
+		o.ticket(RunTicket{Request: r, RunID: runID, Kind: req.Kind})
+	}
 }
 
 func (o *orgLoop) runDone(ctx workflow.Context, f workflow.Future) {
@@ -450,6 +509,26 @@ func decodeActor(p *commonpb.Payload) (ActorSignal, *signalError) {
 		}
 		s.Actor, bad = jsonString(m, "actor", "actor", false)
 		return s, bad
+	})
+}
+
+func decodeRun(p *commonpb.Payload) (RunSignal, *signalError) {
+	return decodeStrict(p, func(data []byte) (s RunSignal, bad *signalError) {
+		m, bad := jsonObject(data, "", "actor", "request")
+		if bad != nil {
+			return s, bad
+		}
+		if s.Actor, bad = jsonString(m, "actor", "actor", false); bad != nil {
+			return s, bad
+		}
+		if s.Request, bad = jsonString(m, "request", "request", true); bad != nil {
+			return s, bad
+		}
+		if len(s.Request) > MaxRequestLen {
+			return s, &signalError{Field: "request", Value: jsonText(m["request"]),
+				Reason: fmt.Sprintf("request is longer than %d characters", MaxRequestLen)}
+		}
+		return s, nil
 	})
 }
 
