@@ -120,26 +120,11 @@ func TestRuleReorderTakesEffectAtTheNextSync(t *testing.T) {
 	require.Equal(t, vocab.RunSucceeded, first.Status)
 
 	// Five sales people are also in Marketing; Marketing's rule is above Sales's.
-	rs, err := s.store.Rules(s.ctx, org)
-	require.NoError(t, err)
-	var sales int64
-	var marketingPriority int
-	for _, r := range rs {
-		switch r.GroupDN {
-		case demo.GroupDN("Marketing"):
-			marketingPriority = r.Priority
-		case demo.GroupDN("Sales"):
-			sales = r.ID
-		}
-	}
 	both := intersect(s.sandbox.GroupMembers("Marketing"), s.sandbox.GroupMembers("Sales"))
 	require.Empty(t, both)
 	inMarketing := len(s.sandbox.GroupMembers("Marketing"))
 
-	_, err = s.store.EditRules(s.ctx, org, "alice", "move", func(cur []rules.Rule) ([]rules.Rule, error) {
-		return rules.Move(cur, sales, marketingPriority)
-	})
-	require.NoError(t, err)
+	s.moveSalesAboveMarketing()
 	s.sandbox.ResetStats()
 	s.signal(workflows.SignalSyncNow, workflows.ActorSignal{})
 	second := s.waitRun(first.RunID)
@@ -204,24 +189,31 @@ func TestGroupDeletedInTheTargetIsCreatedAgain(t *testing.T) {
 	require.Empty(t, s.sandbox.GroupMembers("Sales"))
 
 	// The five sales people also in Marketing move to Sales (rule reorder).
+	s.moveSalesAboveMarketing()
+	s.signal(workflows.SignalSyncNow, workflows.ActorSignal{})
+	second := s.waitRun(first.RunID)
+	require.Equal(t, vocab.RunSucceeded, second.Status, second.Error)
+	require.Len(t, s.sandbox.GroupMembers("Sales"), sales+5, "created again with every member")
+}
+
+// moveSalesAboveMarketing moves the demo's Sales rule to Marketing's priority (spec 3,
+// example 4): the five sales people also in Marketing get the Sales user group.
+func (s *stack) moveSalesAboveMarketing() {
+	s.t.Helper()
 	rs, err := s.store.Rules(s.ctx, org)
-	require.NoError(t, err)
-	var salesRule int64
+	require.NoError(s.t, err)
+	var sales int64
 	var marketingPriority int
 	for _, r := range rs {
 		switch r.GroupDN {
 		case demo.GroupDN("Marketing"):
 			marketingPriority = r.Priority
 		case demo.GroupDN("Sales"):
-			salesRule = r.ID
+			sales = r.ID
 		}
 	}
 	_, err = s.store.EditRules(s.ctx, org, "alice", "move", func(cur []rules.Rule) ([]rules.Rule, error) {
-		return rules.Move(cur, salesRule, marketingPriority)
+		return rules.Move(cur, sales, marketingPriority)
 	})
-	require.NoError(t, err)
-	s.signal(workflows.SignalSyncNow, workflows.ActorSignal{})
-	second := s.waitRun(first.RunID)
-	require.Equal(t, vocab.RunSucceeded, second.Status, second.Error)
-	require.Len(t, s.sandbox.GroupMembers("Sales"), sales+5, "created again with every member")
+	require.NoError(s.t, err)
 }
