@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"net/http"
 	"testing"
 	"time"
@@ -169,31 +170,69 @@ func TestRacingSyncsNeverOverAllocateSeats(t *testing.T) {
 }
 
 // A group deleted by hand in the target is created again, with every member, by the next
-// sync that changes it; it does not fail every run on its cached ID.
+// sync that changes it; it does not fail every run on its cached ID. On our sandbox and on
+// SCIMMY, read back over SCIM.
 func TestGroupDeletedInTheTargetIsCreatedAgain(t *testing.T) {
-	s := newStack(t, demo.Org())
-	s.signal(workflows.SignalEnable, workflows.SwitchSignal{})
-	first := s.waitRun("")
-	require.Equal(t, vocab.RunSucceeded, first.Status)
-	sales := len(s.sandbox.GroupMembers("Sales"))
-	require.NotZero(t, sales)
-	g, err := s.target.FindGroup(s.ctx, "Sales")
-	require.NoError(t, err)
-	req, err := http.NewRequestWithContext(s.ctx, http.MethodDelete, s.scimURL+"/Groups/"+g.ID, nil)
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+scimToken)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusNoContent, resp.StatusCode)
-	require.Empty(t, s.sandbox.GroupMembers("Sales"))
+	for _, kind := range []string{sandboxTarget, scimmyTarget} {
+		t.Run(kind, func(t *testing.T) {
+			s := newStackOn(t, demo.Org(), kind)
+			s.signal(workflows.SignalEnable, workflows.SwitchSignal{})
+			first := s.waitRun("")
+			require.Equal(t, vocab.RunSucceeded, first.Status)
+			sales := len(s.groupMembers("Sales"))
+			require.NotZero(t, sales)
+			g, err := s.target.FindGroup(s.ctx, "Sales")
+			require.NoError(t, err)
+			require.Equal(t, http.StatusNoContent, s.scimCall(http.MethodDelete, "/Groups/"+g.ID, nil))
+			require.Empty(t, s.groupMembers("Sales"))
 
-	// The five sales people also in Marketing move to Sales (rule reorder).
-	s.moveSalesAboveMarketing()
-	s.signal(workflows.SignalSyncNow, workflows.ActorSignal{})
-	second := s.waitRun(first.RunID)
-	require.Equal(t, vocab.RunSucceeded, second.Status, second.Error)
-	require.Len(t, s.sandbox.GroupMembers("Sales"), sales+5, "created again with every member")
+			// The five sales people also in Marketing move to Sales (rule reorder).
+			s.moveSalesAboveMarketing()
+			s.signal(workflows.SignalSyncNow, workflows.ActorSignal{})
+			second := s.waitRun(first.RunID)
+			require.Equal(t, vocab.RunSucceeded, second.Status, second.Error)
+			require.Len(t, s.groupMembers("Sales"), sales+5, "created again with every member")
+		})
+	}
+}
+
+// groupMembers reads the members of the target group displayName over SCIM (none when the
+// group does not exist).
+func (s *stack) groupMembers(displayName string) []string {
+	s.t.Helper()
+	g, err := s.target.FindGroup(s.ctx, displayName)
+	require.NoError(s.t, err)
+	if g == nil {
+		return nil
+	}
+	var body struct {
+		Members []struct {
+			Value string `json:"value"`
+		} `json:"members"`
+	}
+	require.Equal(s.t, http.StatusOK, s.scimCall(http.MethodGet, "/Groups/"+g.ID, &body))
+	var out []string
+	for _, m := range body.Members {
+		out = append(out, m.Value)
+	}
+	return out
+}
+
+// scimCall sends one request to the target with the test token and decodes a JSON answer
+// into out (when not nil); it returns the status.
+func (s *stack) scimCall(method, path string, out any) int {
+	s.t.Helper()
+	req, err := http.NewRequestWithContext(s.ctx, method, s.scimURL+path, nil)
+	require.NoError(s.t, err)
+	req.Header.Set("Authorization", "Bearer "+scimToken)
+	req.Header.Set("Accept", "application/scim+json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(s.t, err)
+	defer resp.Body.Close()
+	if out != nil && resp.StatusCode == http.StatusOK {
+		require.NoError(s.t, json.NewDecoder(resp.Body).Decode(out))
+	}
+	return resp.StatusCode
 }
 
 // moveSalesAboveMarketing moves the demo's Sales rule to Marketing's priority (spec 3,
