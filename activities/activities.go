@@ -6,11 +6,16 @@ package activities
 
 import (
 	"context"
+	"errors"
+	"fmt"
+
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/usersync/usersync/internal/directory"
 	"github.com/usersync/usersync/internal/plan"
 	"github.com/usersync/usersync/internal/scim"
 	"github.com/usersync/usersync/internal/steps"
+	"github.com/usersync/usersync/internal/vocab"
 )
 
 // Directory is the read side of the directory (a fake may inject faults in tests).
@@ -34,19 +39,36 @@ type Target interface {
 	PatchGroupMembers(ctx context.Context, groupID string, add, remove []string) error
 }
 
+// Org is one organization's connections: its directory, its target and the safety
+// thresholds on its suspensions.
+type Org struct {
+	// Dial opens a connection to the organization's directory.
+	Dial   func(ctx context.Context) (Directory, error)
+	Target Target
+	// SuspendThresholdPercent and SuspendThresholdMax bound the suspensions one sync applies.
+	SuspendThresholdPercent int
+	SuspendThresholdMax     int
+}
+
+// Orgs resolves an organization's connections from the organization named in a step's input
+// (the worker's: from the settings in PostgreSQL). An organization without settings is
+// ErrUnknownOrg.
+type Orgs interface {
+	Org(ctx context.Context, org string) (*Org, error)
+}
+
+// ErrUnknownOrg is the error of Orgs for an organization without settings.
+var ErrUnknownOrg = errors.New("organization has no settings")
+
 // Activities holds what the steps need. Secrets stay inside these dependencies: they never
 // enter workflow inputs or results.
 type Activities struct {
 	// Store is the PostgreSQL store (*store.Store), as the steps use it (stores.go).
 	Store Store
-	// DialDirectory opens a directory connection with the worker's LDAP configuration.
-	DialDirectory func(ctx context.Context) (Directory, error)
-	Target        Target
+	// Orgs gives every step the connections of the organization in its input, and only those.
+	Orgs Orgs
 	// SnapshotBatch is how many directory users are written to the store at once.
 	SnapshotBatch int
-	// SuspendThresholdPercent and SuspendThresholdMax bound the suspensions one sync applies.
-	SuspendThresholdPercent int
-	SuspendThresholdMax     int
 	// Settings shape every run's fan-out (zero values: the workflow defaults).
 	Settings steps.FanOut
 }
@@ -54,7 +76,40 @@ type Activities struct {
 // RunSettings returns the worker's fan-out settings.
 func (a *Activities) RunSettings(context.Context) (steps.FanOut, error) { return a.Settings, nil }
 
-// LDAP returns a DialDirectory for a real directory.
+// org returns the connections of org. No settings is a permanent error for the step: the
+// run stops with it (the organization was deleted, or never created).
+func (a *Activities) org(ctx context.Context, org string) (*Org, error) {
+	if a.Orgs == nil {
+		return nil, temporal.NewNonRetryableApplicationError("this worker serves no organization", vocab.OrgUnknown, nil)
+	}
+	o, err := a.Orgs.Org(ctx, org)
+	if errors.Is(err, ErrUnknownOrg) {
+		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+			"organization %q has no settings: create them with starter orgs create %s", org, org), vocab.OrgUnknown, nil)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("organization %q: %w", org, err)
+	}
+	return o, nil
+}
+
+// Single serves the connections o to organization name and refuses every other organization
+// (tests, the benchmark, a worker for one organization).
+func Single(name string, o Org) Orgs { return single{name: name, org: &o} }
+
+type single struct {
+	name string
+	org  *Org
+}
+
+func (s single) Org(_ context.Context, org string) (*Org, error) {
+	if org != s.name {
+		return nil, ErrUnknownOrg
+	}
+	return s.org, nil
+}
+
+// LDAP returns a Dial for a real directory.
 func LDAP(cfg directory.Config) func(ctx context.Context) (Directory, error) {
 	return func(ctx context.Context) (Directory, error) {
 		r, err := directory.Dial(ctx, cfg)

@@ -25,14 +25,15 @@ func TestAdoptionNeedsApprovalAndNeverTakesALinkedAccount(t *testing.T) {
 	sb := scimsandbox.New(scimsandbox.Options{Token: "t"})
 	srv := httptest.NewServer(sb)
 	t.Cleanup(srv.Close)
-	acts := &Activities{Store: st, Target: scim.New(scim.Config{BaseURL: srv.URL, Token: "t"})}
+	target := scim.New(scim.Config{BaseURL: srv.URL, Token: "t"})
+	acts := &Activities{Store: st, Orgs: Single("acme", Org{Target: target})}
 	const org = "acme"
 
 	// ann's userName is taken by an account nobody linked; bob's by the account of "old-bob",
 	// another directory user usersync manages.
 	require.NoError(t, sb.SeedExisting("ann@acme.test"))
 	oldBob := plan.Desired{ExternalID: "old-bob", UserName: "bob@acme.test", Email: "bob@acme.test", Active: true}
-	created, err := acts.Target.CreateUser(ctx, scim.Extension{}, oldBob)
+	created, err := target.CreateUser(ctx, scim.Extension{}, oldBob)
 	require.NoError(t, err)
 	require.NoError(t, st.SaveProvisioned(ctx, org, created.ID, oldBob, "", ""))
 
@@ -41,7 +42,7 @@ func TestAdoptionNeedsApprovalAndNeverTakesALinkedAccount(t *testing.T) {
 			Desired: plan.Desired{ExternalID: id, UserName: name, Email: name, Active: true, Role: "Member"}}
 	}
 	provision := func(it plan.Item) (string, string, *vocab.Failure) {
-		r, err := acts.provision(ctx, org, store.UserWork{Item: it})
+		r, err := acts.provision(ctx, target, org, store.UserWork{Item: it})
 		require.NoError(t, err)
 		return r.scimID, r.status, r.failure
 	}
@@ -79,7 +80,7 @@ func TestAdoptionNeedsApprovalAndNeverTakesALinkedAccount(t *testing.T) {
 
 	// Not even when its externalId was cleared in the target by hand: old-bob is linked to it.
 	patch := plan.Desired{UserName: "bob@acme.test", Email: "bob@acme.test", Active: true}
-	require.NoError(t, acts.Target.UpdateUser(ctx, scim.Extension{}, bob.ID, oldBob, patch))
+	require.NoError(t, target.UpdateUser(ctx, scim.Extension{}, bob.ID, oldBob, patch))
 	bob, _ = sb.UserByUserName("bob@acme.test")
 	require.Empty(t, bob.ExternalID)
 	_, _, f = provision(create("bob", "bob@acme.test"))

@@ -55,6 +55,10 @@ func (a *Activities) SyncGroups(ctx context.Context, in steps.RunRef) (_ steps.G
 			hb = groupsProgress{} // unreadable (an older worker's): start over, as before
 		}
 	}
+	o, err := a.org(ctx, in.Org)
+	if err != nil {
+		return steps.GroupsResult{}, err
+	}
 	ctx, p := startProgress(ctx, func() any { return hb })
 	defer p.end(&err)
 	wctx, cancel := p.writeContext(ctx)
@@ -74,7 +78,7 @@ func (a *Activities) SyncGroups(ctx context.Context, in steps.RunRef) (_ steps.G
 		}
 		if d.Name != current {
 			var err error
-			if id, err = a.groupID(wctx, in.Org, d.Name); err != nil {
+			if id, err = a.groupID(wctx, o.Target, in.Org, d.Name); err != nil {
 				return err
 			}
 			current = d.Name
@@ -83,7 +87,7 @@ func (a *Activities) SyncGroups(ctx context.Context, in steps.RunRef) (_ steps.G
 				hb.Result.Groups++
 			}
 		}
-		if err := a.Target.PatchGroupMembers(wctx, id, d.Add, d.Remove); err != nil {
+		if err := o.Target.PatchGroupMembers(wctx, id, d.Add, d.Remove); err != nil {
 			if scim.IsNotFound(err) {
 				// Deleted in the target: forgotten here, so that the retried step creates it
 				// again with every member instead of failing on the cached ID every run.
@@ -110,17 +114,17 @@ func (a *Activities) SyncGroups(ctx context.Context, in steps.RunRef) (_ steps.G
 }
 
 // groupID finds or creates the target group, caching its ID.
-func (a *Activities) groupID(ctx context.Context, org, name string) (string, error) {
+func (a *Activities) groupID(ctx context.Context, t Target, org, name string) (string, error) {
 	id, err := a.Store.ScimGroupID(ctx, org, name)
 	if err != nil || id != "" {
 		return id, err
 	}
-	g, err := a.Target.FindGroup(ctx, name)
+	g, err := t.FindGroup(ctx, name)
 	if err != nil {
 		return "", targetError(err)
 	}
 	if g == nil {
-		if g, err = a.Target.CreateGroup(ctx, name); err != nil {
+		if g, err = t.CreateGroup(ctx, name); err != nil {
 			return "", targetError(fmt.Errorf("create group %q: %w", name, err))
 		}
 	}

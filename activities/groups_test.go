@@ -116,7 +116,7 @@ func TestGroupStepRetriedAfterAFailedChunkResumesThere(t *testing.T) {
 		return nil
 	}}
 	var res steps.GroupsResult
-	err := stepRun(t, &Activities{Store: st, Target: target}, steps.SyncGroups, stepOptions,
+	err := stepRun(t, &Activities{Store: st, Orgs: Single("acme", Org{Target: target})}, steps.SyncGroups, stepOptions,
 		steps.RunRef{Org: "acme", RunID: "run-1"}, &res, nil)
 	require.NoError(t, err)
 	require.Equal(t, []string{"Alpha", "Bravo", "Charlie", "Delta"}, target.log(), "each chunk taken once")
@@ -131,7 +131,7 @@ func TestGroupStepRetriedAfterAnUnrecordedChunkDoesNotSendItAgain(t *testing.T) 
 	st, ctx := groupsOrg(t)
 	target := &groupTarget{}
 	var res steps.GroupsResult
-	err := stepRun(t, &Activities{Store: &failingSave{Store: st, group: "Charlie"}, Target: target}, steps.SyncGroups,
+	err := stepRun(t, &Activities{Store: &failingSave{Store: st, group: "Charlie"}, Orgs: Single("acme", Org{Target: target})}, steps.SyncGroups,
 		stepOptions, steps.RunRef{Org: "acme", RunID: "run-1"}, &res, nil)
 	require.NoError(t, err)
 	require.Equal(t, []string{"Alpha", "Bravo", "Charlie", "Delta"}, target.log(), "each chunk taken once")
@@ -152,7 +152,7 @@ func TestCancelledGroupStepFinishesItsPatchInFlightAndStops(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}}
-	_, err := (&Activities{Store: st, Target: target}).SyncGroups(sctx, steps.RunRef{Org: "acme", RunID: "run-1"})
+	_, err := (&Activities{Store: st, Orgs: Single("acme", Org{Target: target})}).SyncGroups(sctx, steps.RunRef{Org: "acme", RunID: "run-1"})
 	require.ErrorIs(t, err, context.Canceled)
 	require.Equal(t, []string{"Alpha", "Bravo"}, target.log(), "the PATCH in flight finished; none started after")
 	var left []string
@@ -180,7 +180,7 @@ func TestHungGroupPatchIsStoppedWithinTheHeartbeatTimeoutAndRetried(t *testing.T
 	}}
 	began := time.Now()
 	var res steps.GroupsResult
-	err := stepRun(t, &Activities{Store: st, Target: target}, steps.SyncGroups, stepOptions,
+	err := stepRun(t, &Activities{Store: st, Orgs: Single("acme", Org{Target: target})}, steps.SyncGroups, stepOptions,
 		steps.RunRef{Org: "acme", RunID: "run-1"}, &res, nil)
 	require.NoError(t, err)
 	require.Less(t, time.Since(began), 8*time.Second, "the hung attempt was not held until its StartToClose")

@@ -162,7 +162,7 @@ func TestStalledDirectoryReadIsStoppedWithinTheHeartbeatTimeoutAndRetried(t *tes
 	log := newAttemptLog()
 	dir := &scriptedDirectory{log: log, batches: 3, pace: 10 * time.Millisecond, stallOn: 1}
 	st := &snapshotStore{users: map[string]int{}}
-	acts := &Activities{Store: st, DialDirectory: dir.dial}
+	acts := &Activities{Store: st, Orgs: Single("acme", Org{Dial: dir.dial})}
 	began := time.Now()
 	var res steps.SnapshotResult
 	err := stepRun(t, acts, steps.SnapshotDirectory, stepOptions,
@@ -186,7 +186,7 @@ func TestProgressingDirectoryReadHeartbeatsItsProgress(t *testing.T) {
 	log := newAttemptLog()
 	dir := &scriptedDirectory{log: log, batches: 12, pace: 250 * time.Millisecond}
 	st := &snapshotStore{users: map[string]int{}}
-	acts := &Activities{Store: st, DialDirectory: dir.dial}
+	acts := &Activities{Store: st, Orgs: Single("acme", Org{Dial: dir.dial})}
 	var mu sync.Mutex
 	var seen []snapshotProgress
 	var res steps.SnapshotResult
@@ -252,7 +252,7 @@ func TestHungPlanStatementIsStoppedWithinTheHeartbeatTimeoutAndRetried(t *testin
 		if n == 2 {
 			require.NoError(t, lock.Rollback(context.Background()))
 		}
-	}}, SuspendThresholdPercent: in.SuspendThresholdPercent, SuspendThresholdMax: in.SuspendThresholdMax}
+	}}, Orgs: Single(org, Org{SuspendThresholdPercent: in.SuspendThresholdPercent, SuspendThresholdMax: in.SuspendThresholdMax})}
 
 	began := time.Now()
 	var got steps.PlanResult

@@ -72,8 +72,8 @@ func TestNoAttemptTimesOutWaitingForTheRequestPace(t *testing.T) {
 	sb := scimsandbox.New(scimsandbox.Options{Token: "test-token", RateLimit: rate})
 	srv := httptest.NewServer(sb)
 	t.Cleanup(srv.Close)
-	acts := &Activities{Store: st, Target: scim.New(scim.Config{BaseURL: srv.URL, Token: "test-token", MaxAttempts: 1,
-		Pacer: st.Pacer("scim/"+org, rate*0.98)})}
+	acts := &Activities{Store: st, Orgs: Single(org, Org{Target: scim.New(scim.Config{BaseURL: srv.URL, Token: "test-token", MaxAttempts: 1,
+		Pacer: st.Pacer("scim/"+org, rate*0.98)})})}
 	defer func(d time.Duration) { paceWithin = d }(paceWithin)
 	paceWithin = 300 * time.Millisecond // scaled as the attempt's timeout is
 

@@ -39,7 +39,11 @@ func (a *Activities) PlanRun(ctx context.Context, in steps.PlanInput) (_ steps.P
 	}
 	p.tick()
 	pin.Retry, pin.ApproveSuspensions = in.Retry, in.ApproveSuspensions
-	pin.SuspendThresholdPercent, pin.SuspendThresholdMax = a.SuspendThresholdPercent, a.SuspendThresholdMax
+	o, err := a.org(ctx, in.Org)
+	if err != nil {
+		return steps.PlanResult{}, err
+	}
+	pin.SuspendThresholdPercent, pin.SuspendThresholdMax = o.SuspendThresholdPercent, o.SuspendThresholdMax
 	if err := a.Store.DeleteWork(ctx, in.RunID); err != nil { // an earlier attempt's items
 		return steps.PlanResult{}, err
 	}

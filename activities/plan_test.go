@@ -36,7 +36,7 @@ func TestPlanRunDecidesExactlyWhatPlanDecides(t *testing.T) {
 		org, runID := fmt.Sprintf("org-%d", seed), fmt.Sprintf("org-%d/run/1", seed)
 		in, names := plantest.RandomOrg(r)
 		loadOrg(t, ctx, st, org, runID, in, names)
-		acts := &Activities{Store: st, SuspendThresholdPercent: in.SuspendThresholdPercent, SuspendThresholdMax: in.SuspendThresholdMax}
+		acts := &Activities{Store: st, Orgs: Single(org, Org{SuspendThresholdPercent: in.SuspendThresholdPercent, SuspendThresholdMax: in.SuspendThresholdMax})}
 		got, err := acts.PlanRun(ctx, steps.PlanInput{RunRef: steps.RunRef{Org: org, RunID: runID}, Retry: in.Retry, ApproveSuspensions: in.ApproveSuspensions})
 		require.NoError(t, err, "seed %d", seed)
 		want := plan.Plan(in)

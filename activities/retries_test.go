@@ -160,7 +160,7 @@ func TestProvisionUserLeavesRetriesToTemporalWithTheTargetsRetryAfter(t *testing
 	} {
 		target, n := scimAnswer(t, c.status, c.retryAfter)
 		start := time.Now()
-		_, err := provisionAttempt(t, &Activities{Store: st, Target: target}, step)
+		_, err := provisionAttempt(t, &Activities{Store: st, Orgs: Single("acme", Org{Target: target})}, step)
 		require.Less(t, time.Since(start), 2*time.Second, "%d: no wait inside the attempt", c.status)
 		require.Equal(t, int32(1), n.Load(), "%d: one request per attempt", c.status)
 		var ae *temporal.ApplicationError
@@ -174,7 +174,7 @@ func TestProvisionUserLeavesRetriesToTemporalWithTheTargetsRetryAfter(t *testing
 	require.Empty(t, fs, "a step Temporal retries records no failure")
 
 	target, n := scimAnswer(t, http.StatusUnauthorized, "")
-	_, err = provisionAttempt(t, &Activities{Store: st, Target: target}, step)
+	_, err = provisionAttempt(t, &Activities{Store: st, Orgs: Single("acme", Org{Target: target})}, step)
 	var ae *temporal.ApplicationError
 	require.True(t, errors.As(err, &ae), "%v", err)
 	require.Equal(t, vocab.TargetAuth, ae.Type())
@@ -193,7 +193,7 @@ func TestProvisionUserFailsAConflictingUpdate(t *testing.T) {
 	applied.UserName = "ann@acme.test"
 	require.NoError(t, st.SaveProvisioned(ctx, org, "scim-ann", applied, "", ""))
 	target, n := scimAnswer(t, http.StatusConflict, "")
-	o, err := provisionAttempt(t, &Activities{Store: st, Target: target}, steps.UserStep{RunRef: steps.RunRef{Org: org, RunID: run}})
+	o, err := provisionAttempt(t, &Activities{Store: st, Orgs: Single("acme", Org{Target: target})}, steps.UserStep{RunRef: steps.RunRef{Org: org, RunID: run}})
 	require.NoError(t, err)
 	require.Equal(t, int32(1), n.Load())
 	require.Equal(t, vocab.Failed, o.Status)

@@ -55,7 +55,11 @@ func (a *Activities) SnapshotDirectory(ctx context.Context, in steps.SnapshotInp
 	if len(groupDNs) == 0 {
 		return res, nil
 	}
-	dir, err := a.DialDirectory(ctx)
+	o, err := a.org(ctx, in.Org)
+	if err != nil {
+		return res, err
+	}
+	dir, err := o.Dial(ctx)
 	if err != nil {
 		return res, fmt.Errorf("directory: %w", err)
 	}

@@ -26,7 +26,11 @@ func (a *Activities) DiscoverTarget(ctx context.Context, in steps.SnapshotInput)
 	if err != nil {
 		return steps.TargetCheck{}, err
 	}
-	d, err := a.Target.Discover(ctx)
+	o, err := a.org(ctx, in.Org)
+	if err != nil {
+		return steps.TargetCheck{}, err
+	}
+	d, err := o.Target.Discover(ctx)
 	switch {
 	case err == nil:
 	case scim.IsAuth(err):
@@ -98,7 +102,11 @@ const probeTimeout = 15 * time.Second
 // back (its write did not happen, or is found and linked by the next run's create) and the
 // workflow stops the run instead of failing the user.
 func (a *Activities) ProbeTarget(ctx context.Context, in steps.UserStep) (down bool, err error) {
-	perr := a.Target.Ping(scim.WithRequestTimeout(ctx, probeTimeout))
+	o, err := a.org(ctx, in.Org)
+	if err != nil {
+		return false, err
+	}
+	perr := o.Target.Ping(scim.WithRequestTimeout(ctx, probeTimeout))
 	// Down: no answer in time, a network error, a 5xx or 429. Any other answer is an answer.
 	if perr == nil || !(scim.IsRetryable(perr) || errors.Is(perr, context.DeadlineExceeded)) {
 		return false, nil

@@ -74,7 +74,11 @@ func (a *Activities) ProvisionUser(ctx context.Context, in steps.UserStep) (step
 		return steps.UserOutcome{}, err
 	}
 	it := w.Item
-	ctx, later, err := a.admit(ctx, in)
+	o, err := a.org(ctx, in.Org)
+	if err != nil {
+		return steps.UserOutcome{}, err
+	}
+	ctx, later, err := admit(ctx, o.Target, in)
 	if err != nil {
 		return steps.UserOutcome{}, err
 	}
@@ -84,7 +88,7 @@ func (a *Activities) ProvisionUser(ctx context.Context, in steps.UserStep) (step
 			"the target's request pace is taken for now; this user's turn is in %v", later.Round(time.Millisecond)),
 			RequestPaced, temporal.ApplicationErrorOptions{NextRetryDelay: later})
 	}
-	r, err := a.provision(ctx, in.Org, w)
+	r, err := a.provision(ctx, o.Target, in.Org, w)
 	if r.holds != nil {
 		// The target holds an account for this user that we have not linked yet (created or
 		// adopted, then a later step failed): link it with the state it has.
@@ -151,8 +155,8 @@ func provisionBackoff(ctx context.Context) time.Duration {
 // admit asks the request pace (when the target's client is paced by a store.Pacer) whether
 // this user's attempt may start: it returns the context whose first request uses the slot
 // taken for it, or how long until the user's turn.
-func (a *Activities) admit(ctx context.Context, in steps.UserStep) (context.Context, time.Duration, error) {
-	t, ok := a.Target.(interface {
+func admit(ctx context.Context, target Target, in steps.UserStep) (context.Context, time.Duration, error) {
+	t, ok := target.(interface {
 		Admit(ctx context.Context, holder string, within time.Duration) (context.Context, time.Duration, error)
 	})
 	if !ok {
@@ -169,7 +173,7 @@ type provisioned struct {
 	failure        *vocab.Failure
 }
 
-func (a *Activities) provision(ctx context.Context, org string, w store.UserWork) (provisioned, error) {
+func (a *Activities) provision(ctx context.Context, t Target, org string, w store.UserWork) (provisioned, error) {
 	it, ext := w.Item, w.Extension
 	r := provisioned{status: vocab.Updated}
 	if it.Action == plan.Suspend {
@@ -177,15 +181,15 @@ func (a *Activities) provision(ctx context.Context, org string, w store.UserWork
 	}
 	if w.Applied != nil {
 		r.scimID = w.Applied.ScimID
-		return r, a.Target.UpdateUser(ctx, ext, w.Applied.ScimID, w.Applied.State, it.Desired)
+		return r, t.UpdateUser(ctx, ext, w.Applied.ScimID, w.Applied.State, it.Desired)
 	}
 	// Not linked: one POST. If an earlier attempt already created the account (crash, lost
 	// response, racing run), the target answers 409 and the client returns the account that
 	// carries this externalId; only then can its state differ, and one PATCH fixes it.
-	u, err := a.Target.CreateUser(ctx, ext, it.Desired)
+	u, err := t.CreateUser(ctx, ext, it.Desired)
 	r.status = vocab.Created
 	if scim.IsConflict(err) {
-		if u, err = a.adoptable(ctx, org, it, ext); u == nil || err != nil {
+		if u, err = a.adoptable(ctx, t, org, it, ext); u == nil || err != nil {
 			r.failure = &vocab.Failure{Type: vocab.ExistingAccount, Message: fmt.Sprintf(
 				"userName %q is taken by an account not linked to this directory user (adopt it: starter adopt %s)",
 				it.Desired.UserName, it.Desired.UserName)}
@@ -203,7 +207,7 @@ func (a *Activities) provision(ctx context.Context, org string, w store.UserWork
 		if r.status == vocab.Created {
 			r.holds = &holds
 		}
-		if err := a.Target.UpdateUser(ctx, ext, u.ID, u.State(), it.Desired); err != nil {
+		if err := t.UpdateUser(ctx, ext, u.ID, u.State(), it.Desired); err != nil {
 			return r, err
 		}
 		r.holds = nil
@@ -215,12 +219,12 @@ func (a *Activities) provision(ctx context.Context, org string, w store.UserWork
 // it for this userName (spec 7), else nil: the caller then links it by writing the desired
 // state over it, externalId included. Only an account nobody linked qualifies: no externalId
 // (or already ours: a retried adoption), and no user of ours linked to it.
-func (a *Activities) adoptable(ctx context.Context, org string, it plan.Item, ext scim.Extension) (*scim.User, error) {
+func (a *Activities) adoptable(ctx context.Context, t Target, org string, it plan.Item, ext scim.Extension) (*scim.User, error) {
 	ok, err := a.Store.AdoptionApproved(ctx, org, it.ExternalID, it.Desired.UserName)
 	if err != nil || !ok {
 		return nil, err
 	}
-	u, err := a.Target.FindUserByUserName(ctx, ext, it.Desired.UserName)
+	u, err := t.FindUserByUserName(ctx, ext, it.Desired.UserName)
 	if err != nil || u == nil || (u.ExternalID != "" && u.ExternalID != it.ExternalID) {
 		return nil, err
 	}

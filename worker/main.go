@@ -100,12 +100,14 @@ func run(args []string, stderr io.Writer) error {
 		scimConfig.Pacer = st.Pacer("scim/"+cfg.Org, cfg.SCIMRate*engine.RateHeadroom)
 	}
 	acts := &activities.Activities{
-		Store:                   st,
-		DialDirectory:           activities.LDAP(dirCfg),
-		Target:                  scim.New(scimConfig),
-		SuspendThresholdPercent: cfg.SuspendThresholdPercent,
-		SuspendThresholdMax:     cfg.SuspendThresholdMax,
-		Settings:                settings,
+		Store: st,
+		Orgs: activities.Single(cfg.Org, activities.Org{
+			Dial:                    activities.LDAP(dirCfg),
+			Target:                  scim.New(scimConfig),
+			SuspendThresholdPercent: cfg.SuspendThresholdPercent,
+			SuspendThresholdMax:     cfg.SuspendThresholdMax,
+		}),
+		Settings: settings,
 	}
 	c, err := client.DialContext(ctx, temporalOptions)
 	if err != nil {

@@ -46,7 +46,7 @@ type stack struct {
 	ext     scim.Extension // the organization's custom extension
 	// Where the parts listen, for tests that drive them directly (CLI, LDAP edits).
 	dbURL, hostPort, ldapURL, ldapBindDN, scimURL string
-	acts                                          *activities.Activities
+	conns                                         activities.Org // the organization's, but the SCIM client
 	stopWorkers                                   []func()
 }
 
@@ -115,13 +115,11 @@ func newStackOn(t *testing.T, d demo.Demo, kind string) *stack {
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 	target := scim.New(scim.Config{BaseURL: scimURL, Token: scimToken})
-	acts := &activities.Activities{
-		Store: st,
-		DialDirectory: activities.LDAP(directory.Config{URL: sl.URL(), BindDN: sl.AdminDN, BindPassword: ldapSecret, AllowPlaintextBind: true,
+	conns := activities.Org{
+		Dial: activities.LDAP(directory.Config{URL: sl.URL(), BindDN: sl.AdminDN, BindPassword: ldapSecret, AllowPlaintextBind: true,
 			BaseDN: d.Suffix, Profile: "openldap", PageSize: 100}),
-		Target: target,
 	}
-	s := &stack{t: t, ctx: ctx, demo: d, store: st, client: c, sandbox: sb, target: target, ext: ext, acts: acts,
+	s := &stack{t: t, ctx: ctx, demo: d, store: st, client: c, sandbox: sb, target: target, ext: ext, conns: conns,
 		dbURL: dbURL, hostPort: hostPort, ldapURL: sl.URL(), ldapBindDN: sl.AdminDN, scimURL: scimURL}
 	s.restartWorkers(engine.Options{SCIMRate: 500}, 1)
 	t.Cleanup(func() { s.restartWorkers(engine.Options{}, 0) })
@@ -139,10 +137,10 @@ func (s *stack) restartWorkers(opts engine.Options, n int) {
 	for range n {
 		c, err := client.Dial(client.Options{HostPort: s.hostPort, Logger: quietLogger()})
 		require.NoError(s.t, err)
-		acts := *s.acts // each worker its own SCIM client, as separate processes have
-		acts.Target = scim.New(scim.Config{BaseURL: s.scimURL, Token: scimToken, MaxAttempts: 1,
+		conns := s.conns // each worker its own SCIM client, as separate processes have
+		conns.Target = scim.New(scim.Config{BaseURL: s.scimURL, Token: scimToken, MaxAttempts: 1,
 			Pacer: s.store.Pacer("scim/"+org, max(opts.SCIMRate, 1))})
-		stop, err := engine.Start(c, &acts, opts)
+		stop, err := engine.Start(c, &activities.Activities{Store: s.store, Orgs: activities.Single(org, conns)}, opts)
 		require.NoError(s.t, err)
 		s.stopWorkers = append(s.stopWorkers, func() { stop(); c.Close() })
 	}

@@ -30,6 +30,8 @@ func RunAdvice(typ string) string {
 		return "the target refused our credentials: check the token (SCIM_TOKEN / --scim-token-file); the next sync tries again"
 	case TargetUnavailable:
 		return "the target did not answer for the whole sync; nothing was changed: check it, the next sync tries again"
+	case OrgUnknown:
+		return "the organization has no settings (deleted?): starter orgs create, or disable its sync"
 	case TargetIncompatible:
 		return "the target cannot take what this organization writes (see the last sync's error): fix its schema or `starter target set`, then sync"
 	}

@@ -18,6 +18,7 @@ const (
 const (
 	TargetAuth         = "target_auth"         // 401, or 403 to a read
 	TargetIncompatible = "target_incompatible" // no PATCH, or the custom extension or an attribute is not declared
+	OrgUnknown         = "org_unknown"         // the organization has no settings (deleted, or never created)
 )
 
 // FailureTypes lists every failure type of a user, for validation of CLI input and banners.
@@ -31,7 +32,7 @@ func IsFailureType(typ string) bool { return slices.Contains(FailureTypes, typ) 
 // incompatible target, or a target that answered nothing.
 func IsRunLevel(typ string) bool {
 	switch typ {
-	case TargetAuth, TargetIncompatible, TargetUnavailable:
+	case TargetAuth, TargetIncompatible, TargetUnavailable, OrgUnknown:
 		return true
 	}
 	return false
