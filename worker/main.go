@@ -1,4 +1,5 @@
-// Command worker runs usersync's Temporal workers for one organization.
+// Command worker runs usersync's Temporal workers: one worker serves every organization,
+// each with the directory and target of its settings in PostgreSQL.
 package main
 
 import (
@@ -55,18 +56,6 @@ func run(args []string, stderr io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	ldapPassword, err := cfg.BindPassword()
-	if err != nil {
-		return err
-	}
-	token, err := config.Secret("SCIM_TOKEN", cfg.SCIMTokenFile)
-	if err != nil {
-		return err
-	}
-	dirCfg := cfg.Directory(ldapPassword)
-	if err := dirCfg.Validate(); err != nil {
-		return err
-	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	temporalOptions, err := cfg.TemporalOptions(tlog.NewStructuredLogger(logger))
 	if err != nil {
@@ -74,6 +63,10 @@ func run(args []string, stderr io.Writer) error {
 	}
 	if warning := config.DatabaseTLSWarning(cfg.DatabaseURL); warning != "" {
 		logger.Warn(warning)
+	}
+	keys, err := orgs.LoadKeyring(cfg.SecretsKeyFile)
+	if err != nil {
+		return err
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		// A sync of a large directory allocates in bursts (planning holds the snapshot and the
@@ -88,38 +81,41 @@ func run(args []string, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
-
-	// One request per call: Temporal owns the retries (the steps turn a Retry-After into the
-	// next retry delay), so no call outlives its activity attempt.
-	scimConfig := scim.Config{BaseURL: cfg.SCIMURL, Token: token, MaxAttempts: 1}
-	settings := steps.FanOut{ProvisionQueue: workflows.TaskQueue, PageSize: cfg.PageSize,
-		PageWindow: cfg.PageWindow, UsersInFlight: cfg.UsersInFlight}
-	if cfg.SCIMRate > 0 {
-		settings.ProvisionQueue = workflows.SCIMTaskQueue
-		// Every worker of the organization shares one request pace, kept in the database.
-		scimConfig.Pacer = st.Pacer("scim/"+cfg.Org, cfg.SCIMRate*engine.RateHeadroom)
+	repo := orgs.Repo{Store: st, Keys: keys}
+	if cfg.SingleOrg() {
+		// The single-organization shortcut: the environment's directory and target become
+		// that organization's settings (a new version only when they changed).
+		o, err := cfg.OrgFromEnv()
+		if err != nil {
+			return err
+		}
+		v, err := repo.Put(ctx, "worker", o)
+		if err != nil {
+			return fmt.Errorf("organization %q settings from the environment: %w", o.Name, err)
+		}
+		logger.Info("organization settings from the environment", "org", o.Name, "version", v)
 	}
 	acts := &activities.Activities{
 		Store: st,
-		Orgs: activities.Single(cfg.Org, activities.Org{
-			Dial:                    activities.LDAP(dirCfg),
-			Target:                  scim.New(scimConfig),
-			SuspendThresholdPercent: cfg.SuspendThresholdPercent,
-			SuspendThresholdMax:     cfg.SuspendThresholdMax,
-		}),
-		Settings: settings,
+		// Every organization's connections come from its settings, by the organization in
+		// each step's input: this worker serves them all.
+		Orgs: &connect.Orgs{Settings: repo, Pacers: func(key string, perSecond float64) scim.Pacer {
+			return st.Pacer(key, perSecond)
+		}},
+		Settings: steps.FanOut{ProvisionQueue: workflows.SCIMTaskQueue, PageSize: cfg.PageSize,
+			PageWindow: cfg.PageWindow, UsersInFlight: cfg.UsersInFlight},
 	}
 	c, err := client.DialContext(ctx, temporalOptions)
 	if err != nil {
 		return fmt.Errorf("connect to Temporal at %s: %w", cfg.TemporalAddress, err)
 	}
 	defer c.Close()
-	stop, err := engine.Start(c, acts, engine.Options{SCIMRate: cfg.SCIMRate})
+	stop, err := engine.Start(c, acts, engine.Options{SCIMActivities: cfg.SCIMActivities})
 	if err != nil {
 		return err
 	}
-	logger.Info("usersync worker started", "org", cfg.Org, "temporal", cfg.TemporalAddress,
-		"temporalTLS", temporalOptions.ConnectionOptions.TLS != nil, "scimRate", cfg.SCIMRate)
+	logger.Info("usersync worker started: serving every organization", "temporal", cfg.TemporalAddress,
+		"temporalTLS", temporalOptions.ConnectionOptions.TLS != nil)
 	<-ctx.Done()
 	stop()
 	return nil

@@ -111,7 +111,7 @@ func TestDisableDuringGroupWritesWaitsForThePatchInFlight(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 	s := &slowGroups{patch: 2 * time.Second, inFlight: make(chan struct{})}
-	stop, err := engine.Start(c, s, engine.Options{SCIMRate: 100})
+	stop, err := engine.Start(c, s, engine.Options{})
 	require.NoError(t, err)
 	t.Cleanup(stop)
 

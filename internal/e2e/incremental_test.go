@@ -74,7 +74,7 @@ func TestRateLimitHoldsAcrossTwoWorkers(t *testing.T) {
 	const rate = 5
 	d := demo.Generate(60, 2)
 	s := newStack(t, d)
-	s.restartWorkers(engine.Options{SCIMRate: rate}, 2)
+	s.restartWorkers(rate, 2)
 	s.sandbox.SetRateLimit(rate)
 
 	sum := s.runOnce("rate")

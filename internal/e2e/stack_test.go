@@ -121,14 +121,14 @@ func newStackOn(t *testing.T, d demo.Demo, kind string) *stack {
 	}
 	s := &stack{t: t, ctx: ctx, demo: d, store: st, client: c, sandbox: sb, target: target, ext: ext, conns: conns,
 		dbURL: dbURL, hostPort: hostPort, ldapURL: sl.URL(), ldapBindDN: sl.AdminDN, scimURL: scimURL}
-	s.restartWorkers(engine.Options{SCIMRate: 500}, 1)
-	t.Cleanup(func() { s.restartWorkers(engine.Options{}, 0) })
+	s.restartWorkers(500, 1)
+	t.Cleanup(func() { s.restartWorkers(0, 0) })
 	return s
 }
 
 // restartWorkers replaces the running workers with n workers (each its own client, as
-// separate processes would be) using opts.
-func (s *stack) restartWorkers(opts engine.Options, n int) {
+// separate processes would be) whose requests to the target share the pace rate.
+func (s *stack) restartWorkers(rate float64, n int) {
 	s.t.Helper()
 	for _, stop := range s.stopWorkers {
 		stop()
@@ -139,8 +139,9 @@ func (s *stack) restartWorkers(opts engine.Options, n int) {
 		require.NoError(s.t, err)
 		conns := s.conns // each worker its own SCIM client, as separate processes have
 		conns.Target = scim.New(scim.Config{BaseURL: s.scimURL, Token: scimToken, MaxAttempts: 1,
-			Pacer: s.store.Pacer("scim/"+org, max(opts.SCIMRate, 1))})
-		stop, err := engine.Start(c, &activities.Activities{Store: s.store, Orgs: activities.Single(org, conns)}, opts)
+			Pacer: s.store.Pacer("scim/"+org, max(rate, 1)*connect.RateHeadroom)})
+		acts := &activities.Activities{Store: s.store, Orgs: activities.Single(org, conns)}
+		stop, err := engine.Start(c, acts, engine.Options{})
 		require.NoError(s.t, err)
 		s.stopWorkers = append(s.stopWorkers, func() { stop(); c.Close() })
 	}

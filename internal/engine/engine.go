@@ -16,20 +16,19 @@ import (
 )
 
 // Options shape the workers.
+//
+// There is no queue-wide rate limit: every organization's requests are paced toward its own
+// target (store.Pacer keyed by organization, see package connect), so that one organization's
+// slow target never throttles another's.
 type Options struct {
-	// SCIMRate is the target's request budget per second, enforced by the Temporal server
-	// across all workers polling the SCIM queue.
-	SCIMRate float64
+	// SCIMActivities caps the SCIM steps this worker runs at once, over every organization
+	// (0: DefaultSCIMActivities). Each organization's run has at most its page window times
+	// users in flight (steps.FanOut) of them queued, so a large organization cannot hold all.
+	SCIMActivities int
 }
 
-// RateHeadroom keeps the request pace (see store.Pacer) just under the target's limit, so
-// that network jitter never lands a request in an empty bucket (429).
-const RateHeadroom = 0.98
-
-// dispatchSlack lets the server dispatch SCIM activities somewhat faster than the pace: the
-// pacer spaces the requests exactly; two limiters at the same rate in series would leave
-// slots unused whenever dispatch jitters. The server-side limit only keeps the backlog small.
-const dispatchSlack = 1.5
+// DefaultSCIMActivities is the SCIM steps one worker runs at once unless set.
+const DefaultSCIMActivities = 200
 
 // Steps are the activities the workflows call, by method name (the names in package steps,
 // which the workflows use): *activities.Activities, or the benchmark's stand-in that does
@@ -53,7 +52,7 @@ type Steps interface {
 var _ Steps = (*activities.Activities)(nil)
 
 // Start runs two workers on c: the main queue (workflows, store and directory steps) and the
-// SCIM queue (rate limited). Stop them with the returned function.
+// SCIM queue. Stop them with the returned function.
 func Start(c client.Client, acts Steps, opts Options) (stop func(), err error) {
 	autoscale := worker.NewPollerBehaviorAutoscaling(worker.PollerBehaviorAutoscalingOptions{})
 	main := worker.New(c, workflows.TaskQueue, worker.Options{
@@ -65,10 +64,13 @@ func Start(c client.Client, acts Steps, opts Options) (stop func(), err error) {
 	main.RegisterWorkflow(workflows.ProcessPageWorkflow)
 	main.RegisterActivity(acts)
 
+	if opts.SCIMActivities <= 0 {
+		opts.SCIMActivities = DefaultSCIMActivities
+	}
 	scim := worker.New(c, workflows.SCIMTaskQueue, worker.Options{
-		TaskQueueActivitiesPerSecond: opts.SCIMRate * dispatchSlack,
-		ActivityTaskPollerBehavior:   autoscale,
-		DisableWorkflowWorker:        true,
+		MaxConcurrentActivityExecutionSize: opts.SCIMActivities,
+		ActivityTaskPollerBehavior:         autoscale,
+		DisableWorkflowWorker:              true,
 	})
 	scim.RegisterActivity(acts)
 

@@ -1,0 +1,166 @@
+// Package connect gives each organization its connections (directory, target, request pace,
+// thresholds) from its settings in PostgreSQL, so that one worker serves every organization
+// and a step only ever reaches the directory and the target of the organization in its input.
+// Connections are cached per organization and rebuilt when its settings' version changes.
+package connect
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/usersync/usersync/activities"
+	"github.com/usersync/usersync/internal/orgs"
+	"github.com/usersync/usersync/internal/scim"
+)
+
+// Settings is where the organizations' settings come from (orgs.Repo).
+type Settings interface {
+	Get(ctx context.Context, org string) (orgs.Org, error)
+	Version(ctx context.Context, org string) (int64, error)
+}
+
+// Pacers gives the request pace shared by every worker for a key (store.Store.Pacer).
+type Pacers func(key string, perSecond float64) scim.Pacer
+
+// RateHeadroom keeps the request pace just under the target's limit, so that network jitter
+// never lands a request in an empty bucket (429).
+const RateHeadroom = 0.98
+
+// Orgs implements activities.Orgs over the organizations' settings.
+type Orgs struct {
+	Settings Settings
+	Pacers   Pacers
+	// Recheck is how long cached connections are used before the settings' version is read
+	// again (default 2s): a settings change reaches every worker within it, and a step does
+	// not pay a database round trip for it.
+	Recheck time.Duration
+
+	mu    sync.Mutex
+	cache map[string]*entry
+}
+
+type entry struct {
+	version int64
+	checked time.Time
+	org     *activities.Org
+	http    *http.Client
+}
+
+var _ activities.Orgs = (*Orgs)(nil)
+
+// Org returns org's connections: activities.ErrUnknownOrg when it has no settings.
+func (o *Orgs) Org(ctx context.Context, org string) (*activities.Org, error) {
+	recheck := o.Recheck
+	if recheck <= 0 {
+		recheck = 2 * time.Second
+	}
+	o.mu.Lock()
+	e := o.cache[org]
+	o.mu.Unlock()
+	now := time.Now()
+	if e != nil && now.Sub(e.checked) < recheck {
+		return e.org, nil
+	}
+	if e != nil {
+		v, err := o.Settings.Version(ctx, org)
+		if err != nil {
+			return nil, o.miss(org, err)
+		}
+		if v == e.version {
+			o.mu.Lock()
+			e.checked = now
+			o.mu.Unlock()
+			return e.org, nil
+		}
+	}
+	rec, err := o.Settings.Get(ctx, org)
+	if err != nil {
+		return nil, o.miss(org, err)
+	}
+	fresh, err := o.build(rec)
+	if err != nil {
+		return nil, fmt.Errorf("organization %q settings (version %d): %w", org, rec.Version, err)
+	}
+	fresh.checked = now
+	o.mu.Lock()
+	if o.cache == nil {
+		o.cache = map[string]*entry{}
+	}
+	if old := o.cache[org]; old != nil && old.http != fresh.http {
+		old.http.CloseIdleConnections()
+	}
+	o.cache[org] = fresh
+	o.mu.Unlock()
+	return fresh.org, nil
+}
+
+// miss forgets org's connections when its settings are gone.
+func (o *Orgs) miss(org string, err error) error {
+	if !errors.Is(err, orgs.ErrNotFound) {
+		return err
+	}
+	o.mu.Lock()
+	if e := o.cache[org]; e != nil {
+		e.http.CloseIdleConnections()
+		delete(o.cache, org)
+	}
+	o.mu.Unlock()
+	return activities.ErrUnknownOrg
+}
+
+// build makes the connections of one version of an organization's settings.
+func (o *Orgs) build(rec orgs.Org) (*entry, error) {
+	s := rec.Settings
+	hc, err := httpClient(s.Target)
+	if err != nil {
+		return nil, err
+	}
+	cfg := scim.Config{BaseURL: s.Target.URL, Token: rec.Secrets.Token, HTTPClient: hc,
+		// One request per call: Temporal owns the retries (a Retry-After becomes the next
+		// retry delay), so no call outlives its activity attempt.
+		MaxAttempts: 1}
+	if s.Target.Rate > 0 && o.Pacers != nil {
+		// The organization's own pace, shared by every worker: one organization's target
+		// limit never slows another's.
+		cfg.Pacer = o.Pacers("scim/"+rec.Name, s.Target.Rate*RateHeadroom)
+	}
+	return &entry{version: rec.Version, http: hc, org: &activities.Org{
+		Dial:                    activities.LDAP(s.Directory.Config(rec.Secrets.BindPassword)),
+		Target:                  scim.New(cfg),
+		SuspendThresholdPercent: s.SuspendThresholdPercent,
+		SuspendThresholdMax:     s.SuspendThresholdMax,
+	}}, nil
+}
+
+// httpClient is the organization's HTTP client toward its target: its CA and client
+// certificate when set, the system's CAs otherwise.
+func httpClient(t orgs.Target) (*http.Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("target.caFile: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("target.caFile: %s holds no PEM certificate", t.CAFile)
+		}
+		tr.TLSClientConfig.RootCAs = pool
+	}
+	if t.ClientCertFile != "" || t.ClientKeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.ClientCertFile, t.ClientKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("target.clientCertFile/clientKeyFile: %w", err)
+		}
+		tr.TLSClientConfig.Certificates = []tls.Certificate{cert}
+	}
+	return &http.Client{Timeout: 30 * time.Second, Transport: tr}, nil
+}

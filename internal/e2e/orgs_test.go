@@ -1,0 +1,295 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+
+	"github.com/usersync/usersync/activities"
+	"github.com/usersync/usersync/internal/connect"
+	"github.com/usersync/usersync/internal/demo"
+	"github.com/usersync/usersync/internal/devstack"
+	"github.com/usersync/usersync/internal/devstack/devstacktest"
+	"github.com/usersync/usersync/internal/engine"
+	"github.com/usersync/usersync/internal/orgs"
+	"github.com/usersync/usersync/internal/rules"
+	"github.com/usersync/usersync/internal/scim"
+	"github.com/usersync/usersync/internal/scimsandbox"
+	"github.com/usersync/usersync/internal/steps"
+	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/vocab"
+	"github.com/usersync/usersync/workflows"
+)
+
+// tenant is one organization of the fleet test: its own directory, target and token.
+type tenant struct {
+	name, token, ldapPassword string
+	users                     int
+	d                         demo.Demo
+	dirURL                    string
+	scimURL                   string // the counting proxy in front of the target
+	ext                       scim.Extension
+	requests                  *tokenCount // what the target received, by token
+}
+
+// tokenCount counts the requests a target receives: with its own organization's token, or not.
+type tokenCount struct {
+	own   string
+	mine  atomic.Int64
+	other atomic.Int64
+}
+
+func (c *tokenCount) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") == "Bearer "+c.own {
+			c.mine.Add(1)
+		} else {
+			c.other.Add(1)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Three organizations (each its own slapd, two on our sandbox, one on SCIMMY), synced at the
+// same time by one worker, then by two: every request each target receives carries its own
+// organization's token, every account in a target is a user of that organization's
+// directory, and every failure and history row carries the right organization. Deleting one
+// organization stops its syncs and nothing else.
+func TestOrganizationsShareWorkersAndNothingCrosses(t *testing.T) {
+	if _, err := os.Stat(devstack.SlapdBinary); err != nil {
+		devstacktest.SkipUnlessRequired(t, "slapd not installed (%s): apt-get install slapd", devstack.SlapdBinary)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	dbURL := devstacktest.Database(t)
+	hostPort := devstacktest.Temporal(t)
+	st, err := store.Open(ctx, dbURL)
+	require.NoError(t, err)
+	t.Cleanup(st.Close)
+	keyFile := filepath.Join(t.TempDir(), "secrets.key")
+	_, err = orgs.AddKey(keyFile)
+	require.NoError(t, err)
+	keys, err := orgs.LoadKeyring(keyFile)
+	require.NoError(t, err)
+	repo := orgs.Repo{Store: st, Keys: keys}
+
+	tenants := []*tenant{
+		{name: "north", token: "north-token-1", ldapPassword: "north-ldap", users: 150},
+		{name: "south", token: "south-token-2", ldapPassword: "south-ldap", users: 90},
+		{name: "east", token: "east-token-3", ldapPassword: "east-ldap", users: 60},
+	}
+	for i, tn := range tenants {
+		tn.d = demo.Generate(tn.users, int64(i+1))
+		sl := &devstack.Slapd{Dir: filepath.Join(t.TempDir(), tn.name), Suffix: tn.d.Suffix,
+			AdminDN: "cn=admin," + tn.d.Suffix, AdminPassword: tn.ldapPassword}
+		require.NoError(t, sl.Start(ctx))
+		t.Cleanup(func() { _ = sl.Stop() })
+		require.NoError(t, devstack.LoadEntries(ctx, sl.URL(), sl.AdminDN, tn.ldapPassword, tn.d.Entries))
+		tn.dirURL = sl.URL()
+
+		var target http.Handler
+		if i < 2 {
+			target = scimsandbox.New(scimsandbox.Options{Token: tn.token, Seats: tn.d.TargetSeats()})
+		} else {
+			u, err := url.Parse(devstacktest.SCIMMY(t, devstack.SCIMMY{Token: tn.token, CustomSchema: acmeURN,
+				CustomAttributes: []string{"settingsTemplate", "office", "project"}}))
+			require.NoError(t, err)
+			path := u.Path
+			u.Path = "" // the proxy passes the request's path (SCIMMY's included) as it is
+			target = httputil.NewSingleHostReverseProxy(u)
+			tn.ext = scim.Extension{URN: acmeURN}
+			defer func() { tn.scimURL += path }()
+		}
+		tn.requests = &tokenCount{own: tn.token}
+		srv := httptest.NewServer(tn.requests.wrap(target))
+		t.Cleanup(srv.Close)
+		tn.scimURL = srv.URL
+
+		require.NoError(t, demo.Seed(ctx, st, tn.name, "e2e", tn.d))
+		if tn.ext.URN != "" {
+			require.NoError(t, st.SetTargetExtension(ctx, tn.name, "e2e", tn.ext))
+		}
+	}
+	for _, tn := range tenants {
+		_, err := repo.Put(ctx, "e2e", orgs.Org{Name: tn.name,
+			Settings: orgs.Settings{
+				Directory: orgs.Directory{URL: tn.dirURL, BindDN: "cn=admin," + tn.d.Suffix, BaseDN: tn.d.Suffix,
+					Profile: "openldap", PageSize: 100, AllowPlaintextBind: true},
+				Target:                  orgs.Target{URL: tn.scimURL, Rate: 200},
+				SuspendThresholdPercent: 10, SuspendThresholdMax: 500,
+			},
+			Secrets: orgs.Secrets{BindPassword: tn.ldapPassword, Token: tn.token}})
+		require.NoError(t, err, tn.name)
+	}
+
+	var stops []func()
+	startWorkers := func(n int) {
+		for _, stop := range stops {
+			stop()
+		}
+		stops = nil
+		for range n {
+			c, err := client.Dial(client.Options{HostPort: hostPort, Logger: quietLogger()})
+			require.NoError(t, err)
+			acts := &activities.Activities{Store: st,
+				Orgs: &connect.Orgs{Settings: repo, Pacers: func(key string, perSecond float64) scim.Pacer {
+					return st.Pacer(key, perSecond)
+				}}}
+			stop, err := engine.Start(c, acts, engine.Options{})
+			require.NoError(t, err)
+			stops = append(stops, func() { stop(); c.Close() })
+		}
+	}
+	t.Cleanup(func() { startWorkers(0) })
+	c, err := client.Dial(client.Options{HostPort: hostPort, Logger: quietLogger()})
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+
+	signal := func(tn *tenant, name string, arg any) {
+		_, err := c.SignalWithStartWorkflow(ctx, workflows.OrgWorkflowID(tn.name), name, arg,
+			client.StartWorkflowOptions{ID: workflows.OrgWorkflowID(tn.name), TaskQueue: workflows.TaskQueue},
+			workflows.UserSyncWorkflow, workflows.SyncState{Org: tn.name, Interval: time.Hour})
+		require.NoError(t, err, tn.name)
+	}
+	lastRun := func(tn *tenant) *steps.RunSummary {
+		v, err := c.QueryWorkflow(ctx, workflows.OrgWorkflowID(tn.name), "", workflows.QueryStatus)
+		require.NoError(t, err)
+		var s workflows.Status
+		require.NoError(t, v.Get(&s))
+		if s.CurrentRun != nil || s.Queued != nil {
+			return nil
+		}
+		return s.LastRun
+	}
+	// syncAll asks every organization in ts for a sync at once and waits for all of them.
+	syncAll := func(ts []*tenant, first bool) map[string]*steps.RunSummary {
+		prev := map[string]string{}
+		for _, tn := range ts {
+			if !first {
+				prev[tn.name] = lastRun(tn).RunID
+			}
+		}
+		var wg sync.WaitGroup
+		for _, tn := range ts {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if first {
+					signal(tn, workflows.SignalEnable, workflows.SwitchSignal{Actor: "e2e"})
+				} else {
+					signal(tn, workflows.SignalSyncNow, workflows.ActorSignal{Actor: "e2e"})
+				}
+			}()
+		}
+		wg.Wait()
+		got := map[string]*steps.RunSummary{}
+		deadline := time.Now().Add(4 * time.Minute)
+		for len(got) < len(ts) && time.Now().Before(deadline) {
+			for _, tn := range ts {
+				if r := lastRun(tn); r != nil && r.RunID != prev[tn.name] {
+					got[tn.name] = r
+				}
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+		require.Len(t, got, len(ts), "every organization's sync finished")
+		return got
+	}
+
+	// checkIsolation reads each target and each organization's records: nothing of one
+	// organization reached another's target, directory or history.
+	checkIsolation := func() {
+		t.Helper()
+		for _, tn := range tenants {
+			require.Zero(t, tn.requests.other.Load(), "%s's target received requests with another token", tn.name)
+			require.NotZero(t, tn.requests.mine.Load(), "%s's target was used", tn.name)
+			own := entryUUIDs(t, tn)
+			accounts := 0
+			target := scim.New(scim.Config{BaseURL: tn.scimURL, Token: tn.token})
+			require.NoError(t, target.ListUsers(ctx, tn.ext, func(u *scim.User) error {
+				if u.ExternalID != "" {
+					accounts++
+					require.True(t, own[u.ExternalID], "%s's target holds %s (externalId %s), not a user of its directory",
+						tn.name, u.UserName, u.ExternalID)
+				}
+				return nil
+			}))
+			require.Equal(t, tn.users, accounts, "%s: every user of its directory provisioned, once", tn.name)
+			fs, err := st.Failures(ctx, tn.name, vocab.Filter{})
+			require.NoError(t, err)
+			for _, f := range fs {
+				require.True(t, own[f.ExternalID], "%s has a failure of %s, not its user", tn.name, f.ExternalID)
+			}
+			hist, err := st.History(ctx, tn.name, store.HistoryFilter{Limit: 10000})
+			require.NoError(t, err)
+			for _, e := range hist {
+				require.Equal(t, tn.name, e.Org)
+				if id, ok := e.Details["externalId"].(string); ok {
+					require.True(t, own[id], "%s's history names %s, not its user", tn.name, id)
+				}
+			}
+		}
+	}
+
+	startWorkers(1)
+	for name, r := range syncAll(tenants, true) {
+		require.Equal(t, vocab.RunSucceeded, r.Status, "%s: %s", name, r.Error)
+		require.NotZero(t, r.Outcomes[vocab.Created], name)
+	}
+	checkIsolation()
+
+	// Two workers, and a change in every directory's rules: a user group for everyone.
+	startWorkers(2)
+	for _, tn := range tenants {
+		_, err := st.EditRules(ctx, tn.name, "e2e", "user group for all", func(rs []rules.Rule) ([]rules.Rule, error) {
+			rs[0].UserGroup = "Fleet-" + tn.name
+			return rs, nil
+		})
+		require.NoError(t, err)
+	}
+	for name, r := range syncAll(tenants, false) {
+		require.Equal(t, vocab.RunSucceeded, r.Status, "%s: %s", name, r.Error)
+		require.NotZero(t, r.Outcomes[vocab.Updated], name)
+	}
+	checkIsolation()
+
+	// Deleting south stops its syncs, with a run-level failure that says why; the others sync on.
+	require.NoError(t, repo.Delete(ctx, "e2e", "south"))
+	runs := syncAll(tenants, false)
+	require.NotEqual(t, vocab.RunSucceeded, runs["south"].Status)
+	require.Contains(t, runs["south"].Error, "no settings")
+	require.Equal(t, vocab.RunSucceeded, runs["north"].Status, runs["north"].Error)
+	require.Equal(t, vocab.RunSucceeded, runs["east"].Status, runs["east"].Error)
+	for _, tn := range tenants {
+		require.Zero(t, tn.requests.other.Load(), tn.name)
+	}
+}
+
+// entryUUIDs are the externalIds of a tenant's directory users (read from its slapd).
+func entryUUIDs(t *testing.T, tn *tenant) map[string]bool {
+	t.Helper()
+	conn, err := ldap.DialURL(tn.dirURL)
+	require.NoError(t, err)
+	defer conn.Close()
+	require.NoError(t, conn.Bind("cn=admin,"+tn.d.Suffix, tn.ldapPassword))
+	res, err := conn.Search(ldap.NewSearchRequest(tn.d.Suffix, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+		"(objectClass=inetOrgPerson)", []string{"entryUUID"}, nil))
+	require.NoError(t, err)
+	ids := map[string]bool{}
+	for _, e := range res.Entries {
+		ids[e.GetAttributeValue("entryUUID")] = true
+	}
+	return ids
+}
