@@ -44,7 +44,9 @@ func TestBadSettingsAreErrorsNamingFieldAndValue(t *testing.T) {
 		{func(s *orgs.Settings) { s.Directory.UserNameAttribute = "mail address" }, `directory.userNameAttribute: "mail address"`},
 		{func(s *orgs.Settings) { s.Directory.StartTLS = true }, `directory.startTLS: true with "ldaps://dc.example.com"`},
 		{func(s *orgs.Settings) { s.Directory.URL = "ldap://dc" }, `directory.url: "ldap://dc" with bind DN "cn=svc,dc=example,dc=com" would send the bind password in clear`},
-		{func(s *orgs.Settings) { s.Directory.URL, s.Directory.BindDN, s.Directory.CAFile = "ldap://dc", "", "/ca.pem" }, `directory.caFile: "/ca.pem" set, but "ldap://dc" uses no TLS`},
+		{func(s *orgs.Settings) {
+			s.Directory.URL, s.Directory.BindDN, s.Directory.CAFile = "ldap://dc", "", "/ca.pem"
+		}, `directory.caFile: "/ca.pem" set, but "ldap://dc" uses no TLS`},
 		{func(s *orgs.Settings) { s.Directory.Profile, s.Directory.InChain = "openldap", true }, `directory.inChain: true needs profile "ad", not "openldap"`},
 		{func(s *orgs.Settings) { s.SuspendThresholdPercent = 101 }, `suspendThresholdPercent: 101 is not between 0 and 100`},
 		{func(s *orgs.Settings) { s.SuspendThresholdPercent = -1 }, `suspendThresholdPercent: -1`},
