@@ -569,7 +569,11 @@ read here, so run it where the worker runs.`,
 func testDirectory(ctx context.Context, o orgs.Org, groups []string, timeout time.Duration) orgCheck {
 	d := o.Settings.Directory
 	fail := func(err error) orgCheck {
-		return orgCheck{Detail: d.URL + ": " + hideSecrets(err.Error(), o.Secrets)}
+		msg := hideSecrets(err.Error(), o.Secrets)
+		if !strings.Contains(msg, d.URL) {
+			msg = d.URL + ": " + msg
+		}
+		return orgCheck{Detail: msg}
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

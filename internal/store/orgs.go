@@ -19,8 +19,9 @@ import (
 // they get here (orgs.RecordStore).
 var _ orgs.RecordStore = (*Store)(nil)
 
+// noSettings reads "organization acme has no settings".
 func noSettings(org string) error {
-	return fmt.Errorf("organization %s: %w", org, orgs.ErrNotFound)
+	return fmt.Errorf("organization %s has %w", org, orgs.ErrNotFound)
 }
 
 // OrgVersion is the organization's current settings version.
