@@ -143,6 +143,10 @@ func TestRejectedOrgSettingsWriteNothing(t *testing.T) {
 	_, err = st.PutOrgRecord(ctx, orgs.Record{Org: "acme", Settings: acmeOrg().Settings}, 0,
 		vocab.Event{Org: "acme", Actor: "mallory", Type: vocab.EventSetting, Action: "x"})
 	require.ErrorIs(t, err, orgs.ErrConflict)
+	// A history row that cannot be written takes the new version down with it.
+	_, err = st.PutOrgRecord(ctx, orgs.Record{Org: "acme", Settings: acmeOrg().Settings}, 1,
+		vocab.Event{Org: "acme", Actor: "alice", Type: vocab.EventSetting, Action: "x", Details: map[string]any{"bad": make(chan int)}})
+	require.ErrorContains(t, err, "history details")
 	require.Len(t, settingEvents(t, st, ctx, "acme"), 1)
 	got, err := repo.Get(ctx, "acme")
 	require.NoError(t, err)
