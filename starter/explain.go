@@ -15,6 +15,7 @@ import (
 	"github.com/usersync/usersync/activities"
 	"github.com/usersync/usersync/internal/config"
 	"github.com/usersync/usersync/internal/directory"
+	"github.com/usersync/usersync/internal/orgs"
 	"github.com/usersync/usersync/internal/plan"
 	"github.com/usersync/usersync/internal/store"
 	"github.com/usersync/usersync/internal/vocab"
@@ -39,8 +40,9 @@ func explainCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "explain <userName or externalId>",
 		Short: "Explain one user: groups, matching rules, how each value was chosen, license, diff",
-		Long: `explain reads the ruled groups from the directory (LDAP_URL, LDAP_BIND_DN, LDAP_BIND_PASSWORD
-or LDAP_BIND_PASSWORD_FILE, LDAP_BASE_DN, LDAP_PROFILE, as the worker does) and plans a sync
+		Long: `explain reads the ruled groups from the organization's directory (its settings, starter orgs;
+without settings the environment's LDAP_URL, LDAP_BIND_DN, LDAP_BIND_PASSWORD or
+LDAP_BIND_PASSWORD_FILE, LDAP_BASE_DN, LDAP_PROFILE and SUSPEND_THRESHOLD_*) and plans a sync
 exactly as the worker would, without writing anything. For the user it shows the ruled groups
 holding it, the rules that matched in priority order, which rule or attribute set each value,
 the license decision, what the sync would do and how the desired state differs from the last
@@ -62,12 +64,21 @@ state written to the target, and the user's current failure.`,
 			if err != nil {
 				return err
 			}
-			thresholds, err := suspendThresholdsFromEnv()
+			// The organization's settings when it has some, else the environment, as before.
+			o, err := a.orgSettings(ctx, a.Org)
 			if err != nil {
-				return err
+				return fmt.Errorf("explain: %w", err)
 			}
-			in.SuspendThresholdPercent, in.SuspendThresholdMax = thresholds.SuspendThresholdPercent, thresholds.SuspendThresholdMax
-			if in.Users, err = readRuledGroups(ctx, in); err != nil {
+			if o != nil {
+				in.SuspendThresholdPercent, in.SuspendThresholdMax = o.Settings.SuspendThresholdPercent, o.Settings.SuspendThresholdMax
+			} else {
+				thresholds, err := suspendThresholdsFromEnv()
+				if err != nil {
+					return err
+				}
+				in.SuspendThresholdPercent, in.SuspendThresholdMax = thresholds.SuspendThresholdPercent, thresholds.SuspendThresholdMax
+			}
+			if in.Users, err = readRuledGroups(ctx, in, a.Org, o); err != nil {
 				return err
 			}
 			failures, err := db.Failures(ctx, a.Org, vocab.Filter{})
@@ -80,13 +91,14 @@ state written to the target, and the user's current failure.`,
 	}
 }
 
-// readRuledGroups reads the users of the ruled groups, as a sync's snapshot does.
-func readRuledGroups(ctx context.Context, in plan.Input) ([]directory.User, error) {
+// readRuledGroups reads the users of the ruled groups, as a sync's snapshot does, from the
+// directory of o (nil: of the environment).
+func readRuledGroups(ctx context.Context, in plan.Input, org string, o *orgs.Org) ([]directory.User, error) {
 	groupDNs, attrs := activities.SnapshotScope(in.Rules, in.Mappings)
 	if len(groupDNs) == 0 {
 		return nil, nil
 	}
-	cfg, err := directoryFromEnv()
+	cfg, err := directoryOf(org, o)
 	if err != nil {
 		return nil, fmt.Errorf("explain: %w", err)
 	}
@@ -121,6 +133,19 @@ func directoryFromEnv() (directory.Config, error) {
 		return directory.Config{}, err
 	}
 	return l.Directory(password), nil
+}
+
+// directoryOf is the directory configuration of the organization: its settings (o) when it
+// has some, else the LDAP_* environment, the single-organization setup.
+func directoryOf(org string, o *orgs.Org) (directory.Config, error) {
+	if o != nil {
+		return o.Settings.Directory.Config(o.Secrets.BindPassword), nil
+	}
+	cfg, err := directoryFromEnv()
+	if err != nil {
+		return cfg, fmt.Errorf("organization %s has no settings (starter orgs create %s), and the environment's: %w", org, org, err)
+	}
+	return cfg, nil
 }
 
 // suspendThresholdsFromEnv are the worker's SUSPEND_THRESHOLD_* settings.

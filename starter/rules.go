@@ -125,7 +125,7 @@ func (f *ruleFlags) bind(cmd *cobra.Command, edit bool) {
 	}
 	fl.StringArrayVar(&f.custom, "custom", nil, customHelp)
 	fl.StringVar(&f.note, "note", "", "free-text note"+clear)
-	fl.BoolVar(&f.noDirectoryCheck, "no-directory-check", false, "do not check that the group exists in the directory (LDAP_URL, ...)")
+	fl.BoolVar(&f.noDirectoryCheck, "no-directory-check", false, "do not check that the group exists in the directory (the organization's, else LDAP_URL, ...)")
 }
 
 // apply copies the flags given on the command line into r (for add: all of them).
@@ -195,9 +195,9 @@ func rulesAddCmd(a *app) *cobra.Command {
 		Use:   "add --group DN [flags]",
 		Short: "Add a rule (checked against the catalog and the directory)",
 		Long: `add creates a rule. Products, role and template must be in the catalog (starter catalog list);
-the group must exist in the directory, which is read with LDAP_URL, LDAP_BIND_DN,
-LDAP_BIND_PASSWORD (or LDAP_BIND_PASSWORD_FILE), LDAP_BASE_DN and LDAP_PROFILE, unless
---no-directory-check is given.`,
+the group must exist in the organization's directory (its settings, starter orgs; without
+settings the environment's LDAP_URL, LDAP_BIND_DN, LDAP_BIND_PASSWORD or LDAP_BIND_PASSWORD_FILE,
+LDAP_BASE_DN and LDAP_PROFILE), unless --no-directory-check is given.`,
 		Example: `  starter rules add --group "cn=Sales,ou=Groups,dc=example,dc=com" --role Member \
       --products Meeting,Webinar --user-group Sales --device-groups DG-Sales --template Standard
   starter rules add --group "cn=Executives,ou=Groups,dc=example,dc=com" --priority 1 --role Admin \
@@ -404,16 +404,22 @@ func (a *app) checkRule(ctx context.Context, r *rules.Rule, skipDirectory bool) 
 	if skipDirectory {
 		return nil
 	}
-	return checkGroupExists(ctx, raw)
+	return a.checkGroupExists(ctx, raw)
 }
 
-// checkGroupExists looks the group up in the directory configured by the LDAP_* environment.
-func checkGroupExists(ctx context.Context, dn string) error {
-	if os.Getenv("LDAP_URL") == "" {
-		return fmt.Errorf("--group %q: cannot check that the group exists: LDAP_URL is not set "+
-			"(set LDAP_URL, LDAP_BIND_DN, LDAP_BIND_PASSWORD or LDAP_BIND_PASSWORD_FILE, LDAP_BASE_DN, or pass --no-directory-check)", dn)
+// checkGroupExists looks the group up in the organization's directory: its settings when it
+// has some, else the LDAP_* environment.
+func (a *app) checkGroupExists(ctx context.Context, dn string) error {
+	o, err := a.orgSettings(ctx, a.Org)
+	if err != nil {
+		return fmt.Errorf("--group %q: cannot check that the group exists: %w", dn, err)
 	}
-	cfg, err := directoryFromEnv()
+	if o == nil && os.Getenv("LDAP_URL") == "" {
+		return fmt.Errorf("--group %q: cannot check that the group exists: organization %s has no settings (starter orgs create) "+
+			"and LDAP_URL is not set (set LDAP_URL, LDAP_BIND_DN, LDAP_BIND_PASSWORD or LDAP_BIND_PASSWORD_FILE, LDAP_BASE_DN, "+
+			"or pass --no-directory-check)", dn, a.Org)
+	}
+	cfg, err := directoryOf(a.Org, o)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/usersync/usersync/internal/directory"
+	"github.com/usersync/usersync/internal/orgs"
 )
 
 // Common is what every usersync process needs: the organization, Temporal and PostgreSQL.
@@ -29,6 +30,8 @@ type Common struct {
 	TemporalTLSCertFile   string
 	TemporalTLSKeyFile    string
 	TemporalAPIKeyFile    string
+	// SecretsKeyFile holds the keys that seal organizations' secrets in PostgreSQL.
+	SecretsKeyFile string
 }
 
 // LDAP is how to reach and read the directory. The starter's explain and rules commands read
@@ -83,6 +86,8 @@ func (c *Common) entries() []entry {
 		str(&c.TemporalAPIKeyFile, "temporal-api-key-file", "TEMPORAL_API_KEY_FILE", "",
 			"file holding a Temporal API key (or env TEMPORAL_API_KEY); turns TLS on"),
 		secret("TEMPORAL_API_KEY", "Temporal API key (secret); turns TLS on"),
+		str(&c.SecretsKeyFile, "secrets-key-file", "USERSYNC_SECRETS_KEY_FILE", "",
+			"file of the keys that encrypt organizations' secrets in PostgreSQL (mode 0600; starter orgs new-key)"),
 	}
 }
 
@@ -186,13 +191,11 @@ func (l LDAP) BindPassword() (string, error) {
 	return Secret("LDAP_BIND_PASSWORD", l.LDAPBindPasswordFile)
 }
 
-// Directory is the directory configuration of these settings, the one place that maps them to
-// directory.Config (the worker and the starter both use it).
-func (l LDAP) Directory(password string) directory.Config {
-	return directory.Config{
+// OrgDirectory is these settings as an organization's directory settings.
+func (l LDAP) OrgDirectory() orgs.Directory {
+	return orgs.Directory{
 		URL:                l.LDAPURL,
 		BindDN:             l.LDAPBindDN,
-		BindPassword:       password,
 		BaseDN:             l.LDAPBaseDN,
 		Profile:            l.LDAPProfile,
 		UserNameAttribute:  l.LDAPUserNameAttribute,
@@ -204,6 +207,23 @@ func (l LDAP) Directory(password string) directory.Config {
 		ServerName:         l.LDAPServerName,
 		AllowPlaintextBind: l.LDAPAllowPlaintextBind,
 		InChain:            l.LDAPInChain,
+	}
+}
+
+// Directory is the directory configuration of these settings, mapped by orgs.Directory.Config
+// as an organization's are.
+func (l LDAP) Directory(password string) directory.Config {
+	return l.OrgDirectory().Config(password)
+}
+
+// OrgSettings is the worker's environment as an organization's settings (the
+// single-organization shortcut). The target's TLS files have no environment setting.
+func (w Worker) OrgSettings() orgs.Settings {
+	return orgs.Settings{
+		Directory:               w.OrgDirectory(),
+		Target:                  orgs.Target{URL: w.SCIMURL, Rate: w.SCIMRate},
+		SuspendThresholdPercent: w.SuspendThresholdPercent,
+		SuspendThresholdMax:     w.SuspendThresholdMax,
 	}
 }
 
