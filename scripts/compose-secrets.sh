@@ -14,4 +14,13 @@ done
 # Compose bind-mounts these files: the containers' non-root users must read
 # them. The 0700 folder keeps other users of this machine out.
 chmod 0644 .secrets/*
+# The key that encrypts organizations' secrets in PostgreSQL: "<keyid> <base64 of 32 bytes>",
+# 0600 (usersync refuses a key file others can read). The worker and the starter run as this
+# user (USERSYNC_UID/GID in .env, read by compose) so that they can read it.
+if [ ! -s .secrets/secrets.keys ]; then
+  printf '%s-%s %s\n' "$(date -u +%Y%m%d)" "$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
+    "$(head -c 32 /dev/urandom | base64 -w0)" > .secrets/secrets.keys
+fi
+chmod 0600 .secrets/secrets.keys
+[ -s .env ] || printf 'USERSYNC_UID=%s\nUSERSYNC_GID=%s\n' "$(id -u)" "$(id -g)" > .env
 echo "secrets in $(pwd)/.secrets"

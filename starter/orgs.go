@@ -117,6 +117,7 @@ func (f *orgFlags) bind(cmd *cobra.Command, set bool) {
 	str(&t.URL, "scim-url", "target.url", "", "SCIM 2.0 base URL, https:// (http:// only to loopback)")
 	fl.Float64Var(&t.Rate, "scim-rate", orgs.DefaultRate, "SCIM requests per second across all workers, 0 for no limit (target.rate)")
 	f.flagOf["target.rate"] = "--scim-rate"
+	boolean(&t.AllowHTTP, "scim-allow-http", "target.allowHTTP", "allow an http:// target URL off loopback (token in clear)")
 	str(&t.CAFile, "scim-ca-file", "target.caFile", "", "PEM file of the CAs of the target's certificate, on the worker")
 	str(&t.ClientCertFile, "scim-client-cert-file", "target.clientCertFile", "", "PEM client certificate for the target, on the worker")
 	str(&t.ClientKeyFile, "scim-client-key-file", "target.clientKeyFile", "", "PEM key of the client certificate, on the worker")
@@ -169,6 +170,7 @@ func (f *orgFlags) apply(o *orgs.Org, all, fromEnv bool) error {
 		{"ldap-in-chain", func() { d.InChain = f.s.Directory.InChain }},
 		{"scim-url", func() { t.URL = f.s.Target.URL }},
 		{"scim-rate", func() { t.Rate = f.s.Target.Rate }},
+		{"scim-allow-http", func() { t.AllowHTTP = f.s.Target.AllowHTTP }},
 		{"scim-ca-file", func() { t.CAFile = f.s.Target.CAFile }},
 		{"scim-client-cert-file", func() { t.ClientCertFile = f.s.Target.ClientCertFile }},
 		{"scim-client-key-file", func() { t.ClientKeyFile = f.s.Target.ClientKeyFile }},

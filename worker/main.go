@@ -19,7 +19,9 @@ import (
 
 	"github.com/usersync/usersync/activities"
 	"github.com/usersync/usersync/internal/config"
+	"github.com/usersync/usersync/internal/connect"
 	"github.com/usersync/usersync/internal/engine"
+	"github.com/usersync/usersync/internal/orgs"
 	"github.com/usersync/usersync/internal/scim"
 	"github.com/usersync/usersync/internal/steps"
 	"github.com/usersync/usersync/internal/store"

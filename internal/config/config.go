@@ -61,6 +61,8 @@ type Worker struct {
 	SCIMURL                             string
 	SCIMTokenFile                       string
 	SCIMRate                            float64
+	SCIMAllowHTTP                       bool
+	SCIMActivities                      int
 	PageSize, PageWindow, UsersInFlight int
 }
 
@@ -144,6 +146,8 @@ func (w *Worker) entries() []entry {
 				}
 				return nil
 			}),
+		boolean(&w.SCIMAllowHTTP, "scim-allow-http", "SCIM_ALLOW_HTTP",
+			"allow an http:// SCIM URL off loopback (the token travels in clear)"),
 	)
 	es = append(es, w.SuspendThresholds.entries()...)
 	return append(es,
@@ -153,6 +157,8 @@ func (w *Worker) entries() []entry {
 			atLeast(&w.PageWindow, 0)),
 		integer(&w.UsersInFlight, "users-in-flight", "USERSYNC_USERS_IN_FLIGHT", 0, "users in flight per page, 0 for the default 20",
 			atLeast(&w.UsersInFlight, 0)),
+		integer(&w.SCIMActivities, "scim-activities", "USERSYNC_SCIM_ACTIVITIES", 0,
+			"SCIM steps this worker runs at once over all organizations, 0 for the default 200", atLeast(&w.SCIMActivities, 0)),
 	)
 }
 
@@ -174,11 +180,15 @@ func All() []Setting {
 	return w.Settings().List()
 }
 
-// Validate names the first missing setting the worker needs.
+// Validate names the first missing setting the worker needs: the database and the secrets
+// key always; the directory and the target only for the single-organization shortcut.
 func (w *Worker) Validate() error {
-	for _, f := range []struct{ name, v string }{
-		{"DATABASE_URL", w.DatabaseURL}, {"LDAP_URL", w.LDAPURL}, {"LDAP_BASE_DN", w.LDAPBaseDN}, {"SCIM_URL", w.SCIMURL},
-	} {
+	need := []struct{ name, v string }{{"DATABASE_URL", w.DatabaseURL}, {"USERSYNC_SECRETS_KEY_FILE", w.SecretsKeyFile}}
+	if w.SingleOrg() {
+		need = append(need, []struct{ name, v string }{
+			{"LDAP_URL", w.LDAPURL}, {"LDAP_BASE_DN", w.LDAPBaseDN}, {"SCIM_URL", w.SCIMURL}}...)
+	}
+	for _, f := range need {
 		if strings.TrimSpace(f.v) == "" {
 			return fmt.Errorf("%s: required, not set", f.name)
 		}
@@ -216,12 +226,29 @@ func (l LDAP) Directory(password string) directory.Config {
 	return l.OrgDirectory().Config(password)
 }
 
+// SingleOrg reports whether the environment describes one organization's directory or
+// target: the shortcut by which the worker writes them as that organization's settings.
+func (w Worker) SingleOrg() bool { return w.LDAPURL != "" || w.SCIMURL != "" }
+
+// OrgFromEnv is the organization the environment describes (SingleOrg), secrets included.
+func (w Worker) OrgFromEnv() (orgs.Org, error) {
+	password, err := w.BindPassword()
+	if err != nil {
+		return orgs.Org{}, err
+	}
+	token, err := Secret("SCIM_TOKEN", w.SCIMTokenFile)
+	if err != nil {
+		return orgs.Org{}, err
+	}
+	return orgs.Org{Name: w.Org, Settings: w.OrgSettings(), Secrets: orgs.Secrets{BindPassword: password, Token: token}}, nil
+}
+
 // OrgSettings is the worker's environment as an organization's settings (the
 // single-organization shortcut). The target's TLS files have no environment setting.
 func (w Worker) OrgSettings() orgs.Settings {
 	return orgs.Settings{
 		Directory:               w.OrgDirectory(),
-		Target:                  orgs.Target{URL: w.SCIMURL, Rate: w.SCIMRate},
+		Target:                  orgs.Target{URL: w.SCIMURL, Rate: w.SCIMRate, AllowHTTP: w.SCIMAllowHTTP},
 		SuspendThresholdPercent: w.SuspendThresholdPercent,
 		SuspendThresholdMax:     w.SuspendThresholdMax,
 	}

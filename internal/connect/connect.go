@@ -6,12 +6,9 @@ package connect
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"sync"
 	"time"
 
@@ -118,7 +115,7 @@ func (o *Orgs) miss(org string, err error) error {
 // build makes the connections of one version of an organization's settings.
 func (o *Orgs) build(rec orgs.Org) (*entry, error) {
 	s := rec.Settings
-	hc, err := httpClient(s.Target)
+	hc, err := s.Target.HTTPClient()
 	if err != nil {
 		return nil, err
 	}
@@ -137,30 +134,4 @@ func (o *Orgs) build(rec orgs.Org) (*entry, error) {
 		SuspendThresholdPercent: s.SuspendThresholdPercent,
 		SuspendThresholdMax:     s.SuspendThresholdMax,
 	}}, nil
-}
-
-// httpClient is the organization's HTTP client toward its target: its CA and client
-// certificate when set, the system's CAs otherwise.
-func httpClient(t orgs.Target) (*http.Client, error) {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("target.caFile: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("target.caFile: %s holds no PEM certificate", t.CAFile)
-		}
-		tr.TLSClientConfig.RootCAs = pool
-	}
-	if t.ClientCertFile != "" || t.ClientKeyFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.ClientCertFile, t.ClientKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("target.clientCertFile/clientKeyFile: %w", err)
-		}
-		tr.TLSClientConfig.Certificates = []tls.Certificate{cert}
-	}
-	return &http.Client{Timeout: 30 * time.Second, Transport: tr}, nil
 }

@@ -9,7 +9,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/usersync/usersync/internal/demo"
-	"github.com/usersync/usersync/internal/engine"
 	"github.com/usersync/usersync/internal/steps"
 	"github.com/usersync/usersync/internal/vocab"
 	"github.com/usersync/usersync/workflows"

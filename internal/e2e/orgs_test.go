@@ -100,22 +100,22 @@ func TestOrganizationsShareWorkersAndNothingCrosses(t *testing.T) {
 		tn.dirURL = sl.URL()
 
 		var target http.Handler
+		path := ""
 		if i < 2 {
 			target = scimsandbox.New(scimsandbox.Options{Token: tn.token, Seats: tn.d.TargetSeats()})
 		} else {
 			u, err := url.Parse(devstacktest.SCIMMY(t, devstack.SCIMMY{Token: tn.token, CustomSchema: acmeURN,
 				CustomAttributes: []string{"settingsTemplate", "office", "project"}}))
 			require.NoError(t, err)
-			path := u.Path
+			path = u.Path
 			u.Path = "" // the proxy passes the request's path (SCIMMY's included) as it is
 			target = httputil.NewSingleHostReverseProxy(u)
 			tn.ext = scim.Extension{URN: acmeURN}
-			defer func() { tn.scimURL += path }()
 		}
 		tn.requests = &tokenCount{own: tn.token}
 		srv := httptest.NewServer(tn.requests.wrap(target))
 		t.Cleanup(srv.Close)
-		tn.scimURL = srv.URL
+		tn.scimURL = srv.URL + path
 
 		require.NoError(t, demo.Seed(ctx, st, tn.name, "e2e", tn.d))
 		if tn.ext.URN != "" {

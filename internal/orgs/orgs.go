@@ -42,6 +42,9 @@ type Target struct {
 	CAFile         string `json:"caFile"`
 	ClientCertFile string `json:"clientCertFile"`
 	ClientKeyFile  string `json:"clientKeyFile"`
+	// AllowHTTP allows an http:// URL to a host other than loopback (the token and users'
+	// data then travel in clear): an explicit choice for a private network, as compose's.
+	AllowHTTP bool `json:"allowHTTP,omitempty"`
 }
 
 // Settings are an organization's settings without its secrets.
@@ -177,10 +180,11 @@ func (t Target) validate() error {
 	case err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "":
 		return fmt.Errorf("target.url: %q is not an https:// URL (https://host[:port]/path)", redactURL(t.URL))
 	case strings.EqualFold(u.Scheme, "https"):
-	case strings.EqualFold(u.Scheme, "http") && isLoopback(u.Hostname()):
-		// The token travels in clear; only to this machine (tests, a local proxy).
+	case strings.EqualFold(u.Scheme, "http") && (isLoopback(u.Hostname()) || t.AllowHTTP):
+		// The token travels in clear: only to this machine (tests, a local proxy), or where
+		// the organization's settings say so.
 	case strings.EqualFold(u.Scheme, "http"):
-		return fmt.Errorf("target.url: %q is not an https:// URL (http:// only to 127.0.0.1, ::1 or localhost)", t.URL)
+		return fmt.Errorf("target.url: %q is not an https:// URL (http:// only to 127.0.0.1, ::1 or localhost, or with target.allowHTTP)", t.URL)
 	default:
 		return fmt.Errorf("target.url: %q is not an https:// URL", t.URL)
 	}

@@ -113,8 +113,12 @@ func (s *stack) appEnv() []string {
 		"SCIM_URL=" + s.scimURL(),
 		"SCIM_TOKEN=",
 		"SCIM_TOKEN_FILE=" + s.secretFile("scim_token"),
+		"USERSYNC_SECRETS_KEY_FILE=" + s.secretFile(secretsKey),
 	}
 }
+
+// secretsKey is the key file of the organizations' secrets, under secrets/.
+const secretsKey = "secrets.keys"
 
 // seatsFlag formats seat counts as the sandbox's --seats value, sorted so
 // the command line is stable.

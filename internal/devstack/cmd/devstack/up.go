@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/usersync/usersync/internal/demo"
 	"github.com/usersync/usersync/internal/devstack"
+	"github.com/usersync/usersync/internal/orgs"
 )
 
 func (s *stack) up(ctx context.Context) error {
@@ -23,6 +25,12 @@ func (s *stack) up(ctx context.Context) error {
 	}
 	if _, err := s.secret("scim_token"); err != nil {
 		return err
+	}
+	// The key that encrypts the organizations' secrets in PostgreSQL (0600, made once).
+	if _, err := os.Stat(s.secretFile(secretsKey)); errors.Is(err, os.ErrNotExist) {
+		if _, err := orgs.AddKey(s.secretFile(secretsKey)); err != nil {
+			return err
+		}
 	}
 
 	workerChanged := false
