@@ -83,6 +83,11 @@ every failed user is retried. When no current failure matches, nothing is signal
 			if st == nil || !st.Enabled {
 				return errSyncOff
 			}
+			if f.User != "" {
+				// The signal, the run's input and the history carry the directory's opaque ID,
+				// not the user's name or email.
+				f.User = matching[0].ExternalID
+			}
 			return a.retryNow(cmd, st, f, len(matching), noWait)
 		},
 	}

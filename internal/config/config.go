@@ -32,6 +32,9 @@ type Common struct {
 	TemporalAPIKeyFile    string
 	// SecretsKeyFile holds the keys that seal organizations' secrets in PostgreSQL.
 	SecretsKeyFile string
+	// PayloadKeyFile, when set, holds the keys that encrypt every Temporal payload (package
+	// codec); every worker and starter of a namespace must use the same.
+	PayloadKeyFile string
 }
 
 // LDAP is how to reach and read the directory. The starter's explain and rules commands read
@@ -88,6 +91,8 @@ func (c *Common) entries() []entry {
 		str(&c.TemporalAPIKeyFile, "temporal-api-key-file", "TEMPORAL_API_KEY_FILE", "",
 			"file holding a Temporal API key (or env TEMPORAL_API_KEY); turns TLS on"),
 		secret("TEMPORAL_API_KEY", "Temporal API key (secret); turns TLS on"),
+		str(&c.PayloadKeyFile, "payload-key-file", "USERSYNC_PAYLOAD_KEY_FILE", "",
+			"keys that encrypt Temporal payloads and failure messages (same format as the secrets key file); unset: not encrypted"),
 		str(&c.SecretsKeyFile, "secrets-key-file", "USERSYNC_SECRETS_KEY_FILE", "",
 			"file of the keys that encrypt organizations' secrets in PostgreSQL (mode 0600; starter orgs new-key)"),
 	}

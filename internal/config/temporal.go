@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/usersync/usersync/internal/codec"
+	"github.com/usersync/usersync/internal/orgs"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/log"
 )
@@ -26,7 +28,23 @@ func (c Common) TemporalOptions(logger log.Logger) (client.Options, error) {
 	if opts.ConnectionOptions.TLS, err = c.TemporalTLSConfig(key != ""); err != nil {
 		return client.Options{}, err
 	}
+	if c.PayloadKeyFile != "" {
+		cd, err := c.PayloadCodec()
+		if err != nil {
+			return client.Options{}, err
+		}
+		opts.DataConverter, opts.FailureConverter = cd.DataConverter(), cd.FailureConverter()
+	}
 	return opts, nil
+}
+
+// PayloadCodec is the codec of USERSYNC_PAYLOAD_KEY_FILE.
+func (c Common) PayloadCodec() (codec.Codec, error) {
+	keys, err := orgs.LoadKeyring(c.PayloadKeyFile)
+	if err != nil {
+		return codec.Codec{}, fmt.Errorf("USERSYNC_PAYLOAD_KEY_FILE: %w", err)
+	}
+	return codec.Codec{Keys: keys}, nil
 }
 
 // TemporalTLSConfig is the TLS configuration of the connection to Temporal, nil for plaintext.

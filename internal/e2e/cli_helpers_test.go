@@ -81,6 +81,7 @@ func (s *stack) starter(args ...string) cliResult {
 		"LDAP_PROFILE=openldap",
 		"USER="+cliActor,
 	)
+	cmd.Env = append(cmd.Env, s.cliEnv...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

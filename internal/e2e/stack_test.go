@@ -47,7 +47,9 @@ type stack struct {
 	ext     scim.Extension // the organization's custom extension
 	// Where the parts listen, for tests that drive them directly (CLI, LDAP edits).
 	dbURL, hostPort, ldapURL, ldapBindDN, scimURL string
-	conns                                         activities.Org // the organization's, but the SCIM client
+	conns                                         activities.Org                // the organization's, but the SCIM client
+	dial                                          func() (client.Client, error) // a client with the stack's options
+	cliEnv                                        []string                      // more environment for the CLI
 	stopWorkers                                   []func()
 }
 
@@ -65,7 +67,7 @@ func newStack(t *testing.T, d demo.Demo) *stack { return newStackOn(t, d, sandbo
 
 // newStackOn is a stack whose target is kind. On SCIMMY, the pre-existing accounts are
 // created over SCIM and the organization's custom extension is set to the URN it declares.
-func newStackOn(t *testing.T, d demo.Demo, kind string) *stack {
+func newStackOn(t *testing.T, d demo.Demo, kind string, clientOpts ...func(*client.Options)) *stack {
 	t.Helper()
 	if _, err := os.Stat(devstack.SlapdBinary); err != nil {
 		devstacktest.SkipUnlessRequired(t, "slapd not installed (%s): apt-get install slapd", devstack.SlapdBinary)
@@ -112,7 +114,14 @@ func newStackOn(t *testing.T, d demo.Demo, kind string) *stack {
 		require.NoError(t, st.SetTargetExtension(ctx, org, "e2e", ext))
 	}
 
-	c, err := client.Dial(client.Options{HostPort: hostPort, Logger: quietLogger()})
+	dial := func() (client.Client, error) {
+		opts := client.Options{HostPort: hostPort, Logger: quietLogger()}
+		for _, o := range clientOpts {
+			o(&opts)
+		}
+		return client.Dial(opts)
+	}
+	c, err := dial()
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 	target := scim.New(scim.Config{BaseURL: scimURL, Token: scimToken})
@@ -121,7 +130,7 @@ func newStackOn(t *testing.T, d demo.Demo, kind string) *stack {
 			BaseDN: d.Suffix, Profile: "openldap", PageSize: 100}),
 	}
 	s := &stack{t: t, ctx: ctx, demo: d, store: st, client: c, sandbox: sb, target: target, ext: ext, conns: conns,
-		dbURL: dbURL, hostPort: hostPort, ldapURL: sl.URL(), ldapBindDN: sl.AdminDN, scimURL: scimURL}
+		dbURL: dbURL, hostPort: hostPort, ldapURL: sl.URL(), ldapBindDN: sl.AdminDN, scimURL: scimURL, dial: dial}
 	s.restartWorkers(500, 1)
 	t.Cleanup(func() { s.restartWorkers(0, 0) })
 	return s
@@ -136,7 +145,7 @@ func (s *stack) restartWorkers(rate float64, n int) {
 	}
 	s.stopWorkers = nil
 	for range n {
-		c, err := client.Dial(client.Options{HostPort: s.hostPort, Logger: quietLogger()})
+		c, err := s.dial()
 		require.NoError(s.t, err)
 		conns := s.conns // each worker its own SCIM client, as separate processes have
 		conns.Target = scim.New(scim.Config{BaseURL: s.scimURL, Token: scimToken, MaxAttempts: 1,

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/common/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/usersync/usersync/internal/codec"
+	"github.com/usersync/usersync/internal/orgs"
+)
+
+// The codec server decodes for the UI's origin with the token, and for nobody else.
+func TestCodecServerDecodesForTheUIOnly(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "payload.keys")
+	_, err := orgs.AddKey(path)
+	require.NoError(t, err)
+	keys, err := orgs.LoadKeyring(path)
+	require.NoError(t, err)
+	cd := codec.Codec{Keys: keys}
+	p, err := cd.DataConverter().ToPayload(map[string]string{"actor": "alice", "user": "bob@acme.test"})
+	require.NoError(t, err)
+	body, err := protojson.Marshal(&common.Payloads{Payloads: []*common.Payload{p}})
+	require.NoError(t, err)
+
+	const ui = "http://127.0.0.1:8233"
+	h, err := codecHandler(cd, ui, "tok-1")
+	require.NoError(t, err)
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	call := func(method, origin, auth string) (int, string, http.Header) {
+		req, err := http.NewRequest(method, srv.URL+"/decode", strings.NewReader(string(body)))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), resp.Header
+	}
+
+	code, _, hdr := call(http.MethodOptions, ui, "")
+	require.Equal(t, http.StatusNoContent, code, "the browser's preflight")
+	require.Equal(t, ui, hdr.Get("Access-Control-Allow-Origin"))
+
+	code, out, _ := call(http.MethodPost, ui, "Bearer tok-1")
+	require.Equal(t, http.StatusOK, code, out)
+	var decoded common.Payloads
+	require.NoError(t, protojson.Unmarshal([]byte(out), &decoded))
+	require.Contains(t, string(decoded.Payloads[0].Data), "bob@acme.test")
+
+	code, out, _ = call(http.MethodPost, "http://evil.example", "Bearer tok-1")
+	require.Equal(t, http.StatusForbidden, code)
+	require.NotContains(t, out, "bob@acme.test")
+	code, out, _ = call(http.MethodPost, ui, "Bearer wrong")
+	require.Equal(t, http.StatusUnauthorized, code)
+	require.NotContains(t, out, "bob@acme.test")
+	code, _, _ = call(http.MethodPost, ui, "")
+	require.Equal(t, http.StatusUnauthorized, code)
+
+	_, err = codecHandler(cd, "http://127.0.0.1:8233/", "")
+	require.ErrorContains(t, err, "--ui-origin")
+}
