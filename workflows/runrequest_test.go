@@ -90,7 +90,7 @@ func ticketOf(st Status, req string) *RunTicket {
 // when the scheduled one ends, never beside it; its ticket names it.
 func TestRunRequestedDuringAScheduledSyncStartsWhenItEnds(t *testing.T) {
 	e := newSpanEnv(t, 10*time.Minute)
-	e.signalAt(time.Second, SignalEnable, SwitchSignal{Interval: time.Hour})
+	e.signalAt(time.Second, SignalEnable, SwitchSignal{Actor: "ops", Interval: time.Hour})
 	e.signalAt(2*time.Minute, SignalRun, RunSignal{Actor: "dave", Request: "r1"})
 	var queued, after Status
 	e.statusAt(t, 3*time.Minute, &queued)
@@ -117,10 +117,10 @@ func TestRunRequestedDuringAScheduledSyncStartsWhenItEnds(t *testing.T) {
 // and nothing else starts; a resent request is not run twice.
 func TestRunRequestsWhileOffRunOneAtATime(t *testing.T) {
 	e := newSpanEnv(t, 5*time.Minute)
-	e.signalAt(time.Second, SignalRun, RunSignal{Request: "r1"})
-	e.signalAt(time.Minute, SignalRun, RunSignal{Request: "r2"})
-	e.signalAt(2*time.Minute, SignalRun, RunSignal{Request: "r2"})  // resent
-	e.signalAt(20*time.Minute, SignalRun, RunSignal{Request: "r1"}) // resent after it ran
+	e.signalAt(time.Second, SignalRun, RunSignal{Actor: "ops", Request: "r1"})
+	e.signalAt(time.Minute, SignalRun, RunSignal{Actor: "ops", Request: "r2"})
+	e.signalAt(2*time.Minute, SignalRun, RunSignal{Actor: "ops", Request: "r2"})  // resent
+	e.signalAt(20*time.Minute, SignalRun, RunSignal{Actor: "ops", Request: "r1"}) // resent after it ran
 	var after Status
 	e.statusAt(t, time.Hour, &after)
 	e.RegisterDelayedCallback(func() { e.CancelWorkflow() }, 2*time.Hour)
@@ -139,8 +139,8 @@ func TestRunRequestsWhileOffRunOneAtATime(t *testing.T) {
 // Disable cancels the running sync and drops a queued run request; the ticket says why.
 func TestDisableDropsAQueuedRunRequest(t *testing.T) {
 	e := newSpanEnv(t, 5*time.Minute)
-	e.signalAt(time.Second, SignalRun, RunSignal{Request: "r1"})
-	e.signalAt(time.Minute, SignalRun, RunSignal{Request: "r2"})
+	e.signalAt(time.Second, SignalRun, RunSignal{Actor: "ops", Request: "r1"})
+	e.signalAt(time.Minute, SignalRun, RunSignal{Actor: "ops", Request: "r2"})
 	e.signalAt(2*time.Minute, SignalDisable, SwitchSignal{Actor: "erin"})
 	var after Status
 	e.statusAt(t, 10*time.Minute, &after)
@@ -162,7 +162,7 @@ func TestMalformedRunSignalIsRejectedAndTheNextOneRuns(t *testing.T) {
 	e := newSpanEnv(t, time.Minute)
 	e.signalAt(time.Second, SignalRun, json.RawMessage(`{"request":5,"actor":"dave"}`))
 	e.signalAt(2*time.Second, SignalRun, json.RawMessage(`{"request":"r1","dry":true}`))
-	e.signalAt(3*time.Second, SignalRun, RunSignal{Request: "r2"})
+	e.signalAt(3*time.Second, SignalRun, RunSignal{Actor: "ops", Request: "r2"})
 	e.RegisterDelayedCallback(func() { e.CancelWorkflow() }, time.Hour)
 	e.ExecuteWorkflow(UserSyncWorkflow, SyncState{Org: "acme"})
 

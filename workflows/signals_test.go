@@ -28,22 +28,22 @@ type badSignal struct {
 
 var badSignals = []badSignal{
 	{signal: SignalEnable, payload: `{"interval":"1x"}`, eventType: vocab.EventSwitch, field: "interval", value: `"1x"`,
-		valid: json.RawMessage(`{"interval":"1h"}`),
+		valid: json.RawMessage(`{"actor":"ops","interval":"1h"}`),
 		served: func(t *testing.T, _ *orgEnv, after Status) {
 			require.Equal(t, time.Hour, after.Interval)
 		}},
 	{signal: SignalEnable, payload: `{"interval":"10s"}`, eventType: vocab.EventSwitch, field: "interval", value: `"10s"`,
-		valid: SwitchSignal{Interval: time.Hour},
+		valid: SwitchSignal{Actor: "ops", Interval: time.Hour},
 		served: func(t *testing.T, _ *orgEnv, after Status) {
 			require.Equal(t, time.Hour, after.Interval)
 		}},
 	{signal: SignalEnable, payload: `{"interval":5000000000}`, eventType: vocab.EventSwitch, field: "interval", value: `5000000000`,
-		valid: SwitchSignal{Interval: time.Hour},
+		valid: SwitchSignal{Actor: "ops", Interval: time.Hour},
 		served: func(t *testing.T, _ *orgEnv, after Status) {
 			require.Equal(t, time.Hour, after.Interval)
 		}},
 	{signal: SignalEnable, payload: `{"intervall":"1h"}`, eventType: vocab.EventSwitch, field: "intervall",
-		valid: SwitchSignal{Interval: time.Hour},
+		valid: SwitchSignal{Actor: "ops", Interval: time.Hour},
 		served: func(t *testing.T, _ *orgEnv, after Status) {
 			require.Equal(t, time.Hour, after.Interval)
 		}},
@@ -58,15 +58,23 @@ var badSignals = []badSignal{
 			require.False(t, after.Enabled)
 		}},
 	{signal: SignalRetry, payload: `{"filter":"oops"}`, eventType: vocab.EventRetry, field: "filter", value: `"oops"`,
-		valid: RetrySignal{Filter: vocab.Filter{Type: vocab.OutOfLicenses}}, served: servedRetry},
+		valid: RetrySignal{Actor: "ops", Filter: vocab.Filter{Type: vocab.OutOfLicenses}}, served: servedRetry},
 	{signal: SignalRetry, payload: `{"filter":{"type":"bogus"}}`, eventType: vocab.EventRetry, field: "filter.type", value: `"bogus"`,
-		valid: RetrySignal{Filter: vocab.Filter{Type: vocab.OutOfLicenses}}, served: servedRetry},
+		valid: RetrySignal{Actor: "ops", Filter: vocab.Filter{Type: vocab.OutOfLicenses}}, served: servedRetry},
 	{signal: SignalRetry, payload: `{"filter":{"tpye":"out_of_licenses"}}`, eventType: vocab.EventRetry, field: "filter.tpye",
-		valid: RetrySignal{Filter: vocab.Filter{Type: vocab.OutOfLicenses}}, served: servedRetry},
+		valid: RetrySignal{Actor: "ops", Filter: vocab.Filter{Type: vocab.OutOfLicenses}}, served: servedRetry},
 	{signal: SignalRetry, payload: `{"filter":{"user":["jane.doe@acme.test"]}}`, eventType: vocab.EventRetry, field: "filter.user",
-		valid: RetrySignal{Filter: vocab.Filter{Type: vocab.OutOfLicenses}}, served: servedRetry},
+		valid: RetrySignal{Actor: "ops", Filter: vocab.Filter{Type: vocab.OutOfLicenses}}, served: servedRetry},
 	{signal: SignalRetry, payload: `{"filter":{}`, eventType: vocab.EventRetry,
-		valid: RetrySignal{Filter: vocab.Filter{Type: vocab.OutOfLicenses}}, served: servedRetry},
+		valid: RetrySignal{Actor: "ops", Filter: vocab.Filter{Type: vocab.OutOfLicenses}}, served: servedRetry},
+	{signal: SignalSyncNow, payload: `{}`, eventType: vocab.EventSync, field: "actor", // no actor: who did it?
+		valid: ActorSignal{Actor: "alice"},
+		served: func(t *testing.T, e *orgEnv, _ Status) {
+			require.Len(t, e.runs, 2)
+			require.Equal(t, vocab.KindManual, e.runs[1].Kind)
+		}},
+	{signal: SignalRetry, payload: `{"actor":"  ","filter":{}}`, eventType: vocab.EventRetry, field: "actor",
+		valid: RetrySignal{Actor: "ops", Filter: vocab.Filter{Type: vocab.OutOfLicenses}}, served: servedRetry},
 	{signal: SignalSyncNow, payload: `{"actor":["x"]}`, eventType: vocab.EventSync, field: "actor",
 		valid: ActorSignal{Actor: "alice"},
 		served: func(t *testing.T, e *orgEnv, _ Status) {
@@ -188,8 +196,8 @@ func TestEnableTakesADurationString(t *testing.T) {
 
 func TestEnableTakesNanosecondsAndIgnoresAZeroInterval(t *testing.T) {
 	e := newOrgEnv(t)
-	e.signalAt(time.Second, SignalEnable, json.RawMessage(`{"interval":1800000000000}`))
-	e.signalAt(time.Minute, SignalEnable, json.RawMessage(`{"interval":0}`))
+	e.signalAt(time.Second, SignalEnable, json.RawMessage(`{"actor":"ops","interval":1800000000000}`))
+	e.signalAt(time.Minute, SignalEnable, json.RawMessage(`{"actor":"ops","interval":0}`))
 	var mid Status
 	e.RegisterDelayedCallback(func() { mid = e.status(t) }, 2*time.Minute)
 	e.RegisterDelayedCallback(func() { e.CancelWorkflow() }, 3*time.Minute)
@@ -203,8 +211,8 @@ func TestCancellingWhileSyncIsOffEndsTheWorkflow(t *testing.T) {
 	for name, signals := range map[string]func(e *orgEnv){
 		"never enabled": func(*orgEnv) {},
 		"disabled": func(e *orgEnv) {
-			e.signalAt(time.Second, SignalEnable, SwitchSignal{})
-			e.signalAt(2*time.Minute, SignalDisable, SwitchSignal{})
+			e.signalAt(time.Second, SignalEnable, SwitchSignal{Actor: "ops"})
+			e.signalAt(2*time.Minute, SignalDisable, SwitchSignal{Actor: "ops"})
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -226,9 +234,9 @@ func TestCancellingWhileSyncIsOffEndsTheWorkflow(t *testing.T) {
 
 func TestShorteningTheIntervalPastTheNextSyncStartsItAtOnce(t *testing.T) {
 	e := newOrgEnv(t)
-	e.signalAt(time.Second, SignalEnable, SwitchSignal{Interval: time.Hour})
+	e.signalAt(time.Second, SignalEnable, SwitchSignal{Actor: "ops", Interval: time.Hour})
 	// The first sync ends at 1:01; with 15 minutes the next one was due at 16:01.
-	e.signalAt(20*time.Minute, SignalEnable, SwitchSignal{Interval: 15 * time.Minute})
+	e.signalAt(20*time.Minute, SignalEnable, SwitchSignal{Actor: "ops", Interval: 15 * time.Minute})
 	var after Status
 	e.RegisterDelayedCallback(func() { after = e.status(t) }, 20*time.Minute+30*time.Second)
 	e.RegisterDelayedCallback(func() { e.CancelWorkflow() }, 25*time.Minute)

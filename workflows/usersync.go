@@ -43,8 +43,17 @@ func UserSyncWorkflow(ctx workflow.Context, st SyncState) error {
 	lctx := workflow.WithLocalActivityOptions(ctx, stepOptions)
 	o.record = func(e vocab.Event) {
 		e.Org = o.st.Org
-		if err := workflow.ExecuteLocalActivity(lctx, steps.RecordEvent, e).Get(ctx, nil); err != nil {
+		for {
+			err := workflow.ExecuteLocalActivity(lctx, steps.RecordEvent, e).Get(ctx, nil)
+			if err == nil {
+				return
+			}
 			workflow.GetLogger(ctx).Error("history write failed", "action", e.Action, "error", err)
+			if ctx.Err() != nil || workflow.GetVersion(ctx, changeHistoryNeverDropped, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+				return // as that code did: logged, then dropped
+			}
+			// The action is not done until its history row is: wait for the database.
+			_ = workflow.Sleep(ctx, time.Minute)
 		}
 	}
 	channels := []signalHandler{
@@ -105,6 +114,12 @@ const (
 	// to stop (WaitForCancellation) before it finishes; before, it finished at once while
 	// the step's PATCH could still be in flight.
 	changeGroupsWaitForCancel = "groups-wait-for-cancel"
+	// changeHistoryNeverDropped: a history write that failed after its retries is tried again
+	// until it is written; before, it was logged and dropped.
+	changeHistoryNeverDropped = "history-never-dropped"
+	// changeActorRequired: a signal without an actor is rejected (and recorded as such); before,
+	// it was accepted and recorded without one.
+	changeActorRequired = "actor-required"
 )
 
 // signalHandler serves one signal channel.
@@ -318,7 +333,10 @@ func receiveSignal[T any](ctx workflow.Context, o *orgLoop, ch workflow.ReceiveC
 	v, bad := decode(raw.Payload())
 	var legacy T
 	legacyOK := converter.GetDefaultDataConverter().FromPayload(raw.Payload(), &legacy) == nil
-	if bad == nil && legacyOK {
+	if bad == nil && legacyOK && strings.TrimSpace(actorOf(v)) == "" &&
+		workflow.GetVersion(ctx, changeActorRequired, workflow.DefaultVersion, 1) == 1 {
+		bad = &signalError{Field: "actor", Reason: "actor is required: who is acting, recorded in the history"}
+	} else if bad == nil && legacyOK {
 		return v, true // decoded alike by both: no version marker needed
 	}
 	if workflow.GetVersion(ctx, changeStrictSignals, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
@@ -707,4 +725,19 @@ func clip(s string) string {
 		cut--
 	}
 	return s[:cut] + "…"
+}
+
+// actorOf is who sent a signal payload.
+func actorOf(v any) string {
+	switch s := v.(type) {
+	case SwitchSignal:
+		return s.Actor
+	case RetrySignal:
+		return s.Actor
+	case ActorSignal:
+		return s.Actor
+	case RunSignal:
+		return s.Actor
+	}
+	return ""
 }

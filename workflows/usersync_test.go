@@ -94,7 +94,7 @@ func TestEnableStartsASyncAtOnceThenOnTheSchedule(t *testing.T) {
 func TestDisableStopsTheRunningSyncAndStartsNoNewOne(t *testing.T) {
 	e := newOrgEnv(t)
 	e.runTime = 5 * time.Minute
-	e.signalAt(time.Second, SignalEnable, SwitchSignal{})
+	e.signalAt(time.Second, SignalEnable, SwitchSignal{Actor: "ops"})
 	e.signalAt(2*time.Minute, SignalDisable, SwitchSignal{Actor: "bob"})
 	var after Status
 	e.RegisterDelayedCallback(func() { after = e.status(t) }, 3*time.Minute)
@@ -112,7 +112,7 @@ func TestDisableStopsTheRunningSyncAndStartsNoNewOne(t *testing.T) {
 
 func TestRetrySignalRunsARetryOfTheMatchingFailures(t *testing.T) {
 	e := newOrgEnv(t)
-	e.signalAt(time.Second, SignalEnable, SwitchSignal{})
+	e.signalAt(time.Second, SignalEnable, SwitchSignal{Actor: "ops"})
 	e.signalAt(5*time.Minute, SignalRetry, RetrySignal{Actor: "carol", Filter: vocab.Filter{Type: vocab.OutOfLicenses}})
 	e.RegisterDelayedCallback(func() { e.CancelWorkflow() }, 8*time.Minute)
 	e.ExecuteWorkflow(UserSyncWorkflow, SyncState{Org: "acme"})
@@ -126,9 +126,9 @@ func TestRetrySignalRunsARetryOfTheMatchingFailures(t *testing.T) {
 func TestSignalsDuringARunQueueOneMergedRun(t *testing.T) {
 	e := newOrgEnv(t)
 	e.runTime = 10 * time.Minute
-	e.signalAt(time.Second, SignalEnable, SwitchSignal{})
-	e.signalAt(time.Minute, SignalRetry, RetrySignal{Filter: vocab.Filter{Type: vocab.OutOfLicenses}})
-	e.signalAt(2*time.Minute, SignalRetry, RetrySignal{Filter: vocab.Filter{Type: vocab.DomainNotValidated}})
+	e.signalAt(time.Second, SignalEnable, SwitchSignal{Actor: "ops"})
+	e.signalAt(time.Minute, SignalRetry, RetrySignal{Actor: "ops", Filter: vocab.Filter{Type: vocab.OutOfLicenses}})
+	e.signalAt(2*time.Minute, SignalRetry, RetrySignal{Actor: "ops", Filter: vocab.Filter{Type: vocab.DomainNotValidated}})
 	var queued Status
 	e.RegisterDelayedCallback(func() { queued = e.status(t) }, 3*time.Minute)
 	e.RegisterDelayedCallback(func() { e.CancelWorkflow() }, 15*time.Minute)
@@ -143,7 +143,7 @@ func TestSignalsDuringARunQueueOneMergedRun(t *testing.T) {
 func TestLongLivedWorkflowContinuesAsNewKeepingItsState(t *testing.T) {
 	e := newOrgEnv(t)
 	e.runTime = time.Second
-	e.signalAt(time.Second, SignalEnable, SwitchSignal{Interval: time.Minute})
+	e.signalAt(time.Second, SignalEnable, SwitchSignal{Actor: "ops", Interval: time.Minute})
 	e.ExecuteWorkflow(UserSyncWorkflow, SyncState{Org: "acme"})
 
 	err := e.GetWorkflowError()
@@ -164,8 +164,8 @@ func quiet(s *testsuite.WorkflowTestSuite) {
 
 func TestChangingTheIntervalWhileOnReschedulesTheNextSync(t *testing.T) {
 	e := newOrgEnv(t)
-	e.signalAt(time.Second, SignalEnable, SwitchSignal{Interval: time.Hour})
-	e.signalAt(10*time.Minute, SignalEnable, SwitchSignal{Interval: 15 * time.Minute})
+	e.signalAt(time.Second, SignalEnable, SwitchSignal{Actor: "ops", Interval: time.Hour})
+	e.signalAt(10*time.Minute, SignalEnable, SwitchSignal{Actor: "ops", Interval: 15 * time.Minute})
 	e.RegisterDelayedCallback(func() { e.CancelWorkflow() }, 20*time.Minute)
 	e.ExecuteWorkflow(UserSyncWorkflow, SyncState{Org: "acme"})
 
@@ -174,7 +174,7 @@ func TestChangingTheIntervalWhileOnReschedulesTheNextSync(t *testing.T) {
 
 func TestApproveSuspensionsRunsASyncThatAppliesThem(t *testing.T) {
 	e := newOrgEnv(t)
-	e.signalAt(time.Second, SignalEnable, SwitchSignal{})
+	e.signalAt(time.Second, SignalEnable, SwitchSignal{Actor: "ops"})
 	e.signalAt(5*time.Minute, SignalApproveSuspensions, ActorSignal{Actor: "alice"})
 	e.RegisterDelayedCallback(func() { e.CancelWorkflow() }, 8*time.Minute)
 	e.ExecuteWorkflow(UserSyncWorkflow, SyncState{Org: "acme"})

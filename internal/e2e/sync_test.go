@@ -116,7 +116,7 @@ func TestDisableDuringASync(t *testing.T) {
 // Spec 3, example 4 end to end: reordering two rules changes the user group at the next sync.
 func TestRuleReorderTakesEffectAtTheNextSync(t *testing.T) {
 	s := newStack(t, demo.Org())
-	s.signal(workflows.SignalEnable, workflows.SwitchSignal{})
+	s.signal(workflows.SignalEnable, workflows.SwitchSignal{Actor: "e2e"})
 	first := s.waitRun("")
 	require.Equal(t, vocab.RunSucceeded, first.Status)
 
@@ -127,7 +127,7 @@ func TestRuleReorderTakesEffectAtTheNextSync(t *testing.T) {
 
 	s.moveSalesAboveMarketing()
 	s.sandbox.ResetStats()
-	s.signal(workflows.SignalSyncNow, workflows.ActorSignal{})
+	s.signal(workflows.SignalSyncNow, workflows.ActorSignal{Actor: "e2e"})
 	second := s.waitRun(first.RunID)
 
 	require.Equal(t, 5, second.Outcomes[vocab.Updated], "only the five users in both groups change")
@@ -176,7 +176,7 @@ func TestGroupDeletedInTheTargetIsCreatedAgain(t *testing.T) {
 	for _, kind := range []string{sandboxTarget, scimmyTarget} {
 		t.Run(kind, func(t *testing.T) {
 			s := newStackOn(t, demo.Org(), kind)
-			s.signal(workflows.SignalEnable, workflows.SwitchSignal{})
+			s.signal(workflows.SignalEnable, workflows.SwitchSignal{Actor: "e2e"})
 			first := s.waitRun("")
 			require.Equal(t, vocab.RunSucceeded, first.Status)
 			sales := len(s.groupMembers("Sales"))
@@ -188,7 +188,7 @@ func TestGroupDeletedInTheTargetIsCreatedAgain(t *testing.T) {
 
 			// The five sales people also in Marketing move to Sales (rule reorder).
 			s.moveSalesAboveMarketing()
-			s.signal(workflows.SignalSyncNow, workflows.ActorSignal{})
+			s.signal(workflows.SignalSyncNow, workflows.ActorSignal{Actor: "e2e"})
 			second := s.waitRun(first.RunID)
 			require.Equal(t, vocab.RunSucceeded, second.Status, second.Error)
 			require.Len(t, s.groupMembers("Sales"), sales+5, "created again with every member")
