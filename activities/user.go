@@ -106,11 +106,11 @@ func (a *Activities) ProvisionUser(ctx context.Context, in steps.UserStep) (step
 			}
 			return steps.UserOutcome{}, retryLater(err, provisionBackoff(ctx))
 		}
-		if w.Item.Action == plan.Suspend && w.Applied == nil {
-			// The user left, and the write we could not account for never landed: nothing
-			// in the target to suspend, nothing left to do.
-			return a.settle(ctx, in, w.Item)
-		}
+	}
+	if w.Item.Action == plan.Suspend && w.Applied == nil {
+		// The user left, and the write we could not account for never landed: nothing in
+		// the target to suspend, nothing left to do.
+		return a.settle(ctx, in, w.Item)
 	}
 	it := w.Item
 	if err := a.Store.OpenIntent(ctx, in.Org, it.ExternalID, it.Desired.UserName, in.RunID, string(it.Action), it.NewSeats); err != nil {
