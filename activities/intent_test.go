@@ -18,6 +18,7 @@ import (
 
 	"github.com/usersync/usersync/internal/devstack"
 	"github.com/usersync/usersync/internal/devstack/devstacktest"
+	"github.com/usersync/usersync/internal/directory"
 	"github.com/usersync/usersync/internal/plan"
 	"github.com/usersync/usersync/internal/scim"
 	"github.com/usersync/usersync/internal/scimsandbox"
@@ -362,4 +363,68 @@ func TestRefusedWriteGivesBackItsSeatsAndClosesItsIntent(t *testing.T) {
 	i, err := st.OpenIntentOf(ctx, org, "ann")
 	require.NoError(t, err)
 	require.Nil(t, i)
+}
+
+// A create whose 201 is lost, then every retry fails; before any later attempt links the
+// account, the user leaves scope. The next run still reaches the account: it plans the
+// suspension, the step finds the account by externalId, links it and suspends it, and its
+// seat goes back. A user whose reserved seat was never used (the write never started) and
+// who left gets its seat back too.
+func TestLostCreateThenTheUserLeavesTheNextRunSuspendsTheAccount(t *testing.T) {
+	const org, group = "acme", "cn=staff,ou=groups,dc=acme,dc=test"
+	tg := sandboxTarget(t)
+	ann := createItem("ann", "Webinar")
+	st, ctx := runWith(t, org, "acme/run/1", ann)
+	require.NoError(t, st.SetLicense(ctx, org, "test", "Webinar", 5))
+	require.NoError(t, st.SetDomain(ctx, org, "test", "acme.test", true))
+	_, err := st.Pool().Exec(ctx, `INSERT INTO rules (org, id, priority, group_dn, role, products) VALUES ($1, 1, 1, $2, 'Member', '{Webinar}')`, org, group)
+	require.NoError(t, err)
+	acts := &Activities{Store: st, Orgs: Single(org, Org{Target: tg.client})}
+	step := steps.UserStep{RunRef: steps.RunRef{Org: org, RunID: "acme/run/1"}}
+	_, err = acts.CheckLicenses(ctx, steps.SeatsInput{UserStep: step, ExternalID: "ann", Products: ann.NewSeats})
+	require.NoError(t, err)
+	tg.dropNext(http.MethodPost)
+	_, err = provisionAttempt(t, acts, step)
+	require.ErrorContains(t, err, "network error")
+	tg.failNext(2)
+	retriesRunOut(t, acts, step, 2)
+	require.Len(t, accountsOf(t, ctx, tg, "ann"), 1)
+	// carl's seat was reserved, then the run was cancelled before his write started.
+	short, _, err := st.ReserveSeats(ctx, org, "carl", []string{"Webinar"})
+	require.NoError(t, err)
+	require.Empty(t, short)
+
+	// The next read: ann and carl are gone, bob is in scope.
+	const run2 = "acme/run/2"
+	require.NoError(t, st.BeginRun(ctx, org, run2, vocab.KindScheduled, false))
+	require.NoError(t, st.WriteSnapshot(ctx, run2, []directory.User{{ExternalID: "bob", UserName: "bob@acme.test",
+		Email: "bob@acme.test", Groups: []string{group}}}))
+	res, err := acts.PlanRun(ctx, steps.PlanInput{RunRef: steps.RunRef{Org: org, RunID: run2}})
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Suspends, "ann's account is within reach of the leavers pass")
+	require.Empty(t, seatsHeld(t, ctx, st, org, "carl"), "a reservation whose write never started goes back")
+	ev, err := acts.EvaluatePage(ctx, steps.PageRef{RunRef: steps.RunRef{Org: org, RunID: run2}, From: 0, To: res.Items})
+	require.NoError(t, err)
+	for _, u := range ev.Users {
+		if u.ExternalID != "ann" {
+			continue
+		}
+		o, err := provisionAttempt(t, acts, steps.UserStep{RunRef: steps.RunRef{Org: org, RunID: run2}, Seq: u.Seq})
+		require.NoError(t, err)
+		require.Equal(t, vocab.Suspended, o.Status)
+	}
+	accounts := accountsOf(t, ctx, tg, "ann")
+	require.Len(t, accounts, 1)
+	require.False(t, accounts[0].Active, "suspended in the target")
+	require.Empty(t, accounts[0].Products, "its entitlements removed")
+	require.Empty(t, seatsHeld(t, ctx, st, org, "ann"))
+	applied, err := st.AppliedStates(ctx, org)
+	require.NoError(t, err)
+	require.Equal(t, accounts[0].ID, applied["ann"].ScimID, "linked")
+	i, err := st.OpenIntentOf(ctx, org, "ann")
+	require.NoError(t, err)
+	require.Nil(t, i)
+	fs, err := st.Failures(ctx, org, vocab.Filter{User: "ann"})
+	require.NoError(t, err)
+	require.Empty(t, fs)
 }
