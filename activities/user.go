@@ -333,6 +333,18 @@ func (a *Activities) RecordUserFailure(ctx context.Context, in steps.UserFailure
 	return a.fail(ctx, in.UserStep, w.Item, f, w.Intent == nil)
 }
 
+// ReleaseUnsentSeats gives back the seats CheckLicenses reserved for a user whose write
+// never started: the page was cancelled (sync disabled) between the reservation and the
+// write. When a write was sent (an open intent: its outcome is unknown) they stay, for the
+// next sync to reconcile; those the linked account holds always stay.
+func (a *Activities) ReleaseUnsentSeats(ctx context.Context, in steps.UserStep) error {
+	w, err := a.Store.UserWork(ctx, in.Org, in.RunID, in.Seq)
+	if err != nil || w.Intent != nil {
+		return err
+	}
+	return a.Store.ReleaseUnsent(ctx, in.Org, w.Item.ExternalID, w.Item.NewSeats)
+}
+
 // fail records a user's failure; release (the user's write did not happen) gives back the
 // seats this run took for the user (those its linked account holds in the target stay) and
 // closes its write intent.
