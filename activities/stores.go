@@ -96,11 +96,12 @@ type Store interface {
 var _ Store = (*store.Store)(nil)
 
 // PlanInputStore is what LoadPlanInput reads: the configuration and every user's failure,
-// seats and applied state.
+// seats, open write and applied state.
 type PlanInputStore interface {
 	ConfigStore
 	FailedUsers(ctx context.Context, org string) (map[string]vocab.Failure, error)
 	SeatState(ctx context.Context, org string) (map[string]int, map[string]map[string]bool, error)
+	OpenIntents(ctx context.Context, org string) (map[string]string, error)
 	AppliedStates(ctx context.Context, org string) (map[string]plan.Applied, error)
 }
 

@@ -64,3 +64,22 @@ func (s *Store) ReleaseUnsent(ctx context.Context, org, externalID string, produ
 	}
 	return nil
 }
+
+// OpenIntents returns the users with an open write, by externalId, with the userName it
+// sent (plan.Input.Reconcile).
+func (s *Store) OpenIntents(ctx context.Context, org string) (map[string]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT external_id, user_name FROM write_intents WHERE org=$1`, org)
+	if err != nil {
+		return nil, fmt.Errorf("read write intents: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var id, name string
+		if err := rows.Scan(&id, &name); err != nil {
+			return nil, fmt.Errorf("read write intents: %w", err)
+		}
+		out[id] = name
+	}
+	return out, rows.Err()
+}
