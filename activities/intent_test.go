@@ -369,7 +369,7 @@ func TestRefusedWriteGivesBackItsSeatsAndClosesItsIntent(t *testing.T) {
 // account, the user leaves scope. The next run still reaches the account: it plans the
 // suspension, the step finds the account by externalId, links it and suspends it, and its
 // seat goes back. A user whose reserved seat was never used (the write never started) and
-// who left gets its seat back too.
+// who left, or who now fails, gets its seat back too.
 func TestLostCreateThenTheUserLeavesTheNextRunSuspendsTheAccount(t *testing.T) {
 	const org, group = "acme", "cn=staff,ou=groups,dc=acme,dc=test"
 	tg := sandboxTarget(t)
@@ -394,17 +394,25 @@ func TestLostCreateThenTheUserLeavesTheNextRunSuspendsTheAccount(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, short)
 
-	// The next read: ann and carl are gone, bob is in scope.
+	// So was dora's, whose email domain is no longer validated.
+	short, _, err = st.ReserveSeats(ctx, org, "dora", []string{"Webinar"})
+	require.NoError(t, err)
+	require.Empty(t, short)
+
+	// The next read: ann and carl are gone, bob is in scope, dora fails.
 	const run2 = "acme/run/2"
 	require.NoError(t, st.BeginRun(ctx, org, run2, vocab.KindScheduled, false))
 	require.NoError(t, st.WriteSnapshot(ctx, run2, []directory.User{{ExternalID: "bob", UserName: "bob@acme.test",
-		Email: "bob@acme.test", Groups: []string{group}}}))
+		Email: "bob@acme.test", Groups: []string{group}}, {ExternalID: "dora", UserName: "dora@other.test",
+		Email: "dora@other.test", Groups: []string{group}}}))
 	res, err := acts.PlanRun(ctx, steps.PlanInput{RunRef: steps.RunRef{Org: org, RunID: run2}})
 	require.NoError(t, err)
 	require.Equal(t, 1, res.Suspends, "ann's account is within reach of the leavers pass")
 	require.Empty(t, seatsHeld(t, ctx, st, org, "carl"), "a reservation whose write never started goes back")
 	ev, err := acts.EvaluatePage(ctx, steps.PageRef{RunRef: steps.RunRef{Org: org, RunID: run2}, From: 0, To: res.Items})
 	require.NoError(t, err)
+	require.Equal(t, 1, ev.Failures[vocab.DomainNotValidated])
+	require.Empty(t, seatsHeld(t, ctx, st, org, "dora"), "a reservation never used goes back when its user fails")
 	for _, u := range ev.Users {
 		if u.ExternalID != "ann" {
 			continue

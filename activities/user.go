@@ -29,6 +29,12 @@ func (a *Activities) EvaluatePage(ctx context.Context, in steps.PageRef) (steps.
 	for i, it := range items {
 		step := steps.UserStep{RunRef: in.RunRef, Seq: in.From + i}
 		if it.Action == plan.Fail && it.Failure != nil {
+			// Seats held without an account or a write (a reservation never used) go back.
+			if len(it.ReleaseSeats) > 0 {
+				if err := a.Store.ReleaseUnsent(ctx, in.Org, it.ExternalID, it.ReleaseSeats); err != nil {
+					return steps.PageEvaluation{}, err
+				}
+			}
 			if _, err := a.fail(ctx, step, it, *it.Failure, false); err != nil {
 				return steps.PageEvaluation{}, err
 			}

@@ -531,6 +531,10 @@ func (p *Planner) planUser(r Row, a rules.Assignment) Verdict {
 	v := Verdict{InScope: true, Item: &item}
 	if f := Check(u, d, p.in.ValidatedDomains); f != nil {
 		item.Action, item.Failure = Fail, f
+		if r.Applied == nil && !r.Reconcile {
+			// Seats held without an account or a write: a reservation never used.
+			item.ReleaseSeats = slices.Clone(r.Held)
+		}
 		return v
 	}
 	priority := math.MaxInt
