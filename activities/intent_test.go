@@ -436,3 +436,43 @@ func TestLostCreateThenTheUserLeavesTheNextRunSuspendsTheAccount(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, fs)
 }
+
+// A PATCH that the target refused with a 503 before committing, then every retry fails: its
+// outcome is unknown to us, so the seat stays. The next run reads the account (it lacks the
+// product), keeps the seat reserved for the write and sends the PATCH: the seat and the
+// entitlement end up together.
+func TestUnknownPatchThatDidNotLandKeepsItsSeatForTheNextRunsWrite(t *testing.T) {
+	const org = "acme"
+	tg := sandboxTarget(t)
+	ann := createItem("ann", "Meeting")
+	st, ctx := runWith(t, org, "acme/run/0")
+	for _, p := range []string{"Meeting", "Webinar"} {
+		require.NoError(t, st.SetLicense(ctx, org, "test", p, 1))
+	}
+	created, err := tg.client.CreateUser(ctx, scim.Extension{}, ann.Desired)
+	require.NoError(t, err)
+	require.NoError(t, st.SaveProvisioned(ctx, org, created.ID, ann.Desired, "acme/run/0", vocab.Created))
+	_, _, err = st.ReserveSeats(ctx, org, "ann", []string{"Meeting"})
+	require.NoError(t, err)
+	update := ann
+	update.Action, update.NewSeats = plan.Update, []string{"Webinar"}
+	update.Desired.Products = []string{"Meeting", "Webinar"}
+	addRun(t, ctx, st, org, "acme/run/1", update)
+	acts := &Activities{Store: st, Orgs: Single(org, Org{Target: tg.client})}
+	step := steps.UserStep{RunRef: steps.RunRef{Org: org, RunID: "acme/run/1"}}
+	_, err = acts.CheckLicenses(ctx, steps.SeatsInput{UserStep: step, ExternalID: "ann", Products: update.NewSeats})
+	require.NoError(t, err)
+	tg.failNext(3)
+	retriesRunOut(t, acts, step, 3)
+	require.Equal(t, []string{"Meeting"}, accountsOf(t, ctx, tg, "ann")[0].Products, "nothing landed")
+	require.Equal(t, []string{"Meeting", "Webinar"}, seatsHeld(t, ctx, st, org, "ann"), "unknown to us: kept")
+
+	next := update
+	next.NewSeats = nil // held
+	addRun(t, ctx, st, org, "acme/run/2", next)
+	o, err := provisionAttempt(t, acts, steps.UserStep{RunRef: steps.RunRef{Org: org, RunID: "acme/run/2"}})
+	require.NoError(t, err)
+	require.Equal(t, vocab.Updated, o.Status)
+	require.Equal(t, []string{"Meeting", "Webinar"}, accountsOf(t, ctx, tg, "ann")[0].Products)
+	require.Equal(t, []string{"Meeting", "Webinar"}, seatsHeld(t, ctx, st, org, "ann"))
+}

@@ -128,8 +128,7 @@ func (a *Activities) ProvisionUser(ctx context.Context, in steps.UserStep) (step
 		// adopted, then a later step failed): link it with the state it has.
 		// Its seats stay reserved while the write is unfinished (its intent stays open): a
 		// retried attempt finishes it; a refusal gives back those the account does not hold.
-		keep := append(slices.Clone(r.holds.Products), it.NewSeats...)
-		if serr := a.Store.SaveLinked(ctx, in.Org, r.scimID, *r.holds, keep, in.RunID, r.status); serr != nil {
+		if serr := a.Store.SaveLinked(ctx, in.Org, r.scimID, *r.holds, keepFor(*r.holds, it), in.RunID, r.status); serr != nil {
 			return steps.UserOutcome{}, serr
 		}
 	}
@@ -173,6 +172,7 @@ func (a *Activities) ProvisionUser(ctx context.Context, in steps.UserStep) (step
 // this run's write) and w continues from it; a suspension is recomputed from it. Not found:
 // the write never landed, and w is unchanged (a create creates, a linked account is
 // written as last saved). The intent stays open either way: the caller's write replaces it.
+// (Seats reserved for products the account does not hold stay too: the write gives them.)
 func (a *Activities) reconcile(ctx context.Context, t Target, in steps.UserStep, w *store.UserWork) error {
 	it := w.Item
 	u, err := t.FindUserByExternalID(ctx, w.Extension, it.ExternalID)
@@ -190,8 +190,7 @@ func (a *Activities) reconcile(ctx context.Context, t Target, in steps.UserStep,
 	if w.Applied != nil { // memberships are not user attributes: the applied ones stand
 		holds.UserGroup, holds.DeviceGroups = w.Applied.State.UserGroup, w.Applied.State.DeviceGroups
 	}
-	keep := append(slices.Clone(holds.Products), it.NewSeats...)
-	if err := a.Store.SaveLinked(ctx, in.Org, u.ID, holds, keep, in.RunID, ""); err != nil {
+	if err := a.Store.SaveLinked(ctx, in.Org, u.ID, holds, keepFor(holds, it), in.RunID, ""); err != nil {
 		return err
 	}
 	w.Applied = &plan.Applied{ExternalID: it.ExternalID, ScimID: u.ID, State: holds}
@@ -199,6 +198,13 @@ func (a *Activities) reconcile(ctx context.Context, t Target, in steps.UserStep,
 		w.Item.Desired = plan.SuspendItem(*w.Applied, nil).Desired
 	}
 	return nil
+}
+
+// keepFor is the seats a user keeps while its write is unfinished: those of the products its
+// account holds, and those reserved for the write (the products it is to have: this run's
+// new seats and those reserved before).
+func keepFor(holds plan.Desired, it plan.Item) []string {
+	return append(append(slices.Clone(holds.Products), it.Desired.Products...), it.NewSeats...)
 }
 
 // settle ends the work of a user who left scope and whose unaccounted write never landed:
