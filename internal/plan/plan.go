@@ -37,8 +37,11 @@ const (
 //   - Retry: only currently failed users matching the filter are planned, including their
 //     suspension if they are now out of scope; no other suspension, no other item. Users
 //     outside the filter are not counted in Unchanged.
-//   - Resolved: failed users now out of scope with nothing to do. Never when the read looks
-//     wrong (scope is then unknown).
+//   - Resolved: failed users now out of scope with nothing to do, and users holding seats
+//     without a linked account or an unknown write. Never when the read looks wrong (scope
+//     is then unknown).
+//   - A write whose outcome is unknown (Reconcile) keeps its user within reach: never
+//     Unchanged in scope; out of scope, suspended, linked or not (Unlinked).
 func Plan(in Input) Result {
 	p := NewPlanner(in)
 	held := heldBy(in.Held)
@@ -84,7 +87,8 @@ func Plan(in Input) Result {
 		}
 		route(u.ExternalID, u.UserName, p.User(r))
 	}
-	// Linked or failed users the read did not return are out of scope too.
+	// Linked, failed, unsettled (an unknown write) or seat-holding users the read did not
+	// return are out of scope too.
 	for _, k := range absent(in, seen, held) {
 		route(k.ExternalID, k.UserName, p.Left(k))
 	}
