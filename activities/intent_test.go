@@ -233,8 +233,13 @@ func TestLostCreateThenRetriesRunOutKeepsSeatsAndTheNextRunLinks(t *testing.T) {
 // fails. The account holds the new entitlement, so its seat stays: seats in PostgreSQL are
 // the products the account holds in the target, and no other user can be handed that seat.
 func TestLostPatchThenRetriesRunOutKeepsTheSeatTheAccountHolds(t *testing.T) {
+	for name, start := range map[string]func(*testing.T) intentTarget{"sandbox": sandboxTarget, "scimmy": scimmyTarget} {
+		t.Run(name, func(t *testing.T) { lostPatchThenRetriesRunOut(t, start(t)) })
+	}
+}
+
+func lostPatchThenRetriesRunOut(t *testing.T, tg intentTarget) {
 	const org = "acme"
-	tg := sandboxTarget(t)
 	ann := createItem("ann", "Meeting")
 	st, ctx := runWith(t, org, "acme/run/0")
 	for _, p := range []string{"Meeting", "Webinar"} {
