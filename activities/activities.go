@@ -32,6 +32,7 @@ type Target interface {
 	Discover(ctx context.Context) (*scim.Discovery, error)
 	Ping(ctx context.Context) error
 	CreateUser(ctx context.Context, ext scim.Extension, d plan.Desired) (*scim.User, error) // on 409, the account with this externalId if any
+	FindUserByExternalID(ctx context.Context, ext scim.Extension, externalID string) (*scim.User, error)
 	FindUserByUserName(ctx context.Context, ext scim.Extension, userName string) (*scim.User, error)
 	UpdateUser(ctx context.Context, ext scim.Extension, id string, from, to plan.Desired) error
 	FindGroup(ctx context.Context, displayName string) (*scim.Group, error)

@@ -23,6 +23,9 @@ func LoadPlanInput(ctx context.Context, st PlanInputStore, org string) (plan.Inp
 	if pin.Seats, pin.Held, err = st.SeatState(ctx, org); err != nil {
 		return pin, err
 	}
+	if pin.Reconcile, err = st.OpenIntents(ctx, org); err != nil {
+		return pin, err
+	}
 	pin.Applied, err = st.AppliedStates(ctx, org)
 	return pin, err
 }

@@ -43,14 +43,15 @@ type PlanStore interface {
 }
 
 // UserStore is what the per-user steps (EvaluatePage, CheckLicenses, ProvisionUser,
-// ProbeTarget, RecordUserFailure) read and write: the run's work items, seats, the applied
-// state of linked accounts, failures and adoption approvals.
+// ProbeTarget, RecordUserFailure) read and write: the run's work items, seats, write
+// intents, the applied state of linked accounts, failures and adoption approvals.
 type UserStore interface {
 	WorkItem(ctx context.Context, runID string, seq int) (plan.Item, error)
 	WorkItemRange(ctx context.Context, runID string, from, to int) ([]plan.Item, error)
 	UserWork(ctx context.Context, org, runID string, seq int) (store.UserWork, error)
 	ReserveSeats(ctx context.Context, org, externalID string, products []string) (short string, seats int, err error)
-	ReleaseSeats(ctx context.Context, org, externalID string, products []string) error
+	ReleaseUnsent(ctx context.Context, org, externalID string, products []string) error
+	OpenIntent(ctx context.Context, org, externalID, userName, runID, action string, seats []string) error
 	SaveProvisioned(ctx context.Context, org, scimID string, d plan.Desired, runID, outcome string) error
 	SaveLinked(ctx context.Context, org, scimID string, d plan.Desired, keep []string, runID, outcome string) error
 	RecordFailure(ctx context.Context, org, runID, externalID, userName string, f vocab.Failure) error
@@ -95,11 +96,12 @@ type Store interface {
 var _ Store = (*store.Store)(nil)
 
 // PlanInputStore is what LoadPlanInput reads: the configuration and every user's failure,
-// seats and applied state.
+// seats, open write and applied state.
 type PlanInputStore interface {
 	ConfigStore
 	FailedUsers(ctx context.Context, org string) (map[string]vocab.Failure, error)
 	SeatState(ctx context.Context, org string) (map[string]int, map[string]map[string]bool, error)
+	OpenIntents(ctx context.Context, org string) (map[string]string, error)
 	AppliedStates(ctx context.Context, org string) (map[string]plan.Applied, error)
 }
 

@@ -98,9 +98,9 @@ func retryLater(err error, floor time.Duration) error {
 const probeTimeout = 15 * time.Second
 
 // ProbeTarget tells whether the target is down as a whole, once a user's write ran out of
-// retries: one read that needs nothing of any user. When it is down, the user's new seats go
-// back (its write did not happen, or is found and linked by the next run's create) and the
-// workflow stops the run instead of failing the user.
+// retries: one read that needs nothing of any user. When it is down, the workflow stops the
+// run instead of failing the user, and the user's new seats go back unless the outcome of
+// its write is unknown (an open write intent: they stay, and the next sync reads the account).
 func (a *Activities) ProbeTarget(ctx context.Context, in steps.UserStep) (down bool, err error) {
 	o, err := a.org(ctx, in.Org)
 	if err != nil {
@@ -111,9 +111,9 @@ func (a *Activities) ProbeTarget(ctx context.Context, in steps.UserStep) (down b
 	if perr == nil || !(scim.IsRetryable(perr) || errors.Is(perr, context.DeadlineExceeded)) {
 		return false, nil
 	}
-	it, err := a.Store.WorkItem(ctx, in.RunID, in.Seq)
-	if err != nil {
-		return false, err
+	w, err := a.Store.UserWork(ctx, in.Org, in.RunID, in.Seq)
+	if err != nil || w.Intent != nil { // an unknown outcome keeps its seats
+		return true, err
 	}
-	return true, a.Store.ReleaseSeats(ctx, in.Org, it.ExternalID, it.NewSeats)
+	return true, a.Store.ReleaseUnsent(ctx, in.Org, w.Item.ExternalID, w.Item.NewSeats)
 }

@@ -29,6 +29,12 @@ func (a *Activities) EvaluatePage(ctx context.Context, in steps.PageRef) (steps.
 	for i, it := range items {
 		step := steps.UserStep{RunRef: in.RunRef, Seq: in.From + i}
 		if it.Action == plan.Fail && it.Failure != nil {
+			// Seats held without an account or a write (a reservation never used) go back.
+			if len(it.ReleaseSeats) > 0 {
+				if err := a.Store.ReleaseUnsent(ctx, in.Org, it.ExternalID, it.ReleaseSeats); err != nil {
+					return steps.PageEvaluation{}, err
+				}
+			}
 			if _, err := a.fail(ctx, step, it, *it.Failure, false); err != nil {
 				return steps.PageEvaluation{}, err
 			}
@@ -54,7 +60,9 @@ func (a *Activities) CheckLicenses(ctx context.Context, in steps.SeatsInput) (st
 	if err != nil {
 		return steps.StepResult{}, err
 	}
-	o, err := a.fail(ctx, in.UserStep, it, *plan.OutOfLicensesFailure(short, seats), true)
+	// The reservation is all or nothing: none was taken, nothing to give back (and an open
+	// intent of an earlier write stays open).
+	o, err := a.fail(ctx, in.UserStep, it, *plan.OutOfLicensesFailure(short, seats), false)
 	return steps.StepResult{Outcome: o}, err
 }
 
@@ -65,6 +73,14 @@ func (a *Activities) CheckLicenses(ctx context.Context, in steps.SeatsInput) (st
 // An account the target holds is always linked, also when a later step for it failed: seats
 // then follow what the target holds.
 //
+// Every write is accounted for (write intents, migration 022): before its first request an
+// attempt records its intent (one statement); the save of the outcome closes it. A write
+// whose outcome is unknown (an error worth retrying: a lost answer, a 5xx after the target
+// committed, a timeout, a crash) leaves it open, and the user's seats stay. An attempt that
+// finds an open intent first reads what the target holds (reconcile) and continues from
+// there: an account created by a lost write is linked, never created twice. Seats go back
+// only for a write that provably did not happen: refused by the target, or not found in it.
+//
 // Each request is sent once (the worker's client makes one try per call): Temporal owns the
 // retries. An attempt starts only when the shared request pace has room for it (see admit),
 // so that no attempt spends its StartToClose waiting for slots.
@@ -73,7 +89,6 @@ func (a *Activities) ProvisionUser(ctx context.Context, in steps.UserStep) (step
 	if err != nil {
 		return steps.UserOutcome{}, err
 	}
-	it := w.Item
 	o, err := a.org(ctx, in.Org)
 	if err != nil {
 		return steps.UserOutcome{}, err
@@ -88,14 +103,32 @@ func (a *Activities) ProvisionUser(ctx context.Context, in steps.UserStep) (step
 			"the target's request pace is taken for now; this user's turn is in %v", later.Round(time.Millisecond)),
 			RequestPaced, temporal.ApplicationErrorOptions{NextRetryDelay: later})
 	}
+	if w.Intent != nil {
+		// The outcome of an earlier write is unknown: what the target holds comes first.
+		if err := a.reconcile(ctx, o.Target, in, &w); err != nil {
+			// Still unknown: the intent and the seats stay for the next attempt.
+			if scim.IsAuth(err) {
+				return steps.UserOutcome{}, targetError(err)
+			}
+			return steps.UserOutcome{}, retryLater(err, provisionBackoff(ctx))
+		}
+	}
+	if w.Item.Action == plan.Suspend && w.Applied == nil {
+		// The user left, and the write we could not account for never landed: nothing in
+		// the target to suspend, nothing left to do.
+		return a.settle(ctx, in, w.Item)
+	}
+	it := w.Item
+	if err := a.Store.OpenIntent(ctx, in.Org, it.ExternalID, it.Desired.UserName, in.RunID, string(it.Action), it.NewSeats); err != nil {
+		return steps.UserOutcome{}, err
+	}
 	r, err := a.provision(ctx, o.Target, in.Org, w)
 	if r.holds != nil {
 		// The target holds an account for this user that we have not linked yet (created or
 		// adopted, then a later step failed): link it with the state it has.
-		// Its seats stay reserved while the write is unfinished: a retried attempt finishes
-		// it, a failure gives back those the account does not hold.
-		keep := append(slices.Clone(r.holds.Products), it.NewSeats...)
-		if serr := a.Store.SaveLinked(ctx, in.Org, r.scimID, *r.holds, keep, in.RunID, r.status); serr != nil {
+		// Its seats stay reserved while the write is unfinished (its intent stays open): a
+		// retried attempt finishes it; a refusal gives back those the account does not hold.
+		if serr := a.Store.SaveLinked(ctx, in.Org, r.scimID, *r.holds, keepFor(*r.holds, it), in.RunID, r.status); serr != nil {
 			return steps.UserOutcome{}, serr
 		}
 	}
@@ -103,8 +136,9 @@ func (a *Activities) ProvisionUser(ctx context.Context, in steps.UserStep) (step
 	switch {
 	case err == nil:
 	case scim.IsAuth(err):
-		// Nothing was written for this user: its new seats go back, no failure is recorded.
-		if rerr := a.Store.ReleaseSeats(ctx, in.Org, it.ExternalID, it.NewSeats); rerr != nil {
+		// The request was refused: it wrote nothing. The new seats go back (not those the
+		// linked account holds), the intent closes, no failure is recorded.
+		if rerr := a.Store.ReleaseUnsent(ctx, in.Org, it.ExternalID, it.NewSeats); rerr != nil {
 			return steps.UserOutcome{}, rerr
 		}
 		return steps.UserOutcome{}, targetError(err)
@@ -116,16 +150,73 @@ func (a *Activities) ProvisionUser(ctx context.Context, in steps.UserStep) (step
 			failure.Message = fmt.Sprintf("the account was %s and linked, but the target refused the rest: %v", r.status, err)
 		}
 	default:
+		// The outcome is unknown (the target may have committed): the intent stays open and
+		// the next attempt reads the account first.
 		activity.GetLogger(ctx).Warn("provisioning failed, will retry", "externalId", it.ExternalID, "error", err)
 		return steps.UserOutcome{}, retryLater(err, provisionBackoff(ctx))
 	}
 	if failure != nil {
+		// Refused by the target: the write did not happen.
 		return a.fail(ctx, in, it, *failure, true)
 	}
 	if err := a.Store.SaveProvisioned(ctx, in.Org, r.scimID, it.Desired, in.RunID, r.status); err != nil {
 		return steps.UserOutcome{}, err
 	}
 	return steps.UserOutcome{Seq: in.Seq, ExternalID: it.ExternalID, Status: r.status}, nil
+}
+
+// reconcile reads what the target holds for a user whose last write's outcome is unknown
+// (w.Intent): the account with the user's externalId, else the one with the userName that
+// write sent when it is ours (our externalId, or the account we linked). A found account is
+// linked with the state it holds (its seats: the products it holds and those reserved for
+// this run's write) and w continues from it; a suspension is recomputed from it. Not found:
+// the write never landed, and w is unchanged (a create creates, a linked account is
+// written as last saved). The intent stays open either way: the caller's write replaces it.
+// (Seats reserved for products the account does not hold stay too: the write gives them.)
+func (a *Activities) reconcile(ctx context.Context, t Target, in steps.UserStep, w *store.UserWork) error {
+	it := w.Item
+	u, err := t.FindUserByExternalID(ctx, w.Extension, it.ExternalID)
+	if err == nil && u == nil && w.Intent.UserName != "" {
+		u, err = t.FindUserByUserName(ctx, w.Extension, w.Intent.UserName)
+		if u != nil && u.ExternalID != it.ExternalID && (w.Applied == nil || u.ID != w.Applied.ScimID) {
+			u = nil // someone else's account
+		}
+	}
+	if err != nil || u == nil {
+		return err
+	}
+	holds := u.State()
+	holds.ExternalID = it.ExternalID
+	if w.Applied != nil { // memberships are not user attributes: the applied ones stand
+		holds.UserGroup, holds.DeviceGroups = w.Applied.State.UserGroup, w.Applied.State.DeviceGroups
+	}
+	if err := a.Store.SaveLinked(ctx, in.Org, u.ID, holds, keepFor(holds, it), in.RunID, ""); err != nil {
+		return err
+	}
+	w.Applied = &plan.Applied{ExternalID: it.ExternalID, ScimID: u.ID, State: holds}
+	if it.Action == plan.Suspend {
+		w.Item.Desired = plan.SuspendItem(*w.Applied, nil).Desired
+	}
+	return nil
+}
+
+// keepFor is the seats a user keeps while its write is unfinished: those of the products its
+// account holds, and those reserved for the write (the products it is to have: this run's
+// new seats and those reserved before).
+func keepFor(holds plan.Desired, it plan.Item) []string {
+	return append(append(slices.Clone(holds.Products), it.Desired.Products...), it.NewSeats...)
+}
+
+// settle ends the work of a user who left scope and whose unaccounted write never landed:
+// the intent closes, the seats go back, the failure is cleared.
+func (a *Activities) settle(ctx context.Context, in steps.UserStep, it plan.Item) (steps.UserOutcome, error) {
+	if err := a.Store.ReleaseUnsent(ctx, in.Org, it.ExternalID, it.ReleaseSeats); err != nil {
+		return steps.UserOutcome{}, err
+	}
+	if err := a.Store.ClearFailures(ctx, in.Org, []string{it.ExternalID}); err != nil {
+		return steps.UserOutcome{}, err
+	}
+	return steps.UserOutcome{Seq: in.Seq, ExternalID: it.ExternalID, Status: vocab.Reconciled}, nil
 }
 
 // RequestPaced is the type of ProvisionUser's error when the step was sent away by the shared
@@ -180,6 +271,9 @@ func (a *Activities) provision(ctx context.Context, t Target, org string, w stor
 		r.status = vocab.Suspended
 	}
 	if w.Applied != nil {
+		if it.Action == plan.Create { // created by an earlier write whose answer was lost
+			r.status = vocab.Created
+		}
 		r.scimID = w.Applied.ScimID
 		return r, t.UpdateUser(ctx, ext, w.Applied.ScimID, w.Applied.State, it.Desired)
 	}
@@ -235,21 +329,41 @@ func (a *Activities) adoptable(ctx context.Context, t Target, org string, it pla
 }
 
 // RecordUserFailure records a failure the workflow decided (the target stayed unavailable
-// after every retry) and gives back the seats taken for it.
+// after every retry). The seats taken for the user go back when its write did not happen;
+// when its outcome is unknown (an open write intent: the target may hold it), they stay, and
+// the failure says that the user is to be reconciled: the next sync reads the account first.
 func (a *Activities) RecordUserFailure(ctx context.Context, in steps.UserFailureInput) (steps.UserOutcome, error) {
-	it, err := a.Store.WorkItem(ctx, in.RunID, in.Seq)
+	w, err := a.Store.UserWork(ctx, in.Org, in.RunID, in.Seq)
 	if err != nil {
 		return steps.UserOutcome{}, err
 	}
-	return a.fail(ctx, in.UserStep, it, in.Failure, true)
+	f := in.Failure
+	if w.Intent != nil {
+		f.Message += fmt.Sprintf("; to reconcile: the outcome of the %s sent by run %s is unknown (the target may hold it), "+
+			"so the user's seats are kept and the next sync reads the account in the target before anything else", w.Intent.Action, w.Intent.RunID)
+	}
+	return a.fail(ctx, in.UserStep, w.Item, f, w.Intent == nil)
 }
 
-// fail records a user's failure; release gives back the seats this run took for the user
-// (those its linked account holds in the target stay).
+// ReleaseUnsentSeats gives back the seats CheckLicenses reserved for a user whose write
+// never started: the page was cancelled (sync disabled) between the reservation and the
+// write. When a write was sent (an open intent: its outcome is unknown) they stay, for the
+// next sync to reconcile; those the linked account holds always stay.
+func (a *Activities) ReleaseUnsentSeats(ctx context.Context, in steps.UserStep) error {
+	w, err := a.Store.UserWork(ctx, in.Org, in.RunID, in.Seq)
+	if err != nil || w.Intent != nil {
+		return err
+	}
+	return a.Store.ReleaseUnsent(ctx, in.Org, w.Item.ExternalID, w.Item.NewSeats)
+}
+
+// fail records a user's failure; release (the user's write did not happen) gives back the
+// seats this run took for the user (those its linked account holds in the target stay) and
+// closes its write intent.
 // A store error is returned so that the step is retried: no failure is lost.
 func (a *Activities) fail(ctx context.Context, in steps.UserStep, it plan.Item, f vocab.Failure, release bool) (steps.UserOutcome, error) {
 	if release {
-		if err := a.Store.ReleaseSeats(ctx, in.Org, it.ExternalID, it.NewSeats); err != nil {
+		if err := a.Store.ReleaseUnsent(ctx, in.Org, it.ExternalID, it.NewSeats); err != nil {
 			return steps.UserOutcome{}, err
 		}
 	}

@@ -74,6 +74,9 @@ func (s *slowGroups) ProbeTarget(context.Context, steps.UserStep) (bool, error) 
 func (s *slowGroups) RecordUserFailure(context.Context, steps.UserFailureInput) (steps.UserOutcome, error) {
 	return steps.UserOutcome{}, errors.New("no user expected")
 }
+func (s *slowGroups) ReleaseUnsentSeats(context.Context, steps.UserStep) error {
+	return errors.New("no user expected")
+}
 
 // SyncGroups writes one chunk: a PATCH that, once sent, runs to its end (as the real step's
 // does), then the heartbeat through which a cancellation reaches the step.

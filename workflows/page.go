@@ -119,6 +119,7 @@ func processUser(ctx workflow.Context, run steps.RunRef, u steps.UserPlan, queue
 		var r steps.StepResult
 		seats := steps.SeatsInput{UserStep: step, ExternalID: u.ExternalID, Products: u.Seats}
 		if err := workflow.ExecuteLocalActivity(lctx, steps.CheckLicenses, seats).Get(ctx, &r); err != nil {
+			releaseUnsent(ctx, step)
 			return errored(ctx, step, err), nil
 		}
 		if !r.Continue {
@@ -135,6 +136,9 @@ func processUser(ctx workflow.Context, run steps.RunRef, u steps.UserPlan, queue
 		return o, &RunStop{Type: vocab.TargetAuth, Message: ae.Error()}
 	}
 	if ctx.Err() != nil {
+		if len(u.Seats) > 0 {
+			releaseUnsent(ctx, step)
+		}
 		return errored(ctx, step, err), nil
 	}
 	if workflow.GetVersion(ctx, "probe-before-user-failure", workflow.DefaultVersion, 1) >= 1 {
@@ -152,6 +156,20 @@ func processUser(ctx workflow.Context, run steps.RunRef, u steps.UserPlan, queue
 		return errored(ctx, step, err), nil
 	}
 	return o, nil
+}
+
+// releaseUnsent gives back, when the page was cancelled (sync disabled), the seats reserved
+// for a user whose write never started; the step keeps them when a write was sent. It runs
+// on a disconnected context: the cancellation is what it answers.
+func releaseUnsent(ctx workflow.Context, step steps.UserStep) {
+	if ctx.Err() == nil || workflow.GetVersion(ctx, "release-unsent-seats-on-cancel", workflow.DefaultVersion, 1) < 1 {
+		return
+	}
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	lctx := workflow.WithLocalActivityOptions(dctx, stepOptions)
+	if err := workflow.ExecuteLocalActivity(lctx, steps.ReleaseUnsentSeats, step).Get(dctx, nil); err != nil {
+		workflow.GetLogger(ctx).Warn("seats reserved for a user not written stay until the next sync", "seq", step.Seq, "error", err)
+	}
 }
 
 func errored(ctx workflow.Context, step steps.UserStep, err error) steps.UserOutcome {

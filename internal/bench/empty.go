@@ -50,6 +50,8 @@ func (e *emptySteps) RecordUserFailure(_ context.Context, in steps.UserFailureIn
 	return steps.UserOutcome{Seq: in.Seq, Status: vocab.Failed, FailureType: in.Failure.Type}, nil
 }
 
+func (e *emptySteps) ReleaseUnsentSeats(context.Context, steps.UserStep) error { return nil }
+
 func (e *emptySteps) RecordEvent(context.Context, vocab.Event) error { return nil }
 
 func (e *emptySteps) SyncGroups(context.Context, steps.RunRef) (steps.GroupsResult, error) {

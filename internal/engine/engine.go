@@ -44,6 +44,7 @@ type Steps interface {
 	ProvisionUser(context.Context, steps.UserStep) (steps.UserOutcome, error)
 	ProbeTarget(context.Context, steps.UserStep) (bool, error)
 	RecordUserFailure(context.Context, steps.UserFailureInput) (steps.UserOutcome, error)
+	ReleaseUnsentSeats(context.Context, steps.UserStep) error
 	SyncGroups(context.Context, steps.RunRef) (steps.GroupsResult, error)
 	FinishRun(context.Context, steps.FinishInput) (steps.RunSummary, error)
 	RecordEvent(context.Context, vocab.Event) error

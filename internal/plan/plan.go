@@ -37,8 +37,11 @@ const (
 //   - Retry: only currently failed users matching the filter are planned, including their
 //     suspension if they are now out of scope; no other suspension, no other item. Users
 //     outside the filter are not counted in Unchanged.
-//   - Resolved: failed users now out of scope with nothing to do. Never when the read looks
-//     wrong (scope is then unknown).
+//   - Resolved: failed users now out of scope with nothing to do, and users holding seats
+//     without a linked account or an unknown write. Never when the read looks wrong (scope
+//     is then unknown).
+//   - A write whose outcome is unknown (Reconcile) keeps its user within reach: never
+//     Unchanged in scope; out of scope, suspended, linked or not (Unlinked).
 func Plan(in Input) Result {
 	p := NewPlanner(in)
 	held := heldBy(in.Held)
@@ -46,14 +49,16 @@ func Plan(in Input) Result {
 	seen := make(map[string]bool, len(in.Users))
 	var candidates []candidate
 	var suspensions, resolved []string
+	names := map[string]string{} // of suspensions: for those never linked (Unlinked)
 	dup := 0
 
-	route := func(id string, v Verdict) {
+	route := func(id, userName string, v Verdict) {
 		switch {
 		case v.InScope:
 			res.InScope++
 		case v.Suspend:
 			suspensions = append(suspensions, id)
+			names[id] = userName
 		case v.Resolved:
 			resolved = append(resolved, id)
 		}
@@ -72,18 +77,20 @@ func Plan(in Input) Result {
 			continue
 		}
 		seen[u.ExternalID] = true
-		r := Row{User: u, Held: held[u.ExternalID]}
+		_, reconcile := in.Reconcile[u.ExternalID]
+		r := Row{User: u, Held: held[u.ExternalID], Reconcile: reconcile}
 		if ap, ok := in.Applied[u.ExternalID]; ok {
 			r.Applied = &ap
 		}
 		if f, ok := in.Failed[u.ExternalID]; ok {
 			r.Failure = &f
 		}
-		route(u.ExternalID, p.User(r))
+		route(u.ExternalID, u.UserName, p.User(r))
 	}
-	// Linked or failed users the read did not return are out of scope too.
+	// Linked, failed, unsettled (an unknown write) or seat-holding users the read did not
+	// return are out of scope too.
 	for _, k := range absent(in, seen, held) {
-		route(k.ExternalID, p.Left(k))
+		route(k.ExternalID, k.UserName, p.Left(k))
 	}
 	if dup > 0 {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("directory read listed %d users twice (same externalId): later copies ignored", dup))
@@ -110,7 +117,11 @@ func Plan(in Input) Result {
 		}
 		heldMsg := p.HoldSuspensions(len(suspensions), active)
 		for _, id := range suspensions {
-			res.Items = append(res.Items, SuspensionItem(in.Applied[id], held[id], heldMsg))
+			ap, ok := in.Applied[id]
+			if !ok {
+				ap = Unlinked(id, names[id]) // a write whose outcome is unknown
+			}
+			res.Items = append(res.Items, SuspensionItem(ap, held[id], heldMsg))
 		}
 		if heldMsg != "" {
 			res.SuspensionsHeld = true
@@ -123,18 +134,32 @@ func Plan(in Input) Result {
 }
 
 // absent lists what in knows of the users the read did not return (not in seen): every
-// linked account and every current failure, in externalId order, as a store streams them.
+// linked account, current failure, open write and seat holder, in externalId order, as a
+// store streams them.
 func absent(in Input, seen map[string]bool, held map[string][]string) []Known {
 	var out []Known
 	for id, ap := range in.Applied {
 		if !seen[id] {
-			out = append(out, Known{ExternalID: id, Linked: true, Active: ap.State.Active,
+			_, reconcile := in.Reconcile[id]
+			out = append(out, Known{ExternalID: id, Linked: true, Active: ap.State.Active, Reconcile: reconcile,
 				UserName: ap.State.UserName, Failure: failureOf(in.Failed, id), Held: held[id]})
 		}
 	}
-	for id, f := range in.Failed {
+	unlinked := map[string]bool{}
+	for id := range in.Failed {
+		unlinked[id] = true
+	}
+	for id := range in.Reconcile {
+		unlinked[id] = true
+	}
+	for id := range held {
+		unlinked[id] = true
+	}
+	for id := range unlinked {
 		if _, linked := in.Applied[id]; !linked && !seen[id] {
-			out = append(out, Known{ExternalID: id, Failure: &f, Held: held[id]})
+			name, reconcile := in.Reconcile[id]
+			out = append(out, Known{ExternalID: id, Reconcile: reconcile, UserName: name,
+				Failure: failureOf(in.Failed, id), Held: held[id]})
 		}
 	}
 	slices.SortFunc(out, func(a, b Known) int { return strings.Compare(a.ExternalID, b.ExternalID) })
@@ -184,6 +209,8 @@ type Row struct {
 	Applied *Applied       // last applied state; nil when not linked
 	Failure *vocab.Failure // current failure; nil when none
 	Held    []string       // sorted products whose seat the user holds
+	// Reconcile: the outcome of the user's last write is unknown (Input.Reconcile).
+	Reconcile bool
 }
 
 // Known is what the store knows of a user besides the directory: the linked account (by its
@@ -191,17 +218,23 @@ type Row struct {
 // Left needs; a store streams it for the users a read did not return.
 type Known struct {
 	ExternalID string
-	Linked     bool   // there is a linked account (an applied state)
-	Active     bool   // the linked account is active
-	UserName   string // the name a retry filter matches: the linked account's, else the directory's, else ""
-	Failure    *vocab.Failure
-	Held       []string // sorted products whose seat the user holds
+	Linked     bool // there is a linked account (an applied state)
+	Active     bool // the linked account is active
+	// Reconcile: the outcome of the user's last write is unknown (Input.Reconcile): the
+	// target may hold an account for the user, linked or not, active or not.
+	Reconcile bool
+	// UserName is the name a retry filter matches: the linked account's, else the
+	// directory's, else (for a user the read did not return) the one its open write sent,
+	// else "".
+	UserName string
+	Failure  *vocab.Failure
+	Held     []string // sorted products whose seat the user holds
 }
 
 // known is what Left needs of a directory user: a linked account's name wins over the
 // directory's.
 func (r Row) known() Known {
-	k := Known{ExternalID: r.User.ExternalID, UserName: r.User.UserName, Failure: r.Failure, Held: r.Held}
+	k := Known{ExternalID: r.User.ExternalID, UserName: r.User.UserName, Failure: r.Failure, Held: r.Held, Reconcile: r.Reconcile}
 	if ap := r.Applied; ap != nil {
 		k.Linked, k.Active, k.UserName = true, ap.State.Active, ap.State.UserName
 	}
@@ -217,10 +250,14 @@ type Verdict struct {
 	// candidates in SeatKey order, grants the seats or fails the item (Serve).
 	Item    *Item
 	SeatKey SeatKey
-	// Suspend: out of scope, linked and active; the caller builds the item (SuspensionItem)
-	// once it knows how many there are (HoldSuspensions).
+	// Suspend: out of scope, and an account is within reach: linked and active, or possibly
+	// written by a write whose outcome is unknown (Reconcile). The caller builds the item
+	// (SuspensionItem, from the applied state or Unlinked) once it knows how many there are
+	// (HoldSuspensions).
 	Suspend bool
-	// Resolved: failed, out of scope and nothing to do: the failure can be cleared.
+	// Resolved: out of scope with nothing to do in the target, and failed or holding seats
+	// without a linked account: the failure can be cleared and the seats the linked account
+	// does not hold go back (a reservation whose write never started).
 	Resolved bool
 }
 
@@ -238,14 +275,17 @@ func (p *Planner) User(r Row) Verdict {
 }
 
 // Left decides for a user out of scope: disabled, matched by no rule, or not returned by
-// the directory read at all. A linked active account is suspended; a failure with nothing
-// left to do is resolved. It is the only place that decides who left.
+// the directory read at all. An account within reach is suspended: a linked active one, or
+// one a write whose outcome is unknown may have created or reactivated (the provisioning
+// step reads the target first, and links and suspends what it finds). A failure, or seats
+// held without a linked account, with nothing left to do are resolved. It is the only
+// place that decides who left.
 func (p *Planner) Left(k Known) Verdict {
 	if !p.selected(k.Failure, k.ExternalID, k.UserName) {
 		return Verdict{}
 	}
-	linkedActive := k.Linked && k.Active
-	return Verdict{Suspend: linkedActive, Resolved: !linkedActive && k.Failure != nil}
+	suspend := k.Linked && k.Active || k.Reconcile
+	return Verdict{Suspend: suspend, Resolved: !suspend && (k.Failure != nil || !k.Linked && len(k.Held) > 0)}
 }
 
 // Settled reports, without the applied state itself, whether u needs nothing: in scope,
@@ -310,6 +350,13 @@ func SuspendItem(ap Applied, held []string) Item {
 	d.Products, d.DeviceGroups = nil, nil
 	return Item{ExternalID: ap.ExternalID, UserName: ap.State.UserName, Action: Suspend, Desired: d,
 		Changed: Diff(ap.State, d), ReleaseSeats: slices.Clone(held)}
+}
+
+// Unlinked is what is known of an account that a write whose outcome is unknown may have
+// created for a user never linked: its externalId and the userName the write sent. Its
+// suspension (SuspendItem) is completed by the provisioning step from what the target holds.
+func Unlinked(externalID, userName string) Applied {
+	return Applied{ExternalID: externalID, State: Desired{ExternalID: externalID, UserName: userName, Active: true}}
 }
 
 // SuspensionItem is the suspension of a linked account in a sync whose suspensions are held
@@ -488,6 +535,10 @@ func (p *Planner) planUser(r Row, a rules.Assignment) Verdict {
 	v := Verdict{InScope: true, Item: &item}
 	if f := Check(u, d, p.in.ValidatedDomains); f != nil {
 		item.Action, item.Failure = Fail, f
+		if r.Applied == nil && !r.Reconcile {
+			// Seats held without an account or a write: a reservation never used.
+			item.ReleaseSeats = slices.Clone(r.Held)
+		}
 		return v
 	}
 	priority := math.MaxInt
@@ -511,8 +562,9 @@ func (p *Planner) planUser(r Row, a rules.Assignment) Verdict {
 	}
 	item.Action = Update
 	item.Changed = Diff(r.Applied.State, d)
-	// Seat bookkeeping that disagrees with the applied state is repaired by an Update too.
-	if len(item.Changed) == 0 && r.Failure == nil && len(item.NewSeats) == 0 && len(item.ReleaseSeats) == 0 {
+	// Seat bookkeeping that disagrees with the applied state is repaired by an Update too,
+	// and so is an applied state that a write whose outcome is unknown may have overtaken.
+	if len(item.Changed) == 0 && r.Failure == nil && !r.Reconcile && len(item.NewSeats) == 0 && len(item.ReleaseSeats) == 0 {
 		return Verdict{InScope: true, Unchanged: true}
 	}
 	return v

@@ -2,7 +2,6 @@ package plan
 
 import (
 	"context"
-	"fmt"
 	"slices"
 
 	"github.com/usersync/usersync/internal/directory"
@@ -46,6 +45,7 @@ type UserRow struct {
 	AppliedHash string // "" when not linked
 	Failure     *vocab.Failure
 	Held        []string // products whose seat the user holds, sorted bytewise
+	Reconcile   bool     // the outcome of the user's last write is unknown (Input.Reconcile)
 }
 
 // Work is an item written to a run's work table, at seq.
@@ -115,6 +115,7 @@ type stream struct {
 
 type leaver struct {
 	externalID string
+	userName   string // for a leaver never linked (Unlinked)
 	held       []string
 }
 
@@ -123,7 +124,7 @@ type leaver struct {
 func (s *stream) users() error {
 	err := s.st.Users(s.ctx, func(r UserRow) error {
 		s.read++
-		if s.p.Settled(r.User, r.AppliedHash, r.Failure != nil, r.Held) {
+		if s.p.Settled(r.User, r.AppliedHash, r.Failure != nil || r.Reconcile, r.Held) {
 			s.sum.InScope++
 			s.sum.Unchanged++
 			return nil
@@ -154,11 +155,11 @@ func (s *stream) decidePending() error {
 		return err
 	}
 	for _, r := range s.pending {
-		row := Row{User: r.User, Failure: r.Failure, Held: r.Held}
+		row := Row{User: r.User, Failure: r.Failure, Held: r.Held, Reconcile: r.Reconcile}
 		if ap, ok := states[r.User.ExternalID]; ok {
 			row.Applied = &ap
 		}
-		if err := s.route(r.User.ExternalID, r.Held, s.p.User(row)); err != nil {
+		if err := s.route(r.User.ExternalID, r.User.UserName, r.Held, s.p.User(row)); err != nil {
 			return err
 		}
 	}
@@ -167,7 +168,7 @@ func (s *stream) decidePending() error {
 }
 
 // route acts on a verdict: counts it, writes its item, or remembers the user for later.
-func (s *stream) route(id string, held []string, v Verdict) error {
+func (s *stream) route(id, userName string, held []string, v Verdict) error {
 	if v.InScope {
 		s.sum.InScope++
 	}
@@ -177,7 +178,7 @@ func (s *stream) route(id string, held []string, v Verdict) error {
 	case v.Item != nil:
 		return s.add(*v.Item, v.SeatKey)
 	case v.Suspend:
-		s.leavers = append(s.leavers, leaver{externalID: id, held: held})
+		s.leavers = append(s.leavers, leaver{externalID: id, userName: userName, held: held})
 	case v.Resolved:
 		s.resolved = append(s.resolved, id)
 	}
@@ -216,7 +217,7 @@ func (s *stream) seats() error {
 // absent decides for the users the read did not return.
 func (s *stream) absent() error {
 	return s.st.Absent(s.ctx, func(k Known) error {
-		return s.route(k.ExternalID, k.Held, s.p.Left(k))
+		return s.route(k.ExternalID, k.UserName, k.Held, s.p.Left(k))
 	})
 }
 
@@ -243,7 +244,7 @@ func (s *stream) suspensions() error {
 		for _, l := range batch {
 			ap, ok := states[l.externalID]
 			if !ok {
-				return fmt.Errorf("plan: applied state of %s vanished while planning", l.externalID)
+				ap = Unlinked(l.externalID, l.userName) // a write whose outcome is unknown
 			}
 			if err := s.add(SuspensionItem(ap, l.held, holdMsg), SeatKey{}); err != nil {
 				return err

@@ -79,6 +79,11 @@ type Input struct {
 	Applied map[string]Applied
 	// Failed are the users with a current failure, by externalId. They are always re-planned.
 	Failed map[string]vocab.Failure
+	// Reconcile are the users whose last write's outcome is unknown (an open write intent), by
+	// externalId, with the userName that write sent: the target may hold an account for
+	// them, or changes to it, that Applied does not show. The provisioning step reads the
+	// target for them first.
+	Reconcile map[string]string
 	// Seats is the seat count per product; Held the externalIds holding a seat, per product.
 	Seats map[string]int
 	Held  map[string]map[string]bool

@@ -8,7 +8,8 @@ package scimsandbox
 //	GET  /_sandbox/stats          Stats as JSON
 //	POST /_sandbox/reset-stats    zero the counters
 //	POST /_sandbox/config         {"latencyMs": 50, "seats": {"Meeting": 100}, "rateLimit": 10,
-//	                               "failNext": {"count": 2, "status": 503}}; absent fields stay;
+//	                               "failNext": {"count": 2, "status": 503},
+//	                               "dropAnswers": {"count": 1, "method": "POST"}}; absent fields stay;
 //	                               "seats" replaces all limits
 //	POST /_sandbox/seed           ["a@example.com", ...]: pre-existing accounts (no externalId)
 //	GET  /_sandbox/users          every user as JSON (see User)
@@ -150,6 +151,17 @@ func (s *Server) FailNext(n int, status int) {
 	s.failCount, s.failStatus = n, status
 }
 
+// DropAnswers makes the next n authenticated SCIM requests with this method (POST, PATCH,
+// ...) be carried out as usual, then left without an answer: the connection is closed before
+// the status line, as when an answer is lost on its way back (a lost 201, a proxy timing out
+// after the target committed). The client cannot know whether the write happened. n = 0
+// turns it off.
+func (s *Server) DropAnswers(n int, method string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dropCount, s.dropMethod = n, strings.ToUpper(method)
+}
+
 // Stats returns a copy of the request counters.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
@@ -221,6 +233,10 @@ type adminConfig struct {
 		Count  int `json:"count"`
 		Status int `json:"status"`
 	} `json:"failNext"`
+	DropAnswers *struct {
+		Count  int    `json:"count"`
+		Method string `json:"method"`
+	} `json:"dropAnswers"`
 }
 
 func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request, path string) {
@@ -270,6 +286,9 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request, path string)
 		}
 		if c.FailNext != nil {
 			s.FailNext(c.FailNext.Count, c.FailNext.Status)
+		}
+		if c.DropAnswers != nil {
+			s.DropAnswers(c.DropAnswers.Count, c.DropAnswers.Method)
 		}
 		w.WriteHeader(http.StatusNoContent)
 	case "POST /seed":

@@ -77,6 +77,8 @@ type Server struct {
 	limiter    *rate.Limiter
 	failCount  int
 	failStatus int
+	dropCount  int    // DropAnswers: requests left to carry out and answer with nothing
+	dropMethod string // ... of this method
 	stats      Stats
 }
 
@@ -144,6 +146,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	handled, synthetic := s.admit(rec, r)
+	if !handled && s.dropAnswer(r) {
+		// Carried out, then the answer is lost: the connection closes before a status line.
+		d := &discarded{header: http.Header{}, status: http.StatusOK}
+		s.route(d, r, path)
+		s.mu.Lock()
+		s.stats.count(r.Method, routeKind(path), d.status, false, false) // a write, if it succeeded
+		s.stats.Dropped++
+		s.mu.Unlock()
+		panic(http.ErrAbortHandler)
+	}
 	if !handled {
 		s.route(rec, r, path)
 	}
@@ -267,3 +279,26 @@ func baseURL(r *http.Request) string {
 	}
 	return scheme + "://" + r.Host
 }
+
+// dropAnswer reports whether r is one of the requests DropAnswers asked to lose the answer of
+// (and counts it).
+func (s *Server) dropAnswer(r *http.Request) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dropCount <= 0 || r.Method != s.dropMethod {
+		return false
+	}
+	s.dropCount--
+	return true
+}
+
+// discarded is a ResponseWriter that keeps nothing: the answer of a request whose answer is
+// dropped.
+type discarded struct {
+	header http.Header
+	status int
+}
+
+func (d *discarded) Header() http.Header         { return d.header }
+func (d *discarded) Write(b []byte) (int, error) { return len(b), nil }
+func (d *discarded) WriteHeader(status int)      { d.status = status }

@@ -15,6 +15,8 @@ type Stats struct {
 	Throttled int `json:"throttled"`
 	// Injected counts answers forced by FailNext.
 	Injected int `json:"injected"`
+	// Dropped counts requests carried out and left without an answer (DropAnswers).
+	Dropped int `json:"dropped"`
 }
 
 func newStats() Stats { return Stats{ByRoute: map[string]int{}} }

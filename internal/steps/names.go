@@ -13,13 +13,15 @@ const (
 	ProvisionUser     = "ProvisionUser"     // UserStep -> UserOutcome
 	ProbeTarget       = "ProbeTarget"       // UserStep -> bool (down)
 	RecordUserFailure = "RecordUserFailure" // UserFailureInput -> UserOutcome
-	SyncGroups        = "SyncGroups"        // RunRef -> GroupsResult
-	FinishRun         = "FinishRun"         // FinishInput -> RunSummary
-	RecordEvent       = "RecordEvent"       // vocab.Event
+	// ReleaseUnsentSeats gives back the seats reserved for a user whose write never started.
+	ReleaseUnsentSeats = "ReleaseUnsentSeats" // UserStep
+	SyncGroups         = "SyncGroups"         // RunRef -> GroupsResult
+	FinishRun          = "FinishRun"          // FinishInput -> RunSummary
+	RecordEvent        = "RecordEvent"        // vocab.Event
 )
 
 // Names lists every step name.
 func Names() []string {
 	return []string{RunSettings, DiscoverTarget, SnapshotDirectory, PlanRun, EvaluatePage, CheckLicenses,
-		ProvisionUser, ProbeTarget, RecordUserFailure, SyncGroups, FinishRun, RecordEvent}
+		ProvisionUser, ProbeTarget, RecordUserFailure, ReleaseUnsentSeats, SyncGroups, FinishRun, RecordEvent}
 }

@@ -11,15 +11,21 @@ import (
 )
 
 // SaveProvisioned records what the target holds for a user after run runID wrote it (outcome:
-// created, updated, adopted, ...), releases the seats of products it no longer has, and clears
-// its failure, in one statement (one round trip per provisioned user).
+// created, updated, adopted, ...), releases the seats of products it no longer has, clears
+// its failure and closes its write intent: the write's outcome is known. One statement (one
+// round trip per provisioned user).
 func (s *Store) SaveProvisioned(ctx context.Context, org, scimID string, d plan.Desired, runID, outcome string) error {
-	return s.SaveLinked(ctx, org, scimID, d, d.Products, runID, outcome)
+	return s.saveLinked(ctx, org, scimID, d, d.Products, runID, outcome, true)
 }
 
 // SaveLinked is SaveProvisioned keeping the seats of the products in keep (those d holds,
-// and those of a write still in progress for the user) instead of those d holds only.
+// and those of a write still in progress for the user) instead of those d holds only, and
+// leaving the user's write intent open: the write is not finished.
 func (s *Store) SaveLinked(ctx context.Context, org, scimID string, d plan.Desired, keep []string, runID, outcome string) error {
+	return s.saveLinked(ctx, org, scimID, d, keep, runID, outcome, false)
+}
+
+func (s *Store) saveLinked(ctx context.Context, org, scimID string, d plan.Desired, keep []string, runID, outcome string, done bool) error {
 	// An adoption approval is used up by the save, whatever the outcome (an adopted account,
 	// or a create after the admin removed the other account instead): it closes in the history,
 	// in the approving admin's name, in the same statement.
@@ -31,6 +37,7 @@ func (s *Store) SaveLinked(ctx context.Context, org, scimID string, d plan.Desir
 			groups=EXCLUDED.groups, updated_at=now() RETURNING 1),
 		released AS (DELETE FROM seats WHERE org=$1 AND external_id=$2 AND NOT (product = ANY($8)) RETURNING 1),
 		cleared AS (DELETE FROM failures WHERE org=$1 AND external_id=$2 RETURNING 1),
+		written AS (DELETE FROM write_intents WHERE $14 AND org=$1 AND external_id=$2 RETURNING 1),
 		approval AS (DELETE FROM adoptions WHERE org=$1 AND external_id=$2 RETURNING user_name, approved_by),
 		closed AS (INSERT INTO history (org, actor, type, action, status, details)
 			SELECT $1, a.approved_by, $11, CASE WHEN $10 = 'adopted' THEN 'adopted' ELSE 'closed' END, 'ok',
@@ -38,7 +45,7 @@ func (s *Store) SaveLinked(ctx context.Context, org, scimID string, d plan.Desir
 			FROM approval a RETURNING 1)
 		SELECT 1`,
 		org, d.ExternalID, scimID, d.UserName, d.Active, d, d.Hash(), nonNil(keep), runID, outcome, vocab.EventAdoption,
-		nonNil(d.Products), nonNil(plan.GroupsOf(d)))
+		nonNil(d.Products), nonNil(plan.GroupsOf(d)), done)
 	if err != nil {
 		return fmt.Errorf("save user state: %w", err)
 	}

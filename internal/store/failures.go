@@ -46,14 +46,19 @@ func (s *Store) RecordFailure(ctx context.Context, org, runID, externalID, userN
 	})
 }
 
-// ClearFailures removes failures of users that are now out of scope, and any approval to
-// adopt an account for them.
+// ClearFailures resolves users that are now out of scope with nothing to do in the target
+// (plan.Verdict.Resolved): it removes their failures, any approval to adopt an account for
+// them, and their seats of products their linked account does not hold (reservations whose
+// write never started).
 func (s *Store) ClearFailures(ctx context.Context, org string, externalIDs []string) error {
 	if len(externalIDs) == 0 {
 		return nil
 	}
-	_, err := s.pool.Exec(ctx, `WITH f AS (DELETE FROM failures WHERE org=$1 AND external_id = ANY($2) RETURNING 1)
-		DELETE FROM adoptions WHERE org=$1 AND external_id = ANY($2)`, org, externalIDs)
+	_, err := s.pool.Exec(ctx, `WITH f AS (DELETE FROM failures WHERE org=$1 AND external_id = ANY($2) RETURNING 1),
+		a AS (DELETE FROM adoptions WHERE org=$1 AND external_id = ANY($2) RETURNING 1)
+		DELETE FROM seats s WHERE org=$1 AND external_id = ANY($2)
+		AND NOT EXISTS (SELECT 1 FROM user_state u WHERE u.org=$1 AND u.external_id=s.external_id AND s.product = ANY(u.products))`,
+		org, externalIDs)
 	return err
 }
 

@@ -22,13 +22,14 @@ const heldSeats = `(SELECT array_agg(z.product ORDER BY z.product COLLATE "C") F
 	WHERE z.org=$1 AND z.external_id=%s)`
 
 // PlanRows streams a run's snapshot, in externalId order, each user with its applied
-// state's hash, failure and held seats.
+// state's hash, failure, held seats and whether a write of it is open (write_intents).
 func (s *Store) PlanRows(ctx context.Context, org, runID string, fn func(PlanRow) error) error {
 	rows, err := s.pool.Query(ctx, `SELECT s.data, u.hash, f.type, f.product, f.message,
-		`+fmt.Sprintf(heldSeats, "s.external_id")+`
+		`+fmt.Sprintf(heldSeats, "s.external_id")+`, i.external_id IS NOT NULL
 		FROM snapshot_users s
 		LEFT JOIN user_state u ON u.org=$1 AND u.external_id=s.external_id
 		LEFT JOIN failures f ON f.org=$1 AND f.external_id=s.external_id
+		LEFT JOIN write_intents i ON i.org=$1 AND i.external_id=s.external_id
 		WHERE s.run_id=$2 ORDER BY s.external_id`, org, runID)
 	if err != nil {
 		return fmt.Errorf("read snapshot: %w", err)
@@ -37,7 +38,7 @@ func (s *Store) PlanRows(ctx context.Context, org, runID string, fn func(PlanRow
 	for rows.Next() {
 		var r PlanRow
 		var hash, ftype, fproduct, fmessage *string
-		if err := rows.Scan(&r.User, &hash, &ftype, &fproduct, &fmessage, &r.Held); err != nil {
+		if err := rows.Scan(&r.User, &hash, &ftype, &fproduct, &fmessage, &r.Held, &r.Reconcile); err != nil {
 			return fmt.Errorf("read snapshot: %w", err)
 		}
 		if hash != nil {
@@ -82,9 +83,10 @@ func (p *RunPlanning) AppliedStates(ctx context.Context, externalIDs []string) (
 	return p.s.AppliedStatesOf(ctx, p.org, externalIDs)
 }
 
-// Absent streams, in externalId order, every linked account and every current failure of a
-// user the run's directory read did not return: the account's columns (not its state), the
-// failure and the seats held.
+// Absent streams, in externalId order, every linked account, current failure, open write
+// (write_intents) and seat holder of a user the run's directory read did not return: the
+// account's columns (not its state), the failure, whether a write is open and the seats
+// held. UserName is the linked account's, else the open write's, else "".
 func (p *RunPlanning) Absent(ctx context.Context, fn func(plan.Known) error) error {
 	rows, err := p.s.pool.Query(ctx, `WITH
 		held AS (SELECT external_id, array_agg(product ORDER BY product COLLATE "C") AS products
@@ -92,11 +94,15 @@ func (p *RunPlanning) Absent(ctx context.Context, fn func(plan.Known) error) err
 		known AS (
 			SELECT u.external_id, true AS linked, u.active, u.user_name FROM user_state u WHERE u.org=$1
 			UNION ALL
-			SELECT f.external_id, false, false, '' FROM failures f WHERE f.org=$1
-				AND NOT EXISTS (SELECT 1 FROM user_state u WHERE u.org=$1 AND u.external_id=f.external_id))
-		SELECT k.external_id, k.linked, k.active, k.user_name, f.type, f.product, f.message, h.products
+			SELECT x.external_id, false, false, '' FROM (
+				SELECT f.external_id FROM failures f WHERE f.org=$1
+				UNION SELECT i.external_id FROM write_intents i WHERE i.org=$1
+				UNION SELECT h.external_id FROM held h) x
+			WHERE NOT EXISTS (SELECT 1 FROM user_state u WHERE u.org=$1 AND u.external_id=x.external_id))
+		SELECT k.external_id, k.linked, k.active, k.user_name, i.user_name, f.type, f.product, f.message, h.products
 		FROM known k
 		LEFT JOIN failures f ON f.org=$1 AND f.external_id=k.external_id
+		LEFT JOIN write_intents i ON i.org=$1 AND i.external_id=k.external_id
 		LEFT JOIN held h ON h.external_id=k.external_id
 		WHERE NOT EXISTS (SELECT 1 FROM snapshot_users s WHERE s.run_id=$2 AND s.external_id=k.external_id)
 		ORDER BY k.external_id`, p.org, p.runID)
@@ -106,9 +112,15 @@ func (p *RunPlanning) Absent(ctx context.Context, fn func(plan.Known) error) err
 	defer rows.Close()
 	for rows.Next() {
 		var k plan.Known
-		var ftype, fproduct, fmessage *string
-		if err := rows.Scan(&k.ExternalID, &k.Linked, &k.Active, &k.UserName, &ftype, &fproduct, &fmessage, &k.Held); err != nil {
+		var intentName, ftype, fproduct, fmessage *string
+		if err := rows.Scan(&k.ExternalID, &k.Linked, &k.Active, &k.UserName, &intentName, &ftype, &fproduct, &fmessage, &k.Held); err != nil {
 			return fmt.Errorf("read users not in the snapshot: %w", err)
+		}
+		if intentName != nil {
+			k.Reconcile = true
+			if !k.Linked {
+				k.UserName = *intentName
+			}
 		}
 		k.Failure = failureOf(ftype, fproduct, fmessage)
 		if err := fn(k); err != nil {

@@ -114,19 +114,3 @@ func (s *Store) ReserveSeats(ctx context.Context, org, externalID string, produc
 	}
 	return short, seats, err
 }
-
-// ReleaseSeats gives back one user's seats of the given products.
-func (s *Store) ReleaseSeats(ctx context.Context, org, externalID string, products []string) error {
-	if len(products) == 0 {
-		return nil
-	}
-	// Seats of products the linked account holds in the target stay: seats follow what the
-	// target holds (an account created before a later step failed keeps its entitlements).
-	_, err := s.pool.Exec(ctx, `DELETE FROM seats s WHERE org=$1 AND external_id=$2 AND product = ANY($3)
-		AND NOT EXISTS (SELECT 1 FROM user_state u WHERE u.org=$1 AND u.external_id=$2 AND s.product = ANY(u.products))`,
-		org, externalID, products)
-	if err != nil {
-		return fmt.Errorf("release seats: %w", err)
-	}
-	return nil
-}

@@ -7,6 +7,7 @@
 //   - seats.go: seat pools bought (licenses) and the seats users hold
 //   - accounts.go: the applied state of linked target accounts (user_state)
 //   - failures.go: current failures of users, and their banners
+//   - intents.go: write intents (a SCIM write recorded before it is sent, closed with its outcome)
 //   - adoptions.go: admins' approvals to adopt an unlinked target account
 //   - groups.go: the target's group IDs, memberships written, group deltas of a run
 //   - target.go: the target's custom extension settings and discovered profile

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -43,19 +44,27 @@ type UserWork struct {
 	// Extension is the custom extension the run checked the target for (defaults when the
 	// run recorded none).
 	Extension scim.Extension
+	// Intent is the user's open write (its outcome unknown), nil when none.
+	Intent *Intent
 }
 
-// UserWork loads one planned item with the user's applied state and the target's extension,
-// in one query.
+// UserWork loads one planned item with the user's applied state, open write intent and the
+// target's extension, in one query.
 func (s *Store) UserWork(ctx context.Context, org, runID string, seq int) (UserWork, error) {
 	var w UserWork
 	var scimID *string
 	var state *plan.Desired
 	var ext *scim.Extension
-	err := s.pool.QueryRow(ctx, `SELECT w.item, u.scim_id, u.state, t.extension FROM work_items w
+	var i Intent
+	var intentRun, intentAction, intentName *string
+	var intentAt *time.Time
+	err := s.pool.QueryRow(ctx, `SELECT w.item, u.scim_id, u.state, t.extension,
+		i.run_id, i.action, i.user_name, i.seats, i.opened_at FROM work_items w
 		LEFT JOIN user_state u ON u.org=$1 AND u.external_id=w.external_id
+		LEFT JOIN write_intents i ON i.org=$1 AND i.external_id=w.external_id
 		LEFT JOIN runs t ON t.run_id=w.run_id
-		WHERE w.run_id=$2 AND w.seq=$3`, org, runID, seq).Scan(&w.Item, &scimID, &state, &ext)
+		WHERE w.run_id=$2 AND w.seq=$3`, org, runID, seq).Scan(&w.Item, &scimID, &state, &ext,
+		&intentRun, &intentAction, &intentName, &i.Seats, &intentAt)
 	if err == pgx.ErrNoRows {
 		return w, fmt.Errorf("run %s item %d: %w", runID, seq, ErrNotFound)
 	}
@@ -68,6 +77,10 @@ func (s *Store) UserWork(ctx context.Context, org, runID string, seq int) (UserW
 	w.Extension = w.Extension.Resolved()
 	if scimID != nil {
 		w.Applied = &plan.Applied{ExternalID: w.Item.ExternalID, ScimID: *scimID, State: *state}
+	}
+	if intentRun != nil {
+		i.RunID, i.Action, i.UserName, i.OpenedAt = *intentRun, *intentAction, *intentName, *intentAt
+		w.Intent = &i
 	}
 	return w, nil
 }

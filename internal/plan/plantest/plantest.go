@@ -89,9 +89,18 @@ func RandomOrg(r *rand.Rand) (in plan.Input, names map[string]string) {
 			typ := vocab.FailureTypes[r.Intn(len(vocab.FailureTypes))]
 			in.Failed[id] = vocab.Failure{Type: typ, Product: map[bool]string{true: "Webinar"}[typ == vocab.OutOfLicenses], Message: "earlier"}
 		}
-		if ap, linked := in.Applied[id]; linked { // seats held, within what was bought
+		if r.Intn(8) == 0 { // a write whose outcome is unknown
+			if in.Reconcile == nil {
+				in.Reconcile = map[string]string{}
+			}
+			in.Reconcile[id] = names[id]
+		}
+		ap, linked := in.Applied[id]
+		// Seats held, within what was bought: the products of the account, and seats that
+		// disagree with it; without an account: reserved for a write, sent or not.
+		if _, reconcile := in.Reconcile[id]; linked || reconcile || r.Intn(3) == 0 {
 			for _, p := range []string{"Meeting", "Webinar"} {
-				if (slices.Contains(ap.State.Products, p) || r.Intn(8) == 0) && len(in.Held[p]) < in.Seats[p] {
+				if (slices.Contains(ap.State.Products, p) || r.Intn(map[bool]int{true: 8, false: 2}[linked]) == 0) && len(in.Held[p]) < in.Seats[p] {
 					if in.Held[p] == nil {
 						in.Held[p] = map[string]bool{}
 					}
@@ -135,11 +144,16 @@ func appliedFor(r *rand.Rand, u directory.User) plan.Applied {
 
 // Covered names what a plan result exercises, so that a randomized test can check that its
 // cases cover what they claim to: actions, failure types, "directory problem" (a failure
-// for a bad directory value), "resolved", "suspicious", "unchanged", "retry by user".
+// for a bad directory value), "resolved", "suspicious", "unchanged", "retry by user",
+// "suspend unlinked" (a write whose outcome is unknown, the user out of scope), "seats
+// without account resolved".
 func Covered(in plan.Input, res plan.Result) []string {
 	var out []string
 	for _, it := range res.Items {
 		out = append(out, string(it.Action))
+		if _, linked := in.Applied[it.ExternalID]; !linked && it.Action == plan.Suspend {
+			out = append(out, "suspend unlinked")
+		}
 		if it.Failure != nil {
 			out = append(out, it.Failure.Type)
 			if strings.HasPrefix(it.Failure.Message, "directory entry has values") { // plan.CheckDirectoryUser
@@ -149,6 +163,11 @@ func Covered(in plan.Input, res plan.Result) []string {
 	}
 	if len(res.Resolved) > 0 {
 		out = append(out, "resolved")
+	}
+	for _, id := range res.Resolved {
+		if _, linked := in.Applied[id]; !linked && in.Failed[id].Type == "" {
+			out = append(out, "seats without account resolved")
+		}
 	}
 	if slices.ContainsFunc(res.Warnings, func(w string) bool { return strings.Contains(w, "suspicious") }) {
 		out = append(out, "suspicious")
@@ -164,7 +183,8 @@ func Covered(in plan.Input, res plan.Result) []string {
 
 // MustCover is what Covered should have named over a randomized test's cases.
 var MustCover = []string{"create", "update", "suspend", "fail", vocab.OutOfLicenses, vocab.SuspensionHeld,
-	vocab.DomainNotValidated, vocab.InvalidUserData, "directory problem", "resolved", "suspicious", "unchanged", "retry by user"}
+	vocab.DomainNotValidated, vocab.InvalidUserData, "directory problem", "resolved", "suspicious", "unchanged", "retry by user",
+	"suspend unlinked", "seats without account resolved"}
 
 func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))

@@ -45,7 +45,8 @@ func NewStore(in plan.Input) *Store {
 			continue
 		}
 		seen[u.ExternalID] = true
-		r := plan.UserRow{User: u, Held: s.held[u.ExternalID]}
+		_, reconcile := in.Reconcile[u.ExternalID]
+		r := plan.UserRow{User: u, Held: s.held[u.ExternalID], Reconcile: reconcile}
 		if ap, ok := in.Applied[u.ExternalID]; ok {
 			r.AppliedHash = ap.State.Hash()
 		}
@@ -89,11 +90,20 @@ func (s *Store) Absent(_ context.Context, fn func(plan.Known) error) error {
 	for id := range s.in.Failed {
 		ids[id] = !read[id]
 	}
+	for id := range s.in.Reconcile {
+		ids[id] = !read[id]
+	}
+	for id := range s.held {
+		ids[id] = !read[id]
+	}
 	for _, id := range slices.Sorted(maps.Keys(ids)) {
 		if !ids[id] {
 			continue
 		}
 		k := plan.Known{ExternalID: id, Held: s.held[id]}
+		if name, ok := s.in.Reconcile[id]; ok {
+			k.Reconcile, k.UserName = true, name
+		}
 		if ap, ok := s.in.Applied[id]; ok {
 			k.Linked, k.Active, k.UserName = true, ap.State.Active, ap.State.UserName
 		}

@@ -1,0 +1,483 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/usersync/usersync/internal/devstack"
+	"github.com/usersync/usersync/internal/devstack/devstacktest"
+	"github.com/usersync/usersync/internal/directory"
+	"github.com/usersync/usersync/internal/plan"
+	"github.com/usersync/usersync/internal/scim"
+	"github.com/usersync/usersync/internal/scimsandbox"
+	"github.com/usersync/usersync/internal/steps"
+	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/vocab"
+)
+
+// Every write is accounted for (issue 9): a write whose answer is lost keeps the user's
+// seats, and the next attempt or run reads the target before anything else. These tests
+// drive the steps as the page workflow does (ProvisionUser attempts, then ProbeTarget and
+// RecordUserFailure once the attempts run out) against a target that commits a write and
+// loses its answer, and read the target back over SCIM.
+
+// intentTarget is a target under test: a client that sends each request once (as the
+// worker's), one that reads back what the target holds, and the target's fault switches.
+type intentTarget struct {
+	client, reader *scim.Client
+	// dropNext carries out the next request of method and loses its answer; failNext
+	// answers the next n requests 503.
+	dropNext func(method string)
+	failNext func(n int)
+	// posts counts the POST /Users the target received.
+	posts func() int
+}
+
+// sandboxTarget is the strict sandbox.
+func sandboxTarget(t *testing.T) intentTarget {
+	t.Helper()
+	sb := scimsandbox.New(scimsandbox.Options{Token: "intent-test-token"})
+	srv := httptest.NewServer(sb)
+	t.Cleanup(srv.Close)
+	return intentTarget{
+		client:   scim.New(scim.Config{BaseURL: srv.URL, Token: "intent-test-token", MaxAttempts: 1}),
+		reader:   scim.New(scim.Config{BaseURL: srv.URL, Token: "intent-test-token", MaxAttempts: 1}),
+		dropNext: func(method string) { sb.DropAnswers(1, method) },
+		failNext: func(n int) { sb.FailNext(n, http.StatusServiceUnavailable) },
+		posts:    func() int { return sb.Stats().Count("POST", "/Users") },
+	}
+}
+
+// faultProxy is a reverse proxy in front of a SCIM server we did not write: it forwards
+// every request, and can lose the answer of one (the server did the work) or answer 503
+// without forwarding.
+type faultProxy struct {
+	next  http.Handler
+	drop  atomic.Value // method whose next answer is lost
+	fail  atomic.Int32 // requests left to answer 503
+	posts atomic.Int32
+}
+
+func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if n := p.fail.Load(); n > 0 && p.fail.CompareAndSwap(n, n-1) {
+		w.Header().Set("Content-Type", "application/scim+json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"503","detail":"proxy"}`))
+		return
+	}
+	if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/Users") {
+		p.posts.Add(1)
+	}
+	if m, _ := p.drop.Load().(string); m != "" && m == r.Method && p.drop.CompareAndSwap(m, "") {
+		rec := httptest.NewRecorder()
+		p.next.ServeHTTP(rec, r)
+		if rec.Code >= 300 {
+			panic(fmt.Sprintf("fault proxy: the dropped %s was refused: %d %s", r.Method, rec.Code, rec.Body))
+		}
+		panic(http.ErrAbortHandler) // the server did it; the answer never comes back
+	}
+	p.next.ServeHTTP(w, r)
+}
+
+// scimmyTarget is SCIMMY behind a faultProxy.
+func scimmyTarget(t *testing.T) intentTarget {
+	t.Helper()
+	const token = "scimmy-intent-token"
+	base := devstacktest.SCIMMY(t, devstack.SCIMMY{Token: token})
+	u, err := url.Parse(base)
+	require.NoError(t, err)
+	p := &faultProxy{next: httputil.NewSingleHostReverseProxy(&url.URL{Scheme: u.Scheme, Host: u.Host})}
+	p.drop.Store("")
+	srv := httptest.NewServer(p)
+	t.Cleanup(srv.Close)
+	return intentTarget{
+		client:   scim.New(scim.Config{BaseURL: srv.URL + u.Path, Token: token, MaxAttempts: 1}),
+		reader:   scim.New(scim.Config{BaseURL: base, Token: token, MaxAttempts: 1}),
+		dropNext: func(method string) { p.drop.Store(method) },
+		failNext: func(n int) { p.fail.Store(int32(n)) },
+		posts:    func() int { return int(p.posts.Load()) },
+	}
+}
+
+// addRun writes a run of org with items (seq 0, 1, ...).
+func addRun(t *testing.T, ctx context.Context, st *store.Store, org, runID string, items ...plan.Item) {
+	t.Helper()
+	require.NoError(t, st.BeginRun(ctx, org, runID, vocab.KindManual, false))
+	w := st.NewWorkWriter(runID)
+	for _, it := range items {
+		require.NoError(t, w.Add(ctx, it, plan.SeatKey{}))
+	}
+	require.NoError(t, w.Flush(ctx))
+}
+
+// seatsHeld returns the products whose seat externalID holds in PostgreSQL, sorted.
+func seatsHeld(t *testing.T, ctx context.Context, st *store.Store, org, externalID string) []string {
+	t.Helper()
+	_, held, err := st.SeatState(ctx, org)
+	require.NoError(t, err)
+	var out []string
+	for p, holders := range held {
+		if holders[externalID] {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// accountsOf reads the target over SCIM: every account carrying externalID.
+func accountsOf(t *testing.T, ctx context.Context, tg intentTarget, externalID string) []*scim.User {
+	t.Helper()
+	var out []*scim.User
+	require.NoError(t, tg.reader.ListUsers(ctx, scim.Extension{}, func(u *scim.User) error {
+		if u.ExternalID == externalID {
+			out = append(out, u)
+		}
+		return nil
+	}))
+	return out
+}
+
+// retriesRunOut is what the page workflow does for a user once ProvisionUser has failed
+// attempts more times (each attempt asserted to be a retryable error): ProbeTarget, then, the
+// target being up, RecordUserFailure with the workflow's failure.
+func retriesRunOut(t *testing.T, acts *Activities, step steps.UserStep, attempts int) steps.UserOutcome {
+	t.Helper()
+	var last error
+	for i := range attempts {
+		_, err := provisionAttempt(t, acts, step)
+		var ae *temporal.ApplicationError
+		require.True(t, errors.As(err, &ae), "attempt %d: want a retryable error, got %v", i+1, err)
+		require.False(t, ae.NonRetryable(), "attempt %d: %v", i+1, err)
+		last = err
+	}
+	down, err := acts.ProbeTarget(context.Background(), step)
+	require.NoError(t, err)
+	require.False(t, down)
+	o, err := acts.RecordUserFailure(context.Background(), steps.UserFailureInput{UserStep: step, Failure: vocab.Failure{
+		Type: vocab.TargetUnavailable, Message: fmt.Sprintf("the target did not accept the change after %d attempts: %v", attempts, last)}})
+	require.NoError(t, err)
+	return o
+}
+
+// A create whose 201 is lost, then every retry fails: the account exists in the target with
+// its entitlements, so the user keeps the seats (PostgreSQL says what the target holds) and
+// fails target_unavailable "to reconcile". The next run finds the account by externalId and
+// links it: one account, never two, seats equal to what it holds.
+func TestLostCreateThenRetriesRunOutKeepsSeatsAndTheNextRunLinks(t *testing.T) {
+	for name, start := range map[string]func(*testing.T) intentTarget{"sandbox": sandboxTarget, "scimmy": scimmyTarget} {
+		t.Run(name, func(t *testing.T) {
+			const org = "acme"
+			tg := start(t)
+			ann := createItem("ann", "Webinar")
+			st, ctx := runWith(t, org, "acme/run/1", ann)
+			require.NoError(t, st.SetLicense(ctx, org, "test", "Webinar", 1))
+			acts := &Activities{Store: st, Orgs: Single(org, Org{Target: tg.client})}
+			step := steps.UserStep{RunRef: steps.RunRef{Org: org, RunID: "acme/run/1"}}
+
+			r, err := acts.CheckLicenses(ctx, steps.SeatsInput{UserStep: step, ExternalID: "ann", Products: ann.NewSeats})
+			require.NoError(t, err)
+			require.True(t, r.Continue)
+			tg.dropNext(http.MethodPost) // attempt 1: created, the 201 is lost
+			_, err = provisionAttempt(t, acts, step)
+			require.ErrorContains(t, err, "network error")
+			tg.failNext(2) // attempts 2 and 3: the target answers 503
+			o := retriesRunOut(t, acts, step, 2)
+			require.Equal(t, vocab.TargetUnavailable, o.FailureType)
+
+			accounts := accountsOf(t, ctx, tg, "ann")
+			require.Len(t, accounts, 1, "the lost create did land")
+			require.Equal(t, []string{"Webinar"}, accounts[0].Products)
+			require.Equal(t, accounts[0].Products, seatsHeld(t, ctx, st, org, "ann"), "seats follow what the target holds")
+			fs, err := st.Failures(ctx, org, vocab.Filter{User: "ann"})
+			require.NoError(t, err)
+			require.Len(t, fs, 1)
+			require.Contains(t, fs[0].Message, "to reconcile")
+
+			// The next run: the plan keeps ann's seat (held), so the create takes no new one.
+			next := ann
+			next.NewSeats = nil
+			addRun(t, ctx, st, org, "acme/run/2", next)
+			o, err = provisionAttempt(t, acts, steps.UserStep{RunRef: steps.RunRef{Org: org, RunID: "acme/run/2"}})
+			require.NoError(t, err)
+			require.Equal(t, vocab.Created, o.Status)
+			accounts = accountsOf(t, ctx, tg, "ann")
+			require.Len(t, accounts, 1, "never created twice")
+			require.Equal(t, 1, tg.posts(), "the next run read the account instead of creating it")
+			w, err := st.UserWork(ctx, org, "acme/run/2", 0)
+			require.NoError(t, err)
+			require.NotNil(t, w.Applied, "linked")
+			require.Equal(t, accounts[0].ID, w.Applied.ScimID)
+			require.Nil(t, w.Intent, "the outcome is recorded")
+			require.Equal(t, accounts[0].Products, seatsHeld(t, ctx, st, org, "ann"))
+			fs, err = st.Failures(ctx, org, vocab.Filter{User: "ann"})
+			require.NoError(t, err)
+			require.Empty(t, fs)
+		})
+	}
+}
+
+// A linked user gains a product; the PATCH lands but its answer is lost, then every retry
+// fails. The account holds the new entitlement, so its seat stays: seats in PostgreSQL are
+// the products the account holds in the target, and no other user can be handed that seat.
+func TestLostPatchThenRetriesRunOutKeepsTheSeatTheAccountHolds(t *testing.T) {
+	for name, start := range map[string]func(*testing.T) intentTarget{"sandbox": sandboxTarget, "scimmy": scimmyTarget} {
+		t.Run(name, func(t *testing.T) { lostPatchThenRetriesRunOut(t, start(t)) })
+	}
+}
+
+func lostPatchThenRetriesRunOut(t *testing.T, tg intentTarget) {
+	const org = "acme"
+	ann := createItem("ann", "Meeting")
+	st, ctx := runWith(t, org, "acme/run/0")
+	for _, p := range []string{"Meeting", "Webinar"} {
+		require.NoError(t, st.SetLicense(ctx, org, "test", p, 1))
+	}
+	created, err := tg.client.CreateUser(ctx, scim.Extension{}, ann.Desired)
+	require.NoError(t, err)
+	require.NoError(t, st.SaveProvisioned(ctx, org, created.ID, ann.Desired, "acme/run/0", vocab.Created))
+	short, _, err := st.ReserveSeats(ctx, org, "ann", []string{"Meeting"})
+	require.NoError(t, err)
+	require.Empty(t, short)
+
+	update := ann
+	update.Action, update.NewSeats = plan.Update, []string{"Webinar"}
+	update.Desired.Products = []string{"Meeting", "Webinar"}
+	update.Changed = plan.Diff(ann.Desired, update.Desired)
+	addRun(t, ctx, st, org, "acme/run/1", update)
+	acts := &Activities{Store: st, Orgs: Single(org, Org{Target: tg.client})}
+	step := steps.UserStep{RunRef: steps.RunRef{Org: org, RunID: "acme/run/1"}}
+	r, err := acts.CheckLicenses(ctx, steps.SeatsInput{UserStep: step, ExternalID: "ann", Products: update.NewSeats})
+	require.NoError(t, err)
+	require.True(t, r.Continue)
+
+	tg.dropNext(http.MethodPatch)
+	_, err = provisionAttempt(t, acts, step)
+	require.ErrorContains(t, err, "network error")
+	tg.failNext(2)
+	o := retriesRunOut(t, acts, step, 2)
+	require.Equal(t, vocab.TargetUnavailable, o.FailureType)
+	accounts := accountsOf(t, ctx, tg, "ann")
+	require.Len(t, accounts, 1)
+	require.Equal(t, []string{"Meeting", "Webinar"}, accounts[0].Products, "the lost PATCH landed")
+	require.Equal(t, accounts[0].Products, seatsHeld(t, ctx, st, org, "ann"))
+
+	// Webinar has one seat: the next plan must not hand it to bob.
+	ls, err := st.Licenses(ctx, org)
+	require.NoError(t, err)
+	for _, l := range ls {
+		require.Equal(t, l.Seats, l.Used, "%s: every seat is taken", l.Product)
+	}
+	short, _, err = st.ReserveSeats(ctx, org, "bob", []string{"Webinar"})
+	require.NoError(t, err)
+	require.Equal(t, "Webinar", short)
+
+	// The next run reads the account, links what it holds and has nothing left to send.
+	next := update
+	next.NewSeats = nil
+	addRun(t, ctx, st, org, "acme/run/2", next)
+	o, err = provisionAttempt(t, acts, steps.UserStep{RunRef: steps.RunRef{Org: org, RunID: "acme/run/2"}})
+	require.NoError(t, err)
+	require.Equal(t, vocab.Updated, o.Status)
+	w, err := st.UserWork(ctx, org, "acme/run/2", 0)
+	require.NoError(t, err)
+	require.Nil(t, w.Intent)
+	require.Equal(t, []string{"Meeting", "Webinar"}, w.Applied.State.Products)
+	require.Equal(t, accountsOf(t, ctx, tg, "ann")[0].Products, seatsHeld(t, ctx, st, org, "ann"))
+}
+
+// crashAfterWrite is a store whose saves of a provisioned user fail while crash is set: the
+// step ends with an error after the target committed the write, as a worker that dies then.
+type crashAfterWrite struct {
+	*store.Store
+	crash bool
+}
+
+func (s *crashAfterWrite) SaveProvisioned(ctx context.Context, org, scimID string, d plan.Desired, runID, outcome string) error {
+	if s.crash {
+		return errors.New("worker lost before saving the outcome")
+	}
+	return s.Store.SaveProvisioned(ctx, org, scimID, d, runID, outcome)
+}
+
+// A step that ends after the target committed its create, before the outcome was saved: the
+// user keeps its seat, and the next run finds the account and links it without a second POST.
+func TestCrashAfterTheTargetCommittedIsReconciledByTheNextRun(t *testing.T) {
+	const org = "acme"
+	tg := sandboxTarget(t)
+	ann := createItem("ann", "Webinar")
+	st, ctx := runWith(t, org, "acme/run/1", ann)
+	require.NoError(t, st.SetLicense(ctx, org, "test", "Webinar", 1))
+	crashing := &crashAfterWrite{Store: st, crash: true}
+	acts := &Activities{Store: crashing, Orgs: Single(org, Org{Target: tg.client})}
+	step := steps.UserStep{RunRef: steps.RunRef{Org: org, RunID: "acme/run/1"}}
+	r, err := acts.CheckLicenses(ctx, steps.SeatsInput{UserStep: step, ExternalID: "ann", Products: ann.NewSeats})
+	require.NoError(t, err)
+	require.True(t, r.Continue)
+
+	_, err = provisionAttempt(t, acts, step)
+	require.ErrorContains(t, err, "worker lost")
+	require.Len(t, accountsOf(t, ctx, tg, "ann"), 1, "the target committed the create")
+	// The run is cancelled here (the worker is gone): no failure, no release.
+	require.Equal(t, []string{"Webinar"}, seatsHeld(t, ctx, st, org, "ann"))
+
+	crashing.crash = false
+	next := ann
+	next.NewSeats = nil
+	addRun(t, ctx, st, org, "acme/run/2", next)
+	o, err := provisionAttempt(t, acts, steps.UserStep{RunRef: steps.RunRef{Org: org, RunID: "acme/run/2"}})
+	require.NoError(t, err)
+	require.Equal(t, vocab.Created, o.Status)
+	accounts := accountsOf(t, ctx, tg, "ann")
+	require.Len(t, accounts, 1)
+	require.Equal(t, 1, tg.posts(), "one POST in all")
+	w, err := st.UserWork(ctx, org, "acme/run/2", 0)
+	require.NoError(t, err)
+	require.Equal(t, accounts[0].ID, w.Applied.ScimID)
+	require.Nil(t, w.Intent)
+	require.Equal(t, accounts[0].Products, seatsHeld(t, ctx, st, org, "ann"))
+}
+
+// A write the target refuses did not happen: its seats go back and nothing stays open.
+func TestRefusedWriteGivesBackItsSeatsAndClosesItsIntent(t *testing.T) {
+	const org = "acme"
+	ann := createItem("ann", "Webinar")
+	st, ctx := runWith(t, org, "acme/run/1", ann)
+	require.NoError(t, st.SetLicense(ctx, org, "test", "Webinar", 1))
+	target, _ := scimAnswer(t, http.StatusBadRequest, "")
+	acts := &Activities{Store: st, Orgs: Single(org, Org{Target: target})}
+	step := steps.UserStep{RunRef: steps.RunRef{Org: org, RunID: "acme/run/1"}}
+	_, err := acts.CheckLicenses(ctx, steps.SeatsInput{UserStep: step, ExternalID: "ann", Products: ann.NewSeats})
+	require.NoError(t, err)
+	o, err := provisionAttempt(t, acts, step)
+	require.NoError(t, err)
+	require.Equal(t, vocab.TargetRejected, o.FailureType)
+	require.Empty(t, seatsHeld(t, ctx, st, org, "ann"))
+	i, err := st.OpenIntentOf(ctx, org, "ann")
+	require.NoError(t, err)
+	require.Nil(t, i)
+}
+
+// A create whose 201 is lost, then every retry fails; before any later attempt links the
+// account, the user leaves scope. The next run still reaches the account: it plans the
+// suspension, the step finds the account by externalId, links it and suspends it, and its
+// seat goes back. A user whose reserved seat was never used (the write never started) and
+// who left, or who now fails, gets its seat back too.
+func TestLostCreateThenTheUserLeavesTheNextRunSuspendsTheAccount(t *testing.T) {
+	const org, group = "acme", "cn=staff,ou=groups,dc=acme,dc=test"
+	tg := sandboxTarget(t)
+	ann := createItem("ann", "Webinar")
+	st, ctx := runWith(t, org, "acme/run/1", ann)
+	require.NoError(t, st.SetLicense(ctx, org, "test", "Webinar", 5))
+	require.NoError(t, st.SetDomain(ctx, org, "test", "acme.test", true))
+	_, err := st.Pool().Exec(ctx, `INSERT INTO rules (org, id, priority, group_dn, role, products) VALUES ($1, 1, 1, $2, 'Member', '{Webinar}')`, org, group)
+	require.NoError(t, err)
+	acts := &Activities{Store: st, Orgs: Single(org, Org{Target: tg.client})}
+	step := steps.UserStep{RunRef: steps.RunRef{Org: org, RunID: "acme/run/1"}}
+	_, err = acts.CheckLicenses(ctx, steps.SeatsInput{UserStep: step, ExternalID: "ann", Products: ann.NewSeats})
+	require.NoError(t, err)
+	tg.dropNext(http.MethodPost)
+	_, err = provisionAttempt(t, acts, step)
+	require.ErrorContains(t, err, "network error")
+	tg.failNext(2)
+	retriesRunOut(t, acts, step, 2)
+	require.Len(t, accountsOf(t, ctx, tg, "ann"), 1)
+	// carl's seat was reserved, then the run was cancelled before his write started.
+	short, _, err := st.ReserveSeats(ctx, org, "carl", []string{"Webinar"})
+	require.NoError(t, err)
+	require.Empty(t, short)
+
+	// So was dora's, whose email domain is no longer validated.
+	short, _, err = st.ReserveSeats(ctx, org, "dora", []string{"Webinar"})
+	require.NoError(t, err)
+	require.Empty(t, short)
+
+	// The next read: ann and carl are gone, bob is in scope, dora fails.
+	const run2 = "acme/run/2"
+	require.NoError(t, st.BeginRun(ctx, org, run2, vocab.KindScheduled, false))
+	require.NoError(t, st.WriteSnapshot(ctx, run2, []directory.User{{ExternalID: "bob", UserName: "bob@acme.test",
+		Email: "bob@acme.test", Groups: []string{group}}, {ExternalID: "dora", UserName: "dora@other.test",
+		Email: "dora@other.test", Groups: []string{group}}}))
+	res, err := acts.PlanRun(ctx, steps.PlanInput{RunRef: steps.RunRef{Org: org, RunID: run2}})
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Suspends, "ann's account is within reach of the leavers pass")
+	require.Empty(t, seatsHeld(t, ctx, st, org, "carl"), "a reservation whose write never started goes back")
+	ev, err := acts.EvaluatePage(ctx, steps.PageRef{RunRef: steps.RunRef{Org: org, RunID: run2}, From: 0, To: res.Items})
+	require.NoError(t, err)
+	require.Equal(t, 1, ev.Failures[vocab.DomainNotValidated])
+	require.Empty(t, seatsHeld(t, ctx, st, org, "dora"), "a reservation never used goes back when its user fails")
+	for _, u := range ev.Users {
+		if u.ExternalID != "ann" {
+			continue
+		}
+		o, err := provisionAttempt(t, acts, steps.UserStep{RunRef: steps.RunRef{Org: org, RunID: run2}, Seq: u.Seq})
+		require.NoError(t, err)
+		require.Equal(t, vocab.Suspended, o.Status)
+	}
+	accounts := accountsOf(t, ctx, tg, "ann")
+	require.Len(t, accounts, 1)
+	require.False(t, accounts[0].Active, "suspended in the target")
+	require.Empty(t, accounts[0].Products, "its entitlements removed")
+	require.Empty(t, seatsHeld(t, ctx, st, org, "ann"))
+	applied, err := st.AppliedStates(ctx, org)
+	require.NoError(t, err)
+	require.Equal(t, accounts[0].ID, applied["ann"].ScimID, "linked")
+	i, err := st.OpenIntentOf(ctx, org, "ann")
+	require.NoError(t, err)
+	require.Nil(t, i)
+	fs, err := st.Failures(ctx, org, vocab.Filter{User: "ann"})
+	require.NoError(t, err)
+	require.Empty(t, fs)
+}
+
+// A PATCH that the target refused with a 503 before committing, then every retry fails: its
+// outcome is unknown to us, so the seat stays. The next run reads the account (it lacks the
+// product), keeps the seat reserved for the write and sends the PATCH: the seat and the
+// entitlement end up together.
+func TestUnknownPatchThatDidNotLandKeepsItsSeatForTheNextRunsWrite(t *testing.T) {
+	const org = "acme"
+	tg := sandboxTarget(t)
+	ann := createItem("ann", "Meeting")
+	st, ctx := runWith(t, org, "acme/run/0")
+	for _, p := range []string{"Meeting", "Webinar"} {
+		require.NoError(t, st.SetLicense(ctx, org, "test", p, 1))
+	}
+	created, err := tg.client.CreateUser(ctx, scim.Extension{}, ann.Desired)
+	require.NoError(t, err)
+	require.NoError(t, st.SaveProvisioned(ctx, org, created.ID, ann.Desired, "acme/run/0", vocab.Created))
+	_, _, err = st.ReserveSeats(ctx, org, "ann", []string{"Meeting"})
+	require.NoError(t, err)
+	update := ann
+	update.Action, update.NewSeats = plan.Update, []string{"Webinar"}
+	update.Desired.Products = []string{"Meeting", "Webinar"}
+	addRun(t, ctx, st, org, "acme/run/1", update)
+	acts := &Activities{Store: st, Orgs: Single(org, Org{Target: tg.client})}
+	step := steps.UserStep{RunRef: steps.RunRef{Org: org, RunID: "acme/run/1"}}
+	_, err = acts.CheckLicenses(ctx, steps.SeatsInput{UserStep: step, ExternalID: "ann", Products: update.NewSeats})
+	require.NoError(t, err)
+	tg.failNext(3)
+	retriesRunOut(t, acts, step, 3)
+	require.Equal(t, []string{"Meeting"}, accountsOf(t, ctx, tg, "ann")[0].Products, "nothing landed")
+	require.Equal(t, []string{"Meeting", "Webinar"}, seatsHeld(t, ctx, st, org, "ann"), "unknown to us: kept")
+
+	next := update
+	next.NewSeats = nil // held
+	addRun(t, ctx, st, org, "acme/run/2", next)
+	o, err := provisionAttempt(t, acts, steps.UserStep{RunRef: steps.RunRef{Org: org, RunID: "acme/run/2"}})
+	require.NoError(t, err)
+	require.Equal(t, vocab.Updated, o.Status)
+	require.Equal(t, []string{"Meeting", "Webinar"}, accountsOf(t, ctx, tg, "ann")[0].Products)
+	require.Equal(t, []string{"Meeting", "Webinar"}, seatsHeld(t, ctx, st, org, "ann"))
+}

@@ -1,0 +1,85 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Write intents (migration 022): a SCIM write to a user's account is recorded before its
+// first request and closed when its outcome is recorded. An open intent is a write whose
+// outcome is unknown; what to do about one is decided by the provisioning step, not here.
+
+// Intent is an open write: its outcome is not recorded yet.
+type Intent struct {
+	RunID    string    `json:"runId"`
+	Action   string    `json:"action"` // plan.Action
+	UserName string    `json:"userName"`
+	Seats    []string  `json:"seats,omitempty"` // seats reserved for the write
+	OpenedAt time.Time `json:"openedAt"`
+}
+
+// OpenIntent records that run runID is about to write to the account of externalID (action
+// is a plan.Action, seats the seats reserved for it). It replaces the user's open intent,
+// if any: the caller has read the target for that one first.
+func (s *Store) OpenIntent(ctx context.Context, org, externalID, userName, runID, action string, seats []string) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO write_intents (org, external_id, user_name, run_id, action, seats)
+		VALUES ($1,$2,$3,$4,$5,$6)
+		ON CONFLICT (org, external_id) DO UPDATE SET user_name=EXCLUDED.user_name, run_id=EXCLUDED.run_id,
+		action=EXCLUDED.action, seats=EXCLUDED.seats, opened_at=now()`,
+		org, externalID, userName, runID, action, nonNil(seats))
+	if err != nil {
+		return fmt.Errorf("record write intent: %w", err)
+	}
+	return nil
+}
+
+// OpenIntentOf returns the user's open write, or nil.
+func (s *Store) OpenIntentOf(ctx context.Context, org, externalID string) (*Intent, error) {
+	var i Intent
+	err := s.pool.QueryRow(ctx, `SELECT run_id, action, user_name, seats, opened_at FROM write_intents
+		WHERE org=$1 AND external_id=$2`, org, externalID).Scan(&i.RunID, &i.Action, &i.UserName, &i.Seats, &i.OpenedAt)
+	if err == pgx.ErrNoRows {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read write intent: %w", err)
+	}
+	return &i, nil
+}
+
+// ReleaseUnsent records that the user's write did not happen (the target refused it, or it
+// was never sent): its intent, if any, is closed and the user's seats of products go back,
+// except those of products its linked account holds (ReleaseSeats), in one statement.
+func (s *Store) ReleaseUnsent(ctx context.Context, org, externalID string, products []string) error {
+	_, err := s.pool.Exec(ctx, `WITH
+		closed AS (DELETE FROM write_intents WHERE org=$1 AND external_id=$2 RETURNING 1)
+		DELETE FROM seats s WHERE org=$1 AND external_id=$2 AND product = ANY($3)
+		AND NOT EXISTS (SELECT 1 FROM user_state u WHERE u.org=$1 AND u.external_id=$2 AND s.product = ANY(u.products))`,
+		org, externalID, nonNil(products))
+	if err != nil {
+		return fmt.Errorf("close write intent: %w", err)
+	}
+	return nil
+}
+
+// OpenIntents returns the users with an open write, by externalId, with the userName it
+// sent (plan.Input.Reconcile).
+func (s *Store) OpenIntents(ctx context.Context, org string) (map[string]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT external_id, user_name FROM write_intents WHERE org=$1`, org)
+	if err != nil {
+		return nil, fmt.Errorf("read write intents: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var id, name string
+		if err := rows.Scan(&id, &name); err != nil {
+			return nil, fmt.Errorf("read write intents: %w", err)
+		}
+		out[id] = name
+	}
+	return out, rows.Err()
+}

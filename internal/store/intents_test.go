@@ -1,0 +1,89 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/usersync/usersync/internal/directory"
+	"github.com/usersync/usersync/internal/plan"
+	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/vocab"
+)
+
+func intentOf(t *testing.T, ctx context.Context, st *store.Store, externalID string) *store.Intent {
+	t.Helper()
+	i, err := st.OpenIntentOf(ctx, org, externalID)
+	require.NoError(t, err)
+	return i
+}
+
+// A write intent is open from before the write's first request until its outcome is
+// recorded: the save of the applied state, or a write that did not happen (its seats go
+// back, except those of products the linked account holds). Linking an account whose write
+// is unfinished leaves it open.
+func TestWriteIntentOpensBeforeTheWriteAndClosesWithItsOutcome(t *testing.T) {
+	st, ctx := openStore(t)
+	for _, p := range []string{"Meeting", "Webinar"} {
+		require.NoError(t, st.SetLicense(ctx, org, "test", p, 5))
+	}
+	ann := plan.Desired{ExternalID: "ann", UserName: "ann@acme.test", Email: "ann@acme.test", Active: true, Products: []string{"Meeting"}}
+	_, _, err := st.ReserveSeats(ctx, org, "ann", []string{"Meeting", "Webinar"})
+	require.NoError(t, err)
+
+	require.NoError(t, st.OpenIntent(ctx, org, "ann", "ann@acme.test", "run-1", string(plan.Create), []string{"Meeting", "Webinar"}))
+	i := intentOf(t, ctx, st, "ann")
+	require.NotNil(t, i)
+	require.Equal(t, store.Intent{RunID: "run-1", Action: "create", UserName: "ann@acme.test", Seats: []string{"Meeting", "Webinar"}, OpenedAt: i.OpenedAt}, *i)
+
+	// Created, then the PATCH after it failed: linked, the write unfinished.
+	require.NoError(t, st.SaveLinked(ctx, org, "scim-ann", ann, []string{"Meeting", "Webinar"}, "run-1", vocab.Created))
+	require.NotNil(t, intentOf(t, ctx, st, "ann"), "still open")
+	// The next attempt replaces it.
+	require.NoError(t, st.OpenIntent(ctx, org, "ann", "ann@acme.test", "run-2", string(plan.Update), nil))
+	require.Equal(t, "run-2", intentOf(t, ctx, st, "ann").RunID)
+	// Refused: closed; the seat of the product the linked account holds stays.
+	require.NoError(t, st.ReleaseUnsent(ctx, org, "ann", []string{"Meeting", "Webinar"}))
+	require.Nil(t, intentOf(t, ctx, st, "ann"))
+	require.Equal(t, map[string]map[string]bool{"Meeting": {"ann": true}}, holders(t, ctx, st))
+
+	require.NoError(t, st.OpenIntent(ctx, org, "ann", "ann@acme.test", "run-3", string(plan.Update), nil))
+	require.NoError(t, st.SaveProvisioned(ctx, org, "scim-ann", ann, "run-3", vocab.Updated))
+	require.Nil(t, intentOf(t, ctx, st, "ann"), "the outcome is recorded")
+}
+
+// The plan sees open writes: a user of the read with one is flagged, and one the read did
+// not return is listed (with the name its write sent), as is a user holding seats without a
+// linked account. Resolving such a user gives its seats back.
+func TestPlanningSeesOpenWritesAndSeatsWithoutAccount(t *testing.T) {
+	st, ctx := openStore(t)
+	require.NoError(t, st.SetLicense(ctx, org, "test", "Meeting", 5))
+	require.NoError(t, st.BeginRun(ctx, org, "run-1", vocab.KindManual, false))
+	require.NoError(t, st.WriteSnapshot(ctx, "run-1", []directory.User{{ExternalID: "ann", UserName: "ann@acme.test"},
+		{ExternalID: "bob", UserName: "bob@acme.test"}}))
+	require.NoError(t, st.OpenIntent(ctx, org, "ann", "ann@acme.test", "run-0", string(plan.Create), nil))
+	require.NoError(t, st.OpenIntent(ctx, org, "cid", "cid@acme.test", "run-0", string(plan.Create), nil))
+	_, _, err := st.ReserveSeats(ctx, org, "dan", []string{"Meeting"})
+	require.NoError(t, err)
+
+	p := st.Planning(org, "run-1")
+	reconcile := map[string]bool{}
+	require.NoError(t, p.Users(ctx, func(r plan.UserRow) error {
+		reconcile[r.User.ExternalID] = r.Reconcile
+		return nil
+	}))
+	require.Equal(t, map[string]bool{"ann": true, "bob": false}, reconcile)
+	var absent []plan.Known
+	require.NoError(t, p.Absent(ctx, func(k plan.Known) error {
+		absent = append(absent, k)
+		return nil
+	}))
+	require.Equal(t, []plan.Known{
+		{ExternalID: "cid", Reconcile: true, UserName: "cid@acme.test"},
+		{ExternalID: "dan", Held: []string{"Meeting"}},
+	}, absent)
+
+	require.NoError(t, st.ClearFailures(ctx, org, []string{"dan"}))
+	require.Empty(t, holders(t, ctx, st))
+}
