@@ -4,5 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# The fuzz targets run briefly first (their seed corpora also run with every test below):
+# DN handling, directory entries, SCIM answers. A finding fails the run; its input is saved
+# under the package's testdata/fuzz.
+for target in "FuzzNormalizeDN ./internal/rules" "FuzzSimpleDN ./internal/rules" \
+  "FuzzUserOfEntry ./internal/directory" "FuzzParseUser ./internal/scim"; do
+  set -- $target
+  go test -run '^$' -fuzz "^$1\$" -fuzztime "${USERSYNC_FUZZTIME:-10s}" "$2" >/dev/null || {
+    echo "fuzz target $1 ($2) failed: rerun: go test -run '^$' -fuzz '^$1\$' $2" >&2; exit 1; }
+done
 # go test's summary is the last thing printed.
 USERSYNC_REQUIRE_INTEGRATION=1 exec go test -count=1 -timeout 80m ./...

@@ -131,7 +131,14 @@ var typeNames = map[string]string{
 }
 
 func canonicalType(t string) string {
-	t = strings.ToLower(t)
+	// Types are ASCII (RFC 4512): only ASCII letters fold. Unicode lower-casing could turn
+	// a garbled type into another ("İ" into "i" plus a combining dot), naming another DN.
+	t = strings.Map(func(r rune) rune {
+		if 'A' <= r && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return r
+	}, t)
 	if oid, ok := strings.CutPrefix(t, "oid."); ok && oid != "" && oid[0] >= '0' && oid[0] <= '9' {
 		t = oid
 	}
