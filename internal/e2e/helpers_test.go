@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"fmt"
+
 	"go.temporal.io/sdk/client"
 
 	"github.com/usersync/usersync/workflows"
@@ -23,3 +25,5 @@ func intersect(a, b []string) []string {
 	}
 	return out
 }
+
+func fmtAny(v any) string { return fmt.Sprint(v) }
