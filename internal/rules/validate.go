@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/go-ldap/ldap/v3"
 )
 
 // MaxValueLen is the longest value (in characters) a rule may assign; MaxNoteLen bounds
@@ -31,6 +33,10 @@ func Validate(r Rule, cat Catalog) error {
 		add("rule groupDn: empty")
 	case checkDN(dn) != "":
 		add("rule groupDn %q: not a DN (component %q has no attribute=value)", r.GroupDN, strings.TrimSpace(checkDN(dn)))
+	case parseDNError(dn) != nil:
+		// A DN the directory library cannot parse would match no group's members (their
+		// DNs are compared parsed): its users would leave scope and be suspended.
+		add("rule groupDn %q: not a DN: %v", r.GroupDN, parseDNError(dn))
 	case utf8.RuneCountInString(dn) > 1024:
 		add("rule groupDn: %d characters (max 1024)", utf8.RuneCountInString(dn))
 	}
@@ -114,4 +120,10 @@ func shorten(v string) string {
 	}
 	r := []rune(v)
 	return string(r[:keep]) + "…"
+}
+
+// parseDNError is why go-ldap cannot parse dn (RFC 4514), nil when it can.
+func parseDNError(dn string) error {
+	_, err := ldap.ParseDN(dn)
+	return err
 }

@@ -82,3 +82,17 @@ func TestValidateEmptyCatalog(t *testing.T) {
 		t.Fatalf("err = %v, want unknown product with known: none", err)
 	}
 }
+
+// A group DN that does not parse (RFC 4514) is refused on save, with the parser's reason:
+// it would match nobody and suspend the rule's users.
+func TestValidateRefusesDNsThatDoNotParse(t *testing.T) {
+	for _, dn := range []string{`cn=abc\`, `cn=a\zz,dc=x`, `cn=#zz,dc=x`} {
+		err := Validate(Rule{Priority: 1, GroupDN: dn}, Catalog{})
+		if err == nil || !strings.Contains(err.Error(), "not a DN") {
+			t.Errorf("Validate(%q) = %v, want a 'not a DN' error", dn, err)
+		}
+	}
+	if err := Validate(Rule{Priority: 1, GroupDN: `cn=Sales\2C EMEA,ou=Groups,dc=x`}, Catalog{}); err != nil {
+		t.Errorf("a hex-escaped DN is valid: %v", err)
+	}
+}
