@@ -1,12 +1,10 @@
 package e2e
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -68,13 +66,7 @@ func (c *tokenCount) wrap(next http.Handler) http.Handler {
 // directory, and every failure and history row carries the right organization. Deleting one
 // organization stops its syncs and nothing else.
 func TestOrganizationsShareWorkersAndNothingCrosses(t *testing.T) {
-	if _, err := os.Stat(devstack.SlapdBinary); err != nil {
-		devstacktest.SkipUnlessRequired(t, "slapd not installed (%s): apt-get install slapd", devstack.SlapdBinary)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	dbURL := devstacktest.Database(t)
-	hostPort := devstacktest.Temporal(t)
+	ctx, dbURL, hostPort := servers(t)
 	st, err := store.Open(ctx, dbURL)
 	require.NoError(t, err)
 	t.Cleanup(st.Close)
@@ -92,12 +84,7 @@ func TestOrganizationsShareWorkersAndNothingCrosses(t *testing.T) {
 	}
 	for i, tn := range tenants {
 		tn.d = demo.Generate(tn.users, int64(i+1))
-		sl := &devstack.Slapd{Dir: filepath.Join(t.TempDir(), tn.name), Suffix: tn.d.Suffix,
-			AdminDN: "cn=admin," + tn.d.Suffix, AdminPassword: tn.ldapPassword}
-		require.NoError(t, sl.Start(ctx))
-		t.Cleanup(func() { _ = sl.Stop() })
-		require.NoError(t, devstack.LoadEntries(ctx, sl.URL(), sl.AdminDN, tn.ldapPassword, tn.d.Entries))
-		tn.dirURL = sl.URL()
+		tn.dirURL = startDirectory(t, ctx, tn.name, tn.d, tn.ldapPassword).URL()
 
 		var target http.Handler
 		path := ""

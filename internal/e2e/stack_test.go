@@ -69,19 +69,8 @@ func newStack(t *testing.T, d demo.Demo) *stack { return newStackOn(t, d, sandbo
 // created over SCIM and the organization's custom extension is set to the URN it declares.
 func newStackOn(t *testing.T, d demo.Demo, kind string, clientOpts ...func(*client.Options)) *stack {
 	t.Helper()
-	if _, err := os.Stat(devstack.SlapdBinary); err != nil {
-		devstacktest.SkipUnlessRequired(t, "slapd not installed (%s): apt-get install slapd", devstack.SlapdBinary)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	dbURL := devstacktest.Database(t)
-	hostPort := devstacktest.Temporal(t)
-
-	sl := &devstack.Slapd{Dir: filepath.Join(t.TempDir(), "slapd"), Suffix: d.Suffix,
-		AdminDN: "cn=admin," + d.Suffix, AdminPassword: ldapSecret}
-	require.NoError(t, sl.Start(ctx))
-	t.Cleanup(func() { _ = sl.Stop() })
-	require.NoError(t, devstack.LoadEntries(ctx, sl.URL(), sl.AdminDN, ldapSecret, d.Entries))
+	ctx, dbURL, hostPort := servers(t)
+	sl := startDirectory(t, ctx, "slapd", d, ldapSecret)
 
 	var sb *scimsandbox.Server
 	var scimURL string
@@ -134,6 +123,29 @@ func newStackOn(t *testing.T, d demo.Demo, kind string, clientOpts ...func(*clie
 	s.restartWorkers(500, 1)
 	t.Cleanup(func() { s.restartWorkers(0, 0) })
 	return s
+}
+
+// servers starts what every stack shares: a database and a Temporal dev server (slapd must
+// be installed); ctx ends with the test.
+func servers(t *testing.T) (ctx context.Context, dbURL, hostPort string) {
+	t.Helper()
+	if _, err := os.Stat(devstack.SlapdBinary); err != nil {
+		devstacktest.SkipUnlessRequired(t, "slapd not installed (%s): apt-get install slapd", devstack.SlapdBinary)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	return ctx, devstacktest.Database(t), devstacktest.Temporal(t)
+}
+
+// startDirectory starts a slapd holding d's entries, its admin's password being password.
+func startDirectory(t *testing.T, ctx context.Context, name string, d demo.Demo, password string) *devstack.Slapd {
+	t.Helper()
+	sl := &devstack.Slapd{Dir: filepath.Join(t.TempDir(), name), Suffix: d.Suffix,
+		AdminDN: "cn=admin," + d.Suffix, AdminPassword: password}
+	require.NoError(t, sl.Start(ctx))
+	t.Cleanup(func() { _ = sl.Stop() })
+	require.NoError(t, devstack.LoadEntries(ctx, sl.URL(), sl.AdminDN, password, d.Entries))
+	return sl
 }
 
 // restartWorkers replaces the running workers with n workers (each its own client, as
