@@ -59,6 +59,16 @@ func TestBadSettingsAreErrorsNamingFieldAndValue(t *testing.T) {
 			t.Errorf("Validate of %+v: error %v, want %q", s, err, tc.want)
 		}
 	}
+	// http:// off loopback only by an explicit choice (compose's private network).
+	s := validSettings()
+	s.Target.URL, s.Target.AllowHTTP = "http://scim-sandbox:8090", true
+	if err := s.Validate(); err != nil {
+		t.Errorf("http:// with target.allowHTTP: %v", err)
+	}
+	s.Target.CAFile = "/ca.pem"
+	if err := s.Validate(); err == nil {
+		t.Error("a CA file for an http:// target is refused")
+	}
 }
 
 // Issue #11: https is required, except to this machine.
