@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -9,12 +10,19 @@ import (
 
 	"github.com/usersync/usersync/internal/directory"
 	"github.com/usersync/usersync/internal/steps"
+	"github.com/usersync/usersync/internal/store"
 	"github.com/usersync/usersync/internal/vocab"
+	"go.temporal.io/sdk/temporal"
 )
 
 // RecordEvent writes to the administrative activity history.
 func (a *Activities) RecordEvent(ctx context.Context, e vocab.Event) error {
-	return a.Store.AddEvent(ctx, e)
+	err := a.Store.AddEvent(ctx, e)
+	if errors.Is(err, store.ErrInvalidValue) {
+		// Writing it again cannot succeed: the caller must not wait on it.
+		return temporal.NewNonRetryableApplicationError(err.Error(), "invalid_value", nil)
+	}
+	return err
 }
 
 // snapshotProgress is SnapshotDirectory's heartbeat details.

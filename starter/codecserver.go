@@ -38,6 +38,9 @@ only (CORS), and with --token-file only requests that carry "Authorization: Bear
 				return err
 			}
 			token := ""
+			if tokenFile == "" && !loopbackListen(listen) {
+				return fmt.Errorf("--listen %s is not a loopback address: set --token-file, so that only callers with the token decode", listen)
+			}
 			if tokenFile != "" {
 				if token, err = config.Secret("USERSYNC_CODEC_TOKEN", tokenFile); err != nil {
 					return fmt.Errorf("--token-file: %w", err)
@@ -67,6 +70,19 @@ only (CORS), and with --token-file only requests that carry "Authorization: Bear
 	cmd.Flags().StringVar(&origin, "ui-origin", "http://127.0.0.1:8233", "origin of the Temporal UI allowed to call it (scheme://host:port)")
 	cmd.Flags().StringVar(&tokenFile, "token-file", "", "file holding a bearer token callers must send (or env USERSYNC_CODEC_TOKEN)")
 	return cmd
+}
+
+// loopbackListen reports whether addr (host:port) listens on this machine only.
+func loopbackListen(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // codecHandler is the codec protocol behind a CORS check for origin and, with a token, a

@@ -73,3 +73,11 @@ func TestCodecServerDecodesForTheUIOnly(t *testing.T) {
 	_, err = codecHandler(cd, "http://127.0.0.1:8233/", "")
 	require.ErrorContains(t, err, "--ui-origin")
 }
+
+func TestCodecServerNeedsATokenOffLoopback(t *testing.T) {
+	require.True(t, loopbackListen("127.0.0.1:8089"))
+	require.True(t, loopbackListen("[::1]:8089"))
+	require.True(t, loopbackListen("localhost:8089"))
+	require.False(t, loopbackListen("0.0.0.0:8089"))
+	require.False(t, loopbackListen(":8089"))
+}

@@ -38,6 +38,21 @@ func main() {
 	}
 }
 
+// keepUnsaid keeps in o (the organization the environment describes) what the environment
+// cannot say or leaves unset, from the organization's current settings cur: the target's TLS
+// files (they have no variable) and a secret the environment does not set. The rest is the
+// environment's: with the shortcut, it is the source of the settings it names.
+func keepUnsaid(o *orgs.Org, cur orgs.Org) {
+	t, c := &o.Settings.Target, cur.Settings.Target
+	t.CAFile, t.ClientCertFile, t.ClientKeyFile = c.CAFile, c.ClientCertFile, c.ClientKeyFile
+	if o.Secrets.Token == "" {
+		o.Secrets.Token = cur.Secrets.Token
+	}
+	if o.Secrets.BindPassword == "" && o.Settings.Directory.BindDN == cur.Settings.Directory.BindDN {
+		o.Secrets.BindPassword = cur.Secrets.BindPassword
+	}
+}
+
 // defaultMemoryLimit is the worker's soft memory limit unless GOMEMLIMIT is set.
 const defaultMemoryLimit = 200 << 20
 
@@ -89,6 +104,11 @@ func run(args []string, stderr io.Writer) error {
 		// that organization's settings (a new version only when they changed).
 		o, err := cfg.OrgFromEnv()
 		if err != nil {
+			return err
+		}
+		if cur, err := repo.Get(ctx, o.Name); err == nil {
+			keepUnsaid(&o, cur)
+		} else if !errors.Is(err, orgs.ErrNotFound) {
 			return err
 		}
 		v, err := repo.Put(ctx, "worker", o)

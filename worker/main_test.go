@@ -6,6 +6,8 @@ import (
 	"flag"
 	"strings"
 	"testing"
+
+	"github.com/usersync/usersync/internal/orgs"
 )
 
 // Secrets in the environment, as on a production host.
@@ -56,5 +58,27 @@ func TestBadEnvironmentValueStopsTheWorkerNamingIt(t *testing.T) {
 	err := run(nil, new(bytes.Buffer))
 	if err == nil || err.Error() != `LDAP_PAGE_SIZE: "abc" is not an integer` {
 		t.Errorf("error %v, want LDAP_PAGE_SIZE: \"abc\" is not an integer", err)
+	}
+}
+
+// With the single-organization shortcut, the environment is the source of what it names;
+// what it cannot say (the target's TLS files) or leaves unset (a secret) is kept.
+func TestShortcutKeepsWhatTheEnvironmentDoesNotSay(t *testing.T) {
+	cur := orgs.Org{Name: "acme", Settings: orgs.Settings{
+		Directory: orgs.Directory{BindDN: "cn=svc"},
+		Target:    orgs.Target{URL: "https://old", CAFile: "/ca.pem", ClientCertFile: "/c.pem", ClientKeyFile: "/k.pem"}},
+		Secrets: orgs.Secrets{BindPassword: "old-pw", Token: "old-token"}}
+	env := orgs.Org{Name: "acme", Settings: orgs.Settings{
+		Directory: orgs.Directory{BindDN: "cn=svc"}, Target: orgs.Target{URL: "https://new"}}}
+	keepUnsaid(&env, cur)
+	if env.Settings.Target.URL != "https://new" || env.Settings.Target.CAFile != "/ca.pem" ||
+		env.Settings.Target.ClientKeyFile != "/k.pem" || env.Secrets.Token != "old-token" || env.Secrets.BindPassword != "old-pw" {
+		t.Errorf("got %+v %v", env.Settings.Target, env.Secrets)
+	}
+	env = orgs.Org{Name: "acme", Settings: orgs.Settings{Directory: orgs.Directory{BindDN: "cn=other"}},
+		Secrets: orgs.Secrets{Token: "new-token"}}
+	keepUnsaid(&env, cur)
+	if env.Secrets.Token != "new-token" || env.Secrets.BindPassword != "" {
+		t.Errorf("a new token wins, and another bind DN does not take the old password: %v", env.Secrets)
 	}
 }

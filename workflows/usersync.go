@@ -3,6 +3,7 @@ package workflows
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -49,8 +50,10 @@ func UserSyncWorkflow(ctx workflow.Context, st SyncState) error {
 				return
 			}
 			workflow.GetLogger(ctx).Error("history write failed", "action", e.Action, "error", err)
-			if ctx.Err() != nil || workflow.GetVersion(ctx, changeHistoryNeverDropped, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
-				return // as that code did: logged, then dropped
+			var ae *temporal.ApplicationError
+			if ctx.Err() != nil || (errors.As(err, &ae) && ae.NonRetryable()) ||
+				workflow.GetVersion(ctx, changeHistoryNeverDropped, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+				return // logged, then dropped: as that code did, or a row the database cannot hold
 			}
 			// The action is not done until its history row is: wait for the database.
 			_ = workflow.Sleep(ctx, time.Minute)

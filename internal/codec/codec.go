@@ -58,21 +58,26 @@ func (c Codec) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error)
 	return out, nil
 }
 
-// Decode opens the payloads this codec sealed and passes the others through.
+// Decode opens the payloads this codec sealed and passes the others through. A sealed
+// payload it cannot open (another key, changed bytes) is passed through sealed too, not
+// made an error: the SDK drops a signal whose decoding fails and waits for the next one on
+// that channel, which would stall the organization's workflow; sealed, the workflow's
+// strict decoding rejects and records it (an unknown encoding), and any other value fails
+// to convert where it is read.
 func (c Codec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
 	out := make([]*commonpb.Payload, len(payloads))
 	for i, p := range payloads {
+		out[i] = p
 		if string(p.GetMetadata()[converter.MetadataEncoding]) != Encoding {
-			out[i] = p
 			continue
 		}
 		plain, err := c.Keys.Open(aadOrg, aadField, string(p.GetMetadata()[keyIDKey]), p.GetData())
 		if err != nil {
-			return nil, fmt.Errorf("payload codec: %w", err)
+			continue
 		}
 		var q commonpb.Payload
 		if err := proto.Unmarshal([]byte(plain), &q); err != nil {
-			return nil, fmt.Errorf("payload codec: %w", err)
+			continue
 		}
 		out[i] = &q
 	}

@@ -63,7 +63,10 @@ func TestASecretIsNotAPayload(t *testing.T) {
 	cd, _ := newCodec(t)
 	id, sealed, err := cd.Keys.Seal("acme", "token", "s3cret")
 	require.NoError(t, err)
-	_, err = cd.Decode([]*commonpb.Payload{{Metadata: map[string][]byte{
-		converter.MetadataEncoding: []byte(Encoding), keyIDKey: []byte(id)}, Data: sealed}})
-	require.Error(t, err)
+	p := &commonpb.Payload{Metadata: map[string][]byte{converter.MetadataEncoding: []byte(Encoding), keyIDKey: []byte(id)}, Data: sealed}
+	var v string
+	require.Error(t, cd.DataConverter().FromPayload(p, &v), "it does not convert")
+	out, err := cd.Decode([]*commonpb.Payload{p})
+	require.NoError(t, err, "the codec passes it on sealed, for the reader to reject")
+	require.Equal(t, Encoding, string(out[0].Metadata[converter.MetadataEncoding]))
 }

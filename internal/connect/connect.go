@@ -58,11 +58,15 @@ func (o *Orgs) Org(ctx context.Context, org string) (*activities.Org, error) {
 	if recheck <= 0 {
 		recheck = 2 * time.Second
 	}
+	now := time.Now()
 	o.mu.Lock()
 	e := o.cache[org]
+	var fresh bool
+	if e != nil {
+		fresh = now.Sub(e.checked) < recheck
+	}
 	o.mu.Unlock()
-	now := time.Now()
-	if e != nil && now.Sub(e.checked) < recheck {
+	if fresh {
 		return e.org, nil
 	}
 	if e != nil {
@@ -81,21 +85,27 @@ func (o *Orgs) Org(ctx context.Context, org string) (*activities.Org, error) {
 	if err != nil {
 		return nil, o.miss(org, err)
 	}
-	fresh, err := o.build(rec)
+	built, err := o.build(rec)
 	if err != nil {
 		return nil, fmt.Errorf("organization %q settings (version %d): %w", org, rec.Version, err)
 	}
-	fresh.checked = now
+	built.checked = now
 	o.mu.Lock()
+	defer o.mu.Unlock()
 	if o.cache == nil {
 		o.cache = map[string]*entry{}
 	}
-	if old := o.cache[org]; old != nil && old.http != fresh.http {
+	old := o.cache[org]
+	if old != nil && old.version > built.version {
+		// Another step built a newer version meanwhile: it stands.
+		built.http.CloseIdleConnections()
+		return old.org, nil
+	}
+	if old != nil {
 		old.http.CloseIdleConnections()
 	}
-	o.cache[org] = fresh
-	o.mu.Unlock()
-	return fresh.org, nil
+	o.cache[org] = built
+	return built.org, nil
 }
 
 // miss forgets org's connections when its settings are gone.

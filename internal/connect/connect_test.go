@@ -98,3 +98,32 @@ func TestConnectionsFollowTheSettingsVersion(t *testing.T) {
 	require.NoError(t, err)
 	require.Same(t, g, g2, "another organization's deletion leaves globex alone")
 }
+
+// Steps of many users ask at once while the settings change (run with -race).
+func TestConnectionsUnderConcurrentSteps(t *testing.T) {
+	s := &settings{orgs: map[string]orgs.Org{"acme": org("acme", 1, 10)}}
+	o := &Orgs{Settings: s, Recheck: time.Millisecond}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				if g == 0 && i%50 == 0 {
+					s.mu.Lock()
+					s.orgs["acme"] = org("acme", int64(2+i), 10+i)
+					s.mu.Unlock()
+				}
+				if _, err := o.Org(context.Background(), "acme"); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	time.Sleep(2 * time.Millisecond)
+	got, err := o.Org(context.Background(), "acme")
+	require.NoError(t, err)
+	require.Equal(t, 10+150, got.SuspendThresholdMax, "the newest version wins")
+}

@@ -220,7 +220,18 @@ func validAttribute(s string) bool {
 
 // redactURL hides a password written into a URL.
 func redactURL(s string) string {
-	if u, err := url.Parse(s); err == nil && u.User != nil {
+	u, err := url.Parse(s)
+	if err != nil {
+		// Unparsable: whatever stands before an '@' may be a password.
+		if at := strings.LastIndex(s, "@"); at >= 0 {
+			if scheme := strings.Index(s, "://"); scheme >= 0 && scheme+3 <= at {
+				return s[:scheme+3] + "xxxxx" + s[at:]
+			}
+			return "xxxxx" + s[at:]
+		}
+		return s
+	}
+	if u.User != nil {
 		if _, ok := u.User.Password(); ok {
 			u.User = url.UserPassword(u.User.Username(), "xxxxx")
 			return u.String()

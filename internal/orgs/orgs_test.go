@@ -130,3 +130,10 @@ func TestSecretsNeverPrint(t *testing.T) {
 		}
 	}
 }
+
+func TestAnUnparsableURLShowsNoPassword(t *testing.T) {
+	s := orgs.Settings{Target: orgs.Target{URL: "https://u:pa55word@x/%zz"}}
+	if err := s.Validate(); err == nil || strings.Contains(err.Error(), "pa55word") {
+		t.Errorf("error %v", err)
+	}
+}

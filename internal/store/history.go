@@ -3,11 +3,13 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/usersync/usersync/internal/vocab"
 )
@@ -28,6 +30,10 @@ func addEvent(ctx context.Context, db dbtx, e vocab.Event) error {
 	if e.Actor == "" {
 		e.Actor = "system"
 	}
+	// What a signal carried is recorded as text PostgreSQL can hold (no NUL, valid UTF-8):
+	// a history write must not fail on a value, or the action it records would wait on it.
+	e.Actor, e.Action, e.Status = storableText(e.Actor), storableText(e.Action), storableText(e.Status)
+	e.Details = storableDetails(e.Details)
 	if e.Status == "" {
 		e.Status = "ok"
 	}
@@ -40,10 +46,53 @@ func addEvent(ctx context.Context, db dbtx, e vocab.Event) error {
 	}
 	_, err = db.Exec(ctx, `INSERT INTO history (org, actor, type, action, status, details) VALUES ($1,$2,$3,$4,$5,$6)`,
 		e.Org, e.Actor, e.Type, e.Action, e.Status, details)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22") {
+		return fmt.Errorf("write history: %w: %s", ErrInvalidValue, pgErr.Message)
+	}
 	if err != nil {
 		return fmt.Errorf("write history: %w", err)
 	}
 	return nil
+}
+
+// storableText is s without NUL and with invalid UTF-8 replaced.
+func storableText(s string) string {
+	return strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", "\uFFFD"), "\uFFFD")
+}
+
+// storableDetails applies storableText to every string (keys included) of details.
+func storableDetails(m map[string]any) map[string]any {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[storableText(k)] = storableValue(v)
+	}
+	return out
+}
+
+func storableValue(v any) any {
+	switch x := v.(type) {
+	case string:
+		return storableText(x)
+	case []string:
+		out := make([]string, len(x))
+		for i, s := range x {
+			out[i] = storableText(s)
+		}
+		return out
+	case map[string]any:
+		return storableDetails(x)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = storableValue(e)
+		}
+		return out
+	}
+	return v
 }
 
 // History lists events, newest first.

@@ -97,3 +97,16 @@ func TestHistoryIsAppendOnly(t *testing.T) {
 	require.Equal(t, "alice", es[0].Actor)
 	require.NotEmpty(t, es[0].DBRole, "the database role is recorded beside the declared actor")
 }
+
+// A history row never fails on what a signal carried: a NUL or invalid UTF-8 (which
+// PostgreSQL's text and jsonb refuse) is stored replaced, so the action is not held up.
+func TestHistoryTakesAnyValue(t *testing.T) {
+	st, ctx := openStore(t)
+	require.NoError(t, st.AddEvent(ctx, vocab.Event{Org: "acme", Actor: "a\x00b\xff", Type: vocab.EventSync, Action: "sync-now",
+		Details: map[string]any{"user\x00": "x\x00y", "list": []string{"\xff"}, "nested": map[string]any{"v": "n\x00"}}}))
+	got, err := st.History(ctx, "acme", store.HistoryFilter{Limit: 1})
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	require.Equal(t, "a\uFFFDb\uFFFD", got[0].Actor)
+	require.Equal(t, "x\uFFFDy", got[0].Details["user\uFFFD"])
+}

@@ -44,6 +44,10 @@ type Store struct {
 // ErrNotFound is returned when a named record does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrInvalidValue is a write PostgreSQL refused for a value it cannot hold (SQLSTATE class
+// 22, data exception): writing it again cannot succeed.
+var ErrInvalidValue = errors.New("a value the database cannot hold")
+
 // DefaultMaxConns is the connection pool size unless the URL sets pool_max_conns.
 const DefaultMaxConns = 16
 

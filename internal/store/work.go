@@ -62,7 +62,7 @@ func (s *Store) UserWork(ctx context.Context, org, runID string, seq int) (UserW
 		i.run_id, i.action, i.user_name, i.seats, i.opened_at FROM work_items w
 		LEFT JOIN user_state u ON u.org=$1 AND u.external_id=w.external_id
 		LEFT JOIN write_intents i ON i.org=$1 AND i.external_id=w.external_id
-		LEFT JOIN runs t ON t.run_id=w.run_id
+		JOIN runs t ON t.run_id=w.run_id AND t.org=$1 -- a step names its organization's run, or none
 		WHERE w.run_id=$2 AND w.seq=$3`, org, runID, seq).Scan(&w.Item, &scimID, &state, &ext,
 		&intentRun, &intentAction, &intentName, &i.Seats, &intentAt)
 	if err == pgx.ErrNoRows {
