@@ -1,0 +1,207 @@
+package chaos
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/usersync/usersync/workflows"
+)
+
+// Matrix is every fault of issue #9, in the order the table lists them.
+func Matrix() []Fault {
+	return []Fault{
+		workerKill(),
+		postgresRestart(),
+		temporalRestart(),
+		scimFaults("scim-500-503-20pct", Sandbox, Faults{ErrorRate: 0.20}),
+		scimFaults("scim-500-503-20pct-scimmy", SCIMMY, Faults{ErrorRate: 0.20}),
+		scimFaults("lost-201-5pct", Sandbox, Faults{LostCreateRate: 0.05}),
+		scimFaults("lost-201-5pct-scimmy", SCIMMY, Faults{LostCreateRate: 0.05}),
+		lostWrites(),
+		scimFaults("slow-2pct", Sandbox, Faults{SlowRate: 0.02, SlowCap: 45 * time.Second}),
+		storm429(),
+		window401(),
+		directoryStop(),
+		malformedSignals(),
+	}
+}
+
+// scimFaults injects f into every request of both phases.
+func scimFaults(name, target string, f Faults) Fault {
+	return Fault{Name: name, Stack: StackOptions{Target: target},
+		Arm:    func(r *Run, _ string) { r.S.Proxy.SetFaults(f) },
+		Disarm: func(r *Run) { r.S.Proxy.SetFaults(Faults{}) },
+	}
+}
+
+// lostWrites loses the answer of 5% of every write, PATCHes of linked accounts included:
+// issue #9's write intent is what makes those safe.
+func lostWrites() Fault {
+	f := scimFaults("lost-write-answers-5pct", Sandbox, Faults{LostWriteRate: 0.05})
+	f.Known = "a lost answer to a PATCH of a linked user drops its seat rows (issue #9 write intent)"
+	return f
+}
+
+// at calls fn (in the background) when the proxy sees its n-th request from now.
+func at(r *Run, n int, fn func()) {
+	base := r.S.Proxy.Requests()
+	var fired atomic.Bool
+	r.S.Proxy.OnRequest(func(k int) {
+		if k >= base+n && fired.CompareAndSwap(false, true) {
+			r.Go(fn)
+		}
+	})
+}
+
+// somewhere picks a request number inside the phase: the initial sync sends about one request
+// per user, the resync one per changed user.
+func somewhere(r *Run, phase string) int {
+	if phase == "initial" {
+		return 5 + r.Rng.IntN(max(1, r.Users*3/4))
+	}
+	return 2 + r.Rng.IntN(max(1, r.Users/25))
+}
+
+// storm429: for a while the sandbox's own rate limit answers nearly everything 429 with
+// Retry-After.
+func storm429() Fault {
+	return Fault{Name: "429-storm", Stack: StackOptions{Target: Sandbox},
+		Arm: func(r *Run, phase string) {
+			storm := 5 * time.Second
+			if r.Full {
+				storm = 20 * time.Second
+			}
+			at(r, somewhere(r, phase), func() {
+				r.S.Sandbox.SetRateLimit(2) // the worker sends ~200/s: a storm of 429s
+				time.Sleep(storm)
+				r.S.Sandbox.SetRateLimit(0)
+				r.Note("%s: 429 storm of %s from request %d, %d answered 429", phase, storm, r.S.Proxy.Requests(), r.S.Sandbox.Stats().Throttled)
+			})
+		},
+		Disarm: func(r *Run) { r.S.Proxy.OnRequest(nil) },
+	}
+}
+
+// window401: the target refuses our token for 30 s (5 s in the short run) mid-run.
+func window401() Fault {
+	return Fault{Name: "401-window", Stack: StackOptions{Target: Sandbox},
+		Arm: func(r *Run, phase string) {
+			d := 5 * time.Second
+			if r.Full {
+				d = 30 * time.Second
+			}
+			r.S.Proxy.SetFaults(Faults{WindowAt: r.S.Proxy.Requests() + somewhere(r, phase), WindowFor: d, WindowStatus: 401})
+		},
+		Disarm: func(r *Run) { r.S.Proxy.SetFaults(Faults{}) },
+	}
+}
+
+// workerKill: SIGKILL the worker at 5 points (3 in the initial sync, 2 in the resync), each
+// when the proxy has just received a request (its answer is then likely lost), and start it
+// again.
+func workerKill() Fault {
+	return Fault{Name: "worker-sigkill", Stack: StackOptions{Target: Sandbox},
+		Arm: func(r *Run, phase string) {
+			kills := 3
+			if phase == "resync" {
+				kills = 2
+			}
+			points := map[int]bool{}
+			for len(points) < kills {
+				points[r.S.Proxy.Requests()+somewhere(r, phase)] = true
+			}
+			var mu = make(chan struct{}, 1)
+			r.S.Proxy.OnRequest(func(k int) {
+				if !points[k] {
+					return
+				}
+				r.Go(func() {
+					mu <- struct{}{}
+					defer func() { <-mu }()
+					r.S.Worker.Kill()
+					r.Note("%s: worker SIGKILLed at request %d", phase, k)
+					time.Sleep(500 * time.Millisecond)
+					must(r.T, r.S.Worker.Start())
+					r.Expedite()
+				})
+			})
+		},
+		Disarm: func(r *Run) { r.S.Proxy.OnRequest(nil) },
+	}
+}
+
+// postgresRestart: PostgreSQL stops (fast shutdown: connections dropped) mid-sync and starts
+// again two seconds later.
+func postgresRestart() Fault {
+	return Fault{Name: "postgres-restart", Stack: StackOptions{Target: Sandbox, OwnPostgres: true},
+		Arm: func(r *Run, phase string) {
+			at(r, somewhere(r, phase), func() {
+				must(r.T, r.S.Postgres.Stop())
+				r.Note("%s: PostgreSQL stopped at request %d", phase, r.S.Proxy.Requests())
+				time.Sleep(2 * time.Second)
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				_, err := r.S.Postgres.Start(ctx)
+				must(r.T, err)
+			})
+		},
+		Disarm: func(r *Run) { r.S.Proxy.OnRequest(nil) },
+	}
+}
+
+// temporalRestart: the Temporal dev server (state in a database file) stops mid-sync and
+// starts again on the same file.
+func temporalRestart() Fault {
+	return Fault{Name: "temporal-restart", Stack: StackOptions{Target: Sandbox, OwnTemporal: true},
+		Arm: func(r *Run, phase string) {
+			at(r, somewhere(r, phase), func() {
+				must(r.T, r.S.Temporal.Stop())
+				r.Note("%s: Temporal stopped at request %d", phase, r.S.Proxy.Requests())
+				time.Sleep(2 * time.Second)
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+				defer cancel()
+				must(r.T, r.S.Temporal.Start(ctx))
+				r.Expedite()
+			})
+		},
+		Disarm: func(r *Run) { r.S.Proxy.OnRequest(nil) },
+	}
+}
+
+// directoryStop: slapd stops while the directory is being read (the gate has forwarded part
+// of the answers) and starts again two seconds later.
+func directoryStop() Fault {
+	return Fault{Name: "directory-stop-mid-read", Stack: StackOptions{Target: Sandbox},
+		Arm: func(r *Run, phase string) {
+			// An initial read of n users is some 400n bytes; the resync reads it all again.
+			after := int64(2000 + r.Rng.IntN(max(1, r.Users*200)))
+			r.S.Gate.ArmTrip(after, func() {
+				r.Go(func() {
+					must(r.T, r.S.Slapd.Stop())
+					r.Note("%s: slapd stopped after %d bytes of answers", phase, r.S.Gate.Sent())
+					time.Sleep(2 * time.Second)
+					must(r.T, r.S.Slapd.Start(context.Background()))
+				})
+			})
+		},
+	}
+}
+
+// malformedSignals: during each sync, one malformed payload of each signal the organization's
+// workflow takes; each must be recorded once as rejected and change nothing.
+func malformedSignals() Fault {
+	return Fault{Name: "malformed-signals", Stack: StackOptions{Target: Sandbox},
+		Arm: func(r *Run, phase string) {
+			at(r, somewhere(r, phase), func() {
+				r.SignalMalformed(workflows.SignalEnable, map[string]any{"actor": r.actor("bad-enable"), "interval": "5s"})
+				r.SignalMalformed(workflows.SignalDisable, map[string]any{"actor": r.actor("bad-disable"), "reason": "oops"})
+				r.SignalMalformed(workflows.SignalRetry, map[string]any{"actor": r.actor("bad-retry"), "filter": map[string]any{"type": "no_such_type"}})
+				r.SignalMalformed(workflows.SignalSyncNow, map[string]any{"actor": r.actor("bad-sync-now"), "now": true})
+				r.SignalMalformed(workflows.SignalApproveSuspensions, map[string]any{"actor": r.actor("bad-approve"), "count": 3})
+				r.SignalMalformed(workflows.SignalRun, map[string]any{"actor": r.actor("bad-run"), "request": 42})
+			})
+		},
+		Disarm: func(r *Run) { r.S.Proxy.OnRequest(nil) },
+	}
+}
