@@ -23,9 +23,9 @@ type Faults struct {
 	// LostCreateRate of POST /Users reach the target; when it answers 201 the client's
 	// connection is closed without an answer: the account exists, the client cannot know.
 	LostCreateRate float64
-	// LostWriteRate is LostCreateRate for every write (POST, PATCH, PUT, DELETE), whatever the
-	// target answered.
-	LostWriteRate float64
+	// LostPatchRate of PATCH /Users/{id} reach the target, and the connection is closed
+	// without the answer, whatever it was.
+	LostPatchRate float64
 	// SlowRate of requests reach the target, and their answer is held until the client gives
 	// up (its timeout) or SlowCap passes.
 	SlowRate float64
@@ -148,7 +148,7 @@ func (p *Proxy) decide(r *http.Request) (action, Faults, int) {
 	if f.WindowAt > 0 && n == f.WindowAt {
 		p.windowUntil = time.Now().Add(f.WindowFor)
 	}
-	write := r.Method != http.MethodGet
+	patch := r.Method == http.MethodPatch && strings.Contains(r.URL.Path, "/Users/")
 	// One draw per request for each rate, always in this order: a seed replays the same
 	// choices for the same sequence of requests.
 	e, l, s, coin := p.rng.Float64(), p.rng.Float64(), p.rng.Float64(), p.rng.IntN(2)
@@ -163,7 +163,7 @@ func (p *Proxy) decide(r *http.Request) (action, Faults, int) {
 	case e < f.ErrorRate:
 		a = fail503
 		p.injected["503"]++
-	case write && l < f.LostWriteRate, r.Method == http.MethodPost && isUsers(r) && l < f.LostCreateRate:
+	case patch && l < f.LostPatchRate, r.Method == http.MethodPost && isUsers(r) && l < f.LostCreateRate:
 		a = lose
 	case s < f.SlowRate:
 		a = slow
@@ -172,7 +172,9 @@ func (p *Proxy) decide(r *http.Request) (action, Faults, int) {
 	return a, f, n
 }
 
-func isUsers(r *http.Request) bool { return strings.HasSuffix(strings.TrimSuffix(r.URL.Path, "/"), "/Users") }
+func isUsers(r *http.Request) bool {
+	return strings.HasSuffix(strings.TrimSuffix(r.URL.Path, "/"), "/Users")
+}
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a, f, n := p.decide(r)
@@ -205,7 +207,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.watch(r, body, rec.Code)
 	switch a {
 	case lose:
-		if r.Method == http.MethodPost && f.LostWriteRate == 0 && rec.Code != http.StatusCreated {
+		if r.Method == http.MethodPost && rec.Code != http.StatusCreated {
 			break // only created accounts lose their answer
 		}
 		p.count("lost " + r.Method)
