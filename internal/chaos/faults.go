@@ -125,7 +125,7 @@ func workerKill() Fault {
 					r.Note("%s: worker SIGKILLed at request %d", phase, k)
 					time.Sleep(500 * time.Millisecond)
 					restarted := time.Now() // every attempt started before is the dead worker's
-					must(r.T, r.S.Worker.Start())
+					r.must(r.S.Worker.Start())
 					r.Expedite(restarted)
 				})
 			})
@@ -140,13 +140,13 @@ func postgresRestart() Fault {
 	return Fault{Name: "postgres-restart", Stack: StackOptions{Target: Sandbox, OwnPostgres: true},
 		Arm: func(r *Run, phase string) {
 			at(r, somewhere(r, phase), func() {
-				must(r.T, r.S.Postgres.Stop())
+				r.must(r.S.Postgres.Stop())
 				r.Note("%s: PostgreSQL stopped at request %d", phase, r.S.Proxy.Requests())
 				time.Sleep(2 * time.Second)
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 				defer cancel()
 				_, err := r.S.Postgres.Start(ctx)
-				must(r.T, err)
+				r.must(err)
 			})
 		},
 		Disarm: func(r *Run) { r.S.Proxy.OnRequest(nil) },
@@ -159,13 +159,13 @@ func temporalRestart() Fault {
 	return Fault{Name: "temporal-restart", Stack: StackOptions{Target: Sandbox, OwnTemporal: true},
 		Arm: func(r *Run, phase string) {
 			at(r, somewhere(r, phase), func() {
-				must(r.T, r.S.Temporal.Stop())
+				r.must(r.S.Temporal.Stop())
 				r.Note("%s: Temporal stopped at request %d", phase, r.S.Proxy.Requests())
 				time.Sleep(2 * time.Second)
-				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 				defer cancel()
 				restarted := time.Now()
-				must(r.T, r.S.Temporal.Start(ctx))
+				r.must(r.S.Temporal.Start(ctx))
 				r.Expedite(restarted)
 			})
 		},
@@ -184,10 +184,10 @@ func directoryStop() Fault {
 			after := int64(full/10 + r.Rng.IntN(full*8/10))
 			r.S.Gate.ArmTrip(after, func() {
 				r.Go(func() {
-					must(r.T, r.S.Slapd.Stop())
+					r.must(r.S.Slapd.Stop())
 					r.Note("%s: slapd stopped after %d bytes of answers", phase, r.S.Gate.Sent())
 					time.Sleep(2 * time.Second)
-					must(r.T, r.S.Slapd.Start(context.Background()))
+					r.must(r.S.Slapd.Start(context.Background()))
 				})
 			})
 		},

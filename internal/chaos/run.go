@@ -123,9 +123,11 @@ func (r *Run) phase(name string, start func()) {
 // (the target refused our credentials for a while, ...), as the schedule would.
 func (r *Run) settle() {
 	r.T.Helper()
-	within := 5 * time.Minute
+	// Generous: on a loaded machine a run of a few hundred users can take minutes; a hang is
+	// go test's -timeout to catch.
+	within := 15 * time.Minute
 	if r.Full {
-		within = 20 * time.Minute
+		within = 45 * time.Minute
 	}
 	deadline := time.Now().Add(within)
 	for attempt := 0; ; attempt++ {
@@ -193,6 +195,15 @@ func (r *Run) SignalMalformed(name string, payload map[string]any) {
 	r.mu.Lock()
 	r.actions = append(r.actions, Action{Actor: payload["actor"].(string), Signal: name, Rejected: true})
 	r.mu.Unlock()
+}
+
+// must reports err from a fault's background goroutine (where t.Fatal must not be called):
+// the run fails, and says why.
+func (r *Run) must(err error) {
+	if err != nil {
+		r.Note("%s: the fault's own step failed: %v", r.Phase, err)
+		r.T.Errorf("%s: %v", r.Phase, err)
+	}
 }
 
 // Go runs fn in the background; the phase waits for it before its check.
