@@ -47,11 +47,12 @@ func TestFaultMatrix(t *testing.T) {
 	slots := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
 	var report sync.Mutex
-	for _, f := range Matrix() {
-		if only := os.Getenv("USERSYNC_CHAOS_FAULT"); only != "" && only != f.Name {
-			continue
-		}
-		for i := range runs {
+	// Round by round: a run cut short still has every fault in its report.
+	for i := range runs {
+		for _, f := range Matrix() {
+			if only := os.Getenv("USERSYNC_CHAOS_FAULT"); only != "" && only != f.Name {
+				continue
+			}
 			name := f.Name
 			if runs > 1 {
 				name = fmt.Sprintf("%s/run-%d", f.Name, i+1)
