@@ -191,6 +191,11 @@ func directoryStop() Fault {
 				})
 			})
 		},
+		Disarm: func(r *Run) {
+			// Evidence that a read was cut: the worker logs each failed attempt of the step.
+			r.Note("%s: %d directory read attempts failed (worker log)", r.Phase,
+				r.S.Worker.LogCount(`msg="Activity error."`, "ActivityType=SnapshotDirectory"))
+		},
 	}
 }
 

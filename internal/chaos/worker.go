@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -126,4 +127,23 @@ func (w *Worker) Running() bool {
 	default:
 		return true
 	}
+}
+
+// LogCount counts the lines of the worker's log holding every one of parts.
+func (w *Worker) LogCount(parts ...string) int {
+	b, err := os.ReadFile(w.LogFile)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(line, p)
+		}
+		if all {
+			n++
+		}
+	}
+	return n
 }
