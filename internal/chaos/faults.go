@@ -176,12 +176,15 @@ func temporalRestart() Fault {
 // directoryStop: slapd stops while the directory is being read (the gate has forwarded part
 // of the answers) and starts again two seconds later.
 func directoryStop() Fault {
+	var perRead int64 // bytes of one whole read, measured in the initial phase
 	return Fault{Name: "directory-stop-mid-read", Stack: StackOptions{Target: Sandbox},
 		Arm: func(r *Run, phase string) {
-			// A whole read of n users is some 500n bytes of answers: stop somewhere in the
-			// middle of the next one.
-			full := 500 * r.Users
-			after := int64(full/10 + r.Rng.IntN(full*8/10))
+			// Somewhere in the middle of the next read: in the initial phase a read is
+			// guessed from the users (some hundred bytes each), then it is measured.
+			after := int64(20*r.Users + r.Rng.IntN(150*r.Users))
+			if perRead > 0 {
+				after = perRead/10 + r.Rng.Int64N(perRead*8/10)
+			}
 			r.S.Gate.ArmTrip(after, func() {
 				r.Go(func() {
 					r.must(r.S.Slapd.Stop())
@@ -193,8 +196,12 @@ func directoryStop() Fault {
 		},
 		Disarm: func(r *Run) {
 			// Evidence that a read was cut: the worker logs each failed attempt of the step.
-			r.Note("%s: %d directory read attempts failed (worker log)", r.Phase,
-				r.S.Worker.LogCount(`msg="Activity error."`, "ActivityType=SnapshotDirectory"))
+			failed := r.S.Worker.LogCount(`msg="Activity error."`, "ActivityType=SnapshotDirectory")
+			r.Note("%s: %d directory read attempts failed so far (worker log)", r.Phase, failed)
+			if perRead == 0 {
+				// The initial phase read once whole, and a part before each failure.
+				perRead = r.S.Gate.Sent() / int64(1+failed)
+			}
 		},
 	}
 }
