@@ -75,9 +75,11 @@ func storm429() Fault {
 				storm = 20 * time.Second
 			}
 			at(r, somewhere(r, phase), func() {
+				before := r.S.Sandbox.Stats().Throttled
 				r.S.Sandbox.SetRateLimit(2) // the worker sends ~200/s: a storm of 429s
 				time.Sleep(storm)
 				r.S.Sandbox.SetRateLimit(0)
+				r.S.Proxy.AddInjected("sandbox 429", r.S.Sandbox.Stats().Throttled-before)
 				r.Note("%s: 429 storm of %s from request %d, %d answered 429", phase, storm, r.S.Proxy.Requests(), r.S.Sandbox.Stats().Throttled)
 			})
 		},
@@ -122,6 +124,7 @@ func workerKill() Fault {
 					mu <- struct{}{}
 					defer func() { <-mu }()
 					r.S.Worker.Kill()
+					r.S.Proxy.AddInjected("worker SIGKILL", 1)
 					r.Note("%s: worker SIGKILLed at request %d", phase, k)
 					time.Sleep(500 * time.Millisecond)
 					restarted := time.Now() // every attempt started before is the dead worker's
@@ -141,6 +144,7 @@ func postgresRestart() Fault {
 		Arm: func(r *Run, phase string) {
 			at(r, somewhere(r, phase), func() {
 				r.must(r.S.Postgres.Stop())
+				r.S.Proxy.AddInjected("PostgreSQL restart", 1)
 				r.Note("%s: PostgreSQL stopped at request %d", phase, r.S.Proxy.Requests())
 				time.Sleep(2 * time.Second)
 				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -160,6 +164,7 @@ func temporalRestart() Fault {
 		Arm: func(r *Run, phase string) {
 			at(r, somewhere(r, phase), func() {
 				r.must(r.S.Temporal.Stop())
+				r.S.Proxy.AddInjected("Temporal restart", 1)
 				r.Note("%s: Temporal stopped at request %d", phase, r.S.Proxy.Requests())
 				time.Sleep(2 * time.Second)
 				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -188,6 +193,7 @@ func directoryStop() Fault {
 			r.S.Gate.ArmTrip(after, func() {
 				r.Go(func() {
 					r.must(r.S.Slapd.Stop())
+					r.S.Proxy.AddInjected("slapd stop", 1)
 					r.Note("%s: slapd stopped after %d bytes of answers", phase, r.S.Gate.Sent())
 					time.Sleep(2 * time.Second)
 					r.must(r.S.Slapd.Start(context.Background()))
@@ -212,6 +218,7 @@ func malformedSignals() Fault {
 	return Fault{Name: "malformed-signals", Stack: StackOptions{Target: Sandbox},
 		Arm: func(r *Run, phase string) {
 			at(r, somewhere(r, phase), func() {
+				r.S.Proxy.AddInjected("malformed signal", 6)
 				r.SignalMalformed(workflows.SignalEnable, map[string]any{"actor": r.actor("bad-enable"), "interval": "5s"})
 				r.SignalMalformed(workflows.SignalDisable, map[string]any{"actor": r.actor("bad-disable"), "reason": "oops"})
 				r.SignalMalformed(workflows.SignalRetry, map[string]any{"actor": r.actor("bad-retry"), "filter": map[string]any{"type": "no_such_type"}})

@@ -233,6 +233,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(rec.Body.Bytes())
 }
 
+// AddInjected counts n faults of kind injected by other means than the proxy (a process
+// killed, the sandbox's own switches), for the report.
+func (p *Proxy) AddInjected(kind string, n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.injected[kind] += n
+}
+
 func (p *Proxy) count(kind string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
