@@ -1,6 +1,6 @@
 # usersync developer entry points. Everything runs on this machine without
 # Docker; scripts/setup.sh installs what is missing (Debian/Ubuntu).
-.PHONY: demo test down bench lint
+.PHONY: demo test down bench lint chaos
 
 ## demo: start the demo stack under ./.stack (PostgreSQL, slapd, Temporal, SCIM sandbox, worker)
 demo:
@@ -17,6 +17,10 @@ down:
 ## bench: the benchmark (scripts/bench.sh)
 bench:
 	@if [ -x scripts/bench.sh ]; then scripts/bench.sh; else echo "bench: scripts/bench.sh does not exist yet" >&2; exit 1; fi
+
+## chaos: the fault matrix in full (each fault 3+ times, a few thousand users); updates the README's table
+chaos:
+	@scripts/chaos.sh
 
 ## lint: gofmt and go vet
 lint:

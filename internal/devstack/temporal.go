@@ -78,25 +78,54 @@ type Temporal struct {
 	// Persistent keeps workflows in Dir/temporal.db across restarts;
 	// otherwise they live in memory.
 	Persistent bool
+	// DBFile, when set, is the SQLite database file instead of Dir/temporal.db (it implies
+	// Persistent): a server stopped and started again on it finds its workflows.
+	DBFile string
+	// HTTPPort is the HTTP API's port; 0 leaves it to the server (frontend port + 1000,
+	// which another server may hold: tests pick a free one).
+	HTTPPort int
+	// Headless starts no web UI (UIPort is then not used).
+	Headless bool
+	// Attached stops the server when this process exits (see Daemon): for tests.
+	Attached bool
+}
+
+// dbFile is the SQLite database of a persistent server ("" when in memory).
+func (t *Temporal) dbFile() string {
+	switch {
+	case t.DBFile != "":
+		return t.DBFile
+	case t.Persistent:
+		return filepath.Join(t.Dir, "temporal.db")
+	}
+	return ""
 }
 
 func (t *Temporal) daemon(bin string) *Daemon {
 	args := []string{"server", "start-dev",
 		"--ip", "127.0.0.1",
 		"--port", strconv.Itoa(t.Port),
-		"--ui-port", strconv.Itoa(t.UIPort),
 		"--namespace", "default",
 		"--log-level", "warn",
 	}
+	if t.Headless {
+		args = append(args, "--headless")
+	} else {
+		args = append(args, "--ui-port", strconv.Itoa(t.UIPort))
+	}
+	if t.HTTPPort != 0 {
+		args = append(args, "--http-port", strconv.Itoa(t.HTTPPort))
+	}
 	args = append(args, eagerActivities...)
-	if t.Persistent {
-		args = append(args, "--db-filename", filepath.Join(t.Dir, "temporal.db"),
+	if db := t.dbFile(); db != "" {
+		args = append(args, "--db-filename", db,
 			"--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal")
 	}
 	return &Daemon{
 		Name: "temporal", Path: bin, Args: args,
-		LogFile: filepath.Join(t.Dir, "temporal.log"),
-		PIDFile: filepath.Join(t.Dir, "temporal.pid"),
+		LogFile:  filepath.Join(t.Dir, "temporal.log"),
+		PIDFile:  filepath.Join(t.Dir, "temporal.pid"),
+		Attached: t.Attached,
 	}
 }
 
@@ -136,7 +165,7 @@ func (t *Temporal) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop stops the server (it persists its state first when Persistent).
+// Stop stops the server (it persists its state first when Persistent or DBFile is set).
 func (t *Temporal) Stop() error { return t.daemon("").Stop(30 * time.Second) }
 
 // WaitTemporal blocks until the frontend at hostPort answers a health check.
