@@ -19,6 +19,7 @@ import (
 	"github.com/usersync/usersync/internal/demo"
 	"github.com/usersync/usersync/internal/devstack"
 	"github.com/usersync/usersync/internal/devstack/devstacktest"
+	"github.com/usersync/usersync/internal/orgs"
 	"github.com/usersync/usersync/internal/plan"
 	"github.com/usersync/usersync/internal/scim"
 	"github.com/usersync/usersync/internal/scimsandbox"
@@ -171,7 +172,11 @@ func NewStack(t testing.TB, d demo.Demo, seed uint64, o StackOptions) *Stack {
 	if rate == 0 {
 		rate = 200
 	}
+	keyFile := filepath.Join(s.Dir, "secrets.keys")
+	_, err = orgs.AddKey(keyFile)
+	must(t, err)
 	s.Worker = &Worker{Bin: bin, LogFile: filepath.Join(s.Dir, "worker.log"), Env: []string{
+		"USERSYNC_SECRETS_KEY_FILE=" + keyFile,
 		"USERSYNC_ORG=" + org, "TEMPORAL_ADDRESS=" + s.HostPort, "TEMPORAL_NAMESPACE=default",
 		"DATABASE_URL=" + s.DBURL,
 		"LDAP_URL=ldap://" + s.Gate.Addr(), "LDAP_BIND_DN=" + s.Slapd.AdminDN, "LDAP_BIND_PASSWORD=" + ldapSecret,
