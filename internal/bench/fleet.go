@@ -39,7 +39,10 @@ type FleetOptions struct {
 	BigUsers int
 	BigRate  float64
 	Small    int
-	Repeats  int           // resyncs measured per fairness case (the median is reported)
+	Repeats  int // resyncs measured per fairness case (the median is reported)
+	// InFlight > 0 admits at most that many organizations' syncs at a time in every phase
+	// (the next one is signalled when one finishes); 0 signals all at once.
+	InFlight int
 	Timeout  time.Duration // per phase
 }
 
@@ -280,9 +283,15 @@ func (f *fleet) signal(ctx context.Context, names []string, signal string) error
 			arg = workflows.SwitchSignal{Actor: "bench"}
 		}
 		id := workflows.OrgWorkflowID(name)
-		_, err := f.s.Client.SignalWithStartWorkflow(gctx, id, signal, arg,
-			client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueue},
-			workflows.UserSyncWorkflow, workflows.SyncState{Org: name, Interval: 24 * time.Hour})
+		var err error
+		for try := range 5 { // a busy dev server answers "context deadline exceeded"
+			if _, err = f.s.Client.SignalWithStartWorkflow(gctx, id, signal, arg,
+				client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueue},
+				workflows.UserSyncWorkflow, workflows.SyncState{Org: name, Interval: 24 * time.Hour}); err == nil {
+				break
+			}
+			time.Sleep(time.Duration(try+1) * time.Second)
+		}
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", signal, name, err)
 		}
@@ -290,30 +299,48 @@ func (f *fleet) signal(ctx context.Context, names []string, signal string) error
 	})
 }
 
-// wait polls the runs table until every organization in names has a run started at or after
-// since that finished.
-func (f *fleet) wait(ctx context.Context, names []string, since time.Time) (map[string]finished, error) {
+// wait signals the organizations in names (signal), at most InFlight of them with a run not
+// yet finished (0: all at once), and polls the runs table until every one has a run started
+// at or after since that finished. It returns those runs, and how long the signalling took.
+func (f *fleet) wait(ctx context.Context, names []string, since time.Time, signal string) (map[string]finished, time.Duration, error) {
 	got := map[string]finished{}
 	deadline := time.Now().Add(f.o.Timeout)
 	lastLog := time.Now()
+	next := 0
+	var signalled time.Duration
 	for {
+		if next < len(names) {
+			k := len(names) - next
+			if f.o.InFlight > 0 {
+				k = min(k, f.o.InFlight-(next-len(got)))
+			}
+			if k > 0 {
+				if err := f.signal(ctx, names[next:next+k], signal); err != nil {
+					return got, signalled, err
+				}
+				next += k
+				if next == len(names) {
+					signalled = time.Since(since) - time.Second
+				}
+			}
+		}
 		var left []string
-		for _, n := range names {
+		for _, n := range names[:next] {
 			if _, ok := got[n]; !ok {
 				left = append(left, n)
 			}
 		}
-		if len(left) == 0 {
-			return got, nil
+		if len(left) == 0 && next == len(names) {
+			return got, signalled, nil
 		}
 		if time.Now().After(deadline) {
-			return got, fmt.Errorf("%d of %d organizations did not finish a run within %s (first: %s)",
-				len(left), len(names), f.o.Timeout, left[0])
+			return got, signalled, fmt.Errorf("%d of %d organizations did not finish a run within %s",
+				len(names)-len(got), len(names), f.o.Timeout)
 		}
 		rows, err := f.s.Store.Pool().Query(ctx, `SELECT org, run_id, status, started_at, finished_at, summary
 			FROM runs WHERE org = ANY($1) AND started_at >= $2 AND finished_at IS NOT NULL`, left, since)
 		if err != nil {
-			return got, err
+			return got, signalled, err
 		}
 		for rows.Next() {
 			var org string
@@ -321,7 +348,7 @@ func (f *fleet) wait(ctx context.Context, names []string, since time.Time) (map[
 			var sum []byte
 			if err := rows.Scan(&org, &r.runID, &r.status, &r.started, &r.finishedAt, &sum); err != nil {
 				rows.Close()
-				return got, err
+				return got, signalled, err
 			}
 			if len(sum) > 0 {
 				_ = json.Unmarshal(sum, &r.sum)
@@ -330,15 +357,15 @@ func (f *fleet) wait(ctx context.Context, names []string, since time.Time) (map[
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return got, err
+			return got, signalled, err
 		}
 		if time.Since(lastLog) > 30*time.Second {
-			f.log("  %d of %d organizations done", len(got), len(names))
+			f.log("  %d of %d organizations done (%d signalled)", len(got), len(names), next)
 			lastLog = time.Now()
 		}
 		select {
 		case <-ctx.Done():
-			return got, ctx.Err()
+			return got, signalled, ctx.Err()
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
@@ -359,11 +386,7 @@ func (f *fleet) phase(ctx context.Context, scenario string, names []string, sign
 	f.s.ResetPeakRSS()
 	before := f.requests()
 	start := time.Now()
-	if err := f.signal(ctx, names, signal); err != nil {
-		return Row{}, nil, err
-	}
-	signalled := time.Since(start)
-	runs, err := f.wait(ctx, names, start.Add(-time.Second))
+	runs, signalled, err := f.wait(ctx, names, start.Add(-time.Second), signal)
 	if err != nil {
 		return Row{}, runs, fmt.Errorf("%s: %w", scenario, err)
 	}
@@ -395,9 +418,13 @@ func (f *fleet) phase(ctx context.Context, scenario string, names []string, sign
 		Requests: disc + other, ReqPerS: float64(disc+other) / wall.Seconds(), PeakRSSMB: f.s.PeakRSS()}
 	row.MaxHistory = f.longestOf(ctx, runs)
 	sort.Slice(durs, func(i, j int) bool { return durs[i] < durs[j] })
-	row.Note = fmt.Sprintf("%d orgs (signalled in %s); run p50 %s, p95 %s, max %s; %d discovery GETs; "+
+	admitted := "all at once"
+	if f.o.InFlight > 0 && f.o.InFlight < len(names) {
+		admitted = fmt.Sprintf("%d at a time", f.o.InFlight)
+	}
+	row.Note = fmt.Sprintf("%d orgs, %s (signalled in %s); run p50 %s, p95 %s, max %s; %d discovery GETs; "+
 		"%d orgs with nothing to do sent %d requests beyond discovery",
-		len(names), signalled.Round(10*time.Millisecond), pct(durs, 50), pct(durs, 95), pct(durs, 100),
+		len(names), admitted, signalled.Round(10*time.Millisecond), pct(durs, 50), pct(durs, 95), pct(durs, 100),
 		disc, unchangedOrgs, unchangedOther)
 	if notOK > 0 || failed > 0 {
 		row.Note += fmt.Sprintf("; %d runs not succeeded, %d user failures", notOK, failed)
@@ -462,10 +489,7 @@ func (f *fleet) idleRun(ctx context.Context, r finished) (Row, error) {
 	before := historyLength(ctx, f.s.Client, workflows.OrgWorkflowID(org))
 	reqBefore := countOf(f.byName[org].sandbox.Stats())
 	start := time.Now()
-	if err := f.signal(ctx, []string{org}, workflows.SignalSyncNow); err != nil {
-		return Row{}, err
-	}
-	again, err := f.wait(ctx, []string{org}, start.Add(-time.Second))
+	again, _, err := f.wait(ctx, []string{org}, start.Add(-time.Second), workflows.SignalSyncNow)
 	if err != nil {
 		return Row{}, err
 	}
