@@ -23,6 +23,7 @@ import (
 
 	"github.com/usersync/usersync/internal/demo"
 	"github.com/usersync/usersync/internal/devstack"
+	"github.com/usersync/usersync/internal/orgs"
 	"github.com/usersync/usersync/internal/scimsandbox"
 	"github.com/usersync/usersync/internal/store"
 )
@@ -44,6 +45,7 @@ type Stack struct {
 	SCIMURL  string
 	Store    *store.Store
 	Client   client.Client
+	KeyFile  string // the secrets key file the worker reads (USERSYNC_SECRETS_KEY_FILE)
 	worker   *exec.Cmd
 	closers  []func()
 }
@@ -55,7 +57,13 @@ func quiet() tlog.Logger {
 // Start brings up PostgreSQL, slapd and the Temporal dev server (in memory, eager
 // activities on, with the ceiling namespace) under dir.
 func Start(ctx context.Context, dir string) (*Stack, error) {
-	s := &Stack{Dir: dir}
+	s := &Stack{Dir: dir, KeyFile: filepath.Join(dir, "secrets.keys")}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	if _, err := orgs.AddKey(s.KeyFile); err != nil {
+		return nil, err
+	}
 	pg := &devstack.Postgres{Dir: filepath.Join(dir, "pg"), Port: devstack.FreePort(), NoSync: true, Attached: true}
 	url, err := pg.Start(ctx)
 	if err != nil {
@@ -116,7 +124,7 @@ func (s *Stack) StartWorker(ctx context.Context, workerBin string, rate float64)
 	s.StopWorker()
 	cmd := exec.Command(workerBin)
 	cmd.Env = append(os.Environ(),
-		"USERSYNC_ORG=bench", "TEMPORAL_ADDRESS="+s.HostPort, "DATABASE_URL="+s.DBURL,
+		"USERSYNC_ORG=bench", "USERSYNC_SECRETS_KEY_FILE="+s.KeyFile, "TEMPORAL_ADDRESS="+s.HostPort, "DATABASE_URL="+s.DBURL,
 		"LDAP_URL="+s.Slapd.URL(), "LDAP_BIND_DN="+s.Slapd.AdminDN, "LDAP_BIND_PASSWORD="+ldapSecret, "LDAP_ALLOW_PLAINTEXT_BIND=true",
 		"LDAP_BASE_DN="+demo.Suffix, "LDAP_PROFILE=openldap", "SCIM_URL="+s.SCIMURL, "SCIM_TOKEN="+token,
 		"SCIM_RATE="+strconv.FormatFloat(rate, 'f', -1, 64))

@@ -69,9 +69,17 @@ func skeleton() []*ldap.AddRequest {
 	base.Attribute("objectClass", []string{"top", "dcObject", "organization"})
 	base.Attribute("dc", []string{"example"})
 	base.Attribute("o", []string{"Example Corp"})
-	out := []*ldap.AddRequest{base}
+	return concat([]*ldap.AddRequest{base}, tree{base: Suffix}.containers())
+}
+
+// tree is where an organization's entries go: its base, its users' and its groups' containers.
+type tree struct{ base, people, groups string }
+
+// containers are the People and Groups organizational units below the base.
+func (t tree) containers() []*ldap.AddRequest {
+	var out []*ldap.AddRequest
 	for _, ou := range []string{"People", "Groups"} {
-		e := ldap.NewAddRequest("ou="+ou+","+Suffix, nil)
+		e := ldap.NewAddRequest("ou="+ou+","+t.base, nil)
 		e.Attribute("objectClass", []string{"top", "organizationalUnit"})
 		e.Attribute("ou", []string{ou})
 		out = append(out, e)
@@ -79,14 +87,21 @@ func skeleton() []*ldap.AddRequest {
 	return out
 }
 
+func (t tree) userDN(uid string) string         { return "uid=" + uid + "," + t.people }
+func (t tree) groupMemberDN(name string) string { return "cn=" + name + "," + t.groups }
+func (t tree) groupDN(name string) string       { return rules.NormalizeDN(t.groupMemberDN(name)) }
+
 // person is one inetOrgPerson to create.
 type person struct {
 	uid, given, family, mail, employeeNumber, department, team, office string
 	disabled                                                           bool
 }
 
-func (p person) entry() *ldap.AddRequest {
-	e := ldap.NewAddRequest(UserDN(p.uid), nil)
+func (p person) entry() *ldap.AddRequest { return p.entryAt(UserDN(p.uid)) }
+
+// entryAt is the person's entry at dn.
+func (p person) entryAt(dn string) *ldap.AddRequest {
+	e := ldap.NewAddRequest(dn, nil)
 	display := p.given + " " + p.family
 	e.Attribute("objectClass", []string{"top", "person", "organizationalPerson", "inetOrgPerson"})
 	e.Attribute("uid", []string{p.uid})
@@ -114,7 +129,12 @@ func (p person) entry() *ldap.AddRequest {
 // groupEntry is a groupOfNames. groupOfNames requires a member, so an empty group lists
 // itself, which readers treat as a (harmless) self-cycle.
 func groupEntry(name, description string, members []string) *ldap.AddRequest {
-	dn := "cn=" + name + "," + GroupsDN
+	return tree{groups: GroupsDN}.groupEntry(name, description, members)
+}
+
+// groupEntry is groupEntry in t's groups container.
+func (t tree) groupEntry(name, description string, members []string) *ldap.AddRequest {
+	dn := t.groupMemberDN(name)
 	if len(members) == 0 {
 		members = []string{dn}
 	}

@@ -1,6 +1,7 @@
 // Command usersync-bench measures syncs on the real local stack and prints a table.
 //
 //	go run ./internal/bench/cmd/usersync-bench -n 1000,10000 -rate 10
+//	go run ./internal/bench/cmd/usersync-bench -orgs 1000   # the fleet (issue 10): see fleet.go
 package main
 
 import (
@@ -31,6 +32,8 @@ func run() error {
 	sizes := flag.String("n", "1000,10000", "directory sizes, comma separated")
 	rate := flag.Float64("rate", 10, "SCIM request rate of the rate-limited scenario (run with the first size); 0 skips it")
 	keep := flag.Bool("keep", false, "keep the stack folder")
+	fleetOrgs := flag.Int("orgs", 0, "instead of -n: the fleet scenario (issue 10) with this many organizations of -org-users users on one worker")
+	fleetOpts := fleetFlags()
 	flag.Parse()
 	var ns []int
 	for _, f := range strings.Split(*sizes, ",") {
@@ -57,6 +60,14 @@ func run() error {
 	}
 	log := func(f string, a ...any) { fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+f+"\n", a...) }
 	var rows []bench.Row
+	if *fleetOrgs > 0 {
+		ns = nil // the fleet replaces the single-organization sizes
+		got, err := runFleet(ctx, filepath.Join(dir, "fleet"), workerBin, *fleetOrgs, *fleetOpts, log)
+		rows = append(rows, got...)
+		if err != nil {
+			return err
+		}
+	}
 	for i, n := range ns {
 		s, err := bench.Start(ctx, filepath.Join(dir, strconv.Itoa(n)))
 		if err != nil {
