@@ -49,6 +49,9 @@ type Org struct {
 	// SuspendThresholdPercent and SuspendThresholdMax bound the suspensions one sync applies.
 	SuspendThresholdPercent int
 	SuspendThresholdMax     int
+	// Paced: the organization's requests to its target keep a rate (its SCIM steps then run
+	// on the paced queue, see Activities.UnpacedQueue).
+	Paced bool
 }
 
 // Orgs resolves an organization's connections from the organization named in a step's input
@@ -70,12 +73,31 @@ type Activities struct {
 	Orgs Orgs
 	// SnapshotBatch is how many directory users are written to the store at once.
 	SnapshotBatch int
-	// Settings shape every run's fan-out (zero values: the workflow defaults).
+	// Settings shape every run's fan-out (zero values: the workflow defaults). Its
+	// ProvisionQueue is the queue of the SCIM steps of organizations whose target has a rate.
 	Settings steps.FanOut
+	// UnpacedQueue, when set, is the queue of the SCIM steps of an organization whose target
+	// has no rate: the workflows' own queue, where the steps run eagerly in the worker that
+	// schedules them (no round trip through the server).
+	UnpacedQueue string
 }
 
-// RunSettings returns the worker's fan-out settings.
-func (a *Activities) RunSettings(context.Context) (steps.FanOut, error) { return a.Settings, nil }
+// RunSettings returns the fan-out of one run of the organization: the worker's settings,
+// with the SCIM steps' queue chosen by whether the organization's target is paced.
+func (a *Activities) RunSettings(ctx context.Context, in steps.RunRef) (steps.FanOut, error) {
+	fan := a.Settings
+	if a.UnpacedQueue == "" {
+		return fan, nil
+	}
+	o, err := a.org(ctx, in.Org)
+	if err != nil {
+		return fan, err
+	}
+	if !o.Paced {
+		fan.ProvisionQueue = a.UnpacedQueue
+	}
+	return fan, nil
+}
 
 // org returns the connections of org. No settings is a permanent error for the step: the
 // run stops with it (the organization was deleted, or never created).

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/usersync/usersync/internal/steps"
 	"github.com/usersync/usersync/internal/vocab"
 )
 
@@ -26,4 +27,20 @@ func TestStepRefusesAnOrganizationWithoutSettings(t *testing.T) {
 	require.True(t, ae.NonRetryable())
 	require.Contains(t, ae.Error(), `"globex"`)
 	require.True(t, vocab.IsRunLevel(ae.Type()))
+}
+
+// The SCIM steps of an organization whose target has no rate run on the workflows' queue
+// (eagerly); those of a paced one on the paced queue.
+func TestRunSettingsChooseTheQueueByThePace(t *testing.T) {
+	ctx := context.Background()
+	ref := steps.RunRef{Org: "acme", RunID: "r"}
+	for _, paced := range []bool{false, true} {
+		acts := &Activities{Orgs: Single("acme", Org{Paced: paced}), Settings: steps.FanOut{ProvisionQueue: "paced", PageSize: 7},
+			UnpacedQueue: "main"}
+		fan, err := acts.RunSettings(ctx, ref)
+		require.NoError(t, err)
+		want := map[bool]string{false: "main", true: "paced"}[paced]
+		require.Equal(t, want, fan.ProvisionQueue, "paced=%v", paced)
+		require.Equal(t, 7, fan.PageSize)
+	}
 }

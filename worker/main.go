@@ -126,6 +126,7 @@ func run(args []string, stderr io.Writer) error {
 		}},
 		Settings: steps.FanOut{ProvisionQueue: workflows.SCIMTaskQueue, PageSize: cfg.PageSize,
 			PageWindow: cfg.PageWindow, UsersInFlight: cfg.UsersInFlight},
+		UnpacedQueue: workflows.TaskQueue,
 	}
 	c, err := client.DialContext(ctx, temporalOptions)
 	if err != nil {

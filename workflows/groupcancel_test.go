@@ -50,7 +50,9 @@ func (s *slowGroups) events() []string {
 	return append([]string(nil), s.log...)
 }
 
-func (s *slowGroups) RunSettings(context.Context) (steps.FanOut, error) { return steps.FanOut{}, nil }
+func (s *slowGroups) RunSettings(context.Context, steps.RunRef) (steps.FanOut, error) {
+	return steps.FanOut{}, nil
+}
 func (s *slowGroups) DiscoverTarget(_ context.Context, in steps.SnapshotInput) (steps.TargetCheck, error) {
 	s.note("start %s", in.RunID)
 	return steps.TargetCheck{Patch: true}, nil

@@ -118,7 +118,7 @@ func readAndPlan(ctx workflow.Context, in *RunInput, ref steps.RunRef, prog *Pro
 		Outcomes: map[string]int{}, Failures: map[string]int{}}
 	var rs steps.FanOut
 	lctx := workflow.WithLocalActivityOptions(ctx, stepOptions)
-	if err := workflow.ExecuteLocalActivity(lctx, steps.RunSettings).Get(ctx, &rs); err != nil {
+	if err := workflow.ExecuteLocalActivity(lctx, steps.RunSettings, steps.RunRef{Org: in.Org, RunID: in.RunID}).Get(ctx, &rs); err != nil {
 		return fin, "", err
 	}
 	in.PageSize = firstPositive(in.PageSize, rs.PageSize, DefaultPageSize)

@@ -64,7 +64,7 @@ func (e *emptySteps) FinishRun(_ context.Context, in steps.FinishInput) (steps.R
 
 // RunSettings matches an unthrottled worker with the same environment: SCIM steps on the
 // main queue (eagerly), fan-out shape from USERSYNC_PAGE_SIZE, _PAGE_WINDOW, _USERS_IN_FLIGHT.
-func (e *emptySteps) RunSettings(context.Context) (steps.FanOut, error) {
+func (e *emptySteps) RunSettings(context.Context, steps.RunRef) (steps.FanOut, error) {
 	env := func(k string) int { n, _ := strconv.Atoi(os.Getenv(k)); return n }
 	return steps.FanOut{ProvisionQueue: workflows.TaskQueue, PageSize: env("USERSYNC_PAGE_SIZE"),
 		PageWindow: env("USERSYNC_PAGE_WINDOW"), UsersInFlight: env("USERSYNC_USERS_IN_FLIGHT")}, nil

@@ -143,5 +143,6 @@ func (o *Orgs) build(rec orgs.Org) (*entry, error) {
 		Target:                  scim.New(cfg),
 		SuspendThresholdPercent: s.SuspendThresholdPercent,
 		SuspendThresholdMax:     s.SuspendThresholdMax,
+		Paced:                   cfg.Pacer != nil,
 	}}, nil
 }

@@ -35,7 +35,7 @@ const DefaultSCIMActivities = 200
 // nothing (the fan-out's own cost). Declared here so that a stand-in missing a step fails to
 // compile instead of failing a run; engine_test checks that the names and the methods agree.
 type Steps interface {
-	RunSettings(context.Context) (steps.FanOut, error)
+	RunSettings(context.Context, steps.RunRef) (steps.FanOut, error)
 	DiscoverTarget(context.Context, steps.SnapshotInput) (steps.TargetCheck, error)
 	SnapshotDirectory(context.Context, steps.SnapshotInput) (steps.SnapshotResult, error)
 	PlanRun(context.Context, steps.PlanInput) (steps.PlanResult, error)

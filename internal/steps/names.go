@@ -4,7 +4,7 @@ package steps
 // *activities.Activities and the benchmark's stand-in implement. Workflows pass these to
 // workflow.ExecuteActivity and ExecuteLocalActivity.
 const (
-	RunSettings       = "RunSettings"       // () FanOut
+	RunSettings       = "RunSettings"       // RunRef -> FanOut
 	DiscoverTarget    = "DiscoverTarget"    // SnapshotInput -> TargetCheck
 	SnapshotDirectory = "SnapshotDirectory" // SnapshotInput -> SnapshotResult
 	PlanRun           = "PlanRun"           // PlanInput -> PlanResult
