@@ -44,8 +44,11 @@ type Stack struct {
 	SCIMURL  string
 	Store    *store.Store
 	Client   client.Client
+	Probe    *Probe // nil: no probe
 	worker   *exec.Cmd
 	closers  []func()
+
+	stopInProcess func() // the in-process worker's stop
 }
 
 func quiet() tlog.Logger {
@@ -54,8 +57,8 @@ func quiet() tlog.Logger {
 
 // Start brings up PostgreSQL, slapd and the Temporal dev server (in memory, eager
 // activities on, with the ceiling namespace) under dir.
-func Start(ctx context.Context, dir string) (*Stack, error) {
-	s := &Stack{Dir: dir}
+func Start(ctx context.Context, dir string, probe *Probe) (*Stack, error) {
+	s := &Stack{Dir: dir, Probe: probe}
 	pg := &devstack.Postgres{Dir: filepath.Join(dir, "pg"), Port: devstack.FreePort(), NoSync: true, Attached: true}
 	url, err := pg.Start(ctx)
 	if err != nil {
@@ -63,6 +66,12 @@ func Start(ctx context.Context, dir string) (*Stack, error) {
 	}
 	s.closers = append(s.closers, func() { _ = pg.Stop() })
 	s.DBURL = url
+	if probe != nil && probe.PGStats {
+		if err := enablePGStats(ctx, pg); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
 
 	s.Slapd = &devstack.Slapd{Dir: filepath.Join(dir, "slapd"), Suffix: demo.Suffix,
 		AdminDN: "cn=admin," + demo.Suffix, AdminPassword: ldapSecret}
@@ -114,6 +123,9 @@ func (s *Stack) ResetSandbox() {
 // StartWorker (re)starts the worker process with the given SCIM rate (0: unthrottled).
 func (s *Stack) StartWorker(ctx context.Context, workerBin string, rate float64) error {
 	s.StopWorker()
+	if s.Probe.inProcess() {
+		return s.startInProcessWorker(ctx, rate)
+	}
 	cmd := exec.Command(workerBin)
 	cmd.Env = append(os.Environ(),
 		"USERSYNC_ORG=bench", "TEMPORAL_ADDRESS="+s.HostPort, "DATABASE_URL="+s.DBURL,
@@ -138,6 +150,10 @@ func (s *Stack) StartWorker(ctx context.Context, workerBin string, rate float64)
 
 // StopWorker stops the worker process.
 func (s *Stack) StopWorker() {
+	if s.stopInProcess != nil {
+		s.stopInProcess()
+		s.stopInProcess = nil
+	}
 	if s.worker != nil {
 		_ = s.worker.Process.Signal(os.Interrupt)
 		_ = s.worker.Wait()

@@ -31,6 +31,14 @@ func run() error {
 	sizes := flag.String("n", "1000,10000", "directory sizes, comma separated")
 	rate := flag.Float64("rate", 10, "SCIM request rate of the rate-limited scenario (run with the first size); 0 skips it")
 	keep := flag.Bool("keep", false, "keep the stack folder")
+	// Measures of the initial sync that a busy machine does not move (see bench.Probe).
+	var probe bench.Probe
+	flag.BoolVar(&probe.Report, "probe", false, "report each initial sync's CPU time per process and step durations (on stderr)")
+	flag.BoolVar(&probe.InProcess, "inprocess", false, "run the worker in this process; adds its Temporal calls to the report (RSS is then this process's)")
+	flag.StringVar(&probe.CPUProfile, "cpuprofile", "", "write each initial sync's CPU profile to `file`-N (worker in process)")
+	flag.StringVar(&probe.MemProfile, "memprofile", "", "write allocation profiles before and after each initial sync to `file`-N.base and file-N (worker in process)")
+	flag.BoolVar(&probe.PGStats, "pgstats", false, "add each initial sync's SQL statements to the report (pg_stat_statements)")
+	flag.BoolVar(&probe.InitialOnly, "initial-only", false, "measure only the initial sync of each size")
 	flag.Parse()
 	var ns []int
 	for _, f := range strings.Split(*sizes, ",") {
@@ -58,7 +66,7 @@ func run() error {
 	log := func(f string, a ...any) { fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+f+"\n", a...) }
 	var rows []bench.Row
 	for i, n := range ns {
-		s, err := bench.Start(ctx, filepath.Join(dir, strconv.Itoa(n)))
+		s, err := bench.Start(ctx, filepath.Join(dir, strconv.Itoa(n)), &probe)
 		if err != nil {
 			return err
 		}
