@@ -44,17 +44,22 @@ func (s *Stack) sync(ctx context.Context, n int, org, scenario string) (Row, ste
 	s.ResetPeakRSS()
 	before := s.Sandbox.Stats().Requests
 	id := workflows.RunWorkflowID(org, fmt.Sprintf("%s-%d", scenario, time.Now().UnixNano()))
-	start := time.Now()
-	run, err := s.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueue},
-		workflows.SyncRunWorkflow, workflows.RunInput{Org: org, RunID: id, Kind: vocab.KindManual})
+	done, err := s.Probe.around(ctx, s, scenario, id, n)
 	if err != nil {
 		return Row{}, steps.RunSummary{}, err
 	}
+	start := time.Now()
+	run, err := s.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueue},
+		workflows.SyncRunWorkflow, workflows.RunInput{Org: org, RunID: id, Kind: vocab.KindManual})
 	var sum steps.RunSummary
-	if err := run.Get(ctx, &sum); err != nil {
-		return Row{}, sum, fmt.Errorf("%s: %w", scenario, err)
+	if err == nil {
+		err = run.Get(ctx, &sum)
 	}
 	wall := time.Since(start)
+	done()
+	if err != nil {
+		return Row{}, sum, fmt.Errorf("%s: %w", scenario, err)
+	}
 	req := s.Sandbox.Stats().Requests - before
 	row := Row{N: n, Scenario: scenario, Wall: wall, UsersPerS: float64(n) / wall.Seconds(), Work: sum.Plan.Items,
 		Requests: req, ReqPerS: float64(req) / wall.Seconds(), PeakRSSMB: s.PeakRSS()}
@@ -121,6 +126,10 @@ func Run(ctx context.Context, s *Stack, n int, workerBin string, rate float64, l
 	r, _, err := s.sync(ctx, n, org, "initial sync")
 	if err := add(r, err); err != nil {
 		return rows, err
+	}
+	if s.Probe != nil && s.Probe.InitialOnly {
+		s.StopWorker()
+		return rows, nil
 	}
 	r, _, err = s.sync(ctx, n, org, "unchanged resync")
 	if err := add(r, err); err != nil {

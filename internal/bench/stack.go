@@ -46,8 +46,11 @@ type Stack struct {
 	Store    *store.Store
 	Client   client.Client
 	KeyFile  string // the secrets key file the worker reads (USERSYNC_SECRETS_KEY_FILE)
+	Probe    *Probe // nil: no probe
 	worker   *exec.Cmd
 	closers  []func()
+
+	stopInProcess func() // the in-process worker's stop
 }
 
 func quiet() tlog.Logger {
@@ -56,8 +59,8 @@ func quiet() tlog.Logger {
 
 // Start brings up PostgreSQL, slapd and the Temporal dev server (in memory, eager
 // activities on, with the ceiling namespace) under dir.
-func Start(ctx context.Context, dir string) (*Stack, error) {
-	s := &Stack{Dir: dir, KeyFile: filepath.Join(dir, "secrets.keys")}
+func Start(ctx context.Context, dir string, probe *Probe) (*Stack, error) {
+	s := &Stack{Dir: dir, KeyFile: filepath.Join(dir, "secrets.keys"), Probe: probe}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -71,6 +74,12 @@ func Start(ctx context.Context, dir string) (*Stack, error) {
 	}
 	s.closers = append(s.closers, func() { _ = pg.Stop() })
 	s.DBURL = url
+	if probe != nil && probe.PGStats {
+		if err := enablePGStats(ctx, pg); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
 
 	s.Slapd = &devstack.Slapd{Dir: filepath.Join(dir, "slapd"), Suffix: demo.Suffix,
 		AdminDN: "cn=admin," + demo.Suffix, AdminPassword: ldapSecret}
@@ -122,6 +131,9 @@ func (s *Stack) ResetSandbox() {
 // StartWorker (re)starts the worker process with the given SCIM rate (0: unthrottled).
 func (s *Stack) StartWorker(ctx context.Context, workerBin string, rate float64) error {
 	s.StopWorker()
+	if s.Probe.inProcess() {
+		return s.startInProcessWorker(ctx, rate)
+	}
 	cmd := exec.Command(workerBin)
 	cmd.Env = append(os.Environ(),
 		"USERSYNC_ORG=bench", "USERSYNC_SECRETS_KEY_FILE="+s.KeyFile, "TEMPORAL_ADDRESS="+s.HostPort, "DATABASE_URL="+s.DBURL,
@@ -146,6 +158,10 @@ func (s *Stack) StartWorker(ctx context.Context, workerBin string, rate float64)
 
 // StopWorker stops the worker process.
 func (s *Stack) StopWorker() {
+	if s.stopInProcess != nil {
+		s.stopInProcess()
+		s.stopInProcess = nil
+	}
 	if s.worker != nil {
 		_ = s.worker.Process.Signal(os.Interrupt)
 		_ = s.worker.Wait()

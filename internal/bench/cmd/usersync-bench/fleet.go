@@ -25,7 +25,7 @@ func fleetFlags() *bench.FleetOptions {
 // runFleet runs the fleet scenario on a fresh stack in dir.
 func runFleet(ctx context.Context, dir, workerBin string, orgs int, o bench.FleetOptions,
 	log func(string, ...any)) ([]bench.Row, error) {
-	s, err := bench.Start(ctx, dir)
+	s, err := bench.Start(ctx, dir, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -34,6 +34,14 @@ func run() error {
 	keep := flag.Bool("keep", false, "keep the stack folder")
 	fleetOrgs := flag.Int("orgs", 0, "instead of -n: the fleet scenario (issue 10) with this many organizations of -org-users users on one worker")
 	fleetOpts := fleetFlags()
+	// Measures of the initial sync that a busy machine does not move (see bench.Probe).
+	var probe bench.Probe
+	flag.BoolVar(&probe.Report, "probe", false, "report each initial sync's CPU time per process and step durations (on stderr)")
+	flag.BoolVar(&probe.InProcess, "inprocess", false, "run the worker in this process; adds its Temporal calls to the report (RSS is then this process's)")
+	flag.StringVar(&probe.CPUProfile, "cpuprofile", "", "write each initial sync's CPU profile to `file`-N (worker in process)")
+	flag.StringVar(&probe.MemProfile, "memprofile", "", "write allocation profiles before and after each initial sync to `file`-N.base and file-N (worker in process)")
+	flag.BoolVar(&probe.PGStats, "pgstats", false, "add each initial sync's SQL statements to the report (pg_stat_statements)")
+	flag.BoolVar(&probe.InitialOnly, "initial-only", false, "measure only the initial sync of each size")
 	flag.Parse()
 	var ns []int
 	for _, f := range strings.Split(*sizes, ",") {
@@ -69,7 +77,7 @@ func run() error {
 		}
 	}
 	for i, n := range ns {
-		s, err := bench.Start(ctx, filepath.Join(dir, strconv.Itoa(n)))
+		s, err := bench.Start(ctx, filepath.Join(dir, strconv.Itoa(n)), &probe)
 		if err != nil {
 			return err
 		}
