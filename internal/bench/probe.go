@@ -193,7 +193,7 @@ func (r *rpcCounts) report(w io.Writer, users int) {
 }
 
 // startInProcessWorker runs the worker's wiring (as worker/main.go does) in this process.
-func (s *Stack) startInProcessWorker(ctx context.Context, rate float64) error {
+func (s *Stack) startInProcessWorker(ctx context.Context, orgName string, rate float64) error {
 	debug.SetMemoryLimit(200 << 20) // the worker's default soft limit
 	st, err := store.Open(ctx, s.DBURL)
 	if err != nil {
@@ -201,11 +201,11 @@ func (s *Stack) startInProcessWorker(ctx context.Context, rate float64) error {
 	}
 	scimConfig := scim.Config{BaseURL: s.SCIMURL, Token: token, MaxAttempts: 1}
 	if rate > 0 {
-		scimConfig.Pacer = st.Pacer("scim/"+org, rate*connect.RateHeadroom)
+		scimConfig.Pacer = st.Pacer("scim/"+orgName, rate*connect.RateHeadroom)
 	}
 	acts := &activities.Activities{
 		Store: st,
-		Orgs: activities.Single(org, activities.Org{
+		Orgs: activities.Single(orgName, activities.Org{
 			Dial: activities.LDAP(directory.Config{URL: s.Slapd.URL(), BindDN: s.Slapd.AdminDN,
 				BindPassword: ldapSecret, BaseDN: demo.Suffix, Profile: directory.ProfileOpenLDAP, AllowPlaintextBind: true}),
 			Target: scim.New(scimConfig),

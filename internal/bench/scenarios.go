@@ -112,7 +112,7 @@ func Run(ctx context.Context, s *Stack, n int, workerBin string, rate float64, l
 	if err := demo.Seed(ctx, s.Store, org, "bench", d); err != nil {
 		return nil, err
 	}
-	if err := s.StartWorker(ctx, workerBin, 0); err != nil {
+	if err := s.StartWorker(ctx, workerBin, org, 0); err != nil {
 		return nil, err
 	}
 	var rows []Row
@@ -234,7 +234,7 @@ func rateLimited(ctx context.Context, s *Stack, d demo.Demo, n int, workerBin st
 	}
 	s.ResetSandbox()
 	s.Sandbox.SetRateLimit(rate)
-	if err := s.StartWorker(ctx, workerBin, rate); err != nil {
+	if err := s.StartWorker(ctx, workerBin, rateOrg, rate); err != nil {
 		return Row{}, err
 	}
 	r, _, err := s.sync(ctx, n, rateOrg, fmt.Sprintf("initial sync at %.0f req/s", rate))

@@ -128,15 +128,16 @@ func (s *Stack) ResetSandbox() {
 	s.closers = append(s.closers, srv.Close)
 }
 
-// StartWorker (re)starts the worker process with the given SCIM rate (0: unthrottled).
-func (s *Stack) StartWorker(ctx context.Context, workerBin string, rate float64) error {
+// StartWorker (re)starts the worker process, whose environment makes orgName's settings (its
+// single-organization shortcut) with the given SCIM rate (0: unthrottled).
+func (s *Stack) StartWorker(ctx context.Context, workerBin, orgName string, rate float64) error {
 	s.StopWorker()
 	if s.Probe.inProcess() {
-		return s.startInProcessWorker(ctx, rate)
+		return s.startInProcessWorker(ctx, orgName, rate)
 	}
 	cmd := exec.Command(workerBin)
 	cmd.Env = append(os.Environ(),
-		"USERSYNC_ORG=bench", "USERSYNC_SECRETS_KEY_FILE="+s.KeyFile, "TEMPORAL_ADDRESS="+s.HostPort, "DATABASE_URL="+s.DBURL,
+		"USERSYNC_ORG="+orgName, "USERSYNC_SECRETS_KEY_FILE="+s.KeyFile, "TEMPORAL_ADDRESS="+s.HostPort, "DATABASE_URL="+s.DBURL,
 		"LDAP_URL="+s.Slapd.URL(), "LDAP_BIND_DN="+s.Slapd.AdminDN, "LDAP_BIND_PASSWORD="+ldapSecret, "LDAP_ALLOW_PLAINTEXT_BIND=true",
 		"LDAP_BASE_DN="+demo.Suffix, "LDAP_PROFILE=openldap", "SCIM_URL="+s.SCIMURL, "SCIM_TOKEN="+token,
 		"SCIM_RATE="+strconv.FormatFloat(rate, 'f', -1, 64))
