@@ -104,6 +104,12 @@ func TestNoAttemptTimesOutWaitingForTheRequestPace(t *testing.T) {
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 
+	// Another worker holds the next 3s of slots: the first attempts find a queue longer than
+	// they may wait however fast this machine dispatches them (a slow one would otherwise
+	// never build a queue at 20/s).
+	_, err = st.Pool().Exec(ctx, `INSERT INTO request_slots (key, next_at) VALUES ($1, clock_timestamp() + interval '3 seconds')
+		ON CONFLICT (key) DO UPDATE SET next_at = clock_timestamp() + interval '3 seconds'`, "scim/"+org)
+	require.NoError(t, err)
 	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	wr, err := c.ExecuteWorkflow(wctx, client.StartWorkflowOptions{TaskQueue: queue}, provisionAll,
