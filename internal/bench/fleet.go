@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -241,30 +239,14 @@ func (f *fleet) setUp(ctx context.Context, workerBin string) error {
 // dropped), only Temporal, PostgreSQL and the secrets key file.
 func (s *Stack) StartFleetWorker(ctx context.Context, workerBin string) error {
 	s.StopWorker()
-	cmd := exec.Command(workerBin)
+	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "LDAP_") && !strings.HasPrefix(kv, "SCIM_") && !strings.HasPrefix(kv, "USERSYNC_ORG=") {
-			cmd.Env = append(cmd.Env, kv)
+			env = append(env, kv)
 		}
 	}
-	cmd.Env = append(cmd.Env, "USERSYNC_SECRETS_KEY_FILE="+s.KeyFile, "TEMPORAL_ADDRESS="+s.HostPort,
-		"DATABASE_URL="+s.DBURL)
-	logf, err := os.Create(filepath.Join(s.Dir, "worker.log"))
-	if err != nil {
-		return err
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	s.worker = cmd
-	time.Sleep(time.Second) // pollers up
-	if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid)); err != nil ||
-		strings.Contains(string(stat), ") Z ") {
-		s.StopWorker()
-		return fmt.Errorf("worker exited: see %s", logf.Name())
-	}
-	return ctx.Err()
+	return s.startWorkerProcess(ctx, workerBin, append(env, "USERSYNC_SECRETS_KEY_FILE="+s.KeyFile,
+		"TEMPORAL_ADDRESS="+s.HostPort, "DATABASE_URL="+s.DBURL))
 }
 
 // finished is one organization's run of a phase, read from the runs table.
@@ -498,7 +480,8 @@ func (f *fleet) idleRun(ctx context.Context, r finished) (Row, error) {
 	after := historyLength(ctx, f.s.Client, workflows.OrgWorkflowID(org))
 	req := countOf(f.byName[org].sandbox.Stats())
 	a := again[org]
-	row := Row{N: f.o.Users, Scenario: "idle org: one unchanged run", Wall: a.finishedAt.Sub(start),
+	// The run's own duration: the signal's round trip is not the idle run's cost.
+	row := Row{N: f.o.Users, Scenario: "idle org: one unchanged run", Wall: a.finishedAt.Sub(a.started),
 		Work: a.sum.Plan.Items, Requests: req.discovery - reqBefore.discovery + req.other - reqBefore.other,
 		MaxHistory: h.events + children}
 	row.UsersPerS = float64(row.N) / row.Wall.Seconds()

@@ -135,12 +135,18 @@ func (s *Stack) StartWorker(ctx context.Context, workerBin, orgName string, rate
 	if s.Probe.inProcess() {
 		return s.startInProcessWorker(ctx, orgName, rate)
 	}
-	cmd := exec.Command(workerBin)
-	cmd.Env = append(os.Environ(),
+	return s.startWorkerProcess(ctx, workerBin, append(os.Environ(),
 		"USERSYNC_ORG="+orgName, "USERSYNC_SECRETS_KEY_FILE="+s.KeyFile, "TEMPORAL_ADDRESS="+s.HostPort, "DATABASE_URL="+s.DBURL,
 		"LDAP_URL="+s.Slapd.URL(), "LDAP_BIND_DN="+s.Slapd.AdminDN, "LDAP_BIND_PASSWORD="+ldapSecret, "LDAP_ALLOW_PLAINTEXT_BIND=true",
 		"LDAP_BASE_DN="+demo.Suffix, "LDAP_PROFILE=openldap", "SCIM_URL="+s.SCIMURL, "SCIM_TOKEN="+token,
-		"SCIM_RATE="+strconv.FormatFloat(rate, 'f', -1, 64))
+		"SCIM_RATE="+strconv.FormatFloat(rate, 'f', -1, 64)))
+}
+
+// startWorkerProcess starts the worker with env, its output in worker.log, and checks that
+// it is still running a second later (its pollers are up).
+func (s *Stack) startWorkerProcess(ctx context.Context, workerBin string, env []string) error {
+	cmd := exec.Command(workerBin)
+	cmd.Env = env
 	logf, err := os.Create(filepath.Join(s.Dir, "worker.log"))
 	if err != nil {
 		return err
@@ -150,11 +156,13 @@ func (s *Stack) StartWorker(ctx context.Context, workerBin, orgName string, rate
 		return err
 	}
 	s.worker = cmd
-	time.Sleep(time.Second) // pollers up
-	if cmd.ProcessState != nil {
+	time.Sleep(time.Second)
+	if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid)); err != nil ||
+		strings.Contains(string(stat), ") Z ") {
+		s.StopWorker()
 		return fmt.Errorf("worker exited: see %s", logf.Name())
 	}
-	return nil
+	return ctx.Err()
 }
 
 // StopWorker stops the worker process.
