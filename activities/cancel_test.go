@@ -35,7 +35,7 @@ func TestCancelledPageGivesBackTheSeatsOfWritesNeverStarted(t *testing.T) {
 	env.RegisterActivity(acts)
 	env.OnActivity(steps.ProvisionUser, mock.Anything, mock.Anything).Return(func(ctx context.Context, in steps.UserStep) (steps.UserOutcome, error) {
 		if in.Seq == 1 { // bob: the write is sent, its answer lost
-			if err := st.OpenIntent(ctx, org, "bob", "bob@acme.test", run, "create", []string{"Webinar"}); err != nil {
+			if err := st.OpenIntent(ctx, org, "bob", "bob@acme.test", run, "create"); err != nil {
 				return steps.UserOutcome{}, err
 			}
 			return steps.UserOutcome{}, temporal.NewApplicationError("scim POST /Users: network error: EOF", vocab.TargetUnavailable)

@@ -121,7 +121,7 @@ func loadOrg(t *testing.T, ctx context.Context, st *store.Store, org, runID stri
 		require.NoError(t, st.RecordFailure(ctx, org, "earlier", id, names[id], f))
 	}
 	for id, name := range in.Reconcile {
-		require.NoError(t, st.OpenIntent(ctx, org, id, name, "earlier", string(plan.Create), nil))
+		require.NoError(t, st.OpenIntent(ctx, org, id, name, "earlier", string(plan.Create)))
 	}
 	if in.PreviousSnapshotSize > 0 {
 		_, err := db.Exec(ctx, `INSERT INTO runs (run_id, org, kind, status, started_at, in_scope)

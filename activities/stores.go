@@ -49,9 +49,10 @@ type UserStore interface {
 	WorkItem(ctx context.Context, runID string, seq int) (plan.Item, error)
 	WorkItemRange(ctx context.Context, runID string, from, to int) ([]plan.Item, error)
 	UserWork(ctx context.Context, org, runID string, seq int) (store.UserWork, error)
+	BeginUserWrite(ctx context.Context, org, runID string, seq int) (store.UserWork, error)
 	ReserveSeats(ctx context.Context, org, externalID string, products []string) (short string, seats int, err error)
 	ReleaseUnsent(ctx context.Context, org, externalID string, products []string) error
-	OpenIntent(ctx context.Context, org, externalID, userName, runID, action string, seats []string) error
+	OpenIntent(ctx context.Context, org, externalID, userName, runID, action string) error
 	SaveProvisioned(ctx context.Context, org, scimID string, d plan.Desired, runID, outcome string) error
 	SaveLinked(ctx context.Context, org, scimID string, d plan.Desired, keep []string, runID, outcome string) error
 	RecordFailure(ctx context.Context, org, runID, externalID, userName string, f vocab.Failure) error

@@ -74,7 +74,8 @@ func (a *Activities) CheckLicenses(ctx context.Context, in steps.SeatsInput) (st
 // then follow what the target holds.
 //
 // Every write is accounted for (write intents, migration 022): before its first request an
-// attempt records its intent (one statement); the save of the outcome closes it. A write
+// attempt records its intent (in the statement that reads its work); the save of the outcome
+// closes it. A write
 // whose outcome is unknown (an error worth retrying: a lost answer, a 5xx after the target
 // committed, a timeout, a crash) leaves it open, and the user's seats stay. An attempt that
 // finds an open intent first reads what the target holds (reconcile) and continues from
@@ -85,10 +86,6 @@ func (a *Activities) CheckLicenses(ctx context.Context, in steps.SeatsInput) (st
 // retries. An attempt starts only when the shared request pace has room for it (see admit),
 // so that no attempt spends its StartToClose waiting for slots.
 func (a *Activities) ProvisionUser(ctx context.Context, in steps.UserStep) (steps.UserOutcome, error) {
-	w, err := a.Store.UserWork(ctx, in.Org, in.RunID, in.Seq)
-	if err != nil {
-		return steps.UserOutcome{}, err
-	}
 	o, err := a.org(ctx, in.Org)
 	if err != nil {
 		return steps.UserOutcome{}, err
@@ -102,6 +99,11 @@ func (a *Activities) ProvisionUser(ctx context.Context, in steps.UserStep) (step
 		return steps.UserOutcome{}, temporal.NewApplicationErrorWithOptions(fmt.Sprintf(
 			"the target's request pace is taken for now; this user's turn is in %v", later.Round(time.Millisecond)),
 			RequestPaced, temporal.ApplicationErrorOptions{NextRetryDelay: later})
+	}
+	// From here on a write may be sent: the read opens its intent (when there was none).
+	w, err := a.Store.BeginUserWrite(ctx, in.Org, in.RunID, in.Seq)
+	if err != nil {
+		return steps.UserOutcome{}, err
 	}
 	if w.Intent != nil {
 		// The outcome of an earlier write is unknown: what the target holds comes first.
@@ -119,8 +121,11 @@ func (a *Activities) ProvisionUser(ctx context.Context, in steps.UserStep) (step
 		return a.settle(ctx, in, w.Item)
 	}
 	it := w.Item
-	if err := a.Store.OpenIntent(ctx, in.Org, it.ExternalID, it.Desired.UserName, in.RunID, string(it.Action), it.NewSeats); err != nil {
-		return steps.UserOutcome{}, err
+	if w.Intent != nil {
+		// Reconciled: this write replaces the earlier one.
+		if err := a.Store.OpenIntent(ctx, in.Org, it.ExternalID, it.Desired.UserName, in.RunID, string(it.Action)); err != nil {
+			return steps.UserOutcome{}, err
+		}
 	}
 	r, err := a.provision(ctx, o.Target, in.Org, w)
 	if r.holds != nil {

@@ -17,19 +17,18 @@ type Intent struct {
 	RunID    string    `json:"runId"`
 	Action   string    `json:"action"` // plan.Action
 	UserName string    `json:"userName"`
-	Seats    []string  `json:"seats,omitempty"` // seats reserved for the write
 	OpenedAt time.Time `json:"openedAt"`
 }
 
 // OpenIntent records that run runID is about to write to the account of externalID (action
-// is a plan.Action, seats the seats reserved for it). It replaces the user's open intent,
-// if any: the caller has read the target for that one first.
-func (s *Store) OpenIntent(ctx context.Context, org, externalID, userName, runID, action string, seats []string) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO write_intents (org, external_id, user_name, run_id, action, seats)
-		VALUES ($1,$2,$3,$4,$5,$6)
+// is a plan.Action; the seats reserved for the write are the user's seat rows). It replaces
+// the user's open intent, if any: the caller has read the target for that one first.
+func (s *Store) OpenIntent(ctx context.Context, org, externalID, userName, runID, action string) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO write_intents (org, external_id, user_name, run_id, action)
+		VALUES ($1,$2,$3,$4,$5)
 		ON CONFLICT (org, external_id) DO UPDATE SET user_name=EXCLUDED.user_name, run_id=EXCLUDED.run_id,
-		action=EXCLUDED.action, seats=EXCLUDED.seats, opened_at=now()`,
-		org, externalID, userName, runID, action, nonNil(seats))
+		action=EXCLUDED.action, opened_at=now()`,
+		org, externalID, userName, runID, action)
 	if err != nil {
 		return fmt.Errorf("record write intent: %w", err)
 	}
@@ -39,8 +38,8 @@ func (s *Store) OpenIntent(ctx context.Context, org, externalID, userName, runID
 // OpenIntentOf returns the user's open write, or nil.
 func (s *Store) OpenIntentOf(ctx context.Context, org, externalID string) (*Intent, error) {
 	var i Intent
-	err := s.pool.QueryRow(ctx, `SELECT run_id, action, user_name, seats, opened_at FROM write_intents
-		WHERE org=$1 AND external_id=$2`, org, externalID).Scan(&i.RunID, &i.Action, &i.UserName, &i.Seats, &i.OpenedAt)
+	err := s.pool.QueryRow(ctx, `SELECT run_id, action, user_name, opened_at FROM write_intents
+		WHERE org=$1 AND external_id=$2`, org, externalID).Scan(&i.RunID, &i.Action, &i.UserName, &i.OpenedAt)
 	if err == pgx.ErrNoRows {
 		return nil, nil
 	}

@@ -32,23 +32,23 @@ func TestWriteIntentOpensBeforeTheWriteAndClosesWithItsOutcome(t *testing.T) {
 	_, _, err := st.ReserveSeats(ctx, org, "ann", []string{"Meeting", "Webinar"})
 	require.NoError(t, err)
 
-	require.NoError(t, st.OpenIntent(ctx, org, "ann", "ann@acme.test", "run-1", string(plan.Create), []string{"Meeting", "Webinar"}))
+	require.NoError(t, st.OpenIntent(ctx, org, "ann", "ann@acme.test", "run-1", string(plan.Create)))
 	i := intentOf(t, ctx, st, "ann")
 	require.NotNil(t, i)
-	require.Equal(t, store.Intent{RunID: "run-1", Action: "create", UserName: "ann@acme.test", Seats: []string{"Meeting", "Webinar"}, OpenedAt: i.OpenedAt}, *i)
+	require.Equal(t, store.Intent{RunID: "run-1", Action: "create", UserName: "ann@acme.test", OpenedAt: i.OpenedAt}, *i)
 
 	// Created, then the PATCH after it failed: linked, the write unfinished.
 	require.NoError(t, st.SaveLinked(ctx, org, "scim-ann", ann, []string{"Meeting", "Webinar"}, "run-1", vocab.Created))
 	require.NotNil(t, intentOf(t, ctx, st, "ann"), "still open")
 	// The next attempt replaces it.
-	require.NoError(t, st.OpenIntent(ctx, org, "ann", "ann@acme.test", "run-2", string(plan.Update), nil))
+	require.NoError(t, st.OpenIntent(ctx, org, "ann", "ann@acme.test", "run-2", string(plan.Update)))
 	require.Equal(t, "run-2", intentOf(t, ctx, st, "ann").RunID)
 	// Refused: closed; the seat of the product the linked account holds stays.
 	require.NoError(t, st.ReleaseUnsent(ctx, org, "ann", []string{"Meeting", "Webinar"}))
 	require.Nil(t, intentOf(t, ctx, st, "ann"))
 	require.Equal(t, map[string]map[string]bool{"Meeting": {"ann": true}}, holders(t, ctx, st))
 
-	require.NoError(t, st.OpenIntent(ctx, org, "ann", "ann@acme.test", "run-3", string(plan.Update), nil))
+	require.NoError(t, st.OpenIntent(ctx, org, "ann", "ann@acme.test", "run-3", string(plan.Update)))
 	require.NoError(t, st.SaveProvisioned(ctx, org, "scim-ann", ann, "run-3", vocab.Updated))
 	require.Nil(t, intentOf(t, ctx, st, "ann"), "the outcome is recorded")
 }
@@ -62,8 +62,8 @@ func TestPlanningSeesOpenWritesAndSeatsWithoutAccount(t *testing.T) {
 	require.NoError(t, st.BeginRun(ctx, org, "run-1", vocab.KindManual, false))
 	require.NoError(t, st.WriteSnapshot(ctx, "run-1", []directory.User{{ExternalID: "ann", UserName: "ann@acme.test"},
 		{ExternalID: "bob", UserName: "bob@acme.test"}}))
-	require.NoError(t, st.OpenIntent(ctx, org, "ann", "ann@acme.test", "run-0", string(plan.Create), nil))
-	require.NoError(t, st.OpenIntent(ctx, org, "cid", "cid@acme.test", "run-0", string(plan.Create), nil))
+	require.NoError(t, st.OpenIntent(ctx, org, "ann", "ann@acme.test", "run-0", string(plan.Create)))
+	require.NoError(t, st.OpenIntent(ctx, org, "cid", "cid@acme.test", "run-0", string(plan.Create)))
 	_, _, err := st.ReserveSeats(ctx, org, "dan", []string{"Meeting"})
 	require.NoError(t, err)
 
@@ -86,4 +86,38 @@ func TestPlanningSeesOpenWritesAndSeatsWithoutAccount(t *testing.T) {
 
 	require.NoError(t, st.ClearFailures(ctx, org, []string{"dan"}))
 	require.Empty(t, holders(t, ctx, st))
+}
+
+// The provisioning step's read opens its write's intent in the same statement, unless an
+// earlier write's is open: that one is returned, unchanged, for the step to reconcile; a
+// read for another organization's run opens nothing.
+func TestBeginUserWriteOpensTheIntentUnlessOneIsOpen(t *testing.T) {
+	st, ctx := openStore(t)
+	require.NoError(t, st.BeginRun(ctx, org, "run-1", vocab.KindManual, false))
+	w := st.NewWorkWriter("run-1")
+	require.NoError(t, w.Add(ctx, plan.Item{ExternalID: "ann", UserName: "ann@acme.test", Action: plan.Create}, plan.SeatKey{}))
+	require.NoError(t, w.Add(ctx, plan.Item{ExternalID: "bob", UserName: "bob@acme.test", Action: plan.Update}, plan.SeatKey{}))
+	require.NoError(t, w.Flush(ctx))
+
+	_, err := st.BeginUserWrite(ctx, "other-org", "run-1", 0)
+	require.ErrorIs(t, err, store.ErrNotFound)
+	require.Nil(t, intentOf(t, ctx, st, "ann"), "another organization's step opens nothing")
+
+	uw, err := st.BeginUserWrite(ctx, org, "run-1", 0)
+	require.NoError(t, err)
+	require.Nil(t, uw.Intent, "no earlier write")
+	i := intentOf(t, ctx, st, "ann")
+	require.NotNil(t, i, "opened by the read")
+	require.Equal(t, store.Intent{RunID: "run-1", Action: "create", UserName: "ann@acme.test", OpenedAt: i.OpenedAt}, *i)
+
+	require.NoError(t, st.OpenIntent(ctx, org, "bob", "robert@acme.test", "run-0", string(plan.Create)))
+	uw, err = st.BeginUserWrite(ctx, org, "run-1", 1)
+	require.NoError(t, err)
+	require.NotNil(t, uw.Intent)
+	require.Equal(t, "run-0", uw.Intent.RunID, "the earlier write is returned")
+	require.Equal(t, "robert@acme.test", intentOf(t, ctx, st, "bob").UserName, "and stays as it was")
+
+	plain, err := st.UserWork(ctx, org, "run-1", 0)
+	require.NoError(t, err)
+	require.Equal(t, "run-1", plain.Intent.RunID, "UserWork reads, it opens nothing")
 }

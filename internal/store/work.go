@@ -51,6 +51,18 @@ type UserWork struct {
 // UserWork loads one planned item with the user's applied state, open write intent and the
 // target's extension, in one query.
 func (s *Store) UserWork(ctx context.Context, org, runID string, seq int) (UserWork, error) {
+	return s.userWork(ctx, org, runID, seq, false)
+}
+
+// BeginUserWrite is UserWork for the step about to write to the user's account: in the same
+// statement it opens the write's intent (OpenIntent) when the user has none. w.Intent is the
+// intent found before, an earlier write whose outcome is unknown: that one stays as it was
+// (the caller reads the target for it, then replaces it with OpenIntent).
+func (s *Store) BeginUserWrite(ctx context.Context, org, runID string, seq int) (UserWork, error) {
+	return s.userWork(ctx, org, runID, seq, true)
+}
+
+func (s *Store) userWork(ctx context.Context, org, runID string, seq int, open bool) (UserWork, error) {
 	var w UserWork
 	var scimID *string
 	var state *plan.Desired
@@ -58,13 +70,18 @@ func (s *Store) UserWork(ctx context.Context, org, runID string, seq int) (UserW
 	var i Intent
 	var intentRun, intentAction, intentName *string
 	var intentAt *time.Time
-	err := s.pool.QueryRow(ctx, `SELECT w.item, u.scim_id, u.state, t.extension,
-		i.run_id, i.action, i.user_name, i.seats, i.opened_at FROM work_items w
+	// The statement's reads see the table as it was before its insert: i is the earlier intent.
+	err := s.pool.QueryRow(ctx, `WITH w AS (SELECT w.item, w.external_id, w.user_name, w.action, t.extension
+			FROM work_items w
+			JOIN runs t ON t.run_id=w.run_id AND t.org=$1 -- a step names its organization's run, or none
+			WHERE w.run_id=$2 AND w.seq=$3),
+		opened AS (INSERT INTO write_intents (org, external_id, user_name, run_id, action)
+			SELECT $1, external_id, user_name, $2, action FROM w WHERE $4
+			ON CONFLICT (org, external_id) DO NOTHING)
+		SELECT w.item, u.scim_id, u.state, w.extension, i.run_id, i.action, i.user_name, i.opened_at FROM w
 		LEFT JOIN user_state u ON u.org=$1 AND u.external_id=w.external_id
-		LEFT JOIN write_intents i ON i.org=$1 AND i.external_id=w.external_id
-		JOIN runs t ON t.run_id=w.run_id AND t.org=$1 -- a step names its organization's run, or none
-		WHERE w.run_id=$2 AND w.seq=$3`, org, runID, seq).Scan(&w.Item, &scimID, &state, &ext,
-		&intentRun, &intentAction, &intentName, &i.Seats, &intentAt)
+		LEFT JOIN write_intents i ON i.org=$1 AND i.external_id=w.external_id`, org, runID, seq, open).Scan(
+		&w.Item, &scimID, &state, &ext, &intentRun, &intentAction, &intentName, &intentAt)
 	if err == pgx.ErrNoRows {
 		return w, fmt.Errorf("run %s item %d: %w", runID, seq, ErrNotFound)
 	}
