@@ -54,10 +54,10 @@ func (s *slowGroups) RunSettings(context.Context, steps.RunRef) (steps.FanOut, e
 	return steps.FanOut{}, nil
 }
 func (s *slowGroups) DiscoverTarget(_ context.Context, in steps.SnapshotInput) (steps.TargetCheck, error) {
-	s.note("start %s", in.RunID)
 	return steps.TargetCheck{Patch: true}, nil
 }
-func (s *slowGroups) SnapshotDirectory(context.Context, steps.SnapshotInput) (steps.SnapshotResult, error) {
+func (s *slowGroups) SnapshotDirectory(_ context.Context, in steps.SnapshotInput) (steps.SnapshotResult, error) {
+	s.note("start %s", in.RunID) // every run's first step
 	return steps.SnapshotResult{}, nil
 }
 func (s *slowGroups) PlanRun(context.Context, steps.PlanInput) (steps.PlanResult, error) {

@@ -112,7 +112,14 @@ func SyncRunWorkflow(ctx workflow.Context, in RunInput) (steps.RunSummary, error
 	return sum, err
 }
 
-// readAndPlan reads the run's settings, snapshots the directory and plans the run.
+// changeDiscoverWhenWriting: the target is discovered after the plan, and only when the run
+// has users to write (before, first thing in every run): an organization with nothing to do
+// sends its target no request at all (issue 10: 1,000 idle organizations sent 3,000 GETs
+// per interval).
+const changeDiscoverWhenWriting = "discover-when-writing"
+
+// readAndPlan reads the run's settings, snapshots the directory, plans the run and, when it
+// has users to write, checks the target.
 func readAndPlan(ctx workflow.Context, in *RunInput, ref steps.RunRef, prog *Progress) (steps.FinishInput, string, error) {
 	fin := steps.FinishInput{RunRef: ref, Kind: in.Kind, DryRun: in.DryRun, StartedAt: prog.StartedAt,
 		Outcomes: map[string]int{}, Failures: map[string]int{}}
@@ -129,13 +136,17 @@ func readAndPlan(ctx workflow.Context, in *RunInput, ref steps.RunRef, prog *Pro
 		queue = SCIMTaskQueue
 	}
 	actx := workflow.WithActivityOptions(ctx, ioOptions)
-	if workflow.GetVersion(ctx, "target-discovery", workflow.DefaultVersion, 1) >= 1 {
-		// Before anything is read or written: a target that refuses our credentials, is down
-		// or cannot take what this organization writes stops the run with one failure.
-		var tc steps.TargetCheck
+	// A target that refuses our credentials, is down or cannot take what this organization
+	// writes stops the run with one failure, before anything is written to it.
+	discover := func() error {
 		dctx := workflow.WithActivityOptions(ctx, discoveryOptions)
-		if err := workflow.ExecuteActivity(dctx, steps.DiscoverTarget,
-			steps.SnapshotInput{RunRef: ref, Kind: in.Kind, DryRun: in.DryRun}).Get(ctx, &tc); err != nil {
+		var tc steps.TargetCheck
+		return workflow.ExecuteActivity(dctx, steps.DiscoverTarget,
+			steps.SnapshotInput{RunRef: ref, Kind: in.Kind, DryRun: in.DryRun}).Get(ctx, &tc)
+	}
+	whenWriting := workflow.GetVersion(ctx, changeDiscoverWhenWriting, workflow.DefaultVersion, 1) == 1
+	if !whenWriting && workflow.GetVersion(ctx, "target-discovery", workflow.DefaultVersion, 1) >= 1 {
+		if err := discover(); err != nil {
 			return fin, queue, err
 		}
 	}
@@ -145,6 +156,9 @@ func readAndPlan(ctx workflow.Context, in *RunInput, ref steps.RunRef, prog *Pro
 		prog.Phase = "planning"
 		err = workflow.ExecuteActivity(actx, steps.PlanRun, steps.PlanInput{RunRef: ref, DryRun: in.DryRun,
 			Retry: in.Retry, ApproveSuspensions: in.ApproveSuspensions}).Get(ctx, &fin.Plan)
+	}
+	if err == nil && whenWriting && fin.Plan.Creates+fin.Plan.Updates+fin.Plan.Suspends > 0 {
+		err = discover()
 	}
 	if err == nil && !in.DryRun {
 		prog.Phase, prog.Items = "provisioning", fin.Plan.Items

@@ -19,7 +19,7 @@ import (
 func TestRefusedCredentialsStopTheRunNotTheUsers(t *testing.T) {
 	s := newStack(t, demo.Generate(300, 3))
 
-	// Refused from the first request: the discovery stops the run before anything is read.
+	// Refused from the first request: the discovery stops the run before anything is written.
 	s.sandbox.FailNext(1_000_000, http.StatusUnauthorized)
 	s.signal(workflows.SignalEnable, workflows.SwitchSignal{Actor: "ops"})
 	first := s.waitRun("")
