@@ -164,3 +164,28 @@ type TargetCheck struct {
 	MaxResults   int    `json:"maxResults,omitempty"`
 	ETag         bool   `json:"etag,omitempty"`
 }
+
+// ActionCheck asks for the checks of an admin action (an update or signal of the org
+// workflow) that need the database: the retry filter's product is in the catalog and its user
+// is known; the held suspensions an approval names are still the held set.
+type ActionCheck struct {
+	Org    string        `json:"org"`
+	Action string        `json:"action"`
+	Retry  *vocab.Filter `json:"retry,omitempty"`
+	// Approve names the held set approved: its size and vocab.HeldDigest.
+	Approve *HeldSet `json:"approve,omitempty"`
+}
+
+// HeldSet names a set of held suspensions.
+type HeldSet struct {
+	Count  int    `json:"count"`
+	Digest string `json:"digest"`
+}
+
+// ActionVerdict is CheckAction's answer: empty Reason when the action may go on; else the
+// offending field, its value (never personal data) and why.
+type ActionVerdict struct {
+	Field  string `json:"field,omitempty"`
+	Value  string `json:"value,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
