@@ -1,0 +1,81 @@
+package e2e
+
+import (
+	"encoding/json"
+	"errors"
+	"regexp"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/usersync/usersync/internal/demo"
+	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/vocab"
+	"github.com/usersync/usersync/workflows"
+)
+
+// update sends an update to the org workflow as the UI does (raw JSON) and waits for its answer.
+func (s *stack) update(name, payload string) (workflows.ActionResult, error) {
+	s.t.Helper()
+	h, err := s.client.UpdateWorkflow(s.ctx, client.UpdateWorkflowOptions{WorkflowID: workflows.OrgWorkflowID(org),
+		UpdateName: name, Args: []any{json.RawMessage(payload)}, WaitForStage: client.WorkflowUpdateStageCompleted})
+	var res workflows.ActionResult
+	if err == nil {
+		err = h.Get(s.ctx, &res)
+	}
+	return res, err
+}
+
+// The admin's actions are updates: enable answers the run it started, bad input is rejected
+// to the sender with the field and value, leaves a rejected row in the history and nothing
+// else, and the workflow serves the next action.
+func TestUpdatesAnswerTheirRunAndRejectBadInputToTheSender(t *testing.T) {
+	s := newStack(t, demo.Org())
+
+	out := s.cliOK("enable", "--interval", "1h")
+	m := regexp.MustCompile(`run (usersync/acme/run/\S+) starts now`).FindStringSubmatch(out)
+	require.NotNil(t, m, "enable names the run it started: %s", out)
+	s.cliOK("status", "--wait", "--timeout", "3m")
+	require.Equal(t, m[1], s.lastRunID(), "the run enable answered is the one that ran")
+	_, err := s.client.DescribeWorkflowExecution(s.ctx, m[1], "")
+	require.NoError(t, err)
+
+	// Rejected by the validator: the answer names the field and value.
+	_, err = s.update(workflows.SignalRetry, `{"actor":"ops","filter":{"type":"bogus"}}`)
+	require.ErrorContains(t, err, `"bogus"`)
+	var ae *temporal.ApplicationError
+	require.True(t, errors.As(err, &ae))
+	require.Equal(t, workflows.ErrActionInvalid, ae.Type())
+	_, err = s.update(workflows.SignalEnable, `{"actor":"ops","interval":"10s"}`)
+	require.ErrorContains(t, err, "under the minimum of 30s")
+
+	// Refused by the handler after asking the database: recorded by the workflow.
+	_, err = s.update(workflows.SignalRetry, `{"actor":"ops","filter":{"product":"Nope"}}`)
+	require.ErrorContains(t, err, `"Nope" is not a product of the catalog`)
+	rows, err := s.store.History(s.ctx, org, store.HistoryFilter{Type: vocab.EventRetry, Status: "rejected"})
+	require.NoError(t, err)
+	require.Len(t, rows, 1, "one rejected row, for the refused update (the validator's rejections were sent by this test, not starter)")
+	require.Equal(t, "filter.product", rows[0].Details["field"])
+	require.Equal(t, "ops", rows[0].Actor)
+
+	// The workflow keeps serving: a good retry answers its run, which then exists.
+	before := s.lastRunID()
+	res, err := s.update(workflows.SignalRetry, `{"actor":"ops","filter":{"type":"out_of_licenses"}}`)
+	require.NoError(t, err)
+	require.Equal(t, workflows.OutcomeStarted, res.Outcome)
+	got := s.waitRun(before)
+	require.Equal(t, res.RunID, got.RunID)
+	require.Equal(t, vocab.KindRetry, got.Kind)
+	require.Equal(t, 1*60*60, int(s.status().Interval.Seconds()), "the rejected interval changed nothing")
+
+	// starter records what a validator rejects (the workflow cannot).
+	s.cliOK("disable")
+	require.Contains(t, s.cliFails("sync-now"), "user sync is off")
+	rows, err = s.store.History(s.ctx, org, store.HistoryFilter{Type: vocab.EventSync, Status: "rejected"})
+	require.NoError(t, err)
+	require.Len(t, rows, 1)
+	require.Equal(t, "sync-now", rows[0].Action)
+	require.Equal(t, cliActor, rows[0].Actor)
+}
