@@ -64,6 +64,7 @@ func UserSyncWorkflow(ctx workflow.Context, st SyncState) error {
 	if err := o.registerUpdates(ctx); err != nil {
 		return err
 	}
+	o.publish(ctx, changeSearchAttributesStart)
 	channels := []signalHandler{
 		{SignalEnable, enableAction.onSignal(o)}, {SignalDisable, disableAction.onSignal(o)},
 		{SignalRetry, retryAction.onSignal(o)}, {SignalSyncNow, syncNowAction.onSignal(o)},
@@ -91,6 +92,7 @@ func UserSyncWorkflow(ctx workflow.Context, st SyncState) error {
 			}
 		}
 		o.wait(ctx, channels)
+		o.publish(ctx, changeSearchAttributes)
 		info := workflow.GetInfo(ctx)
 		// Not while an update is being handled: its caller waits for its answer from this run.
 		if o.run == nil && o.st.Next == nil && o.updating == 0 &&
@@ -215,6 +217,8 @@ type orgLoop struct {
 	// actions are the accepted updates, applied by the main loop in turn with signals.
 	actions  workflow.Channel
 	updating int // update handlers not finished
+	// published: the search attributes last upserted (nil: none yet in this execution).
+	published *orgAttrs
 	// cancelIgnored: replaying a history from before changeCancelAnywhere, in which a
 	// cancellation while idle was only seen at the next signal.
 	cancelIgnored bool
