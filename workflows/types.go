@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/usersync/usersync/internal/steps"
@@ -213,3 +214,23 @@ const (
 	ErrActionInvalid = "UsersyncActionInvalid"
 	ErrActionRefused = "UsersyncActionRefused"
 )
+
+// UnmarshalJSON takes the interval as a Go duration string ("1h", as one types it when
+// starting the workflow from the UI) or a number of nanoseconds (as the workflows write it).
+func (s *SyncState) UnmarshalJSON(b []byte) error {
+	type plain SyncState // without this method
+	var aux struct {
+		plain
+		Interval json.RawMessage `json:"interval"` // shadows plain's
+	}
+	if err := json.Unmarshal(b, &aux); err != nil {
+		return err
+	}
+	d, bad := parseInterval(aux.Interval, false)
+	if bad != nil {
+		return bad
+	}
+	*s = SyncState(aux.plain)
+	s.Interval = d
+	return nil
+}
