@@ -7,8 +7,11 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/worker"
 
 	"github.com/usersync/usersync/internal/demo"
 	"github.com/usersync/usersync/internal/store"
@@ -78,4 +81,22 @@ func TestUpdatesAnswerTheirRunAndRejectBadInputToTheSender(t *testing.T) {
 	require.Len(t, rows, 1)
 	require.Equal(t, "sync-now", rows[0].Action)
 	require.Equal(t, cliActor, rows[0].Actor)
+
+	// The history the updates (accepted, refused, checked in the database) and the search
+	// attribute upserts wrote replays on the current code: a worker restart resumes it.
+	replayer := worker.NewWorkflowReplayer()
+	replayer.RegisterWorkflow(workflows.UserSyncWorkflow)
+	var events []*historypb.HistoryEvent
+	it := s.client.GetWorkflowHistory(s.ctx, workflows.OrgWorkflowID(org), "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	accepted := 0
+	for it.HasNext() {
+		e, err := it.Next()
+		require.NoError(t, err)
+		if e.GetWorkflowExecutionUpdateAcceptedEventAttributes() != nil {
+			accepted++
+		}
+		events = append(events, e)
+	}
+	require.GreaterOrEqual(t, accepted, 4, "enable, the refused retry, the good retry and disable were accepted")
+	require.NoError(t, replayer.ReplayWorkflowHistory(nil, &historypb.History{Events: events}))
 }
