@@ -3,6 +3,8 @@ package e2e
 import (
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"regexp"
 	"testing"
 
@@ -99,4 +101,7 @@ func TestUpdatesAnswerTheirRunAndRejectBadInputToTheSender(t *testing.T) {
 	}
 	require.GreaterOrEqual(t, accepted, 4, "enable, the refused retry, the good retry and disable were accepted")
 	require.NoError(t, replayer.ReplayWorkflowHistory(nil, &historypb.History{Events: events}))
+	if os.Getenv(RecordHistoriesEnv) == "1" { // kept for workflows.TestReplayRecordedHistories
+		writeHistory(t, s, workflows.OrgWorkflowID(org), filepath.Join(historiesDir, "usersync-org-updates.json"))
+	}
 }
