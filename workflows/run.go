@@ -150,7 +150,7 @@ func readAndPlan(ctx workflow.Context, in *RunInput, ref steps.RunRef, prog *Pro
 	if err == nil {
 		prog.Phase = "planning"
 		err = workflow.ExecuteActivity(actx, steps.PlanRun, steps.PlanInput{RunRef: ref, DryRun: in.DryRun,
-			Retry: in.Retry, ApproveSuspensions: in.ApproveSuspensions}).Get(ctx, &fin.Plan)
+			Retry: in.Retry, ApproveSuspensions: in.ApproveSuspensions, ApprovedHeld: in.ApprovedHeld}).Get(ctx, &fin.Plan)
 	}
 	if err == nil && !in.DryRun {
 		prog.Phase, prog.Items = "provisioning", fin.Plan.Items

@@ -16,7 +16,10 @@ type RunInput struct {
 	DryRun             bool          `json:"dryRun,omitempty"`
 	Retry              *vocab.Filter `json:"retry,omitempty"`
 	ApproveSuspensions bool          `json:"approveSuspensions,omitempty"`
-	Actor              string        `json:"actor,omitempty"`
+	// ApprovedHeld is the digest of the held set approved (vocab.HeldDigest): the run applies
+	// the suspensions only if they are that set. Empty: any (approved before digests).
+	ApprovedHeld string `json:"approvedHeld,omitempty"`
+	Actor        string `json:"actor,omitempty"`
 	// Shape of the fan-out; zero values take the worker's settings, then the defaults.
 	PageSize      int `json:"pageSize,omitempty"`
 	PageWindow    int `json:"pageWindow,omitempty"`
@@ -97,6 +100,7 @@ type RunRequest struct {
 	Kind               string        `json:"kind"`
 	Retry              *vocab.Filter `json:"retry,omitempty"`
 	ApproveSuspensions bool          `json:"approveSuspensions,omitempty"`
+	ApprovedHeld       string        `json:"approvedHeld,omitempty"` // RunInput.ApprovedHeld
 	Actor              string        `json:"actor,omitempty"`
 	// Requests are the run requests (SignalRun, RunSignal.Request) this run answers. A run
 	// that answers one starts even while user sync is off.

@@ -159,6 +159,7 @@ func TestApprovingSuspensionsIsRefusedWhenTheHeldSetChanged(t *testing.T) {
 	require.Len(t, e.runs, 2)
 	require.True(t, e.runs[1].ApproveSuspensions)
 	require.Equal(t, ok.result.RunID, e.runs[1].RunID)
+	require.Equal(t, "aaaabbbbcccc", e.runs[1].ApprovedHeld, "the run applies only the set approved")
 }
 
 func TestUpdatesWhileSyncIsOffAreRejected(t *testing.T) {

@@ -299,7 +299,7 @@ func (o *orgLoop) approve(_ workflow.Context, s ApproveSignal) (ActionResult, *s
 	if s.Digest != "" { // named by the sender (always, since changeCheckedSignals)
 		e.Details = map[string]any{"held": s.Held, "digest": s.Digest}
 	}
-	return o.requestWhileOn(e, RunRequest{Kind: vocab.KindManual, ApproveSuspensions: true, Actor: s.Actor})
+	return o.requestWhileOn(e, RunRequest{Kind: vocab.KindManual, ApproveSuspensions: true, ApprovedHeld: s.Digest, Actor: s.Actor})
 }
 
 // onRun queues one sync (`starter run`) as the next run, whether user sync is on or off: it
@@ -413,8 +413,10 @@ func (o *orgLoop) queue(r RunRequest) {
 		o.st.Next = &r
 	case n.Kind != vocab.KindRetry:
 		n.ApproveSuspensions = n.ApproveSuspensions || r.ApproveSuspensions
+		n.ApprovedHeld = approvedHeld(n, &r)
 		n.Requests = append(n.Requests, r.Requests...)
 	case r.Kind != vocab.KindRetry:
+		r.ApprovedHeld = approvedHeld(n, &r)
 		r.ApproveSuspensions = r.ApproveSuspensions || n.ApproveSuspensions
 		r.RunID = n.RunID // the name an update gave it stays
 		r.Requests = append(slices.Clip(n.Requests), r.Requests...)
@@ -423,6 +425,14 @@ func (o *orgLoop) queue(r RunRequest) {
 		n.Retry = &vocab.Filter{}
 	}
 	o.cancelTimer()
+}
+
+// approvedHeld is the held set approved by two merged requests: the latest approval's.
+func approvedHeld(older, newer *RunRequest) string {
+	if newer.ApproveSuspensions {
+		return newer.ApprovedHeld
+	}
+	return older.ApprovedHeld
 }
 
 func (o *orgLoop) startRun(ctx workflow.Context) {
@@ -435,7 +445,7 @@ func (o *orgLoop) startRun(ctx workflow.Context) {
 		runID = RunWorkflowID(o.st.Org, workflow.Now(ctx).UTC().Format("20060102T150405")+"-"+strconv.Itoa(o.st.Seq))
 	}
 	in := RunInput{Org: o.st.Org, RunID: runID, Kind: req.Kind, Retry: req.Retry,
-		ApproveSuspensions: req.ApproveSuspensions, Actor: req.Actor}
+		ApproveSuspensions: req.ApproveSuspensions, ApprovedHeld: req.ApprovedHeld, Actor: req.Actor}
 	cctx, cancel := workflow.WithCancel(ctx)
 	cctx = workflow.WithChildOptions(cctx, workflow.ChildWorkflowOptions{
 		WorkflowID:          runID,

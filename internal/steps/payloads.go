@@ -40,6 +40,8 @@ type PlanInput struct {
 	DryRun             bool          `json:"dryRun,omitempty"`
 	Retry              *vocab.Filter `json:"retry,omitempty"`
 	ApproveSuspensions bool          `json:"approveSuspensions,omitempty"`
+	// ApprovedHeld: the digest of the suspensions approved (vocab.HeldDigest), "" for any.
+	ApprovedHeld string `json:"approvedHeld,omitempty"`
 }
 
 // PlanResult counts the planned work; items are in the store under the run ID.
