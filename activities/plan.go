@@ -38,7 +38,7 @@ func (a *Activities) PlanRun(ctx context.Context, in steps.PlanInput) (_ steps.P
 		return steps.PlanResult{}, err
 	}
 	p.tick()
-	pin.Retry, pin.ApproveSuspensions = in.Retry, in.ApproveSuspensions
+	pin.Retry, pin.ApproveSuspensions, pin.ApprovedHeld = in.Retry, in.ApproveSuspensions, in.ApprovedHeld
 	o, err := a.org(ctx, in.Org)
 	if err != nil {
 		return steps.PlanResult{}, err

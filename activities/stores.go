@@ -83,8 +83,16 @@ type HistoryStore interface {
 	AddEvent(ctx context.Context, e vocab.Event) error
 }
 
+// ActionStore is what CheckAction reads: the catalog, the known users and the held set.
+type ActionStore interface {
+	Catalog(ctx context.Context, org string) (rules.Catalog, error)
+	KnownUser(ctx context.Context, org, user string) (bool, error)
+	HeldSet(ctx context.Context, org string) (count int, digest string, err error)
+}
+
 // Store is every store the steps use.
 type Store interface {
+	ActionStore
 	ConfigStore
 	RunStore
 	PlanStore

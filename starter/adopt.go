@@ -61,7 +61,7 @@ to (it has no externalId) qualifies. When sync is off, the adoption happens at t
 			if !a.json {
 				fmt.Fprintf(cmd.OutOrStdout(), "Adoption of %s approved.\n", f.UserName)
 			}
-			return a.retryNow(cmd, st, vocab.Filter{Type: vocab.ExistingAccount, User: f.ExternalID}, 1, noWait)
+			return a.retryNow(cmd, vocab.Filter{Type: vocab.ExistingAccount, User: f.ExternalID}, 1, noWait)
 		},
 	}
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "signal the retry and return at once")

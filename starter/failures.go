@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -16,7 +17,8 @@ func failuresCmd(a *app) *cobra.Command {
 		Use:   "failures",
 		Short: "List the users behind the failure banners, grouped by type",
 		Long: `failures lists every user with a current failure: userName, type, product, message, since
-when and how many attempts, grouped by failure type with a count per type and what to do.`,
+when and how many attempts, grouped by failure type with a count per type and what to do.
+With held suspensions it shows the held set's size and digest, which approve-suspensions names.`,
 		Example: `  starter failures
   starter failures --type out_of_licenses --product Webinar
   starter failures --user anna.schmidt@example.com --json`,
@@ -37,7 +39,21 @@ when and how many attempts, grouped by failure type with a count per type and wh
 			if recs == nil {
 				recs = []store.FailureRecord{}
 			}
-			return a.emit(cmd, recs, func(w io.Writer) { printFailures(w, recs, f) })
+			// The held set an approval names: all held suspensions, whatever the other filters.
+			var held int
+			var digest string
+			if f.Type == vocab.SuspensionHeld || (f.Type == "" && slices.ContainsFunc(recs, func(r store.FailureRecord) bool { return r.Type == vocab.SuspensionHeld })) {
+				if held, digest, err = db.HeldSet(ctx, a.Org); err != nil {
+					return err
+				}
+			}
+			return a.emit(cmd, recs, func(w io.Writer) {
+				printFailures(w, recs, f)
+				if held > 0 {
+					fmt.Fprintf(w, "Held set: %d suspensions, digest %s. After checking the directory, approve exactly this set:\n"+
+						"  starter approve-suspensions --held %d --digest %s\n", held, digest, held, digest)
+				}
+			})
 		},
 	}
 	failureFilterFlags(cmd, &f)

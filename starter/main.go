@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
@@ -30,6 +31,8 @@ type app struct {
 	actor    string
 	json     bool
 	stderr   io.Writer // warnings
+	// answerTimeout bounds the wait for the org workflow's answer to an update.
+	answerTimeout time.Duration
 
 	db *store.Store
 	tc client.Client
@@ -88,6 +91,7 @@ mappings, licenses, validated domains, the catalog, failures and the activity hi
 	a.settings.BindPFlags(pf)
 	pf.StringVar(&a.actor, "actor", envOr("USER", "cli"), "who is acting, recorded in the history (env USER)")
 	pf.BoolVar(&a.json, "json", false, "print machine-readable JSON")
+	pf.DurationVar(&a.answerTimeout, "answer-timeout", defaultAnswerTimeout, "how long to wait for the sync workflow to answer an action (needs a running worker)")
 
 	root.AddCommand(
 		runCmd(a), enableCmd(a), disableCmd(a), syncNowCmd(a), approveCmd(a), retryCmd(a), adoptCmd(a),

@@ -358,7 +358,8 @@ func TestOrgsDeleteDisablesTheSyncFirst(t *testing.T) {
 		}
 		return out
 	}
-	run("--org", "acme", "enable") // starts usersync/acme (no worker runs it)
+	// Starts usersync/acme; no worker runs it, so enable falls back to a signal.
+	run("--org", "acme", "--answer-timeout", "2s", "enable")
 	out := run("orgs", "delete", "acme")
 	if !strings.Contains(out, "User sync of acme is off") || !strings.Contains(out, "Deleted the settings and secrets of organization acme") {
 		t.Errorf("delete:\n%s", out)

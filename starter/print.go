@@ -118,7 +118,7 @@ func printSummary(w io.Writer, s steps.RunSummary) {
 	p := s.Plan
 	held := ""
 	if p.SuspensionsHeld {
-		held = " (suspensions held: run `starter approve-suspensions` after checking the directory)"
+		held = " (suspensions held: check the directory, then approve the set `starter failures --type suspension_held` names)"
 	}
 	fmt.Fprintf(w, "  planned: %d creates, %d updates, %d suspends, %d fails, %d unchanged%s\n",
 		p.Creates, p.Updates, p.Suspends, p.Fails, p.Unchanged, held)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -52,8 +53,9 @@ func retryCmd(a *app) *cobra.Command {
 		Use:   "retry",
 		Short: "Re-attempt the currently failed users: all, or by type, product or user",
 		Long: `retry asks the organization's sync workflow to re-attempt failed users now. Without filters
-every failed user is retried. When no current failure matches, nothing is signalled. Unless
---no-wait, it waits for the retry run to finish and prints its summary and what still fails.`,
+every failed user is retried. When no current failure matches, nothing is sent. The workflow
+answers with the retry run (started, or queued behind the running sync); unless --no-wait,
+retry waits for that run to finish and prints its summary and what still fails.`,
 		Example: `  starter licenses set Webinar 120
   starter retry --type out_of_licenses --product Webinar
   starter retry --user anna.schmidt@example.com --no-wait`,
@@ -76,19 +78,12 @@ every failed user is retried. When no current failure matches, nothing is signal
 					fmt.Fprintf(w, "No current failure matches %s: nothing to retry.\n", describeFilter(f))
 				})
 			}
-			st, err := a.queryStatus(ctx)
-			if err != nil {
-				return err
-			}
-			if st == nil || !st.Enabled {
-				return errSyncOff
-			}
 			if f.User != "" {
 				// The signal, the run's input and the history carry the directory's opaque ID,
 				// not the user's name or email.
 				f.User = matching[0].ExternalID
 			}
-			return a.retryNow(cmd, st, f, len(matching), noWait)
+			return a.retryNow(cmd, f, len(matching), noWait)
 		},
 	}
 	failureFilterFlags(cmd, &f)
@@ -96,25 +91,26 @@ every failed user is retried. When no current failure matches, nothing is signal
 	return cmd
 }
 
-// retryNow signals a retry of the failures matching f (matching of them) while sync is on
-// (st) and, unless noWait, waits for the retry run and prints its summary and what still fails.
-func (a *app) retryNow(cmd *cobra.Command, st *workflows.Status, f vocab.Filter, matching int, noWait bool) error {
+// retryNow asks for a retry of the failures matching f (matching of them) and, unless noWait,
+// waits for the run the workflow answered with and prints its summary and what still fails.
+func (a *app) retryNow(cmd *cobra.Command, f vocab.Filter, matching int, noWait bool) error {
 	ctx := cmd.Context()
-	before := lastRunID(st)
-	tc, _ := a.temporal()
-	if err := tc.SignalWorkflow(ctx, workflows.OrgWorkflowID(a.Org), "", workflows.SignalRetry,
-		workflows.RetrySignal{Actor: a.actor, Filter: f}); err != nil {
-		return fmt.Errorf("retry: %w", err)
+	res, err := a.update(ctx, workflows.SignalRetry, vocab.EventRetry, workflows.RetrySignal{Actor: a.actor, Filter: f})
+	if errors.Is(err, errNoWorkflow) {
+		return errSyncOff
+	}
+	if err != nil {
+		return err
 	}
 	if noWait {
-		return a.emit(cmd, map[string]any{"matching": matching, "signalled": true}, func(w io.Writer) {
-			fmt.Fprintf(w, "Retry of %d failed users (%s) requested.\n", matching, describeFilter(f))
+		return a.emit(cmd, map[string]any{"matching": matching, "runId": res.RunID, "outcome": res.Outcome}, func(w io.Writer) {
+			fmt.Fprintf(w, "Retry of %d failed users (%s) requested: %s.\n", matching, describeFilter(f), describeRun(res))
 		})
 	}
 	if !a.json {
-		fmt.Fprintf(cmd.OutOrStdout(), "Retrying %d failed users (%s)...\n", matching, describeFilter(f))
+		fmt.Fprintf(cmd.OutOrStdout(), "Retrying %d failed users (%s): %s...\n", matching, describeFilter(f), describeRun(res))
 	}
-	done, err := a.waitForRunAfter(ctx, before)
+	done, err := a.waitForRun(ctx, res.RunID)
 	if err != nil {
 		return err
 	}
@@ -126,7 +122,7 @@ func (a *app) retryNow(cmd *cobra.Command, st *workflows.Status, f vocab.Filter,
 	if err != nil {
 		return err
 	}
-	return a.emit(cmd, map[string]any{"matching": matching, "signalled": true, "lastRun": done.LastRun, "banners": banners}, func(w io.Writer) {
+	return a.emit(cmd, map[string]any{"matching": matching, "runId": res.RunID, "lastRun": done.LastRun, "banners": banners}, func(w io.Writer) {
 		printSummary(w, *done.LastRun)
 		printBanners(w, banners)
 	})
@@ -139,9 +135,8 @@ func lastRunID(st *workflows.Status) string {
 	return st.LastRun.RunID
 }
 
-// waitForRunAfter polls the status until a run other than before has finished and nothing
-// runs or is queued.
-func (a *app) waitForRunAfter(ctx context.Context, before string) (*workflows.Status, error) {
+// waitForRun polls the status until run runID has finished.
+func (a *app) waitForRun(ctx context.Context, runID string) (*workflows.Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, retryMaxWait)
 	defer cancel()
 	tick := time.NewTicker(retryPollEvery)
@@ -154,7 +149,7 @@ func (a *app) waitForRunAfter(ctx context.Context, before string) (*workflows.St
 		if st == nil || !st.Enabled {
 			return nil, errSyncOff
 		}
-		if id := lastRunID(st); id != "" && id != before && st.CurrentRun == nil && st.Queued == nil {
+		if lastRunID(st) == runID {
 			return st, nil
 		}
 		select {

@@ -8,21 +8,19 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
 	"github.com/usersync/usersync/internal/config"
+	"github.com/usersync/usersync/internal/vocab"
 	"github.com/usersync/usersync/workflows"
 )
 
 var errSyncOff = errors.New("user sync is off; run `starter enable` first")
 
 // queryTimeout bounds one query: without a worker, a query would wait long.
-// switchQueryTimeout bounds the best-effort query before enable and disable.
-const (
-	queryTimeout       = 15 * time.Second
-	switchQueryTimeout = 3 * time.Second
-)
+const queryTimeout = 15 * time.Second
 
 func enableCmd(a *app) *cobra.Command {
 	var interval string
@@ -43,7 +41,7 @@ when already on starts no sync; with --interval it changes the interval.`,
 					return fmt.Errorf("--interval: %w", err)
 				}
 			}
-			return a.switchSync(cmd, workflows.SignalEnable, workflows.SwitchSignal{Actor: a.actor, Interval: d})
+			return a.enable(cmd, d)
 		},
 	}
 	cmd.Flags().StringVar(&interval, "interval", "15m", "time between scheduled syncs (at least 30s), e.g. 15m, 1h; unset keeps the current one")
@@ -59,49 +57,71 @@ nothing already provisioned changes.`,
 		Example: `  starter disable`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.switchSync(cmd, workflows.SignalDisable, workflows.SwitchSignal{Actor: a.actor})
+			res, err := a.update(cmd.Context(), workflows.SignalDisable, vocab.EventSwitch, workflows.SwitchSignal{Actor: a.actor})
+			if errors.Is(err, errNoWorkflow) {
+				res, err = workflows.ActionResult{Outcome: workflows.OutcomeOff, Message: "sync was already off"}, nil
+			}
+			if err != nil {
+				return err
+			}
+			return a.emit(cmd, res, func(w io.Writer) {
+				switch {
+				case res.Message != "":
+					fmt.Fprintf(w, "User sync of %s was already off.\n", a.Org)
+				case res.RunID != "":
+					fmt.Fprintf(w, "User sync of %s is off; run %s stops cleanly.\n", a.Org, res.RunID)
+				default:
+					fmt.Fprintf(w, "User sync of %s is off.\n", a.Org)
+				}
+			})
 		},
 	}
 }
 
-// switchSync sends enable or disable, starting the org workflow when it does not run.
-func (a *app) switchSync(cmd *cobra.Command, signal string, payload workflows.SwitchSignal) error {
+// enable sends enable as an update-with-start: the org workflow is started when it does not
+// run, and the answer says whether a sync started. When no worker answers in time the
+// workflow is started all the same and enable is sent as a signal (durable, applied when a
+// worker comes): a second enable is a no-op, so a late answer to the update does no harm.
+func (a *app) enable(cmd *cobra.Command, interval time.Duration) error {
+	ctx := cmd.Context()
 	tc, err := a.temporal()
 	if err != nil {
 		return err
 	}
 	id := workflows.OrgWorkflowID(a.Org)
-	// What the workflow had before, to say what the signal changes (best effort: without a
-	// worker the query fails, and the signal is still delivered when one starts).
-	qctx, cancel := context.WithTimeout(cmd.Context(), switchQueryTimeout)
-	before, _ := a.queryStatus(qctx)
-	cancel()
-	interval := payload.Interval
-	switch {
-	case interval > 0:
-	case before != nil && before.Interval > 0:
-		interval = before.Interval
-	default:
-		interval = workflows.DefaultInterval
+	// The interval as a Go duration string: readable in the UI's history.
+	payload := map[string]any{"actor": a.actor}
+	start := workflows.SyncState{Org: a.Org, Interval: workflows.DefaultInterval}
+	if interval > 0 {
+		payload["interval"], start.Interval = interval.String(), interval
 	}
-	_, err = tc.SignalWithStartWorkflow(cmd.Context(), id, signal, payload,
-		client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueue},
-		workflows.UserSyncWorkflow, workflows.SyncState{Org: a.Org, Interval: interval})
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", signal, id, err)
+	op := tc.NewWithStartWorkflowOperation(client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueue,
+		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING}, workflows.UserSyncWorkflow, start)
+	uctx, cancel := context.WithTimeout(ctx, a.answerTimeout)
+	defer cancel()
+	h, err := tc.UpdateWithStartWorkflow(uctx, client.UpdateWithStartWorkflowOptions{StartWorkflowOperation: op,
+		UpdateOptions: client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: workflows.SignalEnable, Args: []any{payload},
+			WaitForStage: client.WorkflowUpdateStageCompleted}})
+	var res workflows.ActionResult
+	if err == nil {
+		err = h.Get(uctx, &res)
 	}
-	wasOn := before != nil && before.Enabled
-	return a.emit(cmd, map[string]any{"workflowId": id, "signal": signal, "interval": interval.String(), "wasOn": wasOn}, func(w io.Writer) {
-		switch {
-		case signal == workflows.SignalEnable && wasOn:
-			fmt.Fprintf(w, "User sync of %s was already on (every %s); no sync started (use `starter sync-now`).\n", a.Org, interval)
-		case signal == workflows.SignalEnable:
-			fmt.Fprintf(w, "User sync of %s is on (every %s); a sync starts now. Follow it with `starter status --wait`.\n", a.Org, interval)
-		case before != nil && !before.Enabled:
-			fmt.Fprintf(w, "User sync of %s was already off.\n", a.Org)
-		default:
-			fmt.Fprintf(w, "User sync of %s is off; a running sync stops cleanly.\n", a.Org)
+	if err != nil && ctx.Err() == nil && uctx.Err() != nil {
+		if serr := tc.SignalWorkflow(ctx, id, "", workflows.SignalEnable, payload); serr == nil {
+			return a.emit(cmd, map[string]any{"workflowId": id, "signalled": true}, func(w io.Writer) {
+				fmt.Fprintf(w, "No worker answered within %s: enable was sent to %s as a signal; it takes effect when a worker runs.\n", a.answerTimeout, id)
+			})
 		}
+	}
+	if err = a.updateError(ctx, workflows.SignalEnable, vocab.EventSwitch, err); err != nil {
+		return err
+	}
+	return a.emit(cmd, res, func(w io.Writer) {
+		if res.Outcome == workflows.OutcomeNoOp {
+			fmt.Fprintf(w, "User sync of %s was already on (every %s); no sync started (use `starter sync-now`).\n", a.Org, res.Interval)
+			return
+		}
+		fmt.Fprintf(w, "User sync of %s is on (every %s); %s. Follow it with `starter status --wait`.\n", a.Org, res.Interval, describeRun(res))
 	})
 }
 
@@ -112,44 +132,48 @@ func syncNowCmd(a *app) *cobra.Command {
 		Example: `  starter sync-now && starter status --wait`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.signalWhileOn(cmd, workflows.SignalSyncNow, workflows.ActorSignal{Actor: a.actor}, "Sync requested.")
+			return a.requestWhileOn(cmd, workflows.SignalSyncNow, vocab.EventSync, workflows.ActorSignal{Actor: a.actor}, "Sync requested")
 		},
 	}
 }
 
 func approveCmd(a *app) *cobra.Command {
-	return &cobra.Command{
+	var held int
+	var digest string
+	cmd := &cobra.Command{
 		Use:   "approve-suspensions",
 		Short: "Approve the suspensions held by the safety threshold and sync",
 		Long: `When a sync would suspend more users than the safety threshold, it holds them all as
-suspension_held. After checking the directory, approve-suspensions runs a sync that applies them.`,
+suspension_held. After checking the directory, approve-suspensions runs a sync that applies them.
+The approval names the held set, by the count and digest that ` + "`starter failures --type suspension_held`" + `
+shows; it is refused when the held set has changed since.`,
 		Example: `  starter failures --type suspension_held
-  starter approve-suspensions`,
+  starter approve-suspensions --held 12 --digest 3f2a9c0d1b7e`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.signalWhileOn(cmd, workflows.SignalApproveSuspensions, workflows.ActorSignal{Actor: a.actor},
-				"Suspensions approved; a sync applying them is queued.")
+			if digest == "" || !cmd.Flags().Changed("held") {
+				return errors.New("--held and --digest: name the held set you approve, as `starter failures --type suspension_held` shows it")
+			}
+			return a.requestWhileOn(cmd, workflows.SignalApproveSuspensions, vocab.EventSync,
+				workflows.ApproveSignal{Actor: a.actor, Held: held, Digest: digest}, "Suspensions approved")
 		},
 	}
+	cmd.Flags().IntVar(&held, "held", 0, "how many suspensions are held (from starter failures --type suspension_held)")
+	cmd.Flags().StringVar(&digest, "digest", "", "digest of the held set (from starter failures --type suspension_held)")
+	return cmd
 }
 
-// signalWhileOn signals the org workflow after checking that user sync is on: the workflow
-// would ignore the request otherwise.
-func (a *app) signalWhileOn(cmd *cobra.Command, signal string, payload any, done string) error {
-	ctx := cmd.Context()
-	st, err := a.queryStatus(ctx)
+// requestWhileOn sends an action that asks for a run (user sync must be on) and says which.
+func (a *app) requestWhileOn(cmd *cobra.Command, name, eventType string, payload any, done string) error {
+	res, err := a.update(cmd.Context(), name, eventType, payload)
+	if errors.Is(err, errNoWorkflow) {
+		return errSyncOff
+	}
 	if err != nil {
 		return err
 	}
-	if st == nil || !st.Enabled {
-		return errSyncOff
-	}
-	tc, _ := a.temporal() // dialed by queryStatus
-	if err := tc.SignalWorkflow(ctx, workflows.OrgWorkflowID(a.Org), "", signal, payload); err != nil {
-		return fmt.Errorf("%s: %w", signal, err)
-	}
-	return a.emit(cmd, map[string]string{"workflowId": workflows.OrgWorkflowID(a.Org), "signal": signal}, func(w io.Writer) {
-		fmt.Fprintln(w, done)
+	return a.emit(cmd, res, func(w io.Writer) {
+		fmt.Fprintf(w, "%s: %s.\n", done, describeRun(res))
 	})
 }
 

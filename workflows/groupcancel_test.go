@@ -106,6 +106,10 @@ func (s *slowGroups) FinishRun(_ context.Context, in steps.FinishInput) (steps.R
 }
 func (s *slowGroups) RecordEvent(context.Context, vocab.Event) error { return nil }
 
+func (s *slowGroups) CheckAction(context.Context, steps.ActionCheck) (steps.ActionVerdict, error) {
+	return steps.ActionVerdict{}, nil
+}
+
 // Disabling user sync while the group step has a PATCH in flight ends the run only once that
 // PATCH has finished, so that the next run (sync enabled again at once) never writes beside
 // it. On a real Temporal server: the test environment cannot tell WaitForCancellation.

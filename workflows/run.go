@@ -55,6 +55,7 @@ func SyncRunWorkflow(ctx workflow.Context, in RunInput) (steps.RunSummary, error
 	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) { return prog, nil }); err != nil {
 		return steps.RunSummary{}, err
 	}
+	publishRun(ctx, in, nil)
 	actx := workflow.WithActivityOptions(ctx, ioOptions)
 	var fin steps.FinishInput
 	var queue string
@@ -109,6 +110,11 @@ func SyncRunWorkflow(ctx workflow.Context, in RunInput) (steps.RunSummary, error
 	if ferr := workflow.ExecuteActivity(finishCtx, steps.FinishRun, fin).Get(finishCtx, &sum); ferr != nil && err == nil {
 		err = ferr
 	}
+	published := sum
+	if published.RunID == "" { // not recorded: what the run knows
+		published.FinishInput = fin
+	}
+	publishRun(finishCtx, in, &published)
 	return sum, err
 }
 
@@ -155,7 +161,7 @@ func readAndPlan(ctx workflow.Context, in *RunInput, ref steps.RunRef, prog *Pro
 	if err == nil {
 		prog.Phase = "planning"
 		err = workflow.ExecuteActivity(actx, steps.PlanRun, steps.PlanInput{RunRef: ref, DryRun: in.DryRun,
-			Retry: in.Retry, ApproveSuspensions: in.ApproveSuspensions}).Get(ctx, &fin.Plan)
+			Retry: in.Retry, ApproveSuspensions: in.ApproveSuspensions, ApprovedHeld: in.ApprovedHeld}).Get(ctx, &fin.Plan)
 	}
 	if err == nil && whenWriting && fin.Plan.Creates+fin.Plan.Updates+fin.Plan.Suspends > 0 {
 		err = discover()

@@ -82,7 +82,7 @@ var badSignals = []badSignal{
 			require.Equal(t, vocab.KindManual, e.runs[1].Kind)
 		}},
 	{signal: SignalApproveSuspensions, payload: `{"approve":true}`, eventType: vocab.EventSync, field: "approve",
-		valid: ActorSignal{Actor: "alice"},
+		valid: ApproveSignal{Actor: "alice", Held: 2, Digest: "abc"},
 		served: func(t *testing.T, e *orgEnv, _ Status) {
 			require.Len(t, e.runs, 2)
 			require.True(t, e.runs[1].ApproveSuspensions)
@@ -137,11 +137,11 @@ func TestAMalformedSignalIsRejectedAndTheNextSignalOnAnotherChannelIsServed(t *t
 	for _, bad := range badSignals {
 		t.Run(bad.signal+" "+bad.payload, func(t *testing.T) {
 			e := newOrgEnv(t)
-			next, served := SignalSyncNow, vocab.KindManual
+			next, served, payload := SignalSyncNow, vocab.KindManual, any(ActorSignal{Actor: "alice"})
 			if bad.signal == SignalSyncNow {
-				next = SignalApproveSuspensions
+				next, payload = SignalApproveSuspensions, ApproveSignal{Actor: "alice", Held: 2, Digest: "abc"}
 			}
-			after := runBadSignal(t, e, bad, next, ActorSignal{Actor: "alice"})
+			after := runBadSignal(t, e, bad, next, payload)
 
 			require.Len(t, e.runs, 2, "the signal after the malformed one starts a sync: %v", e.actions())
 			require.Equal(t, served, e.runs[1].Kind)

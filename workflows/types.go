@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/usersync/usersync/internal/steps"
@@ -15,7 +16,10 @@ type RunInput struct {
 	DryRun             bool          `json:"dryRun,omitempty"`
 	Retry              *vocab.Filter `json:"retry,omitempty"`
 	ApproveSuspensions bool          `json:"approveSuspensions,omitempty"`
-	Actor              string        `json:"actor,omitempty"`
+	// ApprovedHeld is the digest of the held set approved (vocab.HeldDigest): the run applies
+	// the suspensions only if they are that set. Empty: any (approved before digests).
+	ApprovedHeld string `json:"approvedHeld,omitempty"`
+	Actor        string `json:"actor,omitempty"`
 	// Shape of the fan-out; zero values take the worker's settings, then the defaults.
 	PageSize      int `json:"pageSize,omitempty"`
 	PageWindow    int `json:"pageWindow,omitempty"`
@@ -96,10 +100,14 @@ type RunRequest struct {
 	Kind               string        `json:"kind"`
 	Retry              *vocab.Filter `json:"retry,omitempty"`
 	ApproveSuspensions bool          `json:"approveSuspensions,omitempty"`
+	ApprovedHeld       string        `json:"approvedHeld,omitempty"` // RunInput.ApprovedHeld
 	Actor              string        `json:"actor,omitempty"`
 	// Requests are the run requests (SignalRun, RunSignal.Request) this run answers. A run
 	// that answers one starts even while user sync is off.
 	Requests []string `json:"requests,omitempty"`
+	// RunID, when set, is the ID the run will have: given out by an accepted update before
+	// the run starts (a run requested by signals alone is named when it starts).
+	RunID string `json:"runId,omitempty"`
 }
 
 // maxTickets bounds the run tickets the org workflow keeps.
@@ -130,9 +138,17 @@ type (
 		Actor  string       `json:"actor,omitempty"`
 		Filter vocab.Filter `json:"filter"`
 	}
-	// ActorSignal is the payload of sync-now and approve-suspensions.
+	// ActorSignal is the payload of sync-now.
 	ActorSignal struct {
 		Actor string `json:"actor,omitempty"`
+	}
+	// ApproveSignal is the payload of approve-suspensions. It names the held set it approves,
+	// as `starter failures --type suspension_held` shows it: Held users, whose
+	// vocab.HeldDigest is Digest. The approval is refused when the held set is another.
+	ApproveSignal struct {
+		Actor  string `json:"actor,omitempty"`
+		Held   int    `json:"held"`
+		Digest string `json:"digest,omitempty"`
 	}
 	// RunSignal asks for one sync (`starter run`), started by the org workflow as its next
 	// run, whether user sync is on or off. Request, chosen by the sender (at most
@@ -166,3 +182,59 @@ const (
 	DefaultInterval = 15 * time.Minute
 	MinInterval     = 30 * time.Second
 )
+
+// Outcomes of an accepted action (ActionResult.Outcome).
+const (
+	OutcomeStarted = "started" // the run it asked for starts now
+	OutcomeQueued  = "queued"  // the run it asked for starts when the running one ends
+	OutcomeNoOp    = "no-op"   // nothing to do (enable while on: only the interval may change)
+	OutcomeOff     = "off"     // disable: user sync is off
+)
+
+// ActionResult answers an accepted update of the org workflow.
+type ActionResult struct {
+	Outcome string `json:"outcome"`
+	// RunID is the run started or queued (for disable: the run it cancelled, if any).
+	RunID string `json:"runId,omitempty"`
+	// Behind is the running sync a queued run waits for.
+	Behind   string `json:"behind,omitempty"`
+	Interval string `json:"interval,omitempty"` // the schedule, as a Go duration
+	Message  string `json:"message,omitempty"`
+}
+
+// Rejection is the detail of an update rejected for its payload or the organization's state:
+// the offending field and its value (left empty when it may be personal data) and why.
+type Rejection struct {
+	Field  string `json:"field,omitempty"`
+	Value  string `json:"value,omitempty"`
+	Reason string `json:"reason"`
+}
+
+// Error types of a rejected update (temporal.ApplicationError.Type(), with a Rejection as its
+// details). ErrActionInvalid comes from a validator, which cannot write to the database: the
+// sender records the rejection in the history. ErrActionRefused comes from the handler,
+// after the workflow recorded it.
+const (
+	ErrActionInvalid = "UsersyncActionInvalid"
+	ErrActionRefused = "UsersyncActionRefused"
+)
+
+// UnmarshalJSON takes the interval as a Go duration string ("1h", as one types it when
+// starting the workflow from the UI) or a number of nanoseconds (as the workflows write it).
+func (s *SyncState) UnmarshalJSON(b []byte) error {
+	type plain SyncState // without this method
+	var aux struct {
+		plain
+		Interval json.RawMessage `json:"interval"` // shadows plain's
+	}
+	if err := json.Unmarshal(b, &aux); err != nil {
+		return err
+	}
+	d, bad := parseInterval(aux.Interval, false)
+	if bad != nil {
+		return bad
+	}
+	*s = SyncState(aux.plain)
+	s.Interval = d
+	return nil
+}

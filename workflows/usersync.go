@@ -41,8 +41,8 @@ func UserSyncWorkflow(ctx workflow.Context, st SyncState) error {
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, o.status); err != nil {
 		return err
 	}
-	lctx := workflow.WithLocalActivityOptions(ctx, stepOptions)
-	o.record = func(e vocab.Event) {
+	o.recordIn = func(ctx workflow.Context, e vocab.Event) {
+		lctx := workflow.WithLocalActivityOptions(ctx, stepOptions)
 		e.Org = o.st.Org
 		for {
 			err := workflow.ExecuteLocalActivity(lctx, steps.RecordEvent, e).Get(ctx, nil)
@@ -59,9 +59,16 @@ func UserSyncWorkflow(ctx workflow.Context, st SyncState) error {
 			_ = workflow.Sleep(ctx, time.Minute)
 		}
 	}
+	o.record = func(e vocab.Event) { o.recordIn(ctx, e) }
+	o.actions = workflow.NewChannel(ctx)
+	if err := o.registerUpdates(ctx); err != nil {
+		return err
+	}
+	o.publish(ctx, changeSearchAttributesStart)
 	channels := []signalHandler{
-		{SignalEnable, o.onEnable}, {SignalDisable, o.onDisable}, {SignalRetry, o.onRetry},
-		{SignalSyncNow, o.onSyncNow}, {SignalApproveSuspensions, o.onApprove}, {SignalRun, o.onRun},
+		{SignalEnable, enableAction.onSignal(o)}, {SignalDisable, disableAction.onSignal(o)},
+		{SignalRetry, retryAction.onSignal(o)}, {SignalSyncNow, syncNowAction.onSignal(o)},
+		{SignalApproveSuspensions, approveAction.onSignal(o)}, {SignalRun, o.onRun},
 	}
 	for {
 		if ctx.Err() != nil && o.run == nil {
@@ -85,8 +92,10 @@ func UserSyncWorkflow(ctx workflow.Context, st SyncState) error {
 			}
 		}
 		o.wait(ctx, channels)
+		o.publish(ctx, changeSearchAttributes)
 		info := workflow.GetInfo(ctx)
-		if o.run == nil && o.st.Next == nil &&
+		// Not while an update is being handled: its caller waits for its answer from this run.
+		if o.run == nil && o.st.Next == nil && o.updating == 0 &&
 			(info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() > maxEventsBeforeContinueAsNew ||
 				o.runs >= maxRunsBeforeContinueAsNew) {
 			if ctx.Err() != nil && workflow.GetVersion(ctx, changeCancelAnywhere, workflow.DefaultVersion, 1) == 1 {
@@ -123,6 +132,10 @@ const (
 	// changeActorRequired: a signal without an actor is rejected (and recorded as such); before,
 	// it was accepted and recorded without one.
 	changeActorRequired = "actor-required"
+	// changeCheckedSignals: a signal is checked as its update is (the organization's state,
+	// then the database through the CheckAction step) before it is acted on; before, only
+	// its payload was.
+	changeCheckedSignals = "checked-signals"
 )
 
 // signalHandler serves one signal channel.
@@ -144,6 +157,13 @@ func (o *orgLoop) wait(ctx workflow.Context, channels []signalHandler) {
 				c.handle(ctx, ch)
 			})
 		}
+		sel.AddReceive(o.actions, func(ch workflow.ReceiveChannel, _ bool) {
+			served = true
+			var p *pendingAction
+			ch.Receive(ctx, &p)
+			res, bad := p.apply(ctx)
+			p.done.Set(res, bad.refused())
+		})
 		if o.run != nil {
 			sel.AddFuture(o.run, func(f workflow.Future) {
 				served = true
@@ -193,6 +213,12 @@ type orgLoop struct {
 	timer       workflow.Future
 	timerCancel workflow.CancelFunc
 	record      func(vocab.Event)
+	recordIn    func(workflow.Context, vocab.Event) // from another coroutine (an update handler)
+	// actions are the accepted updates, applied by the main loop in turn with signals.
+	actions  workflow.Channel
+	updating int // update handlers not finished
+	// published: the search attributes last upserted (nil: none yet in this execution).
+	published *orgAttrs
 	// cancelIgnored: replaying a history from before changeCancelAnywhere, in which a
 	// cancellation while idle was only seen at the next signal.
 	cancelIgnored bool
@@ -208,11 +234,8 @@ func (o *orgLoop) status() (Status, error) {
 	return s, nil
 }
 
-func (o *orgLoop) onEnable(ctx workflow.Context, ch workflow.ReceiveChannel) {
-	s, ok := receiveSignal(ctx, o, ch, vocab.EventSwitch, decodeEnable)
-	if !ok {
-		return
-	}
+// enable turns sync on, or changes the interval of a sync that is on.
+func (o *orgLoop) enable(_ workflow.Context, s SwitchSignal) (ActionResult, *signalError) {
 	if s.Interval > 0 && s.Interval != o.st.Interval {
 		if o.st.Enabled && !o.st.NextAt.IsZero() {
 			// Re-arm the schedule with the new interval, still counted from the last run's end.
@@ -224,19 +247,17 @@ func (o *orgLoop) onEnable(ctx workflow.Context, ch workflow.ReceiveChannel) {
 	if o.st.Enabled {
 		o.record(vocab.Event{Actor: s.Actor, Type: vocab.EventSwitch, Action: "enable", Status: "no-op",
 			Details: map[string]any{"reason": "sync was already on", "interval": o.st.Interval.String()}})
-		return
+		return ActionResult{Outcome: OutcomeNoOp, Interval: o.st.Interval.String(), Message: "sync was already on"}, nil
 	}
 	o.st.Enabled = true
 	o.queue(RunRequest{Kind: vocab.KindScheduled, Actor: s.Actor})
 	o.record(vocab.Event{Actor: s.Actor, Type: vocab.EventSwitch, Action: "enable",
 		Details: map[string]any{"interval": o.st.Interval.String()}})
+	return ActionResult{Outcome: outcomeRun, Interval: o.st.Interval.String()}, nil
 }
 
-func (o *orgLoop) onDisable(ctx workflow.Context, ch workflow.ReceiveChannel) {
-	s, ok := receiveSignal(ctx, o, ch, vocab.EventSwitch, decodeDisable)
-	if !ok {
-		return
-	}
+func (o *orgLoop) disable(_ workflow.Context, s SwitchSignal) (ActionResult, *signalError) {
+	res := ActionResult{Outcome: OutcomeOff}
 	was := o.st.Enabled
 	details := map[string]any{"wasOn": was}
 	if n := o.st.Next; n != nil && len(n.Requests) > 0 {
@@ -252,37 +273,33 @@ func (o *orgLoop) onDisable(ctx workflow.Context, ch workflow.ReceiveChannel) {
 	if o.run != nil {
 		o.runCancel() // the run stops cleanly; what it already provisioned stays
 		details["cancelledRun"] = o.current.RunID
+		res.RunID = o.current.RunID
+	}
+	if !was {
+		res.Message = "sync was already off"
 	}
 	o.record(vocab.Event{Actor: s.Actor, Type: vocab.EventSwitch, Action: "disable", Details: details})
+	return res, nil
 }
 
-func (o *orgLoop) onRetry(ctx workflow.Context, ch workflow.ReceiveChannel) {
-	s, ok := receiveSignal(ctx, o, ch, vocab.EventRetry, decodeRetry)
-	if !ok {
-		return
-	}
+func (o *orgLoop) retry(_ workflow.Context, s RetrySignal) (ActionResult, *signalError) {
 	f := s.Filter
-	o.requestWhileOn(vocab.Event{Actor: s.Actor, Type: vocab.EventRetry, Action: "retry",
+	return o.requestWhileOn(vocab.Event{Actor: s.Actor, Type: vocab.EventRetry, Action: "retry",
 		Details: map[string]any{"type": f.Type, "product": f.Product, "user": f.User}},
 		RunRequest{Kind: vocab.KindRetry, Retry: &f, Actor: s.Actor})
 }
 
-func (o *orgLoop) onSyncNow(ctx workflow.Context, ch workflow.ReceiveChannel) {
-	s, ok := receiveSignal(ctx, o, ch, vocab.EventSync, decodeActor)
-	if !ok {
-		return
-	}
-	o.requestWhileOn(vocab.Event{Actor: s.Actor, Type: vocab.EventSync, Action: "sync-now"},
+func (o *orgLoop) syncNow(_ workflow.Context, s ActorSignal) (ActionResult, *signalError) {
+	return o.requestWhileOn(vocab.Event{Actor: s.Actor, Type: vocab.EventSync, Action: "sync-now"},
 		RunRequest{Kind: vocab.KindManual, Actor: s.Actor})
 }
 
-func (o *orgLoop) onApprove(ctx workflow.Context, ch workflow.ReceiveChannel) {
-	s, ok := receiveSignal(ctx, o, ch, vocab.EventSync, decodeActor)
-	if !ok {
-		return
+func (o *orgLoop) approve(_ workflow.Context, s ApproveSignal) (ActionResult, *signalError) {
+	e := vocab.Event{Actor: s.Actor, Type: vocab.EventSync, Action: "approve-suspensions"}
+	if s.Digest != "" { // named by the sender (always, since changeCheckedSignals)
+		e.Details = map[string]any{"held": s.Held, "digest": s.Digest}
 	}
-	o.requestWhileOn(vocab.Event{Actor: s.Actor, Type: vocab.EventSync, Action: "approve-suspensions"},
-		RunRequest{Kind: vocab.KindManual, ApproveSuspensions: true, Actor: s.Actor})
+	return o.requestWhileOn(e, RunRequest{Kind: vocab.KindManual, ApproveSuspensions: true, ApprovedHeld: s.Digest, Actor: s.Actor})
 }
 
 // onRun queues one sync (`starter run`) as the next run, whether user sync is on or off: it
@@ -351,7 +368,14 @@ func receiveSignal[T any](ctx workflow.Context, o *orgLoop, ch workflow.ReceiveC
 	if bad == nil {
 		return v, true
 	}
-	workflow.GetLogger(ctx).Warn("signal rejected", "signal", ch.Name(), "field", bad.Field, "reason", bad.Reason)
+	o.reject(ctx, ch.Name(), eventType, bad)
+	var zero T
+	return zero, false
+}
+
+// reject records a signal or update rejected for bad (its name as action).
+func (o *orgLoop) reject(ctx workflow.Context, name, eventType string, bad *signalError) {
+	workflow.GetLogger(ctx).Warn("action rejected", "action", name, "field", bad.Field, "reason", bad.Reason)
 	details := map[string]any{"reason": bad.Error()}
 	if bad.Field != "" {
 		details["field"] = bad.Field
@@ -359,25 +383,26 @@ func receiveSignal[T any](ctx workflow.Context, o *orgLoop, ch workflow.ReceiveC
 	if bad.Value != "" {
 		details["value"] = bad.Value
 	}
-	o.record(vocab.Event{Actor: bad.Actor, Type: eventType, Action: ch.Name(), Status: "rejected", Details: details})
-	var zero T
-	return zero, false
+	o.recordIn(ctx, vocab.Event{Actor: bad.Actor, Type: eventType, Action: name, Status: "rejected", Details: details})
 }
 
 // requestWhileOn queues a run; while sync is off nothing new starts, and the history says so.
-func (o *orgLoop) requestWhileOn(e vocab.Event, r RunRequest) {
+func (o *orgLoop) requestWhileOn(e vocab.Event, r RunRequest) (ActionResult, *signalError) {
 	if !o.st.Enabled {
 		e.Status = "rejected"
 		if e.Details == nil {
 			e.Details = map[string]any{}
 		}
-		e.Details["reason"] = "user sync is off: enable it first"
+		e.Details["reason"] = errSyncIsOff
 		o.record(e)
-		return
+		return ActionResult{}, &signalError{Actor: e.Actor, Reason: errSyncIsOff}
 	}
 	o.queue(r)
 	o.record(e)
+	return ActionResult{Outcome: outcomeRun}, nil
 }
+
+const errSyncIsOff = "user sync is off: enable it first"
 
 // queue merges a request into the next run: a full sync re-attempts every failed user, so it
 // absorbs retries; two different retry filters widen to a retry of all failures.
@@ -388,9 +413,12 @@ func (o *orgLoop) queue(r RunRequest) {
 		o.st.Next = &r
 	case n.Kind != vocab.KindRetry:
 		n.ApproveSuspensions = n.ApproveSuspensions || r.ApproveSuspensions
+		n.ApprovedHeld = approvedHeld(n, &r)
 		n.Requests = append(n.Requests, r.Requests...)
 	case r.Kind != vocab.KindRetry:
+		r.ApprovedHeld = approvedHeld(n, &r)
 		r.ApproveSuspensions = r.ApproveSuspensions || n.ApproveSuspensions
+		r.RunID = n.RunID // the name an update gave it stays
 		r.Requests = append(slices.Clip(n.Requests), r.Requests...)
 		o.st.Next = &r
 	case *n.Retry != *r.Retry:
@@ -399,14 +427,25 @@ func (o *orgLoop) queue(r RunRequest) {
 	o.cancelTimer()
 }
 
+// approvedHeld is the held set approved by two merged requests: the latest approval's.
+func approvedHeld(older, newer *RunRequest) string {
+	if newer.ApproveSuspensions {
+		return newer.ApprovedHeld
+	}
+	return older.ApprovedHeld
+}
+
 func (o *orgLoop) startRun(ctx workflow.Context) {
 	req := *o.st.Next
 	o.st.Next = nil
 	o.st.Seq++
 	o.runs++
-	runID := RunWorkflowID(o.st.Org, workflow.Now(ctx).UTC().Format("20060102T150405")+"-"+strconv.Itoa(o.st.Seq))
+	runID := req.RunID
+	if runID == "" {
+		runID = RunWorkflowID(o.st.Org, workflow.Now(ctx).UTC().Format("20060102T150405")+"-"+strconv.Itoa(o.st.Seq))
+	}
 	in := RunInput{Org: o.st.Org, RunID: runID, Kind: req.Kind, Retry: req.Retry,
-		ApproveSuspensions: req.ApproveSuspensions, Actor: req.Actor}
+		ApproveSuspensions: req.ApproveSuspensions, ApprovedHeld: req.ApprovedHeld, Actor: req.Actor}
 	cctx, cancel := workflow.WithCancel(ctx)
 	cctx = workflow.WithChildOptions(cctx, workflow.ChildWorkflowOptions{
 		WorkflowID:          runID,
@@ -738,6 +777,8 @@ func actorOf(v any) string {
 	case RetrySignal:
 		return s.Actor
 	case ActorSignal:
+		return s.Actor
+	case ApproveSignal:
 		return s.Actor
 	case RunSignal:
 		return s.Actor

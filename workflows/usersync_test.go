@@ -26,6 +26,9 @@ type orgEnv struct {
 	runs    []RunInput
 	events  []vocab.Event
 	runTime time.Duration
+	// verdict answers the CheckAction step (nil: everything passes); checks are what it was asked.
+	verdict func(steps.ActionCheck) steps.ActionVerdict
+	checks  []steps.ActionCheck
 }
 
 func newOrgEnv(t *testing.T) *orgEnv {
@@ -47,6 +50,13 @@ func newOrgEnv(t *testing.T) *orgEnv {
 		e.events = append(e.events, ev)
 		return nil
 	})
+	e.OnActivity("CheckAction", mock.Anything, mock.Anything).Return(func(_ context.Context, c steps.ActionCheck) (steps.ActionVerdict, error) {
+		e.checks = append(e.checks, c)
+		if e.verdict == nil {
+			return steps.ActionVerdict{}, nil
+		}
+		return e.verdict(c), nil
+	}).Maybe()
 	return e
 }
 
@@ -175,7 +185,7 @@ func TestChangingTheIntervalWhileOnReschedulesTheNextSync(t *testing.T) {
 func TestApproveSuspensionsRunsASyncThatAppliesThem(t *testing.T) {
 	e := newOrgEnv(t)
 	e.signalAt(time.Second, SignalEnable, SwitchSignal{Actor: "ops"})
-	e.signalAt(5*time.Minute, SignalApproveSuspensions, ActorSignal{Actor: "alice"})
+	e.signalAt(5*time.Minute, SignalApproveSuspensions, ApproveSignal{Actor: "alice", Held: 3, Digest: "abc"})
 	e.RegisterDelayedCallback(func() { e.CancelWorkflow() }, 8*time.Minute)
 	e.ExecuteWorkflow(UserSyncWorkflow, SyncState{Org: "acme"})
 

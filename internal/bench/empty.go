@@ -54,6 +54,10 @@ func (e *emptySteps) ReleaseUnsentSeats(context.Context, steps.UserStep) error {
 
 func (e *emptySteps) RecordEvent(context.Context, vocab.Event) error { return nil }
 
+func (e *emptySteps) CheckAction(context.Context, steps.ActionCheck) (steps.ActionVerdict, error) {
+	return steps.ActionVerdict{}, nil
+}
+
 func (e *emptySteps) SyncGroups(context.Context, steps.RunRef) (steps.GroupsResult, error) {
 	return steps.GroupsResult{}, nil
 }

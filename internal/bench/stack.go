@@ -26,6 +26,7 @@ import (
 	"github.com/usersync/usersync/internal/orgs"
 	"github.com/usersync/usersync/internal/scimsandbox"
 	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/workflows"
 )
 
 const (
@@ -98,8 +99,8 @@ func Start(ctx context.Context, dir string, probe *Probe) (*Stack, error) {
 	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
 		ExistingPath: bin, ClientOptions: &client.Options{HostPort: s.HostPort, Logger: quiet()},
 		LogLevel: "error", Stdout: io.Discard, Stderr: os.Stderr,
-		ExtraArgs: []string{"--dynamic-config-value", "system.enableActivityEagerExecution=true",
-			"--namespace", CeilingNamespace},
+		ExtraArgs: append([]string{"--dynamic-config-value", "system.enableActivityEagerExecution=true",
+			"--namespace", CeilingNamespace}, workflows.DevServerSearchAttributeArgs()...),
 	})
 	if err != nil {
 		s.Close()

@@ -14,6 +14,8 @@ import (
 
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
+
+	"github.com/usersync/usersync/workflows"
 )
 
 // TemporalCLIVersion is the Temporal CLI release the dev stack is tested with.
@@ -117,6 +119,8 @@ func (t *Temporal) daemon(bin string) *Daemon {
 		args = append(args, "--http-port", strconv.Itoa(t.HTTPPort))
 	}
 	args = append(args, eagerActivities...)
+	// The search attributes the workflows upsert: their tasks fail until the server knows them.
+	args = append(args, workflows.DevServerSearchAttributeArgs()...)
 	if db := t.dbFile(); db != "" {
 		args = append(args, "--db-filename", db,
 			"--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal")

@@ -83,7 +83,7 @@ func TestAdminJourneyWithTheCLI(t *testing.T) {
 	out = s.cliOK("rules", "move", strconv.FormatInt(salesID, 10), "--to", strconv.Itoa(marketingPriority))
 	require.Contains(t, out, fmt.Sprintf("Moved rule %d to priority %d.", salesID, marketingPriority))
 	before = s.lastRunID()
-	require.Contains(t, s.cliOK("sync-now"), "Sync requested.")
+	require.Contains(t, s.cliOK("sync-now"), "Sync requested: run usersync/acme/run/")
 	s.cliOK("status", "--wait", "--timeout", "3m")
 	require.NotEqual(t, before, s.lastRunID(), "status --wait waited for the requested sync")
 	marketing1, sales1 := s.sandbox.GroupMembers("Marketing"), s.sandbox.GroupMembers("Sales")

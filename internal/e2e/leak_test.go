@@ -136,8 +136,10 @@ func leakScan(t *testing.T, withCodec bool) {
 					require.False(t, bytes.Contains(b, []byte(admin)), "%s holds the admin's name in clear", where)
 					sealed += bytes.Count(b, []byte(codec.Encoding))
 				}
-				if sig := e.GetWorkflowExecutionSignaledEventAttributes(); sig != nil && sig.SignalName == workflows.SignalRetry {
-					retrySignal = sig.GetInput().GetPayloads()[0]
+				// starter sends retry as an update: its input is in the accepted event.
+				if u := e.GetWorkflowExecutionUpdateAcceptedEventAttributes(); u != nil &&
+					u.GetAcceptedRequest().GetInput().GetName() == workflows.SignalRetry {
+					retrySignal = u.GetAcceptedRequest().GetInput().GetArgs().GetPayloads()[0]
 				}
 			}
 		}
@@ -146,7 +148,7 @@ func leakScan(t *testing.T, withCodec bool) {
 		}
 	}
 	require.Greater(t, events, 100, "the histories were read")
-	require.NotNil(t, retrySignal, "the CLI's retry signal is in the history")
+	require.NotNil(t, retrySignal, "the CLI's retry update is in the history")
 	if withCodec {
 		require.Greater(t, sealed, 50, "payloads are sealed")
 		opened, err := cd.Decode([]*commonpb.Payload{retrySignal})

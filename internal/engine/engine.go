@@ -48,6 +48,7 @@ type Steps interface {
 	SyncGroups(context.Context, steps.RunRef) (steps.GroupsResult, error)
 	FinishRun(context.Context, steps.FinishInput) (steps.RunSummary, error)
 	RecordEvent(context.Context, vocab.Event) error
+	CheckAction(context.Context, steps.ActionCheck) (steps.ActionVerdict, error)
 }
 
 var _ Steps = (*activities.Activities)(nil)

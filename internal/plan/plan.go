@@ -115,7 +115,7 @@ func Plan(in Input) Result {
 				active++
 			}
 		}
-		heldMsg := p.HoldSuspensions(len(suspensions), active)
+		heldMsg := p.HoldSet(suspensions, active)
 		for _, id := range suspensions {
 			ap, ok := in.Applied[id]
 			if !ok {
@@ -323,6 +323,31 @@ func (p *Planner) SuspiciousRead(read, inScope int) string {
 // more than SuspendThresholdMax, or more than SuspendThresholdPercent of them (at least 1 is
 // always allowed), are all held unless ApproveSuspensions. It returns the reason, or "".
 func (p *Planner) HoldSuspensions(n, active int) string {
+	if p.in.ApproveSuspensions {
+		return ""
+	}
+	return p.overThreshold(n, active)
+}
+
+// HoldSet is HoldSuspensions for the suspensions of the users ids (externalIds). An approval
+// that names a held set (ApprovedHeld) releases only that set: if users left or came back
+// since the admin looked, the suspensions are held again, for a new approval.
+func (p *Planner) HoldSet(ids []string, active int) string {
+	msg := p.HoldSuspensions(len(ids), active)
+	approved := p.in.ApprovedHeld
+	if msg != "" || approved == "" || p.overThreshold(len(ids), active) == "" {
+		return msg
+	}
+	if d := vocab.HeldDigest(ids); d != approved {
+		return fmt.Sprintf("suspension held: this sync would suspend %d users (digest %s), not the set approved (digest %s); check them and approve again",
+			len(ids), d, approved)
+	}
+	return ""
+}
+
+// overThreshold is why n suspensions out of active linked users are more than the safety
+// threshold allows, or "".
+func (p *Planner) overThreshold(n, active int) string {
 	pct, max := p.in.SuspendThresholdPercent, p.in.SuspendThresholdMax
 	if pct <= 0 {
 		pct = DefaultSuspendThresholdPercent
@@ -334,7 +359,7 @@ func (p *Planner) HoldSuspensions(n, active int) string {
 	if allowed < 1 {
 		allowed = 1
 	}
-	if n <= allowed || p.in.ApproveSuspensions {
+	if n <= allowed {
 		return ""
 	}
 	return fmt.Sprintf("suspension held: this sync would suspend %d of %d active linked users, above the safety threshold of %d (%d%%, at most %d); approve the suspensions or fix the directory or rules",

@@ -382,6 +382,15 @@ func TestPlanReleasedSeatsAreNotFreeInTheSameSync(t *testing.T) {
 	}
 }
 
+// goneIDs are the externalIds of suspensionInput's first k users.
+func goneIDs(k int) []string {
+	ids := make([]string, k)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("g%03d", i)
+	}
+	return ids
+}
+
 // suspensionInput links n active staff users; the first k are absent from the read.
 func suspensionInput(t *testing.T, n, k int) Input {
 	in := baseInput()
@@ -418,6 +427,15 @@ func TestPlanSafety(t *testing.T) {
 		{name: "11% of 100 is held", n: 100, k: 11, wantHeld: 11, wantWarning: "would suspend 11 of 100",
 			heldMessageOK: "above the safety threshold of 10"},
 		{name: "approved", n: 100, k: 11, mutate: func(in *Input) { in.ApproveSuspensions = true }, wantSuspend: 11},
+		{name: "the approved set", n: 100, k: 11, mutate: func(in *Input) {
+			in.ApproveSuspensions, in.ApprovedHeld = true, vocab.HeldDigest(goneIDs(11))
+		}, wantSuspend: 11},
+		{name: "another set than the approved one is held again", n: 100, k: 11, mutate: func(in *Input) {
+			in.ApproveSuspensions, in.ApprovedHeld = true, vocab.HeldDigest(goneIDs(10)) // one more left since
+		}, wantHeld: 11, wantWarning: "not the set approved (digest " + vocab.HeldDigest(goneIDs(10)) + ")"},
+		{name: "under the threshold an approval does not matter", n: 100, k: 10, mutate: func(in *Input) {
+			in.ApproveSuspensions, in.ApprovedHeld = true, "000000000000"
+		}, wantSuspend: 10},
 		{name: "custom percent", n: 100, k: 11, mutate: func(in *Input) { in.SuspendThresholdPercent = 20 }, wantSuspend: 11},
 		{name: "absolute max", n: 100, k: 6, mutate: func(in *Input) { in.SuspendThresholdMax = 5; in.SuspendThresholdPercent = 50 },
 			wantHeld: 6, wantWarning: "at most 5"},

@@ -231,7 +231,11 @@ func (s *stream) suspensions() error {
 	if err != nil {
 		return err
 	}
-	holdMsg := s.p.HoldSuspensions(len(s.leavers), active)
+	ids := make([]string, len(s.leavers))
+	for i, l := range s.leavers {
+		ids[i] = l.externalID
+	}
+	holdMsg := s.p.HoldSet(ids, active)
 	for batch := range slices.Chunk(s.leavers, streamBatch) {
 		ids := make([]string, len(batch))
 		for i, l := range batch {

@@ -89,8 +89,10 @@ type Input struct {
 	Held  map[string]map[string]bool
 	// Retry, when set, restricts the work to currently failed users matching it.
 	Retry *vocab.Filter
-	// ApproveSuspensions releases suspensions held by the safety threshold.
+	// ApproveSuspensions releases suspensions held by the safety threshold: those whose
+	// vocab.HeldDigest is ApprovedHeld (when set), the set the admin approved.
 	ApproveSuspensions bool
+	ApprovedHeld       string
 	// PreviousSnapshotSize is the in-scope user count of the last good read (0 if none).
 	PreviousSnapshotSize int
 	// SuspendThresholdPercent and SuspendThresholdMax bound how many suspensions one sync

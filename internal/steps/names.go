@@ -18,10 +18,11 @@ const (
 	SyncGroups         = "SyncGroups"         // RunRef -> GroupsResult
 	FinishRun          = "FinishRun"          // FinishInput -> RunSummary
 	RecordEvent        = "RecordEvent"        // vocab.Event
+	CheckAction        = "CheckAction"        // ActionCheck -> ActionVerdict
 )
 
 // Names lists every step name.
 func Names() []string {
 	return []string{RunSettings, DiscoverTarget, SnapshotDirectory, PlanRun, EvaluatePage, CheckLicenses,
-		ProvisionUser, ProbeTarget, RecordUserFailure, ReleaseUnsentSeats, SyncGroups, FinishRun, RecordEvent}
+		ProvisionUser, ProbeTarget, RecordUserFailure, ReleaseUnsentSeats, SyncGroups, FinishRun, RecordEvent, CheckAction}
 }

@@ -40,6 +40,8 @@ type PlanInput struct {
 	DryRun             bool          `json:"dryRun,omitempty"`
 	Retry              *vocab.Filter `json:"retry,omitempty"`
 	ApproveSuspensions bool          `json:"approveSuspensions,omitempty"`
+	// ApprovedHeld: the digest of the suspensions approved (vocab.HeldDigest), "" for any.
+	ApprovedHeld string `json:"approvedHeld,omitempty"`
 }
 
 // PlanResult counts the planned work; items are in the store under the run ID.
@@ -163,4 +165,29 @@ type TargetCheck struct {
 	Filter       bool   `json:"filter"`
 	MaxResults   int    `json:"maxResults,omitempty"`
 	ETag         bool   `json:"etag,omitempty"`
+}
+
+// ActionCheck asks for the checks of an admin action (an update or signal of the org
+// workflow) that need the database: the retry filter's product is in the catalog and its user
+// is known; the held suspensions an approval names are still the held set.
+type ActionCheck struct {
+	Org    string        `json:"org"`
+	Action string        `json:"action"`
+	Retry  *vocab.Filter `json:"retry,omitempty"`
+	// Approve names the held set approved: its size and vocab.HeldDigest.
+	Approve *HeldSet `json:"approve,omitempty"`
+}
+
+// HeldSet names a set of held suspensions.
+type HeldSet struct {
+	Count  int    `json:"count"`
+	Digest string `json:"digest"`
+}
+
+// ActionVerdict is CheckAction's answer: empty Reason when the action may go on; else the
+// offending field, its value (never personal data) and why.
+type ActionVerdict struct {
+	Field  string `json:"field,omitempty"`
+	Value  string `json:"value,omitempty"`
+	Reason string `json:"reason,omitempty"`
 }

@@ -130,3 +130,33 @@ func (s *Store) BannersWith(ctx context.Context, org, runFailure string) ([]voca
 	})
 	return append(bs, users...), err
 }
+
+// KnownUser reports whether user (a userName, case-insensitively, or an externalId) is a user
+// of the organization we manage or failed to: one a retry filter may name.
+func (s *Store) KnownUser(ctx context.Context, org, user string) (bool, error) {
+	var ok bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM failures WHERE org=$1 AND (external_id=$2 OR lower(user_name)=lower($2)))
+		OR EXISTS (SELECT 1 FROM user_state WHERE org=$1 AND (external_id=$2 OR lower(user_name)=lower($2)))`, org, user).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("look up user: %w", err)
+	}
+	return ok, nil
+}
+
+// HeldSet is the organization's current held suspensions: how many, and their vocab.HeldDigest.
+func (s *Store) HeldSet(ctx context.Context, org string) (count int, digest string, err error) {
+	recs, err := s.Failures(ctx, org, vocab.Filter{Type: vocab.SuspensionHeld})
+	if err != nil {
+		return 0, "", err
+	}
+	return len(recs), HeldDigestOf(recs), nil
+}
+
+// HeldDigestOf is the vocab.HeldDigest of failure records (those of suspension_held).
+func HeldDigestOf(recs []FailureRecord) string {
+	ids := make([]string, len(recs))
+	for i, r := range recs {
+		ids[i] = r.ExternalID
+	}
+	return vocab.HeldDigest(ids)
+}

@@ -54,7 +54,7 @@ func Advice(typ, product string) string {
 	case TargetUnavailable:
 		return "the target did not answer after retries; check it, then starter retry --type target_unavailable"
 	case SuspensionHeld:
-		return "more suspensions than the safety threshold: check the directory, then approve (starter approve-suspensions)"
+		return "more suspensions than the safety threshold: check the directory, then approve (starter failures --type suspension_held, then starter approve-suspensions --held N --digest D)"
 	}
 	return ""
 }

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +29,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/usersync/usersync/internal/devstack"
+	"github.com/usersync/usersync/workflows"
 )
 
 // RequireIntegrationEnv, set to 1, turns "binary missing" skips into
@@ -302,7 +304,8 @@ func startTemporal(ctx context.Context) (*testsuite.DevServer, string, error) {
 			LogLevel:      "error",
 			Stdout:        io.Discard, // a banner; errors still reach stderr
 			Stderr:        os.Stderr,
-			ExtraArgs:     append([]string{"--http-port", strconv.Itoa(devstack.FreePort())}, devstack.EagerActivityArgs()...),
+			ExtraArgs: slices.Concat([]string{"--http-port", strconv.Itoa(devstack.FreePort())}, devstack.EagerActivityArgs(),
+				workflows.DevServerSearchAttributeArgs()),
 		})
 		if err == nil {
 			return srv, hostPort, nil
