@@ -21,3 +21,19 @@ func TestSIDAndPrimaryGroupKey(t *testing.T) {
 		}
 	}
 }
+
+func TestGUIDBytesInvertsGUIDString(t *testing.T) {
+	raw := []byte{0x13, 0xfc, 0x7f, 0xfd, 0xa9, 0xd0, 0xb1, 0x44, 0x82, 0x67, 0x7d, 0xb0, 0x76, 0x07, 0xc4, 0x4f}
+	s, err := guidString(raw)
+	if err != nil || s != "fd7ffc13-d0a9-44b1-8267-7db07607c44f" {
+		t.Fatalf("guidString = %q, %v", s, err)
+	}
+	if b, err := guidBytes(s); err != nil || string(b) != string(raw) {
+		t.Errorf("guidBytes(%s) = % x, %v; want % x", s, b, err, raw)
+	}
+	for _, bad := range []string{"", "fd7ffc13d0a944b182677db07607c44f", "fd7ffc13-d0a9-44b1-8267-7db07607c44", "zd7ffc13-d0a9-44b1-8267-7db07607c44f"} {
+		if _, err := guidBytes(bad); err == nil {
+			t.Errorf("guidBytes(%q) succeeded", bad)
+		}
+	}
+}
