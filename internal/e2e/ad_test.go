@@ -1,0 +1,157 @@
+package e2e
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"testing"
+
+	"github.com/go-ldap/ldap/v3"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+
+	"github.com/usersync/usersync/activities"
+	"github.com/usersync/usersync/internal/demo"
+	"github.com/usersync/usersync/internal/devstack"
+	"github.com/usersync/usersync/internal/devstack/devstacktest"
+	"github.com/usersync/usersync/internal/directory"
+	"github.com/usersync/usersync/internal/rules"
+	"github.com/usersync/usersync/internal/scim"
+	"github.com/usersync/usersync/internal/scimsandbox"
+	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/vocab"
+)
+
+// adDomain is the mail and UPN domain of the test DC's users (devstacktest.SambaDC).
+const adDomain = "corp.example.test"
+
+// adStack is a stack whose directory is the Samba AD DC: the organization's subtree is
+// OU=<ou> (one per test: the DC serves the whole test binary), with OU=People,
+// OU=Groups and OU=Moved, and one rule on CN=Sales Team,OU=Groups (Meeting, Member).
+type adStack struct {
+	*stack
+	dc                          *devstack.SambaDC
+	base, people, groups, moved string
+	sales                       string // the ruled group, as created
+	admin                       *ldap.Conn
+}
+
+func newADStack(t *testing.T, ou string, users ...string) *adStack {
+	t.Helper()
+	ctx, dbURL, hostPort := servers(t)
+	dc := devstacktest.SambaDC(t)
+	a := &adStack{dc: dc, base: "OU=" + ou + "," + dc.BaseDN()}
+	a.people, a.groups, a.moved = "OU=People,"+a.base, "OU=Groups,"+a.base, "OU=Moved,"+a.base
+	a.sales = "CN=Sales Team," + a.groups
+
+	pem, err := os.ReadFile(dc.CAFile())
+	require.NoError(t, err)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	a.admin, err = ldap.DialURL(dc.LDAPSURL(), ldap.DialWithTLSConfig(&tls.Config{RootCAs: pool, ServerName: dc.ServerName()}))
+	require.NoError(t, err)
+	t.Cleanup(func() { a.admin.Close() })
+	require.NoError(t, a.admin.Bind(dc.AdminDN(), dc.AdminPassword))
+	add := func(dn string, attrs map[string][]string) {
+		r := ldap.NewAddRequest(dn, nil)
+		for k, v := range attrs {
+			r.Attribute(k, v)
+		}
+		require.NoError(t, a.admin.Add(r), "add %s", dn)
+	}
+	for _, dn := range []string{a.base, a.people, a.groups, a.moved} {
+		add(dn, map[string][]string{"objectClass": {"organizationalUnit"}})
+	}
+	var members []string
+	for _, u := range users {
+		dn := a.userDN(u)
+		// 544: enabled, no password required.
+		add(dn, map[string][]string{"objectClass": {"user"}, "sAMAccountName": {u}, "userPrincipalName": {u + "@" + adDomain},
+			"mail": {u + "@" + adDomain}, "givenName": {u}, "sn": {"Tester"}, "userAccountControl": {"544"}})
+		members = append(members, dn)
+	}
+	add(a.sales, map[string][]string{"objectClass": {"group"}, "sAMAccountName": {ou + "-sales"}, "member": members})
+
+	sb := scimsandbox.New(scimsandbox.Options{Token: scimToken})
+	srv := httptest.NewServer(sb)
+	t.Cleanup(srv.Close)
+	st, err := store.Open(ctx, dbURL)
+	require.NoError(t, err)
+	t.Cleanup(st.Close)
+	require.NoError(t, st.SetCatalog(ctx, org, "e2e", demo.Catalog()))
+	_, err = st.EditRules(ctx, org, "e2e", "add", func([]rules.Rule) ([]rules.Rule, error) {
+		return []rules.Rule{{Priority: 1, GroupDN: rules.NormalizeDN(a.sales), Role: demo.Member, Products: []string{demo.Meeting}}}, nil
+	})
+	require.NoError(t, err)
+	require.NoError(t, st.SetDomain(ctx, org, "e2e", adDomain, true))
+	require.NoError(t, st.SetLicense(ctx, org, "e2e", demo.Meeting, 10))
+
+	c, err := quietClient(hostPort)
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	cfg := directory.Config{URL: dc.LDAPSURL(), CAFile: dc.CAFile(), BindDN: dc.AdminDN(), BindPassword: dc.AdminPassword,
+		BaseDN: a.base, Profile: directory.ProfileAD, PageSize: 100}
+	s := &stack{t: t, ctx: ctx, demo: demo.Demo{Suffix: a.base}, store: st, client: c, sandbox: sb,
+		target: scim.New(scim.Config{BaseURL: srv.URL, Token: scimToken}), conns: activities.Org{Dial: activities.LDAP(cfg)},
+		dbURL: dbURL, hostPort: hostPort, ldapURL: dc.LDAPSURL(), ldapBindDN: dc.AdminDN(), scimURL: srv.URL,
+		cliEnv: []string{"LDAP_PROFILE=ad", "LDAP_ALLOW_PLAINTEXT_BIND=false", "LDAP_CA_FILE=" + dc.CAFile(),
+			"LDAP_BIND_PASSWORD=" + dc.AdminPassword}}
+	s.dial = func() (client.Client, error) { return quietClient(hostPort) }
+	s.restartWorkers(500, 1)
+	t.Cleanup(func() { s.restartWorkers(0, 0) })
+	a.stack = s
+	return a
+}
+
+func (a *adStack) userDN(sam string) string { return "CN=" + sam + "," + a.people }
+
+// tool runs samba-tool on the DC.
+func (a *adStack) tool(args ...string) {
+	a.t.Helper()
+	out, err := a.dc.Tool(a.ctx, args...)
+	require.NoError(a.t, err, "%s", out)
+}
+
+// A ruled group renamed and moved to another OU on the DC keeps its rule: after the next
+// sync its members keep their accounts and entitlements in the target, nobody is
+// suspended, and `starter rules list` shows the group's new DN.
+func TestRuledGroupRenamedAndMovedOnTheDC(t *testing.T) {
+	a := newADStack(t, "UsersyncE2EGroupMove", "gm1", "gm2", "gm3")
+	first := a.runOnce("initial")
+	require.Equal(t, 3, first.Outcomes["created"], "run: %+v; failures: %+v", first, a.failures(vocab.Filter{}))
+	before := accountsByExternalID(a.checkTarget())
+	require.Len(t, before, 3)
+	for _, v := range before {
+		require.True(t, v.Active)
+		require.Equal(t, []string{demo.Meeting}, v.Products)
+	}
+
+	a.tool("group", "rename", "UsersyncE2EGroupMove-sales", "--samaccountname=UsersyncE2EGroupMove-emea", "--force-new-cn=Sales EMEA")
+	a.tool("group", "move", "UsersyncE2EGroupMove-emea", a.moved)
+	newDN := rules.NormalizeDN("CN=Sales EMEA," + a.moved)
+	res, err := a.admin.Search(ldap.NewSearchRequest(newDN, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
+		"(objectClass=group)", []string{"member"}, nil))
+	require.NoError(t, err, "the group is at %s now", newDN)
+	require.Len(t, res.Entries[0].GetAttributeValues("member"), 3)
+
+	second := a.runOnce("after-rename")
+	require.Equal(t, "succeeded", second.Status, "run error: %s", second.Error)
+	require.Zero(t, second.Outcomes["suspended"], "nobody suspended")
+	require.Equal(t, 3, second.Plan.InScope, "the group's members are still in scope")
+	require.Equal(t, before, accountsByExternalID(a.checkTarget()), "accounts and entitlements unchanged in the target")
+
+	var listed []rules.Rule
+	require.NoError(t, json.Unmarshal([]byte(a.cliOK("rules", "list", "--json")), &listed))
+	require.Len(t, listed, 1)
+	require.Equal(t, newDN, listed[0].GroupDN, "rules list shows the group's current DN")
+	out, err := a.dc.Tool(a.ctx, "group", "show", "UsersyncE2EGroupMove-emea", "--attributes=objectGUID")
+	require.NoError(t, err)
+	require.Contains(t, out, fmt.Sprintf("objectGUID: %s", listed[0].GroupID), "the rule keeps the group's objectGUID")
+}
+
+func quietClient(hostPort string) (client.Client, error) {
+	return client.Dial(client.Options{HostPort: hostPort, Logger: quietLogger()})
+}
