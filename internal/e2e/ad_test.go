@@ -87,7 +87,7 @@ func newADStack(t *testing.T, ou string, users ...string) *adStack {
 	})
 	require.NoError(t, err)
 	require.NoError(t, st.SetDomain(ctx, org, "e2e", adDomain, true))
-	require.NoError(t, st.SetLicense(ctx, org, "e2e", demo.Meeting, 10))
+	require.NoError(t, st.SetLicense(ctx, org, "e2e", demo.Meeting, 100))
 
 	c, err := quietClient(hostPort)
 	require.NoError(t, err)
@@ -121,7 +121,7 @@ func (a *adStack) tool(args ...string) {
 func TestRuledGroupRenamedAndMovedOnTheDC(t *testing.T) {
 	a := newADStack(t, "UsersyncE2EGroupMove", "gm1", "gm2", "gm3")
 	first := a.runOnce("initial")
-	require.Equal(t, 3, first.Outcomes["created"], "run: %+v; failures: %+v", first, a.failures(vocab.Filter{}))
+	require.Equal(t, 3, first.Outcomes[vocab.Created], "run: %+v; failures: %+v", first, a.failures(vocab.Filter{}))
 	before := accountsByExternalID(a.checkTarget())
 	require.Len(t, before, 3)
 	for _, v := range before {
@@ -138,8 +138,8 @@ func TestRuledGroupRenamedAndMovedOnTheDC(t *testing.T) {
 	require.Len(t, res.Entries[0].GetAttributeValues("member"), 3)
 
 	second := a.runOnce("after-rename")
-	require.Equal(t, "succeeded", second.Status, "run error: %s", second.Error)
-	require.Zero(t, second.Outcomes["suspended"], "nobody suspended")
+	require.Equal(t, vocab.RunSucceeded, second.Status, "run error: %s", second.Error)
+	require.Zero(t, second.Outcomes[vocab.Suspended], "nobody suspended")
 	require.Equal(t, 3, second.Plan.InScope, "the group's members are still in scope")
 	require.Equal(t, before, accountsByExternalID(a.checkTarget()), "accounts and entitlements unchanged in the target")
 
@@ -154,4 +154,65 @@ func TestRuledGroupRenamedAndMovedOnTheDC(t *testing.T) {
 
 func quietClient(hostPort string) (client.Client, error) {
 	return client.Dial(client.Options{HostPort: hostPort, Logger: quietLogger()})
+}
+
+// What AD does to a user reaches the target, on the same account (same externalId, same
+// SCIM id): renamed (new CN, sAMAccountName, UPN, mail) → the account's userName follows;
+// moved to another OU → unchanged; disabled or deleted → suspended, never deleted;
+// enabled again → active again with its entitlements.
+func TestUserChangesOnTheDCReachTheTarget(t *testing.T) {
+	users := []string{"uc-rename", "uc-move", "uc-disable", "uc-delete"}
+	for i := range 20 { // so that two suspensions stay under the 10% safety threshold
+		users = append(users, fmt.Sprintf("uc-stay%02d", i))
+	}
+	a := newADStack(t, "UsersyncE2EUserChanges", users...)
+	first := a.runOnce("initial")
+	require.Equal(t, len(users), first.Outcomes[vocab.Created], "run error: %s", first.Error)
+	byName := func() map[string]*scim.User {
+		out := map[string]*scim.User{}
+		for _, u := range a.checkTarget() {
+			out[u.UserName] = u
+		}
+		return out
+	}
+	before := byName()
+	upn := func(sam string) string { return sam + "@" + adDomain }
+
+	a.tool("user", "rename", "uc-rename", "--samaccountname=uc-renamed", "--upn="+upn("uc-renamed"),
+		"--mail-address="+upn("uc-renamed"), "--force-new-cn=uc-renamed")
+	a.tool("user", "move", "uc-move", a.moved)
+	a.tool("user", "disable", "uc-disable")
+	a.tool("user", "delete", "uc-delete")
+
+	second := a.runOnce("changes")
+	require.Equal(t, vocab.RunSucceeded, second.Status, "run error: %s", second.Error)
+	require.Equal(t, 2, second.Outcomes[vocab.Suspended], "the disabled and the deleted user: %v", second.Outcomes)
+	after := byName()
+	require.Len(t, after, len(users), "no account deleted, none created")
+	renamed := after[upn("uc-renamed")]
+	require.NotNil(t, renamed, "the renamed user's account has the new userName")
+	require.Equal(t, before[upn("uc-rename")].ID, renamed.ID, "the same account")
+	require.Equal(t, before[upn("uc-rename")].ExternalID, renamed.ExternalID, "the same externalId (objectGUID)")
+	require.True(t, renamed.Active)
+	require.Equal(t, []string{demo.Meeting}, renamed.Products)
+	moved := after[upn("uc-move")]
+	require.True(t, moved.Active, "moved to another OU: still a member, still active")
+	require.Equal(t, before[upn("uc-move")].ID, moved.ID)
+	require.Equal(t, []string{demo.Meeting}, moved.Products)
+	for _, u := range []string{"uc-disable", "uc-delete"} {
+		acc := after[upn(u)]
+		require.NotNil(t, acc, "%s: the account stays", u)
+		require.Equal(t, before[upn(u)].ID, acc.ID)
+		require.False(t, acc.Active, "%s: suspended", u)
+	}
+	require.True(t, after[upn("uc-stay00")].Active)
+
+	a.tool("user", "enable", "uc-disable")
+	third := a.runOnce("re-enable")
+	require.Equal(t, vocab.RunSucceeded, third.Status, "run error: %s", third.Error)
+	back := byName()[upn("uc-disable")]
+	require.Equal(t, before[upn("uc-disable")].ID, back.ID, "the same account")
+	require.True(t, back.Active, "enabled again: active again")
+	require.Equal(t, []string{demo.Meeting}, back.Products, "with its entitlement")
+	require.False(t, byName()[upn("uc-delete")].Active, "the deleted user stays suspended")
 }
