@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
@@ -73,7 +74,11 @@ func newADStack(t *testing.T, ou string, users ...string) *adStack {
 			"mail": {u + "@" + adDomain}, "givenName": {u}, "sn": {"Tester"}, "userAccountControl": {"544"}})
 		members = append(members, dn)
 	}
-	add(a.sales, map[string][]string{"objectClass": {"group"}, "sAMAccountName": {ou + "-sales"}, "member": members})
+	sales := map[string][]string{"objectClass": {"group"}, "sAMAccountName": {ou + "-sales"}}
+	if len(members) > 0 {
+		sales["member"] = members
+	}
+	add(a.sales, sales)
 
 	sb := scimsandbox.New(scimsandbox.Options{Token: scimToken})
 	srv := httptest.NewServer(sb)
@@ -215,4 +220,61 @@ func TestUserChangesOnTheDCReachTheTarget(t *testing.T) {
 	require.True(t, back.Active, "enabled again: active again")
 	require.Equal(t, []string{demo.Meeting}, back.Products, "with its entitlement")
 	require.False(t, byName()[upn("uc-delete")].Active, "the deleted user stays suspended")
+}
+
+// A rule on a group that is the users' primary group gives them their accounts, although
+// AD lists none of them in the group's member attribute (full path: the store's membership
+// index, the plan, the target).
+func TestRuleOnAPrimaryGroupOnTheDC(t *testing.T) {
+	a := newADStack(t, "UsersyncE2EPrimary") // the Sales Team rule, with no members
+	staff := "CN=Primary Staff," + a.groups
+	var members []string
+	for _, u := range []string{"pg1", "pg2"} {
+		dn := a.userDN(u)
+		r := ldap.NewAddRequest(dn, nil)
+		for k, v := range map[string][]string{"objectClass": {"user"}, "sAMAccountName": {u}, "userPrincipalName": {u + "@" + adDomain},
+			"mail": {u + "@" + adDomain}, "userAccountControl": {"544"}} {
+			r.Attribute(k, v)
+		}
+		require.NoError(t, a.admin.Add(r))
+		members = append(members, dn)
+	}
+	g := ldap.NewAddRequest(staff, nil)
+	g.Attribute("objectClass", []string{"group"})
+	g.Attribute("sAMAccountName", []string{"UsersyncE2EPrimary-staff"})
+	g.Attribute("member", members)
+	require.NoError(t, a.admin.Add(g))
+	res, err := a.admin.Search(ldap.NewSearchRequest(staff, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
+		"(objectClass=*)", []string{"objectSid"}, nil))
+	require.NoError(t, err)
+	sid := res.Entries[0].GetRawAttributeValue("objectSid")
+	rid := binary.LittleEndian.Uint32(sid[len(sid)-4:])
+	for _, dn := range members {
+		m := ldap.NewModifyRequest(dn, nil)
+		m.Replace("primaryGroupID", []string{fmt.Sprint(rid)})
+		require.NoError(t, a.admin.Modify(m))
+	}
+	res, err = a.admin.Search(ldap.NewSearchRequest(staff, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
+		"(objectClass=*)", []string{"member"}, nil))
+	require.NoError(t, err)
+	require.Empty(t, res.Entries[0].GetAttributeValues("member"), "AD moved them out of member")
+	_, err = a.store.EditRules(a.ctx, org, "e2e", "add", func(cur []rules.Rule) ([]rules.Rule, error) {
+		return append(cur, rules.Rule{Priority: len(cur) + 1, GroupDN: rules.NormalizeDN(staff), Role: demo.Member,
+			Products: []string{demo.Meeting}}), nil
+	})
+	require.NoError(t, err)
+
+	sum := a.runOnce("primary")
+	require.Equal(t, vocab.RunSucceeded, sum.Status, "run error: %s", sum.Error)
+	require.Equal(t, 2, sum.Outcomes[vocab.Created], "%v", sum.Outcomes)
+	accounts := map[string]*scim.User{}
+	for _, u := range a.checkTarget() {
+		accounts[u.UserName] = u
+	}
+	for _, u := range []string{"pg1", "pg2"} {
+		acc := accounts[u+"@"+adDomain]
+		require.NotNil(t, acc, "%s has an account", u)
+		require.True(t, acc.Active)
+		require.Equal(t, []string{demo.Meeting}, acc.Products)
+	}
 }
