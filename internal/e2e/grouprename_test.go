@@ -67,6 +67,17 @@ func TestRuledGroupRenamedAndMovedOnOpenLDAP(t *testing.T) {
 	require.NoError(t, conn.ModifyDN(ldap.NewModifyDNRequest(ruled, "cn=Division Renamed", true, regions)))
 	newDN := rules.NormalizeDN("cn=Division Renamed," + regions)
 
+	// Before the next sync, explain already finds the group by its ID and shows where it is.
+	var member string
+	for _, v := range before {
+		member = v.UserName
+		break
+	}
+	e := s.explain(member)
+	require.True(t, e.Explanation.InScope, "explain: still in scope")
+	require.Len(t, e.Explanation.MatchedRules, 1)
+	require.Equal(t, newDN, e.Explanation.MatchedRules[0].GroupDN, "explain shows the group's current DN")
+
 	second := s.runOnce("after-rename")
 	require.Equal(t, vocab.RunSucceeded, second.Status, "run error: %s", second.Error)
 	require.Zero(t, second.Outcomes[vocab.Suspended], "nobody suspended")
