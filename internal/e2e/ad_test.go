@@ -111,6 +111,15 @@ func newADStack(t *testing.T, ou string, users ...string) *adStack {
 	return a
 }
 
+// The tests against the Samba AD DC run one after the other, and the DC stops when they
+// are done: it holds the machine-wide DC lock, which other test binaries wait for.
+func TestOnTheSambaDC(t *testing.T) {
+	t.Cleanup(devstacktest.StopSambaDC)
+	t.Run("RuledGroupRenamedAndMoved", testRuledGroupRenamedAndMovedOnTheDC)
+	t.Run("UserChangesReachTheTarget", testUserChangesOnTheDCReachTheTarget)
+	t.Run("RuleOnAPrimaryGroup", testRuleOnAPrimaryGroupOnTheDC)
+}
+
 func (a *adStack) userDN(sam string) string { return "CN=" + sam + "," + a.people }
 
 // tool runs samba-tool on the DC.
@@ -123,7 +132,7 @@ func (a *adStack) tool(args ...string) {
 // A ruled group renamed and moved to another OU on the DC keeps its rule: after the next
 // sync its members keep their accounts and entitlements in the target, nobody is
 // suspended, and `starter rules list` shows the group's new DN.
-func TestRuledGroupRenamedAndMovedOnTheDC(t *testing.T) {
+func testRuledGroupRenamedAndMovedOnTheDC(t *testing.T) {
 	a := newADStack(t, "UsersyncE2EGroupMove", "gm1", "gm2", "gm3")
 	first := a.runOnce("initial")
 	require.Equal(t, 3, first.Outcomes[vocab.Created], "run: %+v; failures: %+v", first, a.failures(vocab.Filter{}))
@@ -165,7 +174,7 @@ func quietClient(hostPort string) (client.Client, error) {
 // SCIM id): renamed (new CN, sAMAccountName, UPN, mail) → the account's userName follows;
 // moved to another OU → unchanged; disabled or deleted → suspended, never deleted;
 // enabled again → active again with its entitlements.
-func TestUserChangesOnTheDCReachTheTarget(t *testing.T) {
+func testUserChangesOnTheDCReachTheTarget(t *testing.T) {
 	users := []string{"uc-rename", "uc-move", "uc-disable", "uc-delete"}
 	for i := range 20 { // so that two suspensions stay under the 10% safety threshold
 		users = append(users, fmt.Sprintf("uc-stay%02d", i))
@@ -225,7 +234,7 @@ func TestUserChangesOnTheDCReachTheTarget(t *testing.T) {
 // A rule on a group that is the users' primary group gives them their accounts, although
 // AD lists none of them in the group's member attribute (full path: the store's membership
 // index, the plan, the target).
-func TestRuleOnAPrimaryGroupOnTheDC(t *testing.T) {
+func testRuleOnAPrimaryGroupOnTheDC(t *testing.T) {
 	a := newADStack(t, "UsersyncE2EPrimary") // the Sales Team rule, with no members
 	staff := "CN=Primary Staff," + a.groups
 	var members []string
