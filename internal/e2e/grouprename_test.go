@@ -89,4 +89,14 @@ func TestRuledGroupRenamedAndMovedOnOpenLDAP(t *testing.T) {
 	require.Equal(t, newDN, listed[0].GroupDN, "rules list shows the group's current DN")
 	require.Equal(t, rs[0].GroupID, listed[0].GroupID)
 	require.False(t, slices.ContainsFunc(listed, func(r rules.Rule) bool { return strings.EqualFold(r.GroupDN, ruled) }))
+
+	// rules add keeps the entryUUID the directory check finds, before any sync.
+	dept := "cn=Dept-001,ou=Groups," + d.Suffix
+	res, err := conn.Search(ldap.NewSearchRequest(dept, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
+		"(objectClass=*)", []string{"entryUUID"}, nil))
+	require.NoError(t, err)
+	uuid := res.Entries[0].GetAttributeValue("entryUUID")
+	require.NotEmpty(t, uuid)
+	require.NoError(t, json.Unmarshal([]byte(s.cliOK("rules", "add", "--group", dept, "--role", demo.Member, "--json")), &listed))
+	require.Equal(t, uuid, listed[len(listed)-1].GroupID, "the new rule holds its group's entryUUID")
 }
