@@ -85,6 +85,11 @@ func rulesShowCmd(a *app) *cobra.Command {
 				row(tw, "ID:", r.ID)
 				row(tw, "Priority:", r.Priority)
 				row(tw, "Group:", r.GroupDN)
+				groupID := r.GroupID
+				if groupID == "" {
+					groupID = "(not known yet: the next sync finds the group by its DN)"
+				}
+				row(tw, "Group ID:", groupID)
 				row(tw, "Role:", r.Role)
 				row(tw, "Products:", list(r.Products))
 				row(tw, "User group:", r.UserGroup)
