@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/usersync/usersync/internal/directory"
+	"github.com/usersync/usersync/internal/rules"
 	"github.com/usersync/usersync/internal/steps"
 	"github.com/usersync/usersync/internal/store"
 	"github.com/usersync/usersync/internal/vocab"
@@ -58,9 +59,8 @@ func (a *Activities) SnapshotDirectory(ctx context.Context, in steps.SnapshotInp
 		return steps.SnapshotResult{}, err
 	}
 	p.tick()
-	groupDNs, attrs := SnapshotScope(rs, ms)
 	var res steps.SnapshotResult
-	if len(groupDNs) == 0 {
+	if len(rs) == 0 {
 		return res, nil
 	}
 	o, err := a.org(ctx, in.Org)
@@ -73,6 +73,15 @@ func (a *Activities) SnapshotDirectory(ctx context.Context, in steps.SnapshotInp
 	}
 	defer dir.Close()
 	p.tick()
+	if loc, ok := dir.(GroupLocator); ok {
+		// Before the read: the plan matches users' groups with the rules' DNs, which must
+		// be where the groups are now.
+		if rs, err = a.relocateRuleGroups(ctx, in.Org, loc, rs); err != nil {
+			return res, err
+		}
+		p.tick()
+	}
+	groupDNs, attrs := SnapshotScope(rs, ms)
 	batch := a.SnapshotBatch
 	if batch <= 0 {
 		batch = 1000
@@ -109,6 +118,40 @@ func (a *Activities) SnapshotDirectory(ctx context.Context, in steps.SnapshotInp
 	res.Users, res.Disabled, res.Groups, res.MissingGroups = stats.Users, stats.Disabled, stats.Groups, stats.MissingGroups
 	res.Skipped, res.Invalid, res.Unreadable = stats.Skipped, stats.Invalid, stats.Unreadable
 	return res, nil
+}
+
+// GroupLocator finds ruled groups by their immutable ID (*directory.Reader).
+type GroupLocator interface {
+	LocateGroups(ctx context.Context, refs []directory.GroupRef) (located []directory.GroupRef, found []bool, err error)
+}
+
+// relocateRuleGroups finds the ruled groups where they are now (by ID, else by DN) and
+// stores their current DN and ID in the rules, so that a group renamed or moved keeps its
+// members' accounts and entitlements. It returns the rules as stored after.
+func (a *Activities) relocateRuleGroups(ctx context.Context, org string, loc GroupLocator, rs []rules.Rule) ([]rules.Rule, error) {
+	var refs []directory.GroupRef
+	seen := map[directory.GroupRef]bool{}
+	for _, r := range rs {
+		ref := directory.GroupRef{DN: r.GroupDN, ID: r.GroupID}
+		if !seen[ref] {
+			seen[ref] = true
+			refs = append(refs, ref)
+		}
+	}
+	located, found, err := loc.LocateGroups(ctx, refs)
+	if err != nil {
+		return nil, fmt.Errorf("directory: %w", err)
+	}
+	var moves []store.RuleGroupMove
+	for i, ref := range refs {
+		if found[i] && located[i] != ref {
+			moves = append(moves, store.RuleGroupMove{From: ref, To: located[i]})
+		}
+	}
+	if len(moves) == 0 {
+		return rs, nil
+	}
+	return a.Store.RefreshRuleGroups(ctx, org, moves)
 }
 
 // progressIndex is a membership index whose every step done is progress: the group read

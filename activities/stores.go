@@ -18,6 +18,7 @@ import (
 // domains, and the in-scope count of the last good read (the safety threshold's reference).
 type ConfigStore interface {
 	Rules(ctx context.Context, org string) ([]rules.Rule, error)
+	RefreshRuleGroups(ctx context.Context, org string, moves []store.RuleGroupMove) ([]rules.Rule, error)
 	Mappings(ctx context.Context, org string) ([]plan.Mapping, error)
 	Domains(ctx context.Context, org string) ([]store.Domain, error)
 	LastGoodSnapshotSize(ctx context.Context, org string) (int, error)

@@ -78,7 +78,7 @@ state written to the target, and the user's current failure.`,
 				}
 				in.SuspendThresholdPercent, in.SuspendThresholdMax = thresholds.SuspendThresholdPercent, thresholds.SuspendThresholdMax
 			}
-			if in.Users, err = readRuledGroups(ctx, in, a.Org, o); err != nil {
+			if in.Users, err = readRuledGroups(ctx, &in, a.Org, o); err != nil {
 				return err
 			}
 			failures, err := db.Failures(ctx, a.Org, vocab.Filter{})
@@ -92,10 +92,11 @@ state written to the target, and the user's current failure.`,
 }
 
 // readRuledGroups reads the users of the ruled groups, as a sync's snapshot does, from the
-// directory of o (nil: of the environment).
-func readRuledGroups(ctx context.Context, in plan.Input, org string, o *orgs.Org) ([]directory.User, error) {
-	groupDNs, attrs := activities.SnapshotScope(in.Rules, in.Mappings)
-	if len(groupDNs) == 0 {
+// directory of o (nil: of the environment). As a sync does, it first finds each ruled
+// group where it is now (by its ID) and sets the current DN in in.Rules, so that the
+// explanation shows it; unlike a sync, it stores nothing.
+func readRuledGroups(ctx context.Context, in *plan.Input, org string, o *orgs.Org) ([]directory.User, error) {
+	if len(in.Rules) == 0 {
 		return nil, nil
 	}
 	cfg, err := directoryOf(org, o)
@@ -107,6 +108,21 @@ func readRuledGroups(ctx context.Context, in plan.Input, org string, o *orgs.Org
 		return nil, fmt.Errorf("explain: %w", err)
 	}
 	defer dir.Close()
+	refs := make([]directory.GroupRef, len(in.Rules))
+	for i, r := range in.Rules {
+		refs[i] = directory.GroupRef{DN: r.GroupDN, ID: r.GroupID}
+	}
+	located, found, err := dir.LocateGroups(ctx, refs)
+	if err != nil {
+		return nil, fmt.Errorf("explain: %w", err)
+	}
+	in.Rules = slices.Clone(in.Rules)
+	for i := range in.Rules {
+		if found[i] {
+			in.Rules[i].GroupDN, in.Rules[i].GroupID = located[i].DN, located[i].ID
+		}
+	}
+	groupDNs, attrs := activities.SnapshotScope(in.Rules, in.Mappings)
 	var users []directory.User
 	if _, err := dir.Snapshot(ctx, groupDNs, attrs, 1000, func(us []directory.User) error {
 		users = append(users, us...)

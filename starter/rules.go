@@ -85,6 +85,11 @@ func rulesShowCmd(a *app) *cobra.Command {
 				row(tw, "ID:", r.ID)
 				row(tw, "Priority:", r.Priority)
 				row(tw, "Group:", r.GroupDN)
+				groupID := r.GroupID
+				if groupID == "" {
+					groupID = "(not known yet: the next sync finds the group by its DN)"
+				}
+				row(tw, "Group ID:", groupID)
 				row(tw, "Role:", r.Role)
 				row(tw, "Products:", list(r.Products))
 				row(tw, "User group:", r.UserGroup)
@@ -271,11 +276,12 @@ clears a field (--role "", --products ""). --priority moves the rule to that pos
 				return fmt.Errorf("--priority %d: must be a position 1..n", f.priority)
 			}
 			ctx := cmd.Context()
+			var probe rules.Rule // the new group's, with its ID
 			if cmd.Flags().Changed("group") {
 				if strings.TrimSpace(f.group) == "" {
 					return fmt.Errorf("--group: empty; a rule needs a directory group")
 				}
-				probe := rules.Rule{GroupDN: strings.TrimSpace(f.group)}
+				probe = rules.Rule{GroupDN: strings.TrimSpace(f.group)}
 				if err := a.checkRule(ctx, &probe, f.noDirectoryCheck); err != nil {
 					return err
 				}
@@ -303,6 +309,9 @@ clears a field (--role "", --products ""). --priority moves the rule to that pos
 					return nil, fmt.Errorf("rule %d: %w", id, err)
 				}
 				r.GroupDN = rules.NormalizeDN(r.GroupDN)
+				if cmd.Flags().Changed("group") {
+					r.GroupID = probe.GroupID
+				}
 				next[i] = r
 				if moving {
 					return rules.Move(next, id, f.priority)
@@ -401,43 +410,53 @@ func (a *app) checkRule(ctx context.Context, r *rules.Rule, skipDirectory bool) 
 	}
 	raw := r.GroupDN
 	r.GroupDN = rules.NormalizeDN(r.GroupDN)
+	r.GroupID = "" // the next sync finds the group by DN and fills it in
 	if skipDirectory {
 		return nil
 	}
-	return a.checkGroupExists(ctx, raw)
+	r.GroupID, err = a.checkGroupExists(ctx, raw)
+	return err
 }
 
-// checkGroupExists looks the group up in the organization's directory: its settings when it
-// has some, else the LDAP_* environment.
-func (a *app) checkGroupExists(ctx context.Context, dn string) error {
+// checkGroupExists looks the group up in the organization's directory (its settings when it
+// has some, else the LDAP_* environment) and returns the group's immutable ID, which the
+// rule keeps so that it follows the group through renames and moves.
+func (a *app) checkGroupExists(ctx context.Context, dn string) (string, error) {
 	o, err := a.orgSettings(ctx, a.Org)
 	if err != nil {
-		return fmt.Errorf("--group %q: cannot check that the group exists: %w", dn, err)
+		return "", fmt.Errorf("--group %q: cannot check that the group exists: %w", dn, err)
 	}
 	if o == nil && os.Getenv("LDAP_URL") == "" {
-		return fmt.Errorf("--group %q: cannot check that the group exists: organization %s has no settings (starter orgs create) "+
+		return "", fmt.Errorf("--group %q: cannot check that the group exists: organization %s has no settings (starter orgs create) "+
 			"and LDAP_URL is not set (set LDAP_URL, LDAP_BIND_DN, LDAP_BIND_PASSWORD or LDAP_BIND_PASSWORD_FILE, LDAP_BASE_DN, "+
 			"or pass --no-directory-check)", dn, a.Org)
 	}
 	cfg, err := directoryOf(a.Org, o)
 	if err != nil {
-		return err
+		return "", err
 	}
 	cfg.Timeout = 15 * time.Second
 	url := cfg.URL
 	dir, err := directory.Dial(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("--group %q: cannot check that the group exists: %w", dn, err)
+		return "", fmt.Errorf("--group %q: cannot check that the group exists: %w", dn, err)
 	}
 	defer dir.Close()
 	ok, err := dir.GroupExists(ctx, dn)
 	if err != nil {
-		return fmt.Errorf("--group %q: %w", dn, err)
+		return "", fmt.Errorf("--group %q: %w", dn, err)
 	}
 	if !ok {
-		return fmt.Errorf("--group %q: no such group in the directory %s (or --no-directory-check to save it anyway)", dn, url)
+		return "", fmt.Errorf("--group %q: no such group in the directory %s (or --no-directory-check to save it anyway)", dn, url)
 	}
-	return nil
+	located, found, err := dir.LocateGroups(ctx, []directory.GroupRef{{DN: dn}})
+	if err != nil {
+		return "", fmt.Errorf("--group %q: %w", dn, err)
+	}
+	if !found[0] {
+		return "", nil // no readable ID: the next sync tries again
+	}
+	return located[0].ID, nil
 }
 
 func parseRuleID(s string) (int64, error) {

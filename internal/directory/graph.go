@@ -22,10 +22,21 @@ func (r *Reader) readGroups(ctx context.Context, idx MembershipIndex) (int, erro
 	if size := r.cfg.memberRange; size > 0 {
 		memberAttr = fmt.Sprintf("member;range=0-%d", size-1)
 	}
-	err := r.pagedSearch(ctx, r.cfg.GroupFilter, []string{memberAttr}, func(es []*ldap.Entry) error {
+	attrs := []string{memberAttr}
+	ad := r.cfg.Profile == ProfileAD
+	if ad {
+		attrs = append(attrs, "objectSid")
+	}
+	err := r.pagedSearch(ctx, r.cfg.GroupFilter, attrs, func(es []*ldap.Entry) error {
 		page := make([]GroupMembers, 0, len(es))
 		for _, e := range es {
 			g := GroupMembers{DN: normalizeDN(e.DN)}
+			if ad {
+				// The users whose primary group this is, as one more member (sid.go).
+				if sid, err := sidString(e.GetEqualFoldRawAttributeValue("objectSid")); err == nil {
+					g.Members = append(g.Members, primaryGroupKey(sid))
+				}
+			}
 			for _, a := range e.Attributes {
 				if strings.EqualFold(a.Name, "member") {
 					g.Members = appendNormalized(g.Members, a.Values)

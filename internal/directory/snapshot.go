@@ -122,8 +122,43 @@ func (r *Reader) inChain(ctx context.Context, requested []string) (map[string][]
 		if err != nil {
 			return nil, nil, fmt.Errorf("directory %s: members of group %q (in chain): %w", r.cfg.URL, g, err)
 		}
+		// The server leaves out the users whose primary group is g or a group nested in
+		// g: the user pass finds them by primaryGroupKey, as in expansion.
+		if err := r.groupSIDsInChain(ctx, g, func(sid string) {
+			k := primaryGroupKey(sid)
+			if idx := held[k]; len(idx) == 0 || idx[len(idx)-1] != i {
+				held[k] = append(idx, i)
+			}
+		}); err != nil {
+			return nil, nil, err
+		}
 	}
 	return held, missing, nil
+}
+
+// groupSIDsInChain hands found the SID of group g and of every group under BaseDN nested
+// in it (LDAP_MATCHING_RULE_IN_CHAIN).
+func (r *Reader) groupSIDsInChain(ctx context.Context, g string, found func(sid string)) error {
+	take := func(es []*ldap.Entry) error {
+		for _, e := range es {
+			if sid, err := sidString(e.GetEqualFoldRawAttributeValue("objectSid")); err == nil {
+				found(sid)
+			}
+		}
+		return nil
+	}
+	req := ldap.NewSearchRequest(g, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
+		r.cfg.GroupFilter, []string{"objectSid"}, nil)
+	var res *ldap.SearchResult
+	if err := r.guard(ctx, func() (err error) { res, err = r.conn.Search(req); return err }); err != nil {
+		return fmt.Errorf("directory %s: read objectSid of group %q: %w", r.cfg.URL, g, err)
+	}
+	_ = take(res.Entries)
+	filter := fmt.Sprintf("(&%s(memberOf:%s:=%s))", r.cfg.GroupFilter, matchingRuleInChain, ldap.EscapeFilter(g))
+	if err := r.pagedSearch(ctx, filter, []string{"objectSid"}, take); err != nil {
+		return fmt.Errorf("directory %s: groups nested in %q (in chain): %w", r.cfg.URL, g, err)
+	}
+	return nil
 }
 
 // Snapshot reads the directory and emits, in batches of batchSize (default PageSize),
@@ -205,19 +240,38 @@ func (r *Reader) SnapshotWith(ctx context.Context, idx MembershipIndex, groupDNs
 		return nil
 	}
 	dns := make([]string, 0, r.cfg.PageSize)
+	primary := make([]string, 0, r.cfg.PageSize) // per entry; "" for none
 	err = r.pagedSearch(ctx, r.cfg.UserFilter, attrs, func(es []*ldap.Entry) error {
 		stats.Users += len(es)
-		dns = dns[:0]
+		dns, primary = dns[:0], primary[:0]
 		for _, e := range es {
 			dns = append(dns, normalizeDN(e.DN))
+			k := ""
+			if r.cfg.Profile == ProfileAD {
+				k = userPrimaryGroupKey(e.GetEqualFoldRawAttributeValue("objectSid"), e.GetEqualFoldAttributeValue("primaryGroupID"))
+			}
+			primary = append(primary, k)
 		}
-		members, err := lookup(ctx, dns)
+		keys := dns
+		if r.cfg.Profile == ProfileAD {
+			// A page's users mostly share one primary group (Domain Users): look it up once.
+			keys = append(slices.Clone(dns), primary...)
+			slices.Sort(keys)
+			keys = slices.Compact(keys)
+			if len(keys) > 0 && keys[0] == "" {
+				keys = keys[1:]
+			}
+		}
+		members, err := lookup(ctx, keys)
 		if err != nil {
 			return fmt.Errorf("directory snapshot: look up group memberships: %w", err)
 		}
 		for i, e := range es {
-			held, ok := members[dns[i]]
-			if !ok {
+			held := members[dns[i]]
+			if primary[i] != "" {
+				held = mergeIndexes(held, members[primary[i]])
+			}
+			if len(held) == 0 {
 				continue
 			}
 			u, skip, unreadable := r.userOf(e, extraAttrs)
@@ -266,6 +320,19 @@ func (r *Reader) SnapshotWith(ctx context.Context, idx MembershipIndex, groupDNs
 	return stats, nil
 }
 
+// mergeIndexes merges two ascending index lists into one, without duplicates.
+func mergeIndexes(a, b []int) []int {
+	if len(b) == 0 {
+		return a
+	}
+	if len(a) == 0 {
+		return b
+	}
+	out := slices.Concat(a, b)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 // normalizeAll normalizes, de-duplicates and sorts DNs (sorted input gives sorted Groups).
 func normalizeAll(dns []string) []string {
 	seen := map[string]bool{}
@@ -287,7 +354,7 @@ func (r *Reader) userAttributes(extra []string) []string {
 		attrs = append(attrs, r.cfg.DisabledAttribute)
 	}
 	if r.cfg.Profile == ProfileAD {
-		attrs = append(attrs, "userAccountControl", "accountExpires")
+		attrs = append(attrs, "userAccountControl", "accountExpires", "objectSid", "primaryGroupID")
 	}
 	return append(attrs, extra...)
 }

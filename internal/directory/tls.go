@@ -158,17 +158,21 @@ func certNames(c *x509.Certificate) string {
 
 // AD's bind errors carry a "data" code naming the reason (LDAP result 49, and a few
 // others), e.g. "80090308: LdapErr: DSID-0C09042A, comment: AcceptSecurityContext error,
-// data 52e, v3839".
+// data 52e, v3839". Each reason says what to do: only 525 and 52e are about the
+// configured bind DN and password; the others are the account's state, which an AD
+// administrator changes.
 var adBindReasons = map[string]string{
-	"525": "no such account",
-	"52e": "wrong password, or no such account",
-	"530": "the account may not log on at this time",
-	"531": "the account may not log on from this workstation",
-	"532": "the account's password has expired",
-	"533": "the account is disabled",
-	"701": "the account has expired",
-	"773": "the account must change its password",
-	"775": "the account is locked out",
+	"525": "no such account; check LDAP_BIND_DN",
+	"52e": "wrong password, or no such account; check LDAP_BIND_DN and the bind password",
+	"530": "the account may not log on at this time; an AD administrator must allow the service account's logon hours",
+	"531": "the account may not log on from this workstation; an AD administrator must allow it to log on from this host (userWorkstations)",
+	"532": "the account's password has expired; set a new password for the service account in AD, then the bind password here " +
+		"(a service account's password is best set not to expire)",
+	"533": "the account is disabled; an AD administrator must enable the service account (Enable-ADAccount, or samba-tool user enable)",
+	"701": "the account has expired; an AD administrator must extend or clear the service account's expiry date (accountExpires)",
+	"773": "the account must change its password; set a new password for the service account in AD, then the bind password here",
+	"775": "the account is locked out; an AD administrator must unlock it (Unlock-ADAccount), and a wrong bind password " +
+		"anywhere that uses the account must be corrected, or it locks again",
 }
 
 // explainBind adds what to check to a failed bind. It never includes the password.
@@ -179,7 +183,6 @@ func explainBind(err error) error {
 	}
 	switch le.ResultCode {
 	case ldap.LDAPResultInvalidCredentials:
-		reason := "invalid credentials"
 		msg := ""
 		if le.Err != nil {
 			msg = le.Err.Error()
@@ -188,12 +191,12 @@ func explainBind(err error) error {
 			code, _, _ := strings.Cut(msg[i+len(", data "):], ",")
 			code = strings.ToLower(strings.TrimSpace(code))
 			if r, ok := adBindReasons[code]; ok {
-				reason += fmt.Sprintf(" (Active Directory data %s: %s)", code, r)
-			} else {
-				reason += fmt.Sprintf(" (Active Directory data %s)", code)
+				return fmt.Errorf("invalid credentials (Active Directory data %s): %s: %w", code, r, err)
 			}
+			return fmt.Errorf("invalid credentials (Active Directory data %s); check LDAP_BIND_DN and the bind password, "+
+				"and the service account's state in AD: %w", code, err)
 		}
-		return fmt.Errorf("%s; check LDAP_BIND_DN and the bind password: %w", reason, err)
+		return fmt.Errorf("invalid credentials; check LDAP_BIND_DN and the bind password: %w", err)
 	case ldap.LDAPResultStrongAuthRequired, ldap.LDAPResultConfidentialityRequired:
 		return fmt.Errorf("the server requires a protected connection for this bind (use ldaps:// or LDAP_START_TLS=true): %w", err)
 	}

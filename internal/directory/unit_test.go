@@ -430,9 +430,24 @@ func TestExplainBindNamesADReason(t *testing.T) {
 	if !ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidCredentials) {
 		t.Error("explainBind lost the LDAP error")
 	}
-	locked := &ldap.Error{ResultCode: 49, Err: errors.New("80090308: LdapErr: DSID-0C09042A, comment: AcceptSecurityContext error, data 775, v3839")}
-	if err := explainBind(locked); !strings.Contains(err.Error(), "locked out") {
-		t.Errorf("explainBind(775) = %v", err)
+	// The account's state is no matter of the configured password: each says what to do.
+	for code, wants := range map[string][]string{
+		"775": {"locked out", "unlock"},
+		"533": {"disabled", "enable the service account"},
+		"532": {"password has expired", "set a new password"},
+		"773": {"must change its password", "set a new password"},
+		"701": {"account has expired", "accountExpires"},
+	} {
+		ad := &ldap.Error{ResultCode: 49, Err: errors.New("80090308: LdapErr: DSID-0C09042A, comment: AcceptSecurityContext error, data " + code + ", v3839")}
+		err := explainBind(ad)
+		for _, want := range append(wants, "data "+code) {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("explainBind(%s) = %v, want %q in it", code, err, want)
+			}
+		}
+		if strings.Contains(err.Error(), "check LDAP_BIND_DN") {
+			t.Errorf("explainBind(%s) = %v: the bind DN and password are right", code, err)
+		}
 	}
 	strong := &ldap.Error{ResultCode: ldap.LDAPResultStrongAuthRequired, Err: errors.New("BindSimple: Transport encryption required.")}
 	if err := explainBind(strong); !strings.Contains(err.Error(), "LDAP_START_TLS") {

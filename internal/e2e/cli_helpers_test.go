@@ -15,6 +15,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/usersync/usersync/internal/demo"
+	"github.com/usersync/usersync/internal/devstack/devstacktest"
 )
 
 // cliActor is the admin driving the CLI: the starter records $USER as the actor.
@@ -30,6 +31,7 @@ var starterBuild struct {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	devstacktest.StopSambaDC() // frees the DC lock sooner; a no-op unless a DC still runs
 	if starterBuild.dir != "" {
 		_ = os.RemoveAll(starterBuild.dir)
 	}

@@ -4,9 +4,13 @@ package rules
 
 // Rule maps one directory group to what its members get. Priority 1 is the highest.
 type Rule struct {
-	ID               int64             `json:"id"`
-	Priority         int               `json:"priority"`
-	GroupDN          string            `json:"groupDn"` // normalized with NormalizeDN
+	ID       int64  `json:"id"`
+	Priority int    `json:"priority"`
+	GroupDN  string `json:"groupDn"` // normalized with NormalizeDN
+	// GroupID is the group's immutable ID (objectGUID on AD, entryUUID on OpenLDAP), ""
+	// until known. A sync finds the group by it first, so a group renamed or moved keeps
+	// its rule, and then stores the group's current DN in GroupDN.
+	GroupID          string            `json:"groupId,omitempty"`
 	Role             string            `json:"role,omitempty"`
 	Products         []string          `json:"products,omitempty"`
 	UserGroup        string            `json:"userGroup,omitempty"`

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/go-ldap/ldap/v3"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/usersync/usersync/internal/directory"
 	"github.com/usersync/usersync/internal/plan"
 	"github.com/usersync/usersync/internal/rules"
 	"github.com/usersync/usersync/internal/vocab"
@@ -18,7 +20,7 @@ func (s *Store) Rules(ctx context.Context, org string) ([]rules.Rule, error) {
 }
 
 func readRules(ctx context.Context, db dbtx, org string) ([]rules.Rule, error) {
-	rows, err := db.Query(ctx, `SELECT id, priority, group_dn, role, products, user_group, device_groups,
+	rows, err := db.Query(ctx, `SELECT id, priority, group_dn, group_id, role, products, user_group, device_groups,
 		settings_template, custom_fields, note FROM rules WHERE org=$1 ORDER BY priority`, org)
 	if err != nil {
 		return nil, fmt.Errorf("read rules: %w", err)
@@ -27,7 +29,7 @@ func readRules(ctx context.Context, db dbtx, org string) ([]rules.Rule, error) {
 	var out []rules.Rule
 	for rows.Next() {
 		var r rules.Rule
-		if err := rows.Scan(&r.ID, &r.Priority, &r.GroupDN, &r.Role, &r.Products, &r.UserGroup, &r.DeviceGroups,
+		if err := rows.Scan(&r.ID, &r.Priority, &r.GroupDN, &r.GroupID, &r.Role, &r.Products, &r.UserGroup, &r.DeviceGroups,
 			&r.SettingsTemplate, &r.CustomFields, &r.Note); err != nil {
 			return nil, err
 		}
@@ -59,6 +61,11 @@ func (s *Store) EditRules(ctx context.Context, org, actor, action string, edit f
 		if err != nil {
 			return err
 		}
+		// Before edit: it may change the rules of current in place.
+		existing := map[int64]rules.Rule{}
+		for _, r := range current {
+			existing[r.ID] = r
+		}
 		next, err := edit(current)
 		if err != nil {
 			return err
@@ -69,25 +76,27 @@ func (s *Store) EditRules(ctx context.Context, org, actor, action string, edit f
 		if _, err := tx.Exec(ctx, `DELETE FROM rules WHERE org=$1`, org); err != nil {
 			return err
 		}
-		existing := map[int64]bool{}
-		for _, r := range current {
-			existing[r.ID] = true
-		}
 		for i := range next {
 			r := &next[i]
-			if !existing[r.ID] { // new rule: IDs come from the sequence only
+			old, ok := existing[r.ID]
+			if !ok { // new rule: IDs come from the sequence only
 				if err := tx.QueryRow(ctx, `SELECT nextval('rule_ids')`).Scan(&r.ID); err != nil {
 					return err
 				}
+			}
+			if ok && r.GroupDN != old.GroupDN && r.GroupID == old.GroupID {
+				// The rule now names another group: the old group's ID would take it back
+				// to the old group at the next sync. The next sync finds the new one by DN.
+				r.GroupID = ""
 			}
 			custom := r.CustomFields
 			if custom == nil {
 				custom = map[string]string{}
 			}
-			if _, err := tx.Exec(ctx, `INSERT INTO rules (org, id, priority, group_dn, role, products, user_group,
-				device_groups, settings_template, custom_fields, note) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)`,
+			if _, err := tx.Exec(ctx, `INSERT INTO rules (org, id, priority, group_dn, group_id, role, products, user_group,
+				device_groups, settings_template, custom_fields, note) VALUES ($1,$2,$3,$4,$12,$5,$6,$7,$8,$9,$10,$11)`,
 				org, r.ID, r.Priority, r.GroupDN, r.Role, nonNil(r.Products), r.UserGroup, nonNil(r.DeviceGroups),
-				r.SettingsTemplate, custom, r.Note); err != nil {
+				r.SettingsTemplate, custom, r.Note, r.GroupID); err != nil {
 				return fmt.Errorf("save rule %d: %w", r.ID, err)
 			}
 		}
@@ -103,6 +112,56 @@ func (s *Store) EditRules(ctx context.Context, org, actor, action string, edit f
 			Details: map[string]any{"rules": summarizeRules(next)}})
 	})
 	return result, err
+}
+
+// RuleGroupMove is where a directory read found a ruled group: From is the DN and ID the
+// rules hold, To the group's DN and ID now.
+type RuleGroupMove struct {
+	From, To directory.GroupRef
+}
+
+// RefreshRuleGroups records where the ruled groups are now: every rule holding a move's
+// From (DN and ID as stored) takes its To, so that rules show the group's current DN and
+// keep its ID. A rule edited since the read (another DN or ID) is left as it is. A DN
+// change is written to the history (the ID found alone is not news). It returns the
+// rules after.
+func (s *Store) RefreshRuleGroups(ctx context.Context, org string, moves []RuleGroupMove) ([]rules.Rule, error) {
+	var result []rules.Rule
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('rules/' || $1))`, org); err != nil {
+			return err
+		}
+		for _, m := range moves {
+			if m.From == m.To {
+				continue
+			}
+			tag, err := tx.Exec(ctx, `UPDATE rules SET group_dn=$4, group_id=$5 WHERE org=$1 AND group_dn=$2 AND group_id=$3`,
+				org, m.From.DN, m.From.ID, m.To.DN, m.To.ID)
+			if err != nil {
+				return fmt.Errorf("refresh rule groups: %w", err)
+			}
+			if tag.RowsAffected() > 0 && !sameDN(m.From.DN, m.To.DN) {
+				if err := addEvent(ctx, tx, vocab.Event{Org: org, Type: vocab.EventRule, Action: "group moved",
+					Details: map[string]any{"from": m.From.DN, "to": m.To.DN, "groupId": m.To.ID, "rules": tag.RowsAffected()}}); err != nil {
+					return err
+				}
+			}
+		}
+		var err error
+		result, err = readRules(ctx, tx, org)
+		return err
+	})
+	return result, err
+}
+
+// sameDN reports whether a and b name one entry (another spelling is no move).
+func sameDN(a, b string) bool {
+	pa, errA := ldap.ParseDN(a)
+	pb, errB := ldap.ParseDN(b)
+	if errA != nil || errB != nil {
+		return a == b
+	}
+	return pa.EqualFold(pb)
 }
 
 func summarizeRules(rs []rules.Rule) []string {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/usersync/usersync/internal/directory"
 	"github.com/usersync/usersync/internal/rules"
 	"github.com/usersync/usersync/internal/store"
 	"github.com/usersync/usersync/internal/vocab"
@@ -81,4 +82,63 @@ func TestEditRulesIsPerOrganization(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, rs, 1)
 	require.Equal(t, "cn=a", rs[0].GroupDN)
+}
+
+// A rule keeps its group's ID; a sync that finds the group elsewhere stores its new DN (and a
+// history event), unless the rule was edited meanwhile; a rule edited to name another group
+// forgets the old group's ID, which would take it back there.
+func TestRuleGroupsFollowTheDirectory(t *testing.T) {
+	st, ctx := openStore(t)
+	const id = "0e8a4c3e-7c44-4f5b-9a51-6b6f1d2c9e01"
+	saved, err := st.EditRules(ctx, org, "alice", "add", func([]rules.Rule) ([]rules.Rule, error) {
+		return []rules.Rule{
+			{Priority: 1, GroupDN: "cn=sales,ou=groups", GroupID: id, Role: "Member"},
+			{Priority: 2, GroupDN: "cn=eng,ou=groups", Role: "Member"},
+			{Priority: 3, GroupDN: "cn=ops,ou=groups", Role: "Member"},
+		}, nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, id, saved[0].GroupID)
+
+	moved := directory.GroupRef{DN: "cn=sales emea,ou=regions", ID: id}
+	engFound := directory.GroupRef{DN: "cn=eng,ou=groups", ID: "5b0d3f1a-0000-4000-8000-000000000002"}
+	after, err := st.RefreshRuleGroups(ctx, org, []store.RuleGroupMove{
+		{From: directory.GroupRef{DN: "cn=sales,ou=groups", ID: id}, To: moved},
+		{From: directory.GroupRef{DN: "cn=eng,ou=groups"}, To: engFound},
+		// Another spelling of the same DN: stored as the directory spells it, no event.
+		{From: directory.GroupRef{DN: "cn=ops,ou=groups"}, To: directory.GroupRef{DN: "CN=Ops,OU=Groups", ID: "6"}},
+		// Read before an edit that changed the rule: left as the edit made it.
+		{From: directory.GroupRef{DN: "cn=gone,ou=groups"}, To: directory.GroupRef{DN: "cn=x", ID: "y"}},
+	})
+	require.NoError(t, err)
+	require.Equal(t, moved.DN, after[0].GroupDN)
+	require.Equal(t, id, after[0].GroupID)
+	require.Equal(t, engFound.DN, after[1].GroupDN)
+	require.Equal(t, engFound.ID, after[1].GroupID)
+	require.Equal(t, "CN=Ops,OU=Groups", after[2].GroupDN)
+	stored, err := st.Rules(ctx, org)
+	require.NoError(t, err)
+	require.Equal(t, after, stored)
+
+	events, err := st.History(ctx, org, store.HistoryFilter{Type: vocab.EventRule})
+	require.NoError(t, err)
+	var movedEvents []vocab.Event
+	for _, e := range events {
+		if e.Action == "group moved" {
+			movedEvents = append(movedEvents, e)
+		}
+	}
+	require.Len(t, movedEvents, 1, "the DN change only; the ID found alone is no news")
+	require.Equal(t, "cn=sales,ou=groups", movedEvents[0].Details["from"])
+	require.Equal(t, moved.DN, movedEvents[0].Details["to"])
+
+	// An edit naming another group drops the old group's ID; an edit of something else keeps it.
+	edited, err := st.EditRules(ctx, org, "bob", "edit", func(cur []rules.Rule) ([]rules.Rule, error) {
+		cur[0].GroupDN = "cn=marketing,ou=groups"
+		cur[1].Role = "Admin"
+		return cur, nil
+	})
+	require.NoError(t, err)
+	require.Empty(t, edited[0].GroupID)
+	require.Equal(t, engFound.ID, edited[1].GroupID)
 }
