@@ -74,6 +74,7 @@ type GroupStore interface {
 // TargetStore is the discovery step's (DiscoverTarget): the configured extension, the
 // target's profile, and the extension the run writes.
 type TargetStore interface {
+	RecordRun(ctx context.Context, org, runID, kind string, dryRun bool) error
 	TargetExtension(ctx context.Context, org string) (scim.Extension, error)
 	SaveTargetProfile(ctx context.Context, org, runID string, e scim.Extension, d *scim.Discovery) error
 	SetRunExtension(ctx context.Context, runID string, e scim.Extension) error

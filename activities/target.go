@@ -18,8 +18,9 @@ import (
 // is read or written) when the target cannot take what this organization writes. The per-user
 // steps of the run use the extension recorded here.
 func (a *Activities) DiscoverTarget(ctx context.Context, in steps.SnapshotInput) (steps.TargetCheck, error) {
-	// The run is recorded first, so that a run the target stops is in the history too.
-	if err := a.Store.BeginRun(ctx, in.Org, in.RunID, in.Kind, in.DryRun); err != nil {
+	// The run is recorded (a workflow of before discover-when-writing has not recorded it
+	// yet), so that a run the target stops is in the history too; its snapshot and plan stay.
+	if err := a.Store.RecordRun(ctx, in.Org, in.RunID, in.Kind, in.DryRun); err != nil {
 		return steps.TargetCheck{}, err
 	}
 	ext, err := a.Store.TargetExtension(ctx, in.Org)

@@ -23,31 +23,45 @@ type Run struct {
 	Summary    json.RawMessage `json:"summary,omitempty"`
 }
 
-// BeginRun records a run as started (idempotent: an activity retry keeps the first start) and
-// clears what an earlier attempt of the same run left in its snapshot and work tables.
+// BeginRun records a run as started (RecordRun) and clears what an earlier attempt of the
+// same run left in its snapshot and work tables: the directory read starts over.
 func (s *Store) BeginRun(ctx context.Context, org, runID, kind string, dryRun bool) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `INSERT INTO runs (run_id, org, kind, dry_run, status) VALUES ($1,$2,$3,$4,$5)
-			ON CONFLICT (run_id) DO NOTHING`, runID, org, kind, dryRun, vocab.RunRunning)
-		if err != nil {
-			return fmt.Errorf("record run: %w", err)
-		}
-		if tag.RowsAffected() == 1 {
-			action := "sync started"
-			if dryRun {
-				action = "dry-run started"
-			}
-			if err := addEvent(ctx, tx, vocab.Event{Org: org, Type: vocab.EventSync, Action: action,
-				Details: map[string]any{"run": runID, "kind": kind}}); err != nil {
-				return err
-			}
+		if err := recordRun(ctx, tx, org, runID, kind, dryRun); err != nil {
+			return err
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM snapshot_users WHERE run_id=$1`, runID); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `DELETE FROM work_items WHERE run_id=$1`, runID)
+		_, err := tx.Exec(ctx, `DELETE FROM work_items WHERE run_id=$1`, runID)
 		return err
 	})
+}
+
+// RecordRun records a run as started, with its "sync started" history row, unless it is
+// recorded already (idempotent: a retry or a later step keeps the first start). It leaves
+// the run's snapshot and work as they are.
+func (s *Store) RecordRun(ctx context.Context, org, runID, kind string, dryRun bool) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		return recordRun(ctx, tx, org, runID, kind, dryRun)
+	})
+}
+
+func recordRun(ctx context.Context, tx pgx.Tx, org, runID, kind string, dryRun bool) error {
+	tag, err := tx.Exec(ctx, `INSERT INTO runs (run_id, org, kind, dry_run, status) VALUES ($1,$2,$3,$4,$5)
+		ON CONFLICT (run_id) DO NOTHING`, runID, org, kind, dryRun, vocab.RunRunning)
+	if err != nil {
+		return fmt.Errorf("record run: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return nil
+	}
+	action := "sync started"
+	if dryRun {
+		action = "dry-run started"
+	}
+	return addEvent(ctx, tx, vocab.Event{Org: org, Type: vocab.EventSync, Action: action,
+		Details: map[string]any{"run": runID, "kind": kind}})
 }
 
 // FinishRun records the outcome of a run and drops its snapshot, keeping the work items of the

@@ -38,6 +38,11 @@ func TestBeginRunIsIdempotentAndFinishRunDropsTheSnapshot(t *testing.T) {
 	require.NoError(t, w.Add(ctx, plan.Item{ExternalID: "u1", UserName: "ann@acme.test", Action: plan.Create}, plan.SeatKey{}))
 	require.NoError(t, w.Flush(ctx))
 
+	// The discovery of the target, after the plan, records the run too: the work stays.
+	require.NoError(t, st.RecordRun(ctx, org, run, "scheduled", false))
+	_, err := st.WorkItem(ctx, run, 0)
+	require.NoError(t, err, "RecordRun leaves the plan's work")
+
 	started, err := st.History(ctx, org, store.HistoryFilter{Type: vocab.EventSync})
 	require.NoError(t, err)
 	require.Len(t, started, 1, "one start event for two calls")
