@@ -416,7 +416,7 @@ func (p *parser) catalog(n *yaml.Node) error {
 	if err != nil {
 		return err
 	}
-	c := &rules.Catalog{Products: []string{}, Roles: []string{}, Templates: []string{}}
+	c := &rules.Catalog{} // a list left out stays as it is (nil here)
 	for _, k := range keys {
 		path := "catalog." + k
 		vs, err := p.list(vals[k], path)
@@ -864,6 +864,15 @@ func (a *app) plan(ctx context.Context, db *store.Store, repo orgs.Repo, d *desi
 		return nil, err
 	}
 	if d.catalog != nil {
+		for _, l := range []struct {
+			file *[]string
+			cur  []string
+		}{
+			{&d.catalog.Products, cat.Products}, {&d.catalog.Roles, cat.Roles}, {&d.catalog.Templates, cat.Templates}} {
+			if *l.file == nil {
+				*l.file = nonNilList(l.cur)
+			}
+		}
 		var lines []string
 		for _, k := range []struct {
 			kind     string

@@ -263,3 +263,15 @@ func TestConfigApplySecretsByReferenceOnly(t *testing.T) {
 		t.Errorf("secrets after apply: token replaced %v, bind password kept %v", o.Secrets.Token == "new-token-value", o.Secrets.BindPassword == ldapPassword)
 	}
 }
+
+// A catalog list left out stays; one given replaces the stored one.
+func TestConfigApplyCatalogListLeftOutStays(t *testing.T) {
+	c := configured(t)
+	c.must("config", "apply", "-f", writeConfig(t, "catalog:\n  templates: [Standard, Restricted]\n"))
+	out := c.must("catalog", "list")
+	for _, want := range []string{"Connect, Meeting, Webinar", "Admin, Member", "Restricted, Standard"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("catalog after apply does not show %q:\n%s", want, out)
+		}
+	}
+}
