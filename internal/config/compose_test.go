@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -304,5 +305,38 @@ func TestComposeHealthChecks(t *testing.T) {
 	}
 	if strings.Contains(c.Services["temporal"].Image, "auto-setup") {
 		t.Error("temporal: the auto-setup image is for development only")
+	}
+}
+
+// Temporal keeps its data in databases of its own, whose schema the admin tools set up before
+// the server starts.
+func TestComposeTemporalHasItsOwnSchemaSetUp(t *testing.T) {
+	c := readCompose(t)
+	server := environment(t, c.Services["temporal"].Environment)
+	dbURL, err := url.Parse(environment(t, c.Services["worker"].Environment)["DATABASE_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours := strings.TrimPrefix(dbURL.Path, "/")
+	schema, ok := c.Services["temporal-schema"]
+	script := strings.Join(strs(t, schema.Command), "\n")
+	for _, db := range []string{server["DBNAME"], server["VISIBILITY_DBNAME"]} {
+		if db == "" || db == ours {
+			t.Errorf("temporal: database %q, want one of its own (usersync's is %q)", db, ours)
+		}
+		if !strings.Contains(script, db) {
+			t.Errorf("temporal-schema does not set up %q", db)
+		}
+	}
+	for _, want := range []string{"--plugin postgres12", "create", "setup-schema", "update-schema", "/etc/temporal/schema/postgresql/v12/"} {
+		if !ok || !strings.Contains(script, want) {
+			t.Errorf("temporal-schema: %q not in its command:\n%s", want, script)
+		}
+	}
+	if !strings.HasPrefix(schema.Image, "temporalio/admin-tools:") {
+		t.Errorf("temporal-schema: image %q, want temporalio/admin-tools", schema.Image)
+	}
+	if fmt.Sprint(c.Services["temporal"].DependsOn["temporal-schema"]) != "map[condition:service_completed_successfully]" {
+		t.Error("temporal: does not wait for temporal-schema to complete")
 	}
 }
