@@ -11,11 +11,13 @@ RUN go build -trimpath -o /out/worker ./worker \
  && go build -trimpath -o /out/devstack ./internal/devstack/cmd/devstack \
  && go build -trimpath -o /out/scim-sandbox ./internal/scimsandbox/cmd/scim-sandbox
 
-FROM gcr.io/distroless/static-debian12:nonroot AS worker
+# The debug variants carry busybox (/busybox/wget): compose's health checks need it.
+FROM gcr.io/distroless/static-debian12:debug-nonroot AS worker
 COPY --from=build /out/worker /usr/local/bin/worker
+EXPOSE 9464
 ENTRYPOINT ["/usr/local/bin/worker"]
 
-FROM gcr.io/distroless/static-debian12:nonroot AS scim-sandbox
+FROM gcr.io/distroless/static-debian12:debug-nonroot AS scim-sandbox
 COPY --from=build /out/scim-sandbox /usr/local/bin/scim-sandbox
 EXPOSE 8090
 ENTRYPOINT ["/usr/local/bin/scim-sandbox"]

@@ -286,3 +286,16 @@ func (s *Store) SetDomain(ctx context.Context, org, actor, domain string, valida
 		return err
 	})
 }
+
+// DeleteDomain forgets a domain (its users then fail domain_not_validated, as unvalidated).
+func (s *Store) DeleteDomain(ctx context.Context, org, actor, domain string) error {
+	domain = strings.ToLower(strings.TrimSpace(domain))
+	return s.change(ctx, vocab.Event{Org: org, Actor: actor, Type: vocab.EventDomain, Action: "remove",
+		Details: map[string]any{"domain": domain}}, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM domains WHERE org=$1 AND domain=$2`, org, domain)
+		if err == nil && tag.RowsAffected() == 0 {
+			return fmt.Errorf("domain %q: %w", domain, ErrNotFound)
+		}
+		return err
+	})
+}

@@ -114,3 +114,22 @@ func (s *Store) ReserveSeats(ctx context.Context, org, externalID string, produc
 	}
 	return short, seats, err
 }
+
+// DeleteLicense removes a product's seat pool, refused while any of its seats is in use.
+func (s *Store) DeleteLicense(ctx context.Context, org, actor, product string) error {
+	return s.change(ctx, vocab.Event{Org: org, Actor: actor, Type: vocab.EventLicense, Action: "remove",
+		Details: map[string]any{"product": product}}, func(tx pgx.Tx) error {
+		var used int
+		err := tx.QueryRow(ctx, `DELETE FROM licenses WHERE org=$1 AND product=$2 RETURNING used`, org, product).Scan(&used)
+		if err == pgx.ErrNoRows {
+			return fmt.Errorf("license %q: %w", product, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if used > 0 {
+			return fmt.Errorf("license %q: %d seats in use; suspend users or remove the product from rules first", product, used)
+		}
+		return nil
+	})
+}

@@ -36,9 +36,26 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// Store is the PostgreSQL store. It is safe for concurrent use.
+// Store is the PostgreSQL store. It is safe for concurrent use, except the Store that InTx
+// hands out, which is one transaction's.
 type Store struct {
-	pool *pgxpool.Pool
+	pool conn          // the pool, or InTx's transaction
+	own  *pgxpool.Pool // nil in InTx
+}
+
+// conn is what the pool and a transaction both offer. A method's own transaction
+// (pgx.BeginFunc) is a savepoint inside InTx's.
+type conn interface {
+	dbtx
+	Begin(ctx context.Context) (pgx.Tx, error)
+	CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error)
+}
+
+// InTx runs fn with a Store whose methods all run in one transaction: every change fn makes
+// through it (with its validation and history rows) commits together, or none does when fn
+// returns an error. That Store is fn's only and must not be used concurrently.
+func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return fn(&Store{pool: tx}) })
 }
 
 // ErrNotFound is returned when a named record does not exist.
@@ -66,7 +83,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to database: %w", redact(err))
 	}
-	s := &Store{pool: pool}
+	s := &Store{pool: pool, own: pool}
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -84,10 +101,14 @@ func redact(err error) error {
 }
 
 // Close releases the connections.
-func (s *Store) Close() { s.pool.Close() }
+func (s *Store) Close() {
+	if s.own != nil {
+		s.own.Close()
+	}
+}
 
 // Pool exposes the pool for tests and benchmarks.
-func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+func (s *Store) Pool() *pgxpool.Pool { return s.own }
 
 // migrate applies the embedded migrations in order, once each. An advisory lock makes two
 // processes starting together safe.
