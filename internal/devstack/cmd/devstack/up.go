@@ -13,6 +13,7 @@ import (
 	"github.com/usersync/usersync/internal/demo"
 	"github.com/usersync/usersync/internal/devstack"
 	"github.com/usersync/usersync/internal/orgs"
+	"github.com/usersync/usersync/internal/store"
 )
 
 func (s *stack) up(ctx context.Context) error {
@@ -46,8 +47,17 @@ func (s *stack) up(ctx context.Context) error {
 	}
 
 	step(fmt.Sprintf("PostgreSQL on 127.0.0.1:%d", s.postgresPort))
-	if _, err := s.postgres().Start(ctx); err != nil {
+	pg := s.postgres()
+	if _, err := pg.Start(ctx); err != nil {
 		return err
+	}
+	// Least privilege as in production: the owner role migrates, the worker and the
+	// starter connect as their own roles (internal/store/roles.sql).
+	if err := store.SetupRoles(ctx, pg.AdminURL(), devstack.DatabaseName); err != nil {
+		return err
+	}
+	if err := store.Migrate(ctx, s.databaseURL(store.OwnerRole)); err != nil {
+		return fmt.Errorf("migrations as %s: %w (a stack made before the roles: remove %s and run up again)", store.OwnerRole, err, pg.Dir)
 	}
 
 	sl := s.slapd(ldapPassword)
@@ -162,7 +172,7 @@ var errNotYet = fmt.Errorf("not yet")
 // starter runs the starter CLI with the stack's configuration.
 func (s *stack) starter(ctx context.Context, args ...string) error {
 	cmd := exec.CommandContext(ctx, s.bin("starter"), args...)
-	cmd.Env = append(os.Environ(), s.appEnv()...)
+	cmd.Env = append(os.Environ(), s.appEnv(store.AdminRole)...)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("starter %v: %w", args, err)
