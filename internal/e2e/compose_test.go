@@ -57,7 +57,9 @@ func TestComposePostgresInitScript(t *testing.T) {
 		u.Path = "/" + db
 		return u.String()
 	}
-	t.Cleanup(func() { _, _ = superuser.Pool().Exec(context.Background(), `DROP DATABASE IF EXISTS `+db+` WITH (FORCE)`) })
+	t.Cleanup(func() {
+		_, _ = superuser.Pool().Exec(context.Background(), `DROP DATABASE IF EXISTS `+db+` WITH (FORCE)`)
+	})
 	require.NoError(t, store.Migrate(ctx, as(store.OwnerRole)))
 	worker, err := store.Open(ctx, as(store.WorkerRole))
 	require.NoError(t, err)
