@@ -39,7 +39,7 @@ func TestComposePostgresInitScript(t *testing.T) {
 	ctx := context.Background()
 	superuser, err := store.Open(ctx, admin.String())
 	require.NoError(t, err)
-	defer superuser.Close()
+	t.Cleanup(superuser.Close) // after the drop below (cleanups run last first)
 	var owner string
 	require.NoError(t, superuser.Pool().QueryRow(ctx,
 		`SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1`, db).Scan(&owner))
