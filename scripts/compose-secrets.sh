@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 umask 077
 mkdir -p .secrets
 gen() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
-for name in postgres_password ldap_admin_password scim_token \
+for name in postgres_password ldap_admin_password ldap_reader_password scim_token \
             usersync_owner_password usersync_worker_password usersync_admin_password; do
   [ -s ".secrets/$name" ] || printf '%s' "$(gen)" > ".secrets/$name"
 done
