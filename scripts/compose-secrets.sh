@@ -6,11 +6,16 @@ cd "$(dirname "$0")/.."
 umask 077
 mkdir -p .secrets
 gen() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
-for name in postgres_password ldap_admin_password scim_token; do
+for name in postgres_password ldap_admin_password ldap_reader_password scim_token \
+            usersync_owner_password usersync_worker_password usersync_admin_password; do
   [ -s ".secrets/$name" ] || printf '%s' "$(gen)" > ".secrets/$name"
 done
-# pgpass for the worker and starter (pgx reads PGPASSFILE): host:port:db:user:password
-[ -s .secrets/pgpass ] || printf '*:*:*:postgres:%s\n' "$(cat .secrets/postgres_password)" > .secrets/pgpass
+# pgpass files (pgx reads PGPASSFILE): host:port:db:user:password. The worker's holds its role
+# only; the starter's its role and the owner's (demo-setup runs `starter migrate` as it).
+# Rewritten each time: they derive from the password files.
+pgpass() { printf 'postgresql:5432:usersync:usersync_%s:%s\n' "$1" "$(cat ".secrets/usersync_$1_password")"; }
+pgpass worker > .secrets/pgpass
+{ pgpass admin; pgpass owner; } > .secrets/pgpass_admin
 # Compose bind-mounts these files: the containers' non-root users must read
 # them. The 0700 folder keeps other users of this machine out.
 chmod 0644 .secrets/*

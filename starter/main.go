@@ -97,7 +97,7 @@ mappings, licenses, validated domains, the catalog, failures and the activity hi
 		runCmd(a), enableCmd(a), disableCmd(a), syncNowCmd(a), approveCmd(a), retryCmd(a), adoptCmd(a),
 		statusCmd(a), failuresCmd(a), rulesCmd(a), mappingsCmd(a), licensesCmd(a), domainsCmd(a),
 		catalogCmd(a), historyCmd(a), seedDemoCmd(a), explainCmd(a), targetCmd(a),
-		orgsCmd(a), codecServerCmd(a), configCmd(a),
+		orgsCmd(a), codecServerCmd(a), configCmd(a), migrateCmd(a),
 	)
 	return root, a
 }

@@ -64,3 +64,38 @@ func TestASealedSignalThatDoesNotOpenIsRejectedNotDropped(t *testing.T) {
 	require.True(t, mid.Enabled, "the next enable was served")
 	require.Equal(t, 2*time.Hour, mid.Interval)
 }
+
+// With USERSYNC_PAYLOAD_REQUIRE_ENCRYPTION, a signal or an update sent without the payload key
+// (from the UI, the temporal CLI) is rejected and recorded, never acted on, and the workflow
+// goes on serving sealed ones.
+func TestAnUnencryptedSignalOrUpdateIsRefusedWhenEncryptionIsRequired(t *testing.T) {
+	ours := testCodec(t, "ours.keys")
+	ours.RequireEncryption = true
+	e := newOrgEnv(t)
+	e.SetDataConverter(sendsAsIs{ours.DataConverter()})
+	plain, err := converter.GetDefaultDataConverter().ToPayload(SwitchSignal{Actor: "mallory", Interval: time.Hour})
+	require.NoError(t, err)
+	e.signalAt(time.Second, SignalEnable, rawPayload{plain})
+	var afterPlain Status
+	e.RegisterDelayedCallback(func() { afterPlain = e.status(t) }, 30*time.Second)
+	e.signalAt(time.Minute, SignalEnable, SwitchSignal{Actor: "ops", Interval: 2 * time.Hour})
+	plainRetry, err := converter.GetDefaultDataConverter().ToPayload(RetrySignal{Actor: "mallory"})
+	require.NoError(t, err)
+	upd := e.updateAt(t, 5*time.Minute, SignalRetry, rawPayload{plainRetry})
+	good := e.updateAt(t, 6*time.Minute, SignalRetry, RetrySignal{Actor: "carol"})
+	var mid Status
+	e.RegisterDelayedCallback(func() { mid = e.status(t) }, 2*time.Minute)
+	e.RegisterDelayedCallback(func() { e.CancelWorkflow() }, 10*time.Minute)
+	e.ExecuteWorkflow(UserSyncWorkflow, SyncState{Org: "acme"})
+
+	require.False(t, afterPlain.Enabled, "the unencrypted enable was not acted on")
+	require.Equal(t, "enable:rejected", e.actions()[0])
+	require.Contains(t, e.events[0].Details["reason"], "USERSYNC_PAYLOAD_REQUIRE_ENCRYPTION")
+	require.True(t, mid.Enabled, "the next, sealed enable was served")
+	require.Equal(t, 2*time.Hour, mid.Interval)
+
+	require.False(t, upd.accepted, "the unencrypted update is rejected")
+	require.ErrorContains(t, upd.err, "not encrypted")
+	require.True(t, good.accepted, "the next, sealed update is served")
+	require.Len(t, e.runs, 2, "one run from the enable, one from the sealed retry")
+}

@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/usersync/usersync/internal/codec"
 	"github.com/usersync/usersync/internal/steps"
 	"github.com/usersync/usersync/internal/vocab"
 )
@@ -605,6 +606,8 @@ func decodeStrict[T any](p *commonpb.Payload, parse func([]byte) (T, *signalErro
 			if !json.Valid(data) {
 				return v, &signalError{Reason: "payload is not valid JSON"}
 			}
+		case codec.EncodingRefused:
+			return v, &signalError{Reason: "payload is not encrypted and this worker requires encryption (USERSYNC_PAYLOAD_REQUIRE_ENCRYPTION): send it with the payload key (USERSYNC_PAYLOAD_KEY_FILE)"}
 		default:
 			return v, &signalError{Reason: fmt.Sprintf("payload encoding %q is not supported: send JSON", clip(enc))}
 		}

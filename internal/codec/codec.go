@@ -27,6 +27,11 @@ const (
 	keyIDKey = "encryption-key-id"
 )
 
+// EncodingRefused marks, in place of its content, a payload that arrived unencrypted at a
+// codec that requires encryption. Nothing converts it: the workflows' strict decoding rejects
+// and records it (a signal, an update), any other read fails.
+const EncodingRefused = "binary/refused-unencrypted"
+
 // The additional data of every payload: a ciphertext of another kind (an organization's
 // secret) does not open as a payload.
 const aadOrg, aadField = "temporal", "payload"
@@ -34,6 +39,9 @@ const aadOrg, aadField = "temporal", "payload"
 // Codec is the payload codec over a key file.
 type Codec struct {
 	Keys *orgs.Keyring
+	// RequireEncryption refuses payloads that are not sealed (USERSYNC_PAYLOAD_REQUIRE_ENCRYPTION):
+	// someone without the key (the UI, the temporal CLI) cannot make the worker act.
+	RequireEncryption bool
 }
 
 var _ converter.PayloadCodec = Codec{}
@@ -69,6 +77,9 @@ func (c Codec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error)
 	for i, p := range payloads {
 		out[i] = p
 		if string(p.GetMetadata()[converter.MetadataEncoding]) != Encoding {
+			if c.RequireEncryption {
+				out[i] = &commonpb.Payload{Metadata: map[string][]byte{converter.MetadataEncoding: []byte(EncodingRefused)}}
+			}
 			continue
 		}
 		plain, err := c.Keys.Open(aadOrg, aadField, string(p.GetMetadata()[keyIDKey]), p.GetData())

@@ -70,3 +70,23 @@ func TestASecretIsNotAPayload(t *testing.T) {
 	require.NoError(t, err, "the codec passes it on sealed, for the reader to reject")
 	require.Equal(t, Encoding, string(out[0].Metadata[converter.MetadataEncoding]))
 }
+
+// Requiring encryption, a payload that is not sealed (sent without the key) decodes to a marker
+// nothing converts, its content dropped; sealed ones still open.
+func TestRequireEncryptionRefusesUnsealedPayloads(t *testing.T) {
+	cd, _ := newCodec(t)
+	cd.RequireEncryption = true
+	plain, err := converter.GetDefaultDataConverter().ToPayload("alice")
+	require.NoError(t, err)
+	out, err := cd.Decode([]*commonpb.Payload{plain})
+	require.NoError(t, err, "refused, not an error: the SDK would drop a signal that fails to decode")
+	require.Equal(t, EncodingRefused, string(out[0].Metadata[converter.MetadataEncoding]))
+	require.Empty(t, out[0].Data)
+	var v string
+	require.Error(t, cd.DataConverter().FromPayload(plain, &v), "nothing converts it")
+
+	sealed, err := cd.DataConverter().ToPayload("bob")
+	require.NoError(t, err)
+	require.NoError(t, cd.DataConverter().FromPayload(sealed, &v))
+	require.Equal(t, "bob", v)
+}

@@ -6,6 +6,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -35,6 +36,8 @@ type Common struct {
 	// PayloadKeyFile, when set, holds the keys that encrypt every Temporal payload (package
 	// codec); every worker and starter of a namespace must use the same.
 	PayloadKeyFile string
+	// PayloadRequireEncryption: the codec refuses payloads that are not sealed.
+	PayloadRequireEncryption bool
 }
 
 // LDAP is how to reach and read the directory. The starter's explain and rules commands read
@@ -94,6 +97,14 @@ func (c *Common) entries() []entry {
 		secret("TEMPORAL_API_KEY", "Temporal API key (secret); turns TLS on"),
 		str(&c.PayloadKeyFile, "payload-key-file", "USERSYNC_PAYLOAD_KEY_FILE", "",
 			"keys that encrypt Temporal payloads and failure messages (same format as the secrets key file); unset: not encrypted"),
+		withCheck(boolean(&c.PayloadRequireEncryption, "payload-require-encryption", "USERSYNC_PAYLOAD_REQUIRE_ENCRYPTION",
+			"refuse signal, update and workflow input payloads that are not encrypted with the payload key (needs --payload-key-file)"),
+			func() error {
+				if c.PayloadRequireEncryption && c.PayloadKeyFile == "" {
+					return errors.New("true needs USERSYNC_PAYLOAD_KEY_FILE (--payload-key-file): without a payload key nothing is encrypted")
+				}
+				return nil
+			}),
 		str(&c.SecretsKeyFile, "secrets-key-file", "USERSYNC_SECRETS_KEY_FILE", "",
 			"file of the keys that encrypt organizations' secrets in PostgreSQL (mode 0600; starter orgs new-key)"),
 	}

@@ -98,6 +98,7 @@ func TestBadEnvironmentValueIsAnErrorNamingTheVariableAndValue(t *testing.T) {
 		{"USERSYNC_PAGE_WINDOW", "-2", `USERSYNC_PAGE_WINDOW: must be 0 or more, got -2`},
 		{"LDAP_URL", "http://u:pw-in-url@dc", `LDAP_URL: "http://u:xxxxx@dc" is not a URL of the form ldap://host[:port] or ldaps://host[:port]`},
 		{"SCIM_URL", "target.example.com/scim", `SCIM_URL: "target.example.com/scim" is not a URL`},
+		{"USERSYNC_PAYLOAD_REQUIRE_ENCRYPTION", "true", `USERSYNC_PAYLOAD_REQUIRE_ENCRYPTION: true needs USERSYNC_PAYLOAD_KEY_FILE`},
 	} {
 		t.Run(tc.env+"="+tc.value, func(t *testing.T) {
 			clearEnv(t)

@@ -33,6 +33,7 @@ func (c Common) TemporalOptions(logger log.Logger) (client.Options, error) {
 		if err != nil {
 			return client.Options{}, err
 		}
+		cd.RequireEncryption = c.PayloadRequireEncryption
 		opts.DataConverter, opts.FailureConverter = cd.DataConverter(), cd.FailureConverter()
 	}
 	return opts, nil

@@ -40,6 +40,9 @@ type Slapd struct {
 	// listener on TLSPort (0 picks a free port at Start).
 	TLSCertFile, TLSKeyFile string
 	TLSPort                 int
+	// Access are the database's access rules (slapd.conf "access" lines without the word,
+	// olcAccess values without their {n}); none: slapd's default, everyone reads.
+	Access []string
 }
 
 // URL is the LDAP URL of the instance.
@@ -163,6 +166,9 @@ func (s *Slapd) config() string {
 	b.WriteString("dbnosync\n") // a dev stack trades durability for load speed
 	b.WriteString("index objectClass eq\nindex member eq\nindex entryUUID eq\nindex uid,mail eq\n")
 	fmt.Fprintf(&b, "limits dn.exact=%q size=unlimited time=unlimited\n", s.AdminDN)
+	for _, a := range s.Access {
+		fmt.Fprintf(&b, "access %s\n", a)
+	}
 	return b.String()
 }
 
@@ -364,4 +370,19 @@ feed:
 		first = fmt.Errorf("load entries: %w", ctx.Err())
 	}
 	return first
+}
+
+// ReaderEntry is a read-only service account's entry (compose's cn=usersync-reader): what it
+// may read is the directory's access rules' business (scripts/compose-ldap).
+func ReaderEntry(dn, password string) (*ldap.AddRequest, error) {
+	rdn, _, ok := strings.Cut(dn, ",")
+	name, value, isCN := strings.Cut(rdn, "=")
+	if !ok || !isCN || !strings.EqualFold(name, "cn") || value == "" {
+		return nil, fmt.Errorf("reader DN %q: want cn=<name>,<parent>", dn)
+	}
+	e := ldap.NewAddRequest(dn, nil)
+	e.Attribute("objectClass", []string{"applicationProcess", "simpleSecurityObject"})
+	e.Attribute("cn", []string{value})
+	e.Attribute("userPassword", []string{slapdSSHA(password)})
+	return e, nil
 }

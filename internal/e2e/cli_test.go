@@ -103,6 +103,16 @@ func TestAdminJourneyWithTheCLI(t *testing.T) {
 	out = s.cliOK("history", "--actor", cliActor, "--type", "switch")
 	require.Regexp(t, `(?m)^\S+\s+`+cliActor+`\s+switch\s+enable\s`, out)
 	require.NotContains(t, out, "license", "--type filters")
+	// Each program wrote on its own database role (least privilege): the switch by the
+	// workflow's worker, the seats bought by the CLI.
+	events, err := s.store.History(s.ctx, org, store.HistoryFilter{})
+	require.NoError(t, err)
+	byRole := map[string]string{}
+	for _, e := range events {
+		byRole[e.Type+" "+e.Action] = e.DBRole
+	}
+	require.Equal(t, store.WorkerRole, byRole["switch enable"], "%v", byRole)
+	require.Equal(t, store.AdminRole, byRole["license set"], "%v", byRole)
 
 	require.Contains(t, s.cliOK("disable"), "User sync of acme is off")
 	require.Contains(t, s.cliFails("sync-now"), "user sync is off")

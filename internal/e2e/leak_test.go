@@ -76,13 +76,15 @@ func leakScan(t *testing.T, withCodec bool) {
 		require.NoError(t, err)
 		keys, err := orgs.LoadKeyring(keyFile)
 		require.NoError(t, err)
-		cd = codec.Codec{Keys: keys}
+		// Encryption required too: a whole sync, its retries and the CLI's actions only ever
+		// send sealed payloads (an unsealed one would be refused, see workflows).
+		cd = codec.Codec{Keys: keys, RequireEncryption: true}
 	}
 	s := newStackOn(t, d, sandboxTarget, opts)
 	const admin = "dana.leakscan"
 	s.cliEnv = []string{"USER=" + admin}
 	if withCodec {
-		s.cliEnv = append(s.cliEnv, "USERSYNC_PAYLOAD_KEY_FILE="+keyFile)
+		s.cliEnv = append(s.cliEnv, "USERSYNC_PAYLOAD_KEY_FILE="+keyFile, "USERSYNC_PAYLOAD_REQUIRE_ENCRYPTION=true")
 	}
 
 	var cli strings.Builder

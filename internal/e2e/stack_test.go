@@ -37,14 +37,16 @@ const (
 
 // stack is one complete local usersync: every part real, the SCIM target being the sandbox.
 type stack struct {
-	t       *testing.T
-	ctx     context.Context
-	demo    demo.Demo
-	store   *store.Store
-	client  client.Client
-	sandbox *scimsandbox.Server // nil when the target is SCIMMY
-	target  *scim.Client
-	ext     scim.Extension // the organization's custom extension
+	t     *testing.T
+	ctx   context.Context
+	demo  demo.Demo
+	store *store.Store
+	// workerStore is the workers' connection (the worker's database role); nil: store.
+	workerStore *store.Store
+	client      client.Client
+	sandbox     *scimsandbox.Server // nil when the target is SCIMMY
+	target      *scim.Client
+	ext         scim.Extension // the organization's custom extension
 	// Where the parts listen, for tests that drive them directly (CLI, LDAP edits).
 	dbURL, hostPort, ldapURL, ldapBindDN, scimURL string
 	conns                                         activities.Org                // the organization's, but the SCIM client
@@ -69,7 +71,8 @@ func newStack(t *testing.T, d demo.Demo) *stack { return newStackOn(t, d, sandbo
 // created over SCIM and the organization's custom extension is set to the URN it declares.
 func newStackOn(t *testing.T, d demo.Demo, kind string, clientOpts ...func(*client.Options)) *stack {
 	t.Helper()
-	ctx, dbURL, hostPort := servers(t)
+	ctx, roles, hostPort := serversWithRoles(t)
+	dbURL := roles.Admin // the CLI's, as in production
 	sl := startDirectory(t, ctx, "slapd", d, ldapSecret)
 
 	var sb *scimsandbox.Server
@@ -95,9 +98,14 @@ func newStackOn(t *testing.T, d demo.Demo, kind string, clientOpts ...func(*clie
 		t.Fatalf("unknown target %q", kind)
 	}
 
-	st, err := store.Open(ctx, dbURL)
+	// The test's own view is the owner's (it seeds and inspects); the workers connect as
+	// the worker's role, with only the privileges it has in production.
+	st, err := store.Open(ctx, roles.Owner)
 	require.NoError(t, err)
 	t.Cleanup(st.Close)
+	workerStore, err := store.Open(ctx, roles.Worker)
+	require.NoError(t, err)
+	t.Cleanup(workerStore.Close)
 	require.NoError(t, demo.Seed(ctx, st, org, "e2e", d))
 	if ext.URN != "" {
 		require.NoError(t, st.SetTargetExtension(ctx, org, "e2e", ext))
@@ -118,7 +126,7 @@ func newStackOn(t *testing.T, d demo.Demo, kind string, clientOpts ...func(*clie
 		Dial: activities.LDAP(directory.Config{URL: sl.URL(), BindDN: sl.AdminDN, BindPassword: ldapSecret, AllowPlaintextBind: true,
 			BaseDN: d.Suffix, Profile: "openldap", PageSize: 100}),
 	}
-	s := &stack{t: t, ctx: ctx, demo: d, store: st, client: c, sandbox: sb, target: target, ext: ext, conns: conns,
+	s := &stack{t: t, ctx: ctx, demo: d, store: st, workerStore: workerStore, client: c, sandbox: sb, target: target, ext: ext, conns: conns,
 		dbURL: dbURL, hostPort: hostPort, ldapURL: sl.URL(), ldapBindDN: sl.AdminDN, scimURL: scimURL, dial: dial}
 	s.restartWorkers(500, 1)
 	t.Cleanup(func() { s.restartWorkers(0, 0) })
@@ -135,6 +143,17 @@ func servers(t *testing.T) (ctx context.Context, dbURL, hostPort string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	return ctx, devstacktest.Database(t), devstacktest.Temporal(t)
+}
+
+// serversWithRoles is servers with a database of usersync's roles, migrated as the owner.
+func serversWithRoles(t *testing.T) (ctx context.Context, roles devstacktest.RoleURLs, hostPort string) {
+	t.Helper()
+	if _, err := os.Stat(devstack.SlapdBinary); err != nil {
+		devstacktest.SkipUnlessRequired(t, "slapd not installed (%s): apt-get install slapd", devstack.SlapdBinary)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	return ctx, devstacktest.DatabaseWithRoles(t), devstacktest.Temporal(t)
 }
 
 // startDirectory starts a slapd holding d's entries, its admin's password being password.
@@ -156,13 +175,17 @@ func (s *stack) restartWorkers(rate float64, n int) {
 		stop()
 	}
 	s.stopWorkers = nil
+	ws := s.workerStore
+	if ws == nil {
+		ws = s.store
+	}
 	for range n {
 		c, err := s.dial()
 		require.NoError(s.t, err)
 		conns := s.conns // each worker its own SCIM client, as separate processes have
 		conns.Target = scim.New(scim.Config{BaseURL: s.scimURL, Token: scimToken, MaxAttempts: 1,
-			Pacer: s.store.Pacer("scim/"+org, max(rate, 1)*connect.RateHeadroom)})
-		acts := &activities.Activities{Store: s.store, Orgs: activities.Single(org, conns)}
+			Pacer: ws.Pacer("scim/"+org, max(rate, 1)*connect.RateHeadroom)})
+		acts := &activities.Activities{Store: ws, Orgs: activities.Single(org, conns)}
 		stop, err := engine.Start(c, acts, engine.Options{})
 		require.NoError(s.t, err)
 		s.stopWorkers = append(s.stopWorkers, func() { stop(); c.Close() })

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -41,14 +42,14 @@ func (s *Store) AnalyzeSnapshot(ctx context.Context) error {
 
 // analyze refreshes the statistics of scratch tables, best effort: it waits at most two
 // seconds for the table (another run's ANALYZE, an autovacuum), then goes on with the
-// statistics there are. The tables belong to the role that ran the migrations, which may
-// analyze them.
-func (s *Store) analyze(ctx context.Context, tables string) error {
+// statistics there are. The tables belong to the role that ran the migrations; others analyze
+// them through usersync_analyze (migration 025), which runs as it.
+func (s *Store) analyze(ctx context.Context, tables ...string) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '2s'`); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `ANALYZE `+tables)
+		_, err := tx.Exec(ctx, `SELECT usersync_analyze($1)`, tables)
 		return err
 	})
 	var pgErr *pgconn.PgError
@@ -56,7 +57,7 @@ func (s *Store) analyze(ctx context.Context, tables string) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("analyze %s: %w", tables, err)
+		return fmt.Errorf("analyze %s: %w", strings.Join(tables, ", "), err)
 	}
 	return nil
 }

@@ -122,7 +122,12 @@ func (s *Store) migrate(ctx context.Context) error {
 		names = append(names, e.Name())
 	}
 	sort.Strings(names)
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	// A role without DDL rights (the worker's, the CLI's) may open a current schema: only
+	// pending migrations need the owner.
+	if current, err := s.schemaCurrent(ctx, names); err == nil && current {
+		return nil
+	}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(4242001)`); err != nil {
 			return fmt.Errorf("migrations lock: %w", err)
 		}
@@ -155,6 +160,46 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 		return nil
 	})
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42501" { // insufficient_privilege
+		var role string
+		_ = s.pool.QueryRow(ctx, `SELECT session_user`).Scan(&role)
+		return fmt.Errorf("%w\nthe database schema needs migrations and role %q may not apply them: run `starter migrate` with DATABASE_URL naming the schema's owner (usersync_owner, see internal/store/roles.sql)", err, role)
+	}
+	return err
+}
+
+// Migrate brings the schema up to date and returns: `starter migrate`, run as the owner role.
+func Migrate(ctx context.Context, url string) error {
+	s, err := Open(ctx, url)
+	if err != nil {
+		return err
+	}
+	s.Close()
+	return nil
+}
+
+// schemaCurrent reports whether every embedded migration is applied, reading only.
+func (s *Store) schemaCurrent(ctx context.Context, names []string) (bool, error) {
+	var exists bool
+	if err := s.pool.QueryRow(ctx, `SELECT to_regclass('schema_migrations') IS NOT NULL`).Scan(&exists); err != nil || !exists {
+		return false, err
+	}
+	var applied []int32
+	if err := s.pool.QueryRow(ctx, `SELECT coalesce(array_agg(version), '{}') FROM schema_migrations`).Scan(&applied); err != nil {
+		return false, err
+	}
+	have := map[int32]bool{}
+	for _, v := range applied {
+		have[v] = true
+	}
+	for _, name := range names {
+		v, err := strconv.Atoi(strings.SplitN(name, "_", 2)[0])
+		if err != nil || !have[int32(v)] {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // dbtx is what both the pool and a transaction offer.

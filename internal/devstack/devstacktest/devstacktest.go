@@ -29,6 +29,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/usersync/usersync/internal/devstack"
+	"github.com/usersync/usersync/internal/store"
 	"github.com/usersync/usersync/workflows"
 )
 
@@ -321,4 +322,34 @@ func startTemporal(ctx context.Context) (*testsuite.DevServer, string, error) {
 // quietLogger drops the SDK's informational lines (dial attempts).
 func quietLogger() tlog.Logger {
 	return tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// RoleURLs are the connection URLs of one test database as each of usersync's roles.
+type RoleURLs struct{ Owner, Worker, Admin string }
+
+// DatabaseWithRoles is Database with usersync's roles (store.SetupRoles): the database
+// belongs to the owner role, the schema is migrated as it. The server's user must be a
+// superuser; the server must let the roles in without a password (the test server does).
+func DatabaseWithRoles(t testing.TB) RoleURLs {
+	t.Helper()
+	db := Database(t)
+	u, err := url.Parse(db)
+	if err != nil {
+		t.Fatalf("database URL: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := store.SetupRoles(ctx, db, strings.TrimPrefix(u.Path, "/")); err != nil {
+		t.Fatal(err)
+	}
+	var r RoleURLs
+	for role, dst := range map[string]*string{store.OwnerRole: &r.Owner, store.WorkerRole: &r.Worker, store.AdminRole: &r.Admin} {
+		if *dst, err = store.RoleURL(db, role); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := store.Migrate(ctx, r.Owner); err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

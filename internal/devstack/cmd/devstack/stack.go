@@ -15,6 +15,7 @@ import (
 
 	"github.com/usersync/usersync/internal/demo"
 	"github.com/usersync/usersync/internal/devstack"
+	"github.com/usersync/usersync/internal/store"
 )
 
 // stack is the demo stack's layout: one folder, fixed ports.
@@ -89,20 +90,20 @@ func (s *stack) scimSandbox() *devstack.Daemon {
 
 func (s *stack) worker() *devstack.Daemon {
 	return &devstack.Daemon{
-		Name: "worker", Path: s.bin("worker"), Env: s.appEnv(),
+		Name: "worker", Path: s.bin("worker"), Env: s.appEnv(store.WorkerRole),
 		LogFile: s.path("worker", "worker.log"),
 		PIDFile: s.path("worker", "worker.pid"),
 	}
 }
 
-// appEnv is the configuration of the worker and the starter CLI. Secrets go
-// by file; inherited secret variables are blanked so the files win.
-func (s *stack) appEnv() []string {
-	pg := s.postgres()
+// appEnv is the configuration of the worker and the starter CLI, connecting to
+// PostgreSQL as dbRole (store.WorkerRole, store.AdminRole). Secrets go by file;
+// inherited secret variables are blanked so the files win.
+func (s *stack) appEnv(dbRole string) []string {
 	return []string{
 		"USERSYNC_ORG=" + s.org,
 		"TEMPORAL_ADDRESS=" + net.JoinHostPort("127.0.0.1", strconv.Itoa(s.temporalPort)),
-		"DATABASE_URL=" + pg.URL(),
+		"DATABASE_URL=" + s.databaseURL(dbRole),
 		"LDAP_URL=" + s.slapd("").URL(),
 		"LDAP_BIND_DN=" + s.adminDN(),
 		"LDAP_BIND_PASSWORD=",
@@ -115,6 +116,15 @@ func (s *stack) appEnv() []string {
 		"SCIM_TOKEN_FILE=" + s.secretFile("scim_token"),
 		"USERSYNC_SECRETS_KEY_FILE=" + s.secretFile(secretsKey),
 	}
+}
+
+// databaseURL is the usersync database as role (the local server trusts loopback).
+func (s *stack) databaseURL(role string) string {
+	u, err := store.RoleURL(s.postgres().URL(), role)
+	if err != nil {
+		panic(err) // our own URL
+	}
+	return u
 }
 
 // secretsKey is the key file of the organizations' secrets, under secrets/.
@@ -162,7 +172,7 @@ func (s *stack) secret(name string) (string, error) {
 func (s *stack) writeEnvFile() error {
 	var b strings.Builder
 	b.WriteString("# usersync dev stack, written by `devstack up`. Use: source " + s.path("env") + "\n")
-	for _, kv := range s.appEnv() {
+	for _, kv := range s.appEnv(store.AdminRole) { // for the starter CLI
 		k, v, _ := strings.Cut(kv, "=")
 		if v == "" {
 			continue // blanked secret variables: leave the caller's alone

@@ -55,7 +55,7 @@ func TestEnvFileExportsTheWorkerConfigurationWithoutSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatalf("sourcing the env file: %v", err)
 	}
-	want := "postgres://postgres@127.0.0.1:55432/usersync?sslmode=disable|" + s.secretFile("scim_token") + "|dc=example,dc=com|demo\n"
+	want := "postgres://usersync_admin@127.0.0.1:55432/usersync?sslmode=disable|" + s.secretFile("scim_token") + "|dc=example,dc=com|demo\n"
 	if string(out) != want {
 		t.Fatalf("after sourcing: %q, want %q", out, want)
 	}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-ldap/ldap/v3"
+
 	"github.com/usersync/usersync/internal/demo"
 	"github.com/usersync/usersync/internal/devstack"
 )
@@ -24,6 +26,8 @@ func loadDirectory(ctx context.Context, args []string) error {
 	url := fs.String("ldap-url", os.Getenv("LDAP_URL"), "directory URL (env LDAP_URL)")
 	bindDN := fs.String("bind-dn", os.Getenv("LDAP_BIND_DN"), "bind DN with write access (env LDAP_BIND_DN); password from env LDAP_BIND_PASSWORD or LDAP_BIND_PASSWORD_FILE")
 	wait := fs.Duration("wait", 2*time.Minute, "how long to wait for the directory to accept the bind")
+	readerDN := fs.String("reader-dn", os.Getenv("LDAP_READER_DN"),
+		"also add this read-only service account, for the worker (env LDAP_READER_DN); password from env LDAP_READER_PASSWORD or LDAP_READER_PASSWORD_FILE")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -37,6 +41,18 @@ func loadDirectory(ctx context.Context, args []string) error {
 	ctx, cancel := context.WithTimeout(ctx, *wait)
 	defer cancel()
 	entries := demo.Org().Entries
+	if *readerDN != "" {
+		// What it may read is the directory's ACL (compose: scripts/compose-ldap).
+		readerPW, err := secretFromEnv("LDAP_READER_PASSWORD")
+		if err != nil {
+			return err
+		}
+		reader, err := devstack.ReaderEntry(*readerDN, readerPW)
+		if err != nil {
+			return fmt.Errorf("--reader-dn: %w", err)
+		}
+		entries = append(append([]*ldap.AddRequest{}, entries...), reader)
+	}
 	// The directory container may still be starting: retry until it takes the load.
 	var lastErr error
 	for ctx.Err() == nil {

@@ -10,9 +10,12 @@ import (
 	"os/exec"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/usersync/usersync/internal/demo"
 	"github.com/usersync/usersync/internal/devstack"
 	"github.com/usersync/usersync/internal/orgs"
+	"github.com/usersync/usersync/internal/store"
 )
 
 func (s *stack) up(ctx context.Context) error {
@@ -46,8 +49,20 @@ func (s *stack) up(ctx context.Context) error {
 	}
 
 	step(fmt.Sprintf("PostgreSQL on 127.0.0.1:%d", s.postgresPort))
-	if _, err := s.postgres().Start(ctx); err != nil {
+	pg := s.postgres()
+	if _, err := pg.Start(ctx); err != nil {
 		return err
+	}
+	// Least privilege as in production: the owner role migrates, the worker and the
+	// starter connect as their own roles (internal/store/roles.sql).
+	if err := store.SetupRoles(ctx, pg.AdminURL(), devstack.DatabaseName); err != nil {
+		return err
+	}
+	if err := store.Migrate(ctx, s.databaseURL(store.OwnerRole)); err != nil {
+		return fmt.Errorf("migrations as %s: %w (a stack made before the roles: remove %s and run up again)", store.OwnerRole, err, pg.Dir)
+	}
+	if err := ownedByOwner(ctx, pg.URL()); err != nil {
+		return fmt.Errorf("%w: this stack's database predates the roles, remove %s and run up again", err, pg.Dir)
 	}
 
 	sl := s.slapd(ldapPassword)
@@ -162,7 +177,7 @@ var errNotYet = fmt.Errorf("not yet")
 // starter runs the starter CLI with the stack's configuration.
 func (s *stack) starter(ctx context.Context, args ...string) error {
 	cmd := exec.CommandContext(ctx, s.bin("starter"), args...)
-	cmd.Env = append(os.Environ(), s.appEnv()...)
+	cmd.Env = append(os.Environ(), s.appEnv(store.AdminRole)...)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("starter %v: %w", args, err)
@@ -171,3 +186,21 @@ func (s *stack) starter(ctx context.Context, args ...string) error {
 }
 
 func step(msg string) { fmt.Println("==> " + msg) }
+
+// ownedByOwner checks the schema belongs to the owner role: in a database migrated before the
+// roles existed, the grants of migration 025 did not apply and the worker could not write.
+func ownedByOwner(ctx context.Context, superuserURL string) error {
+	conn, err := pgx.Connect(ctx, superuserURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	var owner string
+	if err := conn.QueryRow(ctx, `SELECT tableowner FROM pg_tables WHERE schemaname = 'public' AND tablename = 'history'`).Scan(&owner); err != nil {
+		return fmt.Errorf("history table: %w", err)
+	}
+	if owner != store.OwnerRole {
+		return fmt.Errorf("the history table belongs to %s, not %s", owner, store.OwnerRole)
+	}
+	return nil
+}
