@@ -67,6 +67,7 @@ type Worker struct {
 	SCIMAllowHTTP                       bool
 	SCIMActivities                      int
 	PageSize, PageWindow, UsersInFlight int
+	MetricsAddr                         string
 }
 
 // The tables. Each setting is defined here once.
@@ -164,6 +165,9 @@ func (w *Worker) entries() []entry {
 			atLeast(&w.UsersInFlight, 0)),
 		integer(&w.SCIMActivities, "scim-activities", "USERSYNC_SCIM_ACTIVITIES", 0,
 			"SCIM steps this worker runs at once over all organizations, 0 for the default 200", atLeast(&w.SCIMActivities, 0)),
+		// Empty is a value here (it turns the endpoint off), not "unset".
+		emptyIsValue(str(&w.MetricsAddr, "metrics-addr", "USERSYNC_METRICS_ADDR", "127.0.0.1:9464",
+			"host:port of the worker's /metrics and /healthz, empty for none")),
 	)
 }
 

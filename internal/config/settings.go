@@ -42,8 +42,11 @@ type Setting struct {
 // entry is a setting bound to its destination field.
 type entry struct {
 	Setting
-	ptr   any          // *string, *int, *float64, *bool or *time.Duration; nil for secrets
-	check func() error // optional validation of the parsed value (the error does not name the setting)
+	ptr any // *string, *int, *float64, *bool or *time.Duration; nil for secrets
+	// keepEmpty makes an empty variable a value instead of unset (an address that turns a
+	// feature off).
+	keepEmpty bool
+	check     func() error // optional validation of the parsed value (the error does not name the setting)
 }
 
 // Settings is a group of settings bound to the fields of a configuration struct. Bind it to a
@@ -151,6 +154,8 @@ func (s *Settings) Load() error {
 			text := e.Default
 			if v, ok := lookupEnv(e.Env); ok {
 				text = v
+			} else if v, ok := os.LookupEnv(e.Env); ok && e.keepEmpty {
+				text = v
 			}
 			v, err := parse(e.Kind, text)
 			if err != nil {
@@ -238,6 +243,11 @@ func assign(ptr, v any) {
 }
 
 // Table constructors, so each setting is one line in config.go.
+
+func emptyIsValue(e entry) entry {
+	e.keepEmpty = true
+	return e
+}
 
 func str(p *string, flag, env, def, help string) entry {
 	return entry{Setting: Setting{Flag: flag, Env: env, Default: def, Help: help, Kind: KindString}, ptr: p}
