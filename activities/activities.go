@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/usersync/usersync/internal/directory"
+	"github.com/usersync/usersync/internal/metrics"
 	"github.com/usersync/usersync/internal/plan"
 	"github.com/usersync/usersync/internal/scim"
 	"github.com/usersync/usersync/internal/steps"
@@ -80,6 +81,8 @@ type Activities struct {
 	// has no rate: the workflows' own queue, where the steps run eagerly in the worker that
 	// schedules them (no round trip through the server).
 	UnpacedQueue string
+	// Metrics counts finished runs and their users (nil: none).
+	Metrics *metrics.Metrics
 }
 
 // RunSettings returns the fan-out of one run of the organization: the worker's settings,

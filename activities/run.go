@@ -211,6 +211,10 @@ func (a *Activities) FinishRun(ctx context.Context, in steps.FinishInput) (steps
 	err = a.Store.AddEvent(ctx, vocab.Event{Org: in.Org, Type: vocab.EventSync, Action: action + " finished", Status: status,
 		Details: map[string]any{"run": in.RunID, "kind": in.Kind, "outcomes": in.Outcomes, "failures": in.Failures,
 			"unchanged": in.Plan.Unchanged, "inScope": in.Plan.InScope, "warnings": in.Plan.Warnings, "error": in.Error}})
+	if err == nil && !in.DryRun {
+		// Counted once the run is recorded: a retried FinishRun counts it at its success.
+		a.Metrics.Run(in.Org, in.Kind, in.Status, in.FailureType, in.Outcomes, in.Failures)
+	}
 	return sum, err
 }
 

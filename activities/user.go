@@ -41,7 +41,8 @@ func (a *Activities) EvaluatePage(ctx context.Context, in steps.PageRef) (steps.
 			ev.Failures[it.Failure.Type]++
 			continue
 		}
-		ev.Users = append(ev.Users, steps.UserPlan{Seq: step.Seq, ExternalID: it.ExternalID, Seats: it.NewSeats})
+		ev.Users = append(ev.Users, steps.UserPlan{Seq: step.Seq, ExternalID: it.ExternalID, Seats: it.NewSeats,
+			Action: string(it.Action)})
 	}
 	return ev, nil
 }

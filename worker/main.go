@@ -14,6 +14,8 @@ import (
 	"runtime/debug"
 	"syscall"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
@@ -21,6 +23,7 @@ import (
 	"github.com/usersync/usersync/internal/config"
 	"github.com/usersync/usersync/internal/connect"
 	"github.com/usersync/usersync/internal/engine"
+	"github.com/usersync/usersync/internal/metrics"
 	"github.com/usersync/usersync/internal/orgs"
 	"github.com/usersync/usersync/internal/scim"
 	"github.com/usersync/usersync/internal/steps"
@@ -98,6 +101,13 @@ func run(args []string, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
+	// The SDK's metrics and ours, in one registry of this process (no global state).
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	sdkMetrics := metrics.NewSDK()
+	reg.MustRegister(sdkMetrics, metrics.Database{Store: st})
+	ours := metrics.New(reg)
+	temporalOptions.MetricsHandler = sdkMetrics.Handler()
 	repo := orgs.Repo{Store: st, Keys: keys}
 	if cfg.SingleOrg() {
 		// The single-organization shortcut: the environment's directory and target become
@@ -123,7 +133,8 @@ func run(args []string, stderr io.Writer) error {
 		// each step's input: this worker serves them all.
 		Orgs: &connect.Orgs{Settings: repo, Pacers: func(key string, perSecond float64) scim.Pacer {
 			return st.Pacer(key, perSecond)
-		}},
+		}, Metrics: ours},
+		Metrics: ours,
 		Settings: steps.FanOut{ProvisionQueue: workflows.SCIMTaskQueue, PageSize: cfg.PageSize,
 			PageWindow: cfg.PageWindow, UsersInFlight: cfg.UsersInFlight},
 		UnpacedQueue: workflows.TaskQueue,
@@ -133,6 +144,19 @@ func run(args []string, stderr io.Writer) error {
 		return fmt.Errorf("connect to Temporal at %s: %w", cfg.TemporalAddress, err)
 	}
 	defer c.Close()
+	if cfg.MetricsAddr != "" {
+		h := metrics.Handler(reg,
+			metrics.Check{Name: "temporal", Ping: func(ctx context.Context) error {
+				_, err := c.CheckHealth(ctx, &client.CheckHealthRequest{})
+				return err
+			}},
+			metrics.Check{Name: "postgresql", Ping: st.Ping})
+		addr, err := metrics.Serve(ctx, cfg.MetricsAddr, h, logger)
+		if err != nil {
+			return err
+		}
+		logger.Info("metrics and health endpoints", "addr", addr.String(), "paths", "/metrics /healthz")
+	}
 	stop, err := engine.Start(c, acts, engine.Options{SCIMActivities: cfg.SCIMActivities})
 	if err != nil {
 		return err

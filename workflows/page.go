@@ -70,7 +70,7 @@ func ProcessPageWorkflow(ctx workflow.Context, in PageInput) (PageResult, error)
 		in.UsersInFlight = DefaultUsersInFlight
 	}
 	var ev steps.PageEvaluation
-	lctx := workflow.WithLocalActivityOptions(ctx, stepOptions)
+	lctx := workflow.WithLocalActivityOptions(ctx, summarized(stepOptions, fmt.Sprintf("evaluate users %d-%d", in.From, in.To-1)))
 	page := steps.PageRef{RunRef: in.RunRef, From: in.From, To: in.To}
 	if err := workflow.ExecuteLocalActivity(lctx, steps.EvaluatePage, page).Get(ctx, &ev); err != nil {
 		return res, err
@@ -114,7 +114,7 @@ func ProcessPageWorkflow(ctx workflow.Context, in PageInput) (PageResult, error)
 // steps could not complete keeps its previous state and is planned again by the next sync.
 func processUser(ctx workflow.Context, run steps.RunRef, u steps.UserPlan, queue string) (steps.UserOutcome, *RunStop) {
 	step := steps.UserStep{RunRef: run, Seq: u.Seq}
-	lctx := workflow.WithLocalActivityOptions(ctx, stepOptions)
+	lctx := workflow.WithLocalActivityOptions(ctx, summarized(stepOptions, userStepSummary("check seats of", u)))
 	if len(u.Seats) > 0 {
 		var r steps.StepResult
 		seats := steps.SeatsInput{UserStep: step, ExternalID: u.ExternalID, Products: u.Seats}
@@ -127,7 +127,9 @@ func processUser(ctx workflow.Context, run steps.RunRef, u steps.UserPlan, queue
 		}
 	}
 	var o steps.UserOutcome
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, onQueue(provisionOptions, queue)), steps.ProvisionUser, step).Get(ctx, &o)
+	popts := onQueue(provisionOptions, queue)
+	popts.Summary = userStepSummary("provision", u)
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, popts), steps.ProvisionUser, step).Get(ctx, &o)
 	if err == nil {
 		return o, nil
 	}
@@ -145,14 +147,17 @@ func processUser(ctx workflow.Context, run steps.RunRef, u steps.UserPlan, queue
 		// Is it this user, or the whole target? A target down for every request stops the run
 		// with one run-level failure; the users' state stays as it was.
 		var down bool
-		pctx := workflow.WithActivityOptions(ctx, onQueue(probeOptions, queue))
+		probe := onQueue(probeOptions, queue)
+		probe.Summary = fmt.Sprintf("probe the target after item %d failed", u.Seq)
+		pctx := workflow.WithActivityOptions(ctx, probe)
 		if perr := workflow.ExecuteActivity(pctx, steps.ProbeTarget, step).Get(ctx, &down); perr == nil && down {
 			return o, &RunStop{Type: vocab.TargetUnavailable, Message: fmt.Sprintf("the target did not answer for the whole run: %v", rootCause(err))}
 		}
 	}
 	f := vocab.Failure{Type: vocab.TargetUnavailable, Message: fmt.Sprintf("the target did not accept the change after %d attempts: %v",
 		provisionOptions.RetryPolicy.MaximumAttempts, rootCause(err))}
-	if err := workflow.ExecuteLocalActivity(lctx, steps.RecordUserFailure, steps.UserFailureInput{UserStep: step, Failure: f}).Get(ctx, &o); err != nil {
+	rctx := workflow.WithLocalActivityOptions(ctx, summarized(stepOptions, fmt.Sprintf("record item %d failed: %s", u.Seq, f.Type)))
+	if err := workflow.ExecuteLocalActivity(rctx, steps.RecordUserFailure, steps.UserFailureInput{UserStep: step, Failure: f}).Get(ctx, &o); err != nil {
 		return errored(ctx, step, err), nil
 	}
 	return o, nil
@@ -188,4 +193,10 @@ func rootCause(err error) error {
 		}
 		err = u.Unwrap()
 	}
+}
+
+// summarized is opts with the step's summary shown in the UI.
+func summarized(opts workflow.LocalActivityOptions, summary string) workflow.LocalActivityOptions {
+	opts.Summary = summary
+	return opts
 }

@@ -211,6 +211,7 @@ func fanOut(ctx workflow.Context, in RunInput, queue string, prog *Progress, fin
 			cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 				WorkflowID:          fmt.Sprintf("%s/page/%d", in.RunID, next),
 				WaitForCancellation: true,
+				StaticSummary:       pageSummary(next, from, to),
 			})
 			f := workflow.ExecuteChildWorkflow(cctx, ProcessPageWorkflow, PageInput{
 				RunRef: steps.RunRef{Org: in.Org, RunID: in.RunID}, From: from, To: to, UsersInFlight: in.UsersInFlight,

@@ -92,6 +92,8 @@ func UserSyncWorkflow(ctx workflow.Context, st SyncState) error {
 				o.startRun(ctx)
 			}
 		}
+		// Not a command: what the UI shows as the workflow's current details.
+		workflow.SetCurrentDetails(ctx, orgDetails(o.st, o.current))
 		o.wait(ctx, channels)
 		o.publish(ctx, changeSearchAttributes)
 		info := workflow.GetInfo(ctx)
@@ -452,6 +454,8 @@ func (o *orgLoop) startRun(ctx workflow.Context) {
 		WorkflowID:          runID,
 		WaitForCancellation: true,
 		ParentClosePolicy:   enums.PARENT_CLOSE_POLICY_REQUEST_CANCEL,
+		StaticSummary:       runSummary(in),
+		StaticDetails:       runDetails(in),
 	})
 	o.run, o.runCancel = workflow.ExecuteChildWorkflow(cctx, SyncRunWorkflow, in), cancel
 	o.current = &Progress{RunID: runID, Phase: req.Kind, StartedAt: workflow.Now(ctx)}

@@ -19,7 +19,8 @@ import (
 func clearEnv(t *testing.T) {
 	t.Helper()
 	for _, s := range All() {
-		t.Setenv(s.Env, "")
+		t.Setenv(s.Env, "") // restored after the test
+		os.Unsetenv(s.Env)  // unset, not empty: an empty address is a value
 	}
 	t.Setenv("PGHOST", "")
 	t.Setenv("PGSSLMODE", "")
@@ -58,6 +59,26 @@ func TestDefaultsWithoutFlagsOrEnvironment(t *testing.T) {
 		w.LDAPPageSize != 500 || w.SCIMRate != 10 || w.SuspendThresholdPercent != 10 || w.SuspendThresholdMax != 500 ||
 		w.PageSize != 0 || w.TemporalTLS || w.LDAPStartTLS {
 		t.Errorf("defaults: %+v", w)
+	}
+}
+
+// The metrics address: a default, any address, and empty (variable or flag) turns it off.
+func TestMetricsAddressEmptyDisables(t *testing.T) {
+	clearEnv(t)
+	if w, err := parseWorker(t); err != nil || w.MetricsAddr != "127.0.0.1:9464" {
+		t.Errorf("default: %v %q", err, w.MetricsAddr)
+	}
+	t.Setenv("USERSYNC_METRICS_ADDR", "0.0.0.0:9100")
+	if w, err := parseWorker(t); err != nil || w.MetricsAddr != "0.0.0.0:9100" {
+		t.Errorf("env: %v %q", err, w.MetricsAddr)
+	}
+	t.Setenv("USERSYNC_METRICS_ADDR", "")
+	if w, err := parseWorker(t); err != nil || w.MetricsAddr != "" {
+		t.Errorf("empty env: %v %q", err, w.MetricsAddr)
+	}
+	os.Unsetenv("USERSYNC_METRICS_ADDR")
+	if w, err := parseWorker(t, "-metrics-addr="); err != nil || w.MetricsAddr != "" {
+		t.Errorf("empty flag: %v %q", err, w.MetricsAddr)
 	}
 }
 

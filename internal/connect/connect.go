@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/usersync/usersync/activities"
+	"github.com/usersync/usersync/internal/metrics"
 	"github.com/usersync/usersync/internal/orgs"
 	"github.com/usersync/usersync/internal/scim"
 )
@@ -38,6 +39,8 @@ type Orgs struct {
 	// again (default 2s): a settings change reaches every worker within it, and a step does
 	// not pay a database round trip for it.
 	Recheck time.Duration
+	// Metrics counts each organization's SCIM requests and pacer waits (nil: none).
+	Metrics *metrics.Metrics
 
 	mu    sync.Mutex
 	cache map[string]*entry
@@ -129,10 +132,15 @@ func (o *Orgs) build(rec orgs.Org) (*entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := scim.Config{BaseURL: s.Target.URL, Token: rec.Secrets.Token, HTTPClient: hc,
+	counted := *hc
+	counted.Transport = o.Metrics.Transport(rec.Name, hc.Transport)
+	cfg := scim.Config{BaseURL: s.Target.URL, Token: rec.Secrets.Token, HTTPClient: &counted,
 		// One request per call: Temporal owns the retries (a Retry-After becomes the next
 		// retry delay), so no call outlives its activity attempt.
 		MaxAttempts: 1}
+	if o.Metrics != nil {
+		cfg.PacerWait = func(d time.Duration) { o.Metrics.PacerWait(rec.Name, d) }
+	}
 	if s.Target.Rate > 0 && o.Pacers != nil {
 		// The organization's own pace, shared by every worker: one organization's target
 		// limit never slows another's.

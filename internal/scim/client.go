@@ -61,6 +61,8 @@ type Config struct {
 	// RetryBackoff is the first wait after a 5xx or network error; it doubles per attempt
 	// (default 200ms).
 	RetryBackoff time.Duration
+	// PacerWait, when set, is told how long each request waited for its slot (metrics).
+	PacerWait func(time.Duration)
 }
 
 // Pacer hands out request slots; Wait returns when this request may be sent.
@@ -85,6 +87,7 @@ type Client struct {
 	maxAttempts int
 	backoff     time.Duration
 	limiter     Pacer
+	pacerWait   func(time.Duration)
 	requests    atomic.Int64
 }
 
@@ -95,6 +98,7 @@ func New(cfg Config) *Client {
 		token:       cfg.Token,
 		maxAttempts: cfg.MaxAttempts,
 		backoff:     cfg.RetryBackoff,
+		pacerWait:   cfg.PacerWait,
 	}
 	// Never follow a redirect: it would re-send the token and the user's data to wherever
 	// the Location points. A 3xx is returned as an error naming the Location's host.
@@ -218,7 +222,12 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 // attempt sends the request once. A non-nil *Error is an HTTP or network failure; the plain
 // error covers what retrying cannot fix (cancelled context, undecodable answer).
 func (c *Client) attempt(ctx context.Context, op, method, target string, payload []byte, out any) (*Error, error) {
-	if err := c.waitSlot(ctx); err != nil {
+	waitStart := time.Now()
+	err := c.waitSlot(ctx)
+	if c.pacerWait != nil && c.limiter != nil {
+		c.pacerWait(time.Since(waitStart))
+	}
+	if err != nil {
 		return nil, fmt.Errorf("scim %s: waiting for the rate limit: %w", op, err)
 	}
 	if d, ok := ctx.Value(requestTimeoutKey{}).(time.Duration); ok && d > 0 {

@@ -95,6 +95,8 @@ type UserPlan struct {
 	Seq        int      `json:"seq"`
 	ExternalID string   `json:"externalId"`
 	Seats      []string `json:"seats,omitempty"` // products whose seats the user takes
+	// Action is the plan's action (create, update, suspend, ...), for the steps' summaries.
+	Action string `json:"action,omitempty"`
 }
 
 // UserOutcome is what happened to one user. ExternalID is the directory's opaque ID (no
