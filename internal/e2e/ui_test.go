@@ -14,6 +14,7 @@ import (
 	"github.com/usersync/usersync/internal/demo"
 	"github.com/usersync/usersync/internal/devstack"
 	"github.com/usersync/usersync/internal/devstack/devstacktest"
+	"github.com/usersync/usersync/internal/store"
 	"github.com/usersync/usersync/internal/vocab"
 	"github.com/usersync/usersync/workflows"
 )
@@ -94,6 +95,10 @@ func TestOpsRetryFailedUsersFromTheTemporalUI(t *testing.T) {
 	require.Equal(t, m[1], got.RunID, "the run the UI showed is the one that ran")
 	require.Equal(t, vocab.KindRetry, got.Kind)
 	require.Equal(t, len(waiting), got.Outcomes[vocab.Created])
+	rows, err := s.store.History(s.ctx, org, store.HistoryFilter{Type: vocab.EventRetry})
+	require.NoError(t, err)
+	require.Len(t, rows, 1)
+	require.Equal(t, "ops-ui", rows[0].Actor, "the history names who retried from the UI")
 	require.Contains(t, s.cliOK("failures", "--type", "out_of_licenses"), "No current failures")
 	for _, f := range waiting {
 		u, err := s.target.FindUserByUserName(s.ctx, s.ext, f.UserName)

@@ -52,17 +52,24 @@ try {
   await page.getByRole('button', { name: 'UsersyncFailedUsers > 0' }).waitFor();
   const orgLink = page.getByRole('table', { name: 'Workflows' }).getByRole('link', { name: workflowID, exact: true });
   await orgLink.waitFor();
-  const listed = await page.getByRole('table', { name: 'Workflows' }).getByRole('row').allInnerTexts();
-  console.log(`filtered by UsersyncFailedUsers > 0: ${listed.length - 1} workflows`);
+  console.log(`filtered by UsersyncFailedUsers > 0: ${workflowID} listed`);
   await shot('failed-users-filter');
 
   // The organization's workflow, then its "Send an Update" form.
   await orgLink.click();
   await page.getByRole('heading', { level: 1, name: workflowID }).waitFor();
   // `starter enable` was an update too: its answer is in the history, which has then loaded.
+  // The events table is below the fold: scrolled to, it renders its rows.
   const completed = page.getByRole('row', { name: /Workflow Execution Update Completed/ });
-  await completed.first().waitFor();
+  const historyLoaded = async () => {
+    await page.getByRole('heading', { level: 1, name: workflowID }).waitFor();
+    await page.getByRole('heading', { name: 'Event History' }).scrollIntoViewIfNeeded();
+    await page.mouse.wheel(0, 1500);
+    await completed.first().waitFor({ state: 'attached', timeout: 30_000 });
+  };
+  await historyLoaded();
   const before = await completed.count();
+  await page.mouse.wheel(0, -5000);
   await shot('org-workflow');
   await page.getByRole('button', { name: 'More Actions' }).click();
   await page.getByRole('menuitem', { name: 'Send an Update' }).click();
@@ -81,12 +88,13 @@ try {
   // The page does not show new events by itself: reload until the answer is there.
   for (let deadline = Date.now() + 30_000; ; await page.waitForTimeout(1000)) {
     await page.reload({ waitUntil: 'domcontentloaded' });
-    await completed.first().waitFor();
+    await historyLoaded();
     if ((await completed.count()) > before) break;
     if (Date.now() > deadline) throw new Error(`no answer to the update in the history after 30s (${before} before)`);
   }
   const answer = completed.first();
   if (!(await answer.textContent()).includes('Success')) throw new Error(`the update failed: ${await answer.textContent()}`);
+  await answer.scrollIntoViewIfNeeded();
   await answer.click(); // expanded, it shows the whole result
   const result = page.getByText(/"runId":\s*"[^"]+"/).last();
   await result.waitFor();
