@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the dev stack and the integration tests need, on Debian or
-# Ubuntu: slapd + ldap-utils, PostgreSQL, the Temporal CLI, and node + npm with
-# the packages of the SCIMMY test server (scripts/scimmy). Safe to re-run: it
+# Ubuntu: slapd + ldap-utils, PostgreSQL, the Temporal CLI, node + npm with
+# the packages of the SCIMMY test server (scripts/scimmy), and Chromium with
+# playwright-core for the browser test (scripts/uitest). Safe to re-run: it
 # installs only what is missing. Needs Go (see go.mod) on PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,7 @@ missing=()
 [ -x /usr/sbin/slapd ] || command -v slapd >/dev/null || missing+=(slapd)
 command -v ldapsearch >/dev/null || missing+=(ldap-utils)
 have_pg_server || missing+=(postgresql)
+command -v chromium >/dev/null || missing+=(chromium) # the browser test drives the Temporal UI in it
 
 if [ "${#missing[@]}" -gt 0 ]; then
   if ! command -v apt-get >/dev/null; then
@@ -61,6 +63,15 @@ if [ ! -d "$scimmy_dir/node_modules" ] || [ "$scimmy_dir/package-lock.json" -nt 
   echo "setup: installing the SCIMMY test server's packages (npm ci in $scimmy_dir)"
   npm ci --prefix "$scimmy_dir" --no-audit --no-fund
   touch "$scimmy_dir/node_modules" # npm ci may keep an old directory's time
+fi
+
+# The browser test's Playwright (internal/e2e/ui_test.go runs scripts/uitest/retry.mjs), as
+# pinned by its package-lock.json; the browser is the system's chromium, nothing downloaded.
+uitest_dir=scripts/uitest
+if [ ! -d "$uitest_dir/node_modules/playwright-core" ] || [ "$uitest_dir/package-lock.json" -nt "$uitest_dir/node_modules" ]; then
+  echo "setup: installing the browser test's packages (npm ci in $uitest_dir)"
+  npm ci --prefix "$uitest_dir" --no-audit --no-fund
+  touch "$uitest_dir/node_modules"
 fi
 
 # The Samba AD domain controller of the Active Directory integration tests

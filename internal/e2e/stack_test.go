@@ -49,6 +49,7 @@ type stack struct {
 	ext         scim.Extension // the organization's custom extension
 	// Where the parts listen, for tests that drive them directly (CLI, LDAP edits).
 	dbURL, hostPort, ldapURL, ldapBindDN, scimURL string
+	uiURL                                         string                        // the Temporal web UI; "" unless newStackWithUI
 	conns                                         activities.Org                // the organization's, but the SCIM client
 	dial                                          func() (client.Client, error) // a client with the stack's options
 	cliEnv                                        []string                      // more environment for the CLI
@@ -71,7 +72,18 @@ func newStack(t *testing.T, d demo.Demo) *stack { return newStackOn(t, d, sandbo
 // created over SCIM and the organization's custom extension is set to the URN it declares.
 func newStackOn(t *testing.T, d demo.Demo, kind string, clientOpts ...func(*client.Options)) *stack {
 	t.Helper()
-	ctx, roles, hostPort := serversWithRoles(t)
+	return buildStack(t, d, kind, false, clientOpts...)
+}
+
+// newStackWithUI is newStack whose Temporal dev server also serves its web UI (at s.uiURL).
+func newStackWithUI(t *testing.T, d demo.Demo) *stack {
+	t.Helper()
+	return buildStack(t, d, sandboxTarget, true)
+}
+
+func buildStack(t *testing.T, d demo.Demo, kind string, ui bool, clientOpts ...func(*client.Options)) *stack {
+	t.Helper()
+	ctx, roles, hostPort, uiURL := serversWithRoles(t, ui)
 	dbURL := roles.Admin // the CLI's, as in production
 	sl := startDirectory(t, ctx, "slapd", d, ldapSecret)
 
@@ -127,7 +139,7 @@ func newStackOn(t *testing.T, d demo.Demo, kind string, clientOpts ...func(*clie
 			BaseDN: d.Suffix, Profile: "openldap", PageSize: 100}),
 	}
 	s := &stack{t: t, ctx: ctx, demo: d, store: st, workerStore: workerStore, client: c, sandbox: sb, target: target, ext: ext, conns: conns,
-		dbURL: dbURL, hostPort: hostPort, ldapURL: sl.URL(), ldapBindDN: sl.AdminDN, scimURL: scimURL, dial: dial}
+		dbURL: dbURL, hostPort: hostPort, uiURL: uiURL, ldapURL: sl.URL(), ldapBindDN: sl.AdminDN, scimURL: scimURL, dial: dial}
 	s.restartWorkers(500, 1)
 	t.Cleanup(func() { s.restartWorkers(0, 0) })
 	return s
@@ -137,23 +149,42 @@ func newStackOn(t *testing.T, d demo.Demo, kind string, clientOpts ...func(*clie
 // be installed); ctx ends with the test.
 func servers(t *testing.T) (ctx context.Context, dbURL, hostPort string) {
 	t.Helper()
-	if _, err := os.Stat(devstack.SlapdBinary); err != nil {
-		devstacktest.SkipUnlessRequired(t, "slapd not installed (%s): apt-get install slapd", devstack.SlapdBinary)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	return ctx, devstacktest.Database(t), devstacktest.Temporal(t)
+	ctx, dbURL, hostPort, _ = serversUI(t, false)
+	return ctx, dbURL, hostPort
 }
 
-// serversWithRoles is servers with a database of usersync's roles, migrated as the owner.
-func serversWithRoles(t *testing.T) (ctx context.Context, roles devstacktest.RoleURLs, hostPort string) {
+// serversUI is servers, the Temporal dev server serving its web UI (at uiURL) when ui is set.
+func serversUI(t *testing.T, ui bool) (ctx context.Context, dbURL, hostPort, uiURL string) {
 	t.Helper()
 	if _, err := os.Stat(devstack.SlapdBinary); err != nil {
 		devstacktest.SkipUnlessRequired(t, "slapd not installed (%s): apt-get install slapd", devstack.SlapdBinary)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	return ctx, devstacktest.DatabaseWithRoles(t), devstacktest.Temporal(t)
+	dbURL = devstacktest.Database(t)
+	if ui {
+		hostPort, uiURL = devstacktest.TemporalWithUI(t)
+	} else {
+		hostPort = devstacktest.Temporal(t)
+	}
+	return ctx, dbURL, hostPort, uiURL
+}
+
+// serversWithRoles is serversUI with a database of usersync's roles, migrated as the owner.
+func serversWithRoles(t *testing.T, ui bool) (ctx context.Context, roles devstacktest.RoleURLs, hostPort, uiURL string) {
+	t.Helper()
+	if _, err := os.Stat(devstack.SlapdBinary); err != nil {
+		devstacktest.SkipUnlessRequired(t, "slapd not installed (%s): apt-get install slapd", devstack.SlapdBinary)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	roles = devstacktest.DatabaseWithRoles(t)
+	if ui {
+		hostPort, uiURL = devstacktest.TemporalWithUI(t)
+	} else {
+		hostPort = devstacktest.Temporal(t)
+	}
+	return ctx, roles, hostPort, uiURL
 }
 
 // startDirectory starts a slapd holding d's entries, its admin's password being password.

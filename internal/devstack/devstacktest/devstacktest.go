@@ -57,12 +57,29 @@ func Temporal(t testing.TB) string {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	srv, hostPort, err := startTemporal(ctx)
+	srv, hostPort, _, err := startTemporal(ctx, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = srv.Stop() })
 	return hostPort
+}
+
+// TemporalWithUI is Temporal with the dev server's web UI on a free port: it returns the
+// frontend address and the UI's URL.
+func TemporalWithUI(t testing.TB) (hostPort, uiURL string) {
+	t.Helper()
+	if _, err := devstack.FindTemporal(); err != nil {
+		SkipUnlessRequired(t, "temporal not installed: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv, hostPort, uiURL, err := startTemporal(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+	return hostPort, uiURL
 }
 
 // SCIMMY starts the SCIMMY server (scripts/scimmy) configured by s for
@@ -288,10 +305,10 @@ func randomHex(n int) string {
 
 // startTemporal starts an in-memory Temporal dev server on a free port and returns it with
 // its frontend address. The caller stops it.
-func startTemporal(ctx context.Context) (*testsuite.DevServer, string, error) {
+func startTemporal(ctx context.Context, ui bool) (_ *testsuite.DevServer, hostPort, uiURL string, _ error) {
 	bin, err := devstack.FindTemporal()
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	// Each port is picked free, the HTTP API's too: left to the server it is the frontend
 	// port + 1000, which another test's server may hold, and the dev server then crashes.
@@ -299,8 +316,14 @@ func startTemporal(ctx context.Context) (*testsuite.DevServer, string, error) {
 	var lastErr error
 	for range 3 {
 		hostPort := net.JoinHostPort("127.0.0.1", strconv.Itoa(devstack.FreePort()))
+		uiPort := ""
+		if ui {
+			uiPort = strconv.Itoa(devstack.FreePort())
+		}
 		srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
 			ExistingPath:  bin, // never download
+			EnableUI:      ui,
+			UIPort:        uiPort,
 			ClientOptions: &client.Options{HostPort: hostPort, Logger: quietLogger()},
 			LogLevel:      "error",
 			Stdout:        io.Discard, // a banner; errors still reach stderr
@@ -309,14 +332,17 @@ func startTemporal(ctx context.Context) (*testsuite.DevServer, string, error) {
 				workflows.DevServerSearchAttributeArgs()),
 		})
 		if err == nil {
-			return srv, hostPort, nil
+			if ui {
+				uiURL = "http://127.0.0.1:" + uiPort
+			}
+			return srv, hostPort, uiURL, nil
 		}
 		lastErr = fmt.Errorf("temporal test server on %s: %w", hostPort, err)
 		if ctx.Err() != nil {
 			break
 		}
 	}
-	return nil, "", lastErr
+	return nil, "", "", lastErr
 }
 
 // quietLogger drops the SDK's informational lines (dial attempts).
