@@ -85,6 +85,10 @@ func (s *SyncStats) add(o SyncStats) {
 	s.Present += o.Present
 }
 
+// ErrNoContentSync: the directory does not offer content synchronization (no syncprov
+// overlay): read it in full.
+var ErrNoContentSync = errors.New("the directory does not offer content synchronization (RFC 4533, OpenLDAP's syncprov overlay)")
+
 // ldapSyncRefreshRequired is e-syncRefreshRequired (RFC 4533): the cookie is unusable.
 const ldapSyncRefreshRequired = 4096
 
@@ -105,6 +109,12 @@ func (r *Reader) SyncMirror(ctx context.Context, m MirrorStore, extraAttrs []str
 	if fullEvery <= 0 {
 		fullEvery = DefaultFullReadEvery
 	}
+	// The base entry's entryUUID names this directory: another server (or one loaded
+	// again) at the same URL must not be asked with this one's cookie.
+	base, err := r.baseUUID(ctx)
+	if err != nil {
+		return SyncStats{}, err
+	}
 	var total SyncStats
 	for _, k := range []struct {
 		kind, filter string
@@ -113,7 +123,7 @@ func (r *Reader) SyncMirror(ctx context.Context, m MirrorStore, extraAttrs []str
 		{MirrorUsers, r.cfg.UserFilter, append(r.userAttributes(extraAttrs), "entryUUID")},
 		{MirrorGroups, r.cfg.GroupFilter, []string{"member", "entryUUID"}},
 	} {
-		s, err := r.syncKind(ctx, m, k.kind, k.filter, k.attrs, fullEvery)
+		s, err := r.syncKind(ctx, m, base, k.kind, k.filter, k.attrs, fullEvery)
 		if err != nil {
 			return SyncStats{}, err
 		}
@@ -122,14 +132,14 @@ func (r *Reader) SyncMirror(ctx context.Context, m MirrorStore, extraAttrs []str
 	return total, nil
 }
 
-func (r *Reader) syncKind(ctx context.Context, m MirrorStore, kind, filter string, attrs []string, fullEvery time.Duration) (SyncStats, error) {
+func (r *Reader) syncKind(ctx context.Context, m MirrorStore, server, kind, filter string, attrs []string, fullEvery time.Duration) (SyncStats, error) {
 	attrs = slices.Clone(attrs)
 	for i := range attrs {
 		attrs[i] = strings.ToLower(attrs[i])
 	}
 	slices.Sort(attrs)
 	attrs = slices.Compact(attrs)
-	scope := mirrorScope(r.cfg.URL, r.cfg.BaseDN, filter, attrs)
+	scope := mirrorScope(server, r.cfg.URL, r.cfg.BaseDN, filter, attrs)
 	st, ok, err := m.SyncState(ctx, kind)
 	if err != nil {
 		return SyncStats{}, err
@@ -155,9 +165,23 @@ func (r *Reader) syncKind(ctx context.Context, m MirrorStore, kind, filter strin
 	return s, err
 }
 
+// baseUUID reads the entryUUID of the base entry.
+func (r *Reader) baseUUID(ctx context.Context) (string, error) {
+	req := ldap.NewSearchRequest(r.cfg.BaseDN, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
+		"(objectClass=*)", []string{"entryUUID"}, nil)
+	var res *ldap.SearchResult
+	if err := r.guard(ctx, func() (err error) { res, err = r.conn.Search(req); return err }); err != nil {
+		return "", fmt.Errorf("directory %s: read base %q: %w", r.cfg.URL, r.cfg.BaseDN, err)
+	}
+	if len(res.Entries) == 0 {
+		return "", fmt.Errorf("directory %s: base %q not found", r.cfg.URL, r.cfg.BaseDN)
+	}
+	return res.Entries[0].GetAttributeValue("entryUUID"), nil
+}
+
 // mirrorScope names what a kind's entries are read with.
-func mirrorScope(url, base, filter string, attrs []string) string {
-	h := sha256.Sum256([]byte(strings.Join([]string{url, normalizeDN(base), filter, strings.Join(attrs, ",")}, "\n")))
+func mirrorScope(server, url, base, filter string, attrs []string) string {
+	h := sha256.Sum256([]byte(strings.Join([]string{server, url, normalizeDN(base), filter, strings.Join(attrs, ",")}, "\n")))
 	return hex.EncodeToString(h[:])
 }
 
@@ -267,6 +291,9 @@ func (r *Reader) refresh(ctx context.Context, m MirrorStore, kind, filter string
 		}
 	}
 	if err := resp.Err(); err != nil {
+		if ldap.IsErrorWithCode(err, ldap.LDAPResultUnavailableCriticalExtension) {
+			return SyncStats{}, fmt.Errorf("directory %s: %w", r.cfg.URL, ErrNoContentSync)
+		}
 		return SyncStats{}, fmt.Errorf("directory %s: sync of %q under %q: %w", r.cfg.URL, filter, r.cfg.BaseDN, err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -276,7 +303,7 @@ func (r *Reader) refresh(ctx context.Context, m MirrorStore, kind, filter string
 		return SyncStats{}, err
 	}
 	if len(cookie) == 0 {
-		return SyncStats{}, fmt.Errorf("directory %s: sync of %q: the server sent no cookie (is the syncprov overlay on?)", r.cfg.URL, filter)
+		return SyncStats{}, fmt.Errorf("directory %s: sync of %q sent no cookie: %w", r.cfg.URL, filter, ErrNoContentSync)
 	}
 	var keep []string
 	if presentPhase && !full {
