@@ -40,6 +40,9 @@ type Slapd struct {
 	// listener on TLSPort (0 picks a free port at Start).
 	TLSCertFile, TLSKeyFile string
 	TLSPort                 int
+	// NoContentSync leaves out the syncprov overlay (a directory without RFC 4533 content
+	// synchronization: incremental reads fall back to full ones).
+	NoContentSync bool
 }
 
 // URL is the LDAP URL of the instance.
@@ -166,7 +169,9 @@ func (s *Slapd) config() string {
 	// RFC 4533 content synchronization, for incremental reads (directory.Reader.SyncMirror).
 	// The session log lets a refresh with a cookie name the deleted entries instead of
 	// listing every unchanged one.
-	b.WriteString("index entryCSN eq\noverlay syncprov\nsyncprov-checkpoint 100 5\nsyncprov-sessionlog 200000\n")
+	if !s.NoContentSync {
+		b.WriteString("index entryCSN eq\noverlay syncprov\nsyncprov-checkpoint 100 5\nsyncprov-sessionlog 200000\n")
+	}
 	return b.String()
 }
 

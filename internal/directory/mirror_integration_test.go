@@ -2,6 +2,7 @@ package directory_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"reflect"
 	"slices"
@@ -107,13 +108,16 @@ func (t *memTx) Commit(_ context.Context, st directory.SyncState, keep []string)
 func (t *memTx) Rollback(context.Context) {}
 
 // ownSlapd starts a slapd of its own with the demo organization (the test changes it).
-func ownSlapd(t *testing.T) *devstack.Slapd {
+func ownSlapd(t *testing.T, mutate ...func(*devstack.Slapd)) *devstack.Slapd {
 	t.Helper()
 	if _, err := os.Stat(devstack.SlapdBinary); err != nil {
 		devstacktest.SkipUnlessRequired(t, "slapd not installed: %v", err)
 	}
 	dir := t.TempDir()
 	s := &devstack.Slapd{Dir: dir, Suffix: demo.Suffix, AdminDN: adminDN, AdminPassword: adminPW, SizeLimit: sizeLimit}
+	for _, m := range mutate {
+		m(s)
+	}
 	ctx := context.Background()
 	if err := s.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -325,7 +329,26 @@ func TestIncrementalReadAgreesWithAFullRead(t *testing.T) {
 	if st, err = r.SyncMirror(ctx, m, append(extra, "departmentNumber"), 0); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("stale cookie: %+v", st)
 	full, mirrored, fs, ms = snapshotsOf(t, r, m, append(extra, "departmentNumber"))
 	sameSnapshot(t, "after a stale cookie", full, mirrored, fs, ms)
+}
+
+// A directory without content synchronization says so (ErrNoContentSync: the run then reads
+// it in full) and leaves the mirror as it was.
+func TestIncrementalReadWithoutSyncprovAsksForAFullRead(t *testing.T) {
+	s := ownSlapd(t, func(s *devstack.Slapd) { s.NoContentSync = true })
+	ctx := context.Background()
+	r, err := directory.Dial(ctx, directory.Config{URL: s.URL(), BindDN: adminDN, BindPassword: adminPW,
+		BaseDN: demo.Suffix, AllowPlaintextBind: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	m := newMemMirror()
+	if _, err := r.SyncMirror(ctx, m, nil, 0); !errors.Is(err, directory.ErrNoContentSync) {
+		t.Fatalf("SyncMirror without syncprov: %v, want ErrNoContentSync", err)
+	}
+	if _, ok, _ := m.SyncState(ctx, directory.MirrorUsers); ok {
+		t.Error("the mirror has a sync state after a failed read")
+	}
 }
