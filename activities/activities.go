@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 
@@ -26,6 +27,15 @@ type Directory interface {
 	SnapshotWith(ctx context.Context, idx directory.MembershipIndex, groupDNs, extraAttrs []string, batchSize int,
 		emit func([]directory.User) error) (directory.Stats, error)
 	Close() error
+}
+
+// IncrementalDirectory is a Directory that can read only what changed into a mirror and
+// take the snapshot from it (*directory.Reader).
+type IncrementalDirectory interface {
+	SupportsIncremental() bool
+	SyncMirror(ctx context.Context, m directory.MirrorStore, extraAttrs []string, fullEvery time.Duration) (directory.SyncStats, error)
+	SnapshotFromMirror(ctx context.Context, m directory.MirrorStore, idx directory.MembershipIndex, groupDNs, extraAttrs []string,
+		batchSize int, emit func([]directory.User) error) (directory.Stats, error)
 }
 
 // Target is the SCIM service provider (*scim.Client).
@@ -53,6 +63,11 @@ type Org struct {
 	// Paced: the organization's requests to its target keep a rate (its SCIM steps then run
 	// on the paced queue, see Activities.UnpacedQueue).
 	Paced bool
+	// Incremental: read only what changed in the directory, where it supports that
+	// (IncrementalDirectory), into the organization's mirror, and read everything every
+	// FullReadEvery (0: directory.DefaultFullReadEvery). Otherwise every run reads it all.
+	Incremental   bool
+	FullReadEvery time.Duration
 }
 
 // Orgs resolves an organization's connections from the organization named in a step's input

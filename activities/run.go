@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -96,7 +97,7 @@ func (a *Activities) SnapshotDirectory(ctx context.Context, in steps.SnapshotInp
 		return nil
 	})
 	idx := progressIndex{MembershipIndex: a.Store.MembershipIndex(attemptKey(ctx, in.RunID)), p: p, groups: &groups}
-	stats, err := dir.SnapshotWith(ctx, idx, groupDNs, attrs, batch, func(us []directory.User) error {
+	emit := func(us []directory.User) error {
 		for _, u := range us {
 			if !u.Disabled {
 				res.InScope++
@@ -105,7 +106,29 @@ func (a *Activities) SnapshotDirectory(ctx context.Context, in steps.SnapshotInp
 		read.Add(int64(len(us)))
 		p.tick()
 		return w.put(us)
-	})
+	}
+	var stats directory.Stats
+	if inc, ok := dir.(IncrementalDirectory); ok && o.Incremental && inc.SupportsIncremental() {
+		// Only what changed since the last run is read; the snapshot is then taken from
+		// the mirror exactly as from the directory.
+		m := a.Store.Mirror(in.Org)
+		var ss directory.SyncStats
+		ss, err := inc.SyncMirror(ctx, m, attrs, o.FullReadEvery)
+		switch {
+		case errors.Is(err, directory.ErrNoContentSync):
+			// A directory without syncprov is read in full, as before incremental reads.
+			slog.Info("directory: incremental reads unavailable, reading it all", "org", in.Org, "err", err)
+			stats, err = dir.SnapshotWith(ctx, idx, groupDNs, attrs, batch, emit)
+		case err == nil:
+			p.tick()
+			res.Read = &steps.DirectoryRead{Full: ss.Full, Reason: ss.Reason, Entries: ss.Entries, Deleted: ss.Deleted}
+			stats, err = inc.SnapshotFromMirror(ctx, m, idx, groupDNs, attrs, batch, emit)
+		default:
+			_ = idx.Close(ctx) // no read ran to close it
+		}
+	} else {
+		stats, err = dir.SnapshotWith(ctx, idx, groupDNs, attrs, batch, emit)
+	}
 	if werr := w.close(); err == nil {
 		err = werr
 	}

@@ -30,6 +30,7 @@ type RunStore interface {
 	BeginRun(ctx context.Context, org, runID, kind string, dryRun bool) error
 	WriteSnapshot(ctx context.Context, runID string, users []directory.User) error
 	MembershipIndex(runID string) directory.MembershipIndex
+	Mirror(org string) directory.MirrorStore
 	AnalyzeSnapshot(ctx context.Context) error
 	BannersWith(ctx context.Context, org, runFailure string) ([]vocab.Banner, error)
 	FinishRun(ctx context.Context, runID, status string, failure vocab.Failure, inScope int, summary any) error

@@ -52,6 +52,8 @@ type LDAP struct {
 	LDAPCAFile, LDAPServerName                   string
 	LDAPAllowPlaintextBind                       bool
 	LDAPInChain                                  bool
+	LDAPFullReads                                bool
+	LDAPFullReadHours                            int
 }
 
 // SuspendThresholds is the safety threshold on suspensions (the worker's, and starter explain's).
@@ -136,6 +138,11 @@ func (l *LDAP) entries() []entry {
 			"allow a password bind over an unencrypted connection (ldap:// without StartTLS)"),
 		boolean(&l.LDAPInChain, "ldap-in-chain", "LDAP_IN_CHAIN",
 			"AD: resolve nested groups with LDAP_MATCHING_RULE_IN_CHAIN instead of expanding them"),
+		boolean(&l.LDAPFullReads, "ldap-full-reads", "LDAP_FULL_READS",
+			"read the whole directory every sync (no incremental reads of OpenLDAP's changes)"),
+		integer(&l.LDAPFullReadHours, "ldap-full-read-hours", "LDAP_FULL_READ_HOURS", 0,
+			"with incremental reads, read the whole directory every this many hours (0: 24)",
+			atLeast(&l.LDAPFullReadHours, 0)),
 	}
 }
 
@@ -237,6 +244,8 @@ func (l LDAP) OrgDirectory() orgs.Directory {
 		ServerName:         l.LDAPServerName,
 		AllowPlaintextBind: l.LDAPAllowPlaintextBind,
 		InChain:            l.LDAPInChain,
+		FullReads:          l.LDAPFullReads,
+		FullReadHours:      l.LDAPFullReadHours,
 	}
 }
 

@@ -152,5 +152,7 @@ func (o *Orgs) build(rec orgs.Org) (*entry, error) {
 		SuspendThresholdPercent: s.SuspendThresholdPercent,
 		SuspendThresholdMax:     s.SuspendThresholdMax,
 		Paced:                   cfg.Pacer != nil,
+		Incremental:             !s.Directory.FullReads,
+		FullReadEvery:           s.Directory.FullReadEvery(),
 	}}, nil
 }

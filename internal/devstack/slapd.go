@@ -43,6 +43,9 @@ type Slapd struct {
 	// Access are the database's access rules (slapd.conf "access" lines without the word,
 	// olcAccess values without their {n}); none: slapd's default, everyone reads.
 	Access []string
+	// NoContentSync leaves out the syncprov overlay (a directory without RFC 4533 content
+	// synchronization: incremental reads fall back to full ones).
+	NoContentSync bool
 }
 
 // URL is the LDAP URL of the instance.
@@ -151,7 +154,7 @@ func (s *Slapd) config() string {
 	}
 	fmt.Fprintf(&b, "pidfile %s\n", s.pidPath())
 	fmt.Fprintf(&b, "argsfile %s\n", filepath.Join(s.Dir, "slapd.args"))
-	fmt.Fprintf(&b, "modulepath %s\nmoduleload back_mdb\n", moduleDir)
+	fmt.Fprintf(&b, "modulepath %s\nmoduleload back_mdb\nmoduleload syncprov\n", moduleDir)
 	fmt.Fprintf(&b, "sizelimit size.soft=%s size.hard=%s size.prtotal=unlimited\n", limit, limit)
 	if s.tlsOn() {
 		fmt.Fprintf(&b, "TLSCertificateFile %q\nTLSCertificateKeyFile %q\n", s.TLSCertFile, s.TLSKeyFile)
@@ -168,6 +171,13 @@ func (s *Slapd) config() string {
 	fmt.Fprintf(&b, "limits dn.exact=%q size=unlimited time=unlimited\n", s.AdminDN)
 	for _, a := range s.Access {
 		fmt.Fprintf(&b, "access %s\n", a)
+	}
+	// RFC 4533 content synchronization, for incremental reads (directory.Reader.SyncMirror).
+	// The session log lets a refresh with a cookie name the deleted entries instead of
+	// listing every unchanged one. (After the database's own directives: what follows an
+	// overlay line configures the overlay.)
+	if !s.NoContentSync {
+		b.WriteString("index entryCSN eq\noverlay syncprov\nsyncprov-checkpoint 100 5\nsyncprov-sessionlog 200000\n")
 	}
 	return b.String()
 }

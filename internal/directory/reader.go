@@ -23,6 +23,8 @@ type Reader struct {
 	cfg  Config // with defaults applied
 	conn *ldap.Conn
 	now  func() time.Time // nil: time.Now (accountExpires)
+	// mirror, when set, serves the user and group searches (SnapshotFromMirror).
+	mirror MirrorStore
 }
 
 // Dial connects to cfg.URL and binds as cfg.BindDN (anonymously when it is empty). An
@@ -128,6 +130,9 @@ func (r *Reader) guard(ctx context.Context, f func() error) error {
 
 // pagedSearch runs an RFC 2696 paged search and hands each page to page.
 func (r *Reader) pagedSearch(ctx context.Context, filter string, attrs []string, page func([]*ldap.Entry) error) error {
+	if r.mirror != nil {
+		return r.mirrorSearch(ctx, filter, page)
+	}
 	paging := ldap.NewControlPaging(uint32(r.cfg.PageSize))
 	req := ldap.NewSearchRequest(r.cfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
 		0, 0, false, filter, attrs, []ldap.Control{paging})

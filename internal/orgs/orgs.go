@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/usersync/usersync/internal/directory"
@@ -30,7 +31,15 @@ type Directory struct {
 	ServerName         string `json:"serverName"`
 	AllowPlaintextBind bool   `json:"allowPlaintextBind"`
 	InChain            bool   `json:"inChain"`
+	// FullReads turns incremental reads off: every sync reads the whole directory.
+	// Otherwise a directory that supports them (OpenLDAP with syncprov) is read for its
+	// changes only, and in full every FullReadHours (0: 24).
+	FullReads     bool `json:"fullReads,omitempty"`
+	FullReadHours int  `json:"fullReadHours,omitempty"`
 }
+
+// FullReadEvery is how often incremental reads read the whole directory (0: the default).
+func (d Directory) FullReadEvery() time.Duration { return time.Duration(d.FullReadHours) * time.Hour }
 
 // Target is the organization's SCIM 2.0 service provider.
 type Target struct {
@@ -165,6 +174,9 @@ func (d Directory) validate() error {
 	case !tlsOn && d.BindDN != "" && !d.AllowPlaintextBind:
 		return fmt.Errorf("directory.url: %q with bind DN %q would send the bind password in clear: "+
 			"use ldaps://, startTLS, or allowPlaintextBind", d.URL, d.BindDN)
+	case d.FullReadHours < 0:
+		return fmt.Errorf("directory.fullReadHours: %d is negative (0 is the default %d)", d.FullReadHours,
+			int(directory.DefaultFullReadEvery/time.Hour))
 	case d.InChain && d.Profile != directory.ProfileAD:
 		return fmt.Errorf("directory.inChain: true needs profile %q, not %q", directory.ProfileAD, d.Profile)
 	}

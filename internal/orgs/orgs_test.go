@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/usersync/usersync/internal/directory"
 	"github.com/usersync/usersync/internal/orgs"
@@ -102,12 +103,13 @@ func TestOrganizationNames(t *testing.T) {
 	}
 }
 
-// Every directory setting reaches directory.Config: a field added to one and not mapped
+// Every directory setting reaches directory.Config (the read schedule: the worker's
+// activities.Org, by FullReads and FullReadEvery): a field added to one and not mapped
 // fails here.
 func TestDirectoryConfigMapsEveryField(t *testing.T) {
 	d := orgs.Directory{URL: "ldap://dc:389", BindDN: "cn=svc", BaseDN: "dc=x", Profile: "ad", UserNameAttribute: "mail",
 		DisabledAttribute: "st", DisabledValue: "off", PageSize: 250, StartTLS: true, CAFile: "/ca.pem", ServerName: "dc1",
-		AllowPlaintextBind: true, InChain: true}
+		AllowPlaintextBind: true, InChain: true, FullReads: true, FullReadHours: 6}
 	v := reflect.ValueOf(d)
 	for i := range v.NumField() {
 		if v.Field(i).IsZero() {
@@ -119,6 +121,14 @@ func TestDirectoryConfigMapsEveryField(t *testing.T) {
 		CAFile: "/ca.pem", ServerName: "dc1", AllowPlaintextBind: true, InChain: true}
 	if got := d.Config("pw"); !reflect.DeepEqual(got, want) {
 		t.Errorf("Config = %+v\nwant %+v", got, want)
+	}
+	if got := d.FullReadEvery(); got != 6*time.Hour {
+		t.Errorf("FullReadEvery = %v, want 6h", got)
+	}
+	d.FullReadHours = -1
+	s := orgs.Settings{Directory: d, Target: orgs.Target{URL: "https://scim.example.com"}}
+	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "directory.fullReadHours: -1") {
+		t.Errorf("fullReadHours -1: error %v, want one naming the field and value", err)
 	}
 }
 

@@ -32,6 +32,20 @@ type SnapshotResult struct {
 	Skipped    map[string]int `json:"skipped,omitempty"`
 	Invalid    int            `json:"invalid,omitempty"`
 	Unreadable int            `json:"unreadable,omitempty"`
+	// Read says how the directory was read when it was read incrementally (nil: a full
+	// paged read of the whole directory, as always before).
+	Read *DirectoryRead `json:"read,omitempty"`
+}
+
+// DirectoryRead describes an incremental read (directory.SyncStats): the snapshot was
+// taken from the organization's mirror after reading what changed.
+type DirectoryRead struct {
+	// Full: the mirror was replaced by a read of everything; Reason says why ("first
+	// read", "scope changed", "scheduled", "cookie refused").
+	Full    bool   `json:"full,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+	Entries int    `json:"entries"`           // entries the directory sent with their attributes
+	Deleted int    `json:"deleted,omitempty"` // entries dropped as deleted in the directory
 }
 
 // PlanInput plans a run from its snapshot.

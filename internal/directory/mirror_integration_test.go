@@ -1,0 +1,354 @@
+package directory_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/usersync/usersync/internal/demo"
+	"github.com/usersync/usersync/internal/devstack"
+	"github.com/usersync/usersync/internal/devstack/devstacktest"
+	"github.com/usersync/usersync/internal/directory"
+)
+
+// memMirror is an in-memory directory.MirrorStore (the store's is tested in e2e).
+type memMirror struct {
+	mu      sync.Mutex
+	entries map[string]map[string]directory.MirrorEntry // kind -> uuid -> entry
+	states  map[string]directory.SyncState
+}
+
+func newMemMirror() *memMirror {
+	return &memMirror{entries: map[string]map[string]directory.MirrorEntry{}, states: map[string]directory.SyncState{}}
+}
+
+func (m *memMirror) SyncState(_ context.Context, kind string) (directory.SyncState, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st, ok := m.states[kind]
+	return st, ok, nil
+}
+
+func (m *memMirror) Begin(_ context.Context, kind string, full bool) (directory.MirrorTx, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	next := map[string]directory.MirrorEntry{}
+	if !full {
+		for k, v := range m.entries[kind] {
+			next[k] = v
+		}
+	}
+	return &memTx{m: m, kind: kind, next: next}, nil
+}
+
+func (m *memMirror) Entries(_ context.Context, kind string, page func([]directory.MirrorEntry) error) error {
+	m.mu.Lock()
+	var es []directory.MirrorEntry
+	for _, e := range m.entries[kind] {
+		es = append(es, e)
+	}
+	m.mu.Unlock()
+	for len(es) > 0 {
+		n := min(len(es), 37)
+		if err := page(es[:n]); err != nil {
+			return err
+		}
+		es = es[n:]
+	}
+	return nil
+}
+
+type memTx struct {
+	m    *memMirror
+	kind string
+	next map[string]directory.MirrorEntry
+}
+
+func (t *memTx) Put(_ context.Context, es []directory.MirrorEntry) error {
+	for _, e := range es {
+		t.next[e.UUID] = e
+	}
+	return nil
+}
+
+func (t *memTx) Delete(_ context.Context, ids []string) (int, error) {
+	n := 0
+	for _, id := range ids {
+		if _, ok := t.next[id]; ok {
+			delete(t.next, id)
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (t *memTx) Commit(_ context.Context, st directory.SyncState, keep []string) error {
+	if keep != nil {
+		for id := range t.next {
+			if !slices.Contains(keep, id) {
+				delete(t.next, id)
+			}
+		}
+	}
+	t.m.mu.Lock()
+	defer t.m.mu.Unlock()
+	t.m.entries[t.kind] = t.next
+	t.m.states[t.kind] = st
+	return nil
+}
+
+func (t *memTx) Rollback(context.Context) {}
+
+// ownSlapd starts a slapd of its own with the demo organization (the test changes it).
+func ownSlapd(t *testing.T, mutate ...func(*devstack.Slapd)) *devstack.Slapd {
+	t.Helper()
+	if _, err := os.Stat(devstack.SlapdBinary); err != nil {
+		devstacktest.SkipUnlessRequired(t, "slapd not installed: %v", err)
+	}
+	dir := t.TempDir()
+	s := &devstack.Slapd{Dir: dir, Suffix: demo.Suffix, AdminDN: adminDN, AdminPassword: adminPW, SizeLimit: sizeLimit}
+	for _, m := range mutate {
+		m(s)
+	}
+	ctx := context.Background()
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Stop() })
+	if err := devstack.LoadEntries(ctx, s.URL(), adminDN, adminPW, demo.Org().Entries); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// snapshotsOf reads the snapshot of every group twice: by a full read of the directory
+// and from the mirror.
+func snapshotsOf(t *testing.T, r *directory.Reader, m directory.MirrorStore, extra []string) (full, fromMirror map[string]directory.User, fs, ms directory.Stats) {
+	t.Helper()
+	ctx := context.Background()
+	groups := mustGroups(t, r)
+	collect := func(into map[string]directory.User) func([]directory.User) error {
+		return func(us []directory.User) error {
+			for _, u := range us {
+				into[u.ExternalID] = u
+			}
+			return nil
+		}
+	}
+	full, fromMirror = map[string]directory.User{}, map[string]directory.User{}
+	fs, err := r.Snapshot(ctx, groups, extra, 0, collect(full))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err = r.SnapshotFromMirror(ctx, m, nil, groups, extra, 0, collect(fromMirror))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return full, fromMirror, fs, ms
+}
+
+func sameSnapshot(t *testing.T, when string, full, fromMirror map[string]directory.User, fs, ms directory.Stats) {
+	t.Helper()
+	if len(full) == 0 {
+		t.Fatalf("%s: the full read found no users", when)
+	}
+	for id, u := range full {
+		if !reflect.DeepEqual(fromMirror[id], u) {
+			t.Errorf("%s: user %s: full read %+v, mirror %+v", when, id, u, fromMirror[id])
+		}
+	}
+	for id, u := range fromMirror {
+		if _, ok := full[id]; !ok {
+			t.Errorf("%s: user %s (%s) only in the mirror", when, id, u.DN)
+		}
+	}
+	if !reflect.DeepEqual(fs, ms) {
+		t.Errorf("%s: stats: full read %+v, mirror %+v", when, fs, ms)
+	}
+}
+
+// After adds, attribute and membership changes, a rename and a delete, the snapshot taken
+// from the incrementally kept mirror is the full read's, and the incremental read fetched
+// only the changed entries.
+func TestIncrementalReadAgreesWithAFullRead(t *testing.T) {
+	s := ownSlapd(t)
+	ctx := context.Background()
+	r, err := directory.Dial(ctx, directory.Config{URL: s.URL(), BindDN: adminDN, BindPassword: adminPW,
+		BaseDN: demo.Suffix, PageSize: 50, AllowPlaintextBind: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	extra := []string{"employeeNumber", "l"}
+	m := newMemMirror()
+
+	st, err := r.SyncMirror(ctx, m, extra, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Full || st.Reason != "first read" {
+		t.Errorf("first sync: %+v, want a full read (first read)", st)
+	}
+	full, mirrored, fs, ms := snapshotsOf(t, r, m, extra)
+	sameSnapshot(t, "after the first read", full, mirrored, fs, ms)
+	if st.Entries != fs.Users+fs.Groups {
+		t.Errorf("first sync fetched %d entries, want every user and group (%d)", st.Entries, fs.Users+fs.Groups)
+	}
+
+	st, err = r.SyncMirror(ctx, m, extra, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Full || st.Entries != 0 || st.Deleted != 0 {
+		t.Errorf("sync of an unchanged directory: %+v, want nothing read", st)
+	}
+
+	// The changes, on the admin's own connection.
+	conn, err := ldap.DialURL(s.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.Bind(adminDN, adminPW); err != nil {
+		t.Fatal(err)
+	}
+	var group *ldap.AddRequest
+	var members []string
+	for _, e := range demo.Org().Entries {
+		if strings.HasSuffix(e.DN, ","+demo.GroupsDN) {
+			var us []string
+			for _, a := range e.Attributes {
+				if a.Type == "member" {
+					for _, v := range a.Vals {
+						if strings.HasPrefix(v, "uid=") && !strings.Contains(v, "disabled") {
+							us = append(us, v)
+						}
+					}
+				}
+			}
+			if len(us) >= 4 {
+				group, members = e, us
+				break
+			}
+		}
+	}
+	if group == nil {
+		t.Fatal("no demo group with 4 user members")
+	}
+	modified, renamed, deleted, removed := members[0], members[1], members[2], members[3]
+	do := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	added := "uid=incremental.newcomer," + demo.PeopleDN
+	add := ldap.NewAddRequest(added, nil)
+	add.Attribute("objectClass", []string{"top", "person", "organizationalPerson", "inetOrgPerson"})
+	add.Attribute("uid", []string{"incremental.newcomer"})
+	add.Attribute("cn", []string{"New Comer"})
+	add.Attribute("sn", []string{"Comer"})
+	add.Attribute("givenName", []string{"New"})
+	add.Attribute("mail", []string{"newcomer@example.com"})
+	add.Attribute("employeeNumber", []string{"E99999"})
+	do("add user", conn.Add(add))
+	mod := ldap.NewModifyRequest(modified, nil)
+	mod.Replace("displayName", []string{"Renamed In Place"})
+	mod.Replace("l", []string{"Reykjavik"})
+	do("modify user", conn.Modify(mod))
+	rdn := "uid=incremental.renamed"
+	do("rename user", conn.ModifyDN(ldap.NewModifyDNRequest(renamed, rdn, true, "")))
+	do("delete user", conn.Del(ldap.NewDelRequest(deleted, nil)))
+	gm := ldap.NewModifyRequest(group.DN, nil)
+	gm.Add("member", []string{added})
+	gm.Delete("member", []string{removed})
+	// No referential integrity overlay: the group keeps naming the renamed and deleted
+	// users by their old DNs, as a directory may. Point it at the new DN, as refint would.
+	gm.Delete("member", []string{renamed})
+	gm.Add("member", []string{rdn + "," + demo.PeopleDN})
+	do("change group members", conn.Modify(gm))
+
+	st, err = r.SyncMirror(ctx, m, extra, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Added, modified and renamed user; the group.
+	if st.Full || st.Entries != 4 || st.Deleted != 1 {
+		t.Errorf("incremental sync: %+v, want 4 entries fetched and 1 deleted, not a full read", st)
+	}
+	full, mirrored, fs, ms = snapshotsOf(t, r, m, extra)
+	sameSnapshot(t, "after the changes", full, mirrored, fs, ms)
+	byDN := map[string]directory.User{}
+	for _, u := range mirrored {
+		byDN[strings.ToLower(u.DN)] = u
+	}
+	if _, ok := byDN[strings.ToLower(added)]; !ok {
+		t.Errorf("the added user %s is not in the mirror's snapshot", added)
+	}
+	if _, ok := byDN[strings.ToLower(deleted)]; ok {
+		t.Errorf("the deleted user %s is still in the mirror's snapshot", deleted)
+	}
+	if u := byDN[strings.ToLower(modified)]; u.DisplayName != "Renamed In Place" || u.Attributes["l"] != "Reykjavik" {
+		t.Errorf("the modified user is %+v in the mirror's snapshot", u)
+	}
+	if _, ok := byDN[strings.ToLower(rdn+","+demo.PeopleDN)]; !ok {
+		t.Errorf("the renamed user is not in the mirror's snapshot at its new DN")
+	}
+
+	// Another scope (a new mapped attribute) reads everything again; so does the schedule.
+	st, err = r.SyncMirror(ctx, m, append(extra, "departmentNumber"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Full || st.Reason != "scope changed" {
+		t.Errorf("sync with another attribute: %+v, want a full read (scope changed)", st)
+	}
+	full, mirrored, fs, ms = snapshotsOf(t, r, m, append(extra, "departmentNumber"))
+	sameSnapshot(t, "after another scope", full, mirrored, fs, ms)
+	if st, err = r.SyncMirror(ctx, m, append(extra, "departmentNumber"), time.Nanosecond); err != nil {
+		t.Fatal(err)
+	}
+	if !st.Full || st.Reason != "scheduled" {
+		t.Errorf("sync past the full-read interval: %+v, want a full read (scheduled)", st)
+	}
+
+	// A cookie the server cannot use (another server's, an expired one) reads everything.
+	m.mu.Lock()
+	us := m.states[directory.MirrorUsers]
+	us.Cookie = []byte("rid=000,csn=20000101000000.000000Z#000000#000#000000")
+	m.states[directory.MirrorUsers] = us
+	m.mu.Unlock()
+	if st, err = r.SyncMirror(ctx, m, append(extra, "departmentNumber"), 0); err != nil {
+		t.Fatal(err)
+	}
+	full, mirrored, fs, ms = snapshotsOf(t, r, m, append(extra, "departmentNumber"))
+	sameSnapshot(t, "after a stale cookie", full, mirrored, fs, ms)
+}
+
+// A directory without content synchronization says so (ErrNoContentSync: the run then reads
+// it in full) and leaves the mirror as it was.
+func TestIncrementalReadWithoutSyncprovAsksForAFullRead(t *testing.T) {
+	s := ownSlapd(t, func(s *devstack.Slapd) { s.NoContentSync = true })
+	ctx := context.Background()
+	r, err := directory.Dial(ctx, directory.Config{URL: s.URL(), BindDN: adminDN, BindPassword: adminPW,
+		BaseDN: demo.Suffix, AllowPlaintextBind: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	m := newMemMirror()
+	if _, err := r.SyncMirror(ctx, m, nil, 0); !errors.Is(err, directory.ErrNoContentSync) {
+		t.Fatalf("SyncMirror without syncprov: %v, want ErrNoContentSync", err)
+	}
+	if _, ok, _ := m.SyncState(ctx, directory.MirrorUsers); ok {
+		t.Error("the mirror has a sync state after a failed read")
+	}
+}
