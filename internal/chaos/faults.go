@@ -39,7 +39,7 @@ func scimFaults(name, target string, f Faults) Fault {
 // lostPatches loses the answer of 30% of the PATCHes of linked accounts (the resync's
 // updates, suspensions and product changes), beyond the issue's list: a lost answer to a
 // PATCH is the case issue #9's write intent is for (no longer a known violation: 0 in the
-// 9 runs of 2026-12-02, so a violation now fails the short run too).
+// 3 full runs of 2026-12-02, so a violation now fails the short run too).
 func lostPatches() Fault {
 	return scimFaults("lost-patch-answers-30pct", Sandbox, Faults{LostPatchRate: 0.30})
 }

@@ -36,7 +36,7 @@ type tenant struct {
 	name, token, ldapPassword string
 	users                     int
 	d                         demo.Demo
-	dirURL                    string
+	dirURL, bindDN            string
 	scimURL                   string // the counting proxy in front of the target
 	ext                       scim.Extension
 	requests                  *tokenCount // what the target received, by token
@@ -60,8 +60,8 @@ func (c *tokenCount) wrap(next http.Handler) http.Handler {
 	})
 }
 
-// Three organizations (each its own slapd, two on our sandbox, one on SCIMMY), synced at the
-// same time by one worker, then by two: every request each target receives carries its own
+// Three organizations (two in their own subtrees of one slapd, one with a slapd of its own;
+// two on our sandbox, one on SCIMMY), synced at the same time by one worker, then by two: every request each target receives carries its own
 // organization's token, every account in a target is a user of that organization's
 // directory, and every failure and history row carries the right organization. Deleting one
 // organization stops its syncs and nothing else.
@@ -82,9 +82,22 @@ func TestOrganizationsShareWorkersAndNothingCrosses(t *testing.T) {
 		{name: "south", token: "south-token-2", ldapPassword: "south-ldap", users: 90},
 		{name: "east", token: "east-token-3", ldapPassword: "east-ldap", users: 60},
 	}
+	// north and south share a directory, each below its own base DN (the same uids and mail
+	// addresses in both: only the base DN tells them apart); east has its own.
+	shared := &devstack.Slapd{Dir: filepath.Join(t.TempDir(), "shared"), Suffix: demo.Suffix,
+		AdminDN: "cn=admin," + demo.Suffix, AdminPassword: "shared-ldap"}
+	require.NoError(t, shared.Start(ctx))
+	t.Cleanup(func() { _ = shared.Stop() })
+	sharedEntries := []*ldap.AddRequest{demo.SuffixEntry()}
 	for i, tn := range tenants {
-		tn.d = demo.Generate(tn.users, int64(i+1))
-		tn.dirURL = startDirectory(t, ctx, tn.name, tn.d, tn.ldapPassword).URL()
+		if i < 2 {
+			tn.d = demo.GenerateUnder(tn.users, int64(i+1), "ou="+tn.name+","+demo.Suffix)
+			tn.dirURL, tn.bindDN, tn.ldapPassword = shared.URL(), shared.AdminDN, shared.AdminPassword
+			sharedEntries = append(sharedEntries, tn.d.Entries...)
+		} else {
+			tn.d = demo.Generate(tn.users, int64(i+1))
+			tn.dirURL, tn.bindDN = startDirectory(t, ctx, tn.name, tn.d, tn.ldapPassword).URL(), "cn=admin,"+tn.d.Suffix
+		}
 
 		var target http.Handler
 		path := ""
@@ -109,10 +122,11 @@ func TestOrganizationsShareWorkersAndNothingCrosses(t *testing.T) {
 			require.NoError(t, st.SetTargetExtension(ctx, tn.name, "e2e", tn.ext))
 		}
 	}
+	require.NoError(t, devstack.LoadEntries(ctx, shared.URL(), shared.AdminDN, shared.AdminPassword, sharedEntries))
 	for _, tn := range tenants {
 		_, err := repo.Put(ctx, "e2e", orgs.Org{Name: tn.name,
 			Settings: orgs.Settings{
-				Directory: orgs.Directory{URL: tn.dirURL, BindDN: "cn=admin," + tn.d.Suffix, BaseDN: tn.d.Suffix,
+				Directory: orgs.Directory{URL: tn.dirURL, BindDN: tn.bindDN, BaseDN: tn.d.Suffix,
 					Profile: "openldap", PageSize: 100, AllowPlaintextBind: true},
 				Target:                  orgs.Target{URL: tn.scimURL, Rate: 200},
 				SuspendThresholdPercent: 10, SuspendThresholdMax: 500,
@@ -270,7 +284,7 @@ func entryUUIDs(t *testing.T, tn *tenant) map[string]bool {
 	conn, err := ldap.DialURL(tn.dirURL)
 	require.NoError(t, err)
 	defer conn.Close()
-	require.NoError(t, conn.Bind("cn=admin,"+tn.d.Suffix, tn.ldapPassword))
+	require.NoError(t, conn.Bind(tn.bindDN, tn.ldapPassword))
 	res, err := conn.Search(ldap.NewSearchRequest(tn.d.Suffix, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
 		"(objectClass=inetOrgPerson)", []string{"entryUUID"}, nil))
 	require.NoError(t, err)
