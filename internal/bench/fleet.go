@@ -246,7 +246,7 @@ func (s *Stack) StartFleetWorker(ctx context.Context, workerBin string) error {
 		}
 	}
 	return s.startWorkerProcess(ctx, workerBin, append(env, "USERSYNC_SECRETS_KEY_FILE="+s.KeyFile,
-		"TEMPORAL_ADDRESS="+s.HostPort, "DATABASE_URL="+s.DBURL))
+		"TEMPORAL_ADDRESS="+s.HostPort, "DATABASE_URL="+s.DBURL, "USERSYNC_METRICS_ADDR=127.0.0.1:0"))
 }
 
 // finished is one organization's run of a phase, read from the runs table.

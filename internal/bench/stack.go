@@ -140,7 +140,8 @@ func (s *Stack) StartWorker(ctx context.Context, workerBin, orgName string, rate
 		"USERSYNC_ORG="+orgName, "USERSYNC_SECRETS_KEY_FILE="+s.KeyFile, "TEMPORAL_ADDRESS="+s.HostPort, "DATABASE_URL="+s.DBURL,
 		"LDAP_URL="+s.Slapd.URL(), "LDAP_BIND_DN="+s.Slapd.AdminDN, "LDAP_BIND_PASSWORD="+ldapSecret, "LDAP_ALLOW_PLAINTEXT_BIND=true",
 		"LDAP_BASE_DN="+demo.Suffix, "LDAP_PROFILE=openldap", "SCIM_URL="+s.SCIMURL, "SCIM_TOKEN="+token,
-		"SCIM_RATE="+strconv.FormatFloat(rate, 'f', -1, 64)))
+		"SCIM_RATE="+strconv.FormatFloat(rate, 'f', -1, 64),
+		"USERSYNC_METRICS_ADDR=127.0.0.1:0")) // served, as in production, on a free port
 }
 
 // startWorkerProcess starts the worker with env, its output in worker.log, and checks that

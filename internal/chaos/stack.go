@@ -183,6 +183,7 @@ func NewStack(t testing.TB, d demo.Demo, seed uint64, o StackOptions) *Stack {
 		"LDAP_BASE_DN=" + d.Suffix, "LDAP_PROFILE=openldap", "LDAP_ALLOW_PLAINTEXT_BIND=true", "LDAP_PAGE_SIZE=100",
 		"SCIM_URL=" + s.ProxyURL, "SCIM_TOKEN=" + scimToken, "SCIM_RATE=" + strconv.Itoa(rate),
 		"GOMAXPROCS=2",
+		"USERSYNC_METRICS_ADDR=127.0.0.1:0", // runs side by side: no fixed port
 	}}
 	must(t, s.Worker.Start())
 	t.Cleanup(func() {
