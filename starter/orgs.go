@@ -114,7 +114,7 @@ func (f *orgFlags) bind(cmd *cobra.Command, set bool) {
 	str(&d.ServerName, "ldap-server-name", "directory.serverName", "", "name the directory's certificate must hold")
 	boolean(&d.AllowPlaintextBind, "ldap-allow-plaintext-bind", "directory.allowPlaintextBind", "allow a password bind without TLS")
 	boolean(&d.InChain, "ldap-in-chain", "directory.inChain", "AD: resolve nested groups with LDAP_MATCHING_RULE_IN_CHAIN")
-	boolean(&d.FullReads, "ldap-full-reads", "directory.fullReads", "read the whole directory every sync (no incremental reads)")
+	boolean(&d.Incremental, "ldap-incremental", "directory.incremental", "read only the directory's changes between full reads (OpenLDAP syncprov; experimental)")
 	integer(&d.FullReadHours, "ldap-full-read-hours", "directory.fullReadHours", 0, "with incremental reads, read everything every this many hours (0: 24)")
 	str(&t.URL, "scim-url", "target.url", "", "SCIM 2.0 base URL, https:// (http:// only to loopback)")
 	fl.Float64Var(&t.Rate, "scim-rate", orgs.DefaultRate, "SCIM requests per second across all workers, 0 for no limit (target.rate)")
@@ -170,7 +170,7 @@ func (f *orgFlags) apply(o *orgs.Org, all, fromEnv bool) error {
 		{"ldap-server-name", func() { d.ServerName = f.s.Directory.ServerName }},
 		{"ldap-allow-plaintext-bind", func() { d.AllowPlaintextBind = f.s.Directory.AllowPlaintextBind }},
 		{"ldap-in-chain", func() { d.InChain = f.s.Directory.InChain }},
-		{"ldap-full-reads", func() { d.FullReads = f.s.Directory.FullReads }},
+		{"ldap-incremental", func() { d.Incremental = f.s.Directory.Incremental }},
 		{"ldap-full-read-hours", func() { d.FullReadHours = f.s.Directory.FullReadHours }},
 		{"scim-url", func() { t.URL = f.s.Target.URL }},
 		{"scim-rate", func() { t.Rate = f.s.Target.Rate }},
@@ -370,7 +370,7 @@ func printOrg(w io.Writer, o orgs.Org, set orgs.SecretsSet) {
 		{"directory.startTLS", strconv.FormatBool(d.StartTLS)}, {"directory.caFile", d.CAFile},
 		{"directory.serverName", d.ServerName}, {"directory.allowPlaintextBind", strconv.FormatBool(d.AllowPlaintextBind)},
 		{"directory.inChain", strconv.FormatBool(d.InChain)},
-		{"directory.fullReads", strconv.FormatBool(d.FullReads)}, {"directory.fullReadHours", strconv.Itoa(d.FullReadHours)},
+		{"directory.incremental", strconv.FormatBool(d.Incremental)}, {"directory.fullReadHours", strconv.Itoa(d.FullReadHours)},
 		{"target.url", t.URL}, {"target.allowHTTP", strconv.FormatBool(t.AllowHTTP)},
 		{"target.token", setWord(set.Token)}, {"target.rate", rateText(t.Rate)},
 		{"target.caFile", t.CAFile}, {"target.clientCertFile", t.ClientCertFile}, {"target.clientKeyFile", t.ClientKeyFile},

@@ -52,7 +52,7 @@ type LDAP struct {
 	LDAPCAFile, LDAPServerName                   string
 	LDAPAllowPlaintextBind                       bool
 	LDAPInChain                                  bool
-	LDAPFullReads                                bool
+	LDAPIncremental                              bool
 	LDAPFullReadHours                            int
 }
 
@@ -138,8 +138,8 @@ func (l *LDAP) entries() []entry {
 			"allow a password bind over an unencrypted connection (ldap:// without StartTLS)"),
 		boolean(&l.LDAPInChain, "ldap-in-chain", "LDAP_IN_CHAIN",
 			"AD: resolve nested groups with LDAP_MATCHING_RULE_IN_CHAIN instead of expanding them"),
-		boolean(&l.LDAPFullReads, "ldap-full-reads", "LDAP_FULL_READS",
-			"read the whole directory every sync (no incremental reads of OpenLDAP's changes)"),
+		boolean(&l.LDAPIncremental, "ldap-incremental", "LDAP_INCREMENTAL",
+			"read only OpenLDAP's changes (RFC 4533, syncprov) between full reads (experimental)"),
 		integer(&l.LDAPFullReadHours, "ldap-full-read-hours", "LDAP_FULL_READ_HOURS", 0,
 			"with incremental reads, read the whole directory every this many hours (0: 24)",
 			atLeast(&l.LDAPFullReadHours, 0)),
@@ -244,7 +244,7 @@ func (l LDAP) OrgDirectory() orgs.Directory {
 		ServerName:         l.LDAPServerName,
 		AllowPlaintextBind: l.LDAPAllowPlaintextBind,
 		InChain:            l.LDAPInChain,
-		FullReads:          l.LDAPFullReads,
+		Incremental:        l.LDAPIncremental,
 		FullReadHours:      l.LDAPFullReadHours,
 	}
 }

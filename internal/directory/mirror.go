@@ -211,6 +211,7 @@ func (r *Reader) refresh(ctx context.Context, m MirrorStore, kind, filter string
 		present      []string // present phase: unchanged entries
 		put          []string // entries sent in full
 		presentPhase = true   // until the server says it ran a delete phase
+		done         bool     // the server ended the refresh (Sync Done): the read is whole
 		batch        []MirrorEntry
 	)
 	flush := func() error {
@@ -283,6 +284,7 @@ func (r *Reader) refresh(ctx context.Context, m MirrorStore, kind, filter string
 					}
 				}
 			case *ldap.ControlSyncDone:
+				done = true
 				cookie = orCookie(c.Cookie, cookie)
 				if c.RefreshDeletes {
 					presentPhase = false
@@ -298,6 +300,13 @@ func (r *Reader) refresh(ctx context.Context, m MirrorStore, kind, filter string
 	}
 	if err := ctx.Err(); err != nil {
 		return SyncStats{}, err
+	}
+	if !done {
+		// The stream ended without the server's Sync Done (a connection lost mid-read ends it
+		// without an error): what was read is a part, and a part must never replace the
+		// mirror (its users would look deleted). The read fails; the run retries it.
+		return SyncStats{}, fmt.Errorf("directory %s: sync of %q under %q ended before the server finished it (connection lost?)",
+			r.cfg.URL, filter, r.cfg.BaseDN)
 	}
 	if err := flush(); err != nil {
 		return SyncStats{}, err
