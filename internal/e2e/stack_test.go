@@ -156,35 +156,32 @@ func servers(t *testing.T) (ctx context.Context, dbURL, hostPort string) {
 // serversUI is servers, the Temporal dev server serving its web UI (at uiURL) when ui is set.
 func serversUI(t *testing.T, ui bool) (ctx context.Context, dbURL, hostPort, uiURL string) {
 	t.Helper()
-	if _, err := os.Stat(devstack.SlapdBinary); err != nil {
-		devstacktest.SkipUnlessRequired(t, "slapd not installed (%s): apt-get install slapd", devstack.SlapdBinary)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	dbURL = devstacktest.Database(t)
-	if ui {
-		hostPort, uiURL = devstacktest.TemporalWithUI(t)
-	} else {
-		hostPort = devstacktest.Temporal(t)
-	}
-	return ctx, dbURL, hostPort, uiURL
+	ctx, hostPort, uiURL = temporalServer(t, ui)
+	return ctx, devstacktest.Database(t), hostPort, uiURL
 }
 
 // serversWithRoles is serversUI with a database of usersync's roles, migrated as the owner.
 func serversWithRoles(t *testing.T, ui bool) (ctx context.Context, roles devstacktest.RoleURLs, hostPort, uiURL string) {
+	t.Helper()
+	ctx, hostPort, uiURL = temporalServer(t, ui)
+	return ctx, devstacktest.DatabaseWithRoles(t), hostPort, uiURL
+}
+
+// temporalServer checks that slapd can run and starts a Temporal dev server (with its web UI
+// when ui is set); ctx ends with the test.
+func temporalServer(t *testing.T, ui bool) (ctx context.Context, hostPort, uiURL string) {
 	t.Helper()
 	if _, err := os.Stat(devstack.SlapdBinary); err != nil {
 		devstacktest.SkipUnlessRequired(t, "slapd not installed (%s): apt-get install slapd", devstack.SlapdBinary)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	roles = devstacktest.DatabaseWithRoles(t)
 	if ui {
 		hostPort, uiURL = devstacktest.TemporalWithUI(t)
 	} else {
 		hostPort = devstacktest.Temporal(t)
 	}
-	return ctx, roles, hostPort, uiURL
+	return ctx, hostPort, uiURL
 }
 
 // startDirectory starts a slapd holding d's entries, its admin's password being password.
