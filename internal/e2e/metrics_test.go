@@ -70,7 +70,7 @@ func TestWorkerMetricsAndHealth(t *testing.T) {
 
 	// PostgreSQL stops answering this worker: its database refuses connections (changed from
 	// the server's maintenance database: a database cannot refuse its own session).
-	u, err := url.Parse(s.dbURL)
+	u, err := url.Parse(s.superURL) // refusing connections and ending sessions: the superuser's
 	require.NoError(t, err)
 	db := strings.TrimPrefix(u.Path, "/")
 	u.Path = "/postgres"

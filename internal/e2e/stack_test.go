@@ -49,6 +49,7 @@ type stack struct {
 	ext         scim.Extension // the organization's custom extension
 	// Where the parts listen, for tests that drive them directly (CLI, LDAP edits).
 	dbURL, hostPort, ldapURL, ldapBindDN, scimURL string
+	superURL                                      string                        // the server's superuser, for tests that administer it
 	uiURL                                         string                        // the Temporal web UI; "" unless newStackWithUI
 	conns                                         activities.Org                // the organization's, but the SCIM client
 	dial                                          func() (client.Client, error) // a client with the stack's options
@@ -139,7 +140,7 @@ func buildStack(t *testing.T, d demo.Demo, kind string, ui bool, clientOpts ...f
 			BaseDN: d.Suffix, Profile: "openldap", PageSize: 100}),
 	}
 	s := &stack{t: t, ctx: ctx, demo: d, store: st, workerStore: workerStore, client: c, sandbox: sb, target: target, ext: ext, conns: conns,
-		dbURL: dbURL, hostPort: hostPort, uiURL: uiURL, ldapURL: sl.URL(), ldapBindDN: sl.AdminDN, scimURL: scimURL, dial: dial}
+		dbURL: dbURL, superURL: roles.Super, hostPort: hostPort, uiURL: uiURL, ldapURL: sl.URL(), ldapBindDN: sl.AdminDN, scimURL: scimURL, dial: dial}
 	s.restartWorkers(500, 1)
 	t.Cleanup(func() { s.restartWorkers(0, 0) })
 	return s

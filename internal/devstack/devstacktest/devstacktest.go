@@ -351,7 +351,9 @@ func quietLogger() tlog.Logger {
 }
 
 // RoleURLs are the connection URLs of one test database as each of usersync's roles.
-type RoleURLs struct{ Owner, Worker, Admin string }
+// RoleURLs are the URLs of one database for each of usersync's roles, and for the server's
+// superuser (Super: for tests that administer the server itself).
+type RoleURLs struct{ Owner, Worker, Admin, Super string }
 
 // DatabaseWithRoles is Database with usersync's roles (store.SetupRoles): the database
 // belongs to the owner role, the schema is migrated as it. The server's user must be a
@@ -368,7 +370,7 @@ func DatabaseWithRoles(t testing.TB) RoleURLs {
 	if err := store.SetupRoles(ctx, db, strings.TrimPrefix(u.Path, "/")); err != nil {
 		t.Fatal(err)
 	}
-	var r RoleURLs
+	r := RoleURLs{Super: db}
 	for role, dst := range map[string]*string{store.OwnerRole: &r.Owner, store.WorkerRole: &r.Worker, store.AdminRole: &r.Admin} {
 		if *dst, err = store.RoleURL(db, role); err != nil {
 			t.Fatal(err)
