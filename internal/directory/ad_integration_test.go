@@ -348,21 +348,7 @@ func TestADNestedGroupsInChainAgreesWithExpansion(t *testing.T) {
 	o := adDC(t)
 	expanded, es := adSnapshot(t, o.config(), o.requested(), nil)
 	inChain, cs := adSnapshot(t, o.config(func(c *directory.Config) { c.InChain = true }), o.requested(), nil)
-	if !reflect.DeepEqual(expanded, inChain) {
-		for dn, u := range expanded {
-			if !reflect.DeepEqual(u, inChain[dn]) {
-				t.Errorf("%s: expansion %+v, in chain %+v", dn, u, inChain[dn])
-			}
-		}
-		for dn := range inChain {
-			if _, ok := expanded[dn]; !ok {
-				t.Errorf("%s: only in chain", dn)
-			}
-		}
-	}
-	if !reflect.DeepEqual(es, cs) {
-		t.Errorf("stats: expansion %+v, in chain %+v", es, cs)
-	}
+	sameSnapshots(t, expanded, inChain, es, cs)
 	// The cycle alone, from either side.
 	for _, g := range []string{o.cycleA, o.cycleB} {
 		a, _ := adSnapshot(t, o.config(), []string{g}, nil)
@@ -446,4 +432,25 @@ func TestADBadCredentials(t *testing.T) {
 	dialFails(t, cfg, o.readerDN, "invalid credentials", "data 52e", "wrong password", "LDAP_BIND_DN")
 	nobody := o.config(func(c *directory.Config) { c.BindDN, c.BindPassword = "CN=Nobody,OU=Service,"+o.base, wrong })
 	dialFails(t, nobody, "CN=Nobody", "invalid credentials", "data 52e")
+}
+
+// sameSnapshots fails t, naming each difference, unless the expansion and the in-chain reads
+// found the same users and the same stats.
+func sameSnapshots(t *testing.T, expanded, inChain map[string]directory.User, es, cs directory.Stats) {
+	t.Helper()
+	if !reflect.DeepEqual(expanded, inChain) {
+		for dn, u := range expanded {
+			if !reflect.DeepEqual(u, inChain[dn]) {
+				t.Errorf("%s: expansion %+v, in chain %+v", dn, u, inChain[dn])
+			}
+		}
+		for dn := range inChain {
+			if _, ok := expanded[dn]; !ok {
+				t.Errorf("%s: only in chain", dn)
+			}
+		}
+	}
+	if !reflect.DeepEqual(es, cs) {
+		t.Errorf("stats: expansion %+v, in chain %+v", es, cs)
+	}
 }

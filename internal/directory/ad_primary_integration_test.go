@@ -102,19 +102,5 @@ func TestADPrimaryGroupMembership(t *testing.T) {
 			}
 		}
 	}
-	if !reflect.DeepEqual(expanded, inChain) {
-		for dn, u := range expanded {
-			if !reflect.DeepEqual(u, inChain[dn]) {
-				t.Errorf("%s: expansion %+v, in chain %+v", dn, u, inChain[dn])
-			}
-		}
-		for dn := range inChain {
-			if _, ok := expanded[dn]; !ok {
-				t.Errorf("%s: only in chain", dn)
-			}
-		}
-	}
-	if !reflect.DeepEqual(es, cs) {
-		t.Errorf("stats: expansion %+v, in chain %+v", es, cs)
-	}
+	sameSnapshots(t, expanded, inChain, es, cs)
 }
