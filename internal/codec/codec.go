@@ -17,8 +17,6 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"google.golang.org/protobuf/proto"
-
-	"github.com/usersync/usersync/internal/orgs"
 )
 
 // Metadata of an encrypted payload.
@@ -36,9 +34,16 @@ const EncodingRefused = "binary/refused-unencrypted"
 // secret) does not open as a payload.
 const aadOrg, aadField = "temporal", "payload"
 
+// Keys seal and open under a rotating key file (orgs.Keyring). Declared here so the workflows,
+// which link the codec, do not link the organizations' settings and the directory client.
+type Keys interface {
+	Seal(org, field, plaintext string) (keyID string, ciphertext []byte, err error)
+	Open(org, field, keyID string, ciphertext []byte) (string, error)
+}
+
 // Codec is the payload codec over a key file.
 type Codec struct {
-	Keys *orgs.Keyring
+	Keys Keys
 	// RequireEncryption refuses payloads that are not sealed (USERSYNC_PAYLOAD_REQUIRE_ENCRYPTION):
 	// someone without the key (the UI, the temporal CLI) cannot make the worker act.
 	RequireEncryption bool
