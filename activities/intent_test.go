@@ -481,3 +481,80 @@ func TestUnknownPatchThatDidNotLandKeepsItsSeatForTheNextRunsWrite(t *testing.T)
 	require.Equal(t, []string{"Meeting", "Webinar"}, accountsOf(t, ctx, tg, "ann")[0].Products)
 	require.Equal(t, []string{"Meeting", "Webinar"}, seatsHeld(t, ctx, st, org, "ann"))
 }
+
+// Two creates whose outcome is unknown (ann's landed and its 201 was lost; bob's was answered
+// 503 and did not land), then the run is cancelled. In the next run both fail a check before
+// provisioning (their email domain is no longer validated). Their failure is recorded only
+// after the target was read: ann's account is linked as it is, with the seats of what it
+// holds (no account of ours outside our records); bob's seats go back and his intent closes.
+func TestFailedCheckAfterAnUnknownCreateReadsTheTargetFirst(t *testing.T) {
+	for name, start := range map[string]func(*testing.T) intentTarget{"sandbox": sandboxTarget, "scimmy": scimmyTarget} {
+		t.Run(name, func(t *testing.T) { failedCheckAfterUnknownCreate(t, start(t)) })
+	}
+}
+
+func failedCheckAfterUnknownCreate(t *testing.T, tg intentTarget) {
+	const org, group = "acme", "cn=staff,ou=groups,dc=acme,dc=test"
+	ann, bob := createItem("ann", "Webinar"), createItem("bob", "Webinar")
+	st, ctx := runWith(t, org, "acme/run/1", ann, bob)
+	require.NoError(t, st.SetLicense(ctx, org, "test", "Webinar", 5))
+	require.NoError(t, st.SetDomain(ctx, org, "test", "acme.test", true))
+	_, err := st.Pool().Exec(ctx, `INSERT INTO rules (org, id, priority, group_dn, role, products) VALUES ($1, 1, 1, $2, 'Member', '{Webinar}')`, org, group)
+	require.NoError(t, err)
+	acts := &Activities{Store: st, Orgs: Single(org, Org{Target: tg.client})}
+	run1 := steps.RunRef{Org: org, RunID: "acme/run/1"}
+	for seq, it := range []plan.Item{ann, bob} {
+		r, err := acts.CheckLicenses(ctx, steps.SeatsInput{UserStep: steps.UserStep{RunRef: run1, Seq: seq}, ExternalID: it.ExternalID, Products: it.NewSeats})
+		require.NoError(t, err)
+		require.True(t, r.Continue)
+	}
+	tg.dropNext(http.MethodPost)
+	_, err = provisionAttempt(t, acts, steps.UserStep{RunRef: run1, Seq: 0})
+	require.ErrorContains(t, err, "network error")
+	tg.failNext(1)
+	_, err = provisionAttempt(t, acts, steps.UserStep{RunRef: run1, Seq: 1})
+	require.ErrorContains(t, err, "503")
+	// The run is cancelled here: both outcomes unknown, both seats kept.
+	require.Len(t, accountsOf(t, ctx, tg, "ann"), 1)
+	require.Empty(t, accountsOf(t, ctx, tg, "bob"))
+	require.Equal(t, []string{"Webinar"}, seatsHeld(t, ctx, st, org, "bob"))
+
+	posts := tg.posts()
+	const run2 = "acme/run/2"
+	require.NoError(t, st.BeginRun(ctx, org, run2, vocab.KindScheduled, false))
+	var users []directory.User
+	for _, id := range []string{"ann", "bob"} {
+		users = append(users, directory.User{ExternalID: id, UserName: id + "@other.test", Email: id + "@other.test", Groups: []string{group}})
+	}
+	require.NoError(t, st.WriteSnapshot(ctx, run2, users))
+	res, err := acts.PlanRun(ctx, steps.PlanInput{RunRef: steps.RunRef{Org: org, RunID: run2}})
+	require.NoError(t, err)
+	require.Equal(t, 2, res.Fails)
+	ev, err := acts.EvaluatePage(ctx, steps.PageRef{RunRef: steps.RunRef{Org: org, RunID: run2}, From: 0, To: res.Items})
+	require.NoError(t, err)
+	require.Len(t, ev.Users, 2, "both go on to read the target first")
+	for _, u := range ev.Users {
+		o, err := provisionAttempt(t, acts, steps.UserStep{RunRef: steps.RunRef{Org: org, RunID: run2}, Seq: u.Seq})
+		require.NoError(t, err)
+		require.Equal(t, vocab.DomainNotValidated, o.FailureType, u.ExternalID)
+	}
+
+	accounts := accountsOf(t, ctx, tg, "ann")
+	require.Len(t, accounts, 1, "never created twice")
+	require.True(t, accounts[0].Active, "kept as it is")
+	require.Equal(t, accounts[0].Products, seatsHeld(t, ctx, st, org, "ann"), "seats follow what the account holds")
+	linked, err := st.LinkedTo(ctx, org, accounts[0].ID)
+	require.NoError(t, err)
+	require.Equal(t, "ann", linked, "within reach of the leavers pass")
+	require.Empty(t, seatsHeld(t, ctx, st, org, "bob"), "the write did not land: its seat goes back")
+	require.Equal(t, posts, tg.posts(), "nothing was written for the failed users")
+	for _, id := range []string{"ann", "bob"} {
+		i, err := st.OpenIntentOf(ctx, org, id)
+		require.NoError(t, err)
+		require.Nil(t, i, "%s: settled", id)
+		fs, err := st.Failures(ctx, org, vocab.Filter{User: id})
+		require.NoError(t, err)
+		require.Len(t, fs, 1)
+		require.Equal(t, vocab.DomainNotValidated, fs[0].Type)
+	}
+}

@@ -26,9 +26,13 @@ func (a *Activities) EvaluatePage(ctx context.Context, in steps.PageRef) (steps.
 		return steps.PageEvaluation{}, err
 	}
 	ev := steps.PageEvaluation{Failures: map[string]int{}}
+	unsettled, err := a.openIntentsOfFailed(ctx, in.Org, items)
+	if err != nil {
+		return steps.PageEvaluation{}, err
+	}
 	for i, it := range items {
 		step := steps.UserStep{RunRef: in.RunRef, Seq: in.From + i}
-		if it.Action == plan.Fail && it.Failure != nil {
+		if it.Action == plan.Fail && it.Failure != nil && !unsettled[it.ExternalID] {
 			// Seats held without an account or a write (a reservation never used) go back.
 			if len(it.ReleaseSeats) > 0 {
 				if err := a.Store.ReleaseUnsent(ctx, in.Org, it.ExternalID, it.ReleaseSeats); err != nil {
@@ -41,10 +45,27 @@ func (a *Activities) EvaluatePage(ctx context.Context, in steps.PageRef) (steps.
 			ev.Failures[it.Failure.Type]++
 			continue
 		}
+		// A failed user whose earlier write's outcome is unknown goes on too, without seats:
+		// the provisioning step reads the target for that write first (settleFailed).
 		ev.Users = append(ev.Users, steps.UserPlan{Seq: step.Seq, ExternalID: it.ExternalID, Seats: it.NewSeats,
 			Action: string(it.Action)})
 	}
 	return ev, nil
+}
+
+// openIntentsOfFailed returns which of the users the plan failed have an open write intent
+// (one query, none when nothing failed).
+func (a *Activities) openIntentsOfFailed(ctx context.Context, org string, items []plan.Item) (map[string]bool, error) {
+	var ids []string
+	for _, it := range items {
+		if it.Action == plan.Fail && it.Failure != nil {
+			ids = append(ids, it.ExternalID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	return a.Store.OpenIntentsAmong(ctx, org, ids)
 }
 
 // CheckLicenses takes the seats the plan granted, in one transaction that also checks they
@@ -105,6 +126,9 @@ func (a *Activities) ProvisionUser(ctx context.Context, in steps.UserStep) (step
 	w, err := a.Store.BeginUserWrite(ctx, in.Org, in.RunID, in.Seq)
 	if err != nil {
 		return steps.UserOutcome{}, err
+	}
+	if w.Item.Action == plan.Fail {
+		return a.settleFailed(ctx, o.Target, in, w)
 	}
 	if w.Intent != nil {
 		// The outcome of an earlier write is unknown: what the target holds comes first.
@@ -181,21 +205,11 @@ func (a *Activities) ProvisionUser(ctx context.Context, in steps.UserStep) (step
 // (Seats reserved for products the account does not hold stay too: the write gives them.)
 func (a *Activities) reconcile(ctx context.Context, t Target, in steps.UserStep, w *store.UserWork) error {
 	it := w.Item
-	u, err := t.FindUserByExternalID(ctx, w.Extension, it.ExternalID)
-	if err == nil && u == nil && w.Intent.UserName != "" {
-		u, err = t.FindUserByUserName(ctx, w.Extension, w.Intent.UserName)
-		if u != nil && u.ExternalID != it.ExternalID && (w.Applied == nil || u.ID != w.Applied.ScimID) {
-			u = nil // someone else's account
-		}
-	}
+	u, err := findWritten(ctx, t, *w)
 	if err != nil || u == nil {
 		return err
 	}
-	holds := u.State()
-	holds.ExternalID = it.ExternalID
-	if w.Applied != nil { // memberships are not user attributes: the applied ones stand
-		holds.UserGroup, holds.DeviceGroups = w.Applied.State.UserGroup, w.Applied.State.DeviceGroups
-	}
+	holds := heldBy(u, *w)
 	if err := a.Store.SaveLinked(ctx, in.Org, u.ID, holds, keepFor(holds, it), in.RunID, ""); err != nil {
 		return err
 	}
@@ -204,6 +218,85 @@ func (a *Activities) reconcile(ctx context.Context, t Target, in steps.UserStep,
 		w.Item.Desired = plan.SuspendItem(*w.Applied, nil).Desired
 	}
 	return nil
+}
+
+// findWritten looks up the account the user's open write (w.Intent) may have written: the
+// one with the user's externalId, else the one with the userName the write sent when it is
+// ours (our externalId, or the account we linked). nil: not found.
+func findWritten(ctx context.Context, t Target, w store.UserWork) (*scim.User, error) {
+	it := w.Item
+	u, err := t.FindUserByExternalID(ctx, w.Extension, it.ExternalID)
+	if err == nil && u == nil && w.Intent.UserName != "" {
+		u, err = t.FindUserByUserName(ctx, w.Extension, w.Intent.UserName)
+		if u != nil && u.ExternalID != it.ExternalID && (w.Applied == nil || u.ID != w.Applied.ScimID) {
+			u = nil // someone else's account
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// heldBy is the state account u holds as the user's linked account.
+func heldBy(u *scim.User, w store.UserWork) plan.Desired {
+	holds := u.State()
+	holds.ExternalID = w.Item.ExternalID
+	if w.Applied != nil { // memberships are not user attributes: the applied ones stand
+		holds.UserGroup, holds.DeviceGroups = w.Applied.State.UserGroup, w.Applied.State.DeviceGroups
+	}
+	return holds
+}
+
+// settleFailed is the step of a user the plan failed before provisioning (a check: domain
+// not validated, invalid data, out of licenses; or its suspension held) whose earlier write's
+// outcome is unknown: EvaluatePage hands such a user on instead of recording its failure, so
+// that the failure neither keeps seats for a write that never landed nor leaves an account
+// that write created outside our records (and out of the leavers pass's reach). It writes
+// nothing to the account. What the target holds is read first (as reconcile does):
+//   - found: the account is linked as it is, with the seats of what it holds (the others go
+//     back) and the intent closed. It is not suspended: a linked user who fails a check keeps
+//     its account as it is until it leaves scope, and this one is treated the same; a held
+//     suspension stays held, for the admin's approval.
+//   - not found: the write never landed. The intent closes and the seats go back; a held
+//     suspension has nothing to suspend (settled, as a leaver's would be).
+//
+// Then the plan's failure is recorded. An attempt that finds no intent (an earlier attempt
+// settled it) only records the failure.
+func (a *Activities) settleFailed(ctx context.Context, t Target, in steps.UserStep, w store.UserWork) (steps.UserOutcome, error) {
+	it := w.Item
+	if w.Intent != nil {
+		u, err := findWritten(ctx, t, w)
+		if err != nil { // still unknown: the intent and the seats stay for the next attempt
+			if scim.IsAuth(err) {
+				return steps.UserOutcome{}, targetError(err)
+			}
+			return steps.UserOutcome{}, retryLater(err, provisionBackoff(ctx))
+		}
+		if u == nil {
+			if err := a.Store.SettleUnsent(ctx, in.Org, it.ExternalID); err != nil {
+				return steps.UserOutcome{}, err
+			}
+		} else {
+			holds := heldBy(u, w)
+			if err := a.Store.SaveProvisioned(ctx, in.Org, u.ID, holds, in.RunID, vocab.Reconciled); err != nil {
+				return steps.UserOutcome{}, err
+			}
+			w.Applied = &plan.Applied{ExternalID: it.ExternalID, ScimID: u.ID, State: holds}
+		}
+	} else if len(it.ReleaseSeats) > 0 {
+		if err := a.Store.ReleaseUnsent(ctx, in.Org, it.ExternalID, it.ReleaseSeats); err != nil {
+			return steps.UserOutcome{}, err
+		}
+	}
+	if it.Failure == nil { // a failed item always carries its failure
+		return steps.UserOutcome{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("run %s item %d: failed without a failure", in.RunID, in.Seq), "invalid_work", nil)
+	}
+	if it.Failure.Type == vocab.SuspensionHeld && w.Applied == nil {
+		return a.settle(ctx, in, it)
+	}
+	return a.fail(ctx, in, it, *it.Failure, false)
 }
 
 // keepFor is the seats a user keeps while its write is unfinished: those of the products its
@@ -344,6 +437,10 @@ func (a *Activities) RecordUserFailure(ctx context.Context, in steps.UserFailure
 		return steps.UserOutcome{}, err
 	}
 	f := in.Failure
+	if w.Item.Action == plan.Fail && w.Item.Failure != nil {
+		// The plan's failure stands; the target could not be read for the earlier write.
+		f = *w.Item.Failure
+	}
 	if w.Intent != nil {
 		f.Message += fmt.Sprintf("; to reconcile: the outcome of the %s sent by run %s is unknown (the target may hold it), "+
 			"so the user's seats are kept and the next sync reads the account in the target before anything else", w.Intent.Action, w.Intent.RunID)
