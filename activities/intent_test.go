@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
@@ -519,6 +520,9 @@ func failedCheckAfterUnknownCreate(t *testing.T, tg intentTarget) {
 	require.Empty(t, accountsOf(t, ctx, tg, "bob"))
 	require.Equal(t, []string{"Webinar"}, seatsHeld(t, ctx, st, org, "bob"))
 
+	// Later: the writes are older than searchSettle, so "not found" is trusted.
+	_, err = st.Pool().Exec(ctx, `UPDATE write_intents SET opened_at = opened_at - interval '1 hour'`)
+	require.NoError(t, err)
 	posts := tg.posts()
 	const run2 = "acme/run/2"
 	require.NoError(t, st.BeginRun(ctx, org, run2, vocab.KindScheduled, false))
@@ -557,4 +561,56 @@ func failedCheckAfterUnknownCreate(t *testing.T, tg intentTarget) {
 		require.Len(t, fs, 1)
 		require.Equal(t, vocab.DomainNotValidated, fs[0].Type)
 	}
+}
+
+// A target whose search index lags behind its writes: the create's 201 is lost, and right
+// after it the account is not found by externalId or userName yet (its userName is taken
+// all the same). The next attempt does not trust that "not found": it sends nothing and is
+// retried once the write is older than searchSettle, and then finds and links the account.
+// Created once, linked, its seat kept throughout.
+func TestNotFoundRightAfterAnUnknownCreateIsStillUnknown(t *testing.T) {
+	const org, run = "acme", "acme/run/1"
+	sb := scimsandbox.New(scimsandbox.Options{Token: "intent-test-token"})
+	srv := httptest.NewServer(sb)
+	t.Cleanup(srv.Close)
+	client := scim.New(scim.Config{BaseURL: srv.URL, Token: "intent-test-token", MaxAttempts: 1})
+	settle := searchSettle
+	searchSettle = 2 * time.Second
+	t.Cleanup(func() { searchSettle = settle })
+	const lag = 1500 * time.Millisecond
+	sb.SetSearchLag(lag)
+
+	ann := createItem("ann", "Webinar")
+	st, ctx := runWith(t, org, run, ann)
+	require.NoError(t, st.SetLicense(ctx, org, "test", "Webinar", 1))
+	acts := &Activities{Store: st, Orgs: Single(org, Org{Target: client})}
+	step := steps.UserStep{RunRef: steps.RunRef{Org: org, RunID: run}}
+	_, err := acts.CheckLicenses(ctx, steps.SeatsInput{UserStep: step, ExternalID: "ann", Products: ann.NewSeats})
+	require.NoError(t, err)
+	sb.DropAnswers(1, http.MethodPost)
+	sent := time.Now()
+	_, err = provisionAttempt(t, acts, step)
+	require.ErrorContains(t, err, "network error")
+
+	_, err = provisionAttempt(t, acts, step) // at once: the search does not find it yet
+	require.Less(t, time.Since(sent), lag, "the test's second attempt came within the lag")
+	var ae *temporal.ApplicationError
+	require.True(t, errors.As(err, &ae), "still unknown, retried: %v", err)
+	require.False(t, ae.NonRetryable())
+	require.ErrorContains(t, err, "not found by the target's search yet")
+	require.Equal(t, 1, sb.Stats().Count("POST", "/Users"), "nothing sent on a search that may lag")
+	require.Equal(t, []string{"Webinar"}, seatsHeld(t, ctx, st, org, "ann"))
+
+	time.Sleep(time.Until(sent.Add(searchSettle)))
+	o, err := provisionAttempt(t, acts, step)
+	require.NoError(t, err)
+	require.Equal(t, vocab.Created, o.Status)
+	require.Len(t, sb.Users(), 1, "created once")
+	require.Equal(t, 1, sb.Stats().Count("POST", "/Users"))
+	w, err := st.UserWork(ctx, org, run, 0)
+	require.NoError(t, err)
+	require.NotNil(t, w.Applied, "linked")
+	require.Equal(t, sb.Users()[0].ID, w.Applied.ScimID)
+	require.Nil(t, w.Intent)
+	require.Equal(t, []string{"Webinar"}, seatsHeld(t, ctx, st, org, "ann"))
 }

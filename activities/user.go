@@ -206,8 +206,11 @@ func (a *Activities) ProvisionUser(ctx context.Context, in steps.UserStep) (step
 func (a *Activities) reconcile(ctx context.Context, t Target, in steps.UserStep, w *store.UserWork) error {
 	it := w.Item
 	u, err := findWritten(ctx, t, *w)
-	if err != nil || u == nil {
+	if err != nil {
 		return err
+	}
+	if u == nil {
+		return notFoundYet(*w)
 	}
 	holds := heldBy(u, *w)
 	if err := a.Store.SaveLinked(ctx, in.Org, u.ID, holds, keepFor(holds, it), in.RunID, ""); err != nil {
@@ -236,6 +239,30 @@ func findWritten(ctx context.Context, t Target, w store.UserWork) (*scim.User, e
 		return nil, err
 	}
 	return u, nil
+}
+
+// searchSettle is how long after a write whose outcome is unknown a search that does not
+// find its account is not yet taken for "it did not land". Targets whose search index lags
+// behind their writes (eventually consistent stores) read a just-created account by id and
+// refuse its userName, but do not find it by filter yet: trusting that "not found" would
+// create the account again (a duplicate, or a 409 we cannot match to our externalId and
+// report as someone else's account) or give back the seats of an account that exists.
+// Within it the outcome stays unknown: the attempt is retried once the write is that old
+// (one attempt more, a few seconds later; no request is sent for it).
+var searchSettle = 10 * time.Second
+
+// notFoundYet is nil when the account of the open write w.Intent not being found can be
+// trusted (the write is older than searchSettle), else a retryable error whose next retry
+// comes when it can.
+func notFoundYet(w store.UserWork) error {
+	if w.Intent == nil || w.Intent.Age >= searchSettle {
+		return nil
+	}
+	wait := searchSettle - w.Intent.Age
+	return temporal.NewApplicationErrorWithOptions(fmt.Sprintf(
+		"the account of the %s sent %v ago is not found by the target's search yet: searched again in %v, as the target's index may lag",
+		w.Intent.Action, w.Intent.Age.Round(time.Millisecond), wait.Round(time.Millisecond)),
+		vocab.TargetUnavailable, temporal.ApplicationErrorOptions{NextRetryDelay: wait})
 }
 
 // heldBy is the state account u holds as the user's linked account.
@@ -274,6 +301,9 @@ func (a *Activities) settleFailed(ctx context.Context, t Target, in steps.UserSt
 			return steps.UserOutcome{}, retryLater(err, provisionBackoff(ctx))
 		}
 		if u == nil {
+			if err := notFoundYet(w); err != nil {
+				return steps.UserOutcome{}, err
+			}
 			if err := a.Store.SettleUnsent(ctx, in.Org, it.ExternalID); err != nil {
 				return steps.UserOutcome{}, err
 			}

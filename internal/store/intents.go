@@ -18,6 +18,9 @@ type Intent struct {
 	Action   string    `json:"action"` // plan.Action
 	UserName string    `json:"userName"`
 	OpenedAt time.Time `json:"openedAt"`
+	// Age is how long ago the intent was opened, by the database's clock (set by UserWork and
+	// BeginUserWrite only).
+	Age time.Duration `json:"-"`
 }
 
 // OpenIntent records that run runID is about to write to the account of externalID (action
