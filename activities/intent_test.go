@@ -16,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/usersync/usersync/internal/devstack"
 	"github.com/usersync/usersync/internal/devstack/devstacktest"
@@ -612,5 +613,62 @@ func TestNotFoundRightAfterAnUnknownCreateIsStillUnknown(t *testing.T) {
 	require.NotNil(t, w.Applied, "linked")
 	require.Equal(t, sb.Users()[0].ID, w.Applied.ScimID)
 	require.Nil(t, w.Intent)
+	require.Equal(t, []string{"Webinar"}, seatsHeld(t, ctx, st, org, "ann"))
+}
+
+// provisionStepOptions are provisionOptions scaled down: a one-second heartbeat timeout, a
+// StartToClose long enough that a test which waits for it is a failed test, quick retries.
+var provisionStepOptions = workflow.ActivityOptions{
+	StartToCloseTimeout: 20 * time.Second,
+	HeartbeatTimeout:    time.Second,
+	RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 10 * time.Millisecond, BackoffCoefficient: 1, MaximumAttempts: 3},
+}
+
+// A create that the target carries out and never answers, sent by a client without a
+// timeout of its own: the attempt makes no progress, so it is stopped within the heartbeat
+// timeout (not held for its StartToClose), the request with it; the retry reads the account
+// the write created and links it. Created once.
+func TestHungProvisionAttemptIsStoppedWithinTheHeartbeatTimeoutAndRetried(t *testing.T) {
+	const org, run = "acme", "acme/run/1"
+	sb := scimsandbox.New(scimsandbox.Options{Token: "intent-test-token"})
+	var hung, abandoned atomic.Bool
+	var stalledFor atomic.Int64
+	var afterHung atomic.Int32 // requests that arrived while the hung one still ran
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && hung.CompareAndSwap(false, true) {
+			sb.ServeHTTP(httptest.NewRecorder(), r) // created; the answer never comes
+			began := time.Now()
+			<-r.Context().Done()
+			stalledFor.Store(int64(time.Since(began)))
+			abandoned.Store(true)
+			return
+		}
+		if hung.Load() && !abandoned.Load() {
+			afterHung.Add(1)
+		}
+		sb.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	client := scim.New(scim.Config{BaseURL: srv.URL, Token: "intent-test-token", MaxAttempts: 1, HTTPClient: &http.Client{}})
+	st, ctx := runWith(t, org, run, createItem("ann", "Webinar"))
+	require.NoError(t, st.SetLicense(ctx, org, "test", "Webinar", 1))
+	_, _, err := st.ReserveSeats(ctx, org, "ann", []string{"Webinar"})
+	require.NoError(t, err)
+	acts := &Activities{Store: st, Orgs: Single(org, Org{Target: client})}
+
+	began := time.Now()
+	var o steps.UserOutcome
+	err = stepRun(t, acts, steps.ProvisionUser, provisionStepOptions, steps.UserStep{RunRef: steps.RunRef{Org: org, RunID: run}}, &o, nil)
+	require.NoError(t, err)
+	require.Less(t, time.Since(began), 8*time.Second, "the hung attempt was not held until its StartToClose")
+	require.True(t, abandoned.Load(), "the hung attempt gave its request up")
+	require.Less(t, time.Duration(stalledFor.Load()), 2*provisionStepOptions.HeartbeatTimeout, "stopped within the heartbeat timeout")
+	require.Zero(t, afterHung.Load(), "the retry never ran beside the hung attempt")
+	require.Equal(t, vocab.Created, o.Status)
+	require.Len(t, sb.Users(), 1, "created once")
+	w, err := st.UserWork(ctx, org, run, 0)
+	require.NoError(t, err)
+	require.NotNil(t, w.Applied)
+	require.Equal(t, sb.Users()[0].ID, w.Applied.ScimID)
 	require.Equal(t, []string{"Webinar"}, seatsHeld(t, ctx, st, org, "ann"))
 }

@@ -107,7 +107,23 @@ func (a *Activities) CheckLicenses(ctx context.Context, in steps.SeatsInput) (st
 // Each request is sent once (the worker's client makes one try per call): Temporal owns the
 // retries. An attempt starts only when the shared request pace has room for it (see admit),
 // so that no attempt spends its StartToClose waiting for slots.
-func (a *Activities) ProvisionUser(ctx context.Context, in steps.UserStep) (steps.UserOutcome, error) {
+//
+// The attempt heartbeats as it progresses (each store step and each request answered): an
+// attempt that stops progressing (a hung statement or request, a wait that never ends) is
+// stopped within provisionOptions' HeartbeatTimeout and retried, and one that never ran at
+// all (its start was recorded by the server but the task never reached a worker: a lost
+// dispatch on an overloaded server, a worker gone) times out after the HeartbeatTimeout,
+// not after the whole StartToClose. Cancellation (disable) does not stop a write once sent:
+// the requests run on the progress's write context.
+func (a *Activities) ProvisionUser(ctx context.Context, in steps.UserStep) (_ steps.UserOutcome, err error) {
+	ctx, p := startProgress(ctx, func() any { return nil })
+	defer p.end(&err)
+	wctx, cancel := p.writeContext(ctx)
+	defer cancel()
+	return a.provisionUser(wctx, in, p)
+}
+
+func (a *Activities) provisionUser(ctx context.Context, in steps.UserStep, p *progress) (steps.UserOutcome, error) {
 	o, err := a.org(ctx, in.Org)
 	if err != nil {
 		return steps.UserOutcome{}, err
@@ -116,6 +132,7 @@ func (a *Activities) ProvisionUser(ctx context.Context, in steps.UserStep) (step
 	if err != nil {
 		return steps.UserOutcome{}, err
 	}
+	p.tick()
 	if later > 0 {
 		// Nothing was sent: the seats stay reserved for the attempt at the user's turn.
 		return steps.UserOutcome{}, temporal.NewApplicationErrorWithOptions(fmt.Sprintf(
@@ -127,12 +144,14 @@ func (a *Activities) ProvisionUser(ctx context.Context, in steps.UserStep) (step
 	if err != nil {
 		return steps.UserOutcome{}, err
 	}
+	p.tick()
+	target := tickingTarget{Target: o.Target, p: p}
 	if w.Item.Action == plan.Fail {
-		return a.settleFailed(ctx, o.Target, in, w)
+		return a.settleFailed(ctx, target, in, w)
 	}
 	if w.Intent != nil {
 		// The outcome of an earlier write is unknown: what the target holds comes first.
-		if err := a.reconcile(ctx, o.Target, in, &w); err != nil {
+		if err := a.reconcile(ctx, target, in, &w); err != nil {
 			// Still unknown: the intent and the seats stay for the next attempt.
 			if scim.IsAuth(err) {
 				return steps.UserOutcome{}, targetError(err)
@@ -152,7 +171,7 @@ func (a *Activities) ProvisionUser(ctx context.Context, in steps.UserStep) (step
 			return steps.UserOutcome{}, err
 		}
 	}
-	r, err := a.provision(ctx, o.Target, in.Org, w)
+	r, err := a.provision(ctx, target, in.Org, w)
 	if r.holds != nil {
 		// The target holds an account for this user that we have not linked yet (created or
 		// adopted, then a later step failed): link it with the state it has.
@@ -193,6 +212,33 @@ func (a *Activities) ProvisionUser(ctx context.Context, in steps.UserStep) (step
 		return steps.UserOutcome{}, err
 	}
 	return steps.UserOutcome{Seq: in.Seq, ExternalID: it.ExternalID, Status: r.status}, nil
+}
+
+// tickingTarget is the target of one ProvisionUser attempt: each answered request is
+// progress (a heartbeat).
+type tickingTarget struct {
+	Target
+	p *progress
+}
+
+func (t tickingTarget) CreateUser(ctx context.Context, ext scim.Extension, d plan.Desired) (*scim.User, error) {
+	defer t.p.tick()
+	return t.Target.CreateUser(ctx, ext, d)
+}
+
+func (t tickingTarget) FindUserByExternalID(ctx context.Context, ext scim.Extension, externalID string) (*scim.User, error) {
+	defer t.p.tick()
+	return t.Target.FindUserByExternalID(ctx, ext, externalID)
+}
+
+func (t tickingTarget) FindUserByUserName(ctx context.Context, ext scim.Extension, userName string) (*scim.User, error) {
+	defer t.p.tick()
+	return t.Target.FindUserByUserName(ctx, ext, userName)
+}
+
+func (t tickingTarget) UpdateUser(ctx context.Context, ext scim.Extension, id string, from, to plan.Desired) error {
+	defer t.p.tick()
+	return t.Target.UpdateUser(ctx, ext, id, from, to)
 }
 
 // reconcile reads what the target holds for a user whose last write's outcome is unknown
