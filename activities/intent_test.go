@@ -12,9 +12,11 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/usersync/usersync/internal/devstack"
 	"github.com/usersync/usersync/internal/devstack/devstacktest"
@@ -480,4 +482,193 @@ func TestUnknownPatchThatDidNotLandKeepsItsSeatForTheNextRunsWrite(t *testing.T)
 	require.Equal(t, vocab.Updated, o.Status)
 	require.Equal(t, []string{"Meeting", "Webinar"}, accountsOf(t, ctx, tg, "ann")[0].Products)
 	require.Equal(t, []string{"Meeting", "Webinar"}, seatsHeld(t, ctx, st, org, "ann"))
+}
+
+// Two creates whose outcome is unknown (ann's landed and its 201 was lost; bob's was answered
+// 503 and did not land), then the run is cancelled. In the next run both fail a check before
+// provisioning (their email domain is no longer validated). Their failure is recorded only
+// after the target was read: ann's account is linked as it is, with the seats of what it
+// holds (no account of ours outside our records); bob's seats go back and his intent closes.
+func TestFailedCheckAfterAnUnknownCreateReadsTheTargetFirst(t *testing.T) {
+	for name, start := range map[string]func(*testing.T) intentTarget{"sandbox": sandboxTarget, "scimmy": scimmyTarget} {
+		t.Run(name, func(t *testing.T) { failedCheckAfterUnknownCreate(t, start(t)) })
+	}
+}
+
+func failedCheckAfterUnknownCreate(t *testing.T, tg intentTarget) {
+	const org, group = "acme", "cn=staff,ou=groups,dc=acme,dc=test"
+	ann, bob := createItem("ann", "Webinar"), createItem("bob", "Webinar")
+	st, ctx := runWith(t, org, "acme/run/1", ann, bob)
+	require.NoError(t, st.SetLicense(ctx, org, "test", "Webinar", 5))
+	require.NoError(t, st.SetDomain(ctx, org, "test", "acme.test", true))
+	_, err := st.Pool().Exec(ctx, `INSERT INTO rules (org, id, priority, group_dn, role, products) VALUES ($1, 1, 1, $2, 'Member', '{Webinar}')`, org, group)
+	require.NoError(t, err)
+	acts := &Activities{Store: st, Orgs: Single(org, Org{Target: tg.client})}
+	run1 := steps.RunRef{Org: org, RunID: "acme/run/1"}
+	for seq, it := range []plan.Item{ann, bob} {
+		r, err := acts.CheckLicenses(ctx, steps.SeatsInput{UserStep: steps.UserStep{RunRef: run1, Seq: seq}, ExternalID: it.ExternalID, Products: it.NewSeats})
+		require.NoError(t, err)
+		require.True(t, r.Continue)
+	}
+	tg.dropNext(http.MethodPost)
+	_, err = provisionAttempt(t, acts, steps.UserStep{RunRef: run1, Seq: 0})
+	require.ErrorContains(t, err, "network error")
+	tg.failNext(1)
+	_, err = provisionAttempt(t, acts, steps.UserStep{RunRef: run1, Seq: 1})
+	require.ErrorContains(t, err, "503")
+	// The run is cancelled here: both outcomes unknown, both seats kept.
+	require.Len(t, accountsOf(t, ctx, tg, "ann"), 1)
+	require.Empty(t, accountsOf(t, ctx, tg, "bob"))
+	require.Equal(t, []string{"Webinar"}, seatsHeld(t, ctx, st, org, "bob"))
+
+	// Later: the writes are older than searchSettle, so "not found" is trusted.
+	_, err = st.Pool().Exec(ctx, `UPDATE write_intents SET opened_at = opened_at - interval '1 hour'`)
+	require.NoError(t, err)
+	posts := tg.posts()
+	const run2 = "acme/run/2"
+	require.NoError(t, st.BeginRun(ctx, org, run2, vocab.KindScheduled, false))
+	var users []directory.User
+	for _, id := range []string{"ann", "bob"} {
+		users = append(users, directory.User{ExternalID: id, UserName: id + "@other.test", Email: id + "@other.test", Groups: []string{group}})
+	}
+	require.NoError(t, st.WriteSnapshot(ctx, run2, users))
+	res, err := acts.PlanRun(ctx, steps.PlanInput{RunRef: steps.RunRef{Org: org, RunID: run2}})
+	require.NoError(t, err)
+	require.Equal(t, 2, res.Fails)
+	ev, err := acts.EvaluatePage(ctx, steps.PageRef{RunRef: steps.RunRef{Org: org, RunID: run2}, From: 0, To: res.Items})
+	require.NoError(t, err)
+	require.Len(t, ev.Users, 2, "both go on to read the target first")
+	for _, u := range ev.Users {
+		o, err := provisionAttempt(t, acts, steps.UserStep{RunRef: steps.RunRef{Org: org, RunID: run2}, Seq: u.Seq})
+		require.NoError(t, err)
+		require.Equal(t, vocab.DomainNotValidated, o.FailureType, u.ExternalID)
+	}
+
+	accounts := accountsOf(t, ctx, tg, "ann")
+	require.Len(t, accounts, 1, "never created twice")
+	require.True(t, accounts[0].Active, "kept as it is")
+	require.Equal(t, accounts[0].Products, seatsHeld(t, ctx, st, org, "ann"), "seats follow what the account holds")
+	linked, err := st.LinkedTo(ctx, org, accounts[0].ID)
+	require.NoError(t, err)
+	require.Equal(t, "ann", linked, "within reach of the leavers pass")
+	require.Empty(t, seatsHeld(t, ctx, st, org, "bob"), "the write did not land: its seat goes back")
+	require.Equal(t, posts, tg.posts(), "nothing was written for the failed users")
+	for _, id := range []string{"ann", "bob"} {
+		i, err := st.OpenIntentOf(ctx, org, id)
+		require.NoError(t, err)
+		require.Nil(t, i, "%s: settled", id)
+		fs, err := st.Failures(ctx, org, vocab.Filter{User: id})
+		require.NoError(t, err)
+		require.Len(t, fs, 1)
+		require.Equal(t, vocab.DomainNotValidated, fs[0].Type)
+	}
+}
+
+// A target whose search index lags behind its writes: the create's 201 is lost, and right
+// after it the account is not found by externalId or userName yet (its userName is taken
+// all the same). The next attempt does not trust that "not found": it sends nothing and is
+// retried once the write is older than searchSettle, and then finds and links the account.
+// Created once, linked, its seat kept throughout.
+func TestNotFoundRightAfterAnUnknownCreateIsStillUnknown(t *testing.T) {
+	const org, run = "acme", "acme/run/1"
+	sb := scimsandbox.New(scimsandbox.Options{Token: "intent-test-token"})
+	srv := httptest.NewServer(sb)
+	t.Cleanup(srv.Close)
+	client := scim.New(scim.Config{BaseURL: srv.URL, Token: "intent-test-token", MaxAttempts: 1})
+	settle := searchSettle
+	searchSettle = 2 * time.Second
+	t.Cleanup(func() { searchSettle = settle })
+	const lag = 1500 * time.Millisecond
+	sb.SetSearchLag(lag)
+
+	ann := createItem("ann", "Webinar")
+	st, ctx := runWith(t, org, run, ann)
+	require.NoError(t, st.SetLicense(ctx, org, "test", "Webinar", 1))
+	acts := &Activities{Store: st, Orgs: Single(org, Org{Target: client})}
+	step := steps.UserStep{RunRef: steps.RunRef{Org: org, RunID: run}}
+	_, err := acts.CheckLicenses(ctx, steps.SeatsInput{UserStep: step, ExternalID: "ann", Products: ann.NewSeats})
+	require.NoError(t, err)
+	sb.DropAnswers(1, http.MethodPost)
+	sent := time.Now()
+	_, err = provisionAttempt(t, acts, step)
+	require.ErrorContains(t, err, "network error")
+
+	_, err = provisionAttempt(t, acts, step) // at once: the search does not find it yet
+	require.Less(t, time.Since(sent), lag, "the test's second attempt came within the lag")
+	var ae *temporal.ApplicationError
+	require.True(t, errors.As(err, &ae), "still unknown, retried: %v", err)
+	require.False(t, ae.NonRetryable())
+	require.ErrorContains(t, err, "not found by the target's search yet")
+	require.Equal(t, 1, sb.Stats().Count("POST", "/Users"), "nothing sent on a search that may lag")
+	require.Equal(t, []string{"Webinar"}, seatsHeld(t, ctx, st, org, "ann"))
+
+	time.Sleep(time.Until(sent.Add(searchSettle)))
+	o, err := provisionAttempt(t, acts, step)
+	require.NoError(t, err)
+	require.Equal(t, vocab.Created, o.Status)
+	require.Len(t, sb.Users(), 1, "created once")
+	require.Equal(t, 1, sb.Stats().Count("POST", "/Users"))
+	w, err := st.UserWork(ctx, org, run, 0)
+	require.NoError(t, err)
+	require.NotNil(t, w.Applied, "linked")
+	require.Equal(t, sb.Users()[0].ID, w.Applied.ScimID)
+	require.Nil(t, w.Intent)
+	require.Equal(t, []string{"Webinar"}, seatsHeld(t, ctx, st, org, "ann"))
+}
+
+// provisionStepOptions are provisionOptions scaled down: a one-second heartbeat timeout, a
+// StartToClose long enough that a test which waits for it is a failed test, quick retries.
+var provisionStepOptions = workflow.ActivityOptions{
+	StartToCloseTimeout: 20 * time.Second,
+	HeartbeatTimeout:    time.Second,
+	RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 10 * time.Millisecond, BackoffCoefficient: 1, MaximumAttempts: 3},
+}
+
+// A create that the target carries out and never answers, sent by a client without a
+// timeout of its own: the attempt makes no progress, so it is stopped within the heartbeat
+// timeout (not held for its StartToClose), the request with it; the retry reads the account
+// the write created and links it. Created once.
+func TestHungProvisionAttemptIsStoppedWithinTheHeartbeatTimeoutAndRetried(t *testing.T) {
+	const org, run = "acme", "acme/run/1"
+	sb := scimsandbox.New(scimsandbox.Options{Token: "intent-test-token"})
+	var hung, abandoned atomic.Bool
+	var stalledFor atomic.Int64
+	var afterHung atomic.Int32 // requests that arrived while the hung one still ran
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && hung.CompareAndSwap(false, true) {
+			sb.ServeHTTP(httptest.NewRecorder(), r) // created; the answer never comes
+			began := time.Now()
+			<-r.Context().Done()
+			stalledFor.Store(int64(time.Since(began)))
+			abandoned.Store(true)
+			return
+		}
+		if hung.Load() && !abandoned.Load() {
+			afterHung.Add(1)
+		}
+		sb.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	client := scim.New(scim.Config{BaseURL: srv.URL, Token: "intent-test-token", MaxAttempts: 1, HTTPClient: &http.Client{}})
+	st, ctx := runWith(t, org, run, createItem("ann", "Webinar"))
+	require.NoError(t, st.SetLicense(ctx, org, "test", "Webinar", 1))
+	_, _, err := st.ReserveSeats(ctx, org, "ann", []string{"Webinar"})
+	require.NoError(t, err)
+	acts := &Activities{Store: st, Orgs: Single(org, Org{Target: client})}
+
+	began := time.Now()
+	var o steps.UserOutcome
+	err = stepRun(t, acts, steps.ProvisionUser, provisionStepOptions, steps.UserStep{RunRef: steps.RunRef{Org: org, RunID: run}}, &o, nil)
+	require.NoError(t, err)
+	require.Less(t, time.Since(began), 8*time.Second, "the hung attempt was not held until its StartToClose")
+	require.True(t, abandoned.Load(), "the hung attempt gave its request up")
+	require.Less(t, time.Duration(stalledFor.Load()), 2*provisionStepOptions.HeartbeatTimeout, "stopped within the heartbeat timeout")
+	require.Zero(t, afterHung.Load(), "the retry never ran beside the hung attempt")
+	require.Equal(t, vocab.Created, o.Status)
+	require.Len(t, sb.Users(), 1, "created once")
+	w, err := st.UserWork(ctx, org, run, 0)
+	require.NoError(t, err)
+	require.NotNil(t, w.Applied)
+	require.Equal(t, sb.Users()[0].ID, w.Applied.ScimID)
+	require.Equal(t, []string{"Webinar"}, seatsHeld(t, ctx, st, org, "ann"))
 }

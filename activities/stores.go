@@ -55,6 +55,8 @@ type UserStore interface {
 	ReserveSeats(ctx context.Context, org, externalID string, products []string) (short string, seats int, err error)
 	ReleaseUnsent(ctx context.Context, org, externalID string, products []string) error
 	OpenIntent(ctx context.Context, org, externalID, userName, runID, action string) error
+	OpenIntentsAmong(ctx context.Context, org string, externalIDs []string) (map[string]bool, error)
+	SettleUnsent(ctx context.Context, org, externalID string) error
 	SaveProvisioned(ctx context.Context, org, scimID string, d plan.Desired, runID, outcome string) error
 	SaveLinked(ctx context.Context, org, scimID string, d plan.Desired, keep []string, runID, outcome string) error
 	RecordFailure(ctx context.Context, org, runID, externalID, userName string, f vocab.Failure) error

@@ -26,9 +26,13 @@ func (a *Activities) EvaluatePage(ctx context.Context, in steps.PageRef) (steps.
 		return steps.PageEvaluation{}, err
 	}
 	ev := steps.PageEvaluation{Failures: map[string]int{}}
+	unsettled, err := a.openIntentsOfFailed(ctx, in.Org, items)
+	if err != nil {
+		return steps.PageEvaluation{}, err
+	}
 	for i, it := range items {
 		step := steps.UserStep{RunRef: in.RunRef, Seq: in.From + i}
-		if it.Action == plan.Fail && it.Failure != nil {
+		if it.Action == plan.Fail && it.Failure != nil && !unsettled[it.ExternalID] {
 			// Seats held without an account or a write (a reservation never used) go back.
 			if len(it.ReleaseSeats) > 0 {
 				if err := a.Store.ReleaseUnsent(ctx, in.Org, it.ExternalID, it.ReleaseSeats); err != nil {
@@ -41,10 +45,27 @@ func (a *Activities) EvaluatePage(ctx context.Context, in steps.PageRef) (steps.
 			ev.Failures[it.Failure.Type]++
 			continue
 		}
+		// A failed user whose earlier write's outcome is unknown goes on too, without seats:
+		// the provisioning step reads the target for that write first (settleFailed).
 		ev.Users = append(ev.Users, steps.UserPlan{Seq: step.Seq, ExternalID: it.ExternalID, Seats: it.NewSeats,
 			Action: string(it.Action)})
 	}
 	return ev, nil
+}
+
+// openIntentsOfFailed returns which of the users the plan failed have an open write intent
+// (one query, none when nothing failed).
+func (a *Activities) openIntentsOfFailed(ctx context.Context, org string, items []plan.Item) (map[string]bool, error) {
+	var ids []string
+	for _, it := range items {
+		if it.Action == plan.Fail && it.Failure != nil {
+			ids = append(ids, it.ExternalID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	return a.Store.OpenIntentsAmong(ctx, org, ids)
 }
 
 // CheckLicenses takes the seats the plan granted, in one transaction that also checks they
@@ -86,7 +107,23 @@ func (a *Activities) CheckLicenses(ctx context.Context, in steps.SeatsInput) (st
 // Each request is sent once (the worker's client makes one try per call): Temporal owns the
 // retries. An attempt starts only when the shared request pace has room for it (see admit),
 // so that no attempt spends its StartToClose waiting for slots.
-func (a *Activities) ProvisionUser(ctx context.Context, in steps.UserStep) (steps.UserOutcome, error) {
+//
+// The attempt heartbeats as it progresses (each store step and each request answered): an
+// attempt that stops progressing (a hung statement or request, a wait that never ends) is
+// stopped within provisionOptions' HeartbeatTimeout and retried, and one that never ran at
+// all (its start was recorded by the server but the task never reached a worker: a lost
+// dispatch on an overloaded server, a worker gone) times out after the HeartbeatTimeout,
+// not after the whole StartToClose. Cancellation (disable) does not stop a write once sent:
+// the requests run on the progress's write context.
+func (a *Activities) ProvisionUser(ctx context.Context, in steps.UserStep) (_ steps.UserOutcome, err error) {
+	ctx, p := startProgress(ctx, func() any { return nil })
+	defer p.end(&err)
+	wctx, cancel := p.writeContext(ctx)
+	defer cancel()
+	return a.provisionUser(wctx, in, p)
+}
+
+func (a *Activities) provisionUser(ctx context.Context, in steps.UserStep, p *progress) (steps.UserOutcome, error) {
 	o, err := a.org(ctx, in.Org)
 	if err != nil {
 		return steps.UserOutcome{}, err
@@ -95,6 +132,7 @@ func (a *Activities) ProvisionUser(ctx context.Context, in steps.UserStep) (step
 	if err != nil {
 		return steps.UserOutcome{}, err
 	}
+	p.tick()
 	if later > 0 {
 		// Nothing was sent: the seats stay reserved for the attempt at the user's turn.
 		return steps.UserOutcome{}, temporal.NewApplicationErrorWithOptions(fmt.Sprintf(
@@ -106,9 +144,14 @@ func (a *Activities) ProvisionUser(ctx context.Context, in steps.UserStep) (step
 	if err != nil {
 		return steps.UserOutcome{}, err
 	}
+	p.tick()
+	target := tickingTarget{Target: o.Target, p: p}
+	if w.Item.Action == plan.Fail {
+		return a.settleFailed(ctx, target, in, w)
+	}
 	if w.Intent != nil {
 		// The outcome of an earlier write is unknown: what the target holds comes first.
-		if err := a.reconcile(ctx, o.Target, in, &w); err != nil {
+		if err := a.reconcile(ctx, target, in, &w); err != nil {
 			// Still unknown: the intent and the seats stay for the next attempt.
 			if scim.IsAuth(err) {
 				return steps.UserOutcome{}, targetError(err)
@@ -128,7 +171,7 @@ func (a *Activities) ProvisionUser(ctx context.Context, in steps.UserStep) (step
 			return steps.UserOutcome{}, err
 		}
 	}
-	r, err := a.provision(ctx, o.Target, in.Org, w)
+	r, err := a.provision(ctx, target, in.Org, w)
 	if r.holds != nil {
 		// The target holds an account for this user that we have not linked yet (created or
 		// adopted, then a later step failed): link it with the state it has.
@@ -171,6 +214,33 @@ func (a *Activities) ProvisionUser(ctx context.Context, in steps.UserStep) (step
 	return steps.UserOutcome{Seq: in.Seq, ExternalID: it.ExternalID, Status: r.status}, nil
 }
 
+// tickingTarget is the target of one ProvisionUser attempt: each answered request is
+// progress (a heartbeat).
+type tickingTarget struct {
+	Target
+	p *progress
+}
+
+func (t tickingTarget) CreateUser(ctx context.Context, ext scim.Extension, d plan.Desired) (*scim.User, error) {
+	defer t.p.tick()
+	return t.Target.CreateUser(ctx, ext, d)
+}
+
+func (t tickingTarget) FindUserByExternalID(ctx context.Context, ext scim.Extension, externalID string) (*scim.User, error) {
+	defer t.p.tick()
+	return t.Target.FindUserByExternalID(ctx, ext, externalID)
+}
+
+func (t tickingTarget) FindUserByUserName(ctx context.Context, ext scim.Extension, userName string) (*scim.User, error) {
+	defer t.p.tick()
+	return t.Target.FindUserByUserName(ctx, ext, userName)
+}
+
+func (t tickingTarget) UpdateUser(ctx context.Context, ext scim.Extension, id string, from, to plan.Desired) error {
+	defer t.p.tick()
+	return t.Target.UpdateUser(ctx, ext, id, from, to)
+}
+
 // reconcile reads what the target holds for a user whose last write's outcome is unknown
 // (w.Intent): the account with the user's externalId, else the one with the userName that
 // write sent when it is ours (our externalId, or the account we linked). A found account is
@@ -181,21 +251,14 @@ func (a *Activities) ProvisionUser(ctx context.Context, in steps.UserStep) (step
 // (Seats reserved for products the account does not hold stay too: the write gives them.)
 func (a *Activities) reconcile(ctx context.Context, t Target, in steps.UserStep, w *store.UserWork) error {
 	it := w.Item
-	u, err := t.FindUserByExternalID(ctx, w.Extension, it.ExternalID)
-	if err == nil && u == nil && w.Intent.UserName != "" {
-		u, err = t.FindUserByUserName(ctx, w.Extension, w.Intent.UserName)
-		if u != nil && u.ExternalID != it.ExternalID && (w.Applied == nil || u.ID != w.Applied.ScimID) {
-			u = nil // someone else's account
-		}
-	}
-	if err != nil || u == nil {
+	u, err := findWritten(ctx, t, *w)
+	if err != nil {
 		return err
 	}
-	holds := u.State()
-	holds.ExternalID = it.ExternalID
-	if w.Applied != nil { // memberships are not user attributes: the applied ones stand
-		holds.UserGroup, holds.DeviceGroups = w.Applied.State.UserGroup, w.Applied.State.DeviceGroups
+	if u == nil {
+		return notFoundYet(*w)
 	}
+	holds := heldBy(u, *w)
 	if err := a.Store.SaveLinked(ctx, in.Org, u.ID, holds, keepFor(holds, it), in.RunID, ""); err != nil {
 		return err
 	}
@@ -204,6 +267,112 @@ func (a *Activities) reconcile(ctx context.Context, t Target, in steps.UserStep,
 		w.Item.Desired = plan.SuspendItem(*w.Applied, nil).Desired
 	}
 	return nil
+}
+
+// findWritten looks up the account the user's open write (w.Intent) may have written: the
+// one with the user's externalId, else the one with the userName the write sent when it is
+// ours (our externalId, or the account we linked). nil: not found.
+func findWritten(ctx context.Context, t Target, w store.UserWork) (*scim.User, error) {
+	it := w.Item
+	u, err := t.FindUserByExternalID(ctx, w.Extension, it.ExternalID)
+	if err == nil && u == nil && w.Intent.UserName != "" {
+		u, err = t.FindUserByUserName(ctx, w.Extension, w.Intent.UserName)
+		if u != nil && u.ExternalID != it.ExternalID && (w.Applied == nil || u.ID != w.Applied.ScimID) {
+			u = nil // someone else's account
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// searchSettle is how long after a write whose outcome is unknown a search that does not
+// find its account is not yet taken for "it did not land". Targets whose search index lags
+// behind their writes (eventually consistent stores) read a just-created account by id and
+// refuse its userName, but do not find it by filter yet: trusting that "not found" would
+// create the account again (a duplicate, or a 409 we cannot match to our externalId and
+// report as someone else's account) or give back the seats of an account that exists.
+// Within it the outcome stays unknown: the attempt is retried once the write is that old
+// (one attempt more, a few seconds later; no request is sent for it).
+var searchSettle = 10 * time.Second
+
+// notFoundYet is nil when the account of the open write w.Intent not being found can be
+// trusted (the write is older than searchSettle), else a retryable error whose next retry
+// comes when it can.
+func notFoundYet(w store.UserWork) error {
+	if w.Intent == nil || w.Intent.Age >= searchSettle {
+		return nil
+	}
+	wait := searchSettle - w.Intent.Age
+	return temporal.NewApplicationErrorWithOptions(fmt.Sprintf(
+		"the account of the %s sent %v ago is not found by the target's search yet: searched again in %v, as the target's index may lag",
+		w.Intent.Action, w.Intent.Age.Round(time.Millisecond), wait.Round(time.Millisecond)),
+		vocab.TargetUnavailable, temporal.ApplicationErrorOptions{NextRetryDelay: wait})
+}
+
+// heldBy is the state account u holds as the user's linked account.
+func heldBy(u *scim.User, w store.UserWork) plan.Desired {
+	holds := u.State()
+	holds.ExternalID = w.Item.ExternalID
+	if w.Applied != nil { // memberships are not user attributes: the applied ones stand
+		holds.UserGroup, holds.DeviceGroups = w.Applied.State.UserGroup, w.Applied.State.DeviceGroups
+	}
+	return holds
+}
+
+// settleFailed is the step of a user the plan failed before provisioning (a check: domain
+// not validated, invalid data, out of licenses; or its suspension held) whose earlier write's
+// outcome is unknown: EvaluatePage hands such a user on instead of recording its failure, so
+// that the failure neither keeps seats for a write that never landed nor leaves an account
+// that write created outside our records (and out of the leavers pass's reach). It writes
+// nothing to the account. What the target holds is read first (as reconcile does):
+//   - found: the account is linked as it is, with the seats of what it holds (the others go
+//     back) and the intent closed. It is not suspended: a linked user who fails a check keeps
+//     its account as it is until it leaves scope, and this one is treated the same; a held
+//     suspension stays held, for the admin's approval.
+//   - not found: the write never landed. The intent closes and the seats go back; a held
+//     suspension has nothing to suspend (settled, as a leaver's would be).
+//
+// Then the plan's failure is recorded. An attempt that finds no intent (an earlier attempt
+// settled it) only records the failure.
+func (a *Activities) settleFailed(ctx context.Context, t Target, in steps.UserStep, w store.UserWork) (steps.UserOutcome, error) {
+	it := w.Item
+	if w.Intent != nil {
+		u, err := findWritten(ctx, t, w)
+		if err != nil { // still unknown: the intent and the seats stay for the next attempt
+			if scim.IsAuth(err) {
+				return steps.UserOutcome{}, targetError(err)
+			}
+			return steps.UserOutcome{}, retryLater(err, provisionBackoff(ctx))
+		}
+		if u == nil {
+			if err := notFoundYet(w); err != nil {
+				return steps.UserOutcome{}, err
+			}
+			if err := a.Store.SettleUnsent(ctx, in.Org, it.ExternalID); err != nil {
+				return steps.UserOutcome{}, err
+			}
+		} else {
+			holds := heldBy(u, w)
+			if err := a.Store.SaveProvisioned(ctx, in.Org, u.ID, holds, in.RunID, vocab.Reconciled); err != nil {
+				return steps.UserOutcome{}, err
+			}
+			w.Applied = &plan.Applied{ExternalID: it.ExternalID, ScimID: u.ID, State: holds}
+		}
+	} else if len(it.ReleaseSeats) > 0 {
+		if err := a.Store.ReleaseUnsent(ctx, in.Org, it.ExternalID, it.ReleaseSeats); err != nil {
+			return steps.UserOutcome{}, err
+		}
+	}
+	if it.Failure == nil { // a failed item always carries its failure
+		return steps.UserOutcome{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("run %s item %d: failed without a failure", in.RunID, in.Seq), "invalid_work", nil)
+	}
+	if it.Failure.Type == vocab.SuspensionHeld && w.Applied == nil {
+		return a.settle(ctx, in, it)
+	}
+	return a.fail(ctx, in, it, *it.Failure, false)
 }
 
 // keepFor is the seats a user keeps while its write is unfinished: those of the products its
@@ -344,6 +513,10 @@ func (a *Activities) RecordUserFailure(ctx context.Context, in steps.UserFailure
 		return steps.UserOutcome{}, err
 	}
 	f := in.Failure
+	if w.Item.Action == plan.Fail && w.Item.Failure != nil {
+		// The plan's failure stands; the target could not be read for the earlier write.
+		f = *w.Item.Failure
+	}
 	if w.Intent != nil {
 		f.Message += fmt.Sprintf("; to reconcile: the outcome of the %s sent by run %s is unknown (the target may hold it), "+
 			"so the user's seats are kept and the next sync reads the account in the target before anything else", w.Intent.Action, w.Intent.RunID)

@@ -34,6 +34,11 @@ var stepOptions = workflow.LocalActivityOptions{
 //     attempt starts only when the shared pace's queue is at most activities.paceWithin = 5 s
 //     long, 10 s for one coming back at its turn; else it is sent away with its turn as the
 //     retry delay, outside this timeout) and taking at most the client's 30 s HTTP timeout.
+//   - Heartbeat 90 s: the attempt heartbeats after each store step and each answered request,
+//     whose slot and HTTP timeout stay well under it (a 409's create and lookup, both at
+//     their limits, may not: the attempt is then retried, its write intent kept). An attempt
+//     that stops progressing, or whose start was recorded but never reached a worker (a lost
+//     dispatch on an overloaded server), ends after 90 s instead of the whole StartToClose.
 //   - Backoff 2 s doubling, capped at 1 min (2, 4, 8, 16, 32, then 60 s).
 //   - MaximumAttempts 20: nineteen retries wait 2+4+8+16+32+14x60 s = 15 min in all, so a
 //     target unavailable for 5 minutes recovers with room to spare. A step sent away by the
@@ -45,6 +50,7 @@ var stepOptions = workflow.LocalActivityOptions{
 var provisionOptions = workflow.ActivityOptions{
 	TaskQueue:           SCIMTaskQueue,
 	StartToCloseTimeout: 3 * time.Minute,
+	HeartbeatTimeout:    90 * time.Second,
 	WaitForCancellation: true, // a cancelled run ends after its in-flight writes, not before
 	RetryPolicy: &temporal.RetryPolicy{
 		InitialInterval:    2 * time.Second,

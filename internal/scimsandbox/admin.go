@@ -9,7 +9,8 @@ package scimsandbox
 //	POST /_sandbox/reset-stats    zero the counters
 //	POST /_sandbox/config         {"latencyMs": 50, "seats": {"Meeting": 100}, "rateLimit": 10,
 //	                               "failNext": {"count": 2, "status": 503},
-//	                               "dropAnswers": {"count": 1, "method": "POST"}}; absent fields stay;
+//	                               "dropAnswers": {"count": 1, "method": "POST"}, "searchLagMs": 5000};
+//	                               absent fields stay;
 //	                               "seats" replaces all limits
 //	POST /_sandbox/seed           ["a@example.com", ...]: pre-existing accounts (no externalId)
 //	GET  /_sandbox/users          every user as JSON (see User)
@@ -162,6 +163,16 @@ func (s *Server) DropAnswers(n int, method string) {
 	s.dropCount, s.dropMethod = n, strings.ToUpper(method)
 }
 
+// SetSearchLag makes filtered lists (GET /Users?filter=..., GET /Groups?filter=...) leave out
+// the resources created less than d ago, as a target whose search index lags behind its
+// writes does: a just-created account is there (GET /Users/{id} finds it, its userName is
+// taken) but a search by externalId or userName does not find it yet. 0 turns it off.
+func (s *Server) SetSearchLag(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.searchLag = d
+}
+
 // Stats returns a copy of the request counters.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
@@ -224,6 +235,9 @@ func (s *Server) GroupMembers(displayName string) []string {
 	return out
 }
 
+// maxSearchLagMs bounds POST /_sandbox/config's searchLagMs (10 minutes).
+const maxSearchLagMs = 600_000
+
 // adminConfig is the body of POST /_sandbox/config.
 type adminConfig struct {
 	LatencyMs *int           `json:"latencyMs"`
@@ -237,6 +251,7 @@ type adminConfig struct {
 		Count  int    `json:"count"`
 		Method string `json:"method"`
 	} `json:"dropAnswers"`
+	SearchLagMs *int `json:"searchLagMs"`
 }
 
 func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request, path string) {
@@ -274,6 +289,13 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request, path string)
 		if c.LatencyMs != nil && (*c.LatencyMs < 0 || int64(*c.LatencyMs) > MaxLatency.Milliseconds()) {
 			writeError(w, badRequest("invalidValue", "latencyMs %d: want 0 to %d", *c.LatencyMs, MaxLatency.Milliseconds()))
 			return
+		}
+		if c.SearchLagMs != nil && (*c.SearchLagMs < 0 || *c.SearchLagMs > maxSearchLagMs) {
+			writeError(w, badRequest("invalidValue", "searchLagMs %d: want 0 to %d", *c.SearchLagMs, maxSearchLagMs))
+			return
+		}
+		if c.SearchLagMs != nil {
+			s.SetSearchLag(time.Duration(*c.SearchLagMs) * time.Millisecond)
 		}
 		if c.LatencyMs != nil {
 			s.SetLatency(time.Duration(*c.LatencyMs) * time.Millisecond)

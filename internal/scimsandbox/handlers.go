@@ -217,8 +217,9 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, kind string) *scim
 	base := baseURL(r)
 	s.mu.Lock()
 	var matched []*resource
+	fresh := s.now().Add(-s.searchLag) // SetSearchLag: younger resources are not in filtered lists yet
 	for _, res := range s.candidates(kind, f) {
-		if f == nil || f.match(res.attrs) {
+		if f == nil || f.match(res.attrs) && (s.searchLag <= 0 || !res.created.After(fresh)) {
 			matched = append(matched, res)
 		}
 	}

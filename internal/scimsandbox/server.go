@@ -77,8 +77,9 @@ type Server struct {
 	limiter    *rate.Limiter
 	failCount  int
 	failStatus int
-	dropCount  int    // DropAnswers: requests left to carry out and answer with nothing
-	dropMethod string // ... of this method
+	dropCount  int           // DropAnswers: requests left to carry out and answer with nothing
+	dropMethod string        // ... of this method
+	searchLag  time.Duration // SetSearchLag
 	stats      Stats
 }
 

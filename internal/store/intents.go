@@ -18,6 +18,9 @@ type Intent struct {
 	Action   string    `json:"action"` // plan.Action
 	UserName string    `json:"userName"`
 	OpenedAt time.Time `json:"openedAt"`
+	// Age is how long ago the intent was opened, by the database's clock (set by UserWork and
+	// BeginUserWrite only).
+	Age time.Duration `json:"-"`
 }
 
 // OpenIntent records that run runID is about to write to the account of externalID (action
@@ -62,6 +65,40 @@ func (s *Store) ReleaseUnsent(ctx context.Context, org, externalID string, produ
 		return fmt.Errorf("close write intent: %w", err)
 	}
 	return nil
+}
+
+// SettleUnsent records that the user's open write did not happen (the target does not hold
+// what it sent) and that nothing else is written for the user in this run: its intent, if
+// any, is closed and every seat it holds goes back but those of products its linked account
+// holds, in one statement.
+func (s *Store) SettleUnsent(ctx context.Context, org, externalID string) error {
+	_, err := s.pool.Exec(ctx, `WITH
+		closed AS (DELETE FROM write_intents WHERE org=$1 AND external_id=$2 RETURNING 1)
+		DELETE FROM seats s WHERE org=$1 AND external_id=$2
+		AND NOT EXISTS (SELECT 1 FROM user_state u WHERE u.org=$1 AND u.external_id=$2 AND s.product = ANY(u.products))`,
+		org, externalID)
+	if err != nil {
+		return fmt.Errorf("settle write intent: %w", err)
+	}
+	return nil
+}
+
+// OpenIntentsAmong returns which of the users externalIDs have an open write.
+func (s *Store) OpenIntentsAmong(ctx context.Context, org string, externalIDs []string) (map[string]bool, error) {
+	rows, err := s.pool.Query(ctx, `SELECT external_id FROM write_intents WHERE org=$1 AND external_id = ANY($2)`,
+		org, nonNil(externalIDs))
+	if err != nil {
+		return nil, fmt.Errorf("read write intents: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("read write intents: %w", err)
+	}
+	out := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		out[id] = true
+	}
+	return out, nil
 }
 
 // OpenIntents returns the users with an open write, by externalId, with the userName it
