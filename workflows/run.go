@@ -70,6 +70,7 @@ func SyncRunWorkflow(ctx workflow.Context, in RunInput) (steps.RunSummary, error
 		}
 		prog.StartedAt, prog.Phase, prog.Items = fin.StartedAt, "provisioning", fin.Plan.Items
 		prog.PagesDone, prog.UsersDone = r.NextPage, r.UsersDone
+		prog.UsersFailed = fin.Outcomes[vocab.Failed]
 	} else {
 		fin, queue, err = readAndPlan(ctx, &in, ref, &prog)
 	}
@@ -230,6 +231,8 @@ func fanOut(ctx workflow.Context, in RunInput, queue string, prog *Progress, fin
 					fin.Outcomes[k] += v
 					prog.UsersDone += v
 				}
+				// Only the query reads it: no command changes, histories replay as before.
+				prog.UsersFailed = fin.Outcomes[vocab.Failed]
 				for k, v := range r.Failures {
 					fin.Failures[k] += v
 				}
