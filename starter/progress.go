@@ -196,7 +196,8 @@ func (p *progressView) text(s progressSnap, now time.Time, final bool) string {
 		fmt.Fprintf(&b, " (%s)", shortDuration(now.Sub(p.phaseAt)))
 		return b.String()
 	}
-	if s.Total <= 0 {
+	if s.Total <= 0 { // a run with no user to write, a dry run, or one that stopped before
+		b.WriteString(", 0 users written")
 		return b.String()
 	}
 	if p.bar {
@@ -214,7 +215,7 @@ func (p *progressView) text(s progressSnap, now time.Time, final bool) string {
 	default:
 		b.WriteString(", - users/s")
 	}
-	if !final {
+	if !final && s.Done < s.Total { // no ETA once all users are done (groups)
 		eta := "-"
 		if known {
 			eta = shortDuration(time.Duration(float64(max(s.Total-s.Done, 0)) / rate * float64(time.Second)))

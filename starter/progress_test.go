@@ -57,7 +57,7 @@ func TestProgressLinesOnePerPhaseAndEveryFewSeconds(t *testing.T) {
 2026-12-02T04:00:01Z run usersync/acme/run/r1: planning (0s)
 2026-12-02T04:00:02Z run usersync/acme/run/r1: provisioning 0/1000 users (0%), - users/s, ETA -, 0 failed
 2026-12-02T04:00:07Z run usersync/acme/run/r1: provisioning 500/1000 users (50%), 98.0 users/s, ETA 5s, 3 failed
-2026-12-02T04:00:12Z run usersync/acme/run/r1: groups 1000/1000 users (100%), 99.0 users/s, ETA 0s, 4 failed
+2026-12-02T04:00:12Z run usersync/acme/run/r1: groups 1000/1000 users (100%), 99.0 users/s, 4 failed
 2026-12-02T04:00:13Z run usersync/acme/run/r1: succeeded 1000/1000 users (100%), 90.1 users/s, 4 failed
 `
 	if got := out.String(); got != want {
@@ -75,8 +75,8 @@ func TestProgressBarRedrawsOneLineAtMostFourTimesASecond(t *testing.T) {
 		"provisioning [--------------------] 0/1000 users (0%), - users/s, ETA -, 0 failed",
 		"provisioning [#####---------------] 250/1000 users (25%), 119.0 users/s, ETA 6s, 2 failed",
 		"provisioning [##########----------] 500/1000 users (50%), 98.0 users/s, ETA 5s, 3 failed ",
-		"groups [####################] 1000/1000 users (100%), 99.0 users/s, ETA 0s, 4 failed    ",
-		"succeeded [####################] 1000/1000 users (100%), 90.1 users/s, 4 failed     ",
+		"groups [####################] 1000/1000 users (100%), 99.0 users/s, 4 failed            ",
+		"succeeded [####################] 1000/1000 users (100%), 90.1 users/s, 4 failed",
 	}
 	want := "\r" + strings.Join(frames, "\r") + "\n"
 	if got := out.String(); got != want {
@@ -92,6 +92,19 @@ func TestProgressFinalCountsOfARunNotSeenRunning(t *testing.T) {
 	v.finish(snap("succeeded", 300, 300, 12))
 	want := "2026-12-02T04:00:00Z run usersync/acme/run/r1: succeeded 300/300 users (100%), - users/s, 12 failed\n"
 	if got := out.String(); got != want {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+}
+
+// A run that had no user to write (or a dry run) ends with its status alone.
+func TestProgressFinalLineOfARunWithoutUsers(t *testing.T) {
+	var out bytes.Buffer
+	c := newClock()
+	v := &progressView{w: &out, bar: true, now: c.now}
+	v.show(snap("planning", 0, 0, 0))
+	c.add(3 * time.Second)
+	v.finish(snap("succeeded", 0, 0, 0))
+	if got, want := out.String(), "\rplanning (0s)\rsucceeded, 0 users written\n"; got != want {
 		t.Errorf("got %q\nwant %q", got, want)
 	}
 }
