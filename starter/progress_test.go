@@ -96,6 +96,24 @@ func TestProgressFinalCountsOfARunNotSeenRunning(t *testing.T) {
 	}
 }
 
+// status --wait joins a run halfway: the rate counts only the users done since it looked.
+func TestProgressRateOfARunJoinedHalfway(t *testing.T) {
+	var out bytes.Buffer
+	c := newClock()
+	v := &progressView{w: &out, now: c.now}
+	v.show(snap("provisioning", 500, 1000, 7))
+	c.add(2 * time.Second)
+	v.show(snap("provisioning", 700, 1000, 9)) // too soon for a line
+	c.add(3 * time.Second)
+	v.show(snap("provisioning", 750, 1000, 9))
+	want := `2026-12-02T04:00:00Z run usersync/acme/run/r1: provisioning 500/1000 users (50%), - users/s, ETA -, 7 failed
+2026-12-02T04:00:05Z run usersync/acme/run/r1: provisioning 750/1000 users (75%), 50.0 users/s, ETA 5s, 9 failed
+`
+	if got := out.String(); got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+}
+
 // A run that had no user to write (or a dry run) ends with its status alone.
 func TestProgressFinalLineOfARunWithoutUsers(t *testing.T) {
 	var out bytes.Buffer
