@@ -209,7 +209,8 @@ func (a *app) showWaited(ctx context.Context, view *progressView, st *workflows.
 		}
 	}
 	if st.CurrentRun != nil {
-		if p := a.runProgress(ctx, st.CurrentRun); p.Phase != "" && p.RunID == st.CurrentRun.RunID {
+		// Not the status' own copy, whose phase is the run's kind: the run's answer only.
+		if p := a.runProgress(ctx, st.CurrentRun); p != st.CurrentRun && p.Phase != "" && p.RunID == st.CurrentRun.RunID {
 			view.show(snapOf(*p))
 		}
 	}
