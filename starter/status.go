@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -104,6 +105,28 @@ func (a *app) runProgress(ctx context.Context, cur *workflows.Progress) *workflo
 	if v.Get(&p) != nil {
 		return cur
 	}
+	// The run counts a page's users when the page ends; the pages running count theirs so far.
+	// A page that does not answer (ended meanwhile, or an older worker) adds nothing.
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, n := range p.PagesRunning {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v, err := tc.QueryWorkflow(qctx, workflows.PageWorkflowID(p.RunID, n), "", workflows.QueryPageProgress)
+			var r workflows.PageResult
+			if err != nil || v.Get(&r) != nil {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, c := range r.Outcomes {
+				p.UsersDone += c
+			}
+			p.UsersFailed += r.Outcomes[vocab.Failed]
+		}()
+	}
+	wg.Wait()
 	return &p
 }
 

@@ -78,9 +78,12 @@ type Progress struct {
 	PagesDone int       `json:"pagesDone"`
 	UsersDone int       `json:"usersDone"`
 	// UsersFailed are the users done with a failure (counted in UsersDone).
-	UsersFailed int  `json:"usersFailed"`
-	DryRun      bool `json:"dryRun,omitempty"`
-	Cancelling  bool `json:"cancelling,omitempty"`
+	UsersFailed int `json:"usersFailed"`
+	// PagesRunning are the page children started and not ended (PageWorkflowID): their
+	// users are not in the counts above yet (QueryPageProgress has them).
+	PagesRunning []int `json:"pagesRunning,omitempty"`
+	DryRun       bool  `json:"dryRun,omitempty"`
+	Cancelling   bool  `json:"cancelling,omitempty"`
 }
 
 // SyncState is UserSyncWorkflow's input and what it carries across continue-as-new.
