@@ -45,7 +45,7 @@ func mappingsCmd(a *app) *cobra.Command {
   starter mappings remove custom:office`,
 	}
 	list := &cobra.Command{
-		Use: "list", Short: "List the attribute mappings", Example: `  starter mappings list --json`, Args: cobra.NoArgs,
+		Use: "list", Short: "List the attribute mappings", Example: "  starter mappings list --output csv", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.printMappings(cmd) },
 	}
 	set := &cobra.Command{
@@ -77,7 +77,7 @@ func mappingsCmd(a *app) *cobra.Command {
 			return a.setMapping(cmd, "", target)
 		},
 	}
-	cmd.AddCommand(list, set, remove)
+	cmd.AddCommand(listing(list), listing(set), listing(remove))
 	return cmd
 }
 
@@ -106,17 +106,12 @@ func (a *app) printMappings(cmd *cobra.Command) error {
 	if ms == nil {
 		ms = []plan.Mapping{}
 	}
-	return a.emit(cmd, ms, func(w io.Writer) {
-		if len(ms) == 0 {
-			fmt.Fprintln(w, "No attribute mappings.")
-			return
-		}
-		tw := table(w, "SOURCE", "TARGET")
-		for _, m := range ms {
-			row(tw, m.Source, m.Target)
-		}
-		tw.Flush()
-	})
+	return emitRows(a, cmd, rowSet[plan.Mapping]{rows: ms, cols: mappingColumns, none: "No attribute mappings."})
+}
+
+var mappingColumns = []column[plan.Mapping]{
+	{"SOURCE", func(m plan.Mapping) string { return m.Source }},
+	{"TARGET", func(m plan.Mapping) string { return m.Target }},
 }
 
 // ---- licenses ----
@@ -172,7 +167,7 @@ the users left without a seat fail with out_of_licenses until seats are added an
 		}
 		return err
 	})
-	cmd.AddCommand(list, set)
+	cmd.AddCommand(listing(list), listing(set))
 	return cmd
 }
 
@@ -203,17 +198,15 @@ func (a *app) printLicenses(cmd *cobra.Command) error {
 	for i, l := range ls {
 		out[i] = licenseRow{License: l, Free: max(l.Seats-l.Used, 0)}
 	}
-	return a.emit(cmd, out, func(w io.Writer) {
-		if len(out) == 0 {
-			fmt.Fprintln(w, "No seat pools set (starter licenses set <product> <seats>).")
-			return
-		}
-		tw := table(w, "PRODUCT", "SEATS", "USED", "FREE")
-		for _, l := range out {
-			row(tw, l.Product, l.Seats, l.Used, l.Free)
-		}
-		tw.Flush()
-	})
+	return emitRows(a, cmd, rowSet[licenseRow]{rows: out, cols: licenseColumns,
+		none: "No seat pools set (starter licenses set <product> <seats>)."})
+}
+
+var licenseColumns = []column[licenseRow]{
+	{"PRODUCT", func(l licenseRow) string { return l.Product }},
+	{"SEATS", func(l licenseRow) string { return strconv.Itoa(l.Seats) }},
+	{"USED", func(l licenseRow) string { return strconv.Itoa(l.Used) }},
+	{"FREE", func(l licenseRow) string { return strconv.Itoa(l.Free) }},
 }
 
 // ---- domains ----
@@ -267,9 +260,9 @@ func domainsCmd(a *app) *cobra.Command {
 			},
 		}
 	}
-	cmd.AddCommand(list,
-		setter("validate", "Mark a domain as validated: its users can be provisioned", true),
-		setter("unvalidate", "Mark a domain as not validated: new users of it fail domain_not_validated", false))
+	cmd.AddCommand(listing(list),
+		listing(setter("validate", "Mark a domain as validated: its users can be provisioned", true)),
+		listing(setter("unvalidate", "Mark a domain as not validated: new users of it fail domain_not_validated", false)))
 	return cmd
 }
 
@@ -286,17 +279,12 @@ func (a *app) printDomains(cmd *cobra.Command) error {
 	if ds == nil {
 		ds = []store.Domain{}
 	}
-	return a.emit(cmd, ds, func(w io.Writer) {
-		if len(ds) == 0 {
-			fmt.Fprintln(w, "No domains.")
-			return
-		}
-		tw := table(w, "DOMAIN", "VALIDATED")
-		for _, d := range ds {
-			row(tw, d.Name, strconv.FormatBool(d.Validated))
-		}
-		tw.Flush()
-	})
+	return emitRows(a, cmd, rowSet[store.Domain]{rows: ds, cols: domainColumns, none: "No domains."})
+}
+
+var domainColumns = []column[store.Domain]{
+	{"DOMAIN", func(d store.Domain) string { return d.Name }},
+	{"VALIDATED", func(d store.Domain) string { return strconv.FormatBool(d.Validated) }},
 }
 
 // ---- catalog ----
@@ -309,7 +297,7 @@ func catalogCmd(a *app) *cobra.Command {
   starter catalog set --products Meeting,Webinar,Connect --roles Member,Admin --templates Standard`,
 	}
 	list := &cobra.Command{
-		Use: "list", Short: "Show the catalog", Example: `  starter catalog list --json`, Args: cobra.NoArgs,
+		Use: "list", Short: "Show the catalog", Example: "  starter catalog list --output json", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			db, err := a.store(ctx)
@@ -377,7 +365,7 @@ remove the rule first.`,
 	set.Flags().StringSliceVar(&products, "products", nil, "product names, comma-separated")
 	set.Flags().StringSliceVar(&roles, "roles", nil, "role names, comma-separated")
 	set.Flags().StringSliceVar(&templates, "templates", nil, "settings template names, comma-separated")
-	cmd.AddCommand(list, set)
+	cmd.AddCommand(listing(list), listing(set))
 	return cmd
 }
 
@@ -407,11 +395,28 @@ func (a *app) printCatalog(cmd *cobra.Command, cat rules.Catalog) error {
 			*l = []string{} // JSON [] rather than null
 		}
 	}
-	return a.emit(cmd, cat, func(w io.Writer) {
+	// The JSON keeps the catalog's shape, the table a line per list, the CSV a row per name.
+	var names []catalogName
+	for _, l := range []struct {
+		kind  string
+		names []string
+	}{{"product", cat.Products}, {"role", cat.Roles}, {"template", cat.Templates}} {
+		for _, n := range l.names {
+			names = append(names, catalogName{l.kind, n})
+		}
+	}
+	return emitRows(a, cmd, rowSet[catalogName]{rows: names, cols: catalogColumns, doc: cat, text: func(w io.Writer) {
 		tw := table(w)
 		row(tw, "Products:", strings.Join(cat.Products, ", "))
 		row(tw, "Roles:", strings.Join(cat.Roles, ", "))
 		row(tw, "Templates:", strings.Join(cat.Templates, ", "))
 		tw.Flush()
-	})
+	}})
+}
+
+type catalogName struct{ kind, name string }
+
+var catalogColumns = []column[catalogName]{
+	{"KIND", func(c catalogName) string { return c.kind }},
+	{"NAME", func(c catalogName) string { return c.name }},
 }

@@ -23,7 +23,7 @@ func seedDemoCmd(a *app) *cobra.Command {
 attribute mappings (internal/demo). What already matches is left alone, so running it twice
 changes nothing the second time. The directory content is loaded by the dev stack, not here.`,
 		Example: `  starter seed-demo
-  starter --org acme seed-demo --json`,
+  starter --org acme seed-demo --output json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()

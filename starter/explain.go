@@ -48,7 +48,7 @@ holding it, the rules that matched in priority order, which rule or attribute se
 the license decision, what the sync would do and how the desired state differs from the last
 state written to the target, and the user's current failure.`,
 		Example: `  starter explain anna.schmidt@example.com
-  starter explain 6f1c2a4e-8d9b-4e57-9a43-1d2c3b4a5f60 --json`,
+  starter explain 6f1c2a4e-8d9b-4e57-9a43-1d2c3b4a5f60 --output json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			q := strings.TrimSpace(args[0])

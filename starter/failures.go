@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -13,7 +14,7 @@ import (
 
 func failuresCmd(a *app) *cobra.Command {
 	var f vocab.Filter
-	cmd := &cobra.Command{
+	cmd := listing(&cobra.Command{
 		Use:   "failures",
 		Short: "List the users behind the failure banners, grouped by type",
 		Long: `failures lists every user with a current failure: userName, type, product, message, since
@@ -21,7 +22,8 @@ when and how many attempts, grouped by failure type with a count per type and wh
 With held suspensions it shows the held set's size and digest, which approve-suspensions names.`,
 		Example: `  starter failures
   starter failures --type out_of_licenses --product Webinar
-  starter failures --user anna.schmidt@example.com --json`,
+  starter failures --user anna.schmidt@example.com --output json
+  starter failures --output csv > failures.csv`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkFailureType(f.Type); err != nil {
@@ -47,15 +49,15 @@ With held suspensions it shows the held set's size and digest, which approve-sus
 					return err
 				}
 			}
-			return a.emit(cmd, recs, func(w io.Writer) {
+			return emitRows(a, cmd, rowSet[store.FailureRecord]{rows: recs, cols: failureColumns, text: func(w io.Writer) {
 				printFailures(w, recs, f)
 				if held > 0 {
 					fmt.Fprintf(w, "Held set: %d suspensions, digest %s. After checking the directory, approve exactly this set:\n"+
 						"  starter approve-suspensions --held %d --digest %s\n", held, digest, held, digest)
 				}
-			})
+			}})
 		},
-	}
+	})
 	failureFilterFlags(cmd, &f)
 	return cmd
 }
@@ -80,11 +82,17 @@ func printFailures(w io.Writer, recs []store.FailureRecord, f vocab.Filter) {
 				fmt.Fprintf(w, "  what to do: %s\n", advice)
 			}
 		}
-		tw := table(w, "  USER", "PRODUCT", "MESSAGE", "SINCE", "ATTEMPTS")
-		for _, r := range group {
-			row(tw, "  "+orDash(r.UserName), r.Product, r.Message, r.Since, r.Attempts)
-		}
-		tw.Flush()
+		writeTable(w, "  ", failureColumns[1:], group) // the type is the group's header
 		i = j
 	}
+}
+
+// failureColumns: the type first (the table shows it once per group).
+var failureColumns = []column[store.FailureRecord]{
+	{"TYPE", func(r store.FailureRecord) string { return r.Type }},
+	{"USER", func(r store.FailureRecord) string { return r.UserName }},
+	{"PRODUCT", func(r store.FailureRecord) string { return r.Product }},
+	{"MESSAGE", func(r store.FailureRecord) string { return r.Message }},
+	{"SINCE", func(r store.FailureRecord) string { return r.Since }},
+	{"ATTEMPTS", func(r store.FailureRecord) string { return strconv.Itoa(r.Attempts) }},
 }

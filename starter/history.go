@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"time"
@@ -17,7 +16,7 @@ import (
 func historyCmd(a *app) *cobra.Command {
 	var f store.HistoryFilter
 	var since, until string
-	cmd := &cobra.Command{
+	cmd := listing(&cobra.Command{
 		Use:   "history",
 		Short: "Show the administrative activity history, newest first",
 		Long: `history lists syncs, failures, retries, enable/disable, rule, setting, license, domain and
@@ -59,24 +58,9 @@ mapping changes with time, actor, action, status and details.`,
 			if es == nil {
 				es = []vocab.Event{}
 			}
-			return a.emit(cmd, es, func(w io.Writer) {
-				if len(es) == 0 {
-					fmt.Fprintln(w, "No matching events.")
-					return
-				}
-				tw := table(w, "TIME", "ACTOR", "TYPE", "ACTION", "STATUS", "DETAILS")
-				for _, e := range es {
-					details := ""
-					if len(e.Details) > 0 {
-						b, _ := json.Marshal(e.Details)
-						details = string(b)
-					}
-					row(tw, timeStr(e.At), e.Actor, e.Type, e.Action, e.Status, details)
-				}
-				tw.Flush()
-			})
+			return emitRows(a, cmd, rowSet[vocab.Event]{rows: es, cols: historyColumns, none: "No matching events."})
 		},
-	}
+	})
 	fl := cmd.Flags()
 	fl.StringVar(&f.Type, "type", "", "event type: "+strings.Join(vocab.EventTypes, ", "))
 	// Shadows the global --actor: history writes nothing, so here it filters.
@@ -97,4 +81,19 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 		return t, nil
 	}
 	return time.Time{}, fmt.Errorf("--since %q: want a duration such as 24h or an RFC 3339 time such as 2025-01-02T15:04:05Z", s)
+}
+
+var historyColumns = []column[vocab.Event]{
+	{"TIME", func(e vocab.Event) string { return timeStr(e.At) }},
+	{"ACTOR", func(e vocab.Event) string { return e.Actor }},
+	{"TYPE", func(e vocab.Event) string { return e.Type }},
+	{"ACTION", func(e vocab.Event) string { return e.Action }},
+	{"STATUS", func(e vocab.Event) string { return e.Status }},
+	{"DETAILS", func(e vocab.Event) string {
+		if len(e.Details) == 0 {
+			return ""
+		}
+		b, _ := json.Marshal(e.Details)
+		return string(b)
+	}},
 }

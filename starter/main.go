@@ -29,7 +29,9 @@ type app struct {
 	config.Common
 	settings *config.Settings // the common settings, bound to the global flags
 	actor    string
-	json     bool
+	output   string    // --output: table, json or csv
+	jsonFlag bool      // --json, deprecated: --output json
+	json     bool      // the output is JSON (resolved from the two above)
 	stderr   io.Writer // warnings
 	// answerTimeout bounds the wait for the org workflow's answer to an update.
 	answerTimeout time.Duration
@@ -83,14 +85,17 @@ mappings, licenses, validated domains, the catalog, failures and the activity hi
 			if strings.TrimSpace(a.actor) == "" {
 				return errors.New("--actor: empty")
 			}
-			return nil
+			return a.resolveOutput(cmd)
 		},
 	}
 	pf := root.PersistentFlags()
 	// The worker's common settings (internal/config): same flags, variables and validation.
 	a.settings.BindPFlags(pf)
 	pf.StringVar(&a.actor, "actor", envOr("USER", "cli"), "who is acting, recorded in the history (env USER)")
-	pf.BoolVar(&a.json, "json", false, "print machine-readable JSON")
+	pf.StringVarP(&a.output, "output", "o", outTable, "output format: table, json or csv (csv: listings only)")
+	// Deprecated, kept working and without a warning: scripts that merge standard error into
+	// the JSON they parse would break on one.
+	pf.BoolVar(&a.jsonFlag, "json", false, "deprecated: same as --output json")
 	pf.DurationVar(&a.answerTimeout, "answer-timeout", defaultAnswerTimeout, "how long to wait for the sync workflow to answer an action (needs a running worker)")
 
 	root.AddCommand(

@@ -340,7 +340,7 @@ func (a *app) printOrgChange(cmd *cobra.Command, r orgs.Repo, name, done string)
 	return a.emit(cmd, orgView(o, set), func(w io.Writer) { printOrg(w, o, set) })
 }
 
-// orgJSON is an organization as --json shows it: secrets as "set" or "not set".
+// orgJSON is an organization as --output json shows it: secrets as "set" or "not set".
 type orgJSON struct {
 	orgs.Org
 	Secrets map[string]string `json:"secrets"`
@@ -390,10 +390,10 @@ func rateText(r float64) string {
 }
 
 func orgsListCmd(a *app) *cobra.Command {
-	return &cobra.Command{
+	return listing(&cobra.Command{
 		Use:     "list",
 		Short:   "List the organizations that have settings",
-		Example: `  starter orgs list --json`,
+		Example: `  starter orgs list --output json`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -408,19 +408,18 @@ func orgsListCmd(a *app) *cobra.Command {
 			if all == nil {
 				all = []orgs.Org{}
 			}
-			return a.emit(cmd, all, func(w io.Writer) {
-				if len(all) == 0 {
-					fmt.Fprintln(w, "No organization has settings (starter orgs create).")
-					return
-				}
-				tw := table(w, "ORG", "VERSION", "DIRECTORY", "TARGET", "RATE")
-				for _, o := range all {
-					row(tw, o.Name, o.Version, o.Settings.Directory.URL, o.Settings.Target.URL, rateText(o.Settings.Target.Rate))
-				}
-				tw.Flush()
-			})
+			return emitRows(a, cmd, rowSet[orgs.Org]{rows: all, cols: orgColumns,
+				none: "No organization has settings (starter orgs create)."})
 		},
-	}
+	})
+}
+
+var orgColumns = []column[orgs.Org]{
+	{"ORG", func(o orgs.Org) string { return o.Name }},
+	{"VERSION", func(o orgs.Org) string { return fmt.Sprint(o.Version) }},
+	{"DIRECTORY", func(o orgs.Org) string { return o.Settings.Directory.URL }},
+	{"TARGET", func(o orgs.Org) string { return o.Settings.Target.URL }},
+	{"RATE", func(o orgs.Org) string { return rateText(o.Settings.Target.Rate) }},
 }
 
 func orgsShowCmd(a *app) *cobra.Command {
@@ -518,7 +517,7 @@ whole read: on a large directory it takes as long as a sync's). Target: reads
 what does not (never a secret) and fails when anything does not. CA and certificate files are
 read here, so run it where the worker runs.`,
 		Example: `  starter orgs test acme
-  starter orgs test acme --json`,
+  starter orgs test acme --output json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,7 +19,47 @@ import (
 	"github.com/usersync/usersync/internal/vocab"
 )
 
-// emit prints v as JSON with --json, else calls text.
+// The values of --output: table is the human form, json and csv are for programs.
+const (
+	outTable = "table"
+	outJSON  = "json"
+	outCSV   = "csv"
+)
+
+// rowsAnnotation marks the commands that print rows, the only ones --output csv accepts:
+// the others print a document (a summary, an organization) that has no columns.
+const rowsAnnotation = "usersync/rows"
+
+// listing marks c as printing rows.
+func listing(c *cobra.Command) *cobra.Command {
+	if c.Annotations == nil {
+		c.Annotations = map[string]string{}
+	}
+	c.Annotations[rowsAnnotation] = "yes"
+	return c
+}
+
+// resolveOutput checks --output (and the deprecated --json) before the command does anything.
+func (a *app) resolveOutput(cmd *cobra.Command) error {
+	switch a.output {
+	case outTable, outJSON, outCSV:
+	default:
+		return fmt.Errorf("--output %q: unknown format (valid: table, json, csv)", a.output)
+	}
+	if a.jsonFlag {
+		if cmd.Flags().Changed("output") && a.output != outJSON {
+			return fmt.Errorf("--json and --output %s: pick one (--json is --output json)", a.output)
+		}
+		a.output = outJSON
+	}
+	a.json = a.output == outJSON
+	if a.output == outCSV && cmd.Annotations[rowsAnnotation] == "" {
+		return fmt.Errorf("--output csv: `%s` prints no rows (use --output table or json)", cmd.CommandPath())
+	}
+	return nil
+}
+
+// emit prints v as JSON with --output json, else calls text.
 func (a *app) emit(cmd *cobra.Command, v any, text func(w io.Writer)) error {
 	w := cmd.OutOrStdout()
 	if a.json {
@@ -30,7 +71,114 @@ func (a *app) emit(cmd *cobra.Command, v any, text func(w io.Writer)) error {
 	return nil
 }
 
-// table writes aligned columns; call Flush when done.
+// column is one column of a listing: declared once, it names the table's and the CSV's
+// column and gives a row's value.
+type column[T any] struct {
+	name string
+	val  func(T) string
+}
+
+// rowSet is what a listing command prints.
+type rowSet[T any] struct {
+	rows []T
+	cols []column[T]
+	doc  any    // what --output json prints (nil: the rows)
+	none string // table: printed instead of an empty table
+	// text, when set, is the table form (a listing that is more than its table, status);
+	// the CSV still has the columns above.
+	text func(w io.Writer)
+}
+
+// emitRows prints a listing as --output asks.
+func emitRows[T any](a *app, cmd *cobra.Command, r rowSet[T]) error {
+	w := cmd.OutOrStdout()
+	switch {
+	case a.output == outCSV:
+		return writeCSV(w, r.cols, r.rows)
+	case a.json:
+		doc := r.doc
+		if doc == nil {
+			if r.rows == nil {
+				r.rows = []T{} // [] rather than null
+			}
+			doc = r.rows
+		}
+		return a.emit(cmd, doc, nil)
+	case r.text != nil:
+		r.text(w)
+	case len(r.rows) == 0 && r.none != "":
+		fmt.Fprintln(w, r.none)
+	default:
+		writeTable(w, "", r.cols, r.rows)
+	}
+	return nil
+}
+
+// writeTable writes aligned columns, each line after indent; values escaped (printable).
+func writeTable[T any](w io.Writer, indent string, cols []column[T], rows []T) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	line := make([]string, len(cols))
+	for i, c := range cols {
+		line[i] = c.name
+	}
+	fmt.Fprintln(tw, indent+strings.Join(line, "\t"))
+	for _, r := range rows {
+		for i, c := range cols {
+			line[i] = orDash(printable(c.val(r)))
+		}
+		fmt.Fprintln(tw, indent+strings.Join(line, "\t"))
+	}
+	tw.Flush()
+}
+
+// writeCSV writes a header (the column names in snake case) and one record per row.
+func writeCSV[T any](w io.Writer, cols []column[T], rows []T) error {
+	cw := csv.NewWriter(w)
+	rec := make([]string, len(cols))
+	for i, c := range cols {
+		rec[i] = strings.ToLower(strings.ReplaceAll(strings.TrimSpace(c.name), " ", "_"))
+	}
+	if err := cw.Write(rec); err != nil {
+		return err
+	}
+	for _, r := range rows {
+		for i, c := range cols {
+			rec[i] = csvSafe(c.val(r))
+		}
+		if err := cw.Write(rec); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// csvSafe neutralises a stored value for spreadsheets: encoding/csv quotes commas, quotes
+// and newlines, but a cell starting with = + - @ is run as a formula by spreadsheet apps
+// (CSV injection), and control characters would reach whoever views the file in a
+// terminal. Control characters are escaped as in tables; a formula lead gets a ' before it,
+// which spreadsheets take as "text".
+func csvSafe(s string) string {
+	if strings.IndexFunc(s, notShown) >= 0 { // quotes stay: encoding/csv quotes them
+		var b strings.Builder
+		for _, r := range s {
+			if notShown(r) {
+				q := strconv.QuoteRuneToGraphic(r)
+				b.WriteString(q[1 : len(q)-1])
+			} else {
+				b.WriteRune(r)
+			}
+		}
+		s = b.String()
+	}
+	if s != "" && strings.ContainsRune("=+-@", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
+
+// table writes aligned columns; call Flush when done. For documents (key: value); listings
+// declare columns and use writeTable.
 func table(w io.Writer, header ...string) *tabwriter.Writer {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	if len(header) > 0 {
@@ -50,12 +198,15 @@ func row(tw *tabwriter.Writer, cols ...any) {
 // printable escapes what must not reach a terminal as is: stored values come from directories
 // and targets (a userName with escape sequences would drive the terminal; a tab, the table).
 func printable(s string) string {
-	if strings.IndexFunc(s, func(r rune) bool { return r != ' ' && !unicode.IsGraphic(r) }) < 0 {
+	if strings.IndexFunc(s, notShown) < 0 {
 		return s
 	}
 	q := strconv.QuoteToGraphic(s)
 	return q[1 : len(q)-1]
 }
+
+// notShown is what a terminal would act on rather than show (controls, bidi overrides).
+func notShown(r rune) bool { return r != ' ' && !unicode.IsGraphic(r) }
 
 func orDash(s string) string {
 	if s == "" {
@@ -155,31 +306,40 @@ func printBanners(w io.Writer, bs []vocab.Banner) {
 	}
 }
 
+// runColumns are the columns of the recorded runs (status).
+var runColumns = []column[store.Run]{
+	{"RUN", func(r store.Run) string { return r.RunID }},
+	{"KIND", func(r store.Run) string {
+		if r.DryRun {
+			return r.Kind + " (dry)"
+		}
+		return r.Kind
+	}},
+	{"STATUS", func(r store.Run) string { return r.Status }},
+	{"STARTED", func(r store.Run) string { return timeStr(r.StartedAt) }},
+	{"FINISHED", func(r store.Run) string {
+		if r.FinishedAt == nil {
+			return ""
+		}
+		return timeStr(*r.FinishedAt)
+	}},
+	{"OUTCOMES", func(r store.Run) string {
+		var s steps.RunSummary
+		if len(r.Summary) == 0 || json.Unmarshal(r.Summary, &s) != nil {
+			return ""
+		}
+		if s.DryRun || r.DryRun {
+			return fmt.Sprintf("dry run: %d creates, %d updates, %d suspends, %d fails", s.Plan.Creates, s.Plan.Updates, s.Plan.Suspends, s.Plan.Fails)
+		}
+		return counts(s.Outcomes)
+	}},
+}
+
 // printRuns lists recorded runs with their outcome counts.
 func printRuns(w io.Writer, runs []store.Run) {
 	if len(runs) == 0 {
 		fmt.Fprintln(w, "No runs recorded.")
 		return
 	}
-	tw := table(w, "RUN", "KIND", "STATUS", "STARTED", "FINISHED", "OUTCOMES")
-	for _, r := range runs {
-		var s steps.RunSummary
-		outcomes := ""
-		if len(r.Summary) > 0 && json.Unmarshal(r.Summary, &s) == nil {
-			outcomes = counts(s.Outcomes)
-			if s.DryRun || r.DryRun {
-				outcomes = fmt.Sprintf("dry run: %d creates, %d updates, %d suspends, %d fails", s.Plan.Creates, s.Plan.Updates, s.Plan.Suspends, s.Plan.Fails)
-			}
-		}
-		kind := r.Kind
-		if r.DryRun {
-			kind += " (dry)"
-		}
-		finished := ""
-		if r.FinishedAt != nil {
-			finished = timeStr(*r.FinishedAt)
-		}
-		row(tw, r.RunID, kind, r.Status, timeStr(r.StartedAt), finished, outcomes)
-	}
-	tw.Flush()
+	writeTable(w, "", runColumns, runs)
 }

@@ -1,6 +1,16 @@
 package main
 
-import "testing"
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+
+	"github.com/usersync/usersync/internal/store"
+)
 
 // Stored values come from directories and targets: escape sequences are shown, not obeyed.
 func TestPrintableEscapesWhatWouldDriveTheTerminal(t *testing.T) {
@@ -15,6 +25,105 @@ func TestPrintableEscapesWhatWouldDriveTheTerminal(t *testing.T) {
 	} {
 		if got := printable(in); got != want {
 			t.Errorf("printable(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// A stored value with what breaks each format: a comma and a quote (CSV fields), a
+// newline (lines), an escape sequence (terminals) and a leading '=' (spreadsheet formulas).
+var hostile = store.Domain{Name: "=HYPERLINK(\"http://x.test\",\"a,b\")\n\x1b[31mred", Validated: true}
+
+func domainsOutput(t *testing.T, args ...string) string {
+	t.Helper()
+	a := &app{}
+	cmd := listing(&cobra.Command{Use: "domains"})
+	cmd.Flags().StringVarP(&a.output, "output", "o", outTable, "")
+	cmd.Flags().BoolVar(&a.jsonFlag, "json", false, "")
+	if err := cmd.ParseFlags(args); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.resolveOutput(cmd); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	rows := []store.Domain{{Name: "example.com", Validated: true}, hostile}
+	if err := emitRows(a, cmd, rowSet[store.Domain]{rows: rows, cols: domainColumns, none: "No domains."}); err != nil {
+		t.Fatal(err)
+	}
+	return out.String()
+}
+
+func TestTableEscapesStoredValues(t *testing.T) {
+	// Escaped as a Go string is: the quotes too.
+	want := "DOMAIN                                              VALIDATED\n" +
+		"example.com                                         true\n" +
+		`=HYPERLINK(\"http://x.test\",\"a,b\")\n\x1b[31mred` + "  true\n"
+	if got := domainsOutput(t); got != want {
+		t.Errorf("table:\n%s\nwant:\n%s", got, want)
+	}
+	if got := domainsOutput(t, "--output", "table"); got != want {
+		t.Errorf("--output table:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestCSVQuotesAndDefusesStoredValues(t *testing.T) {
+	got := domainsOutput(t, "--output", "csv")
+	want := "domain,validated\n" +
+		"example.com,true\n" +
+		`"'=HYPERLINK(""http://x.test"",""a,b"")\n\x1b[31mred",true` + "\n"
+	if got != want {
+		t.Errorf("csv:\n%s\nwant:\n%s", got, want)
+	}
+	recs, err := csv.NewReader(strings.NewReader(got)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 3 || recs[2][0] != `'=HYPERLINK("http://x.test","a,b")\n\x1b[31mred` {
+		t.Errorf("read back: %q", recs)
+	}
+	for in, want := range map[string]string{"+1": "'+1", "-2": "'-2", "@SUM(A1)": "'@SUM(A1)", "a=b": "a=b", "": ""} {
+		if got := csvSafe(in); got != want {
+			t.Errorf("csvSafe(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestJSONKeepsStoredValuesAsTheyAre(t *testing.T) {
+	for _, args := range [][]string{{"--output", "json"}, {"--json"}} {
+		var got []store.Domain
+		if err := json.Unmarshal([]byte(domainsOutput(t, args...)), &got); err != nil {
+			t.Fatal(args, err)
+		}
+		if len(got) != 2 || got[1] != hostile {
+			t.Errorf("%v: %+v", args, got)
+		}
+	}
+}
+
+func TestOutputFlagErrors(t *testing.T) {
+	for _, c := range []struct {
+		args    []string
+		listing bool
+		want    string
+	}{
+		{[]string{"--output", "xml"}, true, `--output "xml": unknown format (valid: table, json, csv)`},
+		{[]string{"--output", "csv"}, false, "--output csv: `enable` prints no rows (use --output table or json)"},
+		{[]string{"--json", "--output", "csv"}, true, "--json and --output csv: pick one (--json is --output json)"},
+	} {
+		a := &app{}
+		cmd := &cobra.Command{Use: "enable"}
+		if c.listing {
+			listing(cmd)
+		}
+		cmd.Flags().StringVarP(&a.output, "output", "o", outTable, "")
+		cmd.Flags().BoolVar(&a.jsonFlag, "json", false, "")
+		if err := cmd.ParseFlags(c.args); err != nil {
+			t.Fatal(err)
+		}
+		err := a.resolveOutput(cmd)
+		if err == nil || err.Error() != c.want {
+			t.Errorf("%v: error %v, want %q", c.args, err, c.want)
 		}
 	}
 }

@@ -30,7 +30,8 @@ sequence; for single values the highest-priority rule that sets one wins, multi 
   starter rules add --group "cn=Sales,ou=Groups,dc=example,dc=com" --role Member --products Meeting,Webinar
   starter rules move 7 --to 1`,
 	}
-	cmd.AddCommand(rulesListCmd(a), rulesShowCmd(a), rulesAddCmd(a), rulesEditCmd(a), rulesRemoveCmd(a), rulesMoveCmd(a))
+	cmd.AddCommand(listing(rulesListCmd(a)), rulesShowCmd(a), listing(rulesAddCmd(a)), listing(rulesEditCmd(a)),
+		listing(rulesRemoveCmd(a)), listing(rulesMoveCmd(a)))
 	return cmd
 }
 
@@ -38,7 +39,7 @@ func rulesListCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:     "list",
 		Short:   "List the rules in priority order",
-		Example: `  starter rules list --json`,
+		Example: `  starter rules list --output json`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -471,18 +472,20 @@ func (a *app) printRules(cmd *cobra.Command, rs []rules.Rule) error {
 	if rs == nil {
 		rs = []rules.Rule{}
 	}
-	return a.emit(cmd, rs, func(w io.Writer) {
-		if len(rs) == 0 {
-			fmt.Fprintln(w, "No rules.")
-			return
-		}
-		tw := table(w, "PRIORITY", "ID", "GROUP", "ROLE", "PRODUCTS", "USER GROUP", "DEVICE GROUPS", "TEMPLATE", "CUSTOM", "NOTE")
-		for _, r := range rs {
-			row(tw, r.Priority, r.ID, r.GroupDN, r.Role, list(r.Products), r.UserGroup, list(r.DeviceGroups),
-				r.SettingsTemplate, customString(r.CustomFields), r.Note)
-		}
-		tw.Flush()
-	})
+	return emitRows(a, cmd, rowSet[rules.Rule]{rows: rs, cols: ruleColumns, none: "No rules."})
+}
+
+var ruleColumns = []column[rules.Rule]{
+	{"PRIORITY", func(r rules.Rule) string { return strconv.Itoa(r.Priority) }},
+	{"ID", func(r rules.Rule) string { return strconv.FormatInt(r.ID, 10) }},
+	{"GROUP", func(r rules.Rule) string { return r.GroupDN }},
+	{"ROLE", func(r rules.Rule) string { return r.Role }},
+	{"PRODUCTS", func(r rules.Rule) string { return list(r.Products) }},
+	{"USER GROUP", func(r rules.Rule) string { return r.UserGroup }},
+	{"DEVICE GROUPS", func(r rules.Rule) string { return list(r.DeviceGroups) }},
+	{"TEMPLATE", func(r rules.Rule) string { return r.SettingsTemplate }},
+	{"CUSTOM", func(r rules.Rule) string { return customString(r.CustomFields) }},
+	{"NOTE", func(r rules.Rule) string { return r.Note }},
 }
 
 func customString(m map[string]string) string {

@@ -35,7 +35,8 @@ const runQueryGrace = time.Minute
 
 func runCmd(a *app) *cobra.Command {
 	var dryRun, noWait bool
-	cmd := &cobra.Command{
+	var progress string
+	cmd := listing(&cobra.Command{
 		Use:   "run",
 		Short: "Run one sync now, outside the schedule, and print its summary",
 		Long: `run asks the organization's sync workflow for one sync now and waits for it. It works
@@ -49,9 +50,18 @@ to the target nor to the organization's state (seats, accounts, failures), only 
 plan and its line in the history. A failed run exits non-zero.`,
 		Example: `  starter run --dry-run
   starter run
-  starter run --no-wait --json`,
+  starter run --no-wait --output json
+  starter run --progress lines | tee sync.log
+  starter run --dry-run --output csv > planned.csv`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if a.output == outCSV && (!dryRun || noWait) {
+				return errors.New("--output csv: run prints rows only with --dry-run, waiting (its planned changes); use --output table or json")
+			}
+			view, err := a.progressView(cmd, progress)
+			if err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			tc, err := a.temporal()
 			if err != nil {
@@ -85,13 +95,22 @@ plan and its line in the history. A failed run exits non-zero.`,
 				})
 			}
 			var sum steps.RunSummary
-			if err := run.Get(ctx, &sum); err != nil {
+			stop := a.followRun(ctx, view, id)
+			err = run.Get(ctx, &sum)
+			stop()
+			if err != nil {
 				// The workflow failed: show what it recorded before failing, if anything.
-				if rec, ok := a.recordedRun(ctx, id); ok && !a.json {
+				rec, ok := a.recordedRun(ctx, id)
+				if ok {
+					view.finish(snapOfSummary(rec))
+				}
+				view.end()
+				if ok && a.output == outTable {
 					printSummary(cmd.OutOrStdout(), rec)
 				}
 				return fmt.Errorf("run %s: %w", id, err)
 			}
+			view.finish(snapOfSummary(sum))
 			var items []plan.Item
 			if dryRun && sum.Status == vocab.RunSucceeded {
 				db, err := a.store(ctx)
@@ -104,7 +123,8 @@ plan and its line in the history. A failed run exits non-zero.`,
 			}
 			planned := plannedFailures(items)
 			shown := items[:min(len(items), dryRunItemLimit)]
-			err = a.emit(cmd, map[string]any{"summary": sum, "items": shown, "plannedFailures": planned}, func(w io.Writer) {
+			doc := map[string]any{"summary": sum, "items": shown, "plannedFailures": planned}
+			err = emitRows(a, cmd, rowSet[plan.Item]{rows: shown, cols: itemColumns, doc: doc, text: func(w io.Writer) {
 				printSummary(w, sum)
 				if !dryRun {
 					printBanners(w, sum.Banners)
@@ -117,7 +137,7 @@ plan and its line in the history. A failed run exits non-zero.`,
 				}
 				fmt.Fprintln(w)
 				printItems(w, shown, sum.Plan.Items)
-			})
+			}})
 			if err != nil {
 				return err
 			}
@@ -126,9 +146,10 @@ plan and its line in the history. A failed run exits non-zero.`,
 			}
 			return nil
 		},
-	}
+	})
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "plan only: show what would change, write nothing")
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "request the run and return at once (once started, or queued behind the running sync)")
+	progressFlag(cmd, &progress)
 	return cmd
 }
 
@@ -267,21 +288,7 @@ func printItems(w io.Writer, items []plan.Item, total int) {
 		return
 	}
 	fmt.Fprintln(w, "Planned changes:")
-	tw := table(w, "ACTION", "USER", "CHANGED", "FAILURE")
-	for _, it := range items {
-		failure := ""
-		if it.Failure != nil {
-			failure = it.Failure.Type
-			if it.Failure.Product != "" {
-				failure += " (" + it.Failure.Product + ")"
-			}
-			if it.Failure.Message != "" {
-				failure += ": " + it.Failure.Message
-			}
-		}
-		row(tw, it.Action, it.UserName, strings.Join(it.Changed, ","), failure)
-	}
-	tw.Flush()
+	writeTable(w, "", itemColumns, items)
 	if total > len(items) {
 		fmt.Fprintf(w, "... and %d more\n", total-len(items))
 	}
@@ -304,4 +311,50 @@ func (a *app) recordedRun(ctx context.Context, runID string) (steps.RunSummary, 
 		}
 	}
 	return sum, false
+}
+
+// itemColumns are a dry run's planned changes.
+var itemColumns = []column[plan.Item]{
+	{"ACTION", func(it plan.Item) string { return string(it.Action) }},
+	{"USER", func(it plan.Item) string { return it.UserName }},
+	{"CHANGED", func(it plan.Item) string { return strings.Join(it.Changed, ",") }},
+	{"FAILURE", func(it plan.Item) string {
+		f := it.Failure
+		if f == nil {
+			return ""
+		}
+		s := f.Type
+		if f.Product != "" {
+			s += " (" + f.Product + ")"
+		}
+		if f.Message != "" {
+			s += ": " + f.Message
+		}
+		return s
+	}},
+}
+
+// followRun shows run id's progress until stop is called (nil view: nothing to show).
+func (a *app) followRun(ctx context.Context, view *progressView, id string) (stop func()) {
+	if view == nil {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(statusPollEvery)
+		defer tick.Stop()
+		for {
+			if p := a.runProgress(ctx, &workflows.Progress{RunID: id}); p.Phase != "" && ctx.Err() == nil {
+				view.show(snapOf(*p))
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -18,7 +19,8 @@ const statusPollEvery = 500 * time.Millisecond
 func statusCmd(a *app) *cobra.Command {
 	var wait bool
 	var timeout time.Duration
-	cmd := &cobra.Command{
+	var progress string
+	cmd := listing(&cobra.Command{
 		Use:   "status",
 		Short: "Show whether user sync is on, the current and last run, failures and recent runs",
 		Long: `status queries the organization's sync workflow (on/off, interval, next run, the running
@@ -27,11 +29,17 @@ runs from the database. With --wait it first blocks until sync is on, a run has 
 nothing is running or queued.`,
 		Example: `  starter status
   starter enable && starter status --wait --timeout 5m
-  starter status --json`,
+  starter status --wait --progress lines
+  starter status --output json
+  starter status --output csv   # the recent runs`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if timeout <= 0 {
 				return fmt.Errorf("--timeout %s: must be above 0", timeout)
+			}
+			view, err := a.progressView(cmd, progress)
+			if err != nil {
+				return err
 			}
 			ctx := cmd.Context()
 			db, err := a.store(ctx)
@@ -41,7 +49,7 @@ nothing is running or queued.`,
 			var st *workflows.Status
 			var queryErr error
 			if wait {
-				if st, err = a.waitIdle(ctx, timeout); err != nil {
+				if st, err = a.waitIdle(ctx, timeout, view); err != nil {
 					return err
 				}
 			} else {
@@ -63,19 +71,21 @@ nothing is running or queued.`,
 			if queryErr != nil {
 				out["exists"], out["error"] = nil, queryErr.Error()
 			}
-			if err := a.emit(cmd, out, func(w io.Writer) {
+			// The CSV has the recent runs; the table is the whole status.
+			if err := emitRows(a, cmd, rowSet[store.Run]{rows: runs, cols: runColumns, doc: out, text: func(w io.Writer) {
 				if queryErr != nil {
 					fmt.Fprintf(w, "User sync of %s: status unavailable (is Temporal up and a worker running?)\n", a.Org)
 				}
 				printStatus(w, a.Org, st, prog, banners, runs, queryErr == nil)
-			}); err != nil {
+			}}); err != nil {
 				return err
 			}
 			return queryErr // the store part was printed; the workflow part failed
 		},
-	}
+	})
 	cmd.Flags().BoolVar(&wait, "wait", false, "block until sync is on, a run has finished and nothing runs or is queued")
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "how long --wait may block")
+	progressFlag(cmd, &progress)
 	return cmd
 }
 
@@ -95,11 +105,34 @@ func (a *app) runProgress(ctx context.Context, cur *workflows.Progress) *workflo
 	if v.Get(&p) != nil {
 		return cur
 	}
+	// The run counts a page's users when the page ends; the pages running count theirs so far.
+	// A page that does not answer (ended meanwhile, or an older worker) adds nothing.
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, n := range p.PagesRunning {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v, err := tc.QueryWorkflow(qctx, workflows.PageWorkflowID(p.RunID, n), "", workflows.QueryPageProgress)
+			var r workflows.PageResult
+			if err != nil || v.Get(&r) != nil {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, c := range r.Outcomes {
+				p.UsersDone += c
+			}
+			p.UsersFailed += r.Outcomes[vocab.Failed]
+		}()
+	}
+	wg.Wait()
 	return &p
 }
 
-// waitIdle polls until sync is on, a last run exists and nothing runs or is queued.
-func (a *app) waitIdle(ctx context.Context, timeout time.Duration) (*workflows.Status, error) {
+// waitIdle polls until sync is on, a last run exists and nothing runs or is queued. view
+// shows the progress of the runs that it sees running, and their final counts.
+func (a *app) waitIdle(ctx context.Context, timeout time.Duration, view *progressView) (*workflows.Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tick := time.NewTicker(statusPollEvery)
@@ -111,11 +144,13 @@ func (a *app) waitIdle(ctx context.Context, timeout time.Duration) (*workflows.S
 		if err != nil {
 			lastErr = err
 		}
+		a.showWaited(ctx, view, st)
 		if st != nil && st.Enabled && st.LastRun != nil && st.CurrentRun == nil && st.Queued == nil {
 			return st, nil
 		}
 		select {
 		case <-ctx.Done():
+			view.end()
 			what := "user sync has never been enabled"
 			switch {
 			case st != nil && !st.Enabled:
@@ -181,4 +216,25 @@ func printStatus(w io.Writer, org string, st *workflows.Status, prog *workflows.
 	printBanners(w, banners)
 	fmt.Fprintln(w, "Recent runs:")
 	printRuns(w, runs)
+}
+
+// showWaited shows the running sync's progress and, once it has ended, its final counts.
+func (a *app) showWaited(ctx context.Context, view *progressView, st *workflows.Status) {
+	if view == nil || st == nil {
+		return
+	}
+	// The run seen before has ended (the last run) or given way to the next one.
+	if seen := view.run; seen != "" && (st.CurrentRun == nil || st.CurrentRun.RunID != seen) {
+		if st.LastRun != nil && st.LastRun.RunID == seen {
+			view.finish(snapOfSummary(*st.LastRun))
+		} else {
+			view.end()
+		}
+	}
+	if st.CurrentRun != nil {
+		// Not the status' own copy, whose phase is the run's kind: the run's answer only.
+		if p := a.runProgress(ctx, st.CurrentRun); p != st.CurrentRun && p.Phase != "" && p.RunID == st.CurrentRun.RunID {
+			view.show(snapOf(*p))
+		}
+	}
 }

@@ -35,7 +35,7 @@ against what the last sync found.`,
 	}
 	show := &cobra.Command{
 		Use: "show", Short: "Show the extension settings and the last discovery of the target", Args: cobra.NoArgs,
-		Example: `  starter target show --json`,
+		Example: `  starter target show --output json`,
 		RunE:    func(cmd *cobra.Command, _ []string) error { return a.printTarget(cmd) },
 	}
 	var urn, attr string

@@ -22,7 +22,13 @@ const (
 	SignalRun                = "run" // one sync, on or off (RunSignal)
 	QueryStatus              = "status"
 	QueryProgress            = "progress" // of SyncRunWorkflow
+	// QueryPageProgress is a page's counts so far (PageResult), of ProcessPageWorkflow: the
+	// run counts a page when it ends, the CLI adds the pages still running.
+	QueryPageProgress = "page-progress"
 )
+
+// PageWorkflowID is the ID of a run's page child n.
+func PageWorkflowID(runID string, n int) string { return fmt.Sprintf("%s/page/%d", runID, n) }
 
 // OrgWorkflowID is the ID of an organization's long-lived sync workflow.
 func OrgWorkflowID(org string) string { return "usersync/" + org }

@@ -72,6 +72,10 @@ var probeOptions = workflow.ActivityOptions{
 // activity), a bounded number of users at a time.
 func ProcessPageWorkflow(ctx workflow.Context, in PageInput) (PageResult, error) {
 	res := PageResult{Outcomes: map[string]int{}, Failures: map[string]int{}}
+	// A query handler adds no command: histories replay as before.
+	if err := workflow.SetQueryHandler(ctx, QueryPageProgress, func() (PageResult, error) { return res, nil }); err != nil {
+		return res, err
+	}
 	if in.UsersInFlight <= 0 {
 		in.UsersInFlight = DefaultUsersInFlight
 	}

@@ -2,7 +2,7 @@ package workflows
 
 import (
 	"errors"
-	"fmt"
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -70,6 +70,7 @@ func SyncRunWorkflow(ctx workflow.Context, in RunInput) (steps.RunSummary, error
 		}
 		prog.StartedAt, prog.Phase, prog.Items = fin.StartedAt, "provisioning", fin.Plan.Items
 		prog.PagesDone, prog.UsersDone = r.NextPage, r.UsersDone
+		prog.UsersFailed = fin.Outcomes[vocab.Failed]
 	} else {
 		fin, queue, err = readAndPlan(ctx, &in, ref, &prog)
 	}
@@ -209,14 +210,17 @@ func fanOut(ctx workflow.Context, in RunInput, queue string, prog *Progress, fin
 			from := next * in.PageSize
 			to := min(from+in.PageSize, items)
 			cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-				WorkflowID:          fmt.Sprintf("%s/page/%d", in.RunID, next),
+				WorkflowID:          PageWorkflowID(in.RunID, next),
 				WaitForCancellation: true,
 				StaticSummary:       pageSummary(next, from, to),
 			})
 			f := workflow.ExecuteChildWorkflow(cctx, ProcessPageWorkflow, PageInput{
 				RunRef: steps.RunRef{Org: in.Org, RunID: in.RunID}, From: from, To: to, UsersInFlight: in.UsersInFlight,
 				ProvisionQueue: queue})
+			page := next
+			prog.PagesRunning = append(prog.PagesRunning, page)
 			sel.AddFuture(f, func(f workflow.Future) {
+				prog.PagesRunning = slices.DeleteFunc(prog.PagesRunning, func(n int) bool { return n == page })
 				var r PageResult
 				if err := f.Get(ctx, &r); err != nil && firstErr == nil {
 					firstErr = err
@@ -230,6 +234,8 @@ func fanOut(ctx workflow.Context, in RunInput, queue string, prog *Progress, fin
 					fin.Outcomes[k] += v
 					prog.UsersDone += v
 				}
+				// Only the query reads it: no command changes, histories replay as before.
+				prog.UsersFailed = fin.Outcomes[vocab.Failed]
 				for k, v := range r.Failures {
 					fin.Failures[k] += v
 				}

@@ -70,15 +70,20 @@ type RunStop struct {
 
 // Progress is a run's progress, for the UI and the CLI.
 type Progress struct {
-	RunID      string    `json:"runId"`
-	Phase      string    `json:"phase"` // reading directory, planning, provisioning, groups, done
-	StartedAt  time.Time `json:"startedAt"`
-	Items      int       `json:"items"`
-	Pages      int       `json:"pages"`
-	PagesDone  int       `json:"pagesDone"`
-	UsersDone  int       `json:"usersDone"`
-	DryRun     bool      `json:"dryRun,omitempty"`
-	Cancelling bool      `json:"cancelling,omitempty"`
+	RunID     string    `json:"runId"`
+	Phase     string    `json:"phase"` // reading directory, planning, provisioning, groups, done
+	StartedAt time.Time `json:"startedAt"`
+	Items     int       `json:"items"`
+	Pages     int       `json:"pages"`
+	PagesDone int       `json:"pagesDone"`
+	UsersDone int       `json:"usersDone"`
+	// UsersFailed are the users done with a failure (counted in UsersDone).
+	UsersFailed int `json:"usersFailed"`
+	// PagesRunning are the page children started and not ended (PageWorkflowID): their
+	// users are not in the counts above yet (QueryPageProgress has them).
+	PagesRunning []int `json:"pagesRunning,omitempty"`
+	DryRun       bool  `json:"dryRun,omitempty"`
+	Cancelling   bool  `json:"cancelling,omitempty"`
 }
 
 // SyncState is UserSyncWorkflow's input and what it carries across continue-as-new.
