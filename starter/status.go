@@ -135,6 +135,7 @@ func (a *app) waitIdle(ctx context.Context, timeout time.Duration) (*workflows.S
 }
 
 func printStatus(w io.Writer, org string, st *workflows.Status, prog *workflows.Progress, banners []vocab.Banner, runs []store.Run, known bool) {
+	w = toTerminal(w)
 	switch {
 	case !known:
 	case st == nil:
