@@ -55,11 +55,11 @@ to (it has no externalId) qualifies. When sync is off, the adoption happens at t
 			}
 			if st == nil || !st.Enabled {
 				return a.emit(cmd, map[string]any{"approved": f.ExternalID, "signalled": false}, func(w io.Writer) {
-					fmt.Fprintf(w, "Adoption of %s approved. User sync is off: the account is adopted at the next sync (starter enable, or starter run).\n", f.UserName)
+					fmt.Fprintf(w, "Adoption of %s approved. User sync is off: the account is adopted at the next sync (starter enable, or starter run).\n", printable(f.UserName))
 				})
 			}
 			if !a.json {
-				fmt.Fprintf(cmd.OutOrStdout(), "Adoption of %s approved.\n", f.UserName)
+				fmt.Fprintf(cmd.OutOrStdout(), "Adoption of %s approved.\n", printable(f.UserName))
 			}
 			return a.retryNow(cmd, vocab.Filter{Type: vocab.ExistingAccount, User: f.ExternalID}, 1, noWait)
 		},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -34,7 +35,7 @@ func TestCodecServerDecodesForTheUIOnly(t *testing.T) {
 	require.NoError(t, err)
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	call := func(method, origin, auth string) (int, string, http.Header) {
+	call := func(method, origin, auth string, cookies ...*http.Cookie) (int, string, http.Header) {
 		req, err := http.NewRequest(method, srv.URL+"/decode", strings.NewReader(string(body)))
 		require.NoError(t, err)
 		req.Header.Set("Content-Type", "application/json")
@@ -43,6 +44,9 @@ func TestCodecServerDecodesForTheUIOnly(t *testing.T) {
 		}
 		if auth != "" {
 			req.Header.Set("Authorization", auth)
+		}
+		for _, c := range cookies {
+			req.AddCookie(c)
 		}
 		resp, err := http.DefaultClient.Do(req)
 		require.NoError(t, err)
@@ -69,6 +73,39 @@ func TestCodecServerDecodesForTheUIOnly(t *testing.T) {
 	require.NotContains(t, out, "bob@acme.test")
 	code, _, _ = call(http.MethodPost, ui, "")
 	require.Equal(t, http.StatusUnauthorized, code)
+
+	// A browser signs in on the server's /login page once: its session cookie then decodes.
+	postLogin := func(origin, tok string) *http.Response {
+		req, err := http.NewRequest(http.MethodPost, srv.URL+"/login", strings.NewReader("token="+tok))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp
+	}
+	resp := postLogin(srv.URL, "wrong")
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	require.Empty(t, resp.Cookies(), "no session for a wrong token")
+	resp = postLogin(ui, "tok-1")
+	require.Equal(t, http.StatusForbidden, resp.StatusCode, "only the server's own form signs in")
+	require.Empty(t, resp.Cookies())
+	resp = postLogin(srv.URL, "tok-1")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Len(t, resp.Cookies(), 1)
+	session := resp.Cookies()[0]
+	require.True(t, session.HttpOnly)
+	require.Equal(t, http.SameSiteStrictMode, session.SameSite)
+	require.NotContains(t, session.Value, "tok-1", "the browser never holds the token")
+	code, out, _ = call(http.MethodPost, ui, "", session)
+	require.Equal(t, http.StatusOK, code, out)
+	require.Contains(t, out, base64.StdEncoding.EncodeToString(decoded.Payloads[0].Data)[:16])
+	code, out, _ = call(http.MethodPost, ui, "", &http.Cookie{Name: session.Name, Value: session.Value[1:] + "0"})
+	require.Equal(t, http.StatusUnauthorized, code)
+	require.NotContains(t, out, "bob@acme.test")
 
 	_, err = codecHandler(cd, "http://127.0.0.1:8233/", "")
 	require.ErrorContains(t, err, "--ui-origin")

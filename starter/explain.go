@@ -230,6 +230,7 @@ func explainUser(q string, in plan.Input, failures []store.FailureRecord) explai
 }
 
 func printExplanation(w io.Writer, r explainResult) {
+	w = toTerminal(w)
 	for _, warn := range r.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", warn)
 	}
@@ -311,6 +312,7 @@ func printExplanation(w io.Writer, r explainResult) {
 // printTargetDiff shows the link, what the next sync would do and, per changed field, the
 // value last written to the target next to the desired one.
 func printTargetDiff(w io.Writer, r explainResult) {
+	w = toTerminal(w)
 	if r.Applied != nil {
 		fmt.Fprintf(w, "Target: linked (SCIM id %s).\n", r.Applied.ScimID)
 	} else {

@@ -551,7 +551,7 @@ read here, so run it where the worker runs.`,
 						if !res[k].OK {
 							status = "FAILED"
 						}
-						fmt.Fprintf(w, "  %-9s  %-6s  %s\n", k, status, res[k].Detail)
+						fmt.Fprintf(w, "  %-9s  %-6s  %s\n", k, status, printable(res[k].Detail))
 					}
 				})
 			if err != nil {

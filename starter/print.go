@@ -208,6 +208,40 @@ func printable(s string) string {
 // notShown is what a terminal would act on rather than show (controls, bidi overrides).
 func notShown(r rune) bool { return r != ' ' && !unicode.IsGraphic(r) }
 
+// terminal escapes, in everything written through it, what printable escapes but line breaks
+// and tabs: for the texts built of stored values (explain, status, a run's summary), whose
+// every field would otherwise need its own printable.
+type terminal struct{ w io.Writer }
+
+func toTerminal(w io.Writer) io.Writer {
+	if _, ok := w.(terminal); ok {
+		return w
+	}
+	return terminal{w}
+}
+
+func unsafeRune(r rune) bool { return r != '\n' && r != '\t' && r != ' ' && !unicode.IsGraphic(r) }
+
+func (t terminal) Write(p []byte) (int, error) {
+	s := string(p)
+	if strings.IndexFunc(s, unsafeRune) < 0 {
+		return t.w.Write(p)
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unsafeRune(r) {
+			q := strconv.QuoteRuneToGraphic(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	if _, err := io.WriteString(t.w, b.String()); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
 func orDash(s string) string {
 	if s == "" {
 		return "-"
@@ -245,6 +279,7 @@ func counts(m map[string]int) string {
 
 // printSummary is the human form of a run's outcome.
 func printSummary(w io.Writer, s steps.RunSummary) {
+	w = toTerminal(w)
 	kind := s.Kind
 	if s.DryRun {
 		kind += ", dry run"
@@ -292,6 +327,7 @@ func printSummary(w io.Writer, s steps.RunSummary) {
 
 // printBanners is one line per failure type with what to do about it.
 func printBanners(w io.Writer, bs []vocab.Banner) {
+	w = toTerminal(w)
 	if len(bs) == 0 {
 		fmt.Fprintln(w, "No failures.")
 		return

@@ -9,7 +9,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/usersync/usersync/internal/steps"
 	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/internal/vocab"
 )
 
 // Stored values come from directories and targets: escape sequences are shown, not obeyed.
@@ -125,5 +127,29 @@ func TestOutputFlagErrors(t *testing.T) {
 		if err == nil || err.Error() != c.want {
 			t.Errorf("%v: error %v, want %q", c.args, err, c.want)
 		}
+	}
+}
+
+// `starter explain` and a run's summary print what the directory and the target sent (a
+// userName, a failure message, a run error): its escape sequences are shown, not obeyed.
+func TestExplainAndSummaryEscapeStoredValues(t *testing.T) {
+	const evil = "evil\x1b[2J\x1b]0;owned\x07\r@x.test"
+	var b strings.Builder
+	printExplanation(&b, explainResult{Query: evil, Known: true, Failure: &store.FailureRecord{
+		UserName: evil, ExternalID: "e1\x1b[31m", Failure: vocab.Failure{Type: vocab.ExistingAccount, Message: "target said: " + evil}}})
+	printSummary(&b, steps.RunSummary{FinishInput: steps.FinishInput{RunRef: steps.RunRef{Org: "acme", RunID: "r1"},
+		Status: vocab.RunFailed, Error: "scim: " + evil}})
+	out := b.String()
+	for _, c := range []string{"\x1b", "\x07", "\r"} {
+		if strings.Contains(out, c) {
+			t.Fatalf("output holds %q raw:\n%s", c, out)
+		}
+	}
+	if !strings.Contains(out, `User evil\x1b[2J\x1b]0;owned\a\r@x.test (externalId e1\x1b[31m)`) ||
+		!strings.Contains(out, `target said: evil\x1b[2J`) || !strings.Contains(out, `error: scim: evil\x1b[2J`) {
+		t.Fatalf("the values are not shown escaped:\n%s", out)
+	}
+	if !strings.Contains(out, "\n") {
+		t.Fatal("line breaks are kept")
 	}
 }

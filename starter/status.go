@@ -170,6 +170,7 @@ func (a *app) waitIdle(ctx context.Context, timeout time.Duration, view *progres
 }
 
 func printStatus(w io.Writer, org string, st *workflows.Status, prog *workflows.Progress, banners []vocab.Banner, runs []store.Run, known bool) {
+	w = toTerminal(w)
 	switch {
 	case !known:
 	case st == nil:

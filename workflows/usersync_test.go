@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"testing"
@@ -29,6 +30,8 @@ type orgEnv struct {
 	// verdict answers the CheckAction step (nil: everything passes); checks are what it was asked.
 	verdict func(steps.ActionCheck) steps.ActionVerdict
 	checks  []steps.ActionCheck
+	// recordErr, when set, answers the RecordEvent step (the history table) first; nil writes.
+	recordErr func(vocab.Event) error
 }
 
 func newOrgEnv(t *testing.T) *orgEnv {
@@ -47,6 +50,11 @@ func newOrgEnv(t *testing.T) *orgEnv {
 	e.RegisterActivity(&activities.Activities{})
 	e.OnActivity("DiscoverTarget", mock.Anything, mock.Anything).Return(steps.TargetCheck{Patch: true}, nil).Maybe()
 	e.OnActivity("RecordEvent", mock.Anything, mock.Anything).Return(func(_ context.Context, ev vocab.Event) error {
+		if e.recordErr != nil {
+			if err := e.recordErr(ev); err != nil {
+				return err
+			}
+		}
 		e.events = append(e.events, ev)
 		return nil
 	})
@@ -193,4 +201,32 @@ func TestApproveSuspensionsRunsASyncThatAppliesThem(t *testing.T) {
 	require.False(t, e.runs[0].ApproveSuspensions)
 	require.True(t, e.runs[1].ApproveSuspensions, "the approved run applies the held suspensions")
 	require.Contains(t, e.actions(), "approve-suspensions:")
+}
+
+// The history table cannot be written (the database is down): enable is not done, and no
+// sync starts, until its history row is; the write is retried, never dropped.
+func TestAFailedHistoryWriteHoldsTheActionUntilItIsWritten(t *testing.T) {
+	e := newOrgEnv(t)
+	down, attempts := true, 0
+	e.recordErr = func(vocab.Event) error {
+		if down {
+			attempts++
+			return errors.New("connection refused")
+		}
+		return nil
+	}
+	e.signalAt(time.Second, SignalEnable, SwitchSignal{Actor: "alice", Interval: time.Hour})
+	var during Status
+	var runsDuring int
+	e.RegisterDelayedCallback(func() { during, runsDuring = e.status(t), len(e.runs) }, 20*time.Minute)
+	e.RegisterDelayedCallback(func() { down = false }, 21*time.Minute)
+	e.RegisterDelayedCallback(func() { e.CancelWorkflow() }, 40*time.Minute)
+	e.ExecuteWorkflow(UserSyncWorkflow, SyncState{Org: "acme"})
+
+	require.Zero(t, runsDuring, "no sync starts while its history row cannot be written")
+	require.Nil(t, during.CurrentRun)
+	require.Greater(t, attempts, 3, "the write was retried")
+	require.Equal(t, []string{"enable:"}, e.actions(), "written once the database is back")
+	require.Equal(t, "alice", e.events[0].Actor)
+	require.Len(t, e.runs, 1, "then the sync starts")
 }

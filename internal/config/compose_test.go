@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
@@ -66,6 +68,7 @@ type composeService struct {
 	} `yaml:"healthcheck"`
 	Restart   string         `yaml:"restart"`
 	DependsOn map[string]any `yaml:"depends_on"`
+	User      string         `yaml:"user"`
 }
 
 const repoRoot = "../.."
@@ -395,4 +398,94 @@ func TestComposeTemporalHasItsOwnSchemaSetUp(t *testing.T) {
 	if fmt.Sprint(c.Services["temporal"].DependsOn["temporal-schema"]) != "map[condition:service_completed_successfully]" {
 		t.Error("temporal: does not wait for temporal-schema to complete")
 	}
+}
+
+// imageUsers are the users of the images compose sets no `user:` for, as they read their
+// secrets: postgres' entrypoint reads POSTGRES_PASSWORD_FILE as root, then runs as postgres
+// (999:999, the Debian image's), which its init scripts (the usersync_*_password files) run as:
+// its files belong to postgres. osixia/openldap's startup runs as root and reads its secret as
+// root.
+var imageUsers = map[string]string{"postgres": "999:999", "osixia/openldap": "0:0"}
+
+// Compose bind-mounts secret files as they are on the host: scripts/compose-secrets.sh (run as
+// root, in a copy of the repository's layout) leaves each one 0400 and owned by the user of every
+// non-root service that mounts it (its `user:`, with .env's USERSYNC_UID/GID), in a 0700 folder.
+func TestComposeSecretFilesAreReadableOnlyByTheirContainersUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("USERSYNC_REQUIRE_INTEGRATION") == "1" {
+			t.Fatal("scripts/compose-secrets.sh gives files to other users: run this test as root")
+		}
+		t.Skip("scripts/compose-secrets.sh gives files to other users: run this test as root")
+	}
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "scripts"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	script, err := os.ReadFile(filepath.Join(repoRoot, "scripts/compose-secrets.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "scripts/compose-secrets.sh"), script, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// A user's own UID/GID in .env (compose reads it): usersync's files follow it.
+	if err := os.WriteFile(filepath.Join(dir, ".env"), []byte("USERSYNC_UID=4242\nUSERSYNC_GID=4343\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{"USERSYNC_UID": "4242", "USERSYNC_GID": "4343"}
+	for range 2 { // again: kept files keep their owners and modes
+		if out, err := exec.Command("bash", filepath.Join(dir, "scripts/compose-secrets.sh")).CombinedOutput(); err != nil {
+			t.Fatalf("compose-secrets.sh: %v\n%s", err, out)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(dir, ".secrets")); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf(".secrets: %v, want a 0700 folder (%v)", fi.Mode(), err)
+	}
+
+	c := readCompose(t)
+	for name, sec := range c.Secrets {
+		readers := map[string][]string{} // uid:gid -> services
+		for svc, s := range c.Services {
+			if !slices.ContainsFunc(s.Secrets, func(m composeSecret) bool { return m.Source == name }) {
+				continue
+			}
+			user := expandUser(s.User, vars)
+			if user == "" {
+				image, _, _ := strings.Cut(s.Image, ":")
+				var ok bool
+				if user, ok = imageUsers[image]; !ok {
+					t.Errorf("service %s mounts secret %s but has no `user:` and image %q is not in imageUsers", svc, name, s.Image)
+					continue
+				}
+			}
+			if user != "0:0" { // root reads any file
+				readers[user] = append(readers[user], svc)
+			}
+		}
+		if len(readers) > 1 {
+			t.Errorf("secret %s is read by services of different users %v: give each its own file", name, readers)
+			continue
+		}
+		want := "0:0"
+		for u := range readers {
+			want = u
+		}
+		fi, err := os.Stat(filepath.Join(dir, strings.TrimPrefix(sec.File, "./")))
+		if err != nil {
+			t.Errorf("secret %s: %v", name, err)
+			continue
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if got := fmt.Sprintf("%d:%d", st.Uid, st.Gid); got != want || fi.Mode().Perm() != 0o400 {
+			t.Errorf("secret %s (%s): owner %s mode %v, want owner %s (the user of %v) mode 0400", name, sec.File, got, fi.Mode().Perm(), want, readers[want])
+		}
+	}
+}
+
+// expandUser resolves compose's ${NAME:-default} in a `user:` value.
+func expandUser(user string, vars map[string]string) string {
+	return regexp.MustCompile(`\$\{([A-Z_]+):-([^}]*)\}`).ReplaceAllStringFunc(user, func(m string) string {
+		sub := regexp.MustCompile(`\$\{([A-Z_]+):-([^}]*)\}`).FindStringSubmatch(m)
+		return cmp.Or(vars[sub[1]], sub[2])
+	})
 }

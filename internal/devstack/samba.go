@@ -417,6 +417,16 @@ func (ca *TestCA) WriteCA(path string) error {
 // no sans the certificate names the server only in its Common Name, as Samba's
 // self-generated one does.
 func (ca *TestCA) WriteServerCert(certPath, keyPath, cn string, sans ...string) error {
+	return ca.writeCert(certPath, keyPath, cn, x509.ExtKeyUsageServerAuth, sans...)
+}
+
+// WriteClientCert issues a client certificate (for mutual TLS) with Common Name cn and
+// writes it and its key as WriteServerCert does.
+func (ca *TestCA) WriteClientCert(certPath, keyPath, cn string) error {
+	return ca.writeCert(certPath, keyPath, cn, x509.ExtKeyUsageClientAuth)
+}
+
+func (ca *TestCA) writeCert(certPath, keyPath, cn string, usage x509.ExtKeyUsage, sans ...string) error {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return fmt.Errorf("test certificate: %w", err)
@@ -427,7 +437,7 @@ func (ca *TestCA) WriteServerCert(certPath, keyPath, cn string, sans ...string) 
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
 	}
 	for _, n := range sans {
 		if ip := net.ParseIP(n); ip != nil {

@@ -88,6 +88,9 @@ type Temporal struct {
 	HTTPPort int
 	// Headless starts no web UI (UIPort is then not used).
 	Headless bool
+	// CodecEndpoint is the codec server the web UI decodes payloads with (starter
+	// codec-server's URL); "" shows them as stored.
+	CodecEndpoint string
 	// Attached stops the server when this process exits (see Daemon): for tests.
 	Attached bool
 }
@@ -114,6 +117,9 @@ func (t *Temporal) daemon(bin string) *Daemon {
 		args = append(args, "--headless")
 	} else {
 		args = append(args, "--ui-port", strconv.Itoa(t.UIPort))
+		if t.CodecEndpoint != "" {
+			args = append(args, UICodecArgs(t.CodecEndpoint)...)
+		}
 	}
 	if t.HTTPPort != 0 {
 		args = append(args, "--http-port", strconv.Itoa(t.HTTPPort))
@@ -132,6 +138,12 @@ func (t *Temporal) daemon(bin string) *Daemon {
 		Attached: t.Attached,
 	}
 }
+
+// UICodecArgs are the dev server's arguments that point its web UI at the codec server at
+// endpoint. The flag sets the endpoint only: the UI sends cookies to it (which starter
+// codec-server's sign-in sets) once "Include cross-origin credentials" is on in its codec
+// settings; a self-hosted UI has TEMPORAL_CODEC_INCLUDE_CREDENTIALS for that.
+func UICodecArgs(endpoint string) []string { return []string{"--ui-codec-endpoint", endpoint} }
 
 // HostPort is the frontend address clients and workers dial.
 func (t *Temporal) HostPort() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(t.Port)) }

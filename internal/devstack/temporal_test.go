@@ -3,6 +3,7 @@ package devstack_test
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,5 +53,18 @@ func TestTemporalDemoServerPersistsAndStops(t *testing.T) {
 	}
 	if _, err := os.Stat(dir + "/temporal.db"); err != nil {
 		t.Fatal("persistent server left no temporal.db")
+	}
+}
+
+// `devstack up --ui-codec-endpoint URL` points the web UI at the codec server; headless, there
+// is no UI to point.
+func TestTemporalPointsTheUIAtTheCodecServer(t *testing.T) {
+	tp := &devstack.Temporal{Dir: t.TempDir(), Port: 7233, UIPort: 8233, CodecEndpoint: "http://127.0.0.1:8089"}
+	if got := strings.Join(tp.DaemonArgs(), " "); !strings.Contains(got, "--ui-codec-endpoint http://127.0.0.1:8089") {
+		t.Fatalf("dev server args %q do not point the UI at the codec server", got)
+	}
+	tp.Headless = true
+	if got := strings.Join(tp.DaemonArgs(), " "); strings.Contains(got, "--ui-codec-endpoint") {
+		t.Fatalf("headless dev server args %q name a codec endpoint", got)
 	}
 }

@@ -73,7 +73,7 @@ func TestADBindErrorsSayWhatToDo(t *testing.T) {
 	dialFails(t, cfg(locked, pw), "data 775", "locked out", "unlock")
 	dialFails(t, cfg(mustChange, pw), "data 773", "must change its password", "set a new password")
 	for _, c := range []directory.Config{cfg(disabled, pw), cfg(locked, pw), cfg(mustChange, pw)} {
-		if _, err := directory.Dial(ctx, c); err == nil || strings.Contains(err.Error(), "check LDAP_BIND_DN") || strings.Contains(err.Error(), pw) {
+		if _, err := directory.Dial(ctx, c); err == nil || strings.Contains(err.Error(), "check directory.bindDN") || strings.Contains(err.Error(), pw) {
 			t.Errorf("bind as %s: %v; want no advice to check the (right) password, and never the password", c.BindDN, err)
 		}
 	}

@@ -97,7 +97,7 @@ func (c Config) Validate() error {
 		// Loopback URLs are not exempt: a password that works on 127.0.0.1 is copied to
 		// other hosts, and a local proxy may forward the connection anywhere.
 		return fmt.Errorf("directory %s: refusing to send the bind password in clear; "+
-			"use ldaps://, LDAP_START_TLS=true, or LDAP_ALLOW_PLAINTEXT_BIND=true", c.URL)
+			"use ldaps://, %s, or %s", c.URL, setStartTLS, setPlaintext)
 	}
 	if c.CAFile != "" {
 		if _, err := loadCAFile(c.CAFile); err != nil {

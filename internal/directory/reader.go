@@ -50,8 +50,8 @@ func Dial(ctx context.Context, cfg Config) (*Reader, error) {
 			return nil, fmt.Errorf("directory %s: %w", cfg.URL, err)
 		}
 	} else if cfg.BindDN != "" {
-		slog.Warn("directory: sending the bind password in clear (LDAP_ALLOW_PLAINTEXT_BIND=true); "+
-			"use ldaps:// or LDAP_START_TLS=true", "url", cfg.URL, "bindDN", cfg.BindDN)
+		slog.Warn("directory: sending the bind password in clear ("+setPlaintext+"); "+
+			"use ldaps:// or "+setStartTLS, "url", cfg.URL, "bindDN", cfg.BindDN)
 	}
 	nd := &net.Dialer{Timeout: cfg.Timeout}
 	var nc net.Conn

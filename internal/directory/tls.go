@@ -15,15 +15,25 @@ import (
 	"github.com/go-ldap/ldap/v3"
 )
 
+// The settings errors tell the reader to set: an organization's (starter orgs, the usual way)
+// with the single-organization shortcut's environment variable beside it.
+const (
+	setCAFile     = "directory.caFile (LDAP_CA_FILE)"
+	setStartTLS   = "directory.startTLS (LDAP_START_TLS=true)"
+	setServerName = "directory.serverName (LDAP_SERVER_NAME)"
+	setPlaintext  = "directory.allowPlaintextBind (LDAP_ALLOW_PLAINTEXT_BIND=true)"
+	setBindDN     = "directory.bindDN (LDAP_BIND_DN)"
+)
+
 // loadCAFile reads a PEM bundle into a new pool.
 func loadCAFile(path string) (*x509.CertPool, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("LDAP_CA_FILE %s: %w", path, err)
+		return nil, fmt.Errorf(setCAFile+" %s: %w", path, err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("LDAP_CA_FILE %s: no PEM certificate in it", path)
+		return nil, fmt.Errorf(setCAFile+" %s: no PEM certificate in it", path)
 	}
 	return pool, nil
 }
@@ -45,7 +55,7 @@ func (c Config) tlsConfig(host string) (*tls.Config, error) {
 	return tc, nil
 }
 
-const notTLSHint = "ldaps:// needs an LDAPS port (such as 636); for port 389 use ldap:// with LDAP_START_TLS=true"
+const notTLSHint = "ldaps:// needs an LDAPS port (such as 636); for port 389 use ldap:// with " + setStartTLS
 
 // startTLSOID is the StartTLS extended operation (RFC 4511, section 4.14).
 const startTLSOID = "1.3.6.1.4.1.1466.20037"
@@ -113,20 +123,20 @@ func explainTLS(err error, serverName, caFile string) error {
 	)
 	switch {
 	case errors.As(err, &unknown) && caFile != "":
-		return fmt.Errorf("TLS: the server's certificate is signed by an authority%s that LDAP_CA_FILE %s does not hold; "+
-			"set LDAP_CA_FILE to the PEM file of the CA that issued it: %w", issuerOf(unknown.Cert), caFile, err)
+		return fmt.Errorf("TLS: the server's certificate is signed by an authority%s that %s %s does not hold; "+
+			"set it to the PEM file of the CA that issued it: %w", issuerOf(unknown.Cert), setCAFile, caFile, err)
 	case errors.As(err, &unknown):
 		return fmt.Errorf("TLS: the server's certificate is signed by an authority not trusted here%s; "+
-			"set LDAP_CA_FILE to the PEM file of the CA that issued it: %w", issuerOf(unknown.Cert), err)
+			"set %s to the PEM file of the CA that issued it: %w", issuerOf(unknown.Cert), setCAFile, err)
 	case errors.As(err, &hostname):
 		if c := hostname.Certificate; c != nil && len(c.DNSNames) == 0 && len(c.IPAddresses) == 0 {
 			return fmt.Errorf("TLS: the server's certificate names %q only in its legacy Common Name, without a "+
 				"subjectAltName, which is not accepted; reissue it with a subjectAltName for the host: %w", c.Subject.CommonName, err)
 		}
 		return fmt.Errorf("TLS: the server's certificate is not valid for %q (it is for %s); connect to a name it holds, "+
-			"or set LDAP_SERVER_NAME to one: %w", serverName, certNames(hostname.Certificate), err)
+			"or set %s to one: %w", serverName, certNames(hostname.Certificate), setServerName, err)
 	case errors.As(err, &invalid):
-		hint := "check the certificate, and LDAP_CA_FILE"
+		hint := "check the certificate, and " + setCAFile
 		if invalid.Reason == x509.Expired {
 			hint = "it has expired or is not valid yet (check the clocks)"
 		}
@@ -196,9 +206,9 @@ func explainBind(err error) error {
 			return fmt.Errorf("invalid credentials (Active Directory data %s); check LDAP_BIND_DN and the bind password, "+
 				"and the service account's state in AD: %w", code, err)
 		}
-		return fmt.Errorf("invalid credentials; check LDAP_BIND_DN and the bind password: %w", err)
+		return fmt.Errorf("invalid credentials; check "+setBindDN+" and the bind password: %w", err)
 	case ldap.LDAPResultStrongAuthRequired, ldap.LDAPResultConfidentialityRequired:
-		return fmt.Errorf("the server requires a protected connection for this bind (use ldaps:// or LDAP_START_TLS=true): %w", err)
+		return fmt.Errorf("the server requires a protected connection for this bind (use ldaps:// or "+setStartTLS+"): %w", err)
 	}
 	return err
 }

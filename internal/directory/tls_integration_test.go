@@ -161,7 +161,7 @@ func TestTLSLDAPSWithTheCA(t *testing.T) {
 
 func TestTLSLDAPSWithoutTheCA(t *testing.T) {
 	s, _ := tlsLDAP(t)
-	dialFails(t, tlsConfig(s.LDAPSURL()), s.LDAPSURL(), "LDAP_CA_FILE", "usersync directory test CA")
+	dialFails(t, tlsConfig(s.LDAPSURL()), s.LDAPSURL(), "directory.caFile", "LDAP_CA_FILE", "usersync directory test CA")
 
 	other, err := devstack.NewTestCA("another CA")
 	if err != nil {
@@ -227,7 +227,7 @@ func TestTLSCommonNameOnlyCertificate(t *testing.T) {
 func TestTLSPlaintextBindRefused(t *testing.T) {
 	s, _ := tlsLDAP(t)
 	want := "directory " + s.URL() + ": refusing to send the bind password in clear; " +
-		"use ldaps://, LDAP_START_TLS=true, or LDAP_ALLOW_PLAINTEXT_BIND=true"
+		"use ldaps://, directory.startTLS (LDAP_START_TLS=true), or directory.allowPlaintextBind (LDAP_ALLOW_PLAINTEXT_BIND=true)"
 	_, err := directory.Dial(context.Background(), tlsConfig(s.URL()))
 	if err == nil || err.Error() != want {
 		t.Errorf("plaintext bind to a loopback URL: err = %v, want %q", err, want)

@@ -192,7 +192,7 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 		{func(c *Config) { c.Timeout = -1 }, "Timeout"},
 		{func(c *Config) { c.URL, c.StartTLS = "ldaps://x", true }, "StartTLS"},
 		{func(c *Config) { c.CAFile = "/nonexistent/ca.pem" }, "CAFile"},
-		{func(c *Config) { c.StartTLS, c.CAFile = true, "/nonexistent/ca.pem" }, "LDAP_CA_FILE /nonexistent/ca.pem"},
+		{func(c *Config) { c.StartTLS, c.CAFile = true, "/nonexistent/ca.pem" }, "directory.caFile (LDAP_CA_FILE) /nonexistent/ca.pem"},
 		{func(c *Config) { c.ServerName = "dc1.corp" }, "ServerName"},
 		{func(c *Config) { c.InChain = true }, "InChain"},
 	}
@@ -330,7 +330,7 @@ func TestConfigRefusesPlaintextBind(t *testing.T) {
 		c := Config{URL: url, BindDN: "cn=svc,dc=x", BindPassword: "pw-secret", BaseDN: "dc=x"}
 		err := c.Validate()
 		want := "directory " + url + ": refusing to send the bind password in clear; " +
-			"use ldaps://, LDAP_START_TLS=true, or LDAP_ALLOW_PLAINTEXT_BIND=true"
+			"use ldaps://, directory.startTLS (LDAP_START_TLS=true), or directory.allowPlaintextBind (LDAP_ALLOW_PLAINTEXT_BIND=true)"
 		if err == nil || err.Error() != want {
 			t.Errorf("%s: err = %v, want %q", url, err, want)
 		}
@@ -358,7 +358,7 @@ func TestConfigCAFileMustHoldCertificates(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := Config{URL: "ldaps://dc1", BaseDN: "dc=x", CAFile: path}
-	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "LDAP_CA_FILE "+path+": no PEM certificate") {
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "directory.caFile (LDAP_CA_FILE) "+path+": no PEM certificate") {
 		t.Errorf("err = %v, want one saying the CA file holds no certificate", err)
 	}
 }
@@ -445,7 +445,7 @@ func TestExplainBindNamesADReason(t *testing.T) {
 				t.Errorf("explainBind(%s) = %v, want %q in it", code, err, want)
 			}
 		}
-		if strings.Contains(err.Error(), "check LDAP_BIND_DN") {
+		if strings.Contains(err.Error(), "check directory.bindDN") {
 			t.Errorf("explainBind(%s) = %v: the bind DN and password are right", code, err)
 		}
 	}

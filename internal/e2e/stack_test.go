@@ -73,16 +73,31 @@ func newStack(t *testing.T, d demo.Demo) *stack { return newStackOn(t, d, sandbo
 // created over SCIM and the organization's custom extension is set to the URN it declares.
 func newStackOn(t *testing.T, d demo.Demo, kind string, clientOpts ...func(*client.Options)) *stack {
 	t.Helper()
-	return buildStack(t, d, kind, false, clientOpts...)
+	return buildStack(t, d, kind, uiOff, clientOpts...)
 }
 
 // newStackWithUI is newStack whose Temporal dev server also serves its web UI (at s.uiURL).
 func newStackWithUI(t *testing.T, d demo.Demo) *stack {
 	t.Helper()
-	return buildStack(t, d, sandboxTarget, true)
+	return buildStack(t, d, sandboxTarget, uiOn)
 }
 
-func buildStack(t *testing.T, d demo.Demo, kind string, ui bool, clientOpts ...func(*client.Options)) *stack {
+// newStackWithUICodec is newStackWithUI whose UI decodes payloads with the codec server at
+// codecEndpoint (started by the test), the workers' clients having clientOpts.
+func newStackWithUICodec(t *testing.T, d demo.Demo, codecEndpoint string, clientOpts ...func(*client.Options)) *stack {
+	t.Helper()
+	return buildStack(t, d, sandboxTarget, uiSettings{on: true, codecEndpoint: codecEndpoint}, clientOpts...)
+}
+
+// uiSettings say whether the Temporal dev server serves its web UI, and with which codec server.
+type uiSettings struct {
+	on            bool
+	codecEndpoint string
+}
+
+var uiOff, uiOn = uiSettings{}, uiSettings{on: true}
+
+func buildStack(t *testing.T, d demo.Demo, kind string, ui uiSettings, clientOpts ...func(*client.Options)) *stack {
 	t.Helper()
 	ctx, roles, hostPort, uiURL := serversWithRoles(t, ui)
 	dbURL := roles.Admin // the CLI's, as in production
@@ -150,19 +165,19 @@ func buildStack(t *testing.T, d demo.Demo, kind string, ui bool, clientOpts ...f
 // be installed); ctx ends with the test.
 func servers(t *testing.T) (ctx context.Context, dbURL, hostPort string) {
 	t.Helper()
-	ctx, dbURL, hostPort, _ = serversUI(t, false)
+	ctx, dbURL, hostPort, _ = serversUI(t, uiOff)
 	return ctx, dbURL, hostPort
 }
 
 // serversUI is servers, the Temporal dev server serving its web UI (at uiURL) when ui is set.
-func serversUI(t *testing.T, ui bool) (ctx context.Context, dbURL, hostPort, uiURL string) {
+func serversUI(t *testing.T, ui uiSettings) (ctx context.Context, dbURL, hostPort, uiURL string) {
 	t.Helper()
 	ctx, hostPort, uiURL = temporalServer(t, ui)
 	return ctx, devstacktest.Database(t), hostPort, uiURL
 }
 
 // serversWithRoles is serversUI with a database of usersync's roles, migrated as the owner.
-func serversWithRoles(t *testing.T, ui bool) (ctx context.Context, roles devstacktest.RoleURLs, hostPort, uiURL string) {
+func serversWithRoles(t *testing.T, ui uiSettings) (ctx context.Context, roles devstacktest.RoleURLs, hostPort, uiURL string) {
 	t.Helper()
 	ctx, hostPort, uiURL = temporalServer(t, ui)
 	return ctx, devstacktest.DatabaseWithRoles(t), hostPort, uiURL
@@ -170,15 +185,15 @@ func serversWithRoles(t *testing.T, ui bool) (ctx context.Context, roles devstac
 
 // temporalServer checks that slapd can run and starts a Temporal dev server (with its web UI
 // when ui is set); ctx ends with the test.
-func temporalServer(t *testing.T, ui bool) (ctx context.Context, hostPort, uiURL string) {
+func temporalServer(t *testing.T, ui uiSettings) (ctx context.Context, hostPort, uiURL string) {
 	t.Helper()
 	if _, err := os.Stat(devstack.SlapdBinary); err != nil {
 		devstacktest.SkipUnlessRequired(t, "slapd not installed (%s): apt-get install slapd", devstack.SlapdBinary)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	if ui {
-		hostPort, uiURL = devstacktest.TemporalWithUI(t)
+	if ui.on {
+		hostPort, uiURL = devstacktest.TemporalWithUICodec(t, ui.codecEndpoint)
 	} else {
 		hostPort = devstacktest.Temporal(t)
 	}

@@ -31,7 +31,7 @@ const browser = await chromium.launch({
   args: process.getuid?.() === 0 ? ['--no-sandbox'] : [],
 });
 const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
-page.setDefaultTimeout(15_000);
+page.setDefaultTimeout(45_000); // a loaded CI machine renders the UI slowly
 let step = 0;
 const started = Date.now();
 const shot = async (name) => {

@@ -57,7 +57,7 @@ func Temporal(t testing.TB) string {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	srv, hostPort, _, err := startTemporal(ctx, false)
+	srv, hostPort, _, err := startTemporal(ctx, false, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,12 +69,19 @@ func Temporal(t testing.TB) string {
 // frontend address and the UI's URL.
 func TemporalWithUI(t testing.TB) (hostPort, uiURL string) {
 	t.Helper()
+	return TemporalWithUICodec(t, "")
+}
+
+// TemporalWithUICodec is TemporalWithUI whose web UI decodes payloads with the codec server at
+// codecEndpoint ("" none).
+func TemporalWithUICodec(t testing.TB, codecEndpoint string) (hostPort, uiURL string) {
+	t.Helper()
 	if _, err := devstack.FindTemporal(); err != nil {
 		SkipUnlessRequired(t, "temporal not installed: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	srv, hostPort, uiURL, err := startTemporal(ctx, true)
+	srv, hostPort, uiURL, err := startTemporal(ctx, true, codecEndpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +312,7 @@ func randomHex(n int) string {
 
 // startTemporal starts an in-memory Temporal dev server on a free port and returns it with
 // its frontend address. The caller stops it.
-func startTemporal(ctx context.Context, ui bool) (_ *testsuite.DevServer, hostPort, uiURL string, _ error) {
+func startTemporal(ctx context.Context, ui bool, codecEndpoint string) (_ *testsuite.DevServer, hostPort, uiURL string, _ error) {
 	bin, err := devstack.FindTemporal()
 	if err != nil {
 		return nil, "", "", err
@@ -313,6 +320,10 @@ func startTemporal(ctx context.Context, ui bool) (_ *testsuite.DevServer, hostPo
 	// Each port is picked free, the HTTP API's too: left to the server it is the frontend
 	// port + 1000, which another test's server may hold, and the dev server then crashes.
 	// A port taken between picking and binding is retried on fresh ports.
+	var codecArgs []string
+	if ui && codecEndpoint != "" {
+		codecArgs = devstack.UICodecArgs(codecEndpoint)
+	}
 	var lastErr error
 	for range 3 {
 		hostPort := net.JoinHostPort("127.0.0.1", strconv.Itoa(devstack.FreePort()))
@@ -329,7 +340,7 @@ func startTemporal(ctx context.Context, ui bool) (_ *testsuite.DevServer, hostPo
 			Stdout:        io.Discard, // a banner; errors still reach stderr
 			Stderr:        os.Stderr,
 			ExtraArgs: slices.Concat([]string{"--http-port", strconv.Itoa(devstack.FreePort())}, devstack.EagerActivityArgs(),
-				workflows.DevServerSearchAttributeArgs()),
+				workflows.DevServerSearchAttributeArgs(), codecArgs),
 		})
 		if err == nil {
 			if ui {

@@ -25,6 +25,7 @@ type stack struct {
 	org                                                    string
 	temporalPort, uiPort, postgresPort, ldapPort, scimPort int
 	infraOnly                                              bool
+	codecEndpoint                                          string // the web UI's codec server; "" none
 }
 
 func (s *stack) bind(fs *flag.FlagSet) {
@@ -35,6 +36,7 @@ func (s *stack) bind(fs *flag.FlagSet) {
 	fs.IntVar(&s.postgresPort, "postgres-port", 55432, "PostgreSQL port")
 	fs.IntVar(&s.ldapPort, "ldap-port", 3389, "slapd (LDAP) port")
 	fs.IntVar(&s.scimPort, "scim-port", 8090, "SCIM sandbox port")
+	fs.StringVar(&s.codecEndpoint, "ui-codec-endpoint", "", "codec server the web UI decodes payloads with (starter codec-server's URL, e.g. http://127.0.0.1:8089)")
 }
 
 func (s *stack) resolve() error {
@@ -63,7 +65,8 @@ func (s *stack) postgres() *devstack.Postgres {
 }
 
 func (s *stack) temporal() *devstack.Temporal {
-	return &devstack.Temporal{Dir: s.path("temporal"), Port: s.temporalPort, UIPort: s.uiPort, Persistent: true}
+	return &devstack.Temporal{Dir: s.path("temporal"), Port: s.temporalPort, UIPort: s.uiPort, Persistent: true,
+		CodecEndpoint: s.codecEndpoint}
 }
 
 // slapd needs the admin password only to start; status and down pass "".
