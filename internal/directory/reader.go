@@ -24,7 +24,7 @@ type Reader struct {
 	conn *ldap.Conn
 	now  func() time.Time // nil: time.Now (accountExpires)
 	// mirror, when set, serves the user and group searches (SnapshotFromMirror).
-	mirror MirrorStore
+	mirror MirrorView
 }
 
 // Dial connects to cfg.URL and binds as cfg.BindDN (anonymously when it is empty). An

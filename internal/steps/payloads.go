@@ -46,6 +46,9 @@ type DirectoryRead struct {
 	Reason  string `json:"reason,omitempty"`
 	Entries int    `json:"entries"`           // entries the directory sent with their attributes
 	Deleted int    `json:"deleted,omitempty"` // entries dropped as deleted in the directory
+	// Checked: entries the directory named without their attributes to find what changed
+	// (AD: the objects changed since the mark).
+	Checked int `json:"checked,omitempty"`
 }
 
 // PlanInput plans a run from its snapshot.
