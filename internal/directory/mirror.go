@@ -120,7 +120,7 @@ var ErrNoContentSync = errors.New("the directory does not offer content synchron
 
 // SupportsIncremental reports whether SyncMirror can read this directory's changes
 // (OpenLDAP's content synchronization, AD's uSNChanged).
-func (r *Reader) SupportsIncremental() bool { return r.cfg.Profile != ProfileAD }
+func (r *Reader) SupportsIncremental() bool { return true }
 
 // mirrorKind is what one kind of entries is read with.
 type mirrorKind struct {

@@ -41,7 +41,8 @@ type SnapshotResult struct {
 // taken from the organization's mirror after reading what changed.
 type DirectoryRead struct {
 	// Full: the mirror was replaced by a read of everything; Reason says why ("first
-	// read", "scope changed", "scheduled", "cookie refused").
+	// read", "scope changed", "mirror incomplete", "scheduled", "cookie refused", on AD
+	// "another DC or a restored one (invocationId changed)").
 	Full    bool   `json:"full,omitempty"`
 	Reason  string `json:"reason,omitempty"`
 	Entries int    `json:"entries"`           // entries the directory sent with their attributes
