@@ -299,3 +299,28 @@ func TestIncrementalFirstReadWithSlapdStoppedMidReadFails(t *testing.T) {
 	full, mirrored, fs, ms := snapshotsOf(t, r, m, nil)
 	sameSnapshot(t, "after slapd restarts mid-read", full, mirrored, fs, ms)
 }
+
+// A mirror that lost its rows but kept its cookie (a restore of one table, a manual delete)
+// is not read as "nothing changed" (which would make everyone look gone): it holds another
+// number of entries than its mark was committed with, and is read in full.
+func TestEmptiedMirrorWithACookieIsReadInFull(t *testing.T) {
+	s := ownSlapd(t)
+	ctx := context.Background()
+	r := dialThrough(t, s.URL())
+	m := newMemMirror()
+	if _, err := r.SyncMirror(ctx, m, nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	m.mu.Lock()
+	delete(m.entries, directory.MirrorUsers) // the cookie stays
+	m.mu.Unlock()
+	st, err := r.SyncMirror(ctx, m, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Full || st.Reason != "mirror incomplete" {
+		t.Errorf("read of an emptied mirror: %+v, want a full read (mirror incomplete)", st)
+	}
+	full, mirrored, fs, ms := snapshotsOf(t, r, m, nil)
+	sameSnapshot(t, "after the emptied mirror's read", full, mirrored, fs, ms)
+}
