@@ -111,9 +111,11 @@ func (a *Activities) SnapshotDirectory(ctx context.Context, in steps.SnapshotInp
 	if inc, ok := dir.(IncrementalDirectory); ok && o.Incremental && inc.SupportsIncremental() {
 		// Only what changed since the last run is read; the snapshot is then taken from
 		// the mirror exactly as from the directory.
+		// err is the function's: a failed read must fail the step (it was once shadowed
+		// here, and a read cut mid-way "succeeded" with nobody in scope).
 		m := a.Store.Mirror(in.Org)
 		var ss directory.SyncStats
-		ss, err := inc.SyncMirror(ctx, m, attrs, o.FullReadEvery)
+		ss, err = inc.SyncMirror(ctx, m, attrs, o.FullReadEvery)
 		switch {
 		case errors.Is(err, directory.ErrNoContentSync):
 			// A directory without syncprov is read in full, as before incremental reads.
@@ -121,7 +123,7 @@ func (a *Activities) SnapshotDirectory(ctx context.Context, in steps.SnapshotInp
 			stats, err = dir.SnapshotWith(ctx, idx, groupDNs, attrs, batch, emit)
 		case err == nil:
 			p.tick()
-			res.Read = &steps.DirectoryRead{Full: ss.Full, Reason: ss.Reason, Entries: ss.Entries, Deleted: ss.Deleted}
+			res.Read = &steps.DirectoryRead{Full: ss.Full, Reason: ss.Reason, Entries: ss.Entries, Deleted: ss.Deleted, Checked: ss.Checked}
 			stats, err = inc.SnapshotFromMirror(ctx, m, idx, groupDNs, attrs, batch, emit)
 		default:
 			_ = idx.Close(ctx) // no read ran to close it

@@ -81,6 +81,7 @@ type orgFlags struct {
 	s                       orgs.Settings
 	passwordFile, tokenFile string
 	secretsFromEnv          bool
+	incremental             bool // --ldap-incremental (stored as directory.FullReads, its opposite)
 	changed                 func(string) bool
 	flagOf                  map[string]string // setting (directory.url) -> flag
 }
@@ -114,7 +115,9 @@ func (f *orgFlags) bind(cmd *cobra.Command, set bool) {
 	str(&d.ServerName, "ldap-server-name", "directory.serverName", "", "name the directory's certificate must hold")
 	boolean(&d.AllowPlaintextBind, "ldap-allow-plaintext-bind", "directory.allowPlaintextBind", "allow a password bind without TLS")
 	boolean(&d.InChain, "ldap-in-chain", "directory.inChain", "AD: resolve nested groups with LDAP_MATCHING_RULE_IN_CHAIN")
-	boolean(&d.Incremental, "ldap-incremental", "directory.incremental", "read only the directory's changes between full reads (OpenLDAP syncprov; experimental)")
+	fl.BoolVar(&f.incremental, "ldap-incremental", true,
+		"read only the directory's changes between full reads (OpenLDAP syncprov); false: read it all every sync (directory.incremental)")
+	f.flagOf["directory.incremental"] = "--ldap-incremental"
 	integer(&d.FullReadHours, "ldap-full-read-hours", "directory.fullReadHours", 0, "with incremental reads, read everything every this many hours (0: 24)")
 	str(&t.URL, "scim-url", "target.url", "", "SCIM 2.0 base URL, https:// (http:// only to loopback)")
 	fl.Float64Var(&t.Rate, "scim-rate", orgs.DefaultRate, "SCIM requests per second across all workers, 0 for no limit (target.rate)")
@@ -170,7 +173,7 @@ func (f *orgFlags) apply(o *orgs.Org, all, fromEnv bool) error {
 		{"ldap-server-name", func() { d.ServerName = f.s.Directory.ServerName }},
 		{"ldap-allow-plaintext-bind", func() { d.AllowPlaintextBind = f.s.Directory.AllowPlaintextBind }},
 		{"ldap-in-chain", func() { d.InChain = f.s.Directory.InChain }},
-		{"ldap-incremental", func() { d.Incremental = f.s.Directory.Incremental }},
+		{"ldap-incremental", func() { d.FullReads = !f.incremental }},
 		{"ldap-full-read-hours", func() { d.FullReadHours = f.s.Directory.FullReadHours }},
 		{"scim-url", func() { t.URL = f.s.Target.URL }},
 		{"scim-rate", func() { t.Rate = f.s.Target.Rate }},
@@ -370,7 +373,7 @@ func printOrg(w io.Writer, o orgs.Org, set orgs.SecretsSet) {
 		{"directory.startTLS", strconv.FormatBool(d.StartTLS)}, {"directory.caFile", d.CAFile},
 		{"directory.serverName", d.ServerName}, {"directory.allowPlaintextBind", strconv.FormatBool(d.AllowPlaintextBind)},
 		{"directory.inChain", strconv.FormatBool(d.InChain)},
-		{"directory.incremental", strconv.FormatBool(d.Incremental)}, {"directory.fullReadHours", strconv.Itoa(d.FullReadHours)},
+		{"directory.incremental", strconv.FormatBool(d.Incremental())}, {"directory.fullReadHours", strconv.Itoa(d.FullReadHours)},
 		{"target.url", t.URL}, {"target.allowHTTP", strconv.FormatBool(t.AllowHTTP)},
 		{"target.token", setWord(set.Token)}, {"target.rate", rateText(t.Rate)},
 		{"target.caFile", t.CAFile}, {"target.clientCertFile", t.ClientCertFile}, {"target.clientKeyFile", t.ClientKeyFile},

@@ -131,16 +131,23 @@ func Run(ctx context.Context, s *Stack, n int, workerBin string, rate float64, l
 		s.StopWorker()
 		return rows, nil
 	}
-	r, _, err = s.sync(ctx, n, org, "unchanged resync")
+	var sum steps.RunSummary
+	r, sum, err = s.sync(ctx, n, org, "unchanged resync")
+	r.Note = readNote(sum)
 	if err := add(r, err); err != nil {
 		return rows, err
 	}
 	if err := renameUsers(ctx, s, d, n/100); err != nil {
 		return rows, err
 	}
-	r, _, err = s.sync(ctx, n, org, "1% changed")
+	r, sum, err = s.sync(ctx, n, org, "1% changed")
+	r.Note = readNote(sum)
 	if err := add(r, err); err != nil {
 		return rows, err
+	}
+	if s.ResyncsOnly {
+		s.StopWorker()
+		return rows, nil
 	}
 	group := tenPercentGroup(n)
 	if _, err := s.Store.EditRules(ctx, org, "bench", "bench: rule edit", func(rs []rules.Rule) ([]rules.Rule, error) {
@@ -174,6 +181,19 @@ func Run(ctx context.Context, s *Stack, n int, workerBin string, rate float64, l
 	}
 	s.StopWorker()
 	return rows, nil
+}
+
+// readNote says how the run read the directory: the LDAP entries an incremental read
+// fetched, or a full read.
+func readNote(sum steps.RunSummary) string {
+	rd := sum.Directory.Read
+	switch {
+	case rd == nil:
+		return fmt.Sprintf("full read: %d users, %d groups", sum.Directory.Users, sum.Directory.Groups)
+	case rd.Full:
+		return fmt.Sprintf("incremental, full read (%s): %d LDAP entries", rd.Reason, rd.Entries)
+	}
+	return fmt.Sprintf("incremental: %d LDAP entries read, %d deleted, %d checked", rd.Entries, rd.Deleted, rd.Checked)
 }
 
 // tenPercentGroup names a generated group holding about a tenth of n users.

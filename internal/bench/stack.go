@@ -48,8 +48,14 @@ type Stack struct {
 	Client   client.Client
 	KeyFile  string // the secrets key file the worker reads (USERSYNC_SECRETS_KEY_FILE)
 	Probe    *Probe // nil: no probe
-	worker   *exec.Cmd
-	closers  []func()
+	// FullReads turns the worker's incremental directory reads off (LDAP_INCREMENTAL=false):
+	// every sync reads the whole directory.
+	FullReads bool
+	// ResyncsOnly measures, after the initial sync, only the unchanged resync and the 1%
+	// change (no rule edit, ceilings or rate-limited sync).
+	ResyncsOnly bool
+	worker      *exec.Cmd
+	closers     []func()
 
 	stopInProcess func() // the in-process worker's stop
 }
@@ -140,7 +146,7 @@ func (s *Stack) StartWorker(ctx context.Context, workerBin, orgName string, rate
 		"USERSYNC_ORG="+orgName, "USERSYNC_SECRETS_KEY_FILE="+s.KeyFile, "TEMPORAL_ADDRESS="+s.HostPort, "DATABASE_URL="+s.DBURL,
 		"LDAP_URL="+s.Slapd.URL(), "LDAP_BIND_DN="+s.Slapd.AdminDN, "LDAP_BIND_PASSWORD="+ldapSecret, "LDAP_ALLOW_PLAINTEXT_BIND=true",
 		"LDAP_BASE_DN="+demo.Suffix, "LDAP_PROFILE=openldap", "SCIM_URL="+s.SCIMURL, "SCIM_TOKEN="+token,
-		"SCIM_RATE="+strconv.FormatFloat(rate, 'f', -1, 64),
+		"SCIM_RATE="+strconv.FormatFloat(rate, 'f', -1, 64), "LDAP_INCREMENTAL="+strconv.FormatBool(!s.FullReads),
 		"USERSYNC_METRICS_ADDR=127.0.0.1:0")) // served, as in production, on a free port
 }
 

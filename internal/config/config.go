@@ -138,8 +138,8 @@ func (l *LDAP) entries() []entry {
 			"allow a password bind over an unencrypted connection (ldap:// without StartTLS)"),
 		boolean(&l.LDAPInChain, "ldap-in-chain", "LDAP_IN_CHAIN",
 			"AD: resolve nested groups with LDAP_MATCHING_RULE_IN_CHAIN instead of expanding them"),
-		boolean(&l.LDAPIncremental, "ldap-incremental", "LDAP_INCREMENTAL",
-			"read only OpenLDAP's changes (RFC 4533, syncprov) between full reads (experimental)"),
+		booleanOn(&l.LDAPIncremental, "ldap-incremental", "LDAP_INCREMENTAL",
+			"read only OpenLDAP's changes (RFC 4533, syncprov) between full reads; false: read the whole directory every sync"),
 		integer(&l.LDAPFullReadHours, "ldap-full-read-hours", "LDAP_FULL_READ_HOURS", 0,
 			"with incremental reads, read the whole directory every this many hours (0: 24)",
 			atLeast(&l.LDAPFullReadHours, 0)),
@@ -244,7 +244,7 @@ func (l LDAP) OrgDirectory() orgs.Directory {
 		ServerName:         l.LDAPServerName,
 		AllowPlaintextBind: l.LDAPAllowPlaintextBind,
 		InChain:            l.LDAPInChain,
-		Incremental:        l.LDAPIncremental,
+		FullReads:          !l.LDAPIncremental,
 		FullReadHours:      l.LDAPFullReadHours,
 	}
 }

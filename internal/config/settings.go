@@ -270,6 +270,11 @@ func boolean(p *bool, flag, env, help string) entry {
 	return entry{Setting: Setting{Flag: flag, Env: env, Default: "false", Help: help, Kind: KindBool}, ptr: p}
 }
 
+// booleanOn is a boolean that is true unless turned off (--flag=false, ENV=false).
+func booleanOn(p *bool, flag, env, help string) entry {
+	return entry{Setting: Setting{Flag: flag, Env: env, Default: "true", Help: help, Kind: KindBool}, ptr: p}
+}
+
 func secret(env, help string) entry {
 	return entry{Setting: Setting{Env: env, Help: help, Kind: KindString, Secret: true}}
 }

@@ -62,6 +62,23 @@ func TestDefaultsWithoutFlagsOrEnvironment(t *testing.T) {
 	}
 }
 
+// Incremental reads are the default; LDAP_INCREMENTAL=false or --ldap-incremental=false
+// turns them off (the organization's directory.fullReads).
+func TestIncrementalReadsAreTheDefault(t *testing.T) {
+	clearEnv(t)
+	w, err := parseWorker(t)
+	if err != nil || !w.LDAPIncremental || !w.OrgDirectory().Incremental() {
+		t.Errorf("default: %v, LDAPIncremental %t, organization's %+v", err, w.LDAPIncremental, w.OrgDirectory())
+	}
+	if w, err := parseWorker(t, "-ldap-incremental=false"); err != nil || w.OrgDirectory().Incremental() || !w.OrgDirectory().FullReads {
+		t.Errorf("--ldap-incremental=false: %v, %+v", err, w.OrgDirectory())
+	}
+	t.Setenv("LDAP_INCREMENTAL", "false")
+	if w, err := parseWorker(t); err != nil || w.OrgDirectory().Incremental() {
+		t.Errorf("LDAP_INCREMENTAL=false: %v, %+v", err, w.OrgDirectory())
+	}
+}
+
 // The metrics address: a default, any address, and empty (variable or flag) turns it off.
 func TestMetricsAddressEmptyDisables(t *testing.T) {
 	clearEnv(t)

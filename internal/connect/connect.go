@@ -152,7 +152,7 @@ func (o *Orgs) build(rec orgs.Org) (*entry, error) {
 		SuspendThresholdPercent: s.SuspendThresholdPercent,
 		SuspendThresholdMax:     s.SuspendThresholdMax,
 		Paced:                   cfg.Pacer != nil,
-		Incremental:             s.Directory.Incremental,
+		Incremental:             s.Directory.Incremental(),
 		FullReadEvery:           s.Directory.FullReadEvery(),
 	}}, nil
 }

@@ -14,12 +14,17 @@ import (
 	"github.com/go-ldap/ldap/v3"
 )
 
-// Incremental reads (OpenLDAP, RFC 4533 content synchronization in refreshOnly mode): the
-// user and group entries a read takes are kept in a persistent mirror (MirrorStore, the
-// store's, per organization). SyncMirror asks the server only for what changed since the
-// mirror's cookie and applies it; SnapshotFromMirror then runs the very same snapshot as
-// a full read (SnapshotWith) over the mirror's entries instead of a paged search, so the
-// planner's input is the same either way.
+// Incremental reads: the user and group entries a read takes are kept in a persistent
+// mirror (MirrorStore, the store's, per organization). SyncMirror asks the directory only
+// for what changed since the mirror's mark and applies it: OpenLDAP by RFC 4533 content
+// synchronization (refreshOnly, a cookie; mirror_syncrepl.go), Active Directory by
+// uSNChanged high-water marks of one DC (mirror_usn.go). SnapshotFromMirror then runs the
+// very same snapshot as a full read (SnapshotWith) over the mirror's entries instead of a
+// paged search, so the planner's input is the same either way.
+//
+// A read of the mirror is all or nothing: both kinds (users and groups) are applied in one
+// MirrorTx and committed only when both refreshes ended whole, so the mirror never holds
+// the users of one read beside the groups of another, nor a cookie without its entries.
 
 // Kinds of mirrored entries.
 const (
@@ -33,7 +38,7 @@ const DefaultFullReadEvery = 24 * time.Hour
 
 // MirrorEntry is one directory entry as the mirror keeps it.
 type MirrorEntry struct {
-	UUID  string              // entryUUID
+	UUID  string              // entryUUID, or objectGUID in canonical form
 	DN    string              // as the directory spells it
 	Attrs map[string][][]byte // attribute name -> values
 }
@@ -41,38 +46,61 @@ type MirrorEntry struct {
 // SyncState is where a kind's incremental reads stand.
 type SyncState struct {
 	Scope  string    // what the entries were read with (base, filter, attributes); another needs a full read
-	Cookie []byte    // the server's; nil: none yet
+	Cookie []byte    // the server's mark; nil: none yet
 	FullAt time.Time // the last full read
+	// Entries is how many entries of the kind the mirror held when this state was
+	// committed: a mirror that holds another number was changed outside a read (or lost
+	// rows), and its mark no longer describes it.
+	Entries int
 }
 
 // MirrorStore is one organization's mirror.
 type MirrorStore interface {
-	// SyncState returns kind's state; ok is false when there is none (never read).
-	SyncState(ctx context.Context, kind string) (st SyncState, ok bool, err error)
-	// Begin starts applying one read of kind. With full, the read replaces every entry.
-	Begin(ctx context.Context, kind string, full bool) (MirrorTx, error)
-	// Entries hands the mirror's entries of kind to page, some at a time.
+	// Begin starts one read of the mirror (both kinds). Reads of one organization's mirror
+	// run one at a time: Begin waits for the one under way, and the MirrorTx sees what it
+	// committed.
+	Begin(ctx context.Context) (MirrorTx, error)
+	// View opens a consistent view of the mirror as the last committed read left it.
+	View(ctx context.Context) (MirrorView, error)
+}
+
+// MirrorView is a read-only, consistent view of a mirror.
+type MirrorView interface {
+	// Entries hands the entries of kind to page, some at a time.
 	Entries(ctx context.Context, kind string, page func([]MirrorEntry) error) error
+	Close(ctx context.Context)
 }
 
 // MirrorTx applies one read: all of it or, on Rollback, nothing.
 type MirrorTx interface {
-	Put(ctx context.Context, es []MirrorEntry) error // added or changed (keyed by UUID)
+	// State returns kind's state (ok false: never read) and how many entries of kind the
+	// mirror holds now.
+	State(ctx context.Context, kind string) (st SyncState, held int, ok bool, err error)
+	// Clear drops every entry of kind (a full read follows).
+	Clear(ctx context.Context, kind string) error
+	Put(ctx context.Context, kind string, es []MirrorEntry) error // added or changed (keyed by UUID)
 	// Delete drops the entries (those it holds) and says how many it held.
-	Delete(ctx context.Context, uuids []string) (int, error)
-	// Commit stores st. keep, when not nil, is the whole set of entries that remain (a
-	// present phase): every other one is deleted.
-	Commit(ctx context.Context, st SyncState, keep []string) error
+	Delete(ctx context.Context, kind string, uuids []string) (int, error)
+	// Keep drops every entry of kind but these (a present phase: the whole set that remains).
+	Keep(ctx context.Context, kind string, uuids []string) error
+	// DNs returns the DN the mirror holds for each of uuids it holds.
+	DNs(ctx context.Context, kind string, uuids []string) (map[string]string, error)
+	// SetState stores kind's state, its Entries the number of entries of kind held now.
+	SetState(ctx context.Context, kind string, st SyncState) error
+	Commit(ctx context.Context) error
 	Rollback(ctx context.Context)
 }
 
 // SyncStats describes one SyncMirror.
 type SyncStats struct {
 	Full    bool   // a full read replaced the mirror (Reason says why)
-	Reason  string // why a full read: "first read", "scope changed", "scheduled", "cookie refused"
+	Reason  string // why a full read: "first read", "scope changed", "scheduled", "cookie refused", ...
 	Entries int    // entries the server sent with their attributes (added, changed, or all on a full read)
 	Deleted int    // entries dropped from the mirror as deleted (or out of scope) on the server
 	Present int    // unchanged entries the server named in a present phase
+	// Checked counts the entries the server named without their attributes to find what
+	// changed (AD: the objects changed since the mark, deleted ones included).
+	Checked int
 }
 
 func (s *SyncStats) add(o SyncStats) {
@@ -83,92 +111,110 @@ func (s *SyncStats) add(o SyncStats) {
 	s.Entries += o.Entries
 	s.Deleted += o.Deleted
 	s.Present += o.Present
+	s.Checked += o.Checked
 }
 
-// ErrNoContentSync: the directory does not offer content synchronization (no syncprov
-// overlay): read it in full.
+// ErrNoContentSync: the directory does not offer reads of its changes (no syncprov
+// overlay on OpenLDAP; on AD, deleted objects the bind account cannot see): read it in full.
 var ErrNoContentSync = errors.New("the directory does not offer content synchronization (RFC 4533, OpenLDAP's syncprov overlay)")
 
-// ldapSyncRefreshRequired is e-syncRefreshRequired (RFC 4533): the cookie is unusable.
-const ldapSyncRefreshRequired = 4096
-
 // SupportsIncremental reports whether SyncMirror can read this directory's changes
-// (OpenLDAP's content synchronization).
-func (r *Reader) SupportsIncremental() bool { return r.cfg.Profile != ProfileAD }
+// (OpenLDAP's content synchronization, AD's uSNChanged).
+func (r *Reader) SupportsIncremental() bool { return true }
 
-// SyncMirror brings m up to date with the directory: the user entries (UserFilter, with
-// the attributes a snapshot asking for extraAttrs reads) and the group entries
-// (GroupFilter, members). It reads only what changed since m's cookie, and everything
-// (replacing m) when m has no usable cookie, was read with another scope, its last full
-// read is fullEvery or more ago (<= 0: DefaultFullReadEvery), or the server refuses the
-// cookie. Any error leaves m as it was (per kind).
-func (r *Reader) SyncMirror(ctx context.Context, m MirrorStore, extraAttrs []string, fullEvery time.Duration) (SyncStats, error) {
-	if !r.SupportsIncremental() {
-		return SyncStats{}, errors.New("directory: incremental reads need OpenLDAP's content synchronization (not AD)")
-	}
-	if fullEvery <= 0 {
-		fullEvery = DefaultFullReadEvery
-	}
-	// The base entry's entryUUID names this directory: another server (or one loaded
-	// again) at the same URL must not be asked with this one's cookie.
-	base, err := r.baseUUID(ctx)
-	if err != nil {
-		return SyncStats{}, err
-	}
-	var total SyncStats
-	for _, k := range []struct {
-		kind, filter string
-		attrs        []string
-	}{
-		{MirrorUsers, r.cfg.UserFilter, append(r.userAttributes(extraAttrs), "entryUUID")},
-		{MirrorGroups, r.cfg.GroupFilter, []string{"member", "entryUUID"}},
-	} {
-		s, err := r.syncKind(ctx, m, base, k.kind, k.filter, k.attrs, fullEvery)
-		if err != nil {
-			return SyncStats{}, err
-		}
-		total.add(s)
-	}
-	return total, nil
+// mirrorKind is what one kind of entries is read with.
+type mirrorKind struct {
+	kind, filter string
+	attrs        []string // sorted, lower case, unique
 }
 
-func (r *Reader) syncKind(ctx context.Context, m MirrorStore, server, kind, filter string, attrs []string, fullEvery time.Duration) (SyncStats, error) {
+// mirrorKinds are the user entries (UserFilter, with the attributes a snapshot asking for
+// extraAttrs reads) and the group entries (GroupFilter, members; on AD the objectSid
+// that primary groups are found by).
+func (r *Reader) mirrorKinds(extraAttrs []string) []mirrorKind {
+	groupAttrs := []string{"member", r.cfg.idAttribute()}
+	if r.cfg.Profile == ProfileAD {
+		groupAttrs = append(groupAttrs, "objectSid")
+	}
+	return []mirrorKind{
+		{MirrorUsers, r.cfg.UserFilter, canonicalAttrs(append(r.userAttributes(extraAttrs), r.cfg.idAttribute()))},
+		{MirrorGroups, r.cfg.GroupFilter, canonicalAttrs(groupAttrs)},
+	}
+}
+
+func canonicalAttrs(attrs []string) []string {
 	attrs = slices.Clone(attrs)
 	for i := range attrs {
 		attrs[i] = strings.ToLower(attrs[i])
 	}
 	slices.Sort(attrs)
-	attrs = slices.Compact(attrs)
-	scope := mirrorScope(server, r.cfg.URL, r.cfg.BaseDN, filter, attrs)
-	st, ok, err := m.SyncState(ctx, kind)
+	return slices.Compact(attrs)
+}
+
+// SyncMirror brings m up to date with the directory: the user entries and the group
+// entries. It reads only what changed since m's mark, and everything of a kind (replacing
+// it) when m has no usable mark for it, was read with another scope, holds another number
+// of entries than its mark was committed with, its last full read is fullEvery or more ago
+// (<= 0: DefaultFullReadEvery), or the server refuses the mark. Both kinds are committed
+// together, and only when both were read whole: any error leaves m as it was.
+func (r *Reader) SyncMirror(ctx context.Context, m MirrorStore, extraAttrs []string, fullEvery time.Duration) (_ SyncStats, err error) {
+	if fullEvery <= 0 {
+		fullEvery = DefaultFullReadEvery
+	}
+	// The base entry's ID names this directory: another server (or one loaded again) at
+	// the same URL must not be asked with this one's mark.
+	base, err := r.baseUUID(ctx)
 	if err != nil {
 		return SyncStats{}, err
 	}
-	reason := ""
-	switch now := r.clock(); {
-	case !ok || len(st.Cookie) == 0:
-		reason = "first read"
-	case st.Scope != scope:
-		reason = "scope changed"
-	case now.Sub(st.FullAt) >= fullEvery:
-		reason = "scheduled"
+	tx, err := m.Begin(ctx)
+	if err != nil {
+		return SyncStats{}, err
 	}
-	if reason == "" {
-		s, err := r.refresh(ctx, m, kind, filter, attrs, scope, st)
-		if err == nil || !ldap.IsErrorWithCode(err, ldapSyncRefreshRequired) {
-			return s, err
+	defer func() {
+		if err != nil {
+			tx.Rollback(context.WithoutCancel(ctx))
 		}
-		reason = "cookie refused"
+	}()
+	var stats SyncStats
+	if r.cfg.Profile == ProfileAD {
+		stats, err = r.syncUSN(ctx, tx, base, r.mirrorKinds(extraAttrs), fullEvery)
+	} else {
+		stats, err = r.syncRefresh(ctx, tx, base, r.mirrorKinds(extraAttrs), fullEvery)
 	}
-	s, err := r.refresh(ctx, m, kind, filter, attrs, scope, SyncState{})
-	s.Full, s.Reason = true, reason
-	return s, err
+	if err != nil {
+		return SyncStats{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return SyncStats{}, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return SyncStats{}, err
+	}
+	return stats, nil
 }
 
-// baseUUID reads the entryUUID of the base entry.
+// fullReadReason says why kind k needs a full read ("" for none) given its state.
+func (r *Reader) fullReadReason(st SyncState, held int, ok bool, scope string, fullEvery time.Duration) string {
+	switch {
+	case !ok || len(st.Cookie) == 0:
+		return "first read"
+	case st.Scope != scope:
+		return "scope changed"
+	case st.Entries != held:
+		// Rows lost or added outside a read (a restore, a manual delete): the mark would
+		// read "nothing changed" over a mirror that is not what it describes.
+		return "mirror incomplete"
+	case r.clock().Sub(st.FullAt) >= fullEvery:
+		return "scheduled"
+	}
+	return ""
+}
+
+// baseUUID reads the immutable ID of the base entry.
 func (r *Reader) baseUUID(ctx context.Context) (string, error) {
 	req := ldap.NewSearchRequest(r.cfg.BaseDN, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
-		"(objectClass=*)", []string{"entryUUID"}, nil)
+		"(objectClass=*)", []string{r.cfg.idAttribute()}, nil)
 	var res *ldap.SearchResult
 	if err := r.guard(ctx, func() (err error) { res, err = r.conn.Search(req); return err }); err != nil {
 		return "", fmt.Errorf("directory %s: read base %q: %w", r.cfg.URL, r.cfg.BaseDN, err)
@@ -176,157 +222,13 @@ func (r *Reader) baseUUID(ctx context.Context) (string, error) {
 	if len(res.Entries) == 0 {
 		return "", fmt.Errorf("directory %s: base %q not found", r.cfg.URL, r.cfg.BaseDN)
 	}
-	return res.Entries[0].GetAttributeValue("entryUUID"), nil
+	return r.entryID(res.Entries[0]), nil
 }
 
 // mirrorScope names what a kind's entries are read with.
 func mirrorScope(server, url, base, filter string, attrs []string) string {
 	h := sha256.Sum256([]byte(strings.Join([]string{server, url, normalizeDN(base), filter, strings.Join(attrs, ",")}, "\n")))
 	return hex.EncodeToString(h[:])
-}
-
-// refresh runs one refreshOnly content synchronization from st.Cookie (nil: everything)
-// and applies it to m in one transaction.
-func (r *Reader) refresh(ctx context.Context, m MirrorStore, kind, filter string, attrs []string, scope string, st SyncState) (_ SyncStats, err error) {
-	full := len(st.Cookie) == 0
-	tx, err := m.Begin(ctx, kind, full)
-	if err != nil {
-		return SyncStats{}, err
-	}
-	committed := false
-	defer func() {
-		if !committed {
-			tx.Rollback(context.WithoutCancel(ctx))
-		}
-	}()
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	req := ldap.NewSearchRequest(r.cfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
-		0, 0, false, filter, attrs, nil)
-	resp := r.conn.Syncrepl(sctx, req, 64, ldap.SyncRequestModeRefreshOnly, st.Cookie, false)
-
-	var stats SyncStats
-	var (
-		cookie       = st.Cookie
-		present      []string // present phase: unchanged entries
-		put          []string // entries sent in full
-		presentPhase = true   // until the server says it ran a delete phase
-		done         bool     // the server ended the refresh (Sync Done): the read is whole
-		batch        []MirrorEntry
-	)
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		err := tx.Put(ctx, batch)
-		batch = batch[:0]
-		return err
-	}
-	for resp.Next() {
-		if e := resp.Entry(); e != nil {
-			state, _ := ldap.FindControl(resp.Controls(), ldap.ControlTypeSyncState).(*ldap.ControlSyncState)
-			if state == nil {
-				return SyncStats{}, fmt.Errorf("directory %s: sync of %q: entry without a sync state", r.cfg.URL, filter)
-			}
-			if len(state.Cookie) > 0 {
-				cookie = state.Cookie
-			}
-			id := state.EntryUUID.String()
-			switch state.State {
-			case ldap.SyncStateAdd, ldap.SyncStateModify:
-				stats.Entries++
-				put = append(put, id)
-				batch = append(batch, mirrorEntry(id, e))
-				if len(batch) >= r.cfg.PageSize {
-					if err := flush(); err != nil {
-						return SyncStats{}, err
-					}
-				}
-			case ldap.SyncStatePresent:
-				stats.Present++
-				present = append(present, id)
-			case ldap.SyncStateDelete:
-				n, err := tx.Delete(ctx, []string{id})
-				if err != nil {
-					return SyncStats{}, err
-				}
-				stats.Deleted += n
-			}
-			continue
-		}
-		for _, c := range resp.Controls() {
-			switch c := c.(type) {
-			case *ldap.ControlSyncInfo:
-				switch {
-				case c.NewCookie != nil:
-					cookie = c.NewCookie.Cookie
-				case c.RefreshDelete != nil:
-					cookie, presentPhase = orCookie(c.RefreshDelete.Cookie, cookie), false
-				case c.RefreshPresent != nil:
-					cookie = orCookie(c.RefreshPresent.Cookie, cookie)
-				case c.SyncIdSet != nil:
-					cookie = orCookie(c.SyncIdSet.Cookie, cookie)
-					ids := make([]string, len(c.SyncIdSet.SyncUUIDs))
-					for i, u := range c.SyncIdSet.SyncUUIDs {
-						ids[i] = u.String()
-					}
-					if c.SyncIdSet.RefreshDeletes {
-						// syncprov's session log names the deletes of every search
-						// (also of other kinds' entries): count only ours.
-						n, err := tx.Delete(ctx, ids)
-						if err != nil {
-							return SyncStats{}, err
-						}
-						stats.Deleted += n
-					} else {
-						stats.Present += len(ids)
-						present = append(present, ids...)
-					}
-				}
-			case *ldap.ControlSyncDone:
-				done = true
-				cookie = orCookie(c.Cookie, cookie)
-				if c.RefreshDeletes {
-					presentPhase = false
-				}
-			}
-		}
-	}
-	if err := resp.Err(); err != nil {
-		if ldap.IsErrorWithCode(err, ldap.LDAPResultUnavailableCriticalExtension) {
-			return SyncStats{}, fmt.Errorf("directory %s: %w", r.cfg.URL, ErrNoContentSync)
-		}
-		return SyncStats{}, fmt.Errorf("directory %s: sync of %q under %q: %w", r.cfg.URL, filter, r.cfg.BaseDN, err)
-	}
-	if err := ctx.Err(); err != nil {
-		return SyncStats{}, err
-	}
-	if !done {
-		// The stream ended without the server's Sync Done (a connection lost mid-read ends it
-		// without an error): what was read is a part, and a part must never replace the
-		// mirror (its users would look deleted). The read fails; the run retries it.
-		return SyncStats{}, fmt.Errorf("directory %s: sync of %q under %q ended before the server finished it (connection lost?)",
-			r.cfg.URL, filter, r.cfg.BaseDN)
-	}
-	if err := flush(); err != nil {
-		return SyncStats{}, err
-	}
-	if len(cookie) == 0 {
-		return SyncStats{}, fmt.Errorf("directory %s: sync of %q sent no cookie: %w", r.cfg.URL, filter, ErrNoContentSync)
-	}
-	var keep []string
-	if presentPhase && !full {
-		keep = append(present, put...)
-	}
-	next := SyncState{Scope: scope, Cookie: cookie, FullAt: st.FullAt}
-	if full {
-		next.FullAt = r.clock()
-	}
-	if err := tx.Commit(ctx, next, keep); err != nil {
-		return SyncStats{}, err
-	}
-	committed = true
-	return stats, nil
 }
 
 func orCookie(c, old []byte) []byte {
@@ -359,12 +261,21 @@ func (me MirrorEntry) ldapEntry() *ldap.Entry {
 
 // SnapshotFromMirror is SnapshotWith over m's entries (read them current with SyncMirror
 // and the same extraAttrs first): the same users, groups and stats as a full read of the
-// directory at the mirror's state, without reading the directory.
+// directory at the mirror's state, without reading the directory. Users and groups come
+// from one consistent view of the mirror.
 func (r *Reader) SnapshotFromMirror(ctx context.Context, m MirrorStore, idx MembershipIndex, groupDNs []string,
 	extraAttrs []string, batchSize int, emit func([]User) error) (Stats, error) {
+	v, err := m.View(ctx)
+	if err != nil {
+		if idx != nil {
+			_ = idx.Close(ctx)
+		}
+		return Stats{}, err
+	}
+	defer v.Close(context.WithoutCancel(ctx))
 	mr := *r
 	mr.cfg.InChain = false // the mirror holds the groups' members
-	mr.mirror = m
+	mr.mirror = v
 	return mr.SnapshotWith(ctx, idx, groupDNs, extraAttrs, batchSize, emit)
 }
 

@@ -3,6 +3,7 @@ package directory_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"reflect"
 	"slices"
@@ -19,43 +20,53 @@ import (
 	"github.com/usersync/usersync/internal/directory"
 )
 
-// memMirror is an in-memory directory.MirrorStore (the store's is tested in e2e).
+// memMirror is an in-memory directory.MirrorStore (the store's is tested in e2e): a read
+// works on a copy, which Commit puts in place.
 type memMirror struct {
 	mu      sync.Mutex
 	entries map[string]map[string]directory.MirrorEntry // kind -> uuid -> entry
 	states  map[string]directory.SyncState
+	commits int
 }
 
 func newMemMirror() *memMirror {
 	return &memMirror{entries: map[string]map[string]directory.MirrorEntry{}, states: map[string]directory.SyncState{}}
 }
 
-func (m *memMirror) SyncState(_ context.Context, kind string) (directory.SyncState, bool, error) {
+func (m *memMirror) Begin(context.Context) (directory.MirrorTx, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t := &memTx{m: m, entries: map[string]map[string]directory.MirrorEntry{}, states: maps.Clone(m.states)}
+	for k, es := range m.entries {
+		t.entries[k] = maps.Clone(es)
+	}
+	return t, nil
+}
+
+func (m *memMirror) View(context.Context) (directory.MirrorView, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v := memView{}
+	for k, es := range m.entries {
+		v[k] = slices.Collect(maps.Values(es))
+	}
+	return v, nil
+}
+
+// held is how many entries of kind the mirror holds, and its state.
+func (m *memMirror) held(kind string) (int, directory.SyncState, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	st, ok := m.states[kind]
-	return st, ok, nil
+	return len(m.entries[kind]), st, ok
 }
 
-func (m *memMirror) Begin(_ context.Context, kind string, full bool) (directory.MirrorTx, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	next := map[string]directory.MirrorEntry{}
-	if !full {
-		for k, v := range m.entries[kind] {
-			next[k] = v
-		}
-	}
-	return &memTx{m: m, kind: kind, next: next}, nil
-}
+type memView map[string][]directory.MirrorEntry
 
-func (m *memMirror) Entries(_ context.Context, kind string, page func([]directory.MirrorEntry) error) error {
-	m.mu.Lock()
-	var es []directory.MirrorEntry
-	for _, e := range m.entries[kind] {
-		es = append(es, e)
-	}
-	m.mu.Unlock()
+func (v memView) Close(context.Context) {}
+
+func (v memView) Entries(_ context.Context, kind string, page func([]directory.MirrorEntry) error) error {
+	es := v[kind]
 	for len(es) > 0 {
 		n := min(len(es), 37)
 		if err := page(es[:n]); err != nil {
@@ -67,41 +78,76 @@ func (m *memMirror) Entries(_ context.Context, kind string, page func([]director
 }
 
 type memTx struct {
-	m    *memMirror
-	kind string
-	next map[string]directory.MirrorEntry
+	m       *memMirror
+	entries map[string]map[string]directory.MirrorEntry
+	states  map[string]directory.SyncState
 }
 
-func (t *memTx) Put(_ context.Context, es []directory.MirrorEntry) error {
+func (t *memTx) kind(k string) map[string]directory.MirrorEntry {
+	if t.entries[k] == nil {
+		t.entries[k] = map[string]directory.MirrorEntry{}
+	}
+	return t.entries[k]
+}
+
+func (t *memTx) State(_ context.Context, kind string) (directory.SyncState, int, bool, error) {
+	st, ok := t.states[kind]
+	return st, len(t.entries[kind]), ok, nil
+}
+
+func (t *memTx) Clear(_ context.Context, kind string) error {
+	delete(t.entries, kind)
+	return nil
+}
+
+func (t *memTx) Put(_ context.Context, kind string, es []directory.MirrorEntry) error {
 	for _, e := range es {
-		t.next[e.UUID] = e
+		t.kind(kind)[e.UUID] = e
 	}
 	return nil
 }
 
-func (t *memTx) Delete(_ context.Context, ids []string) (int, error) {
+func (t *memTx) Delete(_ context.Context, kind string, ids []string) (int, error) {
 	n := 0
 	for _, id := range ids {
-		if _, ok := t.next[id]; ok {
-			delete(t.next, id)
+		if _, ok := t.kind(kind)[id]; ok {
+			delete(t.kind(kind), id)
 			n++
 		}
 	}
 	return n, nil
 }
 
-func (t *memTx) Commit(_ context.Context, st directory.SyncState, keep []string) error {
-	if keep != nil {
-		for id := range t.next {
-			if !slices.Contains(keep, id) {
-				delete(t.next, id)
-			}
+func (t *memTx) Keep(_ context.Context, kind string, ids []string) error {
+	for id := range t.kind(kind) {
+		if !slices.Contains(ids, id) {
+			delete(t.kind(kind), id)
 		}
 	}
+	return nil
+}
+
+func (t *memTx) DNs(_ context.Context, kind string, ids []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, id := range ids {
+		if e, ok := t.kind(kind)[id]; ok {
+			out[id] = e.DN
+		}
+	}
+	return out, nil
+}
+
+func (t *memTx) SetState(_ context.Context, kind string, st directory.SyncState) error {
+	st.Entries = len(t.entries[kind])
+	t.states[kind] = st
+	return nil
+}
+
+func (t *memTx) Commit(context.Context) error {
 	t.m.mu.Lock()
 	defer t.m.mu.Unlock()
-	t.m.entries[t.kind] = t.next
-	t.m.states[t.kind] = st
+	t.m.entries, t.m.states = t.entries, t.states
+	t.m.commits++
 	return nil
 }
 
@@ -348,7 +394,7 @@ func TestIncrementalReadWithoutSyncprovAsksForAFullRead(t *testing.T) {
 	if _, err := r.SyncMirror(ctx, m, nil, 0); !errors.Is(err, directory.ErrNoContentSync) {
 		t.Fatalf("SyncMirror without syncprov: %v, want ErrNoContentSync", err)
 	}
-	if _, ok, _ := m.SyncState(ctx, directory.MirrorUsers); ok {
+	if _, _, ok := m.held(directory.MirrorUsers); ok {
 		t.Error("the mirror has a sync state after a failed read")
 	}
 }

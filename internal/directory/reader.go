@@ -24,7 +24,7 @@ type Reader struct {
 	conn *ldap.Conn
 	now  func() time.Time // nil: time.Now (accountExpires)
 	// mirror, when set, serves the user and group searches (SnapshotFromMirror).
-	mirror MirrorStore
+	mirror MirrorView
 }
 
 // Dial connects to cfg.URL and binds as cfg.BindDN (anonymously when it is empty). An
@@ -133,9 +133,15 @@ func (r *Reader) pagedSearch(ctx context.Context, filter string, attrs []string,
 	if r.mirror != nil {
 		return r.mirrorSearch(ctx, filter, page)
 	}
+	return r.pagedSearchAt(ctx, r.cfg.BaseDN, filter, attrs, nil, page)
+}
+
+// pagedSearchAt is pagedSearch of the directory under base, with more controls.
+func (r *Reader) pagedSearchAt(ctx context.Context, base, filter string, attrs []string, controls []ldap.Control,
+	page func([]*ldap.Entry) error) error {
 	paging := ldap.NewControlPaging(uint32(r.cfg.PageSize))
-	req := ldap.NewSearchRequest(r.cfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
-		0, 0, false, filter, attrs, []ldap.Control{paging})
+	req := ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
+		0, 0, false, filter, attrs, append([]ldap.Control{paging}, controls...))
 	for {
 		var res *ldap.SearchResult
 		err := r.guard(ctx, func() (err error) { res, err = r.conn.Search(req); return err })

@@ -100,7 +100,7 @@ func newADStack(t *testing.T, ou string, users ...string) *adStack {
 	cfg := directory.Config{URL: dc.LDAPSURL(), CAFile: dc.CAFile(), BindDN: dc.AdminDN(), BindPassword: dc.AdminPassword,
 		BaseDN: a.base, Profile: directory.ProfileAD, PageSize: 100}
 	s := &stack{t: t, ctx: ctx, demo: demo.Demo{Suffix: a.base}, store: st, client: c, sandbox: sb,
-		target: scim.New(scim.Config{BaseURL: srv.URL, Token: scimToken}), conns: activities.Org{Dial: activities.LDAP(cfg)},
+		target: scim.New(scim.Config{BaseURL: srv.URL, Token: scimToken}), conns: activities.Org{Dial: activities.LDAP(cfg), Incremental: true},
 		dbURL: dbURL, hostPort: hostPort, ldapURL: dc.LDAPSURL(), ldapBindDN: dc.AdminDN(), scimURL: srv.URL,
 		cliEnv: []string{"LDAP_PROFILE=ad", "LDAP_ALLOW_PLAINTEXT_BIND=false", "LDAP_CA_FILE=" + dc.CAFile(),
 			"LDAP_BIND_PASSWORD=" + dc.AdminPassword}}
@@ -200,6 +200,8 @@ func testUserChangesOnTheDCReachTheTarget(t *testing.T) {
 
 	second := a.runOnce("changes")
 	require.Equal(t, vocab.RunSucceeded, second.Status, "run error: %s", second.Error)
+	require.NotNil(t, second.Directory.Read, "an incremental read (uSNChanged), as the worker's default")
+	require.False(t, second.Directory.Read.Full, "only the changes read: %+v", second.Directory.Read)
 	require.Equal(t, 2, second.Outcomes[vocab.Suspended], "the disabled and the deleted user: %v", second.Outcomes)
 	after := byName()
 	require.Len(t, after, len(users), "no account deleted, none created")

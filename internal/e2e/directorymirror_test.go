@@ -16,8 +16,7 @@ import (
 func TestIncrementalReadCarriesChangesToTheTarget(t *testing.T) {
 	d := demo.Generate(200, 3)
 	s := newStack(t, d)
-	s.conns.Incremental = true // the organization's directory.incremental setting
-	s.restartWorkers(500, 1)
+	require.True(t, s.conns.Incremental, "the stack reads incrementally, as the worker does by default")
 	first := s.runOnce("initial")
 	require.Equal(t, 200, first.Outcomes[vocab.Created])
 	require.NotNil(t, first.Directory.Read, "the run read incrementally")

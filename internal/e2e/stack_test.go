@@ -153,6 +153,7 @@ func buildStack(t *testing.T, d demo.Demo, kind string, ui uiSettings, clientOpt
 	conns := activities.Org{
 		Dial: activities.LDAP(directory.Config{URL: sl.URL(), BindDN: sl.AdminDN, BindPassword: ldapSecret, AllowPlaintextBind: true,
 			BaseDN: d.Suffix, Profile: "openldap", PageSize: 100}),
+		Incremental: true, // as the worker's default (orgs.Directory.FullReads off)
 	}
 	s := &stack{t: t, ctx: ctx, demo: d, store: st, workerStore: workerStore, client: c, sandbox: sb, target: target, ext: ext, conns: conns,
 		dbURL: dbURL, superURL: roles.Super, hostPort: hostPort, uiURL: uiURL, ldapURL: sl.URL(), ldapBindDN: sl.AdminDN, scimURL: scimURL, dial: dial}

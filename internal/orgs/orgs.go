@@ -31,13 +31,17 @@ type Directory struct {
 	ServerName         string `json:"serverName"`
 	AllowPlaintextBind bool   `json:"allowPlaintextBind"`
 	InChain            bool   `json:"inChain"`
-	// Incremental turns incremental reads on: a directory that supports them (OpenLDAP with
-	// syncprov) is read for its changes only, and in full every FullReadHours (0: 24).
-	// Off by default: a connection lost mid-read is not yet always told from a whole read
-	// (the fault matrix's directory-stop-mid-read found a run that read no group).
-	Incremental   bool `json:"incremental,omitempty"`
+	// FullReads turns incremental reads off: every sync reads the whole directory.
+	// Otherwise (the default) a directory that supports them (OpenLDAP with syncprov) is read
+	// for its changes only, and in full every FullReadHours (0: 24). Stored as the opt-out,
+	// so that settings saved without it (also those saved while incremental reads were
+	// opt-in) take the default.
+	FullReads     bool `json:"fullReads,omitempty"`
 	FullReadHours int  `json:"fullReadHours,omitempty"`
 }
+
+// Incremental reports whether the directory is read for its changes only (the default).
+func (d Directory) Incremental() bool { return !d.FullReads }
 
 // FullReadEvery is how often incremental reads read the whole directory (0: the default).
 func (d Directory) FullReadEvery() time.Duration { return time.Duration(d.FullReadHours) * time.Hour }

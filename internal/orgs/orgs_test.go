@@ -104,12 +104,12 @@ func TestOrganizationNames(t *testing.T) {
 }
 
 // Every directory setting reaches directory.Config (the read schedule: the worker's
-// activities.Org, by Incremental and FullReadEvery): a field added to one and not mapped
+// activities.Org, by Incremental() and FullReadEvery): a field added to one and not mapped
 // fails here.
 func TestDirectoryConfigMapsEveryField(t *testing.T) {
 	d := orgs.Directory{URL: "ldap://dc:389", BindDN: "cn=svc", BaseDN: "dc=x", Profile: "ad", UserNameAttribute: "mail",
 		DisabledAttribute: "st", DisabledValue: "off", PageSize: 250, StartTLS: true, CAFile: "/ca.pem", ServerName: "dc1",
-		AllowPlaintextBind: true, InChain: true, Incremental: true, FullReadHours: 6}
+		AllowPlaintextBind: true, InChain: true, FullReads: true, FullReadHours: 6}
 	v := reflect.ValueOf(d)
 	for i := range v.NumField() {
 		if v.Field(i).IsZero() {

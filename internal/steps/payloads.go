@@ -41,11 +41,15 @@ type SnapshotResult struct {
 // taken from the organization's mirror after reading what changed.
 type DirectoryRead struct {
 	// Full: the mirror was replaced by a read of everything; Reason says why ("first
-	// read", "scope changed", "scheduled", "cookie refused").
+	// read", "scope changed", "mirror incomplete", "scheduled", "cookie refused", on AD
+	// "another DC or a restored one (invocationId changed)").
 	Full    bool   `json:"full,omitempty"`
 	Reason  string `json:"reason,omitempty"`
 	Entries int    `json:"entries"`           // entries the directory sent with their attributes
 	Deleted int    `json:"deleted,omitempty"` // entries dropped as deleted in the directory
+	// Checked: entries the directory named without their attributes to find what changed
+	// (AD: the objects changed since the mark).
+	Checked int `json:"checked,omitempty"`
 }
 
 // PlanInput plans a run from its snapshot.

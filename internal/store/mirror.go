@@ -15,12 +15,26 @@ import (
 // current, SnapshotFromMirror reads a run's snapshot from it).
 func (s *Store) Mirror(org string) directory.MirrorStore { return mirror{s: s, org: org} }
 
-// DropMirror deletes org's mirror and sync state: the next read is a full one.
+// DropMirror deletes org's mirror and sync state: the next read is a full one. It waits
+// for a read under way, so that no read commits a mark over the emptied mirror.
 func (s *Store) DropMirror(ctx context.Context, org string) error {
-	for _, table := range []string{"directory_mirror", "directory_sync"} {
-		if _, err := s.pool.Exec(ctx, `DELETE FROM `+table+` WHERE org=$1`, org); err != nil {
-			return fmt.Errorf("drop directory mirror: %w", err)
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := lockMirror(ctx, tx, org); err != nil {
+			return err
 		}
+		for _, table := range []string{"directory_sync", "directory_mirror"} {
+			if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE org=$1`, org); err != nil {
+				return fmt.Errorf("drop directory mirror: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// lockMirror makes tx the only read of org's mirror until it ends.
+func lockMirror(ctx context.Context, tx pgx.Tx, org string) error {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('directory_mirror:' || $1))`, org); err != nil {
+		return fmt.Errorf("directory mirror lock: %w", err)
 	}
 	return nil
 }
@@ -30,47 +44,50 @@ type mirror struct {
 	org string
 }
 
-func (m mirror) SyncState(ctx context.Context, kind string) (directory.SyncState, bool, error) {
-	var st directory.SyncState
-	err := m.s.pool.QueryRow(ctx, `SELECT scope, cookie, full_at FROM directory_sync WHERE org=$1 AND kind=$2`,
-		m.org, kind).Scan(&st.Scope, &st.Cookie, &st.FullAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return directory.SyncState{}, false, nil
-	}
-	if err != nil {
-		return directory.SyncState{}, false, fmt.Errorf("directory sync state: %w", err)
-	}
-	return st, true, nil
-}
-
-func (m mirror) Begin(ctx context.Context, kind string, full bool) (directory.MirrorTx, error) {
+// Begin takes the organization's mirror lock first and reads the state after it, in the
+// transaction: a retried activity overlapping the attempt it replaces waits for it and then
+// reads from the mark it committed, never from the one before.
+func (m mirror) Begin(ctx context.Context) (directory.MirrorTx, error) {
 	tx, err := m.s.pool.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("directory mirror: %w", err)
 	}
-	// One read of an organization's kind at a time (a retried activity may overlap the
-	// attempt it replaces).
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('directory_mirror:' || $1 || ':' || $2))`, m.org, kind); err != nil {
+	if err := lockMirror(ctx, tx, m.org); err != nil {
 		_ = tx.Rollback(ctx)
-		return nil, fmt.Errorf("directory mirror lock: %w", err)
+		return nil, err
 	}
-	if full {
-		if _, err := tx.Exec(ctx, `DELETE FROM directory_mirror WHERE org=$1 AND kind=$2`, m.org, kind); err != nil {
-			_ = tx.Rollback(ctx)
-			return nil, fmt.Errorf("directory mirror: replace: %w", err)
-		}
+	return &mirrorTx{tx: tx, org: m.org}, nil
+}
+
+// View is a read-only REPEATABLE READ transaction: the users and the groups of one
+// committed read, whatever commits meanwhile.
+func (m mirror) View(ctx context.Context) (directory.MirrorView, error) {
+	tx, err := m.s.pool.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("directory mirror: %w", err)
 	}
-	return &mirrorTx{tx: tx, org: m.org, kind: kind}, nil
+	if _, err := tx.Exec(ctx, `SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY`); err != nil {
+		_ = tx.Rollback(ctx)
+		return nil, fmt.Errorf("directory mirror: %w", err)
+	}
+	return mirrorView{tx: tx, org: m.org}, nil
 }
 
 // mirrorPage is how many entries Entries hands over at a time.
 const mirrorPage = 1000
 
-func (m mirror) Entries(ctx context.Context, kind string, page func([]directory.MirrorEntry) error) error {
+type mirrorView struct {
+	tx  pgx.Tx
+	org string
+}
+
+func (v mirrorView) Close(ctx context.Context) { _ = v.tx.Rollback(ctx) }
+
+func (v mirrorView) Entries(ctx context.Context, kind string, page func([]directory.MirrorEntry) error) error {
 	after := ""
 	for {
-		rows, err := m.s.pool.Query(ctx, `SELECT uuid, dn, entry FROM directory_mirror
-			WHERE org=$1 AND kind=$2 AND uuid > $3 ORDER BY uuid LIMIT $4`, m.org, kind, after, mirrorPage)
+		rows, err := v.tx.Query(ctx, `SELECT uuid, dn, entry FROM directory_mirror
+			WHERE org=$1 AND kind=$2 AND uuid > $3 ORDER BY uuid LIMIT $4`, v.org, kind, after, mirrorPage)
 		if err != nil {
 			return fmt.Errorf("directory mirror: read: %w", err)
 		}
@@ -105,11 +122,35 @@ func (m mirror) Entries(ctx context.Context, kind string, page func([]directory.
 }
 
 type mirrorTx struct {
-	tx        pgx.Tx
-	org, kind string
+	tx  pgx.Tx
+	org string
 }
 
-func (t *mirrorTx) Put(ctx context.Context, es []directory.MirrorEntry) error {
+func (t *mirrorTx) State(ctx context.Context, kind string) (directory.SyncState, int, bool, error) {
+	var held int
+	if err := t.tx.QueryRow(ctx, `SELECT count(*) FROM directory_mirror WHERE org=$1 AND kind=$2`, t.org, kind).Scan(&held); err != nil {
+		return directory.SyncState{}, 0, false, fmt.Errorf("directory mirror: count: %w", err)
+	}
+	var st directory.SyncState
+	err := t.tx.QueryRow(ctx, `SELECT scope, cookie, full_at, entries FROM directory_sync WHERE org=$1 AND kind=$2`,
+		t.org, kind).Scan(&st.Scope, &st.Cookie, &st.FullAt, &st.Entries)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return directory.SyncState{}, held, false, nil
+	}
+	if err != nil {
+		return directory.SyncState{}, 0, false, fmt.Errorf("directory sync state: %w", err)
+	}
+	return st, held, true, nil
+}
+
+func (t *mirrorTx) Clear(ctx context.Context, kind string) error {
+	if _, err := t.tx.Exec(ctx, `DELETE FROM directory_mirror WHERE org=$1 AND kind=$2`, t.org, kind); err != nil {
+		return fmt.Errorf("directory mirror: replace: %w", err)
+	}
+	return nil
+}
+
+func (t *mirrorTx) Put(ctx context.Context, kind string, es []directory.MirrorEntry) error {
 	b := &pgx.Batch{}
 	for _, e := range es {
 		data, err := json.Marshal(e.Attrs) // [][]byte: base64, any byte
@@ -118,7 +159,7 @@ func (t *mirrorTx) Put(ctx context.Context, es []directory.MirrorEntry) error {
 		}
 		b.Queue(`INSERT INTO directory_mirror (org, kind, uuid, dn, entry) VALUES ($1,$2,$3,$4,$5)
 			ON CONFLICT (org, kind, uuid) DO UPDATE SET dn=excluded.dn, entry=excluded.entry`,
-			t.org, t.kind, e.UUID, e.DN, data)
+			t.org, kind, e.UUID, e.DN, data)
 	}
 	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("directory mirror: write %d entries: %w", len(es), err)
@@ -126,26 +167,47 @@ func (t *mirrorTx) Put(ctx context.Context, es []directory.MirrorEntry) error {
 	return nil
 }
 
-func (t *mirrorTx) Delete(ctx context.Context, uuids []string) (int, error) {
-	tag, err := t.tx.Exec(ctx, `DELETE FROM directory_mirror WHERE org=$1 AND kind=$2 AND uuid = ANY($3)`, t.org, t.kind, uuids)
+func (t *mirrorTx) Delete(ctx context.Context, kind string, uuids []string) (int, error) {
+	tag, err := t.tx.Exec(ctx, `DELETE FROM directory_mirror WHERE org=$1 AND kind=$2 AND uuid = ANY($3)`, t.org, kind, uuids)
 	if err != nil {
 		return 0, fmt.Errorf("directory mirror: delete %d entries: %w", len(uuids), err)
 	}
 	return int(tag.RowsAffected()), nil
 }
 
-func (t *mirrorTx) Commit(ctx context.Context, st directory.SyncState, keep []string) error {
-	if keep != nil {
-		if _, err := t.tx.Exec(ctx, `DELETE FROM directory_mirror WHERE org=$1 AND kind=$2 AND NOT (uuid = ANY($3))`,
-			t.org, t.kind, keep); err != nil {
-			return fmt.Errorf("directory mirror: drop entries not present: %w", err)
-		}
+func (t *mirrorTx) Keep(ctx context.Context, kind string, uuids []string) error {
+	if _, err := t.tx.Exec(ctx, `DELETE FROM directory_mirror WHERE org=$1 AND kind=$2 AND NOT (uuid = ANY($3))`,
+		t.org, kind, uuids); err != nil {
+		return fmt.Errorf("directory mirror: drop entries not present: %w", err)
 	}
-	if _, err := t.tx.Exec(ctx, `INSERT INTO directory_sync (org, kind, scope, cookie, full_at) VALUES ($1,$2,$3,$4,$5)
-		ON CONFLICT (org, kind) DO UPDATE SET scope=excluded.scope, cookie=excluded.cookie, full_at=excluded.full_at`,
-		t.org, t.kind, st.Scope, st.Cookie, st.FullAt); err != nil {
+	return nil
+}
+
+func (t *mirrorTx) DNs(ctx context.Context, kind string, uuids []string) (map[string]string, error) {
+	rows, err := t.tx.Query(ctx, `SELECT uuid, dn FROM directory_mirror WHERE org=$1 AND kind=$2 AND uuid = ANY($3)`, t.org, kind, uuids)
+	if err != nil {
+		return nil, fmt.Errorf("directory mirror: read DNs: %w", err)
+	}
+	out := map[string]string{}
+	var id, dn string
+	_, err = pgx.ForEachRow(rows, []any{&id, &dn}, func() error { out[id] = dn; return nil })
+	if err != nil {
+		return nil, fmt.Errorf("directory mirror: read DNs: %w", err)
+	}
+	return out, nil
+}
+
+func (t *mirrorTx) SetState(ctx context.Context, kind string, st directory.SyncState) error {
+	if _, err := t.tx.Exec(ctx, `INSERT INTO directory_sync (org, kind, scope, cookie, full_at, entries)
+		VALUES ($1,$2,$3,$4,$5,(SELECT count(*) FROM directory_mirror WHERE org=$1 AND kind=$2))
+		ON CONFLICT (org, kind) DO UPDATE SET scope=excluded.scope, cookie=excluded.cookie, full_at=excluded.full_at, entries=excluded.entries`,
+		t.org, kind, st.Scope, st.Cookie, st.FullAt); err != nil {
 		return fmt.Errorf("directory sync state: %w", err)
 	}
+	return nil
+}
+
+func (t *mirrorTx) Commit(ctx context.Context) error {
 	if err := t.tx.Commit(ctx); err != nil {
 		return fmt.Errorf("directory mirror: commit: %w", err)
 	}

@@ -42,6 +42,9 @@ func run() error {
 	flag.StringVar(&probe.MemProfile, "memprofile", "", "write allocation profiles before and after each initial sync to `file`-N.base and file-N (worker in process)")
 	flag.BoolVar(&probe.PGStats, "pgstats", false, "add each initial sync's SQL statements to the report (pg_stat_statements)")
 	flag.BoolVar(&probe.InitialOnly, "initial-only", false, "measure only the initial sync of each size")
+	incremental := flag.Bool("ldap-incremental", true, "the worker reads only the directory's changes (its default); false: full reads every sync")
+	resyncsOnly := flag.Bool("resyncs-only", false, "after each initial sync measure only the unchanged resync and 1% changed (LDAP entries read in the note)")
+	adUsers := flag.Int("ad-users", 0, "instead of -n: the directory reads of a Samba AD DC (ports 389, 636) with this many users: full read, incremental reads of the unchanged directory and of 1% changed")
 	flag.Parse()
 	var ns []int
 	for _, f := range strings.Split(*sizes, ",") {
@@ -76,6 +79,19 @@ func run() error {
 			return err
 		}
 	}
+	if *adUsers > 0 {
+		ns = nil
+		s, err := bench.Start(ctx, filepath.Join(dir, "ad"), &probe)
+		if err != nil {
+			return err
+		}
+		got, err := bench.ADReads(ctx, s, *adUsers, log)
+		s.Close()
+		rows = append(rows, got...)
+		if err != nil {
+			return err
+		}
+	}
 	for i, n := range ns {
 		s, err := bench.Start(ctx, filepath.Join(dir, strconv.Itoa(n)), &probe)
 		if err != nil {
@@ -85,6 +101,7 @@ func run() error {
 		if i == 0 {
 			r = *rate
 		}
+		s.FullReads, s.ResyncsOnly = !*incremental, *resyncsOnly
 		got, err := bench.Run(ctx, s, n, workerBin, r, log)
 		s.Close()
 		if ctx.Err() != nil {

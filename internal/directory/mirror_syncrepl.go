@@ -1,0 +1,185 @@
+package directory
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+)
+
+// OpenLDAP's incremental reads: RFC 4533 content synchronization, refreshOnly, one cookie
+// per kind.
+
+// ldapSyncRefreshRequired is e-syncRefreshRequired (RFC 4533): the cookie is unusable.
+const ldapSyncRefreshRequired = 4096
+
+// syncRefresh refreshes each kind from its cookie into tx (everything when it needs a full
+// read). A kind whose refresh did not end whole fails the read.
+func (r *Reader) syncRefresh(ctx context.Context, tx MirrorTx, server string, kinds []mirrorKind, fullEvery time.Duration) (SyncStats, error) {
+	var total SyncStats
+	for _, k := range kinds {
+		scope := mirrorScope(server, r.cfg.URL, r.cfg.BaseDN, k.filter, k.attrs)
+		st, held, ok, err := tx.State(ctx, k.kind)
+		if err != nil {
+			return SyncStats{}, err
+		}
+		reason := r.fullReadReason(st, held, ok, scope, fullEvery)
+		var s SyncStats
+		if reason == "" {
+			s, err = r.refresh(ctx, tx, k, scope, st)
+			if ldap.IsErrorWithCode(err, ldapSyncRefreshRequired) {
+				reason = "cookie refused"
+			} else if err != nil {
+				return SyncStats{}, err
+			}
+		}
+		if reason != "" {
+			// Clear drops what a refused refresh may have applied, too.
+			if err := tx.Clear(ctx, k.kind); err != nil {
+				return SyncStats{}, err
+			}
+			if s, err = r.refresh(ctx, tx, k, scope, SyncState{}); err != nil {
+				return SyncStats{}, err
+			}
+			s.Full, s.Reason = true, reason
+		}
+		total.add(s)
+	}
+	return total, nil
+}
+
+// refresh runs one refreshOnly content synchronization of kind k from st.Cookie (nil:
+// everything, into a kind Clear left empty) and applies it to tx. It stores the kind's
+// new state only when the server ended the refresh (Sync Done); any other end is an error.
+func (r *Reader) refresh(ctx context.Context, tx MirrorTx, k mirrorKind, scope string, st SyncState) (SyncStats, error) {
+	full := len(st.Cookie) == 0
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	req := ldap.NewSearchRequest(r.cfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
+		0, 0, false, k.filter, k.attrs, nil)
+	resp := r.conn.Syncrepl(sctx, req, 64, ldap.SyncRequestModeRefreshOnly, st.Cookie, false)
+
+	var stats SyncStats
+	var (
+		cookie       = st.Cookie
+		present      []string // present phase: unchanged entries
+		put          []string // entries sent in full
+		presentPhase = true   // until the server says it ran a delete phase
+		done         bool     // the server ended the refresh (Sync Done): the read is whole
+		batch        []MirrorEntry
+	)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := tx.Put(ctx, k.kind, batch)
+		batch = batch[:0]
+		return err
+	}
+	for resp.Next() {
+		if e := resp.Entry(); e != nil {
+			state, _ := ldap.FindControl(resp.Controls(), ldap.ControlTypeSyncState).(*ldap.ControlSyncState)
+			if state == nil {
+				return SyncStats{}, fmt.Errorf("directory %s: sync of %q: entry without a sync state", r.cfg.URL, k.filter)
+			}
+			if len(state.Cookie) > 0 {
+				cookie = state.Cookie
+			}
+			id := state.EntryUUID.String()
+			switch state.State {
+			case ldap.SyncStateAdd, ldap.SyncStateModify:
+				stats.Entries++
+				put = append(put, id)
+				batch = append(batch, mirrorEntry(id, e))
+				if len(batch) >= r.cfg.PageSize {
+					if err := flush(); err != nil {
+						return SyncStats{}, err
+					}
+				}
+			case ldap.SyncStatePresent:
+				stats.Present++
+				present = append(present, id)
+			case ldap.SyncStateDelete:
+				n, err := tx.Delete(ctx, k.kind, []string{id})
+				if err != nil {
+					return SyncStats{}, err
+				}
+				stats.Deleted += n
+			}
+			continue
+		}
+		for _, c := range resp.Controls() {
+			switch c := c.(type) {
+			case *ldap.ControlSyncInfo:
+				switch {
+				case c.NewCookie != nil:
+					cookie = c.NewCookie.Cookie
+				case c.RefreshDelete != nil:
+					cookie, presentPhase = orCookie(c.RefreshDelete.Cookie, cookie), false
+				case c.RefreshPresent != nil:
+					cookie = orCookie(c.RefreshPresent.Cookie, cookie)
+				case c.SyncIdSet != nil:
+					cookie = orCookie(c.SyncIdSet.Cookie, cookie)
+					ids := make([]string, len(c.SyncIdSet.SyncUUIDs))
+					for i, u := range c.SyncIdSet.SyncUUIDs {
+						ids[i] = u.String()
+					}
+					if c.SyncIdSet.RefreshDeletes {
+						// syncprov's session log names the deletes of every search
+						// (also of other kinds' entries): count only ours.
+						n, err := tx.Delete(ctx, k.kind, ids)
+						if err != nil {
+							return SyncStats{}, err
+						}
+						stats.Deleted += n
+					} else {
+						stats.Present += len(ids)
+						present = append(present, ids...)
+					}
+				}
+			case *ldap.ControlSyncDone:
+				done = true
+				cookie = orCookie(c.Cookie, cookie)
+				if c.RefreshDeletes {
+					presentPhase = false
+				}
+			}
+		}
+	}
+	if err := resp.Err(); err != nil {
+		if ldap.IsErrorWithCode(err, ldap.LDAPResultUnavailableCriticalExtension) {
+			return SyncStats{}, fmt.Errorf("directory %s: %w", r.cfg.URL, ErrNoContentSync)
+		}
+		return SyncStats{}, fmt.Errorf("directory %s: sync of %q under %q: %w", r.cfg.URL, k.filter, r.cfg.BaseDN, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return SyncStats{}, err
+	}
+	if !done {
+		// The stream ended without the server's Sync Done (go-ldap ends a search whose
+		// connection is lost without an error when its context ends first): what was read
+		// is a part, and a part must never be committed.
+		return SyncStats{}, fmt.Errorf("directory %s: sync of %q under %q ended before the server finished it (connection lost?)",
+			r.cfg.URL, k.filter, r.cfg.BaseDN)
+	}
+	if err := flush(); err != nil {
+		return SyncStats{}, err
+	}
+	if len(cookie) == 0 {
+		return SyncStats{}, fmt.Errorf("directory %s: sync of %q sent no cookie: %w", r.cfg.URL, k.filter, ErrNoContentSync)
+	}
+	if presentPhase && !full {
+		if err := tx.Keep(ctx, k.kind, append(present, put...)); err != nil {
+			return SyncStats{}, err
+		}
+	}
+	next := SyncState{Scope: scope, Cookie: cookie, FullAt: st.FullAt}
+	if full {
+		next.FullAt = r.clock()
+	}
+	if err := tx.SetState(ctx, k.kind, next); err != nil {
+		return SyncStats{}, err
+	}
+	return stats, nil
+}
