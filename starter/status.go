@@ -142,7 +142,7 @@ func printStatus(w io.Writer, org string, st *workflows.Status, prog *workflows.
 	case !st.Enabled:
 		fmt.Fprintf(w, "User sync of %s: off (%d runs so far).\n", org, st.Runs)
 	default:
-		fmt.Fprintf(w, "User sync of %s: on, every %s (%d runs so far).\n", org, st.Interval, st.Runs)
+		fmt.Fprintf(w, "User sync of %s: on, every %s%s (%d runs so far).\n", org, st.Interval, watchNote(st.Watch), st.Runs)
 		if st.NextAt != nil && st.CurrentRun == nil {
 			fmt.Fprintf(w, "Next run: %s\n", timeStr(*st.NextAt))
 		}
@@ -181,4 +181,12 @@ func printStatus(w io.Writer, org string, st *workflows.Status, prog *workflows.
 	printBanners(w, banners)
 	fmt.Fprintln(w, "Recent runs:")
 	printRuns(w, runs)
+}
+
+// watchNote says that watch mode is on.
+func watchNote(on bool) string {
+	if on {
+		return " and at once when the directory changes (watch)"
+	}
+	return ""
 }
