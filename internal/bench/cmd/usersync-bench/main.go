@@ -42,6 +42,7 @@ func run() error {
 	flag.StringVar(&probe.MemProfile, "memprofile", "", "write allocation profiles before and after each initial sync to `file`-N.base and file-N (worker in process)")
 	flag.BoolVar(&probe.PGStats, "pgstats", false, "add each initial sync's SQL statements to the report (pg_stat_statements)")
 	flag.BoolVar(&probe.InitialOnly, "initial-only", false, "measure only the initial sync of each size")
+	watch := flag.Bool("watch", false, fmt.Sprintf("instead of the sync scenarios: watch mode's change-to-target latency (p50, p95) over %d changes after an initial sync of each -n", bench.WatchChanges))
 	flag.Parse()
 	var ns []int
 	for _, f := range strings.Split(*sizes, ",") {
@@ -85,7 +86,12 @@ func run() error {
 		if i == 0 {
 			r = *rate
 		}
-		got, err := bench.Run(ctx, s, n, workerBin, r, log)
+		var got []bench.Row
+		if *watch {
+			got, err = bench.WatchLatency(ctx, s, n, workerBin, log)
+		} else {
+			got, err = bench.Run(ctx, s, n, workerBin, r, log)
+		}
 		s.Close()
 		if ctx.Err() != nil {
 			return ctx.Err()
