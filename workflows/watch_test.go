@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/usersync/usersync/internal/steps"
 	"github.com/usersync/usersync/internal/vocab"
@@ -150,4 +151,21 @@ func TestWatchFailureDoesNotBlockTheSchedule(t *testing.T) {
 			require.Less(t, calls, 400, "retried with backoff, not in a loop")
 		})
 	}
+}
+
+// Watch mode and the last mark carry across continue-as-new: the next execution watches again
+// from where this one stopped.
+func TestWatchCarriesAcrossContinueAsNew(t *testing.T) {
+	e := newOrgEnv(t)
+	e.runTime = time.Second
+	e.watchScript(watchStep{after: 30 * time.Second, res: changed("csn-9")})
+	e.signalAt(time.Second, SignalEnable, SwitchSignal{Actor: "ops", Interval: time.Minute, Watch: &watchOn})
+	e.ExecuteWorkflow(UserSyncWorkflow, SyncState{Org: "acme"})
+
+	var can *workflow.ContinueAsNewError
+	require.ErrorAs(t, e.GetWorkflowError(), &can)
+	var next SyncState
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	require.True(t, next.Watch)
+	require.Equal(t, "csn-9", next.WatchMark)
 }
