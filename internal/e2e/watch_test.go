@@ -22,11 +22,11 @@ func TestWatchModeSyncsADirectoryChangeAtOnce(t *testing.T) {
 		d.Seats[p] += 10
 	}
 	s := newStack(t, d)
-	on := true
-	s.signal(workflows.SignalEnable, workflows.SwitchSignal{Actor: "e2e", Interval: time.Hour, Watch: &on})
+	require.Contains(t, s.cliOK("enable", "--interval", "1h", "--watch"),
+		"User sync of acme is on (every 1h0m0s and at once when the directory changes (watch))")
 	first := s.waitRun("")
 	require.Equal(t, vocab.RunSucceeded, first.Status)
-	require.True(t, s.status().Watch)
+	require.Contains(t, s.cliOK("status"), "User sync of acme: on, every 1h0m0s and at once when the directory changes (watch)")
 
 	conn, err := ldap.DialURL(s.ldapURL)
 	require.NoError(t, err)
@@ -60,6 +60,16 @@ func TestWatchModeSyncsADirectoryChangeAtOnce(t *testing.T) {
 	require.Equal(t, 3, st.Runs, "two changes within the debounce window make one sync")
 	require.Equal(t, 2, s.watchEvents())
 	require.Equal(t, vocab.KindWatch, st.LastRun.Kind)
+
+	// Watch off: a change waits for the schedule again.
+	require.Contains(t, s.cliOK("enable", "--watch=false"), "User sync of acme was already on (every 1h0m0s); no sync started")
+	require.False(t, s.status().Watch)
+	late := join(4)
+	time.Sleep(8 * time.Second)
+	u, err := s.target.FindUserByUserName(s.ctx, s.ext, late)
+	require.NoError(t, err)
+	require.Nil(t, u, "no sync without watch before the hour is up")
+	require.Equal(t, 3, s.waitIdle().Runs)
 }
 
 // waitAccount waits until the target holds an account of userName, read over SCIM.
