@@ -53,3 +53,39 @@ func TestSlapdMarkMovesWithAWrite(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEqual(t, m3, m4, "a group's new member moves it")
 }
+
+// On Active Directory (the Samba DC), the mark is the rootDSE's highestCommittedUSN, read by
+// the service account without any replication right: it moves with a new group member.
+func TestADMarkMovesWithAWrite(t *testing.T) {
+	t.Cleanup(devstacktest.StopSambaDC)
+	dc := devstacktest.SambaDC(t)
+	ctx := context.Background()
+	p, err := watch.Dial(ctx, directory.Config{URL: dc.LDAPSURL(), CAFile: dc.CAFile(), BindDN: dc.AdminDN(),
+		BindPassword: dc.AdminPassword, BaseDN: dc.BaseDN(), Profile: directory.ProfileAD})
+	require.NoError(t, err)
+	defer p.Close()
+	m1, err := p.Mark(ctx)
+	require.NoError(t, err)
+	require.NotEmpty(t, m1)
+
+	c, err := ldap.DialURL(dc.URL())
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.Bind(dc.AdminDN(), dc.AdminPassword))
+	g := ldap.NewAddRequest("CN=watch-test,CN=Users,"+dc.BaseDN(), nil)
+	g.Attribute("objectClass", []string{"group"})
+	g.Attribute("sAMAccountName", []string{"watch-test"})
+	require.NoError(t, c.Add(g))
+	m2, err := p.Mark(ctx)
+	require.NoError(t, err)
+	require.NotEqual(t, m1, m2, "a new group moves the mark")
+	add := ldap.NewModifyRequest(g.DN, nil)
+	add.Add("member", []string{dc.AdminDN()})
+	require.NoError(t, c.Modify(add))
+	m3, err := p.Mark(ctx)
+	require.NoError(t, err)
+	require.NotEqual(t, m2, m3, "a new member moves it")
+	m4, err := p.Mark(ctx)
+	require.NoError(t, err)
+	require.Equal(t, m3, m4, "reading it moves nothing")
+}
