@@ -6,6 +6,7 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 	"github.com/stretchr/testify/require"
+	sdkpb "go.temporal.io/api/sdk/v1"
 
 	"github.com/usersync/usersync/internal/demo"
 	"github.com/usersync/usersync/internal/store"
@@ -27,6 +28,12 @@ func TestWatchModeSyncsADirectoryChangeAtOnce(t *testing.T) {
 	first := s.waitRun("")
 	require.Equal(t, vocab.RunSucceeded, first.Status)
 	require.Contains(t, s.cliOK("status"), "User sync of acme: on, every 1h0m0s and at once when the directory changes (watch)")
+	v, err := s.client.QueryWorkflow(s.ctx, workflows.OrgWorkflowID(org), "", "__temporal_workflow_metadata")
+	require.NoError(t, err)
+	var md sdkpb.WorkflowMetadata
+	require.NoError(t, v.Get(&md))
+	require.Contains(t, md.GetCurrentDetails(), "**Sync on**, every 1h, and at once when the directory changes (watch)",
+		"the UI shows watch mode")
 
 	conn, err := ldap.DialURL(s.ldapURL)
 	require.NoError(t, err)
