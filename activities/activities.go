@@ -18,6 +18,7 @@ import (
 	"github.com/usersync/usersync/internal/scim"
 	"github.com/usersync/usersync/internal/steps"
 	"github.com/usersync/usersync/internal/vocab"
+	"github.com/usersync/usersync/internal/watch"
 )
 
 // Directory is the read side of the directory (a fake may inject faults in tests).
@@ -68,6 +69,9 @@ type Org struct {
 	// FullReadEvery (0: directory.DefaultFullReadEvery). Otherwise every run reads it all.
 	Incremental   bool
 	FullReadEvery time.Duration
+	// Watch opens a connection that reads the directory's change mark (watch mode; nil:
+	// this organization's directory cannot be watched).
+	Watch func(ctx context.Context) (ChangeMarker, error)
 }
 
 // Orgs resolves an organization's connections from the organization named in a step's input
@@ -98,6 +102,8 @@ type Activities struct {
 	UnpacedQueue string
 	// Metrics counts finished runs and their users (nil: none).
 	Metrics *metrics.Metrics
+	// WatchTiming shapes watch mode's polling and debounce (zero: the defaults).
+	WatchTiming watch.Timing
 }
 
 // RunSettings returns the fan-out of one run of the organization: the worker's settings,
@@ -158,5 +164,16 @@ func LDAP(cfg directory.Config) func(ctx context.Context) (Directory, error) {
 			return nil, err
 		}
 		return r, nil
+	}
+}
+
+// LDAPWatch returns a Watch for a real directory.
+func LDAPWatch(cfg directory.Config) func(ctx context.Context) (ChangeMarker, error) {
+	return func(ctx context.Context) (ChangeMarker, error) {
+		p, err := watch.Dial(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		return p, nil
 	}
 }

@@ -178,7 +178,7 @@ func printStatus(w io.Writer, org string, st *workflows.Status, prog *workflows.
 	case !st.Enabled:
 		fmt.Fprintf(w, "User sync of %s: off (%d runs so far).\n", org, st.Runs)
 	default:
-		fmt.Fprintf(w, "User sync of %s: on, every %s (%d runs so far).\n", org, st.Interval, st.Runs)
+		fmt.Fprintf(w, "User sync of %s: on, every %s%s (%d runs so far).\n", org, st.Interval, watchNote(st.Watch), st.Runs)
 		if st.NextAt != nil && st.CurrentRun == nil {
 			fmt.Fprintf(w, "Next run: %s\n", timeStr(*st.NextAt))
 		}
@@ -238,4 +238,12 @@ func (a *app) showWaited(ctx context.Context, view *progressView, st *workflows.
 			view.show(snapOf(*p))
 		}
 	}
+}
+
+// watchNote says that watch mode is on.
+func watchNote(on bool) string {
+	if on {
+		return " and at once when the directory changes (watch)"
+	}
+	return ""
 }

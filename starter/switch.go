@@ -24,14 +24,22 @@ const queryTimeout = 15 * time.Second
 
 func enableCmd(a *app) *cobra.Command {
 	var interval string
+	var watch bool
 	cmd := &cobra.Command{
 		Use:   "enable",
 		Short: "Turn user sync on: sync now, then on the schedule",
 		Long: `enable turns the organization's user sync on (starting its sync workflow if needed). A sync
 starts at once, then every --interval (default: the interval set before, else 15m). Enabling
-when already on starts no sync; with --interval it changes the interval.`,
+when already on starts no sync; with --interval it changes the interval.
+
+With --watch (watch mode), a change in the directory also starts a sync at once: the worker
+polls the directory's change mark every 2 s (Active Directory's highestCommittedUSN, OpenLDAP's
+contextCSN, which needs the syncprov overlay) and starts one sync per burst of changes (2 s
+quiet, 10 s at most), queued behind a running one; the schedule keeps running. --watch=false
+turns it off; without the flag it stays as it was.`,
 		Example: `  starter enable
-  starter enable --interval 1h`,
+  starter enable --interval 1h
+  starter enable --interval 1h --watch`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var d time.Duration // 0: keep the organization's interval
@@ -41,10 +49,15 @@ when already on starts no sync; with --interval it changes the interval.`,
 					return fmt.Errorf("--interval: %w", err)
 				}
 			}
-			return a.enable(cmd, d)
+			var w *bool // nil: keep the organization's
+			if cmd.Flags().Changed("watch") {
+				w = &watch
+			}
+			return a.enable(cmd, d, w)
 		},
 	}
 	cmd.Flags().StringVar(&interval, "interval", "15m", "time between scheduled syncs (at least 30s), e.g. 15m, 1h; unset keeps the current one")
+	cmd.Flags().BoolVar(&watch, "watch", false, "also sync at once when the directory changes (watch mode); --watch=false turns it off, unset keeps it")
 	return cmd
 }
 
@@ -82,7 +95,7 @@ nothing already provisioned changes.`,
 // run, and the answer says whether a sync started. When no worker answers in time the
 // workflow is started all the same and enable is sent as a signal (durable, applied when a
 // worker comes): a second enable is a no-op, so a late answer to the update does no harm.
-func (a *app) enable(cmd *cobra.Command, interval time.Duration) error {
+func (a *app) enable(cmd *cobra.Command, interval time.Duration, watch *bool) error {
 	ctx := cmd.Context()
 	tc, err := a.temporal()
 	if err != nil {
@@ -94,6 +107,9 @@ func (a *app) enable(cmd *cobra.Command, interval time.Duration) error {
 	start := workflows.SyncState{Org: a.Org, Interval: workflows.DefaultInterval}
 	if interval > 0 {
 		payload["interval"], start.Interval = interval.String(), interval
+	}
+	if watch != nil {
+		payload["watch"] = *watch
 	}
 	op := tc.NewWithStartWorkflowOperation(client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueue,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING}, workflows.UserSyncWorkflow, start)
@@ -118,10 +134,10 @@ func (a *app) enable(cmd *cobra.Command, interval time.Duration) error {
 	}
 	return a.emit(cmd, res, func(w io.Writer) {
 		if res.Outcome == workflows.OutcomeNoOp {
-			fmt.Fprintf(w, "User sync of %s was already on (every %s); no sync started (use `starter sync-now`).\n", a.Org, res.Interval)
+			fmt.Fprintf(w, "User sync of %s was already on (every %s%s); no sync started (use `starter sync-now`).\n", a.Org, res.Interval, watchNote(res.Watch))
 			return
 		}
-		fmt.Fprintf(w, "User sync of %s is on (every %s); %s. Follow it with `starter status --wait`.\n", a.Org, res.Interval, describeRun(res))
+		fmt.Fprintf(w, "User sync of %s is on (every %s%s); %s. Follow it with `starter status --wait`.\n", a.Org, res.Interval, watchNote(res.Watch), describeRun(res))
 	})
 }
 

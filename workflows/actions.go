@@ -48,7 +48,7 @@ var (
 	enableAction = action[SwitchSignal]{name: SignalEnable, eventType: vocab.EventSwitch,
 		decode: decodeEnable, actor: func(s SwitchSignal) string { return s.Actor },
 		apply:       (*orgLoop).enable,
-		description: `Turn user sync on (a sync starts at once) or change its interval: {"actor":"you","interval":"1h"}. Answers the run started.`}
+		description: `Turn user sync on (a sync starts at once) or change its interval or watch mode (a sync at once when the directory changes): {"actor":"you","interval":"1h","watch":true}. Answers the run started.`}
 	disableAction = action[SwitchSignal]{name: SignalDisable, eventType: vocab.EventSwitch,
 		decode: decodeDisable, actor: func(s SwitchSignal) string { return s.Actor },
 		apply:       (*orgLoop).disable,

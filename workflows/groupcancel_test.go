@@ -110,6 +110,11 @@ func (s *slowGroups) CheckAction(context.Context, steps.ActionCheck) (steps.Acti
 	return steps.ActionVerdict{}, nil
 }
 
+func (s *slowGroups) WatchDirectory(ctx context.Context, in steps.WatchInput) (steps.WatchResult, error) {
+	<-ctx.Done()
+	return steps.WatchResult{}, ctx.Err()
+}
+
 // Disabling user sync while the group step has a PATCH in flight ends the run only once that
 // PATCH has finished, so that the next run (sync enabled again at once) never writes beside
 // it. On a real Temporal server: the test environment cannot tell WaitForCancellation.

@@ -86,6 +86,9 @@ func orgDetails(st SyncState, running *Progress) string {
 	var b strings.Builder
 	if st.Enabled {
 		fmt.Fprintf(&b, "**Sync on**, every %s", shortDuration(st.Interval))
+		if st.Watch {
+			b.WriteString(", and at once when the directory changes (watch)")
+		}
 	} else {
 		b.WriteString("**Sync off**")
 	}

@@ -98,6 +98,10 @@ type SyncState struct {
 	NextAt  time.Time         `json:"nextAt,omitempty"`
 	// Tickets say what became of the latest run requests (SignalRun), newest last.
 	Tickets []RunTicket `json:"tickets,omitempty"`
+	// Watch: while sync is on, a change in the directory starts a sync at once (watch
+	// mode, WatchDirectory); WatchMark is the directory's change mark the last watch saw.
+	Watch     bool   `json:"watch,omitempty"`
+	WatchMark string `json:"watchMark,omitempty"`
 }
 
 // RunRequest is a requested run not started yet.
@@ -136,6 +140,8 @@ type (
 	SwitchSignal struct {
 		Actor    string        `json:"actor,omitempty"`
 		Interval time.Duration `json:"interval,omitempty"`
+		// Watch (enable only) turns watch mode on or off; absent keeps it as it is.
+		Watch *bool `json:"watch,omitempty"`
 	}
 	// RetrySignal re-attempts failed users: all, or those matching the filter, whose Type is
 	// empty or one of vocab.FailureTypes.
@@ -178,6 +184,7 @@ type Status struct {
 	Queued     *RunRequest       `json:"queued,omitempty"`
 	LastRun    *steps.RunSummary `json:"lastRun,omitempty"`
 	Runs       int               `json:"runs"`
+	Watch      bool              `json:"watch,omitempty"` // watch mode is on (SyncState.Watch)
 	// Tickets say what became of the latest run requests (SignalRun), newest last.
 	Tickets []RunTicket `json:"tickets,omitempty"`
 }
@@ -204,6 +211,7 @@ type ActionResult struct {
 	// Behind is the running sync a queued run waits for.
 	Behind   string `json:"behind,omitempty"`
 	Interval string `json:"interval,omitempty"` // the schedule, as a Go duration
+	Watch    bool   `json:"watch,omitempty"`    // enable: watch mode is on
 	Message  string `json:"message,omitempty"`
 }
 

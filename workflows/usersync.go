@@ -92,6 +92,10 @@ func UserSyncWorkflow(ctx workflow.Context, st SyncState) error {
 				o.startRun(ctx)
 			}
 		}
+		if o.st.Enabled && o.st.Watch && o.watch == nil && !o.watchFailed &&
+			workflow.GetVersion(ctx, changeWatch, workflow.DefaultVersion, 1) == 1 {
+			o.startWatch(ctx)
+		}
 		// Not a command: what the UI shows as the workflow's current details.
 		workflow.SetCurrentDetails(ctx, orgDetails(o.st, o.current))
 		o.wait(ctx, channels)
@@ -107,6 +111,7 @@ func UserSyncWorkflow(ctx workflow.Context, st SyncState) error {
 			if o.timer != nil {
 				o.cancelTimer()
 			}
+			o.cancelWatch() // the next execution watches again from WatchMark
 			return workflow.NewContinueAsNewError(ctx, UserSyncWorkflow, o.st)
 		}
 	}
@@ -139,6 +144,9 @@ const (
 	// then the database through the CheckAction step) before it is acted on; before, only
 	// its payload was.
 	changeCheckedSignals = "checked-signals"
+	// changeWatch: watch mode (SyncState.Watch) runs the WatchDirectory step beside the
+	// schedule. Only reached with Watch on, which no history from before it has.
+	changeWatch = "watch"
 )
 
 // signalHandler serves one signal channel.
@@ -171,6 +179,12 @@ func (o *orgLoop) wait(ctx workflow.Context, channels []signalHandler) {
 			sel.AddFuture(o.run, func(f workflow.Future) {
 				served = true
 				o.runDone(ctx, f)
+			})
+		}
+		if o.watch != nil {
+			sel.AddFuture(o.watch, func(f workflow.Future) {
+				served = true
+				o.watchDone(ctx, f)
 			})
 		}
 		if o.timer != nil {
@@ -225,11 +239,16 @@ type orgLoop struct {
 	// cancelIgnored: replaying a history from before changeCancelAnywhere, in which a
 	// cancellation while idle was only seen at the next signal.
 	cancelIgnored bool
+	// watch is the running WatchDirectory step (watch mode); watchFailed: it failed for good
+	// (the directory keeps no change mark), tried again after the next sync.
+	watch       workflow.Future
+	watchCancel workflow.CancelFunc
+	watchFailed bool
 }
 
 func (o *orgLoop) status() (Status, error) {
 	s := Status{Org: o.st.Org, Enabled: o.st.Enabled, Interval: o.st.Interval, CurrentRun: o.current,
-		Queued: o.st.Next, LastRun: o.st.LastRun, Runs: o.st.Seq, Tickets: o.st.Tickets}
+		Queued: o.st.Next, LastRun: o.st.LastRun, Runs: o.st.Seq, Tickets: o.st.Tickets, Watch: o.st.Watch}
 	if o.st.Enabled && !o.st.NextAt.IsZero() {
 		t := o.st.NextAt
 		s.NextAt = &t
@@ -247,16 +266,25 @@ func (o *orgLoop) enable(_ workflow.Context, s SwitchSignal) (ActionResult, *sig
 		}
 		o.st.Interval = s.Interval
 	}
+	if s.Watch != nil && *s.Watch != o.st.Watch {
+		o.st.Watch, o.watchFailed = *s.Watch, false
+		if !o.st.Watch {
+			o.cancelWatch()
+		}
+	}
+	details := map[string]any{"interval": o.st.Interval.String()}
+	if s.Watch != nil || o.st.Watch {
+		details["watch"] = o.st.Watch
+	}
 	if o.st.Enabled {
-		o.record(vocab.Event{Actor: s.Actor, Type: vocab.EventSwitch, Action: "enable", Status: "no-op",
-			Details: map[string]any{"reason": "sync was already on", "interval": o.st.Interval.String()}})
-		return ActionResult{Outcome: OutcomeNoOp, Interval: o.st.Interval.String(), Message: "sync was already on"}, nil
+		details["reason"] = "sync was already on"
+		o.record(vocab.Event{Actor: s.Actor, Type: vocab.EventSwitch, Action: "enable", Status: "no-op", Details: details})
+		return ActionResult{Outcome: OutcomeNoOp, Interval: o.st.Interval.String(), Watch: o.st.Watch, Message: "sync was already on"}, nil
 	}
 	o.st.Enabled = true
 	o.queue(RunRequest{Kind: vocab.KindScheduled, Actor: s.Actor})
-	o.record(vocab.Event{Actor: s.Actor, Type: vocab.EventSwitch, Action: "enable",
-		Details: map[string]any{"interval": o.st.Interval.String()}})
-	return ActionResult{Outcome: outcomeRun, Interval: o.st.Interval.String()}, nil
+	o.record(vocab.Event{Actor: s.Actor, Type: vocab.EventSwitch, Action: "enable", Details: details})
+	return ActionResult{Outcome: outcomeRun, Interval: o.st.Interval.String(), Watch: o.st.Watch}, nil
 }
 
 func (o *orgLoop) disable(_ workflow.Context, s SwitchSignal) (ActionResult, *signalError) {
@@ -273,6 +301,7 @@ func (o *orgLoop) disable(_ workflow.Context, s SwitchSignal) (ActionResult, *si
 	}
 	o.st.Enabled, o.st.Next, o.st.NextAt = false, nil, time.Time{}
 	o.cancelTimer()
+	o.cancelWatch()
 	if o.run != nil {
 		o.runCancel() // the run stops cleanly; what it already provisioned stays
 		details["cancelledRun"] = o.current.RunID
@@ -477,6 +506,7 @@ func (o *orgLoop) runDone(ctx workflow.Context, f workflow.Future) {
 	}
 	o.st.LastRun = &sum
 	o.run, o.runCancel, o.current = nil, nil, nil
+	o.watchFailed = false // a watch that failed for good is tried again after each sync
 	if o.st.Enabled {
 		o.st.NextAt = workflow.Now(ctx).Add(o.st.Interval)
 	}
@@ -490,6 +520,61 @@ func (o *orgLoop) armTimer(ctx workflow.Context) {
 	}
 	tctx, cancel := workflow.WithCancel(ctx)
 	o.timer, o.timerCancel = workflow.NewTimer(tctx, wait), cancel
+}
+
+// watchOptions: the watch runs until the directory changes (an attempt ends unchanged after
+// 30 minutes); its heartbeat (every poll, 2 s) times out quickly, so that a dead worker's
+// watch is started again on another. Directory errors are retried with backoff, forever:
+// the schedule runs beside it meanwhile.
+var watchOptions = workflow.ActivityOptions{
+	StartToCloseTimeout: 35 * time.Minute,
+	HeartbeatTimeout:    30 * time.Second,
+	RetryPolicy: &temporal.RetryPolicy{
+		InitialInterval:    5 * time.Second,
+		BackoffCoefficient: 2,
+		MaximumInterval:    time.Minute,
+	},
+	Summary: "watch the directory for changes",
+}
+
+func (o *orgLoop) startWatch(ctx workflow.Context) {
+	wctx, cancel := workflow.WithCancel(ctx)
+	wctx = workflow.WithActivityOptions(wctx, watchOptions)
+	o.watch = workflow.ExecuteActivity(wctx, steps.WatchDirectory, steps.WatchInput{Org: o.st.Org, Since: o.st.WatchMark})
+	o.watchCancel = cancel
+}
+
+func (o *orgLoop) cancelWatch() {
+	if o.watchCancel != nil {
+		o.watchCancel()
+	}
+	o.watch, o.watchCancel = nil, nil
+}
+
+// watchDone takes the watch's result: a change queues a sync (one: requests merge), which
+// starts at once or behind the running one; the loop then watches again.
+func (o *orgLoop) watchDone(ctx workflow.Context, f workflow.Future) {
+	var res steps.WatchResult
+	err := f.Get(ctx, &res)
+	o.watch, o.watchCancel = nil, nil
+	if err != nil {
+		if !temporal.IsCanceledError(err) {
+			// Only a permanent error gets here (the policy retries the others).
+			workflow.GetLogger(ctx).Error("watch stopped until the next sync", "error", err)
+			o.watchFailed = true
+		}
+		return
+	}
+	o.st.WatchMark = res.Mark
+	if !res.Changed || !o.st.Enabled || !o.st.Watch {
+		return
+	}
+	details := map[string]any{"changes": res.Changes}
+	if o.current != nil {
+		details["queuedBehind"] = o.current.RunID
+	}
+	o.queue(RunRequest{Kind: vocab.KindWatch, Actor: "watch"})
+	o.record(vocab.Event{Actor: "watch", Type: vocab.EventSync, Action: "watch", Details: details})
 }
 
 func (o *orgLoop) cancelTimer() {
@@ -526,14 +611,20 @@ func decodeDisable(p *commonpb.Payload) (SwitchSignal, *signalError) {
 
 func decodeSwitch(p *commonpb.Payload, enable bool) (SwitchSignal, *signalError) {
 	return decodeStrict(p, func(data []byte) (s SwitchSignal, bad *signalError) {
-		m, bad := jsonObject(data, "", "actor", "interval")
+		m, bad := jsonObject(data, "", "actor", "interval", "watch")
 		if bad != nil {
 			return s, bad
 		}
 		if s.Actor, bad = jsonString(m, "actor", "actor", false); bad != nil {
 			return s, bad
 		}
-		s.Interval, bad = parseInterval(m["interval"], enable)
+		if s.Interval, bad = parseInterval(m["interval"], enable); bad != nil {
+			return s, bad
+		}
+		s.Watch, bad = jsonBool(m, "watch")
+		if !enable {
+			s.Watch = nil // disable ignores it, as it does the interval
+		}
 		return s, bad
 	})
 }
@@ -694,6 +785,19 @@ func jsonString(m map[string]json.RawMessage, name, path string, showValue bool)
 		return "", bad
 	}
 	return s, nil
+}
+
+// jsonBool reads member name of m, a boolean or null (nil: absent).
+func jsonBool(m map[string]json.RawMessage, name string) (*bool, *signalError) {
+	raw := m[name]
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var b bool
+	if json.Unmarshal(raw, &b) != nil {
+		return nil, &signalError{Field: name, Value: jsonText(raw), Reason: fmt.Sprintf("%s must be true or false, not %s", name, jsonText(raw))}
+	}
+	return &b, nil
 }
 
 // parseInterval reads the interval of enable: a Go duration string ("1h", "15m") or a

@@ -25,6 +25,7 @@ import (
 type orgEnv struct {
 	*testsuite.TestWorkflowEnvironment
 	runs    []RunInput
+	starts  []time.Time // of the runs, in workflow time
 	events  []vocab.Event
 	runTime time.Duration
 	// verdict answers the CheckAction step (nil: everything passes); checks are what it was asked.
@@ -41,6 +42,7 @@ func newOrgEnv(t *testing.T) *orgEnv {
 	e.RegisterWorkflow(UserSyncWorkflow)
 	e.RegisterWorkflowWithOptions(func(ctx workflow.Context, in RunInput) (steps.RunSummary, error) {
 		e.runs = append(e.runs, in)
+		e.starts = append(e.starts, workflow.Now(ctx))
 		if err := workflow.Sleep(ctx, e.runTime); err != nil {
 			return steps.RunSummary{}, err
 		}

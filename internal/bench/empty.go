@@ -73,3 +73,9 @@ func (e *emptySteps) RunSettings(context.Context, steps.RunRef) (steps.FanOut, e
 	return steps.FanOut{ProvisionQueue: workflows.TaskQueue, PageSize: env("USERSYNC_PAGE_SIZE"),
 		PageWindow: env("USERSYNC_PAGE_WINDOW"), UsersInFlight: env("USERSYNC_USERS_IN_FLIGHT")}, nil
 }
+
+// WatchDirectory waits for nothing to change: the fan-out benchmark runs no watch.
+func (e *emptySteps) WatchDirectory(ctx context.Context, in steps.WatchInput) (steps.WatchResult, error) {
+	<-ctx.Done()
+	return steps.WatchResult{Mark: in.Since}, ctx.Err()
+}

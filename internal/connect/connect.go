@@ -148,6 +148,7 @@ func (o *Orgs) build(rec orgs.Org) (*entry, error) {
 	}
 	return &entry{version: rec.Version, http: hc, org: &activities.Org{
 		Dial:                    activities.LDAP(s.Directory.Config(rec.Secrets.BindPassword)),
+		Watch:                   activities.LDAPWatch(s.Directory.Config(rec.Secrets.BindPassword)),
 		Target:                  scim.New(cfg),
 		SuspendThresholdPercent: s.SuspendThresholdPercent,
 		SuspendThresholdMax:     s.SuspendThresholdMax,

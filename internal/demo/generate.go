@@ -100,3 +100,15 @@ func generate(n int, seed int64, tr tree, head []*ldap.AddRequest) Demo {
 func teamName(i int) string     { return fmt.Sprintf("Team-%04d", i+1) }
 func deptName(i int) string     { return fmt.Sprintf("Dept-%03d", i+1) }
 func divisionName(i int) string { return fmt.Sprintf("Division-%02d", i+1) }
+
+// Joiner is a new person i of Generate's organization and the change that adds them to its
+// first team (in scope of a rule through the team's division): "a user added to a ruled
+// group", as the watch-mode test and benchmark make it. Add the entry, then apply the change.
+func Joiner(i int) (entry *ldap.AddRequest, join *ldap.ModifyRequest, mail string) {
+	p := person{uid: fmt.Sprintf("joiner%05d", i), given: "Jo", family: fmt.Sprintf("Iner%d", i),
+		employeeNumber: employeeNumber(9_000_000 + i), department: deptName(0), team: teamName(0)}
+	p.mail = p.uid + "@" + Domain
+	join = ldap.NewModifyRequest(groupMemberDN(teamName(0)), nil)
+	join.Add("member", []string{UserDN(p.uid)})
+	return p.entry(), join, p.mail
+}

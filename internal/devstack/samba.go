@@ -51,6 +51,9 @@ type SambaDC struct {
 	// HostName is the DC's host name (default dc1); the certificate holds
 	// HostName.realm, localhost and 127.0.0.1.
 	HostName string
+	// Detached: samba outlives this process (the demo stack's DC, stopped by `devstack
+	// down` through Process); tests leave it attached.
+	Detached bool
 
 	daemon *Daemon
 	lock   *os.File
@@ -175,8 +178,8 @@ func (s *SambaDC) Start(ctx context.Context) (err error) {
 		Args:     []string{"-s", s.SMBConf(), "-i", "-M", "single"},
 		Dir:      s.Dir,
 		LogFile:  filepath.Join(s.Dir, "samba.log"),
-		PIDFile:  filepath.Join(s.Dir, "samba-child.pid"),
-		Attached: true, // no DC outlives the test binary
+		PIDFile:  s.Process().PIDFile,
+		Attached: !s.Detached, // no test's DC outlives the test binary
 	}
 	if err := s.daemon.Start(); err != nil {
 		s.daemon = nil
@@ -190,6 +193,13 @@ func (s *SambaDC) Start(ctx context.Context) (err error) {
 		defer c.Close()
 		return c.Bind(s.AdminDN(), s.AdminPassword)
 	})
+}
+
+// Process is the DC's process as found by its PID file: a detached DC is stopped with it
+// from another process.
+func (s *SambaDC) Process() *Daemon {
+	return &Daemon{Name: "samba", Path: SambaBinary, PIDFile: filepath.Join(s.Dir, "samba-child.pid"),
+		LogFile: filepath.Join(s.Dir, "samba.log")}
 }
 
 // takeLock waits for SambaLockFile, polling so that ctx can end the wait.

@@ -26,6 +26,7 @@ import (
 	"github.com/usersync/usersync/internal/steps"
 	"github.com/usersync/usersync/internal/store"
 	"github.com/usersync/usersync/internal/vocab"
+	"github.com/usersync/usersync/internal/watch"
 	"github.com/usersync/usersync/workflows"
 )
 
@@ -150,9 +151,11 @@ func buildStack(t *testing.T, d demo.Demo, kind string, ui uiSettings, clientOpt
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 	target := scim.New(scim.Config{BaseURL: scimURL, Token: scimToken})
+	dirCfg := directory.Config{URL: sl.URL(), BindDN: sl.AdminDN, BindPassword: ldapSecret, AllowPlaintextBind: true,
+		BaseDN: d.Suffix, Profile: "openldap", PageSize: 100}
 	conns := activities.Org{
-		Dial: activities.LDAP(directory.Config{URL: sl.URL(), BindDN: sl.AdminDN, BindPassword: ldapSecret, AllowPlaintextBind: true,
-			BaseDN: d.Suffix, Profile: "openldap", PageSize: 100}),
+		Dial:        activities.LDAP(dirCfg),
+		Watch:       activities.LDAPWatch(dirCfg),
 		Incremental: true, // as the worker's default (orgs.Directory.FullReads off)
 	}
 	s := &stack{t: t, ctx: ctx, demo: d, store: st, workerStore: workerStore, client: c, sandbox: sb, target: target, ext: ext, conns: conns,
@@ -230,7 +233,10 @@ func (s *stack) restartWorkers(rate float64, n int) {
 		conns := s.conns // each worker its own SCIM client, as separate processes have
 		conns.Target = scim.New(scim.Config{BaseURL: s.scimURL, Token: scimToken, MaxAttempts: 1,
 			Pacer: ws.Pacer("scim/"+org, max(rate, 1)*connect.RateHeadroom)})
-		acts := &activities.Activities{Store: ws, Orgs: activities.Single(org, conns)}
+		acts := &activities.Activities{Store: ws, Orgs: activities.Single(org, conns),
+			// Watch mode reads the directory more often than by default, so that the debounce
+			// (2 s quiet) spans several reads and a test can tell one burst from two.
+			WatchTiming: watch.Timing{Poll: 500 * time.Millisecond}}
 		stop, err := engine.Start(c, acts, engine.Options{})
 		require.NoError(s.t, err)
 		s.stopWorkers = append(s.stopWorkers, func() { stop(); c.Close() })

@@ -49,6 +49,7 @@ type Steps interface {
 	FinishRun(context.Context, steps.FinishInput) (steps.RunSummary, error)
 	RecordEvent(context.Context, vocab.Event) error
 	CheckAction(context.Context, steps.ActionCheck) (steps.ActionVerdict, error)
+	WatchDirectory(context.Context, steps.WatchInput) (steps.WatchResult, error)
 }
 
 var _ Steps = (*activities.Activities)(nil)

@@ -19,10 +19,12 @@ const (
 	FinishRun          = "FinishRun"          // FinishInput -> RunSummary
 	RecordEvent        = "RecordEvent"        // vocab.Event
 	CheckAction        = "CheckAction"        // ActionCheck -> ActionVerdict
+	// WatchDirectory runs until the organization's directory changed (watch mode).
+	WatchDirectory = "WatchDirectory" // WatchInput -> WatchResult
 )
 
 // Names lists every step name.
 func Names() []string {
 	return []string{RunSettings, DiscoverTarget, SnapshotDirectory, PlanRun, EvaluatePage, CheckLicenses,
-		ProvisionUser, ProbeTarget, RecordUserFailure, ReleaseUnsentSeats, SyncGroups, FinishRun, RecordEvent, CheckAction}
+		ProvisionUser, ProbeTarget, RecordUserFailure, ReleaseUnsentSeats, SyncGroups, FinishRun, RecordEvent, CheckAction, WatchDirectory}
 }

@@ -211,3 +211,19 @@ type ActionVerdict struct {
 	Value  string `json:"value,omitempty"`
 	Reason string `json:"reason,omitempty"`
 }
+
+// WatchInput starts watching an organization's directory for a change (WatchDirectory).
+type WatchInput struct {
+	Org string `json:"org"`
+	// Since is the change mark the last watch returned (empty: the directory's current one):
+	// a change made while the sync it started ran is seen at once.
+	Since string `json:"since,omitempty"`
+}
+
+// WatchResult says whether the directory changed. Mark is an opaque change mark (a USN or a
+// CSN, no personal data): the next watch's Since.
+type WatchResult struct {
+	Changed bool   `json:"changed"`
+	Changes int    `json:"changes,omitempty"`
+	Mark    string `json:"mark,omitempty"`
+}

@@ -13,4 +13,5 @@ const (
 	KindScheduled = "scheduled" // the schedule, or enabling sync
 	KindManual    = "manual"    // sync-now, approve-suspensions, the CLI's run
 	KindRetry     = "retry"     // a retry of failed users
+	KindWatch     = "watch"     // watch mode saw the directory change
 )

@@ -45,6 +45,7 @@ func run() error {
 	incremental := flag.Bool("ldap-incremental", true, "the worker reads only the directory's changes (its default); false: full reads every sync")
 	resyncsOnly := flag.Bool("resyncs-only", false, "after each initial sync measure only the unchanged resync and 1% changed (LDAP entries read in the note)")
 	adUsers := flag.Int("ad-users", 0, "instead of -n: the directory reads of a Samba AD DC (ports 389, 636) with this many users: full read, incremental reads of the unchanged directory and of 1% changed")
+	watch := flag.Bool("watch", false, fmt.Sprintf("instead of the sync scenarios: watch mode's change-to-target latency (p50, p95) over %d changes after an initial sync of each -n", bench.WatchChanges))
 	flag.Parse()
 	var ns []int
 	for _, f := range strings.Split(*sizes, ",") {
@@ -102,7 +103,12 @@ func run() error {
 			r = *rate
 		}
 		s.FullReads, s.ResyncsOnly = !*incremental, *resyncsOnly
-		got, err := bench.Run(ctx, s, n, workerBin, r, log)
+		var got []bench.Row
+		if *watch {
+			got, err = bench.WatchLatency(ctx, s, n, workerBin, log)
+		} else {
+			got, err = bench.Run(ctx, s, n, workerBin, r, log)
+		}
 		s.Close()
 		if ctx.Err() != nil {
 			return ctx.Err()

@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"github.com/usersync/usersync/internal/demo"
 )
 
 // down stops the parts in the reverse order of up; it goes on after a
@@ -23,6 +25,7 @@ func (s *stack) down(purge bool) error {
 	stop("scim-sandbox", func() error { return s.scimSandbox().Stop(10 * time.Second) })
 	stop("temporal", s.temporal().Stop)
 	stop("slapd", s.slapd("").Stop)
+	stop("samba", func() error { return s.samba("").Process().Stop(30 * time.Second) })
 	stop("postgres", s.postgres().Stop)
 	if err := errors.Join(errs...); err != nil {
 		return err // keep the folder: its pid files find what still runs
@@ -46,11 +49,12 @@ func (s *stack) status(w io.Writer) {
 	}{
 		{"postgres", pg.Running(), pg.URL()},
 		{"slapd", s.slapd("").Running(), s.slapd("").URL() + "  base " + s.slapd("").Suffix},
+		{"samba", s.samba("").Process().Running(), s.samba("").LDAPSURL() + "  base " + demo.Suffix + " (AD DC)"},
 		{"temporal", tp.Running(), tp.HostPort() + "  UI " + tp.UIURL()},
 		{"scim-sandbox", s.scimSandbox().Running(), s.scimURL()},
 		{"worker", s.worker().Running(), "log " + s.worker().LogFile},
 	}
-	fmt.Fprintf(w, "usersync dev stack in %s (org %s)\n", s.dir, s.org)
+	fmt.Fprintf(w, "usersync dev stack in %s (org %s, directory %s)\n", s.dir, s.org, s.directory)
 	for _, r := range rows {
 		state := "stopped"
 		if r.running {

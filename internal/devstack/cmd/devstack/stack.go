@@ -26,7 +26,16 @@ type stack struct {
 	temporalPort, uiPort, postgresPort, ldapPort, scimPort int
 	infraOnly                                              bool
 	codecEndpoint                                          string // the web UI's codec server; "" none
+	// directory is the demo's directory: "openldap" (slapd) or "samba" (a Samba AD DC on
+	// 127.0.0.1:389 and :636, the organization's profile ad).
+	directory string
 }
+
+// The demo's directories (--directory, DEMO_DIRECTORY).
+const (
+	directoryOpenLDAP = "openldap"
+	directorySamba    = "samba"
+)
 
 func (s *stack) bind(fs *flag.FlagSet) {
 	fs.StringVar(&s.dir, "dir", ".stack", "stack folder (relative paths: to the repository root)")
@@ -37,6 +46,9 @@ func (s *stack) bind(fs *flag.FlagSet) {
 	fs.IntVar(&s.ldapPort, "ldap-port", 3389, "slapd (LDAP) port")
 	fs.IntVar(&s.scimPort, "scim-port", 8090, "SCIM sandbox port")
 	fs.StringVar(&s.codecEndpoint, "ui-codec-endpoint", "", "codec server the web UI decodes payloads with (starter codec-server's URL, e.g. http://127.0.0.1:8089)")
+	fs.StringVar(&s.directory, "directory", os.Getenv("DEMO_DIRECTORY"),
+		"the demo's directory: openldap (slapd) or samba (a Samba AD DC on 127.0.0.1:389/636, profile ad); "+
+			"env DEMO_DIRECTORY; default: the stack's last one, else openldap")
 }
 
 func (s *stack) resolve() error {
@@ -48,7 +60,36 @@ func (s *stack) resolve() error {
 	if !filepath.IsAbs(s.dir) {
 		s.dir = filepath.Join(root, s.dir)
 	}
+	if s.directory == "" { // the stack's last one: status and down find what up started
+		b, _ := os.ReadFile(s.path("directory"))
+		s.directory = strings.TrimSpace(string(b))
+	}
+	switch s.directory {
+	case "":
+		s.directory = directoryOpenLDAP
+	case directoryOpenLDAP, directorySamba:
+	default:
+		return fmt.Errorf("--directory (DEMO_DIRECTORY): %q is not %s or %s", s.directory, directoryOpenLDAP, directorySamba)
+	}
 	return nil
+}
+
+// samba is the demo's AD DC: the domain EXAMPLE.COM, whose base DN is the demo's suffix, so
+// that the rules name the same groups as on OpenLDAP. It outlives `devstack up`.
+func (s *stack) samba(password string) *devstack.SambaDC {
+	return &devstack.SambaDC{Dir: s.path("samba"), Realm: "EXAMPLE.COM", Domain: "EXAMPLE",
+		AdminPassword: password, Detached: true}
+}
+
+// sambaPassword is the DC Administrator's password (secrets/samba_admin_password): a
+// generated secret with the upper case letter and symbol AD's complexity rules want.
+func (s *stack) sambaPassword() (string, error) {
+	v, err := s.secret("samba_admin_password")
+	if err != nil || strings.HasPrefix(v, "Sa1-") {
+		return v, err
+	}
+	v = "Sa1-" + v
+	return v, os.WriteFile(s.secretFile("samba_admin_password"), []byte(v), 0o600)
 }
 
 func (s *stack) path(parts ...string) string {
@@ -103,10 +144,7 @@ func (s *stack) worker() *devstack.Daemon {
 // PostgreSQL as dbRole (store.WorkerRole, store.AdminRole). Secrets go by file;
 // inherited secret variables are blanked so the files win.
 func (s *stack) appEnv(dbRole string) []string {
-	return []string{
-		"USERSYNC_ORG=" + s.org,
-		"TEMPORAL_ADDRESS=" + net.JoinHostPort("127.0.0.1", strconv.Itoa(s.temporalPort)),
-		"DATABASE_URL=" + s.databaseURL(dbRole),
+	ldapEnv := []string{
 		"LDAP_URL=" + s.slapd("").URL(),
 		"LDAP_BIND_DN=" + s.adminDN(),
 		"LDAP_BIND_PASSWORD=",
@@ -114,11 +152,31 @@ func (s *stack) appEnv(dbRole string) []string {
 		// The demo's slapd listens on loopback only, without TLS: an explicit choice.
 		"LDAP_ALLOW_PLAINTEXT_BIND=true",
 		"LDAP_BASE_DN=" + demo.Suffix,
+		"LDAP_PROFILE=" + directoryOpenLDAP,
+		"LDAP_CA_FILE=",
+	}
+	if s.directory == directorySamba {
+		dc := s.samba("")
+		ldapEnv = []string{
+			"LDAP_URL=" + dc.LDAPSURL(), // the DC's own CA, made by devstack
+			"LDAP_BIND_DN=" + dc.AdminDN(),
+			"LDAP_BIND_PASSWORD=",
+			"LDAP_BIND_PASSWORD_FILE=" + s.secretFile("samba_admin_password"),
+			"LDAP_ALLOW_PLAINTEXT_BIND=false",
+			"LDAP_BASE_DN=" + demo.Suffix,
+			"LDAP_PROFILE=ad",
+			"LDAP_CA_FILE=" + dc.CAFile(),
+		}
+	}
+	return append(ldapEnv, []string{
+		"USERSYNC_ORG=" + s.org,
+		"TEMPORAL_ADDRESS=" + net.JoinHostPort("127.0.0.1", strconv.Itoa(s.temporalPort)),
+		"DATABASE_URL=" + s.databaseURL(dbRole),
 		"SCIM_URL=" + s.scimURL(),
 		"SCIM_TOKEN=",
 		"SCIM_TOKEN_FILE=" + s.secretFile("scim_token"),
 		"USERSYNC_SECRETS_KEY_FILE=" + s.secretFile(secretsKey),
-	}
+	}...)
 }
 
 // databaseURL is the usersync database as role (the local server trusts loopback).

@@ -60,3 +60,30 @@ func TestEnvFileExportsTheWorkerConfigurationWithoutSecrets(t *testing.T) {
 		t.Fatalf("after sourcing: %q, want %q", out, want)
 	}
 }
+
+// --directory (DEMO_DIRECTORY) picks the demo's directory; without it the stack keeps the one
+// it was started with, so that status and down find its DC; a bad value is named.
+func TestDirectoryIsTheFlagElseTheStacksLast(t *testing.T) {
+	dir := t.TempDir()
+	s := &stack{dir: dir}
+	if err := s.resolve(); err != nil || s.directory != directoryOpenLDAP {
+		t.Fatalf("new stack: directory %q, %v; want openldap", s.directory, err)
+	}
+	if err := os.WriteFile(s.path("directory"), []byte("samba\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s = &stack{dir: dir}
+	if err := s.resolve(); err != nil || s.directory != directorySamba {
+		t.Fatalf("stack started with samba: directory %q, %v", s.directory, err)
+	}
+	env := strings.Join(s.appEnv("usersync_worker"), "\n")
+	for _, want := range []string{"LDAP_PROFILE=ad", "LDAP_URL=ldaps://127.0.0.1:636", "LDAP_CA_FILE=" + s.path("samba", "tls", "ca.pem")} {
+		if !strings.Contains(env, want) {
+			t.Errorf("samba stack's environment lacks %s:\n%s", want, env)
+		}
+	}
+	s = &stack{dir: dir, directory: "ldap"}
+	if err := s.resolve(); err == nil || !strings.Contains(err.Error(), `"ldap"`) || !strings.Contains(err.Error(), "--directory") {
+		t.Fatalf("bad directory: %v", err)
+	}
+}

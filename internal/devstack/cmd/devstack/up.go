@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"time"
 
+	"github.com/go-ldap/ldap/v3"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/usersync/usersync/internal/demo"
@@ -65,13 +68,22 @@ func (s *stack) up(ctx context.Context) error {
 		return fmt.Errorf("%w: this stack's database predates the roles, remove %s and run up again", err, pg.Dir)
 	}
 
-	sl := s.slapd(ldapPassword)
-	step(fmt.Sprintf("slapd on %s, loading the demo directory", sl.URL()))
-	if err := sl.Start(ctx); err != nil {
+	if err := os.WriteFile(s.path("directory"), []byte(s.directory+"\n"), 0o644); err != nil {
 		return err
 	}
-	if err := devstack.LoadEntries(ctx, sl.URL(), sl.AdminDN, ldapPassword, demo.Org().Entries); err != nil {
-		return err
+	if s.directory == directorySamba {
+		if err := s.upSamba(ctx); err != nil {
+			return err
+		}
+	} else {
+		sl := s.slapd(ldapPassword)
+		step(fmt.Sprintf("slapd on %s, loading the demo directory", sl.URL()))
+		if err := sl.Start(ctx); err != nil {
+			return err
+		}
+		if err := devstack.LoadEntries(ctx, sl.URL(), sl.AdminDN, ldapPassword, demo.Org().Entries); err != nil {
+			return err
+		}
 	}
 
 	tp := s.temporal()
@@ -201,6 +213,60 @@ func ownedByOwner(ctx context.Context, superuserURL string) error {
 	}
 	if owner != store.OwnerRole {
 		return fmt.Errorf("the history table belongs to %s, not %s", owner, store.OwnerRole)
+	}
+	return nil
+}
+
+// upSamba starts the demo's Samba AD DC (provisioned on first use, a minute or two) unless it
+// runs, and loads the demo organization into it (what is there already stays).
+func (s *stack) upSamba(ctx context.Context) error {
+	if s.slapd("").Running() {
+		return fmt.Errorf("this stack's slapd runs: stop the stack (devstack down) before switching it to --directory samba")
+	}
+	pw, err := s.sambaPassword()
+	if err != nil {
+		return err
+	}
+	dc := s.samba(pw)
+	step(fmt.Sprintf("Samba AD DC on %s and %s (domain EXAMPLE.COM), loading the demo directory", dc.URL(), dc.LDAPSURL()))
+	if !dc.Process().Running() {
+		if err := dc.Start(ctx); err != nil {
+			return err
+		}
+	}
+	adds, members, err := demo.Org().ADEntries()
+	if err != nil {
+		return err
+	}
+	pem, err := os.ReadFile(dc.CAFile())
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	c, err := ldap.DialURL(dc.LDAPSURL(), ldap.DialWithTLSConfig(&tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}))
+	if err != nil {
+		return fmt.Errorf("samba: %w", err)
+	}
+	defer c.Close()
+	if err := c.Bind(dc.AdminDN(), pw); err != nil {
+		return fmt.Errorf("samba: bind as %s: %w", dc.AdminDN(), err)
+	}
+	for _, a := range adds {
+		if err := c.Add(a); err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultEntryAlreadyExists) {
+			return fmt.Errorf("samba: add %s: %w", a.DN, err)
+		}
+	}
+	for _, m := range members {
+		for _, ch := range m.Changes { // one member at a time: a rerun finds some there already
+			for _, v := range ch.Modification.Vals {
+				one := ldap.NewModifyRequest(m.DN, nil)
+				one.Add("member", []string{v})
+				if err := c.Modify(one); err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultAttributeOrValueExists) {
+					return fmt.Errorf("samba: add member %s to %s: %w", v, m.DN, err)
+				}
+			}
+		}
 	}
 	return nil
 }
