@@ -19,7 +19,6 @@ import (
 	"github.com/usersync/usersync/internal/scim"
 	"github.com/usersync/usersync/internal/steps"
 	"github.com/usersync/usersync/internal/vocab"
-	"github.com/usersync/usersync/workflows"
 )
 
 // Directory is the read side of the directory (a fake may inject faults in tests).
@@ -130,8 +129,8 @@ func (a *Activities) RunSettings(ctx context.Context, in steps.RunRef) (steps.Fa
 // Temporal server every organization shares, and hold SCIM slots meanwhile: a slow target's
 // organization gets the window its pace can use (issue 10). 0 is the workflows' default.
 func pacedWindow(pages, users int, rate float64) (int, int) {
-	pages = cmp.Or(pages, workflows.DefaultPageWindow)
-	users = cmp.Or(users, workflows.DefaultUsersInFlight)
+	pages = cmp.Or(pages, steps.DefaultPageWindow)
+	users = cmp.Or(users, steps.DefaultUsersInFlight)
 	serves := max(1, int(rate*paceWithin.Seconds()))
 	if pages*users <= serves {
 		return pages, users

@@ -11,7 +11,6 @@ import (
 
 	"github.com/usersync/usersync/internal/steps"
 	"github.com/usersync/usersync/internal/vocab"
-	"github.com/usersync/usersync/workflows"
 )
 
 // A step for an organization the worker has no settings for stops its run with one
@@ -70,7 +69,7 @@ func TestRunSettingsGiveASlowTargetTheWindowItsPaceUses(t *testing.T) {
 		acts := &Activities{Orgs: Single("acme", Org{Paced: c.rate > 0, Rate: c.rate}), Settings: set, UnpacedQueue: "main"}
 		fan, err := acts.RunSettings(ctx, ref)
 		require.NoError(t, err)
-		got := [2]int{cmp.Or(fan.PageWindow, workflows.DefaultPageWindow), cmp.Or(fan.UsersInFlight, workflows.DefaultUsersInFlight)}
+		got := [2]int{cmp.Or(fan.PageWindow, steps.DefaultPageWindow), cmp.Or(fan.UsersInFlight, steps.DefaultUsersInFlight)}
 		require.Equal(t, [2]int{c.pages, c.users}, got, "rate %v, settings %+v", c.rate, c.set)
 		if c.rate > 0 && c.rate < 100 {
 			require.LessOrEqual(t, float64(got[0]*got[1]), c.rate*paceWithin.Seconds(), "rate %v: no more in flight than the pace serves", c.rate)
