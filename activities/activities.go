@@ -5,6 +5,7 @@
 package activities
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -64,6 +65,8 @@ type Org struct {
 	// Paced: the organization's requests to its target keep a rate (its SCIM steps then run
 	// on the paced queue, see Activities.UnpacedQueue).
 	Paced bool
+	// Rate is the pace's requests per second (0: not paced).
+	Rate float64
 	// Incremental: read only what changed in the directory, where it supports that
 	// (IncrementalDirectory), into the organization's mirror, and read everything every
 	// FullReadEvery (0: directory.DefaultFullReadEvery). Otherwise every run reads it all.
@@ -120,7 +123,26 @@ func (a *Activities) RunSettings(ctx context.Context, in steps.RunRef) (steps.Fa
 	if !o.Paced {
 		fan.ProvisionQueue = a.UnpacedQueue
 	}
+	if o.Rate > 0 {
+		fan.PageWindow, fan.UsersInFlight = pacedWindow(fan.PageWindow, fan.UsersInFlight, o.Rate)
+	}
 	return fan, nil
+}
+
+// pacedWindow is the pages and users per page in flight of an organization paced at rate:
+// no more users than its pace serves within paceWithin. The rest of a full window (8 x 20)
+// would only be sent away by the pace and come back, an activity attempt each on the
+// Temporal server every organization shares, and hold SCIM slots meanwhile: a slow target's
+// organization gets the window its pace can use (issue 10). 0 is the workflows' default.
+func pacedWindow(pages, users int, rate float64) (int, int) {
+	pages = cmp.Or(pages, steps.DefaultPageWindow)
+	users = cmp.Or(users, steps.DefaultUsersInFlight)
+	serves := max(1, int(rate*paceWithin.Seconds()))
+	if pages*users <= serves {
+		return pages, users
+	}
+	pages = min(pages, serves)
+	return pages, max(1, serves/pages)
 }
 
 // org returns the connections of org. No settings is a permanent error for the step: the

@@ -1,6 +1,7 @@
 package activities
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"testing"
@@ -42,5 +43,36 @@ func TestRunSettingsChooseTheQueueByThePace(t *testing.T) {
 		want := map[bool]string{false: "main", true: "paced"}[paced]
 		require.Equal(t, want, fan.ProvisionQueue, "paced=%v", paced)
 		require.Equal(t, 7, fan.PageSize)
+	}
+}
+
+// Fairness (issue 10): an organization behind a slow target gets the users in flight its pace
+// serves within paceWithin (5 s: 24 at 4.9 requests/s), not the full window of 8 pages of 20:
+// the rest would only be sent away by the pace, an activity attempt each on the shared
+// Temporal server. A fast pace and an unpaced organization keep the configured window.
+func TestRunSettingsGiveASlowTargetTheWindowItsPaceUses(t *testing.T) {
+	ctx := context.Background()
+	ref := steps.RunRef{Org: "acme", RunID: "r"}
+	for _, c := range []struct {
+		rate         float64
+		set          steps.FanOut
+		pages, users int
+	}{
+		{rate: 4.9, pages: 8, users: 3},
+		{rate: 0.5, pages: 2, users: 1},
+		{rate: 20, set: steps.FanOut{PageWindow: 4, UsersInFlight: 50}, pages: 4, users: 25},
+		{rate: 1000, pages: 8, users: 20},
+		{rate: 0, set: steps.FanOut{PageWindow: 2, UsersInFlight: 30}, pages: 2, users: 30},
+	} {
+		set := c.set
+		set.ProvisionQueue = "paced"
+		acts := &Activities{Orgs: Single("acme", Org{Paced: c.rate > 0, Rate: c.rate}), Settings: set, UnpacedQueue: "main"}
+		fan, err := acts.RunSettings(ctx, ref)
+		require.NoError(t, err)
+		got := [2]int{cmp.Or(fan.PageWindow, steps.DefaultPageWindow), cmp.Or(fan.UsersInFlight, steps.DefaultUsersInFlight)}
+		require.Equal(t, [2]int{c.pages, c.users}, got, "rate %v, settings %+v", c.rate, c.set)
+		if c.rate > 0 && c.rate < 100 {
+			require.LessOrEqual(t, float64(got[0]*got[1]), c.rate*paceWithin.Seconds(), "rate %v: no more in flight than the pace serves", c.rate)
+		}
 	}
 }

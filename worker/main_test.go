@@ -82,3 +82,29 @@ func TestShortcutKeepsWhatTheEnvironmentDoesNotSay(t *testing.T) {
 		t.Errorf("a new token wins, and another bind DN does not take the old password: %v", env.Secrets)
 	}
 }
+
+// Fairness (issue 10): one organization's SCIM steps in flight must leave a worker's SCIM
+// slots room for the others; a window that could take them all stops the worker, naming the
+// settings and their values. Defaults (8 x 20 of 200) and a larger worker start.
+func TestOneOrganizationCannotBeGivenEveryWorkerSlot(t *testing.T) {
+	t.Setenv("DATABASE_URL", "postgres://u@127.0.0.1:1/x")
+	t.Setenv("USERSYNC_SECRETS_KEY_FILE", "/nonexistent/keys")
+	t.Setenv("USERSYNC_SCIM_ACTIVITIES", "100")
+	err := run([]string{"-page-window", "10"}, new(bytes.Buffer))
+	want := "USERSYNC_PAGE_WINDOW x USERSYNC_USERS_IN_FLIGHT: 10 x 20 = 200 SCIM steps of one organization in flight, " +
+		"not fewer than USERSYNC_SCIM_ACTIVITIES 100: one organization could take every SCIM slot of a worker"
+	if err == nil || err.Error() != want {
+		t.Errorf("error %v, want %s", err, want)
+	}
+	for _, slots := range []string{"", "400"} {
+		t.Setenv("USERSYNC_SCIM_ACTIVITIES", slots)
+		args := []string{}
+		if slots != "" {
+			args = []string{"-page-window", "10"}
+		}
+		// Past the check, the worker reads its secrets key file: that is the error now.
+		if err := run(args, new(bytes.Buffer)); err == nil || strings.Contains(err.Error(), "SCIM slot") {
+			t.Errorf("USERSYNC_SCIM_ACTIVITIES=%q %v: %v, want the key file's error", slots, args, err)
+		}
+	}
+}

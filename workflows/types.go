@@ -37,11 +37,12 @@ type RunResume struct {
 	UsersDone      int               `json:"usersDone"`
 }
 
-// Fan-out defaults: many small pages in parallel, a few users in flight each.
+// Fan-out defaults: many small pages in parallel, a few users in flight each (defined in
+// package steps, which the activities sizing a paced organization's window also read).
 const (
-	DefaultPageSize      = 250
-	DefaultPageWindow    = 8
-	DefaultUsersInFlight = 20
+	DefaultPageSize      = steps.DefaultPageSize
+	DefaultPageWindow    = steps.DefaultPageWindow
+	DefaultUsersInFlight = steps.DefaultUsersInFlight
 )
 
 // PageInput is one page of a run: items [From, To).

@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/usersync/usersync/internal/directory"
+	"github.com/usersync/usersync/internal/engine"
 	"github.com/usersync/usersync/internal/orgs"
+	"github.com/usersync/usersync/workflows"
 )
 
 // Common is what every usersync process needs: the organization, Temporal and PostgreSQL.
@@ -70,7 +72,7 @@ type Worker struct {
 	SCIMTokenFile                       string
 	SCIMRate                            float64
 	SCIMAllowHTTP                       bool
-	SCIMActivities                      int
+	SCIMActivities, Pollers             int
 	PageSize, PageWindow, UsersInFlight int
 	MetricsAddr                         string
 }
@@ -183,6 +185,8 @@ func (w *Worker) entries() []entry {
 			atLeast(&w.UsersInFlight, 0)),
 		integer(&w.SCIMActivities, "scim-activities", "USERSYNC_SCIM_ACTIVITIES", 0,
 			"SCIM steps this worker runs at once over all organizations, 0 for the default 200", atLeast(&w.SCIMActivities, 0)),
+		integer(&w.Pollers, "pollers", "USERSYNC_POLLERS", 0,
+			"task polls this worker keeps open on each task queue however idle, 0 for the default 8", atLeast(&w.Pollers, 0)),
 		// Empty is a value here (it turns the endpoint off), not "unset".
 		emptyIsValue(str(&w.MetricsAddr, "metrics-addr", "USERSYNC_METRICS_ADDR", "127.0.0.1:9464",
 			"host:port of the worker's /metrics and /healthz, empty for none")),
@@ -220,7 +224,24 @@ func (w *Worker) Validate() error {
 			return fmt.Errorf("%s: required, not set", f.name)
 		}
 	}
+	// One organization's SCIM steps in flight (one sync at a time, each with its window of
+	// pages of users in flight) must leave room in a worker's SCIM slots for the others.
+	window := firstSet(w.PageWindow, workflows.DefaultPageWindow)
+	users := firstSet(w.UsersInFlight, workflows.DefaultUsersInFlight)
+	if slots := firstSet(w.SCIMActivities, engine.DefaultSCIMActivities); window*users >= slots {
+		return fmt.Errorf("USERSYNC_PAGE_WINDOW x USERSYNC_USERS_IN_FLIGHT: %d x %d = %d SCIM steps of one organization "+
+			"in flight, not fewer than USERSYNC_SCIM_ACTIVITIES %d: one organization could take every SCIM slot of a worker",
+			window, users, window*users, slots)
+	}
 	return nil
+}
+
+// firstSet is v, or def when v is 0 (the settings' "default").
+func firstSet(v, def int) int {
+	if v > 0 {
+		return v
+	}
+	return def
 }
 
 // BindPassword is the directory bind password: env LDAP_BIND_PASSWORD, else the file.

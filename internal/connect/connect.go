@@ -141,10 +141,12 @@ func (o *Orgs) build(rec orgs.Org) (*entry, error) {
 	if o.Metrics != nil {
 		cfg.PacerWait = func(d time.Duration) { o.Metrics.PacerWait(rec.Name, d) }
 	}
+	rate := 0.0
 	if s.Target.Rate > 0 && o.Pacers != nil {
 		// The organization's own pace, shared by every worker: one organization's target
 		// limit never slows another's.
-		cfg.Pacer = o.Pacers("scim/"+rec.Name, s.Target.Rate*RateHeadroom)
+		rate = s.Target.Rate * RateHeadroom
+		cfg.Pacer = o.Pacers("scim/"+rec.Name, rate)
 	}
 	return &entry{version: rec.Version, http: hc, org: &activities.Org{
 		Dial:                    activities.LDAP(s.Directory.Config(rec.Secrets.BindPassword)),
@@ -153,6 +155,7 @@ func (o *Orgs) build(rec orgs.Org) (*entry, error) {
 		SuspendThresholdPercent: s.SuspendThresholdPercent,
 		SuspendThresholdMax:     s.SuspendThresholdMax,
 		Paced:                   cfg.Pacer != nil,
+		Rate:                    rate,
 		Incremental:             s.Directory.Incremental(),
 		FullReadEvery:           s.Directory.FullReadEvery(),
 	}}, nil

@@ -25,7 +25,17 @@ type Options struct {
 	// (0: DefaultSCIMActivities). Each organization's run has at most its page window times
 	// users in flight (steps.FanOut) of them queued, so a large organization cannot hold all.
 	SCIMActivities int
+	// Pollers is the fewest task polls this worker keeps open on each of its lanes (the
+	// workflow tasks of the main queue, its sticky queue, the activity tasks of both queues),
+	// however idle it was (0: DefaultPollers). The SDK's autoscaling otherwise drops a lane to
+	// one poll after a few empty ones, and every organization's workflow tasks then wait in
+	// line for that one poll: a large organization's steady stream of page tasks took most
+	// of it, and small organizations' runs waited seconds per workflow task (issue 10).
+	Pollers int
 }
+
+// DefaultPollers is the poller floor of each lane unless set.
+const DefaultPollers = 8
 
 // DefaultSCIMActivities is the SCIM steps one worker runs at once unless set.
 const DefaultSCIMActivities = 200
@@ -54,10 +64,23 @@ type Steps interface {
 
 var _ Steps = (*activities.Activities)(nil)
 
+// Autoscaling is the poller behavior of every lane: it scales up with the load and down to
+// floor (0: DefaultPollers) polls, not to one.
+func Autoscaling(floor int) worker.PollerBehavior {
+	if floor <= 0 {
+		floor = DefaultPollers
+	}
+	return worker.NewPollerBehaviorAutoscaling(worker.PollerBehaviorAutoscalingOptions{
+		InitialNumberOfPollers: floor,
+		MinimumNumberOfPollers: floor,
+		MaximumNumberOfPollers: max(100, floor),
+	})
+}
+
 // Start runs two workers on c: the main queue (workflows, store and directory steps) and the
 // SCIM queue. Stop them with the returned function.
 func Start(c client.Client, acts Steps, opts Options) (stop func(), err error) {
-	autoscale := worker.NewPollerBehaviorAutoscaling(worker.PollerBehaviorAutoscalingOptions{})
+	autoscale := Autoscaling(opts.Pollers)
 	main := worker.New(c, workflows.TaskQueue, worker.Options{
 		WorkflowTaskPollerBehavior: autoscale,
 		ActivityTaskPollerBehavior: autoscale,

@@ -166,6 +166,14 @@ type RunSummary struct {
 	Banners    []vocab.Banner `json:"banners,omitempty"`
 }
 
+// Fan-out defaults (a FanOut field left 0): many small pages in parallel, a few users in
+// flight each.
+const (
+	DefaultPageSize      = 250
+	DefaultPageWindow    = 8
+	DefaultUsersInFlight = 20
+)
+
 // FanOut is the worker's configuration of a run's fan-out, read once per run (the
 // RunSettings step).
 type FanOut struct {
