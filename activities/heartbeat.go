@@ -54,7 +54,10 @@ func startProgress(ctx context.Context, details func() any) (context.Context, *p
 	}
 	p.timeout = activity.GetInfo(ctx).HeartbeatTimeout
 	ctx, p.cancel = context.WithCancelCause(ctx)
+	// The first heartbeat waits a tick too: an attempt that ends within it (most user writes)
+	// sends none, instead of one RPC per user to the server (the stall watch runs anyway).
 	p.ctx, p.last = ctx, time.Now()
+	p.sent = p.last
 	if p.timeout > 0 {
 		p.wg.Add(1)
 		go p.watch()
