@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
@@ -93,10 +94,26 @@ func TestTheTemporalUIShowsPayloadsDecodedByTheCodecServer(t *testing.T) {
 // many payloads it saw.
 func requireAllPayloadsSealed(t *testing.T, s *stack, secret string) int {
 	t.Helper()
+	payloads := 0
+	eachHistoryEvent(t, s, func(where string, e *historypb.HistoryEvent, raw []byte) {
+		require.NotContains(t, string(raw), secret, "%s holds %q in clear", where, secret)
+		eachPayload(e.ProtoReflect(), func(p *commonpb.Payload) {
+			payloads++
+			enc := string(p.GetMetadata()[converter.MetadataEncoding])
+			require.Equal(t, codec.Encoding, enc, "%s has a payload in clear: %s", where, strings.TrimSpace(string(p.GetData())))
+		})
+	})
+	require.NotZero(t, payloads)
+	return payloads
+}
+
+// eachHistoryEvent calls f with every event of every workflow's history, read raw (no codec),
+// with where it is ("<workflow ID> event <n> <type>") and its wire bytes.
+func eachHistoryEvent(t *testing.T, s *stack, f func(where string, e *historypb.HistoryEvent, raw []byte)) {
+	t.Helper()
 	plain, err := client.Dial(client.Options{HostPort: s.hostPort, Logger: quietLogger()})
 	require.NoError(t, err)
 	defer plain.Close()
-	payloads := 0
 	var next []byte
 	for {
 		resp, err := plain.ListWorkflow(s.ctx, &workflowservice.ListWorkflowExecutionsRequest{PageSize: 100, NextPageToken: next})
@@ -108,21 +125,13 @@ func requireAllPayloadsSealed(t *testing.T, s *stack, secret string) int {
 				require.NoError(t, err)
 				b, err := proto.Marshal(e)
 				require.NoError(t, err)
-				where := ex.Execution.WorkflowId + " event " + strconv.FormatInt(e.EventId, 10) + " " + e.EventType.String()
-				require.NotContains(t, string(b), secret, "%s holds %q in clear", where, secret)
-				eachPayload(e.ProtoReflect(), func(p *commonpb.Payload) {
-					payloads++
-					enc := string(p.GetMetadata()[converter.MetadataEncoding])
-					require.Equal(t, codec.Encoding, enc, "%s has a payload in clear: %s", where, strings.TrimSpace(string(p.GetData())))
-				})
+				f(ex.Execution.WorkflowId+" event "+strconv.FormatInt(e.EventId, 10)+" "+e.EventType.String(), e, b)
 			}
 		}
 		if next = resp.NextPageToken; len(next) == 0 {
-			break
+			return
 		}
 	}
-	require.NotZero(t, payloads)
-	return payloads
 }
 
 // eachPayload calls f with every Payload in m, at any depth (inputs, results, headers, memo,

@@ -10,11 +10,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 	commonpb "go.temporal.io/api/common/v1"
-	"go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/workflowservice/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/usersync/usersync/internal/codec"
 	"github.com/usersync/usersync/internal/demo"
@@ -113,42 +111,23 @@ func leakScan(t *testing.T, withCodec bool) {
 	require.Greater(t, len(personal), 100, "the demo's users")
 
 	// Every Temporal history, raw.
-	plain, err := client.Dial(client.Options{HostPort: s.hostPort, Logger: quietLogger()})
-	require.NoError(t, err)
-	defer plain.Close()
 	var events, sealed int
 	var retrySignal *commonpb.Payload
-	var next []byte
-	for {
-		resp, err := plain.ListWorkflow(s.ctx, &workflowservice.ListWorkflowExecutionsRequest{PageSize: 100, NextPageToken: next})
-		require.NoError(t, err)
-		for _, ex := range resp.Executions {
-			it := plain.GetWorkflowHistory(s.ctx, ex.Execution.WorkflowId, ex.Execution.RunId, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-			for it.HasNext() {
-				e, err := it.Next()
-				require.NoError(t, err)
-				events++
-				b, err := proto.Marshal(e)
-				require.NoError(t, err)
-				where := ex.Execution.WorkflowId + " event " + e.EventType.String()
-				for _, v := range append(secrets, personal...) {
-					require.False(t, bytes.Contains(b, []byte(v)), "%s holds %q in clear", where, v)
-				}
-				if withCodec {
-					require.False(t, bytes.Contains(b, []byte(admin)), "%s holds the admin's name in clear", where)
-					sealed += bytes.Count(b, []byte(codec.Encoding))
-				}
-				// starter sends retry as an update: its input is in the accepted event.
-				if u := e.GetWorkflowExecutionUpdateAcceptedEventAttributes(); u != nil &&
-					u.GetAcceptedRequest().GetInput().GetName() == workflows.SignalRetry {
-					retrySignal = u.GetAcceptedRequest().GetInput().GetArgs().GetPayloads()[0]
-				}
-			}
+	eachHistoryEvent(t, s, func(where string, e *historypb.HistoryEvent, b []byte) {
+		events++
+		for _, v := range append(secrets, personal...) {
+			require.False(t, bytes.Contains(b, []byte(v)), "%s holds %q in clear", where, v)
 		}
-		if next = resp.NextPageToken; len(next) == 0 {
-			break
+		if withCodec {
+			require.False(t, bytes.Contains(b, []byte(admin)), "%s holds the admin's name in clear", where)
+			sealed += bytes.Count(b, []byte(codec.Encoding))
 		}
-	}
+		// starter sends retry as an update: its input is in the accepted event.
+		if u := e.GetWorkflowExecutionUpdateAcceptedEventAttributes(); u != nil &&
+			u.GetAcceptedRequest().GetInput().GetName() == workflows.SignalRetry {
+			retrySignal = u.GetAcceptedRequest().GetInput().GetArgs().GetPayloads()[0]
+		}
+	})
 	require.Greater(t, events, 100, "the histories were read")
 	require.NotNil(t, retrySignal, "the CLI's retry update is in the history")
 	if withCodec {
