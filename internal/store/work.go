@@ -73,6 +73,9 @@ func (s *Store) userWork(ctx context.Context, org, runID string, seq int, open b
 	var intentAt *time.Time
 	var intentAge *float64
 	// The statement's reads see the table as it was before its insert: i is the earlier intent.
+	// Planned at each call (QueryExecModeExec: an unnamed statement gets a custom plan): a cached
+	// generic plan, made while user_state and write_intents were small at the start of an
+	// initial sync, kept scanning them as they grew (706 buffer blocks per user at 10,000 users).
 	err := s.pool.QueryRow(ctx, `WITH w AS (SELECT w.item, w.external_id, w.user_name, w.action, t.extension
 			FROM work_items w
 			JOIN runs t ON t.run_id=w.run_id AND t.org=$1 -- a step names its organization's run, or none
@@ -83,7 +86,7 @@ func (s *Store) userWork(ctx context.Context, org, runID string, seq int, open b
 		SELECT w.item, u.scim_id, u.state, w.extension, i.run_id, i.action, i.user_name, i.opened_at,
 			EXTRACT(EPOCH FROM clock_timestamp() - i.opened_at)::float8 FROM w
 		LEFT JOIN user_state u ON u.org=$1 AND u.external_id=w.external_id
-		LEFT JOIN write_intents i ON i.org=$1 AND i.external_id=w.external_id`, org, runID, seq, open).Scan(
+		LEFT JOIN write_intents i ON i.org=$1 AND i.external_id=w.external_id`, pgx.QueryExecModeExec, org, runID, seq, open).Scan(
 		&w.Item, &scimID, &state, &ext, &intentRun, &intentAction, &intentName, &intentAt, &intentAge)
 	if err == pgx.ErrNoRows {
 		return w, fmt.Errorf("run %s item %d: %w", runID, seq, ErrNotFound)
