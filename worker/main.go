@@ -157,7 +157,8 @@ func run(args []string, stderr io.Writer) error {
 		}
 		logger.Info("metrics and health endpoints", "addr", addr.String(), "paths", "/metrics /healthz")
 	}
-	stop, err := engine.Start(c, acts, engine.Options{SCIMActivities: cfg.SCIMActivities, Pollers: cfg.Pollers})
+	stop, err := engine.Start(c, acts, engine.Options{SCIMActivities: cfg.SCIMActivities, Pollers: cfg.Pollers,
+		Syncs: cfg.Syncs, Pages: cfg.Pages})
 	if err != nil {
 		return err
 	}

@@ -108,3 +108,41 @@ func TestOneOrganizationCannotBeGivenEveryWorkerSlot(t *testing.T) {
 		}
 	}
 }
+
+// The per-worker caps of issue 10 (--syncs, --pages): a bad value stops the worker, naming the
+// flag or the variable it came from and the value; 0 (the default) and a positive cap start.
+func TestBadCapsStopTheWorkerNamingThem(t *testing.T) {
+	t.Setenv("DATABASE_URL", "postgres://u@127.0.0.1:1/x")
+	t.Setenv("USERSYNC_SECRETS_KEY_FILE", "/nonexistent/keys")
+	for _, c := range []struct {
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{args: []string{"-syncs", "-1"}, want: "--syncs: must be 0 or more, got -1"},
+		{args: []string{"-pages", "-3"}, want: "--pages: must be 0 or more, got -3"},
+		{env: map[string]string{"USERSYNC_SYNCS": "-2"}, want: "USERSYNC_SYNCS: must be 0 or more, got -2"},
+		{env: map[string]string{"USERSYNC_PAGES": "many"}, want: `USERSYNC_PAGES: "many" is not an integer`},
+		{env: map[string]string{"USERSYNC_SYNCS": "-2"}, args: []string{"-syncs", "0"}}, // the flag wins
+		{args: []string{"-syncs", "1", "-pages", "2"}},
+	} {
+		for _, k := range []string{"USERSYNC_SYNCS", "USERSYNC_PAGES"} {
+			t.Setenv(k, c.env[k])
+		}
+		err := run(c.args, new(bytes.Buffer))
+		switch {
+		case c.want != "" && (err == nil || err.Error() != c.want):
+			t.Errorf("%v %v: error %v, want %s", c.env, c.args, err, c.want)
+		case c.want == "" && (err == nil || !strings.Contains(err.Error(), "/nonexistent/keys")):
+			// Past the checks, the worker reads its secrets key file: that is the error.
+			t.Errorf("%v %v: error %v, want the key file's", c.env, c.args, err)
+		}
+	}
+	var help bytes.Buffer
+	_ = run([]string{"-h"}, &help)
+	for _, want := range []string{"-syncs", "USERSYNC_SYNCS", "-pages", "USERSYNC_PAGES"} {
+		if !strings.Contains(help.String(), want) {
+			t.Errorf("worker -h does not show %q", want)
+		}
+	}
+}

@@ -6,10 +6,15 @@ package workflows
 import "fmt"
 
 // Task queues. SCIM calls run on their own queue so that the target's rate limit can be
-// enforced by the server across all workers (TaskQueueActivitiesPerSecond).
+// enforced by the server across all workers (TaskQueueActivitiesPerSecond). The directory
+// reads and plans, and the page evaluations, run on lanes of their own whose workers take a
+// bounded number at a time (engine.Options.Syncs, Pages): when a thousand organizations'
+// schedules fire at once, the rest wait in the server's queue, in order, holding nothing.
 const (
 	TaskQueue     = "usersync"
 	SCIMTaskQueue = "usersync-scim"
+	ReadTaskQueue = "usersync-read"
+	PageTaskQueue = "usersync-pages"
 )
 
 // Signals and queries of UserSyncWorkflow.

@@ -60,6 +60,21 @@ var provisionOptions = workflow.ActivityOptions{
 	},
 }
 
+// evaluateOptions are for the page evaluation on its lane, where it may wait for a worker's
+// slot as long as it takes: no ScheduleToStart or ScheduleToClose timeout, so the wait is never
+// a failure. An attempt is one store read and the rules (the local activity's 30 s, with room);
+// attempts span about the local activity's 10 minutes of retries.
+var evaluateOptions = workflow.ActivityOptions{
+	TaskQueue:           PageTaskQueue,
+	StartToCloseTimeout: time.Minute,
+	RetryPolicy: &temporal.RetryPolicy{
+		InitialInterval:    500 * time.Millisecond,
+		BackoffCoefficient: 2,
+		MaximumInterval:    30 * time.Second,
+		MaximumAttempts:    25,
+	},
+}
+
 // probeOptions are for the one-request check of whether the target is up at all.
 var probeOptions = workflow.ActivityOptions{
 	StartToCloseTimeout: time.Minute,
@@ -67,7 +82,7 @@ var probeOptions = workflow.ActivityOptions{
 }
 
 // ProcessPageWorkflow runs the three steps of the items [From, To) of a run: evaluate rules
-// (one local activity for the page, recording the users the plan failed), then per user check
+// (one activity for the page on the page lane, recording the users the plan failed), then per user check
 // licenses (a local activity, only for users taking new seats) and provision SCIM (an
 // activity), a bounded number of users at a time.
 func ProcessPageWorkflow(ctx workflow.Context, in PageInput) (PageResult, error) {
@@ -80,9 +95,18 @@ func ProcessPageWorkflow(ctx workflow.Context, in PageInput) (PageResult, error)
 		in.UsersInFlight = DefaultUsersInFlight
 	}
 	var ev steps.PageEvaluation
-	lctx := workflow.WithLocalActivityOptions(ctx, summarized(stepOptions, fmt.Sprintf("evaluate users %d-%d", in.From, in.To-1)))
+	summary := fmt.Sprintf("evaluate users %d-%d", in.From, in.To-1)
 	page := steps.PageRef{RunRef: in.RunRef, From: in.From, To: in.To}
-	if err := workflow.ExecuteLocalActivity(lctx, steps.EvaluatePage, page).Get(ctx, &ev); err != nil {
+	var eval workflow.Future
+	if workflow.GetVersion(ctx, changeCappedLanes, workflow.DefaultVersion, 1) == 1 {
+		o := evaluateOptions
+		o.Summary = summary
+		eval = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, o), steps.EvaluatePage, page)
+	} else {
+		eval = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, summarized(stepOptions, summary)),
+			steps.EvaluatePage, page)
+	}
+	if err := eval.Get(ctx, &ev); err != nil {
 		return res, err
 	}
 	for typ, n := range ev.Failures {

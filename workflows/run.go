@@ -157,11 +157,17 @@ func readAndPlan(ctx workflow.Context, in *RunInput, ref steps.RunRef, prog *Pro
 			return fin, queue, err
 		}
 	}
-	err := workflow.ExecuteActivity(actx, steps.SnapshotDirectory,
+	// The read and the plan wait their turn on the read lane (no ScheduleToStart: waiting is
+	// never a failure; their timeouts count from the start of an attempt).
+	rctx := actx
+	if workflow.GetVersion(ctx, changeCappedLanes, workflow.DefaultVersion, 1) == 1 {
+		rctx = workflow.WithTaskQueue(actx, ReadTaskQueue)
+	}
+	err := workflow.ExecuteActivity(rctx, steps.SnapshotDirectory,
 		steps.SnapshotInput{RunRef: ref, Kind: in.Kind, DryRun: in.DryRun}).Get(ctx, &fin.Directory)
 	if err == nil {
 		prog.Phase = "planning"
-		err = workflow.ExecuteActivity(actx, steps.PlanRun, steps.PlanInput{RunRef: ref, DryRun: in.DryRun,
+		err = workflow.ExecuteActivity(rctx, steps.PlanRun, steps.PlanInput{RunRef: ref, DryRun: in.DryRun,
 			Retry: in.Retry, ApproveSuspensions: in.ApproveSuspensions, ApprovedHeld: in.ApprovedHeld}).Get(ctx, &fin.Plan)
 	}
 	if err == nil && whenWriting && fin.Plan.Creates+fin.Plan.Updates+fin.Plan.Suspends > 0 {

@@ -147,6 +147,10 @@ const (
 	// changeWatch: watch mode (SyncState.Watch) runs the WatchDirectory step beside the
 	// schedule. Only reached with Watch on, which no history from before it has.
 	changeWatch = "watch"
+	// changeCappedLanes (SyncRunWorkflow, ProcessPageWorkflow): the directory read and the
+	// plan run on ReadTaskQueue, the page evaluation as an activity on PageTaskQueue (before,
+	// on the main queue and as a local activity), so that a worker's caps bound them.
+	changeCappedLanes = "capped-lanes"
 )
 
 // signalHandler serves one signal channel.

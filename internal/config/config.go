@@ -73,6 +73,7 @@ type Worker struct {
 	SCIMRate                            float64
 	SCIMAllowHTTP                       bool
 	SCIMActivities, Pollers             int
+	Syncs, Pages                        int
 	PageSize, PageWindow, UsersInFlight int
 	MetricsAddr                         string
 }
@@ -185,6 +186,12 @@ func (w *Worker) entries() []entry {
 			atLeast(&w.UsersInFlight, 0)),
 		integer(&w.SCIMActivities, "scim-activities", "USERSYNC_SCIM_ACTIVITIES", 0,
 			"SCIM steps this worker runs at once over all organizations, 0 for the default 200", atLeast(&w.SCIMActivities, 0)),
+		integer(&w.Syncs, "syncs", "USERSYNC_SYNCS", 0,
+			"directory reads and plans this worker runs at once over all organizations (the rest wait in order), 0 for twice GOMAXPROCS",
+			atLeast(&w.Syncs, 0)),
+		integer(&w.Pages, "pages", "USERSYNC_PAGES", 0,
+			"page evaluations this worker runs at once over all organizations (the rest wait in order), 0 for four times GOMAXPROCS",
+			atLeast(&w.Pages, 0)),
 		integer(&w.Pollers, "pollers", "USERSYNC_POLLERS", 0,
 			"task polls this worker keeps open on each task queue however idle, 0 for the default 8", atLeast(&w.Pollers, 0)),
 		// Empty is a value here (it turns the endpoint off), not "unset".

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -60,12 +61,26 @@ func (c *tokenCount) wrap(next http.Handler) http.Handler {
 	})
 }
 
-// Three organizations (two in their own subtrees of one slapd, one with a slapd of its own;
-// two on our sandbox, one on SCIMMY), synced at the same time by one worker, then by two: every request each target receives carries its own
-// organization's token, every account in a target is a user of that organization's
-// directory, and every failure and history row carries the right organization. Deleting one
-// organization stops its syncs and nothing else.
-func TestOrganizationsShareWorkersAndNothingCrosses(t *testing.T) {
+// fleet is several organizations on one Temporal dev server and one database, each with its
+// own directory and target (tenants), and the workers that serve them all.
+type fleet struct {
+	t       *testing.T
+	ctx     context.Context
+	st      *store.Store
+	repo    orgs.Repo
+	c       client.Client
+	tenants []*tenant
+	// steps wraps each worker's activities (nil: as they are), e.g. to slow a step down.
+	steps    func(*activities.Activities) engine.Steps
+	hostPort string
+	stops    []func()
+}
+
+// newFleet starts the fleet of tenants: the first two in their own subtrees of one slapd,
+// the others each with a slapd of its own; the first two on our sandbox, the others on SCIMMY.
+// No worker runs until startWorkers.
+func newFleet(t *testing.T, tenants []*tenant) *fleet {
+	t.Helper()
 	ctx, dbURL, hostPort := servers(t)
 	st, err := store.Open(ctx, dbURL)
 	require.NoError(t, err)
@@ -77,13 +92,8 @@ func TestOrganizationsShareWorkersAndNothingCrosses(t *testing.T) {
 	require.NoError(t, err)
 	repo := orgs.Repo{Store: st, Keys: keys}
 
-	tenants := []*tenant{
-		{name: "north", token: "north-token-1", ldapPassword: "north-ldap", users: 150},
-		{name: "south", token: "south-token-2", ldapPassword: "south-ldap", users: 90},
-		{name: "east", token: "east-token-3", ldapPassword: "east-ldap", users: 60},
-	}
-	// north and south share a directory, each below its own base DN (the same uids and mail
-	// addresses in both: only the base DN tells them apart); east has its own.
+	// The first two share a directory, each below its own base DN (the same uids and mail
+	// addresses in both: only the base DN tells them apart).
 	shared := &devstack.Slapd{Dir: filepath.Join(t.TempDir(), "shared"), Suffix: demo.Suffix,
 		AdminDN: "cn=admin," + demo.Suffix, AdminPassword: "shared-ldap"}
 	require.NoError(t, shared.Start(ctx))
@@ -134,80 +144,109 @@ func TestOrganizationsShareWorkersAndNothingCrosses(t *testing.T) {
 			Secrets: orgs.Secrets{BindPassword: tn.ldapPassword, Token: tn.token}})
 		require.NoError(t, err, tn.name)
 	}
-
-	var stops []func()
-	startWorkers := func(n int) {
-		for _, stop := range stops {
-			stop()
-		}
-		stops = nil
-		for range n {
-			c, err := client.Dial(client.Options{HostPort: hostPort, Logger: quietLogger()})
-			require.NoError(t, err)
-			acts := &activities.Activities{Store: st,
-				Orgs: &connect.Orgs{Settings: repo, Pacers: func(key string, perSecond float64) scim.Pacer {
-					return st.Pacer(key, perSecond)
-				}}}
-			stop, err := engine.Start(c, acts, engine.Options{})
-			require.NoError(t, err)
-			stops = append(stops, func() { stop(); c.Close() })
-		}
-	}
-	t.Cleanup(func() { startWorkers(0) })
 	c, err := client.Dial(client.Options{HostPort: hostPort, Logger: quietLogger()})
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
+	f := &fleet{t: t, ctx: ctx, st: st, repo: repo, c: c, tenants: tenants, hostPort: hostPort}
+	t.Cleanup(func() { f.startWorkers(0, engine.Options{}) })
+	return f
+}
 
-	signal := func(tn *tenant, name string, arg any) {
-		_, err := c.SignalWithStartWorkflow(ctx, workflows.OrgWorkflowID(tn.name), name, arg,
-			client.StartWorkflowOptions{ID: workflows.OrgWorkflowID(tn.name), TaskQueue: workflows.TaskQueue},
-			workflows.UserSyncWorkflow, workflows.SyncState{Org: tn.name, Interval: time.Hour})
-		require.NoError(t, err, tn.name)
+// startWorkers replaces the running workers with n workers (each its own client, as separate
+// processes would be), each serving every organization.
+func (f *fleet) startWorkers(n int, opts engine.Options) {
+	t := f.t
+	for _, stop := range f.stops {
+		stop()
 	}
-	lastRun := func(tn *tenant) *steps.RunSummary {
-		v, err := c.QueryWorkflow(ctx, workflows.OrgWorkflowID(tn.name), "", workflows.QueryStatus)
+	f.stops = nil
+	for range n {
+		c, err := client.Dial(client.Options{HostPort: f.hostPort, Logger: quietLogger()})
 		require.NoError(t, err)
-		var s workflows.Status
-		require.NoError(t, v.Get(&s))
-		if s.CurrentRun != nil || s.Queued != nil {
-			return nil
+		acts := &activities.Activities{Store: f.st,
+			Orgs: &connect.Orgs{Settings: f.repo, Pacers: func(key string, perSecond float64) scim.Pacer {
+				return f.st.Pacer(key, perSecond)
+			}}}
+		var s engine.Steps = acts
+		if f.steps != nil {
+			s = f.steps(acts)
 		}
-		return s.LastRun
+		stop, err := engine.Start(c, s, opts)
+		require.NoError(t, err)
+		f.stops = append(f.stops, func() { stop(); c.Close() })
 	}
-	// syncAll asks every organization in ts for a sync at once and waits for all of them.
-	syncAll := func(ts []*tenant, first bool) map[string]*steps.RunSummary {
-		prev := map[string]string{}
+}
+
+func (f *fleet) signal(tn *tenant, name string, arg any) {
+	_, err := f.c.SignalWithStartWorkflow(f.ctx, workflows.OrgWorkflowID(tn.name), name, arg,
+		client.StartWorkflowOptions{ID: workflows.OrgWorkflowID(tn.name), TaskQueue: workflows.TaskQueue},
+		workflows.UserSyncWorkflow, workflows.SyncState{Org: tn.name, Interval: time.Hour})
+	require.NoError(f.t, err, tn.name)
+}
+
+// lastRun is the organization's last finished run; nil while one runs or is queued.
+func (f *fleet) lastRun(tn *tenant) *steps.RunSummary {
+	v, err := f.c.QueryWorkflow(f.ctx, workflows.OrgWorkflowID(tn.name), "", workflows.QueryStatus)
+	require.NoError(f.t, err)
+	var s workflows.Status
+	require.NoError(f.t, v.Get(&s))
+	if s.CurrentRun != nil || s.Queued != nil {
+		return nil
+	}
+	return s.LastRun
+}
+
+// syncAll asks every organization in ts for a sync at once (the first: turns sync on) and
+// waits for all of them.
+func (f *fleet) syncAll(ts []*tenant, first bool) map[string]*steps.RunSummary {
+	prev := map[string]string{}
+	for _, tn := range ts {
+		if !first {
+			prev[tn.name] = f.lastRun(tn).RunID
+		}
+	}
+	var wg sync.WaitGroup
+	for _, tn := range ts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if first {
+				f.signal(tn, workflows.SignalEnable, workflows.SwitchSignal{Actor: "e2e"})
+			} else {
+				f.signal(tn, workflows.SignalSyncNow, workflows.ActorSignal{Actor: "e2e"})
+			}
+		}()
+	}
+	wg.Wait()
+	got := map[string]*steps.RunSummary{}
+	deadline := time.Now().Add(4 * time.Minute)
+	for len(got) < len(ts) && time.Now().Before(deadline) {
 		for _, tn := range ts {
-			if !first {
-				prev[tn.name] = lastRun(tn).RunID
+			if r := f.lastRun(tn); r != nil && r.RunID != prev[tn.name] {
+				got[tn.name] = r
 			}
 		}
-		var wg sync.WaitGroup
-		for _, tn := range ts {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if first {
-					signal(tn, workflows.SignalEnable, workflows.SwitchSignal{Actor: "e2e"})
-				} else {
-					signal(tn, workflows.SignalSyncNow, workflows.ActorSignal{Actor: "e2e"})
-				}
-			}()
-		}
-		wg.Wait()
-		got := map[string]*steps.RunSummary{}
-		deadline := time.Now().Add(4 * time.Minute)
-		for len(got) < len(ts) && time.Now().Before(deadline) {
-			for _, tn := range ts {
-				if r := lastRun(tn); r != nil && r.RunID != prev[tn.name] {
-					got[tn.name] = r
-				}
-			}
-			time.Sleep(300 * time.Millisecond)
-		}
-		require.Len(t, got, len(ts), "every organization's sync finished")
-		return got
+		time.Sleep(300 * time.Millisecond)
 	}
+	require.Len(f.t, got, len(ts), "every organization's sync finished")
+	return got
+}
+
+// Three organizations (two in their own subtrees of one slapd, one with a slapd of its own;
+// two on our sandbox, one on SCIMMY), synced at the same time by one worker, then by two: every request each target receives carries its own
+// organization's token, every account in a target is a user of that organization's
+// directory, and every failure and history row carries the right organization. Deleting one
+// organization stops its syncs and nothing else.
+func TestOrganizationsShareWorkersAndNothingCrosses(t *testing.T) {
+	tenants := []*tenant{
+		{name: "north", token: "north-token-1", ldapPassword: "north-ldap", users: 150},
+		{name: "south", token: "south-token-2", ldapPassword: "south-ldap", users: 90},
+		{name: "east", token: "east-token-3", ldapPassword: "east-ldap", users: 60},
+	}
+	f := newFleet(t, tenants)
+	ctx, st, repo := f.ctx, f.st, f.repo
+	startWorkers := func(n int) { f.startWorkers(n, engine.Options{}) }
+	syncAll := f.syncAll
 
 	// checkIsolation reads each target and each organization's records: nothing of one
 	// organization reached another's target, directory or history.
@@ -216,22 +255,12 @@ func TestOrganizationsShareWorkersAndNothingCrosses(t *testing.T) {
 		for _, tn := range tenants {
 			require.Zero(t, tn.requests.other.Load(), "%s's target received requests with another token", tn.name)
 			require.NotZero(t, tn.requests.mine.Load(), "%s's target was used", tn.name)
+			require.Equal(t, tn.users, f.accounts(tn), "%s: every user of its directory provisioned, once", tn.name)
 			own := entryUUIDs(t, tn)
-			accounts := 0
-			target := scim.New(scim.Config{BaseURL: tn.scimURL, Token: tn.token})
-			require.NoError(t, target.ListUsers(ctx, tn.ext, func(u *scim.User) error {
-				if u.ExternalID != "" {
-					accounts++
-					require.True(t, own[u.ExternalID], "%s's target holds %s (externalId %s), not a user of its directory",
-						tn.name, u.UserName, u.ExternalID)
-				}
-				return nil
-			}))
-			require.Equal(t, tn.users, accounts, "%s: every user of its directory provisioned, once", tn.name)
 			fs, err := st.Failures(ctx, tn.name, vocab.Filter{})
 			require.NoError(t, err)
-			for _, f := range fs {
-				require.True(t, own[f.ExternalID], "%s has a failure of %s, not its user", tn.name, f.ExternalID)
+			for _, fr := range fs {
+				require.True(t, own[fr.ExternalID], "%s has a failure of %s, not its user", tn.name, fr.ExternalID)
 			}
 			hist, err := st.History(ctx, tn.name, store.HistoryFilter{Limit: 10000})
 			require.NoError(t, err)
@@ -276,6 +305,25 @@ func TestOrganizationsShareWorkersAndNothingCrosses(t *testing.T) {
 	for _, tn := range tenants {
 		require.Zero(t, tn.requests.other.Load(), tn.name)
 	}
+}
+
+// accounts reads the tenant's target over SCIM: the accounts usersync created (with an
+// externalId), each of which must be a user of the tenant's own directory.
+func (f *fleet) accounts(tn *tenant) int {
+	t := f.t
+	t.Helper()
+	own := entryUUIDs(t, tn)
+	n := 0
+	target := scim.New(scim.Config{BaseURL: tn.scimURL, Token: tn.token})
+	require.NoError(t, target.ListUsers(f.ctx, tn.ext, func(u *scim.User) error {
+		if u.ExternalID != "" {
+			n++
+			require.True(t, own[u.ExternalID], "%s's target holds %s (externalId %s), not a user of its directory",
+				tn.name, u.UserName, u.ExternalID)
+		}
+		return nil
+	}))
+	return n
 }
 
 // entryUUIDs are the externalIds of a tenant's directory users (read from its slapd).

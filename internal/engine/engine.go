@@ -5,6 +5,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"runtime"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
@@ -32,7 +33,27 @@ type Options struct {
 	// line for that one poll: a large organization's steady stream of page tasks took most
 	// of it, and small organizations' runs waited seconds per workflow task (issue 10).
 	Pollers int
+	// Syncs caps the directory reads and plans this worker runs at once, over every
+	// organization (0: DefaultSyncs). Pages caps its page evaluations (0: DefaultPages). Each
+	// is the activity slots of its own lane (workflows.ReadTaskQueue, PageTaskQueue): what
+	// exceeds the cap waits in the server's queue, in order, holding no slot of this worker
+	// and counting against no timeout, and other workers of the fleet take it when they
+	// have room. Those lanes never run eagerly (eager dispatch is for the workflow's own
+	// queue), so the caps hold for every step of those kinds.
+	Syncs, Pages int
 }
+
+// DefaultSyncs is the directory reads and plans one worker runs at once unless set: two per
+// core (GOMAXPROCS). A read waits on the directory and PostgreSQL about as long as it computes
+// and a plan is mostly PostgreSQL, so two per core keep the cores busy; more only make a
+// thousand organizations' reads share the CPU, all slower, and flood PostgreSQL and the
+// Temporal server with their writes at once.
+func DefaultSyncs() int { return 2 * runtime.GOMAXPROCS(0) }
+
+// DefaultPages is the page evaluations one worker runs at once unless set: four per core. An
+// evaluation is one short store read and the rules in memory, shorter than a read, so more
+// of them keep a core busy; the users they release are capped by the SCIM lane.
+func DefaultPages() int { return 4 * runtime.GOMAXPROCS(0) }
 
 // DefaultPollers is the poller floor of each lane unless set.
 const DefaultPollers = 8
@@ -77,8 +98,9 @@ func Autoscaling(floor int) worker.PollerBehavior {
 	})
 }
 
-// Start runs two workers on c: the main queue (workflows, store and directory steps) and the
-// SCIM queue. Stop them with the returned function.
+// Start runs four workers on c: the main queue (workflows, store steps), the SCIM queue, and
+// the capped lanes of the directory reads and plans and of the page evaluations. Stop them
+// with the returned function.
 func Start(c client.Client, acts Steps, opts Options) (stop func(), err error) {
 	autoscale := Autoscaling(opts.Pollers)
 	main := worker.New(c, workflows.TaskQueue, worker.Options{
@@ -100,12 +122,39 @@ func Start(c client.Client, acts Steps, opts Options) (stop func(), err error) {
 	})
 	scim.RegisterActivity(acts)
 
-	if err := main.Start(); err != nil {
-		return nil, fmt.Errorf("start worker on %s: %w", workflows.TaskQueue, err)
+	workers := []worker.Worker{main, scim,
+		capped(c, workflows.ReadTaskQueue, acts, firstSet(opts.Syncs, DefaultSyncs()), opts.Pollers),
+		capped(c, workflows.PageTaskQueue, acts, firstSet(opts.Pages, DefaultPages()), opts.Pollers)}
+	queues := []string{workflows.TaskQueue, workflows.SCIMTaskQueue, workflows.ReadTaskQueue, workflows.PageTaskQueue}
+	stopAll := func(ws []worker.Worker) {
+		for i := len(ws) - 1; i >= 0; i-- {
+			ws[i].Stop()
+		}
 	}
-	if err := scim.Start(); err != nil {
-		main.Stop()
-		return nil, fmt.Errorf("start worker on %s: %w", workflows.SCIMTaskQueue, err)
+	for i, w := range workers {
+		if err := w.Start(); err != nil {
+			stopAll(workers[:i])
+			return nil, fmt.Errorf("start worker on %s: %w", queues[i], err)
+		}
 	}
-	return func() { scim.Stop(); main.Stop() }, nil
+	return func() { stopAll(workers) }, nil
+}
+
+// capped is an activity worker on queue that runs at most slots activities at once. Its polls
+// need a free slot, so it keeps no more than slots open.
+func capped(c client.Client, queue string, acts Steps, slots, pollers int) worker.Worker {
+	w := worker.New(c, queue, worker.Options{
+		MaxConcurrentActivityExecutionSize: slots,
+		ActivityTaskPollerBehavior:         Autoscaling(min(firstSet(pollers, DefaultPollers), slots)),
+		DisableWorkflowWorker:              true,
+	})
+	w.RegisterActivity(acts)
+	return w
+}
+
+func firstSet(v, def int) int {
+	if v > 0 {
+		return v
+	}
+	return def
 }

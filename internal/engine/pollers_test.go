@@ -19,8 +19,8 @@ import (
 	"github.com/usersync/usersync/workflows"
 )
 
-// pageSteps is a worker whose pages have nothing to do: a page workflow is one workflow task
-// and one local activity. Any other step would panic (none is called).
+// pageSteps is a worker whose pages have nothing to do: a page workflow is its workflow tasks
+// and one evaluation (on the page lane). Any other step would panic (none is called).
 type pageSteps struct{ Steps }
 
 func (*pageSteps) EvaluatePage(context.Context, steps.PageRef) (steps.PageEvaluation, error) {
