@@ -191,11 +191,5 @@ func LDAP(cfg directory.Config) func(ctx context.Context) (Directory, error) {
 
 // LDAPWatch returns a Watch for a real directory.
 func LDAPWatch(cfg directory.Config) func(ctx context.Context) (ChangeMarker, error) {
-	return func(ctx context.Context) (ChangeMarker, error) {
-		p, err := watch.Dial(ctx, cfg)
-		if err != nil {
-			return nil, err
-		}
-		return p, nil
-	}
+	return func(context.Context) (ChangeMarker, error) { return watch.Open(cfg), nil }
 }

@@ -1,8 +1,12 @@
 package activities
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -78,15 +82,25 @@ func TestFailedIncrementalReadFailsTheStep(t *testing.T) {
 	}
 }
 
-// A directory without content synchronization is read in full.
+// A directory without content synchronization (or an AD account blind to deleted objects)
+// is read in full, every run, and the worker says why once, not every run.
 func TestIncrementalReadWithoutContentSyncReadsInFull(t *testing.T) {
-	dir := &incrementalDirectory{syncErr: directory.ErrNoContentSync}
+	why := fmt.Errorf("directory ldaps://dc: the bind account cannot see the Deleted Objects container: %w", directory.ErrNoContentSync)
+	dir := &incrementalDirectory{syncErr: why}
 	st := mirrorSnapshotStore{&snapshotStore{users: map[string]int{}}}
-	acts := &Activities{Store: st, Orgs: Single("acme", Org{Dial: dir.dial, Incremental: true})}
-	var res steps.SnapshotResult
-	require.NoError(t, stepRun(t, acts, steps.SnapshotDirectory, oneAttempt,
-		steps.SnapshotInput{RunRef: steps.RunRef{Org: "acme", RunID: "run-1"}}, &res, nil))
-	require.Equal(t, 1, dir.fullReads)
-	require.Equal(t, 1, res.InScope)
-	require.Nil(t, res.Read, "not an incremental read")
+	acts := &Activities{Store: st, Orgs: Single("acme-blind", Org{Dial: dir.dial, Incremental: true})}
+	var logs bytes.Buffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
+	defer slog.SetDefault(prev)
+	for i := range 2 {
+		var res steps.SnapshotResult
+		require.NoError(t, stepRun(t, acts, steps.SnapshotDirectory, oneAttempt,
+			steps.SnapshotInput{RunRef: steps.RunRef{Org: "acme-blind", RunID: fmt.Sprint("run-", i)}}, &res, nil))
+		require.Equal(t, i+1, dir.fullReads)
+		require.Equal(t, 1, res.InScope)
+		require.Nil(t, res.Read, "not an incremental read")
+	}
+	require.Equal(t, 1, strings.Count(logs.String(), "level=WARN msg=\"directory: no incremental reads, every sync reads the directory in full\""), logs.String())
+	require.Contains(t, logs.String(), "cannot see the Deleted Objects container")
 }

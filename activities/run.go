@@ -118,8 +118,13 @@ func (a *Activities) SnapshotDirectory(ctx context.Context, in steps.SnapshotInp
 		ss, err = inc.SyncMirror(ctx, m, attrs, o.FullReadEvery)
 		switch {
 		case errors.Is(err, directory.ErrNoContentSync):
-			// A directory without syncprov is read in full, as before incremental reads.
-			slog.Info("directory: incremental reads unavailable, reading it all", "org", in.Org, "err", err)
+			// A directory without syncprov (or an AD account blind to deleted objects) is
+			// read in full, as before incremental reads; said once per reason, not every run.
+			if _, seen := fullReadsSaid.LoadOrStore(in.Org+"\x00"+err.Error(), true); !seen {
+				slog.Warn("directory: no incremental reads, every sync reads the directory in full", "org", in.Org, "why", err.Error())
+			} else {
+				slog.Debug("directory: no incremental reads, reading in full", "org", in.Org, "why", err.Error())
+			}
 			stats, err = dir.SnapshotWith(ctx, idx, groupDNs, attrs, batch, emit)
 		case err == nil:
 			p.tick()
@@ -144,6 +149,10 @@ func (a *Activities) SnapshotDirectory(ctx context.Context, in steps.SnapshotInp
 	res.Skipped, res.Invalid, res.Unreadable = stats.Skipped, stats.Invalid, stats.Unreadable
 	return res, nil
 }
+
+// fullReadsSaid: the organizations and reasons whose lack of incremental reads was logged
+// (a sync every few minutes would say it every time).
+var fullReadsSaid sync.Map
 
 // GroupLocator finds ruled groups by their immutable ID (*directory.Reader).
 type GroupLocator interface {

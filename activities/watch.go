@@ -11,16 +11,17 @@ import (
 	"github.com/usersync/usersync/internal/watch"
 )
 
-// ChangeMarker reads a directory's change mark (*watch.Probe).
+// ChangeMarker is a directory's changes (*watch.Directory).
 type ChangeMarker interface {
-	Mark(ctx context.Context) (string, error)
+	watch.Source
 	Close() error
 }
 
 // WatchDirectory is watch mode's long-running step: it returns once the organization's
 // directory changed and the burst of changes ended (debounced, package watch), or unchanged
-// after watch.DefaultGive. It heartbeats after every read with the mark to resume from, so
-// that a retried attempt misses no change made meanwhile. A directory error fails the
+// after watch.DefaultGive. It heartbeats every watch.Timing.Poll with the mark to resume from
+// (OpenLDAP: a content synchronization cookie), so that a retried attempt misses no change
+// made meanwhile. A directory error fails the
 // attempt (retried with backoff by the workflow's policy); one that keeps no change mark is
 // permanent.
 func (a *Activities) WatchDirectory(ctx context.Context, in steps.WatchInput) (steps.WatchResult, error) {
@@ -47,7 +48,7 @@ func (a *Activities) WatchDirectory(ctx context.Context, in steps.WatchInput) (s
 		return steps.WatchResult{}, err
 	}
 	defer p.Close()
-	res, err := watch.Wait(ctx, p.Mark, since, a.WatchTiming, beat)
+	res, err := watch.Wait(ctx, p, since, a.WatchTiming, beat)
 	if errors.Is(err, watch.ErrNoMark) {
 		return steps.WatchResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "WatchUnsupported", nil)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
@@ -18,10 +19,18 @@ type fakeMarks struct {
 	mark   string
 	err    error
 	closed bool
+	poll   *watch.Poller
 }
 
 func (f *fakeMarks) Mark(context.Context) (string, error) { return f.mark, f.err }
 func (f *fakeMarks) Close() error                         { f.closed = true; return nil }
+func (f *fakeMarks) Start(ctx context.Context, since string, poll time.Duration) (string, bool, error) {
+	f.poll = &watch.Poller{Mark: f.Mark}
+	return f.poll.Start(ctx, since, poll)
+}
+func (f *fakeMarks) Next(ctx context.Context, until time.Time) (string, bool, error) {
+	return f.poll.Next(ctx, until)
+}
 
 func watchActs(f *fakeMarks) *Activities {
 	return &Activities{Orgs: Single("acme", Org{Watch: func(context.Context) (ChangeMarker, error) { return f, nil }}),

@@ -478,3 +478,38 @@ func writePEM(path string, mode os.FileMode, typ string, der []byte) error {
 	}
 	return nil
 }
+
+// denyDeletedScript adds an inherited deny ACE for a SID to the domain's Deleted Objects
+// container. samba-tool dsacl cannot: it reads the descriptor without the show-deleted
+// control, and the container is a deleted object.
+const denyDeletedScript = `import sys
+from samba.param import LoadParm
+from samba.auth import system_session
+from samba.samdb import SamDB
+from samba.sd_utils import SDUtils
+lp = LoadParm()
+lp.load(sys.argv[1])
+db = SamDB(url=lp.samdb_url(), session_info=system_session(), lp=lp)
+SDUtils(db).update_aces_in_dacl("CN=Deleted Objects," + str(db.domain_dn()),
+    add_aces=["(D;CI;RPLC;;;%s)" % sys.argv[2]], controls=["show_deleted:1", "sd_flags:1:4"])
+`
+
+// DenyDeletedObjects denies the user sam (sAMAccountName) listing and reading the domain's
+// Deleted Objects container and what it holds, which Samba allows any user by default.
+func (s *SambaDC) DenyDeletedObjects(ctx context.Context, sam string) error {
+	out, err := s.Tool(ctx, "user", "show", sam, "--attributes=objectSid")
+	if err != nil {
+		return err
+	}
+	_, sid, ok := strings.Cut(out, "objectSid: ")
+	if !ok {
+		return fmt.Errorf("samba-tool user show %s: no objectSid in %q", sam, out)
+	}
+	// samba-tool's interpreter, which has Samba's Python modules.
+	cmd := exec.CommandContext(ctx, "/usr/bin/python3", "-c", denyDeletedScript, s.SMBConf(), strings.TrimSpace(sid))
+	cmd.Dir = s.Dir
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("deny %s the Deleted Objects container: %w: %s", sam, err, strings.TrimSpace(string(b)))
+	}
+	return nil
+}

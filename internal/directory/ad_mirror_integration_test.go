@@ -3,6 +3,7 @@ package directory_test
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -176,4 +177,87 @@ func TestADIncrementalReadAgreesWithAFullRead(t *testing.T) {
 	}
 	full, mirrored, fs, ms = snapshotsOf(t, r, m, extra)
 	sameSnapshot(t, "after another DC's mark", full, mirrored, fs, ms)
+}
+
+// A bind account that cannot see AD's Deleted Objects container (a plain domain user: the
+// container is for administrators, on Samba as on Windows) gets no read of changes, which
+// would miss deletions: SyncMirror refuses with ErrNoContentSync (the sync then reads in
+// full) and says why, naming the container, without the password; that full read leaves
+// out a user deleted since the last one.
+func TestADAccountBlindToDeletedObjectsIsReadInFull(t *testing.T) {
+	dc := devstacktest.SambaDC(t)
+	ctx := context.Background()
+	root := dc.BaseDN()
+	base := "OU=UsersyncNoDeleted," + root
+	const account, pw = "usersync-nodel", "NoDel-7f3a-Pw!x"
+	if out, err := dc.Tool(ctx, "user", "create", account, pw); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	// Samba lets any user read the container: deny this one (and, inherited, its content).
+	if err := dc.DenyDeletedObjects(ctx, account); err != nil {
+		t.Fatal(err)
+	}
+	c, err := adminConn(ctx, dc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	add := func(dn string, attrs map[string][]string) {
+		t.Helper()
+		r := ldap.NewAddRequest(dn, nil)
+		for k, v := range attrs {
+			r.Attribute(k, v)
+		}
+		if err := c.Add(r); err != nil {
+			t.Fatalf("add %s: %v", dn, err)
+		}
+	}
+	add(base, map[string][]string{"objectClass": {"organizationalUnit"}})
+	var members []string
+	for _, u := range []string{"Stay", "Gone"} {
+		dn := "CN=" + u + "," + base
+		sam := "nodel-" + strings.ToLower(u)
+		add(dn, map[string][]string{"objectClass": {"user"}, "sAMAccountName": {sam},
+			"userPrincipalName": {sam + adUPNSuffix}, "userAccountControl": {"544"}})
+		members = append(members, dn)
+	}
+	add("CN=NoDelGroup,"+base, map[string][]string{"objectClass": {"group"}, "sAMAccountName": {"nodel-group"}, "member": members})
+
+	cfg := directory.Config{URL: dc.LDAPSURL(), CAFile: dc.CAFile(), BindDN: "CN=" + account + ",CN=Users," + root,
+		BindPassword: pw, BaseDN: base, Profile: directory.ProfileAD}
+	r := mustDial(t, cfg)
+	read := func() map[string]bool {
+		t.Helper()
+		_, err := r.SyncMirror(ctx, newMemMirror(), nil, 0)
+		if !errors.Is(err, directory.ErrNoContentSync) {
+			t.Fatalf("SyncMirror as an account blind to Deleted Objects: %v, want ErrNoContentSync", err)
+		}
+		for _, want := range []string{"Deleted Objects", account, "in full"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("the refusal %q does not say %q", err, want)
+			}
+		}
+		if strings.Contains(err.Error(), pw) {
+			t.Errorf("the refusal holds the password: %q", err)
+		}
+		users := map[string]bool{}
+		if _, err := r.Snapshot(ctx, mustGroups(t, r), nil, 0, func(us []directory.User) error {
+			for _, u := range us {
+				users[u.UserName] = true
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return users
+	}
+	if got := read(); !got["nodel-stay"+adUPNSuffix] || !got["nodel-gone"+adUPNSuffix] {
+		t.Fatalf("first read: %v", got)
+	}
+	if err := c.Del(ldap.NewDelRequest(members[1], nil)); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(); !got["nodel-stay"+adUPNSuffix] || got["nodel-gone"+adUPNSuffix] {
+		t.Fatalf("after the delete: %v, want the deleted user left out", got)
+	}
 }

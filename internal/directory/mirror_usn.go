@@ -206,27 +206,43 @@ func (r *Reader) syncUSN(ctx context.Context, tx MirrorTx, server string, kinds 
 }
 
 // seeDeleted checks that the bind account sees the Deleted Objects container of naming
-// context nc (with the show-deleted control), i.e. deleted objects: else a read of changes
+// context nc (with the show-deleted control) and reads it, i.e. deleted objects: else a read of changes
 // would miss deletions (ErrNoContentSync: read in full).
 func (r *Reader) seeDeleted(ctx context.Context, nc string) error {
 	wk := fmt.Sprintf("<WKGUID=%s,%s>", deletedObjectsWKGUID, nc)
+	// isDeleted, not just the entry: the reads of changes read the deleted objects'
+	// attributes (Samba shows the container to an account denied reading it, without them).
 	req := ldap.NewSearchRequest(wk, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
-		"(objectClass=*)", []string{"1.1"}, []ldap.Control{ldap.NewControlString(controlShowDeleted, true, "")})
+		"(objectClass=*)", []string{"isDeleted"}, []ldap.Control{ldap.NewControlString(controlShowDeleted, true, "")})
 	var res *ldap.SearchResult
 	err := r.guard(ctx, func() (err error) { res, err = r.conn.Search(req); return err })
 	var le *ldap.Error
 	switch {
 	case errors.As(err, &le) && le.ResultCode != ldap.ErrorNetwork:
-		return fmt.Errorf("directory %s: the bind account cannot read the Deleted Objects container (%v), so a read of changes would miss deletions: %w",
-			r.cfg.URL, err, ErrNoContentSync)
+		return r.blindToDeleted(nc, fmt.Sprintf(" (%v)", err))
 	case err != nil:
 		return fmt.Errorf("directory %s: read the Deleted Objects container: %w", r.cfg.URL, err)
-	case len(res.Entries) == 0:
-		return fmt.Errorf("directory %s: the bind account does not see the Deleted Objects container, so a read of changes would miss deletions: %w",
-			r.cfg.URL, ErrNoContentSync)
+	case len(res.Entries) == 0 || res.Entries[0].GetAttributeValue("isDeleted") == "":
+		return r.blindToDeleted(nc, "")
 	}
 	return nil
 }
+
+// blindToDeleted is seeDeleted's refusal: it says what the admin sees (every sync reads in
+// full) and what to change, in AD's words rather than ErrNoContentSync's (OpenLDAP's).
+func (r *Reader) blindToDeleted(nc, detail string) error {
+	return noChangeReads{fmt.Sprintf("directory %s: the bind account %q cannot see the Deleted Objects container "+
+		"(CN=Deleted Objects,%s)%s, so a read of changes would miss deleted users: every sync reads the directory "+
+		"in full; to read only changes, let the account list and read that container "+
+		"(dsacls \"CN=Deleted Objects,%s\" /takeownership, then /G <account>:LCRP)",
+		r.cfg.URL, r.cfg.BindDN, nc, detail, nc)}
+}
+
+// noChangeReads is an ErrNoContentSync with its own words.
+type noChangeReads struct{ msg string }
+
+func (e noChangeReads) Error() string { return e.msg }
+func (e noChangeReads) Unwrap() error { return ErrNoContentSync }
 
 // changedSince returns the IDs of the objects of naming context nc changed after usn,
 // deleted ones included (true).

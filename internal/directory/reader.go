@@ -33,6 +33,17 @@ type Reader struct {
 // for cfg.ServerName (else the URL's host). A bind with a password over a connection
 // without TLS is refused unless cfg.AllowPlaintextBind, which logs a warning each time.
 func Dial(ctx context.Context, cfg Config) (*Reader, error) {
+	conn, err := Connect(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Reader{cfg: cfg.withDefaults(), conn: conn}, nil
+}
+
+// Connect returns a connection bound as Dial binds (the same checks and errors), for
+// callers that speak LDAP themselves (package watch's persistent search). Its request
+// timeout is cfg.Timeout; cancelling ctx during the connect or bind closes it.
+func Connect(ctx context.Context, cfg Config) (*ldap.Conn, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -79,15 +90,14 @@ func Dial(ctx context.Context, cfg Config) (*Reader, error) {
 	conn := ldap.NewConn(nc, tc != nil)
 	conn.Start()
 	conn.SetTimeout(cfg.Timeout)
-	r := &Reader{cfg: cfg, conn: conn}
 	if cfg.BindDN != "" {
-		err = r.guard(ctx, func() error { return conn.Bind(cfg.BindDN, cfg.BindPassword) })
+		err = (&Reader{conn: conn}).guard(ctx, func() error { return conn.Bind(cfg.BindDN, cfg.BindPassword) })
 		if err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("directory %s: bind as %q: %w", cfg.URL, cfg.BindDN, explainBind(err))
 		}
 	}
-	return r, nil
+	return conn, nil
 }
 
 // explainDialTLS explains certificate and TLS protocol errors; others stay as they are.

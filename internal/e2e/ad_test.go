@@ -118,6 +118,38 @@ func TestOnTheSambaDC(t *testing.T) {
 	t.Run("RuledGroupRenamedAndMoved", testRuledGroupRenamedAndMovedOnTheDC)
 	t.Run("UserChangesReachTheTarget", testUserChangesOnTheDCReachTheTarget)
 	t.Run("RuleOnAPrimaryGroup", testRuleOnAPrimaryGroupOnTheDC)
+	t.Run("AccountBlindToDeletedObjects", testAccountBlindToDeletedObjectsOnTheDC)
+}
+
+// A bind account that cannot see AD's Deleted Objects container (a plain domain user, as
+// on Windows) gets no incremental reads, which would miss deletions: every sync reads the
+// directory in full, and a user deleted in AD is suspended in the target all the same.
+func testAccountBlindToDeletedObjectsOnTheDC(t *testing.T) {
+	users := []string{"bd-delete"}
+	for i := range 20 { // so that one suspension stays under the 10% safety threshold
+		users = append(users, fmt.Sprintf("bd-stay%02d", i))
+	}
+	a := newADStack(t, "UsersyncE2EBlindToDeleted", users...)
+	const account, pw = "usersync-e2e-nodel", "E2e-NoDel-4b1c-Pw!"
+	a.tool("user", "create", account, pw)
+	// Samba lets any user read the container: deny this one (and, inherited, its content).
+	require.NoError(t, a.dc.DenyDeletedObjects(a.ctx, account))
+	a.conns = activities.Org{Incremental: true, Dial: activities.LDAP(directory.Config{URL: a.dc.LDAPSURL(),
+		CAFile: a.dc.CAFile(), BindDN: "CN=" + account + ",CN=Users," + a.dc.BaseDN(), BindPassword: pw,
+		BaseDN: a.base, Profile: directory.ProfileAD, PageSize: 100})}
+	a.restartWorkers(500, 1)
+
+	first := a.runOnce("initial")
+	require.Equal(t, len(users), first.Outcomes[vocab.Created], "run error: %s", first.Error)
+	require.Nil(t, first.Directory.Read, "a full read, not one from the mirror")
+	a.tool("user", "delete", "bd-delete")
+	second := a.runOnce("after-delete")
+	require.Equal(t, vocab.RunSucceeded, second.Status, "run error: %s", second.Error)
+	require.Nil(t, second.Directory.Read, "a full read again")
+	require.Equal(t, 1, second.Outcomes[vocab.Suspended], "the deleted user: %v", second.Outcomes)
+	for _, u := range a.checkTarget() {
+		require.Equal(t, u.UserName != "bd-delete@"+adDomain, u.Active, "%s", u.UserName)
+	}
 }
 
 func (a *adStack) userDN(sam string) string { return "CN=" + sam + "," + a.people }

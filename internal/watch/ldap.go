@@ -2,12 +2,7 @@ package watch
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"net"
-	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -24,52 +19,14 @@ type Probe struct {
 	suffix string // OpenLDAP: the naming context holding cfg.BaseDN, found on first read
 }
 
-// Dial connects and binds as the directory settings say (the same checks as the sync's
-// reader: TLS with cfg.CAFile and cfg.ServerName, no password in clear unless allowed).
-// It is its own connection: the sync's reader (internal/directory) keeps its own.
+// Dial connects and binds as the sync's reader does (directory.Connect). It is its own
+// connection: the sync's reader keeps its own.
 func Dial(ctx context.Context, cfg directory.Config) (*Probe, error) {
-	if err := cfg.Validate(); err != nil {
+	conn, err := directory.Connect(ctx, cfg)
+	if err != nil {
 		return nil, err
 	}
-	u, _ := url.Parse(cfg.URL) // Validate parsed it
-	timeout := cfg.Timeout
-	if timeout <= 0 {
-		timeout = directory.DefaultTimeout
-	}
-	tc := &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
-	if cfg.ServerName != "" {
-		tc.ServerName = cfg.ServerName
-	}
-	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("directory %s: CA file: %w", cfg.URL, err)
-		}
-		tc.RootCAs = x509.NewCertPool()
-		if !tc.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("directory %s: CA file %s holds no PEM certificate", cfg.URL, cfg.CAFile)
-		}
-	}
-	d := &net.Dialer{Timeout: timeout}
-	conn, err := ldap.DialURL(cfg.URL, ldap.DialWithDialer(d), ldap.DialWithTLSConfig(tc))
-	if err != nil {
-		return nil, fmt.Errorf("directory %s: connect: %w", cfg.URL, err)
-	}
-	conn.SetTimeout(timeout)
-	p := &Probe{conn: conn, cfg: cfg}
-	if cfg.StartTLS {
-		if err := p.guard(ctx, func() error { return conn.StartTLS(tc) }); err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("directory %s: StartTLS: %w", cfg.URL, err)
-		}
-	}
-	if cfg.BindDN != "" {
-		if err := p.guard(ctx, func() error { return conn.Bind(cfg.BindDN, cfg.BindPassword) }); err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("directory %s: bind as %q: %w", cfg.URL, cfg.BindDN, err)
-		}
-	}
-	return p, nil
+	return &Probe{conn: conn, cfg: cfg}, nil
 }
 
 // Close ends the connection.

@@ -22,6 +22,8 @@ func (m *marks) read(context.Context) (string, error) {
 	return m.mark, m.err
 }
 
+func poll(m *marks) *Poller { return &Poller{Mark: m.read} }
+
 var fast = Timing{Poll: 10 * time.Millisecond, Quiet: 50 * time.Millisecond, Max: 300 * time.Millisecond, Give: time.Second}
 
 func TestABurstOfChangesIsOneResultAfterTheQuiet(t *testing.T) {
@@ -33,7 +35,7 @@ func TestABurstOfChangesIsOneResultAfterTheQuiet(t *testing.T) {
 		}
 	}()
 	start := time.Now()
-	res, err := Wait(context.Background(), m.read, "", fast, func(string) {})
+	res, err := Wait(context.Background(), poll(m), "", fast, func(string) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +49,7 @@ func TestABurstOfChangesIsOneResultAfterTheQuiet(t *testing.T) {
 
 func TestAChangeMadeBeforeTheWatchIsSeenFromSince(t *testing.T) {
 	m := &marks{mark: "7"}
-	res, err := Wait(context.Background(), m.read, "6", fast, func(string) {})
+	res, err := Wait(context.Background(), poll(m), "6", fast, func(string) {})
 	if err != nil || !res.Changed || res.Mark != "7" {
 		t.Fatalf("want the change since mark 6, got %+v, %v", res, err)
 	}
@@ -64,7 +66,7 @@ func TestEndlessChangesEndAtMax(t *testing.T) {
 		}
 	}()
 	start := time.Now()
-	res, err := Wait(ctx, m.read, "", fast, func(string) {})
+	res, err := Wait(ctx, poll(m), "", fast, func(string) {})
 	if err != nil || !res.Changed {
 		t.Fatalf("%+v %v", res, err)
 	}
@@ -76,7 +78,7 @@ func TestEndlessChangesEndAtMax(t *testing.T) {
 func TestNoChangeGivesUpAndAReadErrorEndsIt(t *testing.T) {
 	m := &marks{mark: "1"}
 	beats := 0
-	res, err := Wait(context.Background(), m.read, "", fast, func(string) { beats++ })
+	res, err := Wait(context.Background(), poll(m), "", fast, func(string) { beats++ })
 	if err != nil || res.Changed || res.Mark != "1" {
 		t.Fatalf("want unchanged at mark 1 after Give, got %+v, %v", res, err)
 	}
@@ -84,7 +86,7 @@ func TestNoChangeGivesUpAndAReadErrorEndsIt(t *testing.T) {
 		t.Fatalf("heartbeats: %d, want one per read", beats)
 	}
 	m.err = errors.New("connection reset")
-	if _, err := Wait(context.Background(), m.read, "1", fast, func(string) {}); err == nil {
+	if _, err := Wait(context.Background(), poll(m), "1", fast, func(string) {}); err == nil {
 		t.Fatal("a read error must end the watch")
 	}
 }
