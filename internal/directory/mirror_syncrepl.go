@@ -216,8 +216,7 @@ func (r *Reader) beyondTheMark(ctx context.Context, tx MirrorTx, k mirrorKind, c
 	lags := false
 	err := r.pagedSearchAt(ctx, r.cfg.BaseDN, newer, []string{"entryCSN"}, nil, func(es []*ldap.Entry) error {
 		for _, e := range es {
-			csn := e.GetAttributeValue("entryCSN")
-			if mark, ok := marks[csnSID(csn)]; !ok || csn > mark {
+			if beyond(marks, e.GetAttributeValue("entryCSN")) {
 				lags = true
 			}
 		}
@@ -278,6 +277,13 @@ func cookieCSNs(cookie []byte) map[string]string {
 		}
 	}
 	return marks
+}
+
+// beyond reports whether csn is newer than the mark of its server (a server the cookie has
+// no mark of: newer).
+func beyond(marks map[string]string, csn string) bool {
+	mark, ok := marks[csnSID(csn)]
+	return !ok || csn > mark
 }
 
 // csnSID is the server ID of a CSN (<time>#<count>#<sid>#<mod>); CSNs of one server
