@@ -3,6 +3,9 @@ package directory
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
@@ -174,6 +177,13 @@ func (r *Reader) refresh(ctx context.Context, tx MirrorTx, k mirrorKind, scope s
 			return SyncStats{}, err
 		}
 	}
+	caught, err := r.beyondTheMark(ctx, tx, k, cookie, full)
+	if err != nil {
+		return SyncStats{}, err
+	}
+	stats.Entries += caught.Entries
+	stats.Deleted += caught.Deleted
+	stats.Checked += caught.Checked
 	next := SyncState{Scope: scope, Cookie: cookie, FullAt: st.FullAt}
 	if full {
 		next.FullAt = r.clock()
@@ -182,4 +192,105 @@ func (r *Reader) refresh(ctx context.Context, tx MirrorTx, k mirrorKind, scope s
 		return SyncStats{}, err
 	}
 	return stats, nil
+}
+
+// beyondTheMark reads into tx what the refresh could not send. syncprov's refresh stops at the
+// server's contextCSN (the cookie it sends), and slapd moves that mark only to the newest CSN
+// under which no older write is still pending, and only forward: a write that commits while
+// an older one is pending can stay beyond the mark until the next write. The refresh then
+// leaves out an entry any search finds, and a refresh from its cookie, too (seen after a
+// parallel load: the last group added, the only ruled one, missed by the first read and by
+// every read from its cookie). So, after each refresh, one search of the entries newer than
+// the cookie: when there are some, the mark lags; the kind's entries among them are read, and
+// (on a read from a cookie) the kind's IDs are listed to drop what the server no longer has,
+// since deletes beyond the mark are not named either. A delete beyond the mark with no entry
+// beyond it stays unseen until the next write (or the scheduled full read): nothing a reader
+// can ask shows it.
+func (r *Reader) beyondTheMark(ctx context.Context, tx MirrorTx, k mirrorKind, cookie []byte, full bool) (SyncStats, error) {
+	marks := cookieCSNs(cookie)
+	if len(marks) == 0 {
+		return SyncStats{}, nil
+	}
+	oldest := slices.Min(slices.Collect(maps.Values(marks)))
+	newer := fmt.Sprintf("(&(entryCSN>=%s)(!(entryCSN=%s)))", ldap.EscapeFilter(oldest), ldap.EscapeFilter(oldest))
+	lags := false
+	err := r.pagedSearchAt(ctx, r.cfg.BaseDN, newer, []string{"entryCSN"}, nil, func(es []*ldap.Entry) error {
+		for _, e := range es {
+			if beyond(marks, e.GetAttributeValue("entryCSN")) {
+				lags = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return SyncStats{}, fmt.Errorf("directory %s: entries beyond the sync mark under %q: %w", r.cfg.URL, r.cfg.BaseDN, err)
+	}
+	if !lags {
+		return SyncStats{}, nil
+	}
+	var st SyncStats
+	if st.Entries, _, err = r.readMirrorEntries(ctx, tx, k, fmt.Sprintf("(&%s%s)", k.filter, newer), nil); err != nil {
+		return SyncStats{}, err
+	}
+	if full {
+		return st, nil // the mirror holds this read's entries only
+	}
+	var ids []string
+	err = r.pagedSearchAt(ctx, r.cfg.BaseDN, k.filter, []string{r.cfg.idAttribute()}, nil, func(es []*ldap.Entry) error {
+		for _, e := range es {
+			if id := r.entryID(e); id != "" {
+				ids = append(ids, id)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return SyncStats{}, fmt.Errorf("directory %s: list %q under %q: %w", r.cfg.URL, k.filter, r.cfg.BaseDN, err)
+	}
+	st.Checked = len(ids)
+	_, before, _, err := tx.State(ctx, k.kind)
+	if err != nil {
+		return SyncStats{}, err
+	}
+	if err := tx.Keep(ctx, k.kind, ids); err != nil {
+		return SyncStats{}, err
+	}
+	_, after, _, err := tx.State(ctx, k.kind)
+	if err != nil {
+		return SyncStats{}, err
+	}
+	st.Deleted = before - after
+	return st, nil
+}
+
+// cookieCSNs returns the CSNs of a syncprov cookie ("rid=000,sid=001,csn=<csn>;<csn>") by
+// the server ID each carries.
+func cookieCSNs(cookie []byte) map[string]string {
+	marks := map[string]string{}
+	for _, part := range strings.Split(string(cookie), ",") {
+		if v, ok := strings.CutPrefix(part, "csn="); ok {
+			for _, csn := range strings.Split(v, ";") {
+				if csn != "" {
+					marks[csnSID(csn)] = csn
+				}
+			}
+		}
+	}
+	return marks
+}
+
+// beyond reports whether csn is newer than the mark of its server (a server the cookie has
+// no mark of: newer).
+func beyond(marks map[string]string, csn string) bool {
+	mark, ok := marks[csnSID(csn)]
+	return !ok || csn > mark
+}
+
+// csnSID is the server ID of a CSN (<time>#<count>#<sid>#<mod>); CSNs of one server
+// compare as strings.
+func csnSID(csn string) string {
+	if f := strings.Split(csn, "#"); len(f) == 4 {
+		return f[2]
+	}
+	return ""
 }

@@ -475,3 +475,26 @@ func TestFollowRangesWithASize(t *testing.T) {
 		t.Errorf("asked %v (%d values), want %v (3000)", asked, n, want)
 	}
 }
+
+// A syncprov cookie names one mark per server; an entry is beyond the cookie when its CSN is
+// newer than its own server's mark, or its server has none (multi-provider directories).
+func TestEntryCSNBeyondTheCookie(t *testing.T) {
+	marks := cookieCSNs([]byte("rid=000,sid=001,csn=20261202080000.000000Z#000000#001#000000;20261202070000.000000Z#000000#002#000000"))
+	if len(marks) != 2 {
+		t.Fatalf("marks of a two-server cookie: %v", marks)
+	}
+	for csn, want := range map[string]bool{
+		"20261202080000.000000Z#000000#001#000000": false, // the mark itself: sent
+		"20261202075959.999999Z#000000#001#000000": false,
+		"20261202080000.000000Z#000001#001#000000": true,
+		"20261202073000.000000Z#000000#002#000000": true, // older than server 1's mark, newer than its own
+		"20261202060000.000000Z#000000#003#000000": true, // a server without a mark
+	} {
+		if got := beyond(marks, csn); got != want {
+			t.Errorf("beyond(%s) = %v, want %v", csn, got, want)
+		}
+	}
+	if m := cookieCSNs([]byte("rid=000")); len(m) != 0 {
+		t.Errorf("a cookie without a CSN: marks %v", m)
+	}
+}
