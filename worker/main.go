@@ -96,7 +96,7 @@ func run(args []string, stderr io.Writer) error {
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 
-	st, err := store.Open(ctx, cfg.DatabaseURL)
+	st, err := store.OpenFor(ctx, cfg.DatabaseURL, engine.DatabaseConns(cfg.Syncs, cfg.Pages))
 	if err != nil {
 		return err
 	}

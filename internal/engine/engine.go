@@ -55,6 +55,13 @@ func DefaultSyncs() int { return 2 * runtime.GOMAXPROCS(0) }
 // of them keep a core busy; the users they release are capped by the SCIM lane.
 func DefaultPages() int { return 4 * runtime.GOMAXPROCS(0) }
 
+// DatabaseConns is the PostgreSQL connections a worker with these caps may hold at once: a
+// directory read holds three (the mirror's view, the snapshot writer, the membership index),
+// a page evaluation one, and a few for the rest (per-user steps take one briefly each).
+func DatabaseConns(syncs, pages int) int {
+	return 3*firstSet(syncs, DefaultSyncs()) + firstSet(pages, DefaultPages()) + 4
+}
+
 // DefaultPollers is the poller floor of each lane unless set.
 const DefaultPollers = 8
 

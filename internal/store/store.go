@@ -69,7 +69,14 @@ var ErrInvalidValue = errors.New("a value the database cannot hold")
 const DefaultMaxConns = 16
 
 // Open connects and brings the schema up to date.
-func Open(ctx context.Context, url string) (*Store, error) {
+func Open(ctx context.Context, url string) (*Store, error) { return OpenFor(ctx, url, 0) }
+
+// OpenFor is Open for a process that needs up to need connections at once (0: the default
+// pool). A pool smaller than what its steps hold at once does not just slow down: steps that
+// hold one connection while waiting for a second (a snapshot keeps its read open while its
+// writer and membership index take theirs) wait on each other until their timeouts. So the
+// pool grows to need, and a pool_max_conns in the URL below it is refused.
+func OpenFor(ctx context.Context, url string, need int) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("database url: %w", redact(err))
@@ -77,7 +84,10 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	if !strings.Contains(url, "pool_max_conns") {
 		// pgx's default (4 on a small machine) is too few: a bulk step holds a streaming read
 		// and writes on a second connection, while per-user steps need one each.
-		cfg.MaxConns = DefaultMaxConns
+		cfg.MaxConns = int32(max(DefaultMaxConns, need))
+	} else if int(cfg.MaxConns) < need {
+		return nil, fmt.Errorf("database url: pool_max_conns=%d is below the %d connections this worker's caps need at once (3 per sync in flight, 1 per page, 4 more): raise it or lower --syncs/--pages",
+			cfg.MaxConns, need)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -126,4 +127,29 @@ func TestOpenErrorsNeverShowThePassword(t *testing.T) {
 		require.NotContains(t, err.Error(), "s3cr3t-pw")
 		t.Log(err)
 	}
+}
+
+// A pool smaller than the worker's caps need would have its steps wait on each other until
+// their timeouts (seen with 100 organizations read at once on a 16-connection pool): the
+// pool grows to the need, and a pool_max_conns in the URL below it is refused, naming it.
+func TestPoolIsSizedForTheWorkersCaps(t *testing.T) {
+	url := devstacktest.Database(t)
+	ctx := context.Background()
+	st, err := store.OpenFor(ctx, url, 40)
+	require.NoError(t, err)
+	require.EqualValues(t, 40, st.Pool().Config().MaxConns)
+	st.Close()
+
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	_, err = store.OpenFor(ctx, url+sep+"pool_max_conns=8", 40)
+	require.ErrorContains(t, err, "pool_max_conns=8 is below the 40 connections")
+	require.ErrorContains(t, err, "--syncs")
+
+	st, err = store.OpenFor(ctx, url+sep+"pool_max_conns=50", 40)
+	require.NoError(t, err)
+	require.EqualValues(t, 50, st.Pool().Config().MaxConns)
+	st.Close()
 }
