@@ -17,7 +17,7 @@ func (memView) Close(context.Context) {}
 
 type memMirror struct{ v memView }
 
-func (m memMirror) Begin(context.Context) (MirrorTx, error)   { panic("not read here") }
+func (m memMirror) Begin(context.Context) (MirrorTx, error)  { panic("not read here") }
 func (m memMirror) View(context.Context) (MirrorView, error) { return m.v, nil }
 
 // fileTimeOf is t as AD's accountExpires.
