@@ -52,7 +52,9 @@ type unchangedCheck struct {
 //  3. the newest run before this one finished clean: succeeded, not dry, not a retry, no
 //     user failure, no held suspension, its group step done (store.MarkRunClean). Any run
 //     in between (a dry run, a failed or unfinished one) may have read the directory's
-//     changes into the mirror without applying them, so it must be that one;
+//     changes into the mirror without applying them, so it must be that one, and no other
+//     run that did not finish clean may have overlapped it (finished after it started, or
+//     not finished): a dry run racing it could have read changes after its read;
 //  4. the plan's other inputs are the ones that run saw (planInputs: rules, mappings,
 //     validated domains, seat counts, settings version, thresholds, read scope, target
 //     extension);
@@ -77,6 +79,8 @@ func UnchangedSince(c unchangedCheck) (since, why string) {
 		return "", "no earlier run"
 	case !p.Finished || p.Status != vocab.RunSucceeded || p.DryRun || p.Kind == vocab.KindRetry || !p.Clean:
 		return "", "the last run " + p.RunID + " was not complete and clean"
+	case p.Overlapping > 0:
+		return "", "another run overlapped the last run and did not finish clean"
 	case p.Inputs == "" || p.Basis == "":
 		return "", "the last run recorded no inputs"
 	case p.Inputs != c.Inputs:

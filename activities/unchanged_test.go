@@ -49,6 +49,7 @@ func TestUnchangedSinceEachConditionAlone(t *testing.T) {
 		"last run dry":               func(c *unchangedCheck) { c.Previous.DryRun = true },
 		"last run a retry":           func(c *unchangedCheck) { c.Previous.Kind = vocab.KindRetry },
 		"last run not clean":         func(c *unchangedCheck) { c.Previous.Clean = false },
+		"a run overlapped it":        func(c *unchangedCheck) { c.Previous.Overlapping = 1 },
 		"last run without inputs":    func(c *unchangedCheck) { c.Previous.Inputs, c.Inputs = "", "" },
 		"last run without basis":     func(c *unchangedCheck) { c.Previous.Basis = "" },
 		"inputs changed":             func(c *unchangedCheck) { c.Inputs = "abd" },

@@ -24,16 +24,26 @@ type RunBasis struct {
 	Basis      string     // the run whose read and plan this one's outcome is
 	StartedAt  time.Time
 	Summary    json.RawMessage
+	// Overlapping counts the organization's other runs, neither this one nor the one
+	// asking, that are not clean and either finished after this one started or have not
+	// finished (started within a day: older ones were abandoned): such a run may have read
+	// directory changes into the mirror after this one's read, and not applied them.
+	Overlapping int
 }
 
-// PreviousRun is the organization's newest run started before runID (any kind, dry or not,
-// finished or not); ok is false when there is none.
+// PreviousRun is the organization's newest run other than runID (any kind, dry or not,
+// finished or not, started before runID or, racing it, after); ok is false when there is
+// none.
 func (s *Store) PreviousRun(ctx context.Context, org, runID string) (b RunBasis, ok bool, err error) {
 	var inputs, basis *string
 	var finished *time.Time
-	err = s.pool.QueryRow(ctx, `SELECT run_id, kind, dry_run, status, finished_at, clean, inputs, next_expiry, basis,
-		started_at, summary FROM runs WHERE org=$1 AND run_id<>$2 ORDER BY started_at DESC LIMIT 1`, org, runID).Scan(
-		&b.RunID, &b.Kind, &b.DryRun, &b.Status, &finished, &b.Clean, &inputs, &b.NextExpiry, &basis, &b.StartedAt, &b.Summary)
+	err = s.pool.QueryRow(ctx, `SELECT p.run_id, p.kind, p.dry_run, p.status, p.finished_at, p.clean, p.inputs,
+		p.next_expiry, p.basis, p.started_at, p.summary,
+		(SELECT count(*) FROM runs o WHERE o.org=$1 AND o.run_id NOT IN ($2, p.run_id) AND NOT o.clean
+			AND (o.finished_at > p.started_at OR (o.finished_at IS NULL AND o.started_at > now() - interval '1 day')))
+		FROM runs p WHERE p.org=$1 AND p.run_id<>$2 ORDER BY p.started_at DESC LIMIT 1`, org, runID).Scan(
+		&b.RunID, &b.Kind, &b.DryRun, &b.Status, &finished, &b.Clean, &inputs, &b.NextExpiry, &basis, &b.StartedAt,
+		&b.Summary, &b.Overlapping)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return RunBasis{}, false, nil
 	}
