@@ -1,6 +1,9 @@
 package e2e
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -30,6 +33,9 @@ func TestUnchangedResyncStandsStill(t *testing.T) {
 	still := s.runOnce("unchanged")
 	s.requireStoodStill(still, first)
 	require.Zero(t, s.sandbox.Stats().Requests, "the target received nothing")
+	if os.Getenv(RecordHistoriesEnv) == "1" { // the replay test's history of a run standing still
+		writeHistory(t, s, still.RunID, filepath.Join(historiesDir, "sync-run-unchanged.json"))
+	}
 
 	// A rule change: the run plans and applies it, although the directory did not change.
 	webinarBefore := s.activeWith(demo.Webinar)
@@ -79,6 +85,14 @@ func TestUnchangedResyncStandsStill(t *testing.T) {
 
 	s.sandbox.ResetStats()
 	s.requireStoodStill(s.runOnce("clean-again"), validated)
+	require.Zero(t, s.sandbox.Stats().Requests)
+
+	// What the admin sees: `starter run` says so and shows the directory's counts as carried over.
+	out := s.cliOK("run")
+	require.Regexp(t, `Run usersync/acme/run/\S+ \(manual\): succeeded`, out)
+	require.Contains(t, out, "directory unchanged since run "+validated.RunID+": nothing to do")
+	require.Contains(t, out, fmt.Sprintf("directory: %d users, %d in scope, %d disabled, %d groups (carried over from run %s)",
+		validated.Directory.Users, validated.Directory.InScope, validated.Directory.Disabled, validated.Directory.Groups, validated.RunID))
 	require.Zero(t, s.sandbox.Stats().Requests)
 }
 
