@@ -83,6 +83,10 @@ func (a *Activities) SnapshotDirectory(ctx context.Context, in steps.SnapshotInp
 		p.tick()
 	}
 	groupDNs, attrs := SnapshotScope(rs, ms)
+	inputs, err := a.runInputs(ctx, in.Org, o, rs, ms)
+	if err != nil {
+		return res, err
+	}
 	batch := a.SnapshotBatch
 	if batch <= 0 {
 		batch = 1000
@@ -129,6 +133,17 @@ func (a *Activities) SnapshotDirectory(ctx context.Context, in steps.SnapshotInp
 		case err == nil:
 			p.tick()
 			res.Read = &steps.DirectoryRead{Full: ss.Full, Reason: ss.Reason, Entries: ss.Entries, Deleted: ss.Deleted, Checked: ss.Checked}
+			var still *steps.SnapshotResult
+			if still, err = a.standStill(ctx, in, res.Read, inputs); still != nil || err != nil {
+				_ = idx.Close(ctx) // no read ran to close it
+				if werr := w.close(); err == nil {
+					err = werr
+				}
+				if err != nil {
+					return steps.SnapshotResult{}, err
+				}
+				return *still, nil
+			}
 			stats, err = inc.SnapshotFromMirror(ctx, m, idx, groupDNs, attrs, batch, emit)
 		default:
 			_ = idx.Close(ctx) // no read ran to close it
@@ -147,6 +162,13 @@ func (a *Activities) SnapshotDirectory(ctx context.Context, in steps.SnapshotInp
 	}
 	res.Users, res.Disabled, res.Groups, res.MissingGroups = stats.Users, stats.Disabled, stats.Groups, stats.MissingGroups
 	res.Skipped, res.Invalid, res.Unreadable = stats.Skipped, stats.Invalid, stats.Unreadable
+	var expiry *time.Time
+	if !stats.NextExpiry.IsZero() {
+		expiry = &stats.NextExpiry
+	}
+	if err := a.Store.SetRunBasis(ctx, in.RunID, inputs, expiry, in.RunID); err != nil {
+		return steps.SnapshotResult{}, err
+	}
 	return res, nil
 }
 
@@ -234,6 +256,11 @@ func (a *Activities) FinishRun(ctx context.Context, in steps.FinishInput) (steps
 	if err := a.Store.FinishRun(ctx, in.RunID, in.Status, vocab.Failure{Type: in.FailureType, Message: in.Error}, sum.InScope, sum); err != nil {
 		return sum, err
 	}
+	if cleanRun(in) {
+		if err := a.Store.MarkRunClean(ctx, in.RunID); err != nil {
+			return sum, err
+		}
+	}
 	action := "sync"
 	if in.DryRun {
 		action = "dry-run"
@@ -242,9 +269,13 @@ func (a *Activities) FinishRun(ctx context.Context, in steps.FinishInput) (steps
 	if in.Status != vocab.RunSucceeded {
 		status = in.Status
 	}
-	err = a.Store.AddEvent(ctx, vocab.Event{Org: in.Org, Type: vocab.EventSync, Action: action + " finished", Status: status,
+	e := vocab.Event{Org: in.Org, Type: vocab.EventSync, Action: action + " finished", Status: status,
 		Details: map[string]any{"run": in.RunID, "kind": in.Kind, "outcomes": in.Outcomes, "failures": in.Failures,
-			"unchanged": in.Plan.Unchanged, "inScope": in.Plan.InScope, "warnings": in.Plan.Warnings, "error": in.Error}})
+			"unchanged": in.Plan.Unchanged, "inScope": in.Plan.InScope, "warnings": in.Plan.Warnings, "error": in.Error}}
+	if u := in.Directory.Unchanged; u != nil {
+		e.Details["note"] = u.Note()
+	}
+	err = a.Store.AddEvent(ctx, e)
 	if err == nil && !in.DryRun {
 		// Counted once the run is recorded: a retried FinishRun counts it at its success.
 		a.Metrics.Run(in.Org, in.Kind, in.Status, in.FailureType, in.Outcomes, in.Failures)

@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"time"
 
 	"github.com/usersync/usersync/internal/directory"
 	"github.com/usersync/usersync/internal/plan"
@@ -34,6 +35,14 @@ type RunStore interface {
 	AnalyzeSnapshot(ctx context.Context) error
 	BannersWith(ctx context.Context, org, runFailure string) ([]vocab.Banner, error)
 	FinishRun(ctx context.Context, runID, status string, failure vocab.Failure, inScope int, summary any) error
+	// What a run stands on, and what the next one compares (unchanged.go).
+	SetRunBasis(ctx context.Context, runID, inputs string, nextExpiry *time.Time, basis string) error
+	MarkRunClean(ctx context.Context, runID string) error
+	PreviousRun(ctx context.Context, org, runID string) (store.RunBasis, bool, error)
+	PendingWork(ctx context.Context, org string) (failures, intents int, err error)
+	Licenses(ctx context.Context, org string) ([]store.License, error)
+	OrgVersion(ctx context.Context, org string) (int64, error)
+	TargetExtension(ctx context.Context, org string) (scim.Extension, error)
 }
 
 // PlanStore is the storage of a run's plan (PlanRun): its work table, the streams plan.Stream

@@ -293,7 +293,12 @@ func printSummary(w io.Writer, s steps.RunSummary) {
 		fmt.Fprintln(w)
 	}
 	d := s.Directory
-	fmt.Fprintf(w, "  directory: %d users, %d in scope, %d disabled, %d groups\n", d.Users, d.InScope, d.Disabled, d.Groups)
+	carried := ""
+	if d.Unchanged != nil {
+		fmt.Fprintf(w, "  %s\n", d.Unchanged.Note())
+		carried = " (carried over from run " + d.Unchanged.Since + ")"
+	}
+	fmt.Fprintf(w, "  directory: %d users, %d in scope, %d disabled, %d groups%s\n", d.Users, d.InScope, d.Disabled, d.Groups, carried)
 	if len(d.MissingGroups) > 0 {
 		fmt.Fprintf(w, "  missing groups: %s\n", strings.Join(d.MissingGroups, "; "))
 	}

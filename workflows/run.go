@@ -74,7 +74,9 @@ func SyncRunWorkflow(ctx workflow.Context, in RunInput) (steps.RunSummary, error
 	} else {
 		fin, queue, err = readAndPlan(ctx, &in, ref, &prog)
 	}
-	if err == nil && !in.DryRun {
+	// A run that found nothing changed since the last clean run has nothing to do.
+	still := fin.Directory.Unchanged != nil
+	if err == nil && !in.DryRun && !still {
 		var next *RunResume
 		next, err = fanOut(ctx, in, queue, &prog, &fin)
 		if err == nil && next != nil {
@@ -82,7 +84,7 @@ func SyncRunWorkflow(ctx workflow.Context, in RunInput) (steps.RunSummary, error
 			return steps.RunSummary{}, workflow.NewContinueAsNewError(ctx, SyncRunWorkflow, in)
 		}
 	}
-	if err == nil && !in.DryRun {
+	if err == nil && !in.DryRun && !still {
 		prog.Phase = "groups"
 		gopts := onQueue(ioOptions, queue)
 		if workflow.GetVersion(ctx, changeGroupsWaitForCancel, workflow.DefaultVersion, 1) == 1 {
@@ -125,6 +127,11 @@ func SyncRunWorkflow(ctx workflow.Context, in RunInput) (steps.RunSummary, error
 // per interval).
 const changeDiscoverWhenWriting = "discover-when-writing"
 
+// changeStandStill: a run may end after its directory read when nothing it depends on
+// changed since the last clean run (activities.UnchangedSince): no plan, pages or group
+// step (issues 13 and 10). Before, every run planned every user.
+const changeStandStill = "stand-still-when-unchanged"
+
 // readAndPlan reads the run's settings, snapshots the directory, plans the run and, when it
 // has users to write, checks the target.
 func readAndPlan(ctx workflow.Context, in *RunInput, ref steps.RunRef, prog *Progress) (steps.FinishInput, string, error) {
@@ -163,8 +170,18 @@ func readAndPlan(ctx workflow.Context, in *RunInput, ref steps.RunRef, prog *Pro
 	if workflow.GetVersion(ctx, changeCappedLanes, workflow.DefaultVersion, 1) == 1 {
 		rctx = workflow.WithTaskQueue(actx, ReadTaskQueue)
 	}
+	// Never a dry run (it shows a plan), a retry (it plans the failed users) or an approval
+	// (it applies the held suspensions).
+	mayStandStill := workflow.GetVersion(ctx, changeStandStill, workflow.DefaultVersion, 1) == 1 &&
+		!in.DryRun && in.Retry == nil && !in.ApproveSuspensions
 	err := workflow.ExecuteActivity(rctx, steps.SnapshotDirectory,
-		steps.SnapshotInput{RunRef: ref, Kind: in.Kind, DryRun: in.DryRun}).Get(ctx, &fin.Directory)
+		steps.SnapshotInput{RunRef: ref, Kind: in.Kind, DryRun: in.DryRun, MayStandStill: mayStandStill}).Get(ctx, &fin.Directory)
+	if u := fin.Directory.Unchanged; err == nil && u != nil && mayStandStill {
+		// The counts are the earlier run's: in scope and unchanged, as its plan left them.
+		fin.Plan = steps.PlanResult{InScope: u.InScope, Unchanged: u.InScope}
+		return fin, queue, nil
+	}
+	fin.Directory.Unchanged = nil // only a run that asked stands still
 	if err == nil {
 		prog.Phase = "planning"
 		err = workflow.ExecuteActivity(rctx, steps.PlanRun, steps.PlanInput{RunRef: ref, DryRun: in.DryRun,

@@ -35,6 +35,9 @@ type Stats struct {
 	// Unreadable counts the emitted users counted disabled because userAccountControl or
 	// accountExpires is not a number (included in Disabled).
 	Unreadable int
+	// NextExpiry is the earliest accountExpires (AD) after the read among the emitted users,
+	// zero when none: the time from which the same entries give another result.
+	NextExpiry time.Time
 }
 
 // Reasons an entry is skipped (Stats.Skipped).
@@ -49,16 +52,24 @@ const uacDisabled = 0x2
 // accountExpired reports whether an AD accountExpires value (100ns intervals since
 // 1601-01-01 UTC) is at or before now. 0 and 0x7FFFFFFFFFFFFFFF mean never.
 func accountExpired(v string, now time.Time) (bool, error) {
+	at, ok, err := accountExpiry(v)
+	if err != nil || !ok {
+		return false, err
+	}
+	return !now.Before(at), nil
+}
+
+// accountExpiry is when an AD accountExpires value expires; ok is false for never.
+func accountExpiry(v string) (at time.Time, ok bool, err error) {
 	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 	if err != nil {
-		return false, errors.New("accountExpires is not a number")
+		return time.Time{}, false, errors.New("accountExpires is not a number")
 	}
 	if n <= 0 || n == math.MaxInt64 {
-		return false, nil
+		return time.Time{}, false, nil
 	}
 	const unixEpochIn1601 = 11644473600 // seconds from 1601-01-01 to 1970-01-01
-	at := time.Unix(n/1e7-unixEpochIn1601, (n%1e7)*100)
-	return !now.Before(at), nil
+	return time.Unix(n/1e7-unixEpochIn1601, (n%1e7)*100).UTC(), true, nil
 }
 
 func (r *Reader) clock() time.Time {
@@ -199,6 +210,7 @@ func (r *Reader) SnapshotWith(ctx context.Context, idx MembershipIndex, groupDNs
 	}
 	requested := normalizeAll(groupDNs)
 	var stats Stats
+	now := r.clock() // before any user is judged: an expiry after it is still to come
 	lookup := idx.Lookup
 	if r.cfg.InChain {
 		// The server resolves nesting: idx is not needed (it is still closed).
@@ -298,6 +310,14 @@ func (r *Reader) SnapshotWith(ctx context.Context, idx MembershipIndex, groupDNs
 				stats.Disabled++
 			} else {
 				stats.InScope++
+			}
+			if r.cfg.Profile == ProfileAD {
+				// The same entries read later may disable this user (issue 13: a run that
+				// found the directory unchanged must not stand on this read past it).
+				if at, ok, _ := accountExpiry(e.GetEqualFoldAttributeValue("accountExpires")); ok && at.After(now) &&
+					(stats.NextExpiry.IsZero() || at.Before(stats.NextExpiry)) {
+					stats.NextExpiry = at
+				}
 			}
 			batch = append(batch, u)
 			if len(batch) >= batchSize {

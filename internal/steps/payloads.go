@@ -17,6 +17,10 @@ type SnapshotInput struct {
 	RunRef
 	Kind   string `json:"kind"` // vocab.KindScheduled, KindManual, KindRetry
 	DryRun bool   `json:"dryRun"`
+	// MayStandStill: the run may end without a plan when nothing it depends on changed
+	// since the last clean run (SnapshotResult.Unchanged). The workflow sets it for a
+	// run that is neither dry, a retry nor an approval of held suspensions.
+	MayStandStill bool `json:"mayStandStill,omitempty"`
 }
 
 // SnapshotResult counts what the directory read found.
@@ -35,6 +39,22 @@ type SnapshotResult struct {
 	// Read says how the directory was read when it was read incrementally (nil: a full
 	// paged read of the whole directory, as always before).
 	Read *DirectoryRead `json:"read,omitempty"`
+	// Unchanged is set when nothing the run depends on changed since an earlier clean
+	// run: the run has nothing to do and takes no snapshot; the counts above are that
+	// run's, carried over.
+	Unchanged *Unchanged `json:"unchanged,omitempty"`
+}
+
+// Unchanged names the run whose outcome still holds (activities.UnchangedSince).
+type Unchanged struct {
+	Since string `json:"since"` // the run that last read and planned
+	// InScope is that run's plan's in-scope count (the safety threshold's base next time).
+	InScope int `json:"inScope"`
+}
+
+// Note is the run's one-line account of an unchanged directory.
+func (u *Unchanged) Note() string {
+	return "directory unchanged since run " + u.Since + ": nothing to do"
 }
 
 // DirectoryRead describes an incremental read (directory.SyncStats): the snapshot was
