@@ -24,6 +24,7 @@ import (
 	"github.com/usersync/usersync/internal/plan"
 	"github.com/usersync/usersync/internal/plan/plantest"
 	"github.com/usersync/usersync/internal/rules"
+	"github.com/usersync/usersync/internal/scim"
 	"github.com/usersync/usersync/internal/steps"
 	"github.com/usersync/usersync/internal/store"
 )
@@ -107,6 +108,22 @@ func (s *snapshotStore) Rules(context.Context, string) ([]rules.Rule, error) {
 	return []rules.Rule{{ID: 1, Priority: 1, GroupDN: "cn=staff,dc=example,dc=com", Role: "Member"}}, nil
 }
 func (s *snapshotStore) Mappings(context.Context, string) ([]plan.Mapping, error) { return nil, nil }
+
+// What the stand-still reads and records: an organization with no domains, licenses or
+// settings, and no earlier run to stand on.
+func (s *snapshotStore) Domains(context.Context, string) ([]store.Domain, error)   { return nil, nil }
+func (s *snapshotStore) Licenses(context.Context, string) ([]store.License, error) { return nil, nil }
+func (s *snapshotStore) OrgVersion(context.Context, string) (int64, error)         { return 0, nil }
+func (s *snapshotStore) TargetExtension(context.Context, string) (scim.Extension, error) {
+	return scim.Extension{}, nil
+}
+func (s *snapshotStore) SetRunBasis(context.Context, string, string, *time.Time, string) error {
+	return nil
+}
+func (s *snapshotStore) PreviousRun(context.Context, string, string) (store.RunBasis, bool, error) {
+	return store.RunBasis{}, false, nil
+}
+func (s *snapshotStore) PendingWork(context.Context, string) (int, int, error) { return 0, 0, nil }
 func (s *snapshotStore) MembershipIndex(string) directory.MembershipIndex {
 	return directory.NewMemoryIndex()
 }
