@@ -38,7 +38,10 @@ func finalCounts(s steps.RunSummary) string {
 // as CSV for a spreadsheet.
 func TestProgressLinesAndCSVListingWithTheCLI(t *testing.T) {
 	s := newStack(t, demo.Org())
-	s.sandbox.SetLatency(40 * time.Millisecond) // a first sync of a few seconds, watched while it runs
+	// A first sync that provisions for ~12 s (250 users of the first page, 20 at a time), so
+	// that a line (one per phase and every 5 s) falls inside it; 40 ms once sufficed, until
+	// the page steps got faster and provisioning ended within 2 s.
+	s.sandbox.SetLatency(time.Second)
 
 	s.cliOK("enable", "--interval", "1h")
 	out := s.cliOK("status", "--wait", "--timeout", "3m", "--progress", "lines")
