@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/usersync/usersync/internal/devstack"
 	"github.com/usersync/usersync/workflows"
 )
 
@@ -169,6 +170,10 @@ func temporalRestart() Fault {
 				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 				defer cancel()
 				restarted := time.Now()
+				// The clients keep the frontend's port; the HTTP API gets a free one, since
+				// another process may have taken the old one meanwhile (seen in CI: "bind:
+				// address already in use", the restart failed).
+				r.S.Temporal.HTTPPort = devstack.FreePort()
 				r.must(r.S.Temporal.Start(ctx))
 				r.Expedite(restarted)
 			})
