@@ -85,6 +85,15 @@ func (o *adOrg) config(mutate ...func(*directory.Config)) directory.Config {
 	return c
 }
 
+// addRequest is the LDAP add of dn with attrs (the AD tests' entries, built as maps).
+func addRequest(dn string, attrs map[string][]string) *ldap.AddRequest {
+	r := ldap.NewAddRequest(dn, nil)
+	for k, v := range attrs {
+		r.Attribute(k, v)
+	}
+	return r
+}
+
 func adminConn(ctx context.Context, dc *devstack.SambaDC) (*ldap.Conn, error) {
 	b, err := os.ReadFile(dc.CAFile())
 	if err != nil {

@@ -39,10 +39,7 @@ func TestADIncrementalReadAgreesWithAFullRead(t *testing.T) {
 	}
 	add := func(dn string, attrs map[string][]string) {
 		t.Helper()
-		r := ldap.NewAddRequest(dn, nil)
-		for k, v := range attrs {
-			r.Attribute(k, v)
-		}
+		r := addRequest(dn, attrs)
 		do("add "+dn, c.Add(r))
 	}
 	user := func(name string) string {
@@ -204,10 +201,7 @@ func TestADAccountBlindToDeletedObjectsIsReadInFull(t *testing.T) {
 	defer c.Close()
 	add := func(dn string, attrs map[string][]string) {
 		t.Helper()
-		r := ldap.NewAddRequest(dn, nil)
-		for k, v := range attrs {
-			r.Attribute(k, v)
-		}
+		r := addRequest(dn, attrs)
 		if err := c.Add(r); err != nil {
 			t.Fatalf("add %s: %v", dn, err)
 		}

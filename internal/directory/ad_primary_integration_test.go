@@ -35,10 +35,7 @@ func TestADPrimaryGroupMembership(t *testing.T) {
 	}
 	defer c.Close()
 	add := func(dn string, attrs map[string][]string) {
-		r := ldap.NewAddRequest(dn, nil)
-		for k, v := range attrs {
-			r.Attribute(k, v)
-		}
+		r := addRequest(dn, attrs)
 		if err := c.Add(r); err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultEntryAlreadyExists) {
 			t.Fatalf("add %s: %v", dn, err)
 		}
