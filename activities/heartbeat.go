@@ -17,12 +17,13 @@ import (
 // for the whole StartToCloseTimeout. One long single operation (a statement, a search page)
 // must therefore stay under the HeartbeatTimeout (2 minutes for the bulk steps).
 //
-// A stalled attempt is also stopped here: when nothing progressed for nine tenths of the
+// A stalled attempt is also stopped here: when nothing progressed for three quarters of the
 // HeartbeatTimeout, the step's context is cancelled with errStalled and the attempt fails
 // (it is retried). Without that, the server would time the attempt out and start the next
 // one while the stalled one still runs: a stalled attempt sends no heartbeat, so it never
-// learns of its timeout, and it could wake up and write beside its retry. Stopping a little
-// before the server's timeout means the retry never starts beside it.
+// learns of its timeout, and it could wake up and write beside its retry. Stopping well before
+// the server's timeout (a quarter of it is left for the cancelled operation to return, on a
+// loaded machine) means the retry never starts beside it.
 type progress struct {
 	ctx     context.Context // the attempt's, and nil outside an activity (a direct call, as in tests)
 	details func() any      // what is done so far
@@ -106,10 +107,10 @@ func (p *progress) ack() {
 	activity.RecordHeartbeat(p.ctx, p.details())
 }
 
-// watch cancels the step when nothing progressed for nine tenths of the heartbeat timeout.
+// watch cancels the step when nothing progressed for three quarters of the heartbeat timeout.
 func (p *progress) watch() {
 	defer p.wg.Done()
-	limit := p.timeout * 9 / 10
+	limit := p.timeout * 3 / 4
 	t := time.NewTicker(max(p.timeout/40, time.Millisecond))
 	defer t.Stop()
 	for {

@@ -29,11 +29,13 @@ import (
 	"github.com/usersync/usersync/internal/store"
 )
 
-// stepOptions are the bulk steps' options scaled down: a one-second heartbeat timeout, a
-// StartToClose long enough that a test which waits for it is a failed test, quick retries.
+// stepOptions are the bulk steps' options scaled down: a two-second heartbeat
+// timeout (a stalled attempt stops itself at 1.5 s, which leaves the cancelled operation half
+// a second to return before the server's timeout, also under CI's load), a StartToClose long
+// enough that a test which waits for it is a failed test, quick retries.
 var stepOptions = workflow.ActivityOptions{
 	StartToCloseTimeout: 20 * time.Second,
-	HeartbeatTimeout:    time.Second,
+	HeartbeatTimeout:    2 * time.Second,
 	RetryPolicy: &temporal.RetryPolicy{
 		InitialInterval:    10 * time.Millisecond,
 		BackoffCoefficient: 1,
@@ -201,7 +203,7 @@ func TestStalledDirectoryReadIsStoppedWithinTheHeartbeatTimeoutAndRetried(t *tes
 // heartbeat timeout it takes, and its heartbeats carry its progress.
 func TestProgressingDirectoryReadHeartbeatsItsProgress(t *testing.T) {
 	log := newAttemptLog()
-	dir := &scriptedDirectory{log: log, batches: 12, pace: 250 * time.Millisecond}
+	dir := &scriptedDirectory{log: log, batches: 24, pace: 250 * time.Millisecond}
 	st := &snapshotStore{users: map[string]int{}}
 	acts := &Activities{Store: st, Orgs: Single("acme", Org{Dial: dir.dial})}
 	var mu sync.Mutex
@@ -218,8 +220,8 @@ func TestProgressingDirectoryReadHeartbeatsItsProgress(t *testing.T) {
 			}
 		})
 	require.NoError(t, err)
-	require.Equal(t, 12, res.Users)
-	require.Len(t, log.start, 1, "3 s of progress in one attempt, with a 1 s heartbeat timeout")
+	require.Equal(t, 24, res.Users)
+	require.Len(t, log.start, 1, "6 s of progress in one attempt, with a 2 s heartbeat timeout")
 
 	mu.Lock()
 	defer mu.Unlock()
