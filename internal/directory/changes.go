@@ -16,26 +16,49 @@ import (
 type Changes struct {
 	Users   []string // IDs (the mirror's UUIDs) of the user entries added or changed
 	Deleted []string // IDs of the user entries deleted
-	// Groups are the normalized DNs of the group entries added, changed or deleted (as
-	// before the read and after), Members the normalized DNs the changed or deleted groups
-	// held as direct members before the read.
-	Groups  []string
+	// Members are the normalized DNs that groups gained or lost as direct members (Group).
 	Members []string
 }
 
-// Seeds are the DNs a user's group memberships may have changed under: a user whose ruled
-// groups differ after the read is, in the graph after it, reachable from a changed group
-// (a membership gained) or from a direct member a changed group held before (a membership
-// lost: the last changed group on the old path held it, or a group above it, directly;
-// every group below that one kept its members).
-func (c *Changes) Seeds() []string {
-	return slices.Concat(c.Groups, c.Members)
+// Group records the change of one group entry from before to after (nil: none, added or
+// deleted): the members it gained or lost, all of them when it was added, deleted or
+// renamed (its DN names another group then).
+func (c *Changes) Group(before, after *GroupMembers) {
+	if before == nil || after == nil || before.DN != after.DN {
+		for _, g := range []*GroupMembers{before, after} {
+			if g != nil {
+				c.Members = append(c.Members, g.Members...)
+			}
+		}
+		return
+	}
+	had := make(map[string]bool, len(before.Members))
+	for _, m := range before.Members {
+		had[m] = true
+	}
+	has := make(map[string]bool, len(after.Members))
+	for _, m := range after.Members {
+		has[m] = true
+		if !had[m] {
+			c.Members = append(c.Members, m)
+		}
+	}
+	for _, m := range before.Members {
+		if !has[m] {
+			c.Members = append(c.Members, m)
+		}
+	}
 }
 
+// Seeds are the DNs a user's group memberships may have changed under. A user whose ruled
+// groups differ after the read is reachable in the graph after it from a member some group
+// gained or lost: a membership gained has, on its path after the read, a last edge gained,
+// and every edge below it was there before and still is; a membership lost has, on its path
+// before the read, a last edge lost, and every edge below it is still there.
+func (c *Changes) Seeds() []string { return c.Members }
+
 // size is how many IDs and DNs c holds.
-func (c *Changes) size() int {
-	return len(c.Users) + len(c.Deleted) + len(c.Groups) + len(c.Members)
-}
+func (c *Changes) size() int { return len(c.Users) + len(c.Deleted) + len(c.Members) }
 
 // errTooMany: more was reached or touched than the caller's limit.
 var errTooMany = errors.New("too many users touched")

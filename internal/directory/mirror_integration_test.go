@@ -65,6 +65,22 @@ type memView map[string][]directory.MirrorEntry
 
 func (v memView) Close(context.Context) {}
 
+func (v memView) Some(ctx context.Context, kind string, ids []string, page func([]directory.MirrorEntry) error) error {
+	var es []directory.MirrorEntry
+	for _, e := range v[kind] {
+		if slices.Contains(ids, e.UUID) {
+			es = append(es, e)
+		}
+	}
+	return memView{kind: es}.Entries(ctx, kind, page)
+}
+
+func (v memView) Names(ctx context.Context, kind string, page func([]directory.MirrorEntry) error) error {
+	return v.Entries(ctx, kind, page)
+}
+
+func (v memView) Count(_ context.Context, kind string) (int, error) { return len(v[kind]), nil }
+
 func (v memView) Entries(_ context.Context, kind string, page func([]directory.MirrorEntry) error) error {
 	es := v[kind]
 	for len(es) > 0 {
@@ -132,6 +148,16 @@ func (t *memTx) DNs(_ context.Context, kind string, ids []string) (map[string]st
 	for _, id := range ids {
 		if e, ok := t.kind(kind)[id]; ok {
 			out[id] = e.DN
+		}
+	}
+	return out, nil
+}
+
+func (t *memTx) Entries(_ context.Context, kind string, ids []string) ([]directory.MirrorEntry, error) {
+	var out []directory.MirrorEntry
+	for _, id := range ids {
+		if e, ok := t.kind(kind)[id]; ok {
+			out = append(out, e)
 		}
 	}
 	return out, nil

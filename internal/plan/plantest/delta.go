@@ -179,13 +179,9 @@ func randomUser(r *rand.Rand, id string, i int) directory.User {
 // Change changes d at random (users changed, renamed, added, deleted; members added to and
 // removed from groups; a nested group deleted) and returns the directory after and the
 // changes as an incremental read records them.
-func Change(r *rand.Rand, d Dir) (Dir, *directory.Changes) {
-	d = d.clone()
+func Change(r *rand.Rand, before Dir) (Dir, *directory.Changes) {
+	d := before.clone()
 	ch := &directory.Changes{}
-	group := func(g string) { // before it changes
-		ch.Groups = append(ch.Groups, g)
-		ch.Members = append(ch.Members, d.Groups[g]...)
-	}
 	ids := func() []string { return slices.Sorted(maps.Keys(d.Users)) }
 	groups := func() []string { return slices.Sorted(maps.Keys(d.Groups)) }
 	for range 1 + r.Intn(4) {
@@ -228,7 +224,6 @@ func Change(r *rand.Rand, d Dir) (Dir, *directory.Changes) {
 			ch.Users = append(ch.Users, id)
 			if gs := groups(); r.Intn(2) == 0 {
 				g := gs[r.Intn(len(gs))]
-				group(g)
 				d.Groups[g] = append(d.Groups[g], userDN(id))
 			}
 		case 4: // a member added: a user or a nested group
@@ -238,21 +233,27 @@ func Change(r *rand.Rand, d Dir) (Dir, *directory.Changes) {
 			if us := ids(); len(us) > 0 && r.Intn(2) == 0 {
 				m = d.Users[us[r.Intn(len(us))]].DN
 			}
-			group(g)
 			d.Groups[g] = append(d.Groups[g], m)
 		case 5: // a member removed
 			gs := groups()
 			g := gs[r.Intn(len(gs))]
 			if ms := d.Groups[g]; len(ms) > 0 {
-				group(g)
 				i := r.Intn(len(ms))
 				d.Groups[g] = slices.Delete(ms, i, i+1)
 			}
 		case 6: // a nested group deleted
 			if g := Nested[r.Intn(len(Nested))]; d.Groups[g] != nil { // not deleted yet
-				group(g)
 				delete(d.Groups, g)
 			}
+		}
+	}
+	// The groups' changes, as the read that applies them records them.
+	for _, g := range slices.Sorted(maps.Keys(before.Groups)) {
+		b := &directory.GroupMembers{DN: g, Members: before.Groups[g]}
+		if ms, ok := d.Groups[g]; ok {
+			ch.Group(b, &directory.GroupMembers{DN: g, Members: ms})
+		} else {
+			ch.Group(b, nil)
 		}
 	}
 	return d, ch
