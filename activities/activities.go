@@ -40,7 +40,7 @@ type IncrementalDirectory interface {
 		batchSize int, emit func([]directory.User) error) (directory.Stats, error)
 	// SnapshotChanges is SnapshotFromMirror for the users the read's changes touched (a
 	// delta run); directory.ErrTooManyChanges: take SnapshotFromMirror.
-	SnapshotChanges(ctx context.Context, m directory.MirrorStore, idx directory.MembershipIndex, groupDNs, extraAttrs []string,
+	SnapshotChanges(ctx context.Context, m directory.MirrorStore, groupDNs, extraAttrs []string,
 		batchSize int, ch *directory.Changes, emit func([]directory.User) error) (_ directory.Stats, touched []string, err error)
 }
 

@@ -150,7 +150,7 @@ func (a *Activities) SnapshotDirectory(ctx context.Context, in steps.SnapshotInp
 				return *still, nil
 			}
 			delta := func() (directory.Stats, []string, error) {
-				return inc.SnapshotChanges(ctx, m, index(), groupDNs, attrs, batch, ss.Changes, emit)
+				return inc.SnapshotChanges(ctx, m, groupDNs, attrs, batch, ss.Changes, emit)
 			}
 			if res.Delta, stats, err = a.deltaSnapshot(ctx, in, c, delta); err == nil && res.Delta == nil {
 				stats, err = inc.SnapshotFromMirror(ctx, m, index(), groupDNs, attrs, batch, emit)

@@ -329,26 +329,27 @@ const minTouched = 100
 
 // SnapshotChanges is SnapshotFromMirror for only the users ch (the changes the last
 // SyncMirror made to m) touched: the users whose entries changed, were deleted, or are
-// reachable in the group graph from the changed groups and their former members (Seeds).
-// The users it emits are exactly those SnapshotFromMirror would emit among them, with the
-// same groups; touched are their IDs, emitted or not (left every ruled group, deleted).
-// Stats count the touched users, but Users (every user entry), Groups and MissingGroups
-// count as SnapshotFromMirror's. It emits nothing when it returns ErrTooManyChanges.
-func (r *Reader) SnapshotChanges(ctx context.Context, m MirrorStore, idx MembershipIndex, groupDNs, extraAttrs []string,
+// reachable in the group graph from a member some group gained or lost (Seeds). The users
+// it emits are exactly those SnapshotFromMirror would emit among them, with the same groups;
+// touched are their IDs, emitted or not (left every ruled group, deleted). Stats count the
+// touched users, but Users (every user entry), Groups and MissingGroups count as
+// SnapshotFromMirror's. It emits nothing when it returns ErrTooManyChanges. Memory holds the
+// touched users' IDs and DNs and the group graph without the other users' memberships.
+func (r *Reader) SnapshotChanges(ctx context.Context, m MirrorStore, groupDNs, extraAttrs []string,
 	batchSize int, ch *Changes, emit func([]User) error) (_ Stats, touched []string, err error) {
 	v, err := m.View(ctx)
 	if err != nil {
-		if idx != nil {
-			_ = idx.Close(ctx)
-		}
 		return Stats{}, nil, err
 	}
 	defer v.Close(context.WithoutCancel(ctx))
 	ids, users, err := touchedUsers(ctx, v, ch)
 	if err != nil {
-		if idx != nil {
-			_ = idx.Close(ctx)
-		}
+		return Stats{}, nil, err
+	}
+	// The touched users' groups need the graph's edges between groups and to the touched
+	// users only: few, held in memory, where a full snapshot's index holds every membership.
+	keep, err := touchedGraph(ctx, v, ids)
+	if err != nil {
 		return Stats{}, nil, err
 	}
 	mr := *r
@@ -356,7 +357,7 @@ func (r *Reader) SnapshotChanges(ctx context.Context, m MirrorStore, idx Members
 	mr.mirror = v
 	mr.mirrorOnly = ids
 	touched = slices.Clone(ids)
-	stats, err := mr.SnapshotWith(ctx, idx, groupDNs, extraAttrs, batchSize, func(us []User) error {
+	stats, err := mr.SnapshotWith(ctx, keptIndex{MembershipIndex: NewMemoryIndex(), keep: keep}, groupDNs, extraAttrs, batchSize, func(us []User) error {
 		for _, u := range us {
 			if _, found := slices.BinarySearch(ids, u.ExternalID); !found {
 				touched = append(touched, u.ExternalID) // spelled otherwise than the mirror's UUID
@@ -370,6 +371,44 @@ func (r *Reader) SnapshotChanges(ctx context.Context, m MirrorStore, idx Members
 	stats.Users = users
 	slices.Sort(touched)
 	return stats, slices.Compact(touched), nil
+}
+
+// touchedGraph returns the members a delta snapshot's membership index keeps: groups (their
+// normalized DNs), the users ids (theirs), and AD's primary groups (primaryGroupKey).
+func touchedGraph(ctx context.Context, v MirrorView, ids []string) (func(member string) bool, error) {
+	dns := map[string]bool{}
+	add := func(es []MirrorEntry) error {
+		for _, e := range es {
+			dns[normalizeDN(e.DN)] = true
+		}
+		return nil
+	}
+	if err := v.Names(ctx, MirrorGroups, add); err != nil {
+		return nil, err
+	}
+	if err := v.Some(ctx, MirrorUsers, ids, add); err != nil {
+		return nil, err
+	}
+	return func(m string) bool { return dns[m] || strings.HasPrefix(m, primaryGroupKeyPrefix) }, nil
+}
+
+// keptIndex is a MembershipIndex that records only the members keep keeps.
+type keptIndex struct {
+	MembershipIndex
+	keep func(member string) bool
+}
+
+func (x keptIndex) AddGroups(ctx context.Context, groups []GroupMembers) error {
+	kept := make([]GroupMembers, len(groups))
+	for i, g := range groups {
+		kept[i].DN = g.DN
+		for _, m := range g.Members {
+			if x.keep(m) {
+				kept[i].Members = append(kept[i].Members, m)
+			}
+		}
+	}
+	return x.MembershipIndex.AddGroups(ctx, kept)
 }
 
 // touchedUsers returns the IDs (sorted) of the users ch touched in the view, and how many

@@ -376,7 +376,7 @@ func TestIncrementalReadAgreesWithAFullRead(t *testing.T) {
 		return ""
 	}
 	delta := map[string]directory.User{}
-	_, touched, err := r.SnapshotChanges(ctx, m, nil, mustGroups(t, r), extra, 0, st.Changes, func(us []directory.User) error {
+	_, touched, err := r.SnapshotChanges(ctx, m, mustGroups(t, r), extra, 0, st.Changes, func(us []directory.User) error {
 		for _, u := range us {
 			delta[u.ExternalID] = u
 		}
