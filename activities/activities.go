@@ -38,6 +38,10 @@ type IncrementalDirectory interface {
 	SyncMirror(ctx context.Context, m directory.MirrorStore, extraAttrs []string, fullEvery time.Duration) (directory.SyncStats, error)
 	SnapshotFromMirror(ctx context.Context, m directory.MirrorStore, idx directory.MembershipIndex, groupDNs, extraAttrs []string,
 		batchSize int, emit func([]directory.User) error) (directory.Stats, error)
+	// SnapshotChanges is SnapshotFromMirror for the users the read's changes touched (a
+	// delta run); directory.ErrTooManyChanges: take SnapshotFromMirror.
+	SnapshotChanges(ctx context.Context, m directory.MirrorStore, groupDNs, extraAttrs []string,
+		batchSize int, ch *directory.Changes, emit func([]directory.User) error) (_ directory.Stats, touched []string, err error)
 }
 
 // Target is the SCIM service provider (*scim.Client).

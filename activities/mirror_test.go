@@ -39,6 +39,10 @@ func (d *incrementalDirectory) SnapshotFromMirror(ctx context.Context, _ directo
 	}
 	return directory.Stats{Users: 1, InScope: 1}, emit([]directory.User{{ExternalID: "u1", DN: "uid=u1,dc=example,dc=com"}})
 }
+func (d *incrementalDirectory) SnapshotChanges(context.Context, directory.MirrorStore, []string, []string, int,
+	*directory.Changes, func([]directory.User) error) (directory.Stats, []string, error) {
+	return directory.Stats{}, nil, directory.ErrTooManyChanges
+}
 func (d *incrementalDirectory) SnapshotWith(ctx context.Context, idx directory.MembershipIndex, _, _ []string, _ int,
 	emit func([]directory.User) error) (directory.Stats, error) {
 	d.fullReads++

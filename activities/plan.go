@@ -44,6 +44,9 @@ func (a *Activities) PlanRun(ctx context.Context, in steps.PlanInput) (_ steps.P
 		return steps.PlanResult{}, err
 	}
 	pin.SuspendThresholdPercent, pin.SuspendThresholdMax = o.SuspendThresholdPercent, o.SuspendThresholdMax
+	if pin.Delta, err = a.Store.DeltaSnapshot(ctx, in.RunID); err != nil {
+		return steps.PlanResult{}, err
+	}
 	if err := a.Store.DeleteWork(ctx, in.RunID); err != nil { // an earlier attempt's items
 		return steps.PlanResult{}, err
 	}
@@ -102,6 +105,14 @@ func (s progressPlanning) Seats(ctx context.Context) (map[string]int, map[string
 		s.p.tick()
 	}
 	return seats, used, err
+}
+
+func (s progressPlanning) Untouched(ctx context.Context) (int, error) {
+	n, err := s.Store.Untouched(ctx)
+	if err == nil {
+		s.p.tick()
+	}
+	return n, err
 }
 
 func (s progressPlanning) ActiveLinked(ctx context.Context) (int, error) {

@@ -100,7 +100,9 @@ func (a *Activities) SnapshotDirectory(ctx context.Context, in steps.SnapshotInp
 		p.tick()
 		return nil
 	})
-	idx := progressIndex{MembershipIndex: a.Store.MembershipIndex(attemptKey(ctx, in.RunID)), p: p, groups: &groups}
+	index := func() directory.MembershipIndex {
+		return progressIndex{MembershipIndex: a.Store.MembershipIndex(attemptKey(ctx, in.RunID)), p: p, groups: &groups}
+	}
 	emit := func(us []directory.User) error {
 		for _, u := range us {
 			if !u.Disabled {
@@ -112,6 +114,7 @@ func (a *Activities) SnapshotDirectory(ctx context.Context, in steps.SnapshotInp
 		return w.put(us)
 	}
 	var stats directory.Stats
+	var c unchangedCheck // an incremental read's (runCheck)
 	if inc, ok := dir.(IncrementalDirectory); ok && o.Incremental && inc.SupportsIncremental() {
 		// Only what changed since the last run is read; the snapshot is then taken from
 		// the mirror exactly as from the directory.
@@ -129,13 +132,15 @@ func (a *Activities) SnapshotDirectory(ctx context.Context, in steps.SnapshotInp
 			} else {
 				slog.Debug("directory: no incremental reads, reading in full", "org", in.Org, "why", err.Error())
 			}
-			stats, err = dir.SnapshotWith(ctx, idx, groupDNs, attrs, batch, emit)
+			stats, err = dir.SnapshotWith(ctx, index(), groupDNs, attrs, batch, emit)
 		case err == nil:
 			p.tick()
 			res.Read = &steps.DirectoryRead{Full: ss.Full, Reason: ss.Reason, Entries: ss.Entries, Deleted: ss.Deleted, Checked: ss.Checked}
 			var still *steps.SnapshotResult
-			if still, err = a.standStill(ctx, in, res.Read, inputs); still != nil || err != nil {
-				_ = idx.Close(ctx) // no read ran to close it
+			if c, err = a.runCheck(ctx, in, res.Read, inputs); err == nil {
+				still, err = a.standStill(ctx, in, c)
+			}
+			if still != nil || err != nil {
 				if werr := w.close(); err == nil {
 					err = werr
 				}
@@ -144,12 +149,15 @@ func (a *Activities) SnapshotDirectory(ctx context.Context, in steps.SnapshotInp
 				}
 				return *still, nil
 			}
-			stats, err = inc.SnapshotFromMirror(ctx, m, idx, groupDNs, attrs, batch, emit)
-		default:
-			_ = idx.Close(ctx) // no read ran to close it
+			delta := func() (directory.Stats, []string, error) {
+				return inc.SnapshotChanges(ctx, m, groupDNs, attrs, batch, ss.Changes, emit)
+			}
+			if res.Delta, stats, err = a.deltaSnapshot(ctx, in, c, delta); err == nil && res.Delta == nil {
+				stats, err = inc.SnapshotFromMirror(ctx, m, index(), groupDNs, attrs, batch, emit)
+			}
 		}
 	} else {
-		stats, err = dir.SnapshotWith(ctx, idx, groupDNs, attrs, batch, emit)
+		stats, err = dir.SnapshotWith(ctx, index(), groupDNs, attrs, batch, emit)
 	}
 	if werr := w.close(); err == nil {
 		err = werr
@@ -166,10 +174,52 @@ func (a *Activities) SnapshotDirectory(ctx context.Context, in steps.SnapshotInp
 	if !stats.NextExpiry.IsZero() {
 		expiry = &stats.NextExpiry
 	}
+	if res.Delta != nil {
+		// The untouched users' accounts expire as the basis run saw them.
+		if prev := c.Previous.NextExpiry; prev != nil && (expiry == nil || prev.Before(*expiry)) {
+			expiry = prev
+		}
+	}
 	if err := a.Store.SetRunBasis(ctx, in.RunID, inputs, expiry, in.RunID); err != nil {
 		return steps.SnapshotResult{}, err
 	}
 	return res, nil
+}
+
+// deltaSnapshot takes, when the run may be a delta run (DeltaSince), the snapshot of only
+// the users the directory's changes touched (read: IncrementalDirectory.SnapshotChanges) and
+// marks the run's snapshot so (plan.Input.Delta). It returns a nil Delta, having written
+// nothing, when the run takes the full snapshot instead: not a delta run, changes not known
+// or touching too many users, or a snapshot that would hold nobody while no account is
+// left untouched (a plan that reads nobody takes the read for a wrong one; the full read
+// may hold users out of scope).
+func (a *Activities) deltaSnapshot(ctx context.Context, in steps.SnapshotInput, c unchangedCheck,
+	read func() (directory.Stats, []string, error)) (*steps.Delta, directory.Stats, error) {
+	since, _ := DeltaSince(c)
+	if since == "" {
+		return nil, directory.Stats{}, nil
+	}
+	stats, touched, err := read()
+	if errors.Is(err, directory.ErrTooManyChanges) {
+		return nil, directory.Stats{}, nil
+	}
+	if err != nil {
+		return nil, directory.Stats{}, err
+	}
+	if err := a.Store.MarkDelta(ctx, in.RunID, touched); err != nil {
+		return nil, directory.Stats{}, err
+	}
+	if stats.InScope+stats.Disabled == 0 {
+		n, err := a.Store.Planning(in.Org, in.RunID).Untouched(ctx)
+		if err != nil {
+			return nil, directory.Stats{}, err
+		}
+		if n == 0 {
+			// Unmarked (BeginRun clears the run's snapshot): nothing was written to it.
+			return nil, directory.Stats{}, a.Store.BeginRun(ctx, in.Org, in.RunID, in.Kind, in.DryRun)
+		}
+	}
+	return &steps.Delta{Since: since, Touched: len(touched)}, stats, nil
 }
 
 // fullReadsSaid: the organizations and reasons whose lack of incremental reads was logged

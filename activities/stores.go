@@ -33,6 +33,7 @@ type RunStore interface {
 	MembershipIndex(runID string) directory.MembershipIndex
 	Mirror(org string) directory.MirrorStore
 	AnalyzeSnapshot(ctx context.Context) error
+	MarkDelta(ctx context.Context, runID string, touched []string) error
 	BannersWith(ctx context.Context, org, runFailure string) ([]vocab.Banner, error)
 	FinishRun(ctx context.Context, runID, status string, failure vocab.Failure, inScope int, summary any) error
 	// What a run stands on, and what the next one compares (unchanged.go).
@@ -50,6 +51,7 @@ type RunStore interface {
 type PlanStore interface {
 	DeleteWork(ctx context.Context, runID string) error
 	Planning(org, runID string) *store.RunPlanning
+	DeltaSnapshot(ctx context.Context, runID string) (bool, error)
 	ClearFailures(ctx context.Context, org string, externalIDs []string) error
 }
 

@@ -62,7 +62,19 @@ type unchangedCheck struct {
 //     re-planned whatever the directory says);
 //  6. no user that run saw has an account expiring since its read (AD's accountExpires
 //     disables a user without any directory change): its next expiry is after now.
-func UnchangedSince(c unchangedCheck) (since, why string) {
+func UnchangedSince(c unchangedCheck) (since, why string) { return standsOn(c, false) }
+
+// DeltaSince returns the run whose outcome still holds for every user the directory's
+// changes did not touch, or "" and why not: every condition of UnchangedSince, but that the
+// directory changed (an incremental read that read or deleted entries). The run is then a
+// delta run: it snapshots and plans only the touched users (SnapshotDirectory), and the
+// plan counts the others as that run left them (plan.Input.Delta). A run that took the
+// full snapshot meanwhile is its own basis, so every user was settled by a full plan or by
+// a delta plan that decided what a full one would.
+func DeltaSince(c unchangedCheck) (since, why string) { return standsOn(c, true) }
+
+// standsOn is UnchangedSince (changed false) and DeltaSince (changed true).
+func standsOn(c unchangedCheck, changed bool) (since, why string) {
 	p := c.Previous
 	switch {
 	case !c.MayStandStill:
@@ -71,8 +83,10 @@ func UnchangedSince(c unchangedCheck) (since, why string) {
 		return "", "not an incremental read"
 	case c.Read.Full:
 		return "", "a full read"
-	case c.Read.Entries > 0 || c.Read.Deleted > 0:
+	case !changed && (c.Read.Entries > 0 || c.Read.Deleted > 0):
 		return "", "the directory changed"
+	case changed && c.Read.Entries == 0 && c.Read.Deleted == 0:
+		return "", "the directory did not change"
 	case !c.FirstAttempt:
 		return "", "a retried read"
 	case p == nil:
@@ -154,25 +168,31 @@ func (a *Activities) runInputs(ctx context.Context, org string, o *Org, rs []rul
 	return p.hash()
 }
 
-// standStill decides whether the run stands on an earlier one (UnchangedSince) and, when it
-// does, records so and returns the earlier run's directory counts, carried over.
-func (a *Activities) standStill(ctx context.Context, in steps.SnapshotInput, read *steps.DirectoryRead, inputs string) (*steps.SnapshotResult, error) {
+// runCheck reads what UnchangedSince and DeltaSince decide on.
+func (a *Activities) runCheck(ctx context.Context, in steps.SnapshotInput, read *steps.DirectoryRead, inputs string) (unchangedCheck, error) {
 	c := unchangedCheck{MayStandStill: in.MayStandStill, Read: read, Inputs: inputs, Now: time.Now(), FirstAttempt: true}
 	if activity.IsActivity(ctx) {
 		c.FirstAttempt = activity.GetInfo(ctx).Attempt <= 1
 	}
-	if c.MayStandStill && read != nil && !read.Full && read.Entries == 0 && read.Deleted == 0 {
+	if c.MayStandStill && read != nil && !read.Full {
 		prev, ok, err := a.Store.PreviousRun(ctx, in.Org, in.RunID)
 		if err != nil {
-			return nil, err
+			return c, err
 		}
 		if ok {
 			c.Previous = &prev
 		}
 		if c.Failures, c.Intents, err = a.Store.PendingWork(ctx, in.Org); err != nil {
-			return nil, err
+			return c, err
 		}
 	}
+	return c, nil
+}
+
+// standStill decides whether the run stands on an earlier one (UnchangedSince) and, when it
+// does, records so and returns the earlier run's directory counts, carried over.
+func (a *Activities) standStill(ctx context.Context, in steps.SnapshotInput, c unchangedCheck) (*steps.SnapshotResult, error) {
+	inputs := c.Inputs
 	since, _ := UnchangedSince(c)
 	if since == "" {
 		return nil, nil
@@ -185,16 +205,19 @@ func (a *Activities) standStill(ctx context.Context, in steps.SnapshotInput, rea
 		return nil, err
 	}
 	res := prev.Directory
-	res.Read = read
+	res.Read = c.Read
 	res.Unchanged = &steps.Unchanged{Since: since, InScope: prev.InScope}
 	return &res, nil
 }
 
-// cleanRun reports whether a finished run may be stood on by the next (UnchangedSince):
-// complete, succeeded, not dry, not a retry, no user failure, no held suspension.
+// cleanRun reports whether a finished run may be stood on by the next (UnchangedSince,
+// DeltaSince): complete, succeeded, not dry, not a retry, no user failure, no held
+// suspension, and no warning: a read that looked wrong suspended nobody (and the next full
+// plan compares with its in-scope count), a read that listed users twice planned one copy.
 func cleanRun(in steps.FinishInput) bool {
 	if in.Status != vocab.RunSucceeded || in.DryRun || in.Kind == vocab.KindRetry || in.Error != "" ||
-		in.FailureType != "" || in.Plan.SuspensionsHeld || in.Plan.Fails > 0 || in.Outcomes[vocab.Failed] > 0 {
+		in.FailureType != "" || in.Plan.SuspensionsHeld || in.Plan.Fails > 0 || in.Outcomes[vocab.Failed] > 0 ||
+		len(in.Plan.Warnings) > 0 {
 		return false
 	}
 	for _, n := range in.Failures {

@@ -66,6 +66,50 @@ func TestUnchangedSinceEachConditionAlone(t *testing.T) {
 	}
 }
 
+// A run whose only change is the directory's is a delta run (DeltaSince) exactly when every
+// other condition of standing still holds: the directory changed, and each other condition
+// broken alone sends it the long way (a full snapshot); a retried read is one of them.
+func TestDeltaSinceEachConditionAlone(t *testing.T) {
+	now := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
+	later, earlier := now.Add(time.Hour), now.Add(-time.Minute)
+	ok := func() unchangedCheck {
+		return unchangedCheck{
+			MayStandStill: true, FirstAttempt: true,
+			Read:   &steps.DirectoryRead{Entries: 3, Deleted: 1},
+			Inputs: "abc",
+			Previous: &store.RunBasis{RunID: "run-2", Kind: vocab.KindScheduled, Status: vocab.RunSucceeded,
+				Finished: true, Clean: true, Inputs: "abc", Basis: "run-1", NextExpiry: &later},
+			Now: now,
+		}
+	}
+	if since, why := DeltaSince(ok()); since != "run-1" || why != "" {
+		t.Fatalf("all conditions hold: since %q, why %q; want run-1", since, why)
+	}
+	if since, _ := UnchangedSince(ok()); since != "" {
+		t.Errorf("the directory changed: the run stood still on %q", since)
+	}
+	for name, breakIt := range map[string]func(c *unchangedCheck){
+		"directory unchanged":        func(c *unchangedCheck) { c.Read.Entries, c.Read.Deleted = 0, 0 },
+		"dry run, retry or approval": func(c *unchangedCheck) { c.MayStandStill = false },
+		"not incremental":            func(c *unchangedCheck) { c.Read = nil },
+		"full read":                  func(c *unchangedCheck) { c.Read.Full = true },
+		"retried attempt":            func(c *unchangedCheck) { c.FirstAttempt = false },
+		"no earlier run":             func(c *unchangedCheck) { c.Previous = nil },
+		"last run not clean":         func(c *unchangedCheck) { c.Previous.Clean = false },
+		"a run overlapped it":        func(c *unchangedCheck) { c.Previous.Overlapping = 1 },
+		"inputs changed":             func(c *unchangedCheck) { c.Inputs = "abd" },
+		"user failure left":          func(c *unchangedCheck) { c.Failures = 1 },
+		"open write intent":          func(c *unchangedCheck) { c.Intents = 1 },
+		"account expired since":      func(c *unchangedCheck) { c.Previous.NextExpiry = &earlier },
+	} {
+		c := ok()
+		breakIt(&c)
+		if since, why := DeltaSince(c); since != "" || why == "" {
+			t.Errorf("%s: since %q, why %q; want the full snapshot", name, since, why)
+		}
+	}
+}
+
 // The inputs' hash changes with each plan input an admin changes, and only then.
 func TestPlanInputsHash(t *testing.T) {
 	base := func() planInputs {
@@ -111,6 +155,7 @@ func TestCleanRun(t *testing.T) {
 		"held suspension": func(f *steps.FinishInput) { f.Plan.SuspensionsHeld = true },
 		"planned failure": func(f *steps.FinishInput) { f.Plan.Fails = 1 },
 		"run failure":     func(f *steps.FinishInput) { f.FailureType = "target_auth" },
+		"suspicious read": func(f *steps.FinishInput) { f.Plan.Warnings = []string{"directory read is suspiciously small"} },
 	} {
 		f := ok
 		f.Outcomes = map[string]int{vocab.Created: 3}

@@ -298,6 +298,11 @@ func printSummary(w io.Writer, s steps.RunSummary) {
 		fmt.Fprintf(w, "  %s\n", d.Unchanged.Note())
 		carried = " (carried over from run " + d.Unchanged.Since + ")"
 	}
+	if d.Delta != nil {
+		fmt.Fprintf(w, "  delta run: %d users touched by the directory's changes since run %s; only they were read and planned\n",
+			d.Delta.Touched, d.Delta.Since)
+		carried = " (in scope and disabled: among the touched users)"
+	}
 	fmt.Fprintf(w, "  directory: %d users, %d in scope, %d disabled, %d groups%s\n", d.Users, d.InScope, d.Disabled, d.Groups, carried)
 	if len(d.MissingGroups) > 0 {
 		fmt.Fprintf(w, "  missing groups: %s\n", strings.Join(d.MissingGroups, "; "))

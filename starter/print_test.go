@@ -153,3 +153,19 @@ func TestExplainAndSummaryEscapeStoredValues(t *testing.T) {
 		t.Fatal("line breaks are kept")
 	}
 }
+
+// A delta run's summary says which users it read and planned, and that its in-scope and
+// disabled counts are theirs.
+func TestSummaryOfADeltaRun(t *testing.T) {
+	var b strings.Builder
+	printSummary(&b, steps.RunSummary{FinishInput: steps.FinishInput{RunRef: steps.RunRef{Org: "acme", RunID: "r2"},
+		Status: vocab.RunSucceeded, Directory: steps.SnapshotResult{Users: 300, InScope: 2, Groups: 7,
+			Delta: &steps.Delta{Since: "r1", Touched: 4}}}})
+	out := b.String()
+	for _, want := range []string{"delta run: 4 users touched by the directory's changes since run r1; only they were read and planned",
+		"directory: 300 users, 2 in scope, 0 disabled, 7 groups (in scope and disabled: among the touched users)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in:\n%s", want, out)
+		}
+	}
+}

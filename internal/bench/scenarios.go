@@ -193,7 +193,11 @@ func readNote(sum steps.RunSummary) string {
 	case rd.Full:
 		return fmt.Sprintf("incremental, full read (%s): %d LDAP entries", rd.Reason, rd.Entries)
 	}
-	return fmt.Sprintf("incremental: %d LDAP entries read, %d deleted, %d checked", rd.Entries, rd.Deleted, rd.Checked)
+	note := fmt.Sprintf("incremental: %d LDAP entries read, %d deleted, %d checked", rd.Entries, rd.Deleted, rd.Checked)
+	if d := sum.Directory.Delta; d != nil {
+		note += fmt.Sprintf("; delta run: %d users touched, snapshot and plan of those only", d.Touched)
+	}
+	return note
 }
 
 // tenPercentGroup names a generated group holding about a tenth of n users.

@@ -14,6 +14,13 @@ func (v memView) Entries(_ context.Context, kind string, page func([]MirrorEntry
 	return page(v[kind])
 }
 func (memView) Close(context.Context) {}
+func (v memView) Some(context.Context, string, []string, func([]MirrorEntry) error) error {
+	panic("not read here")
+}
+func (v memView) Names(context.Context, string, func([]MirrorEntry) error) error {
+	panic("not read here")
+}
+func (v memView) Count(_ context.Context, kind string) (int, error) { return len(v[kind]), nil }
 
 type memMirror struct{ v memView }
 

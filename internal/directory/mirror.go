@@ -68,6 +68,12 @@ type MirrorStore interface {
 type MirrorView interface {
 	// Entries hands the entries of kind to page, some at a time.
 	Entries(ctx context.Context, kind string, page func([]MirrorEntry) error) error
+	// Some is Entries for the entries of kind among uuids.
+	Some(ctx context.Context, kind string, uuids []string, page func([]MirrorEntry) error) error
+	// Names is Entries without the attributes: UUID and DN.
+	Names(ctx context.Context, kind string, page func([]MirrorEntry) error) error
+	// Count is how many entries of kind the view holds.
+	Count(ctx context.Context, kind string) (int, error)
 	Close(ctx context.Context)
 }
 
@@ -85,6 +91,8 @@ type MirrorTx interface {
 	Keep(ctx context.Context, kind string, uuids []string) error
 	// DNs returns the DN the mirror holds for each of uuids it holds.
 	DNs(ctx context.Context, kind string, uuids []string) (map[string]string, error)
+	// Entries returns the entries of kind the mirror holds among uuids.
+	Entries(ctx context.Context, kind string, uuids []string) ([]MirrorEntry, error)
 	// SetState stores kind's state, its Entries the number of entries of kind held now.
 	SetState(ctx context.Context, kind string, st SyncState) error
 	Commit(ctx context.Context) error
@@ -101,6 +109,9 @@ type SyncStats struct {
 	// Checked counts the entries the server named without their attributes to find what
 	// changed (AD: the objects changed since the mark, deleted ones included).
 	Checked int
+	// Changes is what the read changed in the mirror; nil when not known (a full read, a
+	// present phase, a group changed on AD, too many changes).
+	Changes *Changes
 }
 
 func (s *SyncStats) add(o SyncStats) {
@@ -177,13 +188,17 @@ func (r *Reader) SyncMirror(ctx context.Context, m MirrorStore, extraAttrs []str
 		}
 	}()
 	var stats SyncStats
+	rec := &recordingTx{MirrorTx: tx, ad: r.cfg.Profile == ProfileAD}
 	if r.cfg.Profile == ProfileAD {
-		stats, err = r.syncUSN(ctx, tx, base, r.mirrorKinds(extraAttrs), fullEvery)
+		stats, err = r.syncUSN(ctx, rec, base, r.mirrorKinds(extraAttrs), fullEvery)
 	} else {
-		stats, err = r.syncRefresh(ctx, tx, base, r.mirrorKinds(extraAttrs), fullEvery)
+		stats, err = r.syncRefresh(ctx, rec, base, r.mirrorKinds(extraAttrs), fullEvery)
 	}
 	if err != nil {
 		return SyncStats{}, err
+	}
+	if !stats.Full {
+		stats.Changes = rec.changes()
 	}
 	if err := ctx.Err(); err != nil {
 		return SyncStats{}, err
@@ -279,7 +294,8 @@ func (r *Reader) SnapshotFromMirror(ctx context.Context, m MirrorStore, idx Memb
 	return mr.SnapshotWith(ctx, idx, groupDNs, extraAttrs, batchSize, emit)
 }
 
-// mirrorSearch serves pagedSearch from the mirror: the user or group entries, by filter.
+// mirrorSearch serves pagedSearch from the mirror: the user or group entries, by filter
+// (the users among mirrorOnly when it is set).
 func (r *Reader) mirrorSearch(ctx context.Context, filter string, page func([]*ldap.Entry) error) error {
 	var kind string
 	switch filter {
@@ -290,11 +306,137 @@ func (r *Reader) mirrorSearch(ctx context.Context, filter string, page func([]*l
 	default:
 		return fmt.Errorf("directory: the mirror has no search %q", filter)
 	}
-	return r.mirror.Entries(ctx, kind, func(ms []MirrorEntry) error {
+	entries := func(ms []MirrorEntry) error {
 		es := make([]*ldap.Entry, len(ms))
 		for i, me := range ms {
 			es[i] = me.ldapEntry()
 		}
 		return page(es)
+	}
+	if kind == MirrorUsers && r.mirrorOnly != nil {
+		return r.mirror.Some(ctx, kind, r.mirrorOnly, entries)
+	}
+	return r.mirror.Entries(ctx, kind, entries)
+}
+
+// ErrTooManyChanges: a read's changes touch too many users for a delta snapshot to be worth
+// it (more than a tenth of the mirror's users, and more than minTouched), or they are not
+// known: take the full snapshot (SnapshotFromMirror).
+var ErrTooManyChanges = errors.New("directory: the changes touch too many users for a delta snapshot")
+
+// minTouched: a delta snapshot of this many users is always worth it.
+const minTouched = 100
+
+// SnapshotChanges is SnapshotFromMirror for only the users ch (the changes the last
+// SyncMirror made to m) touched: the users whose entries changed, were deleted, or are
+// reachable in the group graph from a member some group gained or lost (Seeds). The users
+// it emits are exactly those SnapshotFromMirror would emit among them, with the same groups;
+// touched are their IDs, emitted or not (left every ruled group, deleted). Stats count the
+// touched users, but Users (every user entry), Groups and MissingGroups count as
+// SnapshotFromMirror's. It emits nothing when it returns ErrTooManyChanges. Memory holds the
+// touched users' IDs and DNs and the group graph without the other users' memberships.
+func (r *Reader) SnapshotChanges(ctx context.Context, m MirrorStore, groupDNs, extraAttrs []string,
+	batchSize int, ch *Changes, emit func([]User) error) (_ Stats, touched []string, err error) {
+	v, err := m.View(ctx)
+	if err != nil {
+		return Stats{}, nil, err
+	}
+	defer v.Close(context.WithoutCancel(ctx))
+	ids, users, err := touchedUsers(ctx, v, ch)
+	if err != nil {
+		return Stats{}, nil, err
+	}
+	// The touched users' groups need the graph's edges between groups and to the touched
+	// users only: few, held in memory, where a full snapshot's index holds every membership.
+	keep, err := touchedGraph(ctx, v, ids)
+	if err != nil {
+		return Stats{}, nil, err
+	}
+	mr := *r
+	mr.cfg.InChain = false // the mirror holds the groups' members
+	mr.mirror = v
+	mr.mirrorOnly = ids
+	touched = slices.Clone(ids)
+	stats, err := mr.SnapshotWith(ctx, keptIndex{MembershipIndex: NewMemoryIndex(), keep: keep}, groupDNs, extraAttrs, batchSize, func(us []User) error {
+		for _, u := range us {
+			if _, found := slices.BinarySearch(ids, u.ExternalID); !found {
+				touched = append(touched, u.ExternalID) // spelled otherwise than the mirror's UUID
+			}
+		}
+		return emit(us)
 	})
+	if err != nil {
+		return Stats{}, nil, err
+	}
+	stats.Users = users
+	slices.Sort(touched)
+	return stats, slices.Compact(touched), nil
+}
+
+// touchedGraph returns the members a delta snapshot's membership index keeps: groups (their
+// normalized DNs), the users ids (theirs), and AD's primary groups (primaryGroupKey).
+func touchedGraph(ctx context.Context, v MirrorView, ids []string) (func(member string) bool, error) {
+	dns := map[string]bool{}
+	add := func(es []MirrorEntry) error {
+		for _, e := range es {
+			dns[normalizeDN(e.DN)] = true
+		}
+		return nil
+	}
+	if err := v.Names(ctx, MirrorGroups, add); err != nil {
+		return nil, err
+	}
+	if err := v.Some(ctx, MirrorUsers, ids, add); err != nil {
+		return nil, err
+	}
+	return func(m string) bool { return dns[m] || strings.HasPrefix(m, primaryGroupKeyPrefix) }, nil
+}
+
+// keptIndex is a MembershipIndex that records only the members keep keeps.
+type keptIndex struct {
+	MembershipIndex
+	keep func(member string) bool
+}
+
+func (x keptIndex) AddGroups(ctx context.Context, groups []GroupMembers) error {
+	kept := make([]GroupMembers, len(groups))
+	for i, g := range groups {
+		kept[i].DN = g.DN
+		for _, m := range g.Members {
+			if x.keep(m) {
+				kept[i].Members = append(kept[i].Members, m)
+			}
+		}
+	}
+	return x.MembershipIndex.AddGroups(ctx, kept)
+}
+
+// touchedUsers returns the IDs (sorted) of the users ch touched in the view, and how many
+// user entries it holds; ErrTooManyChanges when ch is nil or touches too many.
+func touchedUsers(ctx context.Context, v MirrorView, ch *Changes) ([]string, int, error) {
+	if ch == nil {
+		return nil, 0, ErrTooManyChanges
+	}
+	users, err := v.Count(ctx, MirrorUsers)
+	if err != nil {
+		return nil, 0, err
+	}
+	groups := func(page func([]GroupMembers) error) error {
+		return v.Entries(ctx, MirrorGroups, func(es []MirrorEntry) error {
+			gs := make([]GroupMembers, len(es))
+			for i, e := range es {
+				gs[i] = groupMembers(e)
+			}
+			return page(gs)
+		})
+	}
+	names := func(page func([]MirrorEntry) error) error { return v.Names(ctx, MirrorUsers, page) }
+	ids, ok, err := Touched(ctx, ch, groups, names, max(users/10, minTouched))
+	if err != nil {
+		return nil, 0, err
+	}
+	if !ok {
+		return nil, 0, ErrTooManyChanges
+	}
+	return ids, users, nil
 }

@@ -65,6 +65,22 @@ type memView map[string][]directory.MirrorEntry
 
 func (v memView) Close(context.Context) {}
 
+func (v memView) Some(ctx context.Context, kind string, ids []string, page func([]directory.MirrorEntry) error) error {
+	var es []directory.MirrorEntry
+	for _, e := range v[kind] {
+		if slices.Contains(ids, e.UUID) {
+			es = append(es, e)
+		}
+	}
+	return memView{kind: es}.Entries(ctx, kind, page)
+}
+
+func (v memView) Names(ctx context.Context, kind string, page func([]directory.MirrorEntry) error) error {
+	return v.Entries(ctx, kind, page)
+}
+
+func (v memView) Count(_ context.Context, kind string) (int, error) { return len(v[kind]), nil }
+
 func (v memView) Entries(_ context.Context, kind string, page func([]directory.MirrorEntry) error) error {
 	es := v[kind]
 	for len(es) > 0 {
@@ -132,6 +148,16 @@ func (t *memTx) DNs(_ context.Context, kind string, ids []string) (map[string]st
 	for _, id := range ids {
 		if e, ok := t.kind(kind)[id]; ok {
 			out[id] = e.DN
+		}
+	}
+	return out, nil
+}
+
+func (t *memTx) Entries(_ context.Context, kind string, ids []string) ([]directory.MirrorEntry, error) {
+	var out []directory.MirrorEntry
+	for _, id := range ids {
+		if e, ok := t.kind(kind)[id]; ok {
+			out = append(out, e)
 		}
 	}
 	return out, nil
@@ -257,6 +283,8 @@ func TestIncrementalReadAgreesWithAFullRead(t *testing.T) {
 		t.Errorf("sync of an unchanged directory: %+v, want nothing read", st)
 	}
 
+	before := mirrored // the snapshot before the changes
+
 	// The changes, on the admin's own connection.
 	conn, err := ldap.DialURL(s.URL())
 	if err != nil {
@@ -332,6 +360,45 @@ func TestIncrementalReadAgreesWithAFullRead(t *testing.T) {
 	}
 	full, mirrored, fs, ms = snapshotsOf(t, r, m, extra)
 	sameSnapshot(t, "after the changes", full, mirrored, fs, ms)
+
+	// The delta snapshot of the read's changes: it touched the added, modified, renamed,
+	// deleted and removed users, and holds exactly the mirror snapshot's users among them.
+	if st.Changes == nil {
+		t.Fatalf("the read's changes are not known: %+v", st)
+	}
+	idOf := func(users map[string]directory.User, dn string) string {
+		for id, u := range users {
+			if strings.EqualFold(u.DN, dn) {
+				return id
+			}
+		}
+		t.Fatalf("no user %s", dn)
+		return ""
+	}
+	delta := map[string]directory.User{}
+	_, touched, err := r.SnapshotChanges(ctx, m, mustGroups(t, r), extra, 0, st.Changes, func(us []directory.User) error {
+		for _, u := range us {
+			delta[u.ExternalID] = u
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{idOf(mirrored, added), idOf(mirrored, modified), idOf(mirrored, rdn+","+demo.PeopleDN),
+		idOf(before, deleted), idOf(before, removed)} {
+		if !slices.Contains(touched, id) {
+			t.Errorf("the delta snapshot did not touch %s (touched %v)", id, touched)
+		}
+	}
+	for _, id := range touched {
+		if !reflect.DeepEqual(delta[id], mirrored[id]) {
+			t.Errorf("touched user %s: delta snapshot %+v, mirror's snapshot %+v", id, delta[id], mirrored[id])
+		}
+	}
+	if len(delta) > len(touched) || len(touched) >= len(full) {
+		t.Errorf("the delta snapshot holds %d users, touched %d, of %d", len(delta), len(touched), len(full))
+	}
 	byDN := map[string]directory.User{}
 	for _, u := range mirrored {
 		byDN[strings.ToLower(u.DN)] = u

@@ -25,6 +25,9 @@ type Reader struct {
 	now  func() time.Time // nil: time.Now (accountExpires)
 	// mirror, when set, serves the user and group searches (SnapshotFromMirror).
 	mirror MirrorView
+	// mirrorOnly, when set, are the users (IDs, sorted) the mirror's user search returns
+	// (SnapshotChanges).
+	mirrorOnly []string
 }
 
 // Dial connects to cfg.URL and binds as cfg.BindDN (anonymously when it is empty). An

@@ -30,7 +30,10 @@ func sidString(b []byte) (string, error) {
 // attribute (and out of LDAP_MATCHING_RULE_IN_CHAIN), so the reader adds this key as
 // one more member of the group and looks it up beside each user's DN. AD's own
 // "<SID=...>" form cannot be a normalized member DN, so it collides with none.
-func primaryGroupKey(sid string) string { return "<SID=" + sid + ">" }
+func primaryGroupKey(sid string) string { return primaryGroupKeyPrefix + sid + ">" }
+
+// primaryGroupKeyPrefix begins every primaryGroupKey.
+const primaryGroupKeyPrefix = "<SID="
 
 // userPrimaryGroupKey is the primaryGroupKey of the user's primary group: the user's own
 // SID (objectSid) with its RID replaced by primaryGroupID, i.e. a group of the user's

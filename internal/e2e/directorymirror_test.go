@@ -52,29 +52,7 @@ func TestIncrementalReadCarriesChangesToTheTarget(t *testing.T) {
 	require.Equal(t, 2, sum.Outcomes[vocab.Suspended])
 
 	// A newcomer like user0000004, in its team.
-	newDN := demo.UserDN("newcomer")
-	add := ldap.NewAddRequest(newDN, nil)
-	for _, e := range d.Entries {
-		if e.DN != modelDN {
-			continue
-		}
-		for _, a := range e.Attributes {
-			switch a.Type {
-			case "uid":
-				add.Attribute("uid", []string{"newcomer"})
-			case "mail":
-				add.Attribute("mail", []string{"newcomer@example.com"})
-			case "employeeNumber":
-				add.Attribute("employeeNumber", []string{"E99999"})
-			default:
-				add.Attribute(a.Type, a.Vals)
-			}
-		}
-	}
-	require.NoError(t, conn.Add(add))
-	join := ldap.NewModifyRequest(groupOf(t, d, modelDN), nil)
-	join.Add("member", []string{newDN})
-	require.NoError(t, conn.Modify(join))
+	addNewcomer(t, conn, d, "newcomer", "E99999", modelDN)
 	sum = s.runOnce("newcomer") // after the suspensions freed seats
 	require.False(t, sum.Directory.Read.Full)
 	require.Equal(t, 2, sum.Directory.Read.Entries, "the newcomer and its group")
@@ -96,4 +74,33 @@ func TestIncrementalReadCarriesChangesToTheTarget(t *testing.T) {
 		active, _ = find(gone)
 		require.False(t, active, "%s is suspended", gone)
 	}
+}
+
+// addNewcomer adds the user uid (mail <uid>@example.com, employeeNumber empNo) to the
+// directory, like the generated user modelDN, and to modelDN's team.
+func addNewcomer(t *testing.T, conn *ldap.Conn, d demo.Demo, uid, empNo, modelDN string) {
+	t.Helper()
+	newDN := demo.UserDN(uid)
+	add := ldap.NewAddRequest(newDN, nil)
+	for _, e := range d.Entries {
+		if e.DN != modelDN {
+			continue
+		}
+		for _, a := range e.Attributes {
+			switch a.Type {
+			case "uid":
+				add.Attribute("uid", []string{uid})
+			case "mail":
+				add.Attribute("mail", []string{uid + "@example.com"})
+			case "employeeNumber":
+				add.Attribute("employeeNumber", []string{empNo})
+			default:
+				add.Attribute(a.Type, a.Vals)
+			}
+		}
+	}
+	require.NoError(t, conn.Add(add))
+	join := ldap.NewModifyRequest(groupOf(t, d, modelDN), nil) // a team: nested in a department, in a ruled division
+	join.Add("member", []string{newDN})
+	require.NoError(t, conn.Modify(join))
 }

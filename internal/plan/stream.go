@@ -19,12 +19,16 @@ type Store interface {
 	// AppliedStates returns the applied states of the given linked accounts.
 	AppliedStates(ctx context.Context, externalIDs []string) (map[string]Applied, error)
 	// Absent streams what is known of the users the read did not return: every linked
-	// account and every current failure.
+	// account and every current failure (in a delta run, not the linked accounts of the
+	// users its changes did not touch: Untouched).
 	Absent(ctx context.Context, fn func(Known) error) error
 	// Seats returns the seats bought and the seats in use, per product.
 	Seats(ctx context.Context) (seats, used map[string]int, err error)
 	// ActiveLinked counts the active linked accounts.
 	ActiveLinked(ctx context.Context) (int, error)
+	// Untouched counts, in a delta run (Input.Delta), the active linked accounts of users
+	// the directory changes did not touch. Absent then leaves out their linked accounts.
+	Untouched(ctx context.Context) (int, error)
 
 	// AddWork appends an item to the run's work with the next seq (from 0; the run has no
 	// work yet), stored with SeatOrder(it, key) and ItemOrder(it). FlushWork writes what
@@ -77,10 +81,26 @@ const streamBatch = 500
 // no seat, which are rewritten as failures. Memory holds a batch, the seat counters and the
 // IDs of the users who leave or whose failure is resolved, never the directory.
 // Settings come from in; its per-user fields (Users, Applied, Failed, Seats, Held) are unused.
+//
+// A delta run (in.Delta) streams only the users its directory changes touched and counts the
+// others from the store (Untouched): the same items and summary as a full read's plan, when
+// the last clean run settled every user and nothing besides the directory changed since
+// (activities.DeltaSince decides that).
 func Stream(ctx context.Context, in Input, st Store) (Summary, error) {
 	s := &stream{ctx: ctx, st: st, p: NewPlanner(in)}
 	if err := s.users(); err != nil {
 		return Summary{}, err
+	}
+	if in.Delta {
+		// The users the changes did not touch were settled by the last clean run, whose
+		// outcome stands for them: each in scope (its account active) and unchanged.
+		n, err := st.Untouched(ctx)
+		if err != nil {
+			return Summary{}, err
+		}
+		s.read += n
+		s.sum.InScope += n
+		s.sum.Unchanged += n
 	}
 	if err := s.seats(); err != nil {
 		return Summary{}, err

@@ -99,6 +99,11 @@ type Input struct {
 	// may apply before it holds them all as suspension_held (defaults 10 and 500).
 	SuspendThresholdPercent int
 	SuspendThresholdMax     int
+	// Delta: the read holds only the users a delta run's directory changes touched (Stream
+	// only). Every other user was settled by the last clean run and nothing it depends on
+	// changed since: in scope exactly when its linked account is active (Store.Untouched),
+	// unchanged, and not a leaver.
+	Delta bool
 }
 
 // Result is the plan of one sync.

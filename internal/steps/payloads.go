@@ -43,6 +43,16 @@ type SnapshotResult struct {
 	// run: the run has nothing to do and takes no snapshot; the counts above are that
 	// run's, carried over.
 	Unchanged *Unchanged `json:"unchanged,omitempty"`
+	// Delta is set when the snapshot holds only the users the directory's changes touched
+	// (a delta run): then InScope, Disabled, Invalid, Unreadable and Skipped count those
+	// users only; Users, Groups and MissingGroups count the whole directory.
+	Delta *Delta `json:"delta,omitempty"`
+}
+
+// Delta describes a delta run's snapshot (activities.DeltaSince).
+type Delta struct {
+	Since   string `json:"since"`   // the run whose outcome holds for the users not touched
+	Touched int    `json:"touched"` // users the changes touched (in the snapshot or not)
 }
 
 // Unchanged names the run whose outcome still holds (activities.UnchangedSince).

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 
@@ -84,29 +85,55 @@ type mirrorView struct {
 func (v mirrorView) Close(ctx context.Context) { _ = v.tx.Rollback(ctx) }
 
 func (v mirrorView) Entries(ctx context.Context, kind string, page func([]directory.MirrorEntry) error) error {
+	return v.pages(ctx, kind, "entry", page)
+}
+
+func (v mirrorView) Some(ctx context.Context, kind string, uuids []string, page func([]directory.MirrorEntry) error) error {
+	for ids := range slices.Chunk(uuids, mirrorPage) {
+		rows, err := v.tx.Query(ctx, `SELECT uuid, dn, entry FROM directory_mirror
+			WHERE org=$1 AND kind=$2 AND uuid = ANY($3) ORDER BY uuid`, v.org, kind, ids)
+		if err != nil {
+			return fmt.Errorf("directory mirror: read: %w", err)
+		}
+		es, err := scanEntries(rows)
+		if err != nil {
+			return err
+		}
+		if len(es) == 0 {
+			continue
+		}
+		if err := page(es); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (v mirrorView) Names(ctx context.Context, kind string, page func([]directory.MirrorEntry) error) error {
+	return v.pages(ctx, kind, "NULL::jsonb", page)
+}
+
+func (v mirrorView) Count(ctx context.Context, kind string) (int, error) {
+	var n int
+	if err := v.tx.QueryRow(ctx, `SELECT count(*) FROM directory_mirror WHERE org=$1 AND kind=$2`, v.org, kind).Scan(&n); err != nil {
+		return 0, fmt.Errorf("directory mirror: count: %w", err)
+	}
+	return n, nil
+}
+
+// pages hands the entries of kind to page in UUID order, a mirrorPage at a time, with their
+// attributes as the column expression entry gives them (NULL: none).
+func (v mirrorView) pages(ctx context.Context, kind, entry string, page func([]directory.MirrorEntry) error) error {
 	after := ""
 	for {
-		rows, err := v.tx.Query(ctx, `SELECT uuid, dn, entry FROM directory_mirror
+		rows, err := v.tx.Query(ctx, `SELECT uuid, dn, `+entry+` FROM directory_mirror
 			WHERE org=$1 AND kind=$2 AND uuid > $3 ORDER BY uuid LIMIT $4`, v.org, kind, after, mirrorPage)
 		if err != nil {
 			return fmt.Errorf("directory mirror: read: %w", err)
 		}
-		var es []directory.MirrorEntry
-		for rows.Next() {
-			var e directory.MirrorEntry
-			var b []byte
-			if err := rows.Scan(&e.UUID, &e.DN, &b); err != nil {
-				rows.Close()
-				return fmt.Errorf("directory mirror: read: %w", err)
-			}
-			if err := json.Unmarshal(b, &e.Attrs); err != nil {
-				rows.Close()
-				return fmt.Errorf("directory mirror: entry %s: %w", e.UUID, err)
-			}
-			es = append(es, e)
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("directory mirror: read: %w", err)
+		es, err := scanEntries(rows)
+		if err != nil {
+			return err
 		}
 		if len(es) == 0 {
 			return nil
@@ -119,6 +146,29 @@ func (v mirrorView) Entries(ctx context.Context, kind string, page func([]direct
 		}
 		after = es[len(es)-1].UUID
 	}
+}
+
+// scanEntries reads rows of (uuid, dn, entry); a NULL entry has no attributes.
+func scanEntries(rows pgx.Rows) ([]directory.MirrorEntry, error) {
+	defer rows.Close()
+	var es []directory.MirrorEntry
+	for rows.Next() {
+		var e directory.MirrorEntry
+		var b []byte
+		if err := rows.Scan(&e.UUID, &e.DN, &b); err != nil {
+			return nil, fmt.Errorf("directory mirror: read: %w", err)
+		}
+		if b != nil {
+			if err := json.Unmarshal(b, &e.Attrs); err != nil {
+				return nil, fmt.Errorf("directory mirror: entry %s: %w", e.UUID, err)
+			}
+		}
+		es = append(es, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("directory mirror: read: %w", err)
+	}
+	return es, nil
 }
 
 type mirrorTx struct {
@@ -195,6 +245,15 @@ func (t *mirrorTx) DNs(ctx context.Context, kind string, uuids []string) (map[st
 		return nil, fmt.Errorf("directory mirror: read DNs: %w", err)
 	}
 	return out, nil
+}
+
+func (t *mirrorTx) Entries(ctx context.Context, kind string, uuids []string) ([]directory.MirrorEntry, error) {
+	rows, err := t.tx.Query(ctx, `SELECT uuid, dn, entry FROM directory_mirror WHERE org=$1 AND kind=$2 AND uuid = ANY($3)`,
+		t.org, kind, uuids)
+	if err != nil {
+		return nil, fmt.Errorf("directory mirror: read entries: %w", err)
+	}
+	return scanEntries(rows)
 }
 
 func (t *mirrorTx) SetState(ctx context.Context, kind string, st directory.SyncState) error {

@@ -86,7 +86,8 @@ func (p *RunPlanning) AppliedStates(ctx context.Context, externalIDs []string) (
 // Absent streams, in externalId order, every linked account, current failure, open write
 // (write_intents) and seat holder of a user the run's directory read did not return: the
 // account's columns (not its state), the failure, whether a write is open and the seats
-// held. UserName is the linked account's, else the open write's, else "".
+// held. UserName is the linked account's, else the open write's, else "". In a delta run
+// (MarkDelta), the linked accounts of the users its changes did not touch are left out.
 func (p *RunPlanning) Absent(ctx context.Context, fn func(plan.Known) error) error {
 	rows, err := p.s.pool.Query(ctx, `WITH
 		held AS (SELECT external_id, array_agg(product ORDER BY product COLLATE "C") AS products
@@ -105,6 +106,8 @@ func (p *RunPlanning) Absent(ctx context.Context, fn func(plan.Known) error) err
 		LEFT JOIN write_intents i ON i.org=$1 AND i.external_id=k.external_id
 		LEFT JOIN held h ON h.external_id=k.external_id
 		WHERE NOT EXISTS (SELECT 1 FROM snapshot_users s WHERE s.run_id=$2 AND s.external_id=k.external_id)
+		AND (NOT k.linked OR NOT (SELECT r.delta FROM runs r WHERE r.run_id=$2) IS TRUE
+			OR EXISTS (SELECT 1 FROM snapshot_touched t WHERE t.run_id=$2 AND t.external_id=k.external_id))
 		ORDER BY k.external_id`, p.org, p.runID)
 	if err != nil {
 		return fmt.Errorf("read users not in the snapshot: %w", err)
@@ -134,6 +137,15 @@ func (p *RunPlanning) Absent(ctx context.Context, fn func(plan.Known) error) err
 func (p *RunPlanning) ActiveLinked(ctx context.Context) (int, error) {
 	var n int
 	err := p.s.pool.QueryRow(ctx, `SELECT count(*) FROM user_state WHERE org=$1 AND active`, p.org).Scan(&n)
+	return n, err
+}
+
+// Untouched counts the active linked accounts of the users a delta run's changes did not
+// touch (snapshot_touched).
+func (p *RunPlanning) Untouched(ctx context.Context) (int, error) {
+	var n int
+	err := p.s.pool.QueryRow(ctx, `SELECT count(*) FROM user_state u WHERE u.org=$1 AND u.active
+		AND NOT EXISTS (SELECT 1 FROM snapshot_touched t WHERE t.run_id=$2 AND t.external_id=u.external_id)`, p.org, p.runID).Scan(&n)
 	return n, err
 }
 

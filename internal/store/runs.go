@@ -30,8 +30,11 @@ func (s *Store) BeginRun(ctx context.Context, org, runID, kind string, dryRun bo
 		if err := recordRun(ctx, tx, org, runID, kind, dryRun); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM snapshot_users WHERE run_id=$1`, runID); err != nil {
-			return err
+		for _, q := range []string{`DELETE FROM snapshot_users WHERE run_id=$1`, `DELETE FROM snapshot_touched WHERE run_id=$1`,
+			`UPDATE runs SET delta=false WHERE run_id=$1`} {
+			if _, err := tx.Exec(ctx, q, runID); err != nil {
+				return err
+			}
 		}
 		_, err := tx.Exec(ctx, `DELETE FROM work_items WHERE run_id=$1`, runID)
 		return err
@@ -80,8 +83,10 @@ func (s *Store) FinishRun(ctx context.Context, runID, status string, failure voc
 		// Scratch rows of finished runs, and of runs that never finished (terminated) after a
 		// day; memberships and group deltas are keyed by run and attempt ("<run>#<attempt>").
 		const ended = `(SELECT run_id FROM runs WHERE org=$1 AND (finished_at IS NOT NULL OR started_at < now() - interval '1 day'))`
-		if _, err := tx.Exec(ctx, `DELETE FROM snapshot_users WHERE run_id IN `+ended, org); err != nil {
-			return err
+		for _, table := range []string{"snapshot_users", "snapshot_touched"} {
+			if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE run_id IN `+ended, org); err != nil {
+				return err
+			}
 		}
 		if err := dropMemberships(ctx, tx, `split_part(run_id, '#', 1) IN `+ended, org); err != nil {
 			return err

@@ -34,6 +34,37 @@ func (s *Store) WriteSnapshot(ctx context.Context, runID string, users []directo
 	return nil
 }
 
+// MarkDelta records that run runID's snapshot is a delta snapshot: it holds only the users
+// its directory changes touched, whose externalIds are touched (plan.Input.Delta).
+func (s *Store) MarkDelta(ctx context.Context, runID string, touched []string) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		rows := make([][]any, len(touched))
+		for i, id := range touched {
+			rows[i] = []any{runID, id}
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"snapshot_touched"}, []string{"run_id", "external_id"}, pgx.CopyFromRows(rows)); err != nil {
+			return fmt.Errorf("mark delta snapshot: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE runs SET delta=true WHERE run_id=$1`, runID); err != nil {
+			return fmt.Errorf("mark delta snapshot: %w", err)
+		}
+		return nil
+	})
+}
+
+// DeltaSnapshot reports whether run runID's snapshot is a delta snapshot (MarkDelta).
+func (s *Store) DeltaSnapshot(ctx context.Context, runID string) (bool, error) {
+	var delta bool
+	err := s.pool.QueryRow(ctx, `SELECT delta FROM runs WHERE run_id=$1`, runID).Scan(&delta)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read run %s: %w", runID, err)
+	}
+	return delta, nil
+}
+
 // AnalyzeSnapshot refreshes PostgreSQL's statistics of the snapshot table after a read: it
 // swings between empty and a whole directory, and the plan's joins are chosen by its size.
 func (s *Store) AnalyzeSnapshot(ctx context.Context) error {

@@ -15,6 +15,7 @@ import (
 // and the run's work. Like the database it only selects, streams and writes.
 type Store struct {
 	in       plan.Input
+	touched  map[string]bool // a delta run's touched users (NewDeltaStore); nil: a full read
 	users    []plan.UserRow
 	held     map[string][]string
 	work     []row // written
@@ -59,6 +60,28 @@ func NewStore(in plan.Input) *Store {
 	return s
 }
 
+// NewDeltaStore holds in as a delta run's store: its read is the users of in.Users that
+// touched names (touched also names users the read does not return: left, deleted).
+func NewDeltaStore(in plan.Input, touched map[string]bool) *Store {
+	s := NewStore(in)
+	s.touched = touched
+	s.users = slices.DeleteFunc(s.users, func(r plan.UserRow) bool { return !touched[r.User.ExternalID] })
+	return s
+}
+
+// untouched: a delta run's changes did not touch the user.
+func (s *Store) untouched(id string) bool { return s.touched != nil && !s.touched[id] }
+
+func (s *Store) Untouched(context.Context) (int, error) {
+	n := 0
+	for id, ap := range s.in.Applied {
+		if ap.State.Active && s.untouched(id) {
+			n++
+		}
+	}
+	return n, nil
+}
+
 func (s *Store) Users(_ context.Context, fn func(plan.UserRow) error) error {
 	for _, r := range s.users {
 		if err := fn(r); err != nil {
@@ -97,7 +120,7 @@ func (s *Store) Absent(_ context.Context, fn func(plan.Known) error) error {
 		ids[id] = !read[id]
 	}
 	for _, id := range slices.Sorted(maps.Keys(ids)) {
-		if !ids[id] {
+		if _, linked := s.in.Applied[id]; !ids[id] || linked && s.untouched(id) {
 			continue
 		}
 		k := plan.Known{ExternalID: id, Held: s.held[id]}
