@@ -206,18 +206,20 @@ func (a *Activities) standStill(ctx context.Context, in steps.SnapshotInput, c u
 	}
 	res := prev.Directory
 	res.Read = c.Read
+	res.Delta = nil // this run read and planned nobody, whatever its basis did
 	res.Unchanged = &steps.Unchanged{Since: since, InScope: prev.InScope}
 	return &res, nil
 }
 
 // cleanRun reports whether a finished run may be stood on by the next (UnchangedSince,
-// DeltaSince): complete, succeeded, not dry, not a retry, no user failure, no held
+// DeltaSince): complete, succeeded, not dry, not a retry, no user failure, no user whose steps
+// errored (it has neither a failure nor an open write to send it back to the plan), no held
 // suspension, and no warning: a read that looked wrong suspended nobody (and the next full
 // plan compares with its in-scope count), a read that listed users twice planned one copy.
 func cleanRun(in steps.FinishInput) bool {
 	if in.Status != vocab.RunSucceeded || in.DryRun || in.Kind == vocab.KindRetry || in.Error != "" ||
 		in.FailureType != "" || in.Plan.SuspensionsHeld || in.Plan.Fails > 0 || in.Outcomes[vocab.Failed] > 0 ||
-		len(in.Plan.Warnings) > 0 {
+		in.Outcomes[vocab.Errored] > 0 || len(in.Plan.Warnings) > 0 {
 		return false
 	}
 	for _, n := range in.Failures {

@@ -146,12 +146,15 @@ func TestCleanRun(t *testing.T) {
 		t.Fatal("a succeeded run without failures is clean")
 	}
 	for name, breakIt := range map[string]func(f *steps.FinishInput){
-		"failed":          func(f *steps.FinishInput) { f.Status = vocab.RunFailed },
-		"cancelled":       func(f *steps.FinishInput) { f.Status = vocab.RunCancelled },
-		"dry":             func(f *steps.FinishInput) { f.DryRun = true },
-		"retry":           func(f *steps.FinishInput) { f.Kind = vocab.KindRetry },
-		"user failure":    func(f *steps.FinishInput) { f.Failures = map[string]int{"scim_error": 1} },
-		"failed outcome":  func(f *steps.FinishInput) { f.Outcomes = map[string]int{vocab.Failed: 1} },
+		"failed":         func(f *steps.FinishInput) { f.Status = vocab.RunFailed },
+		"cancelled":      func(f *steps.FinishInput) { f.Status = vocab.RunCancelled },
+		"dry":            func(f *steps.FinishInput) { f.DryRun = true },
+		"retry":          func(f *steps.FinishInput) { f.Kind = vocab.KindRetry },
+		"user failure":   func(f *steps.FinishInput) { f.Failures = map[string]int{"scim_error": 1} },
+		"failed outcome": func(f *steps.FinishInput) { f.Outcomes = map[string]int{vocab.Failed: 1} },
+		// A user whose steps could not complete (a store error after retries) has neither a
+		// failure nor an open write: the next run must plan it again.
+		"errored user":    func(f *steps.FinishInput) { f.Outcomes = map[string]int{vocab.Errored: 1} },
 		"held suspension": func(f *steps.FinishInput) { f.Plan.SuspensionsHeld = true },
 		"planned failure": func(f *steps.FinishInput) { f.Plan.Fails = 1 },
 		"run failure":     func(f *steps.FinishInput) { f.FailureType = "target_auth" },
