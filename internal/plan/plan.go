@@ -229,6 +229,9 @@ type Known struct {
 	UserName string
 	Failure  *vocab.Failure
 	Held     []string // sorted products whose seat the user holds
+	// Touched: a delta run's directory changes touched the user (Input.Delta; Stream
+	// leaves the untouched linked accounts out of the leaver pass).
+	Touched bool
 }
 
 // known is what Left needs of a directory user: a linked account's name wins over the

@@ -19,15 +19,15 @@ type Store interface {
 	// AppliedStates returns the applied states of the given linked accounts.
 	AppliedStates(ctx context.Context, externalIDs []string) (map[string]Applied, error)
 	// Absent streams what is known of the users the read did not return: every linked
-	// account and every current failure (in a delta run, not the linked accounts of the
-	// users its changes did not touch: Untouched).
+	// account and every current failure, and whether the run's changes touched them
+	// (Known.Touched; a delta run's).
 	Absent(ctx context.Context, fn func(Known) error) error
 	// Seats returns the seats bought and the seats in use, per product.
 	Seats(ctx context.Context) (seats, used map[string]int, err error)
 	// ActiveLinked counts the active linked accounts.
 	ActiveLinked(ctx context.Context) (int, error)
 	// Untouched counts, in a delta run (Input.Delta), the active linked accounts of users
-	// the directory changes did not touch. Absent then leaves out their linked accounts.
+	// the directory changes did not touch.
 	Untouched(ctx context.Context) (int, error)
 
 	// AddWork appends an item to the run's work with the next seq (from 0; the run has no
@@ -87,7 +87,7 @@ const streamBatch = 500
 // the last clean run settled every user and nothing besides the directory changed since
 // (activities.DeltaSince decides that).
 func Stream(ctx context.Context, in Input, st Store) (Summary, error) {
-	s := &stream{ctx: ctx, st: st, p: NewPlanner(in)}
+	s := &stream{ctx: ctx, st: st, p: NewPlanner(in), delta: in.Delta}
 	if err := s.users(); err != nil {
 		return Summary{}, err
 	}
@@ -122,9 +122,10 @@ func Stream(ctx context.Context, in Input, st Store) (Summary, error) {
 
 // stream is one Stream: its counts and the users it still has to write items for.
 type stream struct {
-	ctx context.Context
-	st  Store
-	p   *Planner
+	ctx   context.Context
+	st    Store
+	p     *Planner
+	delta bool // Input.Delta
 
 	sum      Summary
 	read     int       // users the directory read returned
@@ -234,9 +235,13 @@ func (s *stream) seats() error {
 	return err
 }
 
-// absent decides for the users the read did not return.
+// absent decides for the users the read did not return. In a delta run, a linked account
+// its changes did not touch was not read because nothing of it changed, not because it left.
 func (s *stream) absent() error {
 	return s.st.Absent(s.ctx, func(k Known) error {
+		if s.delta && k.Linked && !k.Touched {
+			return nil
+		}
 		return s.route(k.ExternalID, k.UserName, k.Held, s.p.Left(k))
 	})
 }

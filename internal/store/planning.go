@@ -86,8 +86,8 @@ func (p *RunPlanning) AppliedStates(ctx context.Context, externalIDs []string) (
 // Absent streams, in externalId order, every linked account, current failure, open write
 // (write_intents) and seat holder of a user the run's directory read did not return: the
 // account's columns (not its state), the failure, whether a write is open and the seats
-// held. UserName is the linked account's, else the open write's, else "". In a delta run
-// (MarkDelta), the linked accounts of the users its changes did not touch are left out.
+// held. UserName is the linked account's, else the open write's, else "". Touched: the
+// user is among a delta run's touched users (MarkDelta).
 func (p *RunPlanning) Absent(ctx context.Context, fn func(plan.Known) error) error {
 	rows, err := p.s.pool.Query(ctx, `WITH
 		held AS (SELECT external_id, array_agg(product ORDER BY product COLLATE "C") AS products
@@ -100,14 +100,13 @@ func (p *RunPlanning) Absent(ctx context.Context, fn func(plan.Known) error) err
 				UNION SELECT i.external_id FROM write_intents i WHERE i.org=$1
 				UNION SELECT h.external_id FROM held h) x
 			WHERE NOT EXISTS (SELECT 1 FROM user_state u WHERE u.org=$1 AND u.external_id=x.external_id))
-		SELECT k.external_id, k.linked, k.active, k.user_name, i.user_name, f.type, f.product, f.message, h.products
+		SELECT k.external_id, k.linked, k.active, k.user_name, i.user_name, f.type, f.product, f.message, h.products,
+			EXISTS (SELECT 1 FROM snapshot_touched t WHERE t.run_id=$2 AND t.external_id=k.external_id)
 		FROM known k
 		LEFT JOIN failures f ON f.org=$1 AND f.external_id=k.external_id
 		LEFT JOIN write_intents i ON i.org=$1 AND i.external_id=k.external_id
 		LEFT JOIN held h ON h.external_id=k.external_id
 		WHERE NOT EXISTS (SELECT 1 FROM snapshot_users s WHERE s.run_id=$2 AND s.external_id=k.external_id)
-		AND (NOT k.linked OR NOT (SELECT r.delta FROM runs r WHERE r.run_id=$2) IS TRUE
-			OR EXISTS (SELECT 1 FROM snapshot_touched t WHERE t.run_id=$2 AND t.external_id=k.external_id))
 		ORDER BY k.external_id`, p.org, p.runID)
 	if err != nil {
 		return fmt.Errorf("read users not in the snapshot: %w", err)
@@ -116,7 +115,7 @@ func (p *RunPlanning) Absent(ctx context.Context, fn func(plan.Known) error) err
 	for rows.Next() {
 		var k plan.Known
 		var intentName, ftype, fproduct, fmessage *string
-		if err := rows.Scan(&k.ExternalID, &k.Linked, &k.Active, &k.UserName, &intentName, &ftype, &fproduct, &fmessage, &k.Held); err != nil {
+		if err := rows.Scan(&k.ExternalID, &k.Linked, &k.Active, &k.UserName, &intentName, &ftype, &fproduct, &fmessage, &k.Held, &k.Touched); err != nil {
 			return fmt.Errorf("read users not in the snapshot: %w", err)
 		}
 		if intentName != nil {

@@ -120,10 +120,10 @@ func (s *Store) Absent(_ context.Context, fn func(plan.Known) error) error {
 		ids[id] = !read[id]
 	}
 	for _, id := range slices.Sorted(maps.Keys(ids)) {
-		if _, linked := s.in.Applied[id]; !ids[id] || linked && s.untouched(id) {
+		if !ids[id] {
 			continue
 		}
-		k := plan.Known{ExternalID: id, Held: s.held[id]}
+		k := plan.Known{ExternalID: id, Held: s.held[id], Touched: s.touched[id]}
 		if name, ok := s.in.Reconcile[id]; ok {
 			k.Reconcile, k.UserName = true, name
 		}
