@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -46,6 +47,7 @@ type Probe struct {
 	MemProfile  string // file of the allocation profile after the initial sync; file.base before it
 	PGStats     bool   // load pg_stat_statements and report the initial sync's statements
 	InitialOnly bool   // stop each size after its initial sync
+	Scenario    string // the scenario measured ("" is the initial sync)
 
 	rpc rpcCounts
 }
@@ -59,9 +61,9 @@ func (p *Probe) active() bool {
 }
 
 // around starts the measures of a sync; the returned func ends them and prints the report.
-// Only the initial sync is measured.
+// Only one scenario is measured, the initial sync unless p.Scenario names another.
 func (p *Probe) around(ctx context.Context, s *Stack, scenario, runID string, users int) (func(), error) {
-	if !p.active() || scenario != "initial sync" {
+	if !p.active() || scenario != cmp.Or(p.Scenario, "initial sync") {
 		return func() {}, nil
 	}
 	suffix := fmt.Sprintf("-%d", users)
@@ -96,7 +98,7 @@ func (p *Probe) around(ctx context.Context, s *Stack, scenario, runID string, us
 		stopCPU()
 		cpu1 := processCPU()
 		out := os.Stderr
-		fmt.Fprintf(out, "\n== initial sync of %d users: probe ==\n", users)
+		fmt.Fprintf(out, "\n== %s of %d users: probe ==\n", scenario, users)
 		fmt.Fprint(out, "CPU seconds:")
 		for _, k := range slices.Sorted(maps.Keys(cpu1)) {
 			if d := cpu1[k] - cpu0[k]; d >= 0.05 {

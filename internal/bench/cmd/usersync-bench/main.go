@@ -41,6 +41,7 @@ func run() error {
 	flag.StringVar(&probe.CPUProfile, "cpuprofile", "", "write each initial sync's CPU profile to `file`-N (worker in process)")
 	flag.StringVar(&probe.MemProfile, "memprofile", "", "write allocation profiles before and after each initial sync to `file`-N.base and file-N (worker in process)")
 	flag.BoolVar(&probe.PGStats, "pgstats", false, "add each initial sync's SQL statements to the report (pg_stat_statements)")
+	flag.StringVar(&probe.Scenario, "probe-scenario", "initial sync", "the scenario the probe measures (\"initial sync\", \"unchanged resync\", \"1% changed\", ...)")
 	flag.BoolVar(&probe.InitialOnly, "initial-only", false, "measure only the initial sync of each size")
 	incremental := flag.Bool("ldap-incremental", true, "the worker reads only the directory's changes (its default); false: full reads every sync")
 	resyncsOnly := flag.Bool("resyncs-only", false, "after each initial sync measure only the unchanged resync and 1% changed (LDAP entries read in the note)")
