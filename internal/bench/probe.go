@@ -212,6 +212,9 @@ func (s *Stack) startInProcessWorker(ctx context.Context, orgName string, rate f
 				BindPassword: ldapSecret, BaseDN: demo.Suffix, Profile: directory.ProfileOpenLDAP, AllowPlaintextBind: true}),
 			Target: scim.New(scimConfig),
 			Paced:  rate > 0,
+			// As the worker binary's default (StartWorker): a profile of another read path
+			// would measure the wrong code.
+			Incremental: !s.FullReads,
 		}),
 		Settings:     steps.FanOut{ProvisionQueue: workflows.SCIMTaskQueue},
 		UnpacedQueue: workflows.TaskQueue,
