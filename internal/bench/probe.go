@@ -261,13 +261,13 @@ func enablePGStats(ctx context.Context, pg *devstack.Postgres) error {
 	return err
 }
 
-// reportStatements prints the statements run since the reset, most called first (none of
+// reportStatements prints the statements run since the reset, the longest in all first (none of
 // the benchmark's own runs during a sync). Buffer blocks and WAL bytes count the database's
 // work independently of the machine's load.
 func reportStatements(ctx context.Context, st *store.Store, out io.Writer, users int) {
 	rows, err := st.Pool().Query(ctx, `SELECT calls, total_exec_time, rows, shared_blks_hit+shared_blks_read,
 		wal_bytes::bigint, regexp_replace(left(query, 100), '\s+', ' ', 'g')
-		FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%' ORDER BY calls DESC, total_exec_time DESC`)
+		FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%' ORDER BY total_exec_time DESC`)
 	if err != nil {
 		fmt.Fprintln(out, "pg_stat_statements:", err)
 		return
