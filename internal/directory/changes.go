@@ -18,6 +18,10 @@ type Changes struct {
 	Deleted []string // IDs of the user entries deleted
 	// Members are the normalized DNs that groups gained or lost as direct members (Group).
 	Members []string
+	// PrimaryGroups (AD): groups also hold the users whose primary group they are, by
+	// primaryGroupID and no member value, so a group gained or lost as a member (nesting
+	// changed) touches users no DN names, and Touched gives up (a full snapshot).
+	PrimaryGroups bool
 }
 
 // Group records the change of one group entry from before to after (nil: none, added or
@@ -62,6 +66,9 @@ func (c *Changes) size() int { return len(c.Users) + len(c.Deleted) + len(c.Memb
 
 // errTooMany: more was reached or touched than the caller's limit.
 var errTooMany = errors.New("too many users touched")
+
+// errNestingChanged: with PrimaryGroups, a member some group gained or lost is a group.
+var errNestingChanged = errors.New("a group gained or lost a group as member")
 
 // Reach returns the DNs reachable from seeds (normalized; seeds included) through the direct
 // members of groups, which groups hands over page by page, once per call: one pass per level
@@ -130,13 +137,19 @@ func groupMembers(e MirrorEntry) GroupMembers {
 // changed or were deleted, and those whose DN is reachable from ch's Seeds through the
 // groups (Reach). groups hands over the group graph after the changes, users the user
 // entries (UUID and DN; attributes unused), each once per call. ok is false when more than
-// limit users are touched.
+// limit users are touched, or, with ch.PrimaryGroups, when a seed is a group.
 func Touched(ctx context.Context, ch *Changes, groups func(page func([]GroupMembers) error) error,
 	users func(page func([]MirrorEntry) error) error, limit int) (ids []string, ok bool, err error) {
 	ids = slices.Concat(ch.Users, ch.Deleted)
-	if seeds := ch.Seeds(); len(seeds) > 0 && len(ids) <= limit {
+	if seeds := normalizeAll(ch.Seeds()); len(seeds) > 0 && len(ids) <= limit {
+		if ch.PrimaryGroups {
+			groups = refuseGroupSeeds(seeds, groups)
+		}
 		// The limit counts the groups reached too: a bound, not the users' count.
-		reached, ok, err := Reach(ctx, normalizeAll(seeds), groups, 2*limit)
+		reached, ok, err := Reach(ctx, seeds, groups, 2*limit)
+		if errors.Is(err, errNestingChanged) {
+			return nil, false, nil
+		}
 		if err != nil || !ok {
 			return nil, false, err
 		}
@@ -158,4 +171,23 @@ func Touched(ctx context.Context, ch *Changes, groups func(page func([]GroupMemb
 		return nil, false, nil
 	}
 	return ids, true, nil
+}
+
+// refuseGroupSeeds is groups failing with errNestingChanged at a group among seeds: Reach
+// visits a group only from a seed that is one, so it fails before reaching any group.
+func refuseGroupSeeds(seeds []string, groups func(page func([]GroupMembers) error) error) func(page func([]GroupMembers) error) error {
+	seed := make(map[string]bool, len(seeds))
+	for _, s := range seeds {
+		seed[s] = true
+	}
+	return func(page func([]GroupMembers) error) error {
+		return groups(func(gs []GroupMembers) error {
+			for _, g := range gs {
+				if seed[g.DN] {
+					return errNestingChanged
+				}
+			}
+			return page(gs)
+		})
+	}
 }

@@ -110,7 +110,7 @@ type SyncStats struct {
 	// changed (AD: the objects changed since the mark, deleted ones included).
 	Checked int
 	// Changes is what the read changed in the mirror; nil when not known (a full read, a
-	// present phase, a group changed on AD, too many changes).
+	// present phase, on AD a group added, dropped or renamed, too many changes).
 	Changes *Changes
 }
 
@@ -320,8 +320,9 @@ func (r *Reader) mirrorSearch(ctx context.Context, filter string, page func([]*l
 }
 
 // ErrTooManyChanges: a read's changes touch too many users for a delta snapshot to be worth
-// it (more than a tenth of the mirror's users, and more than minTouched), or they are not
-// known: take the full snapshot (SnapshotFromMirror).
+// it (more than a tenth of the mirror's users, and more than minTouched), they are not
+// known, or on AD they change a nesting (Changes.PrimaryGroups): take the full snapshot
+// (SnapshotFromMirror).
 var ErrTooManyChanges = errors.New("directory: the changes touch too many users for a delta snapshot")
 
 // minTouched: a delta snapshot of this many users is always worth it.

@@ -1,14 +1,19 @@
 package directory
 
-import "context"
+import (
+	"bytes"
+	"context"
+	"strings"
+)
 
 // maxChanges bounds what a read records (IDs and DNs): a read that changed more goes the
 // long way (a full snapshot), and memory stays small.
 const maxChanges = 200_000
 
 // recordingTx is a MirrorTx that records what a read changes (Changes). A change it cannot
-// name (a kind cleared, entries dropped by a present phase, a group on AD, where primary
-// groups hold users that no member value names) makes the read's changes unknown.
+// name makes the read's changes unknown: a kind cleared, entries dropped by a present phase,
+// and on AD a group that came, went, or changed its DN or SID (adGroupUnnamed); a change of
+// nesting on AD is left to Touched (Changes.PrimaryGroups).
 type recordingTx struct {
 	MirrorTx
 	ad      bool
@@ -21,6 +26,7 @@ func (t *recordingTx) changes() *Changes {
 	if t.unknown || t.ch.size() > maxChanges {
 		return nil
 	}
+	t.ch.PrimaryGroups = t.ad
 	return &t.ch
 }
 
@@ -51,8 +57,18 @@ func (t *recordingTx) Put(ctx context.Context, kind string, es []MirrorEntry) er
 				return err
 			}
 			for _, e := range es {
+				b := before[e.UUID]
+				if t.ad && adGroupUnnamed(b, e) {
+					t.unknown = true
+					break
+				}
 				after := groupMembers(e)
-				t.ch.Group(before[e.UUID], &after)
+				var bm *GroupMembers
+				if b != nil {
+					g := groupMembers(*b)
+					bm = &g
+				}
+				t.ch.Group(bm, &after)
 			}
 		}
 	}
@@ -72,12 +88,24 @@ func (t *recordingTx) Delete(ctx context.Context, kind string, uuids []string) (
 				t.ch.Deleted = append(t.ch.Deleted, id)
 			}
 		case MirrorGroups:
+			if t.ad {
+				// AD's read names every changed object (users too); a group it holds that
+				// leaves may be moved out of BaseDN or out of GroupFilter, not deleted, and
+				// still be the primary group of users no member value names.
+				held, err := t.MirrorTx.DNs(ctx, MirrorGroups, uuids)
+				if err != nil {
+					return 0, err
+				}
+				t.unknown = len(held) > 0
+				break
+			}
 			before, err := t.before(ctx, uuids)
 			if err != nil {
 				return 0, err
 			}
 			for _, b := range before {
-				t.ch.Group(b, nil)
+				g := groupMembers(*b)
+				t.ch.Group(&g, nil)
 			}
 		}
 	}
@@ -85,20 +113,37 @@ func (t *recordingTx) Delete(ctx context.Context, kind string, uuids []string) (
 }
 
 // before returns the groups the mirror holds among ids, by ID, as they are before the read
-// changes them; none on AD, whose changed groups make the read's changes unknown.
-func (t *recordingTx) before(ctx context.Context, ids []string) (map[string]*GroupMembers, error) {
-	if t.ad {
-		t.unknown = true
-		return nil, nil
-	}
+// changes them.
+func (t *recordingTx) before(ctx context.Context, ids []string) (map[string]*MirrorEntry, error) {
 	old, err := t.MirrorTx.Entries(ctx, MirrorGroups, ids)
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]*GroupMembers, len(old))
-	for _, e := range old {
-		g := groupMembers(e)
-		out[e.UUID] = &g
+	out := make(map[string]*MirrorEntry, len(old))
+	for i := range old {
+		out[old[i].UUID] = &old[i]
 	}
 	return out, nil
+}
+
+// adGroupUnnamed reports whether an AD group's change from before (nil: the mirror did not
+// hold it) to after may change the groups of users that no member value names: those whose
+// primary group it is (primaryGroupID, the RID of its objectSid). A group the mirror did not
+// hold may have moved into BaseDN or into GroupFilter with such users; a group whose DN
+// changed is no longer the group a rule names, nor, for their parents' member values, the
+// one they held; a new objectSid (a move across domains) makes other users its primary ones.
+// A user whose primaryGroupID changes is named by its own entry's change.
+func adGroupUnnamed(before *MirrorEntry, after MirrorEntry) bool {
+	return before == nil || normalizeDN(before.DN) != normalizeDN(after.DN) ||
+		!bytes.Equal(attrValue(*before, "objectSid"), attrValue(after, "objectSid"))
+}
+
+// attrValue is e's first value of attribute name (any case), nil when none.
+func attrValue(e MirrorEntry, name string) []byte {
+	for n, vs := range e.Attrs {
+		if strings.EqualFold(n, name) && len(vs) > 0 {
+			return vs[0]
+		}
+	}
+	return nil
 }

@@ -205,7 +205,8 @@ func quietClient(hostPort string) (client.Client, error) {
 // What AD does to a user reaches the target, on the same account (same externalId, same
 // SCIM id): renamed (new CN, sAMAccountName, UPN, mail) → the account's userName follows;
 // moved to another OU → unchanged; disabled or deleted → suspended, never deleted;
-// enabled again → active again with its entitlements.
+// enabled again → active again with its entitlements. The runs after the first are delta
+// runs: they snapshot and plan only the changed users.
 func testUserChangesOnTheDCReachTheTarget(t *testing.T) {
 	users := []string{"uc-rename", "uc-move", "uc-disable", "uc-delete"}
 	for i := range 20 { // so that two suspensions stay under the 10% safety threshold
@@ -234,6 +235,8 @@ func testUserChangesOnTheDCReachTheTarget(t *testing.T) {
 	require.Equal(t, vocab.RunSucceeded, second.Status, "run error: %s", second.Error)
 	require.NotNil(t, second.Directory.Read, "an incremental read (uSNChanged), as the worker's default")
 	require.False(t, second.Directory.Read.Full, "only the changes read: %+v", second.Directory.Read)
+	require.NotNil(t, second.Directory.Delta, "a delta run: %+v", second.Directory)
+	require.Equal(t, 4, second.Directory.Delta.Touched, "the snapshot's users: the changed ones only")
 	require.Equal(t, 2, second.Outcomes[vocab.Suspended], "the disabled and the deleted user: %v", second.Outcomes)
 	after := byName()
 	require.Len(t, after, len(users), "no account deleted, none created")
@@ -258,6 +261,8 @@ func testUserChangesOnTheDCReachTheTarget(t *testing.T) {
 	a.tool("user", "enable", "uc-disable")
 	third := a.runOnce("re-enable")
 	require.Equal(t, vocab.RunSucceeded, third.Status, "run error: %s", third.Error)
+	require.NotNil(t, third.Directory.Delta, "a delta run: %+v", third.Directory)
+	require.Equal(t, 1, third.Directory.Delta.Touched)
 	back := byName()[upn("uc-disable")]
 	require.Equal(t, before[upn("uc-disable")].ID, back.ID, "the same account")
 	require.True(t, back.Active, "enabled again: active again")
