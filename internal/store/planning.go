@@ -93,12 +93,17 @@ func (p *RunPlanning) AppliedStates(ctx context.Context, externalIDs []string) (
 // leaver pass skips (plan.Stream decides that): read, they are most of the organization, and
 // streaming 100,000 of them took seconds of a run that writes 1,000.
 func (p *RunPlanning) Absent(ctx context.Context, fn func(plan.Known) error) error {
+	delta, err := p.s.DeltaSnapshot(ctx, p.runID)
+	if err != nil {
+		return err
+	}
+	linked := `SELECT u.external_id, true AS linked, u.active, u.user_name FROM user_state u WHERE u.org=$1`
+	if delta {
+		linked = `SELECT u.external_id, true AS linked, u.active, u.user_name
+			FROM snapshot_touched t JOIN user_state u ON u.org=$1 AND u.external_id=t.external_id WHERE t.run_id=$2`
+	}
 	rows, err := p.s.pool.Query(ctx, `WITH
-		run AS (SELECT COALESCE((SELECT delta FROM runs WHERE run_id=$2), false) AS delta),
-		known AS (
-			SELECT u.external_id, true AS linked, u.active, u.user_name FROM user_state u WHERE u.org=$1
-				AND (NOT (SELECT delta FROM run)
-					OR EXISTS (SELECT 1 FROM snapshot_touched t WHERE t.run_id=$2 AND t.external_id=u.external_id))
+		known AS (`+linked+`
 			UNION ALL
 			SELECT x.external_id, false, false, '' FROM (
 				SELECT f.external_id FROM failures f WHERE f.org=$1
