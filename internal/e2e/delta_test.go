@@ -90,3 +90,36 @@ func TestDeltaRunPlansOnlyTheTouchedUsers(t *testing.T) {
 	require.Equal(t, 299, dry.Plan.InScope)
 	require.Equal(t, 299, dry.Directory.InScope)
 }
+
+// A run whose changes touch more users than a delta snapshot is worth (a tenth of the
+// directory, at least 100) takes the full snapshot, and still writes every change.
+func TestManyChangesTakeTheFullSnapshot(t *testing.T) {
+	d := demo.Generate(300, 7)
+	s := newStack(t, d)
+	first := s.runOnce("initial")
+	require.Equal(t, 300, first.Outcomes[vocab.Created])
+
+	conn, err := ldap.DialURL(s.ldapURL)
+	require.NoError(t, err)
+	defer conn.Close()
+	require.NoError(t, conn.Bind(s.ldapBindDN, ldapSecret))
+	const renamed = 120
+	for i := 1; i <= renamed; i++ {
+		m := ldap.NewModifyRequest(demo.UserDN(fmt.Sprintf("user%07d", i)), nil)
+		m.Replace("displayName", []string{fmt.Sprintf("Renamed %d", i)})
+		require.NoError(t, conn.Modify(m))
+	}
+
+	sum := s.runOnce("many")
+	require.Equal(t, vocab.RunSucceeded, sum.Status)
+	require.NotNil(t, sum.Directory.Read, "an incremental read")
+	require.False(t, sum.Directory.Read.Full)
+	require.Nil(t, sum.Directory.Delta, "too many touched for a delta run: %+v", sum.Directory)
+	require.Equal(t, 300, sum.Directory.InScope, "the full snapshot")
+	require.Equal(t, renamed, sum.Outcomes[vocab.Updated])
+	require.Equal(t, 300, sum.InScope)
+	u, err := s.target.FindUserByUserName(s.ctx, s.ext, "user0000120@example.com")
+	require.NoError(t, err)
+	require.NotNil(t, u)
+	require.Equal(t, "Renamed 120", u.DisplayName)
+}
