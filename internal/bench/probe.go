@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -196,7 +197,10 @@ func (r *rpcCounts) report(w io.Writer, users int) {
 
 // startInProcessWorker runs the worker's wiring (as worker/main.go does) in this process.
 func (s *Stack) startInProcessWorker(ctx context.Context, orgName string, rate float64) error {
-	debug.SetMemoryLimit(200 << 20) // the worker's default soft limit
+	// No soft memory limit (the worker binary's is 200 MB): this process also holds the
+	// sandbox's accounts and the generated directory, and a limit below that live heap kept
+	// the GC running all the time; the profiles measured that.
+	debug.SetMemoryLimit(math.MaxInt64)
 	st, err := store.Open(ctx, s.DBURL)
 	if err != nil {
 		return err
