@@ -75,7 +75,7 @@ func run() error {
 	var rows []bench.Row
 	if *fleetOrgs > 0 {
 		ns = nil // the fleet replaces the single-organization sizes
-		got, err := runFleet(ctx, filepath.Join(dir, "fleet"), workerBin, *fleetOrgs, *fleetOpts, log)
+		got, err := runFleet(ctx, filepath.Join(dir, "fleet"), workerBin, *fleetOrgs, *fleetOpts, &bench.Probe{PGStats: probe.PGStats}, log)
 		rows = append(rows, got...)
 		if err != nil {
 			return err
