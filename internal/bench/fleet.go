@@ -565,10 +565,10 @@ func (f *fleet) renameSome(ctx context.Context) ([]string, error) {
 // interleaved (alone, beside, alone, ...), so that what drifts during the benchmark (the
 // database and the Temporal server growing, other load on the machine) lands on both sides.
 // Between the two measures of a pair the big organization is paused (its sync disabled: the
-// run is cancelled and stops sending) and resumed (enabled: a new run, measured once it
-// provisions again). Before the pairs, what the stack costs the machine idle, and while the
-// big organization provisions alone.
-// The growth is the median of the pairs' differences.
+// run is cancelled and stops sending) and resumed (enabled: a new run, measured once it has
+// provisioned for bigSettle). Before the pairs, what the stack costs the machine idle, and
+// while the big organization provisions alone. The growth is the median of the pairs'
+// differences.
 func (f *fleet) fairness(ctx context.Context) ([]Row, error) {
 	small := f.names(f.tenants[:f.o.Small])
 	n := f.o.Small * f.o.Users
@@ -587,7 +587,7 @@ func (f *fleet) fairness(ctx context.Context) ([]Row, error) {
 	f.log("  big organization (%d users at %.0f req/s) provisioning after %s", f.o.BigUsers, f.o.BigRate,
 		time.Since(bigStart).Round(time.Second))
 	cost, err := f.cost(ctx, fmt.Sprintf("fairness: the big organization alone, provisioning at %.0f req/s", f.o.BigRate),
-		costWarmUp, costWindow)
+		bigSettle, costWindow)
 	if err != nil {
 		return rows, err
 	}
@@ -607,6 +607,11 @@ func (f *fleet) fairness(ctx context.Context) ([]Row, error) {
 		}
 		if err := f.resumeBig(ctx); err != nil {
 			return rows, err
+		}
+		select {
+		case <-ctx.Done():
+			return rows, ctx.Err()
+		case <-time.After(bigSettle):
 		}
 		st0, t0 := f.big.sandbox.Stats(), time.Now()
 		b, err := f.fairRepeat(ctx, fmt.Sprintf("%s, beside #%d", label, i+1), small, n)
@@ -634,10 +639,12 @@ func (f *fleet) fairness(ctx context.Context) ([]Row, error) {
 	return append(rows, a, b), nil
 }
 
-// costWarmUp and costWindow: the big organization's cost is measured over a minute of steady
-// provisioning, after its first pages' start; the idle stack's over a minute too.
+// bigSettle is how long the big organization provisions before its load is measured (its
+// cost, or the small organizations beside it): the start of its run (reading and planning its
+// users, PostgreSQL's autovacuum after) is not its steady load. costWindow: a minute (the
+// idle stack's too).
 const (
-	costWarmUp = 30 * time.Second
+	bigSettle  = 30 * time.Second
 	costWindow = time.Minute
 )
 
