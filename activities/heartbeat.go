@@ -66,11 +66,15 @@ func startProgress(ctx context.Context, details func() any) (context.Context, *p
 	return ctx, p
 }
 
-// tickEvery bounds how often tick heartbeats: far under any heartbeat timeout, and the SDK
-// batches what it sends to the server anyway (at most one heartbeat per 0.8 x timeout).
+// tickEvery bounds how often tick heartbeats. An eighth of the timeout: a paced user write
+// waits up to 2 x paceWithin (10 s) for its request's slot, and under a second, the first
+// tick after that wait sent one heartbeat per user, a write on the Temporal server for every
+// user of a slow target (issue 10). It stays safe: progress comes at least every 3/4 of the
+// timeout (else watch stops the attempt), so a heartbeat reaches the server within 7/8 of
+// it; the SDK batches the later ones anyway (at most one per 0.8 x timeout).
 func (p *progress) tickEvery() time.Duration {
 	if p.timeout > 0 {
-		return min(time.Second, p.timeout/20)
+		return p.timeout / 8
 	}
 	return time.Second
 }

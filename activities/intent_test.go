@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -673,4 +675,33 @@ func TestHungProvisionAttemptIsStoppedWithinTheHeartbeatTimeoutAndRetried(t *tes
 	require.NotNil(t, w.Applied)
 	require.Equal(t, sb.Users()[0].ID, w.Applied.ScimID)
 	require.Equal(t, []string{"Webinar"}, seatsHeld(t, ctx, st, org, "ann"))
+}
+
+// A user write behind a slow target's pace waits for its request's slot (up to 10 s) and
+// then sends: that attempt costs the Temporal server no heartbeat. One heartbeat per user was
+// a write on the server for every user a paced organization provisions (issue 10).
+func TestPacedUserWriteSendsNoHeartbeatWhileWaitingForItsSlot(t *testing.T) {
+	const org, run = "acme", "acme/run/1"
+	sb := scimsandbox.New(scimsandbox.Options{Token: "intent-test-token"})
+	srv := httptest.NewServer(sb)
+	t.Cleanup(srv.Close)
+	st, ctx := runWith(t, org, run, createItem("ann"))
+	// The slots of the writes let in before it reach 1.5 s ahead: it is let in, and waits.
+	const ahead = 1500 * time.Millisecond
+	_, err := st.Pool().Exec(ctx, `INSERT INTO request_slots (key, next_at) VALUES ('paced', clock_timestamp() + $1::interval)`, ahead)
+	require.NoError(t, err)
+	client := scim.New(scim.Config{BaseURL: srv.URL, Token: "intent-test-token", MaxAttempts: 1, Pacer: st.Pacer("paced", 5)})
+	acts := &Activities{Store: st, Orgs: Single(org, Org{Target: client})}
+
+	var heartbeats atomic.Int32
+	opts := provisionStepOptions
+	opts.HeartbeatTimeout = 90 * time.Second // provisionOptions'
+	began := time.Now()
+	var o steps.UserOutcome
+	err = stepRun(t, acts, steps.ProvisionUser, opts, steps.UserStep{RunRef: steps.RunRef{Org: org, RunID: run}}, &o,
+		func(*activity.Info, converter.EncodedValues) { heartbeats.Add(1) })
+	require.NoError(t, err)
+	require.Equal(t, vocab.Created, o.Status)
+	require.GreaterOrEqual(t, time.Since(began), ahead, "the write waited for its slot")
+	require.Zero(t, heartbeats.Load(), "no heartbeat for an attempt that waited for its slot and sent")
 }

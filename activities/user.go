@@ -108,12 +108,13 @@ func (a *Activities) CheckLicenses(ctx context.Context, in steps.SeatsInput) (st
 // retries. An attempt starts only when the shared request pace has room for it (see admit),
 // so that no attempt spends its StartToClose waiting for slots.
 //
-// The attempt heartbeats as it progresses (each store step and each request answered): an
-// attempt that stops progressing (a hung statement or request, a wait that never ends) is
-// stopped within provisionOptions' HeartbeatTimeout and retried, and one that never ran at
-// all (its start was recorded by the server but the task never reached a worker: a lost
-// dispatch on an overloaded server, a worker gone) times out after the HeartbeatTimeout,
-// not after the whole StartToClose. Cancellation (disable) does not stop a write once sent:
+// The attempt shows progress (each store step and each request answered; a heartbeat at most
+// every eighth of the heartbeat timeout, so most attempts send none): an attempt that stops
+// progressing (a hung statement or request, a wait that never ends) is stopped within
+// provisionOptions' HeartbeatTimeout and retried, and one that never ran at all (its start
+// was recorded by the server but the task never reached a worker: a lost dispatch on an
+// overloaded server, a worker gone) times out after the HeartbeatTimeout, not after the
+// whole StartToClose. Cancellation (disable) does not stop a write once sent:
 // the requests run on the progress's write context.
 func (a *Activities) ProvisionUser(ctx context.Context, in steps.UserStep) (_ steps.UserOutcome, err error) {
 	ctx, p := startProgress(ctx, func() any { return nil })

@@ -34,9 +34,11 @@ var stepOptions = workflow.LocalActivityOptions{
 //     attempt starts only when the shared pace's queue is at most activities.paceWithin = 5 s
 //     long, 10 s for one coming back at its turn; else it is sent away with its turn as the
 //     retry delay, outside this timeout) and taking at most the client's 30 s HTTP timeout.
-//   - Heartbeat 90 s: the attempt heartbeats after each store step and each answered request,
-//     whose slot and HTTP timeout stay well under it (a 409's create and lookup, both at
-//     their limits, may not: the attempt is then retried, its write intent kept). An attempt
+//   - Heartbeat 90 s: the attempt shows progress after each store step and each answered
+//     request (a heartbeat at most every 90/8 s: none for an attempt that ends sooner, as a
+//     paced one waiting for its slot does), whose slot and HTTP timeout stay well under it
+//     (a 409's create and lookup, both at their limits, may not: the attempt is then
+//     retried, its write intent kept). An attempt
 //     that stops progressing, or whose start was recorded but never reached a worker (a lost
 //     dispatch on an overloaded server), ends after 90 s instead of the whole StartToClose.
 //   - Backoff 2 s doubling, capped at 1 min (2, 4, 8, 16, 32, then 60 s).

@@ -1,14 +1,17 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -245,8 +248,9 @@ func (s *Stack) StartFleetWorker(ctx context.Context, workerBin string) error {
 			env = append(env, kv)
 		}
 	}
+	s.MetricsAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(devstack.FreePort()))
 	return s.startWorkerProcess(ctx, workerBin, append(env, "USERSYNC_SECRETS_KEY_FILE="+s.KeyFile,
-		"TEMPORAL_ADDRESS="+s.HostPort, "DATABASE_URL="+s.DBURL, "USERSYNC_METRICS_ADDR=127.0.0.1:0"))
+		"TEMPORAL_ADDRESS="+s.HostPort, "DATABASE_URL="+s.DBURL, "USERSYNC_METRICS_ADDR="+s.MetricsAddr))
 }
 
 // finished is one organization's run of a phase, read from the runs table.
@@ -262,7 +266,7 @@ func (f *fleet) signal(ctx context.Context, names []string, signal string) error
 	return each(names, 16, func(name string) error {
 		gctx := ctx
 		var arg any = workflows.ActorSignal{Actor: "bench"}
-		if signal == workflows.SignalEnable {
+		if signal == workflows.SignalEnable || signal == workflows.SignalDisable {
 			arg = workflows.SwitchSignal{Actor: "bench"}
 		}
 		id := workflows.OrgWorkflowID(name)
@@ -556,83 +560,209 @@ func (f *fleet) renameSome(ctx context.Context) ([]string, error) {
 	return changed, ctx.Err()
 }
 
-// fairness measures the unchanged resync of the first Small organizations alone, then next
-// to the big organization's initial sync behind its throttled target (started first, and
-// measured while it provisions), Repeats times each; the rows give the median.
+// fairness measures the unchanged resync of the first Small organizations alone and next to
+// the big organization's initial sync behind its throttled target, Repeats pairs of them,
+// interleaved (alone, beside, alone, ...), so that what drifts during the benchmark (the
+// database and the Temporal server growing, other load on the machine) lands on both sides.
+// Between the two measures of a pair the big organization is paused (its sync disabled: the
+// run is cancelled and stops sending) and resumed (enabled: a new run, measured once it has
+// provisioned for bigSettle). Before the pairs, what the stack costs the machine idle, and
+// while the big organization provisions alone. The growth is the median of the pairs'
+// differences.
 func (f *fleet) fairness(ctx context.Context) ([]Row, error) {
 	small := f.names(f.tenants[:f.o.Small])
 	n := f.o.Small * f.o.Users
-	// measure gives the row of the median wall, and the median of the repeats' median run
-	// time: one lost task completion on a busy server holds one run for its step's timeout
-	// (minutes) and moves the wall, not the runs' median.
-	measure := func(label string) (Row, time.Duration, error) {
-		var rs []Row
-		var p50s []time.Duration
-		for i := range f.o.Repeats {
-			r, runs, err := f.phase(ctx, fmt.Sprintf("%s #%d", label, i+1), small, workflows.SignalSyncNow, n)
-			if err != nil {
-				return Row{}, 0, err
-			}
-			f.log("  %s", format(r))
-			rs = append(rs, r)
-			var durs []time.Duration
-			for _, x := range runs {
-				durs = append(durs, x.finishedAt.Sub(x.started))
-			}
-			slices.Sort(durs)
-			p50s = append(p50s, durs[len(durs)/2])
-		}
-		sort.Slice(rs, func(i, j int) bool { return rs[i].Wall < rs[j].Wall })
-		slices.Sort(p50s)
-		med := rs[len(rs)/2]
-		walls := make([]string, len(rs))
-		for i, r := range rs {
-			walls[i] = r.Wall.Round(10 * time.Millisecond).String()
-		}
-		med.Scenario = label
-		med.Note = fmt.Sprintf("median of walls %s; median run p50 %s; ", strings.Join(walls, ", "),
-			p50s[len(p50s)/2].Round(10*time.Millisecond)) + med.Note
-		return med, p50s[len(p50s)/2], nil
-	}
-	alone, aloneP50, err := measure(fmt.Sprintf("fairness: %d orgs unchanged resync, alone", len(small)))
-	if err != nil {
-		return nil, err
-	}
-	rows := []Row{alone}
+	label := fmt.Sprintf("fairness: %d orgs unchanged resync", len(small))
+	var rows []Row
 
-	// The big organization's initial sync, first; the small ones once it provisions.
-	bigStart := time.Now()
-	if err := f.signal(ctx, []string{f.big.name}, workflows.SignalEnable); err != nil {
+	idle, err := f.cost(ctx, "fairness: the stack idle (baseline)", 0, costWindow)
+	if err != nil {
 		return rows, err
 	}
-	deadline := time.Now().Add(f.o.Timeout)
-	for countOf(f.big.sandbox.Stats()).other < 10 {
-		if time.Now().After(deadline) {
-			return rows, fmt.Errorf("the big organization sent no user request within %s", f.o.Timeout)
+	f.log("%s", format(idle))
+	bigStart := time.Now()
+	if err := f.resumeBig(ctx); err != nil {
+		return rows, err
+	}
+	f.log("  big organization (%d users at %.0f req/s) provisioning after %s", f.o.BigUsers, f.o.BigRate,
+		time.Since(bigStart).Round(time.Second))
+	cost, err := f.cost(ctx, fmt.Sprintf("fairness: the big organization alone, provisioning at %.0f req/s", f.o.BigRate),
+		bigSettle, costWindow)
+	if err != nil {
+		return rows, err
+	}
+	f.log("%s", format(cost))
+	rows = append(rows, idle, cost)
+
+	var alone, beside []fairRepeat
+	var bigReqs, bigThrottled int
+	var bigSpan time.Duration
+	for i := range f.o.Repeats {
+		if err := f.pauseBig(ctx); err != nil {
+			return rows, err
+		}
+		a, err := f.fairRepeat(ctx, fmt.Sprintf("%s, alone #%d", label, i+1), small, n)
+		if err != nil {
+			return rows, err
+		}
+		if err := f.resumeBig(ctx); err != nil {
+			return rows, err
 		}
 		select {
 		case <-ctx.Done():
 			return rows, ctx.Err()
-		case <-time.After(time.Second):
+		case <-time.After(bigSettle):
 		}
+		st0, t0 := f.big.sandbox.Stats(), time.Now()
+		b, err := f.fairRepeat(ctx, fmt.Sprintf("%s, beside #%d", label, i+1), small, n)
+		if err != nil {
+			return rows, err
+		}
+		st1 := f.big.sandbox.Stats()
+		bigReqs, bigThrottled, bigSpan = bigReqs+st1.Requests-st0.Requests, bigThrottled+st1.Throttled-st0.Throttled, bigSpan+time.Since(t0)
+		alone, beside = append(alone, a), append(beside, b)
+		f.log("  pair #%d: wall %+.0f%%, run p50 %+.0f%%", i+1, growth(a.row.Wall, b.row.Wall), growth(a.p50, b.p50))
 	}
-	f.log("  big organization (%d users at %.0f req/s) provisioning after %s", f.o.BigUsers, f.o.BigRate,
-		time.Since(bigStart).Round(time.Second))
-	bigBefore, t0 := f.big.sandbox.Stats(), time.Now()
-	beside, besideP50, err := measure(fmt.Sprintf("fairness: %d orgs unchanged resync, beside %d users at %.0f req/s",
-		len(small), f.o.BigUsers, f.o.BigRate))
-	if err != nil {
-		return rows, err
-	}
-	bigAfter, span := f.big.sandbox.Stats(), time.Since(t0)
-	growth := 100 * (beside.Wall.Seconds() - alone.Wall.Seconds()) / alone.Wall.Seconds()
-	growthP50 := 100 * (besideP50.Seconds() - aloneP50.Seconds()) / aloneP50.Seconds()
-	beside.Note = fmt.Sprintf("wall %+.0f%%, run p50 %+.0f%% vs alone; big org meanwhile %.1f req/s, %d answered 429; ", growth,
-		growthP50, float64(bigAfter.Requests-bigBefore.Requests)/span.Seconds(), bigAfter.Throttled-bigBefore.Throttled) + beside.Note
-	rows = append(rows, beside)
 	// Its sync would take hours: stop it (the stack is closed after).
 	_ = f.s.Client.TerminateWorkflow(ctx, workflows.OrgWorkflowID(f.big.name), "", "benchmark over")
-	return rows, nil
+
+	var wallGrowth, p50Growth []float64
+	for i := range alone {
+		wallGrowth = append(wallGrowth, growth(alone[i].row.Wall, beside[i].row.Wall))
+		p50Growth = append(p50Growth, growth(alone[i].p50, beside[i].p50))
+	}
+	a := medianRepeat(alone, label+", alone")
+	b := medianRepeat(beside, fmt.Sprintf("%s, beside %d users at %.0f req/s", label, f.o.BigUsers, f.o.BigRate))
+	b.Note = fmt.Sprintf("wall %+.0f%%, run p50 %+.0f%% vs alone (medians of the %d pairs' differences: wall %s); "+
+		"big org meanwhile %.1f req/s, %d answered 429; ", median(wallGrowth), median(p50Growth), len(alone),
+		percents(wallGrowth), float64(bigReqs)/bigSpan.Seconds(), bigThrottled) + b.Note
+	return append(rows, a, b), nil
+}
+
+// bigSettle is how long the big organization provisions before its load is measured (its
+// cost, or the small organizations beside it): the start of its run (reading and planning its
+// users, PostgreSQL's autovacuum after) is not its steady load. costWindow: a minute (the
+// idle stack's too).
+const (
+	bigSettle  = 30 * time.Second
+	costWindow = time.Minute
+)
+
+// fairRepeat is one measure of the small organizations' unchanged resync: its row and the
+// median of its runs' times.
+type fairRepeat struct {
+	row Row
+	p50 time.Duration
+}
+
+func (f *fleet) fairRepeat(ctx context.Context, scenario string, small []string, n int) (fairRepeat, error) {
+	r, runs, err := f.phase(ctx, scenario, small, workflows.SignalSyncNow, n)
+	if err != nil {
+		return fairRepeat{}, err
+	}
+	f.log("  %s", format(r))
+	var durs []time.Duration
+	for _, x := range runs {
+		durs = append(durs, x.finishedAt.Sub(x.started))
+	}
+	slices.Sort(durs)
+	return fairRepeat{row: r, p50: durs[len(durs)/2]}, nil
+}
+
+// medianRepeat is the row of the median wall, with every wall and the median of the repeats'
+// median run time: one lost task completion on a busy server holds one run for its step's
+// timeout (minutes) and moves the wall, not the runs' median.
+func medianRepeat(rs []fairRepeat, scenario string) Row {
+	rs = slices.Clone(rs)
+	slices.SortFunc(rs, func(a, b fairRepeat) int { return cmp.Compare(a.row.Wall, b.row.Wall) })
+	p50s := make([]time.Duration, len(rs))
+	walls := make([]string, len(rs))
+	for i, r := range rs {
+		p50s[i], walls[i] = r.p50, r.row.Wall.Round(10*time.Millisecond).String()
+	}
+	slices.Sort(p50s)
+	med := rs[len(rs)/2].row
+	med.Scenario = scenario
+	med.Note = fmt.Sprintf("median of walls %s; median run p50 %s; ", strings.Join(walls, ", "),
+		p50s[len(p50s)/2].Round(10*time.Millisecond)) + med.Note
+	return med
+}
+
+func growth(alone, beside time.Duration) float64 {
+	return 100 * (beside.Seconds() - alone.Seconds()) / alone.Seconds()
+}
+
+// median of xs (the mean of the middle two when even).
+func median(xs []float64) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func percents(xs []float64) string {
+	out := make([]string, len(xs))
+	for i, x := range xs {
+		out[i] = fmt.Sprintf("%+.0f%%", x)
+	}
+	return strings.Join(out, ", ")
+}
+
+// resumeBig turns the big organization's sync on (its first run, or a new one after a pause)
+// and returns once it provisions: its target received bigProvisioning user requests since.
+func (f *fleet) resumeBig(ctx context.Context) error {
+	before := countOf(f.big.sandbox.Stats()).other
+	if err := f.signal(ctx, []string{f.big.name}, workflows.SignalEnable); err != nil {
+		return err
+	}
+	return f.until(ctx, "the big organization to provision", func() (bool, error) {
+		return countOf(f.big.sandbox.Stats()).other-before >= bigProvisioning, nil
+	})
+}
+
+// bigProvisioning is how many user requests show that the big organization provisions (its
+// run read the directory, planned and started its pages).
+const bigProvisioning = 10
+
+// pauseBig turns the big organization's sync off and returns once its run has ended (the
+// disable cancels it; its writes in flight finish first) and its target has received nothing
+// for a second.
+func (f *fleet) pauseBig(ctx context.Context) error {
+	if err := f.signal(ctx, []string{f.big.name}, workflows.SignalDisable); err != nil {
+		return err
+	}
+	last, lastAt := f.big.sandbox.Stats().Requests, time.Now()
+	return f.until(ctx, "the big organization to stop", func() (bool, error) {
+		var running bool
+		if err := f.s.Store.Pool().QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM runs WHERE org = $1 AND finished_at IS NULL)`,
+			f.big.name).Scan(&running); err != nil {
+			return false, err
+		}
+		if r := f.big.sandbox.Stats().Requests; r != last {
+			last, lastAt = r, time.Now()
+		}
+		return !running && time.Since(lastAt) >= time.Second, nil
+	})
+}
+
+// until polls done every 200 ms until it is true, for at most the phase timeout.
+func (f *fleet) until(ctx context.Context, what string, done func() (bool, error)) error {
+	deadline := time.Now().Add(f.o.Timeout)
+	for {
+		ok, err := done()
+		if err != nil || ok {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("waited %s for %s", f.o.Timeout, what)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // each calls fn for every item, limit at a time, and returns the first error.

@@ -41,13 +41,15 @@ type Stack struct {
 	Dir      string
 	DBURL    string
 	HostPort string
-	Slapd    *devstack.Slapd
-	Sandbox  *scimsandbox.Server
-	SCIMURL  string
-	Store    *store.Store
-	Client   client.Client
-	KeyFile  string // the secrets key file the worker reads (USERSYNC_SECRETS_KEY_FILE)
-	Probe    *Probe // nil: no probe
+	// MetricsAddr is the fleet worker's /metrics (host:port).
+	MetricsAddr string
+	Slapd       *devstack.Slapd
+	Sandbox     *scimsandbox.Server
+	SCIMURL     string
+	Store       *store.Store
+	Client      client.Client
+	KeyFile     string // the secrets key file the worker reads (USERSYNC_SECRETS_KEY_FILE)
+	Probe       *Probe // nil: no probe
 	// FullReads turns the worker's incremental directory reads off (LDAP_INCREMENTAL=false):
 	// every sync reads the whole directory.
 	FullReads bool

@@ -23,9 +23,9 @@ func fleetFlags() *bench.FleetOptions {
 }
 
 // runFleet runs the fleet scenario on a fresh stack in dir.
-func runFleet(ctx context.Context, dir, workerBin string, orgs int, o bench.FleetOptions,
+func runFleet(ctx context.Context, dir, workerBin string, orgs int, o bench.FleetOptions, probe *bench.Probe,
 	log func(string, ...any)) ([]bench.Row, error) {
-	s, err := bench.Start(ctx, dir, nil)
+	s, err := bench.Start(ctx, dir, probe)
 	if err != nil {
 		return nil, err
 	}

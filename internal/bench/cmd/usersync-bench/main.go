@@ -40,7 +40,7 @@ func run() error {
 	flag.BoolVar(&probe.InProcess, "inprocess", false, "run the worker in this process; adds its Temporal calls to the report (RSS is then this process's)")
 	flag.StringVar(&probe.CPUProfile, "cpuprofile", "", "write each initial sync's CPU profile to `file`-N (worker in process)")
 	flag.StringVar(&probe.MemProfile, "memprofile", "", "write allocation profiles before and after each initial sync to `file`-N.base and file-N (worker in process)")
-	flag.BoolVar(&probe.PGStats, "pgstats", false, "add each initial sync's SQL statements to the report (pg_stat_statements)")
+	flag.BoolVar(&probe.PGStats, "pgstats", false, "add each initial sync's SQL statements to the report (pg_stat_statements); with -orgs, those of the fairness cost minutes")
 	flag.StringVar(&probe.Scenario, "probe-scenario", "initial sync", "the scenario the probe measures (\"initial sync\", \"unchanged resync\", \"1% changed\", ...)")
 	flag.BoolVar(&probe.InitialOnly, "initial-only", false, "measure only the initial sync of each size")
 	incremental := flag.Bool("ldap-incremental", true, "the worker reads only the directory's changes (its default); false: full reads every sync")
@@ -75,7 +75,7 @@ func run() error {
 	var rows []bench.Row
 	if *fleetOrgs > 0 {
 		ns = nil // the fleet replaces the single-organization sizes
-		got, err := runFleet(ctx, filepath.Join(dir, "fleet"), workerBin, *fleetOrgs, *fleetOpts, log)
+		got, err := runFleet(ctx, filepath.Join(dir, "fleet"), workerBin, *fleetOrgs, *fleetOpts, &bench.Probe{PGStats: probe.PGStats}, log)
 		rows = append(rows, got...)
 		if err != nil {
 			return err
