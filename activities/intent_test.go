@@ -618,13 +618,14 @@ func TestNotFoundRightAfterAnUnknownCreateIsStillUnknown(t *testing.T) {
 	require.Equal(t, []string{"Webinar"}, seatsHeld(t, ctx, st, org, "ann"))
 }
 
-// provisionStepOptions are provisionOptions scaled down: a two-second heartbeat
-// timeout (a stalled attempt stops itself at 1.5 s, which leaves the cancelled operation half
-// a second to return before the server's timeout, also under CI's load), a StartToClose long
+// provisionStepOptions are provisionOptions scaled down: a four-second heartbeat
+// timeout (a stalled attempt stops itself at 3 s; its last heartbeat may be an eighth of the
+// timeout older than its last progress, which leaves the cancelled operation half a second
+// to return before the server's timeout, also under CI's load), a StartToClose long
 // enough that a test which waits for it is a failed test, quick retries.
 var provisionStepOptions = workflow.ActivityOptions{
 	StartToCloseTimeout: 20 * time.Second,
-	HeartbeatTimeout:    2 * time.Second,
+	HeartbeatTimeout:    4 * time.Second,
 	RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 10 * time.Millisecond, BackoffCoefficient: 1, MaximumAttempts: 3},
 }
 
