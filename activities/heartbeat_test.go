@@ -31,8 +31,8 @@ import (
 
 // stepOptions are the bulk steps' options scaled down: a four-second heartbeat
 // timeout (a stalled attempt stops itself at 3 s; its last heartbeat may be an eighth of the
-// timeout older than its last progress, which leaves the cancelled operation half a second
-// to return before the server's timeout, also under CI's load), a StartToClose long
+// timeout older than its last progress and the watch ticks every fortieth, which leaves the
+// cancelled operation 0.4 s to return before the server's timeout, also under CI's load), a StartToClose long
 // enough that a test which waits for it is a failed test, quick retries.
 var stepOptions = workflow.ActivityOptions{
 	StartToCloseTimeout: 20 * time.Second,
@@ -204,7 +204,7 @@ func TestStalledDirectoryReadIsStoppedWithinTheHeartbeatTimeoutAndRetried(t *tes
 // heartbeat timeout it takes, and its heartbeats carry its progress.
 func TestProgressingDirectoryReadHeartbeatsItsProgress(t *testing.T) {
 	log := newAttemptLog()
-	dir := &scriptedDirectory{log: log, batches: 36, pace: 250 * time.Millisecond}
+	dir := &scriptedDirectory{log: log, batches: 48, pace: 250 * time.Millisecond}
 	st := &snapshotStore{users: map[string]int{}}
 	acts := &Activities{Store: st, Orgs: Single("acme", Org{Dial: dir.dial})}
 	var mu sync.Mutex
@@ -221,8 +221,8 @@ func TestProgressingDirectoryReadHeartbeatsItsProgress(t *testing.T) {
 			}
 		})
 	require.NoError(t, err)
-	require.Equal(t, 36, res.Users)
-	require.Len(t, log.start, 1, "9 s of progress in one attempt, with a 4 s heartbeat timeout")
+	require.Equal(t, 48, res.Users)
+	require.Len(t, log.start, 1, "12 s of progress in one attempt, with a 4 s heartbeat timeout")
 
 	mu.Lock()
 	defer mu.Unlock()

@@ -620,8 +620,8 @@ func TestNotFoundRightAfterAnUnknownCreateIsStillUnknown(t *testing.T) {
 
 // provisionStepOptions are provisionOptions scaled down: a four-second heartbeat
 // timeout (a stalled attempt stops itself at 3 s; its last heartbeat may be an eighth of the
-// timeout older than its last progress, which leaves the cancelled operation half a second
-// to return before the server's timeout, also under CI's load), a StartToClose long
+// timeout older than its last progress and the watch ticks every fortieth, which leaves the
+// cancelled operation 0.4 s to return before the server's timeout, also under CI's load), a StartToClose long
 // enough that a test which waits for it is a failed test, quick retries.
 var provisionStepOptions = workflow.ActivityOptions{
 	StartToCloseTimeout: 20 * time.Second,

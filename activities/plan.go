@@ -51,7 +51,9 @@ func (a *Activities) PlanRun(ctx context.Context, in steps.PlanInput) (_ steps.P
 		return steps.PlanResult{}, err
 	}
 	p.tick()
-	sum, err := plan.Stream(ctx, pin, progressPlanning{Store: a.Store.Planning(in.Org, in.RunID), p: p, c: &c})
+	pl := a.Store.Planning(in.Org, in.RunID)
+	pl.Delta = pin.Delta
+	sum, err := plan.Stream(ctx, pin, progressPlanning{Store: pl, p: p, c: &c})
 	if err != nil {
 		return steps.PlanResult{}, err
 	}

@@ -33,9 +33,11 @@ func TestAbsentOfADeltaRunLeavesOutOnlyTheUntouchedLinkedAccounts(t *testing.T) 
 	require.NoError(t, st.RecordFailure(ctx, org, "run-0", "cid", "cid@acme.test",
 		vocab.Failure{Type: vocab.TargetRejected, Message: "no"})) // linked and failed: still untouched
 
-	absent := func(runID string) (ids []string, touched map[string]bool) {
+	absent := func(runID string, delta bool) (ids []string, touched map[string]bool) {
 		touched = map[string]bool{}
-		require.NoError(t, st.Planning(org, runID).Absent(ctx, func(k plan.Known) error {
+		p := st.Planning(org, runID)
+		p.Delta = delta
+		require.NoError(t, p.Absent(ctx, func(k plan.Known) error {
 			ids = append(ids, k.ExternalID)
 			touched[k.ExternalID] = k.Touched
 			return nil
@@ -44,13 +46,13 @@ func TestAbsentOfADeltaRunLeavesOutOnlyTheUntouchedLinkedAccounts(t *testing.T) 
 	}
 	require.NoError(t, st.BeginRun(ctx, org, "full", vocab.KindManual, false))
 	require.NoError(t, st.WriteSnapshot(ctx, "full", []directory.User{{ExternalID: "ann", UserName: "ann@acme.test"}}))
-	ids, _ := absent("full")
+	ids, _ := absent("full", false)
 	require.Equal(t, []string{"bob", "cid", "dee", "eve", "fay", "gus"}, ids)
 
 	require.NoError(t, st.BeginRun(ctx, org, "delta", vocab.KindManual, false))
 	require.NoError(t, st.WriteSnapshot(ctx, "delta", []directory.User{{ExternalID: "ann", UserName: "ann@acme.test"}}))
 	require.NoError(t, st.MarkDelta(ctx, "delta", []string{"ann", "bob", "eve"}))
-	ids, touched := absent("delta")
+	ids, touched := absent("delta", true)
 	require.Equal(t, []string{"bob", "eve", "fay", "gus"}, ids)
 	require.Equal(t, map[string]bool{"bob": true, "eve": true, "fay": false, "gus": false}, touched)
 	n, err := st.Planning(org, "delta").Untouched(ctx)

@@ -64,6 +64,10 @@ type RunPlanning struct {
 	s          *Store
 	org, runID string
 	w          *WorkWriter
+	// Delta: the run's snapshot is a delta snapshot, as the plan's input says
+	// (plan.Input.Delta, read once by the caller from DeltaSnapshot): Absent then leaves out
+	// the linked accounts the run's changes did not touch.
+	Delta bool
 }
 
 var _ plan.Store = (*RunPlanning)(nil)
@@ -93,12 +97,8 @@ func (p *RunPlanning) AppliedStates(ctx context.Context, externalIDs []string) (
 // leaver pass skips (plan.Stream decides that): read, they are most of the organization, and
 // streaming 100,000 of them took seconds of a run that writes 1,000.
 func (p *RunPlanning) Absent(ctx context.Context, fn func(plan.Known) error) error {
-	delta, err := p.s.DeltaSnapshot(ctx, p.runID)
-	if err != nil {
-		return err
-	}
 	linked := `SELECT u.external_id, true AS linked, u.active, u.user_name FROM user_state u WHERE u.org=$1`
-	if delta {
+	if p.Delta {
 		linked = `SELECT u.external_id, true AS linked, u.active, u.user_name
 			FROM snapshot_touched t JOIN user_state u ON u.org=$1 AND u.external_id=t.external_id WHERE t.run_id=$2`
 	}

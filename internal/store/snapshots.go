@@ -45,8 +45,13 @@ func (s *Store) MarkDelta(ctx context.Context, runID string, touched []string) e
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"snapshot_touched"}, []string{"run_id", "external_id"}, pgx.CopyFromRows(rows)); err != nil {
 			return fmt.Errorf("mark delta snapshot: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `UPDATE runs SET delta=true WHERE run_id=$1`, runID); err != nil {
+		tag, err := tx.Exec(ctx, `UPDATE runs SET delta=true WHERE run_id=$1`, runID)
+		if err != nil {
 			return fmt.Errorf("mark delta snapshot: %w", err)
+		}
+		if tag.RowsAffected() != 1 {
+			// Touched users without the mark would be planned as a whole directory's.
+			return fmt.Errorf("mark delta snapshot: run %s is not recorded", runID)
 		}
 		return nil
 	})
