@@ -48,6 +48,9 @@ type SyncState struct {
 	Scope  string    // what the entries were read with (base, filter, attributes); another needs a full read
 	Cookie []byte    // the server's mark; nil: none yet
 	FullAt time.Time // the last full read
+	// Beyond names the entries that were newer than Cookie's mark when it was read
+	// (beyondTheMark); "" when none were.
+	Beyond string
 	// Entries is how many entries of the kind the mirror held when this state was
 	// committed: a mirror that holds another number was changed outside a read (or lost
 	// rows), and its mark no longer describes it.
@@ -87,8 +90,9 @@ type MirrorTx interface {
 	Put(ctx context.Context, kind string, es []MirrorEntry) error // added or changed (keyed by UUID)
 	// Delete drops the entries (those it holds) and says how many it held.
 	Delete(ctx context.Context, kind string, uuids []string) (int, error)
-	// Keep drops every entry of kind but these (a present phase: the whole set that remains).
-	Keep(ctx context.Context, kind string, uuids []string) error
+	// Keep drops every entry of kind but these (a present phase: the whole set that remains)
+	// and returns the entries it dropped.
+	Keep(ctx context.Context, kind string, uuids []string) ([]MirrorEntry, error)
 	// DNs returns the DN the mirror holds for each of uuids it holds.
 	DNs(ctx context.Context, kind string, uuids []string) (map[string]string, error)
 	// Entries returns the entries of kind the mirror holds among uuids.

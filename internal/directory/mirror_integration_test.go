@@ -134,13 +134,15 @@ func (t *memTx) Delete(_ context.Context, kind string, ids []string) (int, error
 	return n, nil
 }
 
-func (t *memTx) Keep(_ context.Context, kind string, ids []string) error {
-	for id := range t.kind(kind) {
+func (t *memTx) Keep(_ context.Context, kind string, ids []string) ([]directory.MirrorEntry, error) {
+	var gone []directory.MirrorEntry
+	for id, e := range t.kind(kind) {
 		if !slices.Contains(ids, id) {
+			gone = append(gone, e)
 			delete(t.kind(kind), id)
 		}
 	}
-	return nil
+	return gone, nil
 }
 
 func (t *memTx) DNs(_ context.Context, kind string, ids []string) (map[string]string, error) {

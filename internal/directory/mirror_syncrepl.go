@@ -1,7 +1,10 @@
 package directory
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"maps"
 	"slices"
@@ -202,18 +205,20 @@ func (r *Reader) refresh(ctx context.Context, tx MirrorTx, k mirrorKind, scope s
 		return SyncStats{}, fmt.Errorf("directory %s: sync of %q sent no cookie: %w", r.cfg.URL, k.filter, ErrNoContentSync)
 	}
 	if presentPhase && !full {
-		if err := tx.Keep(ctx, k.kind, append(present, put...)); err != nil {
+		gone, err := tx.Keep(ctx, k.kind, append(present, put...))
+		if err != nil {
 			return SyncStats{}, err
 		}
+		stats.Deleted += len(gone)
 	}
-	caught, err := r.beyondTheMark(ctx, tx, k, cookie, full)
+	caught, beyond, err := r.beyondTheMark(ctx, tx, k, cookie, st)
 	if err != nil {
 		return SyncStats{}, err
 	}
 	stats.Entries += caught.Entries
 	stats.Deleted += caught.Deleted
 	stats.Checked += caught.Checked
-	next := SyncState{Scope: scope, Cookie: cookie, FullAt: st.FullAt}
+	next := SyncState{Scope: scope, Cookie: cookie, FullAt: st.FullAt, Beyond: beyond}
 	if full {
 		next.FullAt = r.clock()
 	}
@@ -223,46 +228,58 @@ func (r *Reader) refresh(ctx context.Context, tx MirrorTx, k mirrorKind, scope s
 	return stats, nil
 }
 
-// beyondTheMark reads into tx what the refresh could not send. syncprov's refresh stops at the
-// server's contextCSN (the cookie it sends), and slapd moves that mark only to the newest CSN
-// under which no older write is still pending, and only forward: a write that commits while
-// an older one is pending can stay beyond the mark until the next write. The refresh then
-// leaves out an entry any search finds, and a refresh from its cookie, too (seen after a
-// parallel load: the last group added, the only ruled one, missed by the first read and by
-// every read from its cookie). So, after each refresh, one search of the entries newer than
-// the cookie: when there are some, the mark lags; the kind's entries among them are read, and
-// (on a read from a cookie) the kind's IDs are listed to drop what the server no longer has,
-// since deletes beyond the mark are not named either. A delete beyond the mark with no entry
-// beyond it stays unseen until the next write (or the scheduled full read): nothing a reader
-// can ask shows it.
-func (r *Reader) beyondTheMark(ctx context.Context, tx MirrorTx, k mirrorKind, cookie []byte, full bool) (SyncStats, error) {
+// beyondTheMark reads into tx what the refresh from st (Cookie nil: a full read) could not
+// send. syncprov's refresh stops at the server's contextCSN (the cookie it sends), and slapd
+// moves that mark only to the newest CSN under which no older write is still pending, and only
+// forward: a write that commits while an older one is pending can stay beyond the mark until
+// the next write. The refresh then leaves out an entry any search finds, and a refresh from its
+// cookie, too (seen after a parallel load: the last group added, the only ruled one, missed by
+// the first read and by every read from its cookie). So, after each refresh, one search of the
+// entries newer than the cookie: when there are some, the mark lags; the kind's entries among
+// them are read, and (on a read from a cookie) the kind's IDs are listed to drop what the
+// server no longer has, since deletes beyond the mark are not named either. A delete beyond the
+// mark with no entry beyond it stays unseen until the next write (or the scheduled full read):
+// nothing a reader can ask shows it.
+//
+// It returns the fingerprint of the entries beyond the mark (SyncState.Beyond). When the
+// cookie is the one of the last read and the same entries (by their CSNs) are beyond it, the
+// last read read them and listed the IDs, and the server committed nothing since (a commit
+// moves the mark unless an older write is pending, and then the mark moves when that one
+// commits): nothing is read again. Without this, a mark left behind by a parallel load made
+// every later read list the whole directory (101,110 IDs at 100,000 users).
+func (r *Reader) beyondTheMark(ctx context.Context, tx MirrorTx, k mirrorKind, cookie []byte, st SyncState) (SyncStats, string, error) {
+	full := len(st.Cookie) == 0
 	marks := cookieCSNs(cookie)
 	if len(marks) == 0 {
-		return SyncStats{}, nil
+		return SyncStats{}, "", nil
 	}
 	oldest := slices.Min(slices.Collect(maps.Values(marks)))
 	newer := fmt.Sprintf("(&(entryCSN>=%s)(!(entryCSN=%s)))", ldap.EscapeFilter(oldest), ldap.EscapeFilter(oldest))
-	lags := false
+	var csns []string
 	err := r.pagedSearchAt(ctx, r.cfg.BaseDN, newer, []string{"entryCSN"}, nil, func(es []*ldap.Entry) error {
 		for _, e := range es {
-			if beyond(marks, e.GetAttributeValue("entryCSN")) {
-				lags = true
+			if csn := e.GetAttributeValue("entryCSN"); beyond(marks, csn) {
+				csns = append(csns, csn)
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return SyncStats{}, fmt.Errorf("directory %s: entries beyond the sync mark under %q: %w", r.cfg.URL, r.cfg.BaseDN, err)
+		return SyncStats{}, "", fmt.Errorf("directory %s: entries beyond the sync mark under %q: %w", r.cfg.URL, r.cfg.BaseDN, err)
 	}
-	if !lags {
-		return SyncStats{}, nil
+	if len(csns) == 0 {
+		return SyncStats{}, "", nil
 	}
-	var st SyncStats
-	if st.Entries, _, err = r.readMirrorEntries(ctx, tx, k, fmt.Sprintf("(&%s%s)", k.filter, newer), nil); err != nil {
-		return SyncStats{}, err
+	fingerprint := csnFingerprint(csns)
+	if !full && bytes.Equal(cookie, st.Cookie) && fingerprint == st.Beyond {
+		return SyncStats{}, fingerprint, nil
+	}
+	var stats SyncStats
+	if stats.Entries, _, err = r.readMirrorEntries(ctx, tx, k, fmt.Sprintf("(&%s%s)", k.filter, newer), nil); err != nil {
+		return SyncStats{}, "", err
 	}
 	if full {
-		return st, nil // the mirror holds this read's entries only
+		return stats, fingerprint, nil // the mirror holds this read's entries only
 	}
 	var ids []string
 	err = r.pagedSearchAt(ctx, r.cfg.BaseDN, k.filter, []string{r.cfg.idAttribute()}, nil, func(es []*ldap.Entry) error {
@@ -274,22 +291,26 @@ func (r *Reader) beyondTheMark(ctx context.Context, tx MirrorTx, k mirrorKind, c
 		return nil
 	})
 	if err != nil {
-		return SyncStats{}, fmt.Errorf("directory %s: list %q under %q: %w", r.cfg.URL, k.filter, r.cfg.BaseDN, err)
+		return SyncStats{}, "", fmt.Errorf("directory %s: list %q under %q: %w", r.cfg.URL, k.filter, r.cfg.BaseDN, err)
 	}
-	st.Checked = len(ids)
-	_, before, _, err := tx.State(ctx, k.kind)
+	stats.Checked = len(ids)
+	gone, err := tx.Keep(ctx, k.kind, ids)
 	if err != nil {
-		return SyncStats{}, err
+		return SyncStats{}, "", err
 	}
-	if err := tx.Keep(ctx, k.kind, ids); err != nil {
-		return SyncStats{}, err
+	stats.Deleted = len(gone)
+	return stats, fingerprint, nil
+}
+
+// csnFingerprint names a set of CSNs (each write has its own) in a few bytes.
+func csnFingerprint(csns []string) string {
+	slices.Sort(csns)
+	h := sha256.New()
+	for _, c := range csns {
+		h.Write([]byte(c))
+		h.Write([]byte{0})
 	}
-	_, after, _, err := tx.State(ctx, k.kind)
-	if err != nil {
-		return SyncStats{}, err
-	}
-	st.Deleted = before - after
-	return st, nil
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // cookieCSNs returns the CSNs of a syncprov cookie ("rid=000,sid=001,csn=<csn>;<csn>") by

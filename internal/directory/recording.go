@@ -11,9 +11,9 @@ import (
 const maxChanges = 200_000
 
 // recordingTx is a MirrorTx that records what a read changes (Changes). A change it cannot
-// name makes the read's changes unknown: a kind cleared, entries dropped by a present phase,
-// and on AD a group that came, went, or changed its DN or SID (adGroupUnnamed); a change of
-// nesting on AD is left to Touched (Changes.PrimaryGroups).
+// name makes the read's changes unknown: a kind cleared, and on AD a group that came, went,
+// or changed its DN or SID (adGroupUnnamed); a change of nesting on AD is left to Touched
+// (Changes.PrimaryGroups). Entries a present phase drops are named by the mirror (Keep).
 type recordingTx struct {
 	MirrorTx
 	ad      bool
@@ -35,13 +35,22 @@ func (t *recordingTx) Clear(ctx context.Context, kind string) error {
 	return t.MirrorTx.Clear(ctx, kind)
 }
 
-func (t *recordingTx) Keep(ctx context.Context, kind string, uuids []string) error {
-	t.unknown = true
-	return t.MirrorTx.Keep(ctx, kind, uuids)
+// Keep records the entries it drops as deleted: a present phase's, or the check while the
+// server's mark lags (beyondTheMark), names the entries that remain, and the mirror says
+// which of its own are gone.
+func (t *recordingTx) Keep(ctx context.Context, kind string, uuids []string) ([]MirrorEntry, error) {
+	gone, err := t.MirrorTx.Keep(ctx, kind, uuids)
+	if err == nil && t.recording() {
+		t.gone(kind, gone)
+	}
+	return gone, err
 }
 
+// recording reports whether the read's changes are still known and worth recording.
+func (t *recordingTx) recording() bool { return !t.unknown && t.ch.size() <= maxChanges }
+
 func (t *recordingTx) Put(ctx context.Context, kind string, es []MirrorEntry) error {
-	if !t.unknown && t.ch.size() <= maxChanges {
+	if t.recording() {
 		switch kind {
 		case MirrorUsers:
 			for _, e := range es {
@@ -76,40 +85,53 @@ func (t *recordingTx) Put(ctx context.Context, kind string, es []MirrorEntry) er
 }
 
 func (t *recordingTx) Delete(ctx context.Context, kind string, uuids []string) (int, error) {
-	if !t.unknown && t.ch.size() <= maxChanges {
+	if t.recording() {
+		// Those it holds: the server may name the deletes of other kinds' entries too.
+		var held []MirrorEntry
 		switch kind {
 		case MirrorUsers:
-			// Those it holds: the server may name the deletes of other kinds' entries too.
-			held, err := t.MirrorTx.DNs(ctx, MirrorUsers, uuids)
+			dns, err := t.MirrorTx.DNs(ctx, MirrorUsers, uuids)
 			if err != nil {
 				return 0, err
 			}
-			for id := range held {
-				t.ch.Deleted = append(t.ch.Deleted, id)
+			for id, dn := range dns {
+				held = append(held, MirrorEntry{UUID: id, DN: dn})
 			}
 		case MirrorGroups:
-			if t.ad {
-				// AD's read names every changed object (users too); a group it holds that
-				// leaves may be moved out of BaseDN or out of GroupFilter, not deleted, and
-				// still be the primary group of users no member value names.
-				held, err := t.MirrorTx.DNs(ctx, MirrorGroups, uuids)
-				if err != nil {
-					return 0, err
-				}
-				t.unknown = len(held) > 0
-				break
-			}
-			before, err := t.before(ctx, uuids)
+			old, err := t.MirrorTx.Entries(ctx, MirrorGroups, uuids)
 			if err != nil {
 				return 0, err
 			}
-			for _, b := range before {
-				g := groupMembers(*b)
-				t.ch.Group(&g, nil)
-			}
+			held = old
 		}
+		t.gone(kind, held)
 	}
 	return t.MirrorTx.Delete(ctx, kind, uuids)
+}
+
+// gone records the entries of kind the read drops from the mirror, as the mirror held them
+// (users: ID and DN; groups: whole).
+func (t *recordingTx) gone(kind string, held []MirrorEntry) {
+	switch kind {
+	case MirrorUsers:
+		for _, e := range held {
+			t.ch.Deleted = append(t.ch.Deleted, e.UUID)
+		}
+	case MirrorGroups:
+		if t.ad {
+			// AD's read names every changed object (users too); a group it holds that
+			// leaves may be moved out of BaseDN or out of GroupFilter, not deleted, and
+			// still be the primary group of users no member value names.
+			if len(held) > 0 {
+				t.unknown = true
+			}
+			return
+		}
+		for _, b := range held {
+			g := groupMembers(b)
+			t.ch.Group(&g, nil)
+		}
+	}
 }
 
 // before returns the groups the mirror holds among ids, by ID, as they are before the read

@@ -11,7 +11,6 @@ type mapTx map[string]map[string]MirrorEntry
 
 func (t mapTx) State(context.Context, string) (SyncState, int, bool, error) { panic("not read here") }
 func (t mapTx) Clear(_ context.Context, kind string) error                  { delete(t, kind); return nil }
-func (t mapTx) Keep(context.Context, string, []string) error                { panic("not read here") }
 func (t mapTx) SetState(context.Context, string, SyncState) error           { panic("not read here") }
 func (t mapTx) Commit(context.Context) error                                { return nil }
 func (t mapTx) Rollback(context.Context)                                    {}
@@ -21,6 +20,17 @@ func (t mapTx) Put(_ context.Context, kind string, es []MirrorEntry) error {
 		t[kind][e.UUID] = e
 	}
 	return nil
+}
+
+func (t mapTx) Keep(_ context.Context, kind string, ids []string) ([]MirrorEntry, error) {
+	var gone []MirrorEntry
+	for id, e := range t[kind] {
+		if !slices.Contains(ids, id) {
+			gone = append(gone, e)
+			delete(t[kind], id)
+		}
+	}
+	return gone, nil
 }
 
 func (t mapTx) Delete(_ context.Context, kind string, ids []string) (int, error) {
@@ -151,6 +161,35 @@ func TestTouchedADNestingChanged(t *testing.T) {
 		got, ok, err := Touched(context.Background(), &tc.ch, groups, users, 10)
 		if err != nil || ok != tc.wantOK || !slices.Equal(got, tc.want) {
 			t.Errorf("Touched(%+v) = %v, %v, %v; want %v, %v", tc.ch, got, ok, err, tc.want, tc.wantOK)
+		}
+	}
+}
+
+// Entries a present phase (or the check of a lagging mark) drops are known changes: the
+// users deleted, the members of the groups gone; on AD a group gone leaves them unknown.
+func TestRecordingEntriesKeepDrops(t *testing.T) {
+	const ann, bob = "cn=ann,ou=people,dc=corp", "cn=bob,ou=people,dc=corp"
+	for _, ad := range []bool{false, true} {
+		tx := &recordingTx{ad: ad, MirrorTx: mapTx{
+			MirrorUsers: {"u-ann": {UUID: "u-ann", DN: ann}, "u-bob": {UUID: "u-bob", DN: bob}},
+			MirrorGroups: {"g-staff": {UUID: "g-staff", DN: "cn=staff,dc=corp",
+				Attrs: map[string][][]byte{"member": {[]byte(bob)}}}},
+		}}
+		ctx := context.Background()
+		if _, err := tx.Keep(ctx, MirrorUsers, []string{"u-ann"}); err != nil {
+			t.Fatal(err)
+		}
+		if ch := tx.changes(); ch == nil || !slices.Equal(ch.Deleted, []string{"u-bob"}) {
+			t.Fatalf("ad %v: a user dropped: changes %+v, want u-bob deleted", ad, ch)
+		}
+		if _, err := tx.Keep(ctx, MirrorGroups, nil); err != nil {
+			t.Fatal(err)
+		}
+		switch ch := tx.changes(); {
+		case ad && ch != nil:
+			t.Errorf("AD: a group dropped: changes %+v, want unknown", ch)
+		case !ad && (ch == nil || !slices.Equal(ch.Members, []string{bob})):
+			t.Errorf("a group dropped: changes %+v, want its member %s", ch, bob)
 		}
 	}
 }

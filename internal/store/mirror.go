@@ -182,8 +182,8 @@ func (t *mirrorTx) State(ctx context.Context, kind string) (directory.SyncState,
 		return directory.SyncState{}, 0, false, fmt.Errorf("directory mirror: count: %w", err)
 	}
 	var st directory.SyncState
-	err := t.tx.QueryRow(ctx, `SELECT scope, cookie, full_at, entries FROM directory_sync WHERE org=$1 AND kind=$2`,
-		t.org, kind).Scan(&st.Scope, &st.Cookie, &st.FullAt, &st.Entries)
+	err := t.tx.QueryRow(ctx, `SELECT scope, cookie, full_at, entries, beyond FROM directory_sync WHERE org=$1 AND kind=$2`,
+		t.org, kind).Scan(&st.Scope, &st.Cookie, &st.FullAt, &st.Entries, &st.Beyond)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return directory.SyncState{}, held, false, nil
 	}
@@ -225,12 +225,17 @@ func (t *mirrorTx) Delete(ctx context.Context, kind string, uuids []string) (int
 	return int(tag.RowsAffected()), nil
 }
 
-func (t *mirrorTx) Keep(ctx context.Context, kind string, uuids []string) error {
-	if _, err := t.tx.Exec(ctx, `DELETE FROM directory_mirror WHERE org=$1 AND kind=$2 AND NOT (uuid = ANY($3))`,
-		t.org, kind, uuids); err != nil {
-		return fmt.Errorf("directory mirror: drop entries not present: %w", err)
+func (t *mirrorTx) Keep(ctx context.Context, kind string, uuids []string) ([]directory.MirrorEntry, error) {
+	rows, err := t.tx.Query(ctx, `DELETE FROM directory_mirror WHERE org=$1 AND kind=$2 AND NOT (uuid = ANY($3))
+		RETURNING uuid, dn, entry`, t.org, kind, uuids)
+	if err != nil {
+		return nil, fmt.Errorf("directory mirror: drop entries not present: %w", err)
 	}
-	return nil
+	gone, err := scanEntries(rows)
+	if err != nil {
+		return nil, fmt.Errorf("directory mirror: drop entries not present: %w", err)
+	}
+	return gone, nil
 }
 
 func (t *mirrorTx) DNs(ctx context.Context, kind string, uuids []string) (map[string]string, error) {
@@ -257,10 +262,11 @@ func (t *mirrorTx) Entries(ctx context.Context, kind string, uuids []string) ([]
 }
 
 func (t *mirrorTx) SetState(ctx context.Context, kind string, st directory.SyncState) error {
-	if _, err := t.tx.Exec(ctx, `INSERT INTO directory_sync (org, kind, scope, cookie, full_at, entries)
-		VALUES ($1,$2,$3,$4,$5,(SELECT count(*) FROM directory_mirror WHERE org=$1 AND kind=$2))
-		ON CONFLICT (org, kind) DO UPDATE SET scope=excluded.scope, cookie=excluded.cookie, full_at=excluded.full_at, entries=excluded.entries`,
-		t.org, kind, st.Scope, st.Cookie, st.FullAt); err != nil {
+	if _, err := t.tx.Exec(ctx, `INSERT INTO directory_sync (org, kind, scope, cookie, full_at, entries, beyond)
+		VALUES ($1,$2,$3,$4,$5,(SELECT count(*) FROM directory_mirror WHERE org=$1 AND kind=$2),$6)
+		ON CONFLICT (org, kind) DO UPDATE SET scope=excluded.scope, cookie=excluded.cookie, full_at=excluded.full_at,
+			entries=excluded.entries, beyond=excluded.beyond`,
+		t.org, kind, st.Scope, st.Cookie, st.FullAt, st.Beyond); err != nil {
 		return fmt.Errorf("directory sync state: %w", err)
 	}
 	return nil
