@@ -114,7 +114,7 @@ type SyncStats struct {
 	// changed (AD: the objects changed since the mark, deleted ones included).
 	Checked int
 	// Changes is what the read changed in the mirror; nil when not known (a full read, a
-	// present phase, on AD a group added, dropped or renamed, too many changes).
+	// present phase, on AD a group moved in or out or renamed, too many changes).
 	Changes *Changes
 }
 

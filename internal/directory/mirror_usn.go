@@ -22,13 +22,14 @@ import (
 // A read from mark M asks (1) for the entries of the kind under BaseDN with
 // uSNChanged > M, with all their attributes, as a full read would (groups' members
 // through ranged retrieval), and (2) once for both kinds, for the IDs of every object of
-// the domain changed since M, deleted ones included (show-deleted control): an entry the
-// mirror holds whose object changed but is not among (1) was deleted, moved out of
-// BaseDN or no longer matches the filter, and is dropped. AD rewrites the member values
-// naming an object it renames or moves without changing the groups' uSNChanged, so the
-// groups that name a renamed entry are read again. Deleted objects must be visible to the
-// bind account (Deleted Objects container); when they are not, a change read would miss
-// deletions, and the directory is read in full (ErrNoContentSync).
+// the domain changed since M, deleted ones included (show-deleted control), and whether
+// each was created or deleted since M: an entry the mirror holds whose object changed but
+// is not among (1) was deleted, moved out of BaseDN or no longer matches the filter, and is
+// dropped. AD rewrites the member values naming an object it renames or moves without
+// changing the groups' uSNChanged, so the groups that name a renamed entry are read again.
+// Deleted objects must be visible to the bind account (Deleted Objects container); when
+// they are not, a change read would miss deletions, and the directory is read in full
+// (ErrNoContentSync).
 
 // Controls.
 const (
@@ -96,8 +97,21 @@ func (r *Reader) readDCState(ctx context.Context) (dcState, error) {
 	return dcState{mark: usnMark{invocation: inv, usn: usn}, nc: root.GetAttributeValue("defaultNamingContext")}, nil
 }
 
+// objectChange is what AD says of an object changed since a read's mark.
+type objectChange struct {
+	created bool // its uSNCreated is after the mark
+	deleted bool // a tombstone (isDeleted)
+}
+
+// usnTx is the MirrorTx a read of changes applies to, told before any entry what AD says of
+// the objects changed since the mark (recordingTx names a group created or deleted since).
+type usnTx interface {
+	MirrorTx
+	objectsChanged(map[string]objectChange)
+}
+
 // syncUSN reads each kind from its mark into tx (everything when it needs a full read).
-func (r *Reader) syncUSN(ctx context.Context, tx MirrorTx, server string, kinds []mirrorKind, fullEvery time.Duration) (SyncStats, error) {
+func (r *Reader) syncUSN(ctx context.Context, tx usnTx, server string, kinds []mirrorKind, fullEvery time.Duration) (SyncStats, error) {
 	dc, err := r.readDCState(ctx)
 	if err != nil {
 		return SyncStats{}, err
@@ -143,13 +157,15 @@ func (r *Reader) syncUSN(ctx context.Context, tx MirrorTx, server string, kinds 
 	}
 
 	var total SyncStats
-	// changed: the objects of the domain changed since the lowest mark (ID -> deleted).
-	var changed map[string]bool
+	// changed: the objects of the domain changed (or created) since the lowest mark; when
+	// both kinds are read from a mark it is both kinds' (every read writes one to both).
+	var changed map[string]objectChange
 	if since >= 0 {
 		if changed, err = r.changedSince(ctx, dc.nc, since); err != nil {
 			return SyncStats{}, err
 		}
 		total.Checked = len(changed)
+		tx.objectsChanged(changed)
 	}
 	var renamed []string // new DNs of entries the mirror held under another DN
 	groupsFull := false
@@ -244,16 +260,20 @@ type noChangeReads struct{ msg string }
 func (e noChangeReads) Error() string { return e.msg }
 func (e noChangeReads) Unwrap() error { return ErrNoContentSync }
 
-// changedSince returns the IDs of the objects of naming context nc changed after usn,
-// deleted ones included (true).
-func (r *Reader) changedSince(ctx context.Context, nc string, usn int64) (map[string]bool, error) {
+// changedSince returns the objects of naming context nc changed after usn, deleted ones
+// included, by ID.
+func (r *Reader) changedSince(ctx context.Context, nc string, usn int64) (map[string]objectChange, error) {
 	showDeleted := ldap.NewControlString(controlShowDeleted, true, "")
-	changed := map[string]bool{}
+	changed := map[string]objectChange{}
 	filter := fmt.Sprintf("(uSNChanged>=%d)", usn+1)
-	err := r.pagedSearchAt(ctx, nc, filter, []string{"objectGUID", "isDeleted"}, []ldap.Control{showDeleted}, func(es []*ldap.Entry) error {
+	attrs := []string{"objectGUID", "isDeleted", "uSNCreated"}
+	err := r.pagedSearchAt(ctx, nc, filter, attrs, []ldap.Control{showDeleted}, func(es []*ldap.Entry) error {
 		for _, e := range es {
 			if id := r.entryID(e); id != "" {
-				changed[id] = strings.EqualFold(e.GetAttributeValue("isDeleted"), "TRUE")
+				// Unreadable, it is 0: not created since, which names less.
+				created, _ := strconv.ParseInt(e.GetAttributeValue("uSNCreated"), 10, 64)
+				changed[id] = objectChange{created: created > usn,
+					deleted: strings.EqualFold(e.GetAttributeValue("isDeleted"), "TRUE")}
 			}
 		}
 		return nil

@@ -11,15 +11,20 @@ import (
 const maxChanges = 200_000
 
 // recordingTx is a MirrorTx that records what a read changes (Changes). A change it cannot
-// name makes the read's changes unknown: a kind cleared, and on AD a group that came, went,
-// or changed its DN or SID (adGroupUnnamed); a change of nesting on AD is left to Touched
+// name makes the read's changes unknown: a kind cleared, and on AD a group that came or went
+// other than by being created or deleted since the read's mark, or that changed its DN or
+// SID (adGroupUnnamed, gone); a change of nesting on AD is left to Touched
 // (Changes.PrimaryGroups). Entries a present phase drops are named by the mirror (Keep).
 type recordingTx struct {
 	MirrorTx
-	ad      bool
-	ch      Changes
-	unknown bool
+	ad bool
+	// adChanged is what AD says of the objects changed since the read's mark (syncUSN).
+	adChanged map[string]objectChange
+	ch        Changes
+	unknown   bool
 }
+
+func (t *recordingTx) objectsChanged(ch map[string]objectChange) { t.adChanged = ch }
 
 // changes returns what the read changed, nil when that is not known.
 func (t *recordingTx) changes() *Changes {
@@ -67,7 +72,7 @@ func (t *recordingTx) Put(ctx context.Context, kind string, es []MirrorEntry) er
 			}
 			for _, e := range es {
 				b := before[e.UUID]
-				if t.ad && adGroupUnnamed(b, e) {
+				if t.ad && adGroupUnnamed(b, e, t.adChanged[e.UUID].created) {
 					t.unknown = true
 					break
 				}
@@ -118,14 +123,17 @@ func (t *recordingTx) gone(kind string, held []MirrorEntry) {
 			t.ch.Deleted = append(t.ch.Deleted, e.UUID)
 		}
 	case MirrorGroups:
-		if t.ad {
-			// AD's read names every changed object (users too); a group it holds that
-			// leaves may be moved out of BaseDN or out of GroupFilter, not deleted, and
-			// still be the primary group of users no member value names.
-			if len(held) > 0 {
+		for _, b := range held {
+			// AD's read names every changed object (users too). A group it holds that
+			// leaves may be moved out of BaseDN or out of GroupFilter and still be the
+			// primary group of users no member value names; one deleted is nobody's: AD
+			// (Samba too) refuses to delete a user's primary group, so the users whose
+			// primary group it was at the mark changed their entries since, and the read
+			// names them.
+			if t.ad && !t.adChanged[b.UUID].deleted {
 				t.unknown = true
+				return
 			}
-			return
 		}
 		for _, b := range held {
 			g := groupMembers(b)
@@ -151,12 +159,16 @@ func (t *recordingTx) before(ctx context.Context, ids []string) (map[string]*Mir
 // adGroupUnnamed reports whether an AD group's change from before (nil: the mirror did not
 // hold it) to after may change the groups of users that no member value names: those whose
 // primary group it is (primaryGroupID, the RID of its objectSid). A group the mirror did not
-// hold may have moved into BaseDN or into GroupFilter with such users; a group whose DN
-// changed is no longer the group a rule names, nor, for their parents' member values, the
-// one they held; a new objectSid (a move across domains) makes other users its primary ones.
-// A user whose primaryGroupID changes is named by its own entry's change.
-func adGroupUnnamed(before *MirrorEntry, after MirrorEntry) bool {
-	return before == nil || normalizeDN(before.DN) != normalizeDN(after.DN) ||
+// hold may have moved into BaseDN or into GroupFilter with such users, unless it was created
+// since the read's mark: a user made it its primary group since, a change of the user's own
+// entry, which names the user. A group whose DN changed is no longer the group a rule names,
+// nor, for their parents' member values, the one they held; a new objectSid (a move across
+// domains) makes other users its primary ones.
+func adGroupUnnamed(before *MirrorEntry, after MirrorEntry, created bool) bool {
+	if before == nil {
+		return !created
+	}
+	return normalizeDN(before.DN) != normalizeDN(after.DN) ||
 		!bytes.Equal(attrValue(*before, "objectSid"), attrValue(after, "objectSid"))
 }
 

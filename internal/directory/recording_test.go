@@ -66,8 +66,9 @@ func (t mapTx) Entries(_ context.Context, kind string, ids []string) ([]MirrorEn
 
 // An AD read's changes stay known when users change and groups change their members (the
 // read names every changed object as possibly gone from the groups: only held groups
-// count), and are unknown when a group comes, goes, or changes its DN or SID: the users
-// whose primary group it is (primaryGroupID) are in no member value.
+// count), or are created or deleted since the read's mark, and are unknown when a group
+// moves in or out, or changes its DN or SID: the users whose primary group it is
+// (primaryGroupID) are in no member value.
 func TestRecordingADGroups(t *testing.T) {
 	const (
 		ann, bob = "cn=ann,ou=people,dc=corp", "cn=bob,ou=people,dc=corp"
@@ -86,6 +87,7 @@ func TestRecordingADGroups(t *testing.T) {
 	newGroup.UUID = "g-new"
 	tests := []struct {
 		name    string
+		changed map[string]objectChange // what AD says of the objects changed since the mark
 		read    func(ctx context.Context, tx MirrorTx) error
 		members []string // the members recorded; nil with unknown
 		unknown bool
@@ -100,19 +102,30 @@ func TestRecordingADGroups(t *testing.T) {
 		{name: "a member added and one removed", members: []string{bob, ann}, read: func(ctx context.Context, tx MirrorTx) error {
 			return tx.Put(ctx, MirrorGroups, []MirrorEntry{group(staffDN, sid, bob)})
 		}},
-		{name: "a group deleted or moved out", unknown: true, read: func(ctx context.Context, tx MirrorTx) error {
-			_, err := tx.Delete(ctx, MirrorGroups, []string{"u-bob", "g-staff"})
-			return err
-		}},
+		{name: "a group deleted", members: []string{ann}, changed: map[string]objectChange{"g-staff": {deleted: true}},
+			read: func(ctx context.Context, tx MirrorTx) error {
+				_, err := tx.Delete(ctx, MirrorGroups, []string{"u-bob", "g-staff"})
+				return err
+			}},
+		{name: "a group moved out", unknown: true, changed: map[string]objectChange{"g-staff": {}},
+			read: func(ctx context.Context, tx MirrorTx) error {
+				_, err := tx.Delete(ctx, MirrorGroups, []string{"u-bob", "g-staff"})
+				return err
+			}},
 		{name: "a group renamed", unknown: true, read: func(ctx context.Context, tx MirrorTx) error {
 			return tx.Put(ctx, MirrorGroups, []MirrorEntry{group("CN=Staff Renamed,OU=Groups,DC=corp", sid, ann)})
 		}},
 		{name: "a group with another SID", unknown: true, read: func(ctx context.Context, tx MirrorTx) error {
 			return tx.Put(ctx, MirrorGroups, []MirrorEntry{group(staffDN, otherSID, ann)})
 		}},
-		{name: "a group new to the mirror", unknown: true, read: func(ctx context.Context, tx MirrorTx) error {
-			return tx.Put(ctx, MirrorGroups, []MirrorEntry{newGroup})
-		}},
+		{name: "a group created since the mark", members: []string{ann}, changed: map[string]objectChange{"g-new": {created: true}},
+			read: func(ctx context.Context, tx MirrorTx) error {
+				return tx.Put(ctx, MirrorGroups, []MirrorEntry{newGroup})
+			}},
+		{name: "a group moved in", unknown: true, changed: map[string]objectChange{"g-new": {}},
+			read: func(ctx context.Context, tx MirrorTx) error {
+				return tx.Put(ctx, MirrorGroups, []MirrorEntry{newGroup})
+			}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -121,6 +134,7 @@ func TestRecordingADGroups(t *testing.T) {
 				MirrorUsers:  {"u-ann": user("u-ann", ann), "u-bob": user("u-bob", bob)},
 				MirrorGroups: {"g-staff": group(staffDN, sid, ann)},
 			}}
+			tx.objectsChanged(tc.changed)
 			if err := tc.read(ctx, tx); err != nil {
 				t.Fatal(err)
 			}
