@@ -20,8 +20,10 @@ import (
 // group, removed from one, given a ruled group as primary group, deleted) the read's changes
 // are known, they touch that user only, and the delta snapshot gives it what the full
 // snapshot gives (groups by nesting and by primary group, Domain Users included; attributes).
-// A change whose users no DN names (a group renamed or added, a group nested in another,
-// which holds the users whose primary group it is) gives no delta snapshot.
+// A group created or deleted touches its members: it is nobody's primary group but for users
+// whose own entry changed (AD refuses to delete a user's primary group). A change whose users
+// no DN names (a group renamed, a group nested in another, which holds the users whose
+// primary group it is) gives no delta snapshot.
 func TestADDeltaSnapshotAgreesWithTheFullSnapshot(t *testing.T) {
 	dc := devstacktest.SambaDC(t)
 	ctx := context.Background()
@@ -193,9 +195,27 @@ func TestADDeltaSnapshotAgreesWithTheFullSnapshot(t *testing.T) {
 	if !reflect.DeepEqual(groupsOf(got, "Prim"), withDomainUsers(everyone, "CN=Staff Renamed,"+groupsOU)) {
 		t.Errorf("the user whose primary group was renamed: %+v", got[ids["Prim"]])
 	}
-	add("CN=Newcomers,"+groupsOU, map[string][]string{"objectClass": {"group"}, "sAMAccountName": {"delta-new"}})
-	if st, _, _, _, _ = read("a group added"); st.Changes != nil {
-		t.Errorf("a group added: the read's changes are known: %+v", st.Changes)
+	// A group created, and made the primary group of one of its members by the same read.
+	newcomers := "CN=Newcomers," + groupsOU
+	add(newcomers, map[string][]string{"objectClass": {"group"}, "sAMAccountName": {"delta-new"},
+		"member": {dns["Stay1"], dns["Stay3"]}})
+	do("set Stay1's primary group", c.Modify(primaryGroup(t, c, dns["Stay1"], newcomers)))
+	got = delta("a group created", "Stay1", "Stay3")
+	if !reflect.DeepEqual(groupsOf(got, "Stay1"), withDomainUsers(everyone, newcomers, team)) ||
+		!reflect.DeepEqual(groupsOf(got, "Stay3"), withDomainUsers(newcomers)) {
+		t.Errorf("the members of the group created (Stay1's primary group): %+v, %+v", got[ids["Stay1"]], got[ids["Stay3"]])
+	}
+	var refused *ldap.Error
+	if err := c.Del(ldap.NewDelRequest(newcomers, nil)); !errors.As(err, &refused) {
+		t.Fatalf("delete Stay1's primary group: %v, want refused", err)
+	}
+	do("give Stay1 its primary group back", c.Modify(primaryGroup(t, c, dns["Stay1"], domainUsers)))
+	delta("a user given its primary group back", "Stay1")
+	do("delete Newcomers", c.Del(ldap.NewDelRequest(newcomers, nil)))
+	got = delta("a group deleted", "Stay1", "Stay3")
+	if !reflect.DeepEqual(groupsOf(got, "Stay1"), withDomainUsers(everyone, team)) ||
+		!reflect.DeepEqual(groupsOf(got, "Stay3"), withDomainUsers()) {
+		t.Errorf("the members of the group deleted: %+v, %+v", got[ids["Stay1"]], got[ids["Stay3"]])
 	}
 	delta("unchanged again")
 }
