@@ -109,6 +109,13 @@ func Run(ctx context.Context, s *Stack, n int, workerBin string, rate float64, l
 		return nil, err
 	}
 	log("loaded %d directory entries in %s", len(d.Entries), time.Since(t0).Round(time.Millisecond))
+	if s.LaggingMark {
+		if err := s.Slapd.AddBeyondTheMark(ctx, "dn: uid=beyond.the.mark,"+demo.PeopleDN+
+			"\nobjectClass: inetOrgPerson\nuid: beyond.the.mark\ncn: Beyond The Mark\nsn: Mark\nmail: beyond.the.mark@"+demo.Domain); err != nil {
+			return nil, err
+		}
+		log("added one entry beyond slapd's sync mark")
+	}
 	if err := demo.Seed(ctx, s.Store, org, "bench", d); err != nil {
 		return nil, err
 	}

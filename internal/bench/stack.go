@@ -56,6 +56,10 @@ type Stack struct {
 	// ResyncsOnly measures, after the initial sync, only the unchanged resync and the 1%
 	// change (no rule edit, ceilings or rate-limited sync).
 	ResyncsOnly bool
+	// LaggingMark adds, after the load, one entry beyond slapd's sync mark (contextCSN):
+	// the state a parallel load leaves now and then, which made every later read list the
+	// whole directory (Slapd.AddBeyondTheMark).
+	LaggingMark bool
 	worker      *exec.Cmd
 	closers     []func()
 

@@ -283,6 +283,31 @@ func (s *Slapd) Stop() error {
 	return nil
 }
 
+// AddBeyondTheMark adds entries (LDIF, without their entryCSN) to the instance with an
+// entryCSN an hour ahead of the server's contextCSN: it stops the instance, adds them with
+// slapadd and starts it again. That is the state concurrent writes can leave (slapd moves
+// its contextCSN only to the newest CSN with no older write still pending, and only
+// forward, so a write that commits before an older one stays beyond it until the next
+// write): syncprov's refresh reads only the entries up to its contextCSN, a search all.
+// For tests and the benchmark.
+func (s *Slapd) AddBeyondTheMark(ctx context.Context, ldif string) error {
+	if err := s.Stop(); err != nil {
+		return err
+	}
+	csn := time.Now().UTC().Add(time.Hour).Format("20060102150405.000000Z") + "#000000#000#000000"
+	ldif = strings.ReplaceAll(strings.TrimSpace(ldif), "\n\n", "\nentryCSN: "+csn+"\n\n") + "\nentryCSN: " + csn + "\n"
+	path := filepath.Join(s.Dir, "beyond.ldif")
+	if err := os.WriteFile(path, []byte(ldif), 0o600); err != nil {
+		return err
+	}
+	defer os.Remove(path)
+	slapadd := filepath.Join(filepath.Dir(SlapdBinary), "slapadd")
+	if out, err := exec.Command(slapadd, "-f", s.confPath(), "-l", path).CombinedOutput(); err != nil {
+		return fmt.Errorf("slapadd: %v: %s", err, out)
+	}
+	return s.Start(ctx)
+}
+
 // LoadEntries adds entries to the directory at url, parents before children, skipping
 // entries that already exist (so loading the demo twice is safe). Large loads use several
 // connections in parallel.

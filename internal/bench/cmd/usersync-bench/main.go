@@ -44,6 +44,7 @@ func run() error {
 	flag.StringVar(&probe.Scenario, "probe-scenario", "initial sync", "the scenario the probe measures (\"initial sync\", \"unchanged resync\", \"1% changed\", ...)")
 	flag.BoolVar(&probe.InitialOnly, "initial-only", false, "measure only the initial sync of each size")
 	incremental := flag.Bool("ldap-incremental", true, "the worker reads only the directory's changes (its default); false: full reads every sync")
+	laggingMark := flag.Bool("lagging-mark", false, "after the load, add one entry beyond slapd's sync mark (as a parallel load sometimes leaves it)")
 	resyncsOnly := flag.Bool("resyncs-only", false, "after each initial sync measure only the unchanged resync and 1% changed (LDAP entries read in the note)")
 	adUsers := flag.Int("ad-users", 0, "instead of -n: the directory reads of a Samba AD DC (ports 389, 636) with this many users: full read, incremental reads of the unchanged directory and of 1% changed")
 	watch := flag.Bool("watch", false, fmt.Sprintf("instead of the sync scenarios: watch mode's change-to-target latency (p50, p95) over %d changes after an initial sync of each -n", bench.WatchChanges))
@@ -103,7 +104,7 @@ func run() error {
 		if i == 0 {
 			r = *rate
 		}
-		s.FullReads, s.ResyncsOnly = !*incremental, *resyncsOnly
+		s.FullReads, s.ResyncsOnly, s.LaggingMark = !*incremental, *resyncsOnly, *laggingMark
 		var got []bench.Row
 		if *watch {
 			got, err = bench.WatchLatency(ctx, s, n, workerBin, log)
