@@ -106,7 +106,10 @@ type snapshotStore struct {
 	users map[string]int // users written, by attempt key of the run
 }
 
-func (s *snapshotStore) BeginRun(context.Context, string, string, string, bool) error { return nil }
+func (s *snapshotStore) BeginRun(context.Context, string, string, string, bool) (int64, error) {
+	return 1, nil
+}
+func (s *snapshotStore) CheckAttempt(context.Context, string, int64) error { return nil }
 func (s *snapshotStore) Rules(context.Context, string) ([]rules.Rule, error) {
 	return []rules.Rule{{ID: 1, Priority: 1, GroupDN: "cn=staff,dc=example,dc=com", Role: "Member"}}, nil
 }
@@ -120,7 +123,7 @@ func (s *snapshotStore) OrgVersion(context.Context, string) (int64, error)      
 func (s *snapshotStore) TargetExtension(context.Context, string) (scim.Extension, error) {
 	return scim.Extension{}, nil
 }
-func (s *snapshotStore) SetRunBasis(context.Context, string, string, *time.Time, string) error {
+func (s *snapshotStore) SetRunBasis(context.Context, string, int64, string, *time.Time, string) error {
 	return nil
 }
 func (s *snapshotStore) PreviousRun(context.Context, string, string) (store.RunBasis, bool, error) {
@@ -131,7 +134,7 @@ func (s *snapshotStore) MembershipIndex(string) directory.MembershipIndex {
 	return directory.NewMemoryIndex()
 }
 func (s *snapshotStore) AnalyzeSnapshot(context.Context) error { return nil }
-func (s *snapshotStore) WriteSnapshot(_ context.Context, runID string, us []directory.User) error {
+func (s *snapshotStore) WriteSnapshot(_ context.Context, runID string, _ int64, us []directory.User) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.users[runID] += len(us)

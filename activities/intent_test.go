@@ -118,7 +118,8 @@ func scimmyTarget(t *testing.T) intentTarget {
 // addRun writes a run of org with items (seq 0, 1, ...).
 func addRun(t *testing.T, ctx context.Context, st *store.Store, org, runID string, items ...plan.Item) {
 	t.Helper()
-	require.NoError(t, st.BeginRun(ctx, org, runID, vocab.KindManual, false))
+	_, err := st.BeginRun(ctx, org, runID, vocab.KindManual, false)
+	require.NoError(t, err)
 	w := st.NewWorkWriter(runID)
 	for _, it := range items {
 		require.NoError(t, w.Add(ctx, it, plan.SeatKey{}))
@@ -410,8 +411,9 @@ func TestLostCreateThenTheUserLeavesTheNextRunSuspendsTheAccount(t *testing.T) {
 
 	// The next read: ann and carl are gone, bob is in scope, dora fails.
 	const run2 = "acme/run/2"
-	require.NoError(t, st.BeginRun(ctx, org, run2, vocab.KindScheduled, false))
-	require.NoError(t, st.WriteSnapshot(ctx, run2, []directory.User{{ExternalID: "bob", UserName: "bob@acme.test",
+	attempt, err := st.BeginRun(ctx, org, run2, vocab.KindScheduled, false)
+	require.NoError(t, err)
+	require.NoError(t, st.WriteSnapshot(ctx, run2, attempt, []directory.User{{ExternalID: "bob", UserName: "bob@acme.test",
 		Email: "bob@acme.test", Groups: []string{group}}, {ExternalID: "dora", UserName: "dora@other.test",
 		Email: "dora@other.test", Groups: []string{group}}}))
 	res, err := acts.PlanRun(ctx, steps.PlanInput{RunRef: steps.RunRef{Org: org, RunID: run2}})
@@ -528,12 +530,13 @@ func failedCheckAfterUnknownCreate(t *testing.T, tg intentTarget) {
 	require.NoError(t, err)
 	posts := tg.posts()
 	const run2 = "acme/run/2"
-	require.NoError(t, st.BeginRun(ctx, org, run2, vocab.KindScheduled, false))
+	attempt, err := st.BeginRun(ctx, org, run2, vocab.KindScheduled, false)
+	require.NoError(t, err)
 	var users []directory.User
 	for _, id := range []string{"ann", "bob"} {
 		users = append(users, directory.User{ExternalID: id, UserName: id + "@other.test", Email: id + "@other.test", Groups: []string{group}})
 	}
-	require.NoError(t, st.WriteSnapshot(ctx, run2, users))
+	require.NoError(t, st.WriteSnapshot(ctx, run2, attempt, users))
 	res, err := acts.PlanRun(ctx, steps.PlanInput{RunRef: steps.RunRef{Org: org, RunID: run2}})
 	require.NoError(t, err)
 	require.Equal(t, 2, res.Fails)

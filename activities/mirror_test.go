@@ -53,7 +53,9 @@ func (d *incrementalDirectory) SnapshotWith(ctx context.Context, idx directory.M
 // mirrorSnapshotStore is snapshotStore with a mirror (the fake directory does not use it).
 type mirrorSnapshotStore struct{ *snapshotStore }
 
-func (mirrorSnapshotStore) Mirror(string) directory.MirrorStore { return nil }
+func (mirrorSnapshotStore) LockMirror(context.Context, string, func()) (directory.MirrorStore, func(), error) {
+	return nil, func() {}, nil
+}
 
 var oneAttempt = func() (o workflow.ActivityOptions) {
 	o = stepOptions

@@ -129,9 +129,10 @@ func loadOrg(t *testing.T, ctx context.Context, st *store.Store, org, runID stri
 			org+"/run/0", org, vocab.RunSucceeded, in.PreviousSnapshotSize)
 		require.NoError(t, err)
 	}
-	require.NoError(t, st.BeginRun(ctx, org, runID, "scheduled", false))
+	attempt, err := st.BeginRun(ctx, org, runID, "scheduled", false)
+	require.NoError(t, err)
 	if len(in.Users) > 0 {
-		require.NoError(t, st.WriteSnapshot(ctx, runID, in.Users))
+		require.NoError(t, st.WriteSnapshot(ctx, runID, attempt, in.Users))
 	}
 }
 

@@ -31,7 +31,8 @@ func runWith(t *testing.T, org, runID string, items ...plan.Item) (*store.Store,
 	st, err := store.Open(ctx, devstacktest.Database(t))
 	require.NoError(t, err)
 	t.Cleanup(st.Close)
-	require.NoError(t, st.BeginRun(ctx, org, runID, vocab.KindManual, false))
+	_, err = st.BeginRun(ctx, org, runID, vocab.KindManual, false)
+	require.NoError(t, err)
 	w := st.NewWorkWriter(runID)
 	for _, it := range items {
 		require.NoError(t, w.Add(ctx, it, plan.SeatKey{}))

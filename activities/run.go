@@ -41,14 +41,20 @@ type snapshotProgress struct {
 // statement is timed out by the heartbeat timeout. A retried attempt starts over (BeginRun
 // clears what an earlier attempt wrote): the snapshot must be one consistent read, a paged
 // search cannot be resumed on another connection, and the membership index it reads users
-// through is the attempt's own (attemptKey), rebuilt from the groups by each read.
+// through is the attempt's own (attemptKey), rebuilt from the groups by each read. An
+// earlier attempt still running (timed out by the server, not by itself) can write nothing
+// more to the run once the retry began: each write carries BeginRun's attempt (a fencing
+// token) and fails with store.ErrSuperseded. That error is an ordinary one: Temporal drops
+// a timed-out attempt's result anyway, and were it ever a live attempt's, its retry begins
+// anew and writes.
 func (a *Activities) SnapshotDirectory(ctx context.Context, in steps.SnapshotInput) (_ steps.SnapshotResult, err error) {
 	var groups, read, written atomic.Int64
 	ctx, p := startProgress(ctx, func() any {
 		return snapshotProgress{Groups: groups.Load(), Read: read.Load(), Written: written.Load()}
 	})
 	defer p.end(&err)
-	if err := a.Store.BeginRun(ctx, in.Org, in.RunID, in.Kind, in.DryRun); err != nil {
+	attempt, err := a.Store.BeginRun(ctx, in.Org, in.RunID, in.Kind, in.DryRun)
+	if err != nil {
 		return steps.SnapshotResult{}, err
 	}
 	rs, err := a.Store.Rules(ctx, in.Org)
@@ -93,7 +99,7 @@ func (a *Activities) SnapshotDirectory(ctx context.Context, in steps.SnapshotInp
 	}
 	// Batches are written on their own goroutine while the directory read goes on.
 	w := startWriter(func(us []directory.User) error {
-		if err := a.Store.WriteSnapshot(ctx, in.RunID, us); err != nil {
+		if err := a.Store.WriteSnapshot(ctx, in.RunID, attempt, us); err != nil {
 			return err
 		}
 		written.Add(int64(len(us)))
@@ -120,9 +126,13 @@ func (a *Activities) SnapshotDirectory(ctx context.Context, in steps.SnapshotInp
 		// the mirror exactly as from the directory.
 		// err is the function's: a failed read must fail the step (it was once shadowed
 		// here, and a read cut mid-way "succeeded" with nobody in scope).
-		m := a.Store.Mirror(in.Org)
 		var ss directory.SyncStats
-		ss, err = inc.SyncMirror(ctx, m, attrs, o.FullReadEvery)
+		var m directory.MirrorStore
+		var release func()
+		if m, release, err = a.lockMirror(ctx, in.RunID, in.Org, attempt, p); err == nil {
+			defer release()
+			ss, err = inc.SyncMirror(ctx, m, attrs, o.FullReadEvery)
+		}
 		switch {
 		case errors.Is(err, directory.ErrNoContentSync):
 			// A directory without syncprov (or an AD account blind to deleted objects) is
@@ -138,7 +148,7 @@ func (a *Activities) SnapshotDirectory(ctx context.Context, in steps.SnapshotInp
 			res.Read = &steps.DirectoryRead{Full: ss.Full, Reason: ss.Reason, Entries: ss.Entries, Deleted: ss.Deleted, Checked: ss.Checked}
 			var still *steps.SnapshotResult
 			if c, err = a.runCheck(ctx, in, res.Read, inputs); err == nil {
-				still, err = a.standStill(ctx, in, c)
+				still, err = a.standStill(ctx, in, attempt, c)
 			}
 			if still != nil || err != nil {
 				if werr := w.close(); err == nil {
@@ -152,7 +162,7 @@ func (a *Activities) SnapshotDirectory(ctx context.Context, in steps.SnapshotInp
 			delta := func() (directory.Stats, []string, error) {
 				return inc.SnapshotChanges(ctx, m, groupDNs, attrs, batch, ss.Changes, emit)
 			}
-			if res.Delta, stats, err = a.deltaSnapshot(ctx, in, c, delta); err == nil && res.Delta == nil {
+			if res.Delta, stats, err = a.deltaSnapshot(ctx, in, attempt, c, delta); err == nil && res.Delta == nil {
 				stats, err = inc.SnapshotFromMirror(ctx, m, index(), groupDNs, attrs, batch, emit)
 			}
 		}
@@ -180,7 +190,7 @@ func (a *Activities) SnapshotDirectory(ctx context.Context, in steps.SnapshotInp
 			expiry = prev
 		}
 	}
-	if err := a.Store.SetRunBasis(ctx, in.RunID, inputs, expiry, in.RunID); err != nil {
+	if err := a.Store.SetRunBasis(ctx, in.RunID, attempt, inputs, expiry, in.RunID); err != nil {
 		return steps.SnapshotResult{}, err
 	}
 	return res, nil
@@ -193,7 +203,7 @@ func (a *Activities) SnapshotDirectory(ctx context.Context, in steps.SnapshotInp
 // or touching too many users, or a snapshot that would hold nobody while no account is
 // left untouched (a plan that reads nobody takes the read for a wrong one; the full read
 // may hold users out of scope).
-func (a *Activities) deltaSnapshot(ctx context.Context, in steps.SnapshotInput, c unchangedCheck,
+func (a *Activities) deltaSnapshot(ctx context.Context, in steps.SnapshotInput, attempt int64, c unchangedCheck,
 	read func() (directory.Stats, []string, error)) (*steps.Delta, directory.Stats, error) {
 	since, _ := DeltaSince(c)
 	if since == "" {
@@ -206,7 +216,7 @@ func (a *Activities) deltaSnapshot(ctx context.Context, in steps.SnapshotInput, 
 	if err != nil {
 		return nil, directory.Stats{}, err
 	}
-	if err := a.Store.MarkDelta(ctx, in.RunID, touched); err != nil {
+	if err := a.Store.MarkDelta(ctx, in.RunID, attempt, touched); err != nil {
 		return nil, directory.Stats{}, err
 	}
 	if stats.InScope+stats.Disabled == 0 {
@@ -215,11 +225,31 @@ func (a *Activities) deltaSnapshot(ctx context.Context, in steps.SnapshotInput, 
 			return nil, directory.Stats{}, err
 		}
 		if n == 0 {
-			// Unmarked (BeginRun clears the run's snapshot): nothing was written to it.
-			return nil, directory.Stats{}, a.Store.BeginRun(ctx, in.Org, in.RunID, in.Kind, in.DryRun)
+			// Unmarked (as BeginRun leaves the run's snapshot): nothing was written to it.
+			return nil, directory.Stats{}, a.Store.ResetSnapshot(ctx, in.RunID, attempt)
 		}
 	}
 	return &steps.Delta{Since: since, Touched: len(touched)}, stats, nil
+}
+
+// lockMirror makes the organization's mirror this attempt's until release (Store.LockMirror),
+// so that its read (SyncMirror) and the snapshot taken from the mirror are one unit: a read
+// by another run (a dry run beside it) or attempt cannot commit between them, where its
+// changes would be in neither this run's changes nor its delta snapshot. The wait for the
+// holder heartbeats: it is not a stall.
+func (a *Activities) lockMirror(ctx context.Context, runID, org string, attempt int64, p *progress) (directory.MirrorStore, func(), error) {
+	m, release, err := a.Store.LockMirror(ctx, org, p.tick)
+	if err != nil {
+		return nil, nil, err
+	}
+	// With the lock held: a superseded attempt must not read into the mirror after its retry
+	// read it (what it read would be in no run's changes). One that passes here reads before
+	// its retry, which takes the full snapshot (a retried read: DeltaSince).
+	if err := a.Store.CheckAttempt(ctx, runID, attempt); err != nil {
+		release()
+		return nil, nil, err
+	}
+	return m, release, nil
 }
 
 // fullReadsSaid: the organizations and reasons whose lack of incremental reads was logged

@@ -28,16 +28,19 @@ type ConfigStore interface {
 // RunStore records a run (begin, finish with its banners) and holds its directory snapshot
 // (SnapshotDirectory, DiscoverTarget, FinishRun).
 type RunStore interface {
-	BeginRun(ctx context.Context, org, runID, kind string, dryRun bool) error
-	WriteSnapshot(ctx context.Context, runID string, users []directory.User) error
+	// The run's snapshot is written by the attempt BeginRun returns, and by no earlier one.
+	BeginRun(ctx context.Context, org, runID, kind string, dryRun bool) (attempt int64, err error)
+	CheckAttempt(ctx context.Context, runID string, attempt int64) error
+	WriteSnapshot(ctx context.Context, runID string, attempt int64, users []directory.User) error
+	ResetSnapshot(ctx context.Context, runID string, attempt int64) error
 	MembershipIndex(runID string) directory.MembershipIndex
-	Mirror(org string) directory.MirrorStore
+	LockMirror(ctx context.Context, org string, wait func()) (_ directory.MirrorStore, release func(), err error)
 	AnalyzeSnapshot(ctx context.Context) error
-	MarkDelta(ctx context.Context, runID string, touched []string) error
+	MarkDelta(ctx context.Context, runID string, attempt int64, touched []string) error
 	BannersWith(ctx context.Context, org, runFailure string) ([]vocab.Banner, error)
 	FinishRun(ctx context.Context, runID, status string, failure vocab.Failure, inScope int, summary any) error
 	// What a run stands on, and what the next one compares (unchanged.go).
-	SetRunBasis(ctx context.Context, runID, inputs string, nextExpiry *time.Time, basis string) error
+	SetRunBasis(ctx context.Context, runID string, attempt int64, inputs string, nextExpiry *time.Time, basis string) error
 	MarkRunClean(ctx context.Context, runID string) error
 	PreviousRun(ctx context.Context, org, runID string) (store.RunBasis, bool, error)
 	PendingWork(ctx context.Context, org string) (failures, intents int, err error)

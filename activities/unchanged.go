@@ -191,7 +191,7 @@ func (a *Activities) runCheck(ctx context.Context, in steps.SnapshotInput, read 
 
 // standStill decides whether the run stands on an earlier one (UnchangedSince) and, when it
 // does, records so and returns the earlier run's directory counts, carried over.
-func (a *Activities) standStill(ctx context.Context, in steps.SnapshotInput, c unchangedCheck) (*steps.SnapshotResult, error) {
+func (a *Activities) standStill(ctx context.Context, in steps.SnapshotInput, attempt int64, c unchangedCheck) (*steps.SnapshotResult, error) {
 	inputs := c.Inputs
 	since, _ := UnchangedSince(c)
 	if since == "" {
@@ -201,7 +201,7 @@ func (a *Activities) standStill(ctx context.Context, in steps.SnapshotInput, c u
 	if err := json.Unmarshal(c.Previous.Summary, &prev); err != nil {
 		return nil, fmt.Errorf("read run %s's summary: %w", c.Previous.RunID, err)
 	}
-	if err := a.Store.SetRunBasis(ctx, in.RunID, inputs, c.Previous.NextExpiry, since); err != nil {
+	if err := a.Store.SetRunBasis(ctx, in.RunID, attempt, inputs, c.Previous.NextExpiry, since); err != nil {
 		return nil, err
 	}
 	res := prev.Directory

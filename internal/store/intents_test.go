@@ -59,8 +59,8 @@ func TestWriteIntentOpensBeforeTheWriteAndClosesWithItsOutcome(t *testing.T) {
 func TestPlanningSeesOpenWritesAndSeatsWithoutAccount(t *testing.T) {
 	st, ctx := openStore(t)
 	require.NoError(t, st.SetLicense(ctx, org, "test", "Meeting", 5))
-	require.NoError(t, st.BeginRun(ctx, org, "run-1", vocab.KindManual, false))
-	require.NoError(t, st.WriteSnapshot(ctx, "run-1", []directory.User{{ExternalID: "ann", UserName: "ann@acme.test"},
+	attempt := beginRun(t, ctx, st, "run-1", vocab.KindManual, false)
+	require.NoError(t, st.WriteSnapshot(ctx, "run-1", attempt, []directory.User{{ExternalID: "ann", UserName: "ann@acme.test"},
 		{ExternalID: "bob", UserName: "bob@acme.test"}}))
 	require.NoError(t, st.OpenIntent(ctx, org, "ann", "ann@acme.test", "run-0", string(plan.Create)))
 	require.NoError(t, st.OpenIntent(ctx, org, "cid", "cid@acme.test", "run-0", string(plan.Create)))
@@ -93,7 +93,7 @@ func TestPlanningSeesOpenWritesAndSeatsWithoutAccount(t *testing.T) {
 // read for another organization's run opens nothing.
 func TestBeginUserWriteOpensTheIntentUnlessOneIsOpen(t *testing.T) {
 	st, ctx := openStore(t)
-	require.NoError(t, st.BeginRun(ctx, org, "run-1", vocab.KindManual, false))
+	beginRun(t, ctx, st, "run-1", vocab.KindManual, false)
 	w := st.NewWorkWriter("run-1")
 	require.NoError(t, w.Add(ctx, plan.Item{ExternalID: "ann", UserName: "ann@acme.test", Action: plan.Create}, plan.SeatKey{}))
 	require.NoError(t, w.Add(ctx, plan.Item{ExternalID: "bob", UserName: "bob@acme.test", Action: plan.Update}, plan.SeatKey{}))

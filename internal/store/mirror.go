@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -14,7 +15,7 @@ import (
 
 // Mirror returns org's persistent directory mirror (directory.Reader.SyncMirror keeps it
 // current, SnapshotFromMirror reads a run's snapshot from it).
-func (s *Store) Mirror(org string) directory.MirrorStore { return mirror{s: s, org: org} }
+func (s *Store) Mirror(org string) directory.MirrorStore { return mirror{org: org, db: s.pool} }
 
 // DropMirror deletes org's mirror and sync state: the next read is a full one. It waits
 // for a read under way, so that no read commits a mark over the emptied mirror.
@@ -34,22 +35,74 @@ func (s *Store) DropMirror(ctx context.Context, org string) error {
 
 // lockMirror makes tx the only read of org's mirror until it ends.
 func lockMirror(ctx context.Context, tx pgx.Tx, org string) error {
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('directory_mirror:' || $1))`, org); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(`+mirrorLockKey+`)`, org); err != nil {
 		return fmt.Errorf("directory mirror lock: %w", err)
 	}
 	return nil
 }
 
+// mirrorLockKey is org's ($1) mirror lock: taken by a transaction (a read, DropMirror) or by
+// a session (LockMirror), which then holds it across its transactions.
+const mirrorLockKey = `hashtext('directory_mirror:' || $1)`
+
+// mirrorLockPoll is how often LockMirror tries the lock while another holds it.
+const mirrorLockPoll = 100 * time.Millisecond
+
+// LockMirror makes the caller the only user of org's mirror until release: its reads
+// (Begin) and views (View) run on one connection that holds the mirror lock, and every
+// other read waits, so that a run's read and the snapshot taken from it are one unit (a
+// read committed between them would be in no run's changes). It waits for the holder,
+// calling wait at each try (the step's heartbeat: waiting is not stalling). The lock goes
+// with the connection if the process dies. The returned mirror must not be used
+// concurrently (one transaction or view at a time).
+func (s *Store) LockMirror(ctx context.Context, org string, wait func()) (_ directory.MirrorStore, release func(), err error) {
+	if s.own == nil {
+		return nil, nil, errors.New("directory mirror lock: not inside a transaction")
+	}
+	c, err := s.own.Acquire(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("directory mirror lock: %w", err)
+	}
+	release = func() {
+		// A connection whose unlock failed may still hold the lock: it leaves the pool.
+		var unlocked bool
+		if err := c.QueryRow(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(`+mirrorLockKey+`)`, org).Scan(&unlocked); err != nil || !unlocked {
+			_ = c.Hijack().Close(context.WithoutCancel(ctx))
+			return
+		}
+		c.Release()
+	}
+	for {
+		var got bool
+		if err := c.QueryRow(ctx, `SELECT pg_try_advisory_lock(`+mirrorLockKey+`)`, org).Scan(&got); err != nil {
+			_ = c.Hijack().Close(context.WithoutCancel(ctx)) // it may have taken the lock
+			return nil, nil, fmt.Errorf("directory mirror lock: %w", err)
+		}
+		if got {
+			return mirror{org: org, db: c}, release, nil
+		}
+		wait()
+		select {
+		case <-ctx.Done():
+			c.Release()
+			return nil, nil, fmt.Errorf("directory mirror lock: %w", context.Cause(ctx))
+		case <-time.After(mirrorLockPoll):
+		}
+	}
+}
+
 type mirror struct {
-	s   *Store
 	org string
+	db  interface {
+		Begin(ctx context.Context) (pgx.Tx, error)
+	} // the pool, or LockMirror's connection
 }
 
 // Begin takes the organization's mirror lock first and reads the state after it, in the
 // transaction: a retried activity overlapping the attempt it replaces waits for it and then
 // reads from the mark it committed, never from the one before.
 func (m mirror) Begin(ctx context.Context) (directory.MirrorTx, error) {
-	tx, err := m.s.pool.Begin(ctx)
+	tx, err := m.db.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("directory mirror: %w", err)
 	}
@@ -63,7 +116,7 @@ func (m mirror) Begin(ctx context.Context) (directory.MirrorTx, error) {
 // View is a read-only REPEATABLE READ transaction: the users and the groups of one
 // committed read, whatever commits meanwhile.
 func (m mirror) View(ctx context.Context) (directory.MirrorView, error) {
-	tx, err := m.s.pool.Begin(ctx)
+	tx, err := m.db.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("directory mirror: %w", err)
 	}

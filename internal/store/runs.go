@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -23,22 +24,69 @@ type Run struct {
 	Summary    json.RawMessage `json:"summary,omitempty"`
 }
 
-// BeginRun records a run as started (RecordRun) and clears what an earlier attempt of the
-// same run left in its snapshot and work tables: the directory read starts over.
-func (s *Store) BeginRun(ctx context.Context, org, runID, kind string, dryRun bool) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+// BeginRun records a run as started (RecordRun), makes the caller the run's snapshot attempt
+// (returned: the fencing token of its writes, checkAttempt) and clears what an earlier attempt
+// of the same run left in its snapshot and work tables: the directory read starts over.
+func (s *Store) BeginRun(ctx context.Context, org, runID, kind string, dryRun bool) (attempt int64, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := recordRun(ctx, tx, org, runID, kind, dryRun); err != nil {
 			return err
 		}
-		for _, q := range []string{`DELETE FROM snapshot_users WHERE run_id=$1`, `DELETE FROM snapshot_touched WHERE run_id=$1`,
-			`UPDATE runs SET delta=false WHERE run_id=$1`} {
-			if _, err := tx.Exec(ctx, q, runID); err != nil {
-				return err
-			}
+		// The row lock taken here orders this begin with the earlier attempt's writes.
+		if err := tx.QueryRow(ctx, `UPDATE runs SET snapshot_attempt=snapshot_attempt+1 WHERE run_id=$1
+			RETURNING snapshot_attempt`, runID).Scan(&attempt); err != nil {
+			return fmt.Errorf("begin run %s: %w", runID, err)
 		}
-		_, err := tx.Exec(ctx, `DELETE FROM work_items WHERE run_id=$1`, runID)
-		return err
+		return clearSnapshot(ctx, tx, runID)
 	})
+	return attempt, err
+}
+
+// ResetSnapshot clears run runID's snapshot as BeginRun does, for the attempt that owns it.
+func (s *Store) ResetSnapshot(ctx context.Context, runID string, attempt int64) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := checkAttempt(ctx, tx, runID, attempt); err != nil {
+			return err
+		}
+		return clearSnapshot(ctx, tx, runID)
+	})
+}
+
+func clearSnapshot(ctx context.Context, tx pgx.Tx, runID string) error {
+	for _, q := range []string{`DELETE FROM snapshot_users WHERE run_id=$1`, `DELETE FROM snapshot_touched WHERE run_id=$1`,
+		`UPDATE runs SET delta=false WHERE run_id=$1`, `DELETE FROM work_items WHERE run_id=$1`} {
+		if _, err := tx.Exec(ctx, q, runID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ErrSuperseded is the error of a write by a run's snapshot attempt after a later attempt
+// of the run began (BeginRun): the write is refused, and the attempt must stop.
+var ErrSuperseded = errors.New("superseded")
+
+// CheckAttempt fails with ErrSuperseded unless attempt is still run runID's snapshot attempt.
+func (s *Store) CheckAttempt(ctx context.Context, runID string, attempt int64) error {
+	return checkAttempt(ctx, s.pool, runID, attempt)
+}
+
+// checkAttempt is the fence of every write to a run's snapshot state, in the write's
+// transaction: FOR SHARE waits for a BeginRun under way, and keeps the next one waiting
+// until the write commits, so no write of an earlier attempt lands after a later one began.
+func checkAttempt(ctx context.Context, db dbtx, runID string, attempt int64) error {
+	var current int64
+	err := db.QueryRow(ctx, `SELECT snapshot_attempt FROM runs WHERE run_id=$1 FOR SHARE`, runID).Scan(&current)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("run %s is not recorded", runID)
+	}
+	if err != nil {
+		return fmt.Errorf("run %s: %w", runID, err)
+	}
+	if current != attempt {
+		return fmt.Errorf("run %s: snapshot attempt %d was %w by attempt %d", runID, attempt, ErrSuperseded, current)
+	}
+	return nil
 }
 
 // RecordRun records a run as started, with its "sync started" history row, unless it is

@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/usersync/usersync/internal/directory"
@@ -22,17 +23,17 @@ func snapshotSize(t *testing.T, ctx context.Context, st *store.Store, runID stri
 func TestBeginRunIsIdempotentAndFinishRunDropsTheSnapshot(t *testing.T) {
 	st, ctx := openStore(t)
 	const run = "usersync/acme/run/1"
-	require.NoError(t, st.BeginRun(ctx, org, run, "scheduled", false))
+	attempt := beginRun(t, ctx, st, run, "scheduled", false)
 	users := []directory.User{
 		{ExternalID: "u1", UserName: "ann@acme.test", Groups: []string{"cn=eng"}},
 		{ExternalID: "u2", UserName: "bob@acme.test", Groups: []string{"cn=eng"}},
 	}
-	require.NoError(t, st.WriteSnapshot(ctx, run, users[:1]))
+	require.NoError(t, st.WriteSnapshot(ctx, run, attempt, users[:1]))
 
 	// The activity is retried after a crash: the half-written snapshot goes, the start stays.
-	require.NoError(t, st.BeginRun(ctx, org, run, "scheduled", false))
+	attempt = beginRun(t, ctx, st, run, "scheduled", false)
 	require.Zero(t, snapshotSize(t, ctx, st, run))
-	require.NoError(t, st.WriteSnapshot(ctx, run, users))
+	require.NoError(t, st.WriteSnapshot(ctx, run, attempt, users))
 	require.Equal(t, 2, snapshotSize(t, ctx, st, run))
 	w := st.NewWorkWriter(run)
 	require.NoError(t, w.Add(ctx, plan.Item{ExternalID: "u1", UserName: "ann@acme.test", Action: plan.Create}, plan.SeatKey{}))
@@ -76,9 +77,63 @@ func TestBeginRunIsIdempotentAndFinishRunDropsTheSnapshot(t *testing.T) {
 
 func TestDryRunStartIsNamedAsSuch(t *testing.T) {
 	st, ctx := openStore(t)
-	require.NoError(t, st.BeginRun(ctx, org, "dry-1", "manual", true))
+	beginRun(t, ctx, st, "dry-1", "manual", true)
 	es, err := st.History(ctx, org, store.HistoryFilter{Type: vocab.EventSync})
 	require.NoError(t, err)
 	require.Len(t, es, 1)
 	require.Equal(t, "dry-run started", es[0].Action)
+}
+
+// An attempt of a run's snapshot that the server timed out and retried may still run: once
+// the retry began, none of its writes lands in the run (snapshot rows, delta mark, basis, a
+// reset), and the retry's snapshot stays exactly as the retry wrote it.
+func TestSupersededSnapshotAttemptWritesNothing(t *testing.T) {
+	st, ctx := openStore(t)
+	const run = "usersync/acme/run/7"
+	first := beginRun(t, ctx, st, run, "scheduled", false)
+	require.NoError(t, st.WriteSnapshot(ctx, run, first, []directory.User{{ExternalID: "u-early", UserName: "early@acme.test"}}))
+
+	second := beginRun(t, ctx, st, run, "scheduled", false)
+	require.Equal(t, first+1, second)
+	require.NoError(t, st.WriteSnapshot(ctx, run, second, []directory.User{
+		{ExternalID: "u1", UserName: "ann@acme.test"}, {ExternalID: "u2", UserName: "bob@acme.test"}}))
+	require.NoError(t, st.MarkDelta(ctx, run, second, []string{"u1", "u2"}))
+	require.NoError(t, st.SetRunBasis(ctx, run, second, "inputs-2", nil, "usersync/acme/run/6"))
+
+	for name, write := range map[string]func() error{
+		"snapshot rows": func() error {
+			return st.WriteSnapshot(ctx, run, first, []directory.User{{ExternalID: "u-stale", UserName: "stale@acme.test"}})
+		},
+		"delta mark": func() error { return st.MarkDelta(ctx, run, first, []string{"u-stale"}) },
+		"basis":      func() error { return st.SetRunBasis(ctx, run, first, "inputs-1", nil, run) },
+		"reset":      func() error { return st.ResetSnapshot(ctx, run, first) },
+	} {
+		err := write()
+		require.ErrorIs(t, err, store.ErrSuperseded, name)
+		require.ErrorContains(t, err, "run usersync/acme/run/7: snapshot attempt 1 was superseded by attempt 2", name)
+	}
+	require.ErrorIs(t, st.CheckAttempt(ctx, run, first), store.ErrSuperseded)
+	require.NoError(t, st.CheckAttempt(ctx, run, second))
+
+	var ids []string
+	require.NoError(t, st.PlanRows(ctx, org, run, func(r store.PlanRow) error { ids = append(ids, r.User.ExternalID); return nil }))
+	require.ElementsMatch(t, []string{"u1", "u2"}, ids, "the retry's snapshot, nothing of the first attempt")
+	delta, err := st.DeltaSnapshot(ctx, run)
+	require.NoError(t, err)
+	require.True(t, delta)
+	rows, err := st.Pool().Query(ctx, `SELECT external_id FROM snapshot_touched WHERE run_id=$1 ORDER BY 1`, run)
+	require.NoError(t, err)
+	touched, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Equal(t, []string{"u1", "u2"}, touched)
+	beginRun(t, ctx, st, "usersync/acme/run/8", "scheduled", false)
+	basis, ok, err := st.PreviousRun(ctx, org, "usersync/acme/run/8")
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, run, basis.RunID)
+	require.Equal(t, "inputs-2", basis.Inputs)
+	require.Equal(t, "usersync/acme/run/6", basis.Basis)
+
+	// A run never begun has no attempt to write as.
+	require.ErrorContains(t, st.MarkDelta(ctx, "usersync/acme/run/none", 1, []string{"u1"}), "run usersync/acme/run/none is not recorded")
 }

@@ -16,8 +16,9 @@ import (
 // WriteSnapshot appends directory users to a run's snapshot with COPY. It never fails on a
 // value: each user is stored as directory.Clean makes it (no NUL, valid UTF-8, what jsonb
 // and text hold), a value it repairs named in the user's Problems, which the plan turns into
-// the user's own invalid_user_data failure. A Reader's users need no repair.
-func (s *Store) WriteSnapshot(ctx context.Context, runID string, users []directory.User) error {
+// the user's own invalid_user_data failure. A Reader's users need no repair. Only the run's
+// snapshot attempt writes (BeginRun's attempt; else ErrSuperseded).
+func (s *Store) WriteSnapshot(ctx context.Context, runID string, attempt int64, users []directory.User) error {
 	rows := make([][]any, len(users))
 	for i, u := range users {
 		u = directory.Clean(u)
@@ -27,17 +28,27 @@ func (s *Store) WriteSnapshot(ctx context.Context, runID string, users []directo
 		}
 		rows[i] = []any{runID, u.ExternalID, b}
 	}
-	_, err := s.pool.CopyFrom(ctx, pgx.Identifier{"snapshot_users"}, []string{"run_id", "external_id", "data"}, pgx.CopyFromRows(rows))
-	if err != nil {
-		return fmt.Errorf("write snapshot: %w", err)
-	}
-	return nil
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := checkAttempt(ctx, tx, runID, attempt); err != nil {
+			return fmt.Errorf("write snapshot: %w", err)
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"snapshot_users"}, []string{"run_id", "external_id", "data"}, pgx.CopyFromRows(rows)); err != nil {
+			return fmt.Errorf("write snapshot: %w", err)
+		}
+		return nil
+	})
 }
 
 // MarkDelta records that run runID's snapshot is a delta snapshot: it holds only the users
-// its directory changes touched, whose externalIds are touched (plan.Input.Delta).
-func (s *Store) MarkDelta(ctx context.Context, runID string, touched []string) error {
+// its directory changes touched, whose externalIds are touched (plan.Input.Delta). Only the
+// run's snapshot attempt marks it.
+func (s *Store) MarkDelta(ctx context.Context, runID string, attempt int64, touched []string) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// Touched users without the mark would be planned as a whole directory's: a run not
+		// recorded fails here too.
+		if err := checkAttempt(ctx, tx, runID, attempt); err != nil {
+			return fmt.Errorf("mark delta snapshot: %w", err)
+		}
 		rows := make([][]any, len(touched))
 		for i, id := range touched {
 			rows[i] = []any{runID, id}
@@ -45,13 +56,8 @@ func (s *Store) MarkDelta(ctx context.Context, runID string, touched []string) e
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"snapshot_touched"}, []string{"run_id", "external_id"}, pgx.CopyFromRows(rows)); err != nil {
 			return fmt.Errorf("mark delta snapshot: %w", err)
 		}
-		tag, err := tx.Exec(ctx, `UPDATE runs SET delta=true WHERE run_id=$1`, runID)
-		if err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE runs SET delta=true WHERE run_id=$1`, runID); err != nil {
 			return fmt.Errorf("mark delta snapshot: %w", err)
-		}
-		if tag.RowsAffected() != 1 {
-			// Touched users without the mark would be planned as a whole directory's.
-			return fmt.Errorf("mark delta snapshot: run %s is not recorded", runID)
 		}
 		return nil
 	})

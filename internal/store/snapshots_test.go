@@ -18,13 +18,13 @@ import (
 func TestWriteSnapshotStoresValuesJSONBRefuses(t *testing.T) {
 	st, ctx := openStore(t)
 	const run = "usersync/acme/run/nul"
-	require.NoError(t, st.BeginRun(ctx, org, run, "scheduled", false))
+	attempt := beginRun(t, ctx, st, run, "scheduled", false)
 	bad := directory.User{ExternalID: "u-bad", DN: "uid=b\x00,dc=acme", UserName: "bea\x00@acme.test", Email: "bea@acme.test",
 		DisplayName: "Bea\x00Lee", GivenName: "B\xffea", Attributes: map[string]string{"office": "Room\x00 1"},
 		Groups: []string{"cn=eng"}, Problems: []string{`attribute "mail": has 2 distinct values, want one`}}
 	good := directory.User{ExternalID: "u-good", UserName: "gus@acme.test", Email: "gus@acme.test", DisplayName: "Gus",
 		Attributes: map[string]string{"office": "Room 2"}, Groups: []string{"cn=eng"}}
-	require.NoError(t, st.WriteSnapshot(ctx, run, []directory.User{bad, good}))
+	require.NoError(t, st.WriteSnapshot(ctx, run, attempt, []directory.User{bad, good}))
 
 	got := map[string]directory.User{}
 	require.NoError(t, st.PlanRows(ctx, org, run, func(r store.PlanRow) error { got[r.User.ExternalID] = r.User; return nil }))

@@ -23,6 +23,14 @@ func openStore(t *testing.T) (*store.Store, context.Context) {
 	return st, ctx
 }
 
+// beginRun begins run (BeginRun) and returns its snapshot attempt.
+func beginRun(t *testing.T, ctx context.Context, st *store.Store, run, kind string, dryRun bool) int64 {
+	t.Helper()
+	attempt, err := st.BeginRun(ctx, org, run, kind, dryRun)
+	require.NoError(t, err)
+	return attempt
+}
+
 func openStoreURL(t *testing.T) (*store.Store, context.Context, string) {
 	t.Helper()
 	url := devstacktest.Database(t)

@@ -60,13 +60,19 @@ func (s *Store) PreviousRun(ctx context.Context, org, runID string) (b RunBasis,
 	return b, true, nil
 }
 
-// SetRunBasis records what the run's outcome stands on (its directory read's inputs).
-func (s *Store) SetRunBasis(ctx context.Context, runID, inputs string, nextExpiry *time.Time, basis string) error {
-	if _, err := s.pool.Exec(ctx, `UPDATE runs SET inputs=$2, next_expiry=$3, basis=$4 WHERE run_id=$1`,
-		runID, inputs, nextExpiry, basis); err != nil {
-		return fmt.Errorf("record run basis: %w", err)
-	}
-	return nil
+// SetRunBasis records what the run's outcome stands on (its directory read's inputs), for
+// the run's snapshot attempt only (BeginRun; else ErrSuperseded).
+func (s *Store) SetRunBasis(ctx context.Context, runID string, attempt int64, inputs string, nextExpiry *time.Time, basis string) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := checkAttempt(ctx, tx, runID, attempt); err != nil {
+			return fmt.Errorf("record run basis: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE runs SET inputs=$2, next_expiry=$3, basis=$4 WHERE run_id=$1`,
+			runID, inputs, nextExpiry, basis); err != nil {
+			return fmt.Errorf("record run basis: %w", err)
+		}
+		return nil
+	})
 }
 
 // MarkRunClean records that the run finished complete and clean: a later run may stand on it.

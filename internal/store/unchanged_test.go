@@ -23,14 +23,14 @@ func TestPreviousRunAndWhatOverlappedIt(t *testing.T) {
 			require.NoError(t, st.MarkRunClean(ctx, run))
 		}
 	}
-	require.NoError(t, st.BeginRun(ctx, org, "r-old-dry", vocab.KindManual, true))
+	beginRun(t, ctx, st, "r-old-dry", vocab.KindManual, true)
 	finish("r-old-dry", false) // ended before the clean run started: not overlapping
 	time.Sleep(10 * time.Millisecond)
-	require.NoError(t, st.BeginRun(ctx, org, "r-clean", vocab.KindScheduled, false))
+	clean := beginRun(t, ctx, st, "r-clean", vocab.KindScheduled, false)
 	exp := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	require.NoError(t, st.SetRunBasis(ctx, "r-clean", "hash", &exp, "r-clean"))
+	require.NoError(t, st.SetRunBasis(ctx, "r-clean", clean, "hash", &exp, "r-clean"))
 	finish("r-clean", true)
-	require.NoError(t, st.BeginRun(ctx, org, "r-now", vocab.KindScheduled, false))
+	beginRun(t, ctx, st, "r-now", vocab.KindScheduled, false)
 
 	p, ok, err := st.PreviousRun(ctx, org, "r-now")
 	require.NoError(t, err)
