@@ -130,11 +130,14 @@ func (a *Activities) SnapshotDirectory(ctx context.Context, in steps.SnapshotInp
 		var m directory.MirrorStore
 		var release func()
 		if m, release, err = a.lockMirror(ctx, in.RunID, in.Org, attempt, p); err == nil {
-			defer release()
+			defer func() { release() }()
 			ss, err = inc.SyncMirror(ctx, m, attrs, o.FullReadEvery)
 		}
 		switch {
 		case errors.Is(err, directory.ErrNoContentSync):
+			// The full read below does not use the mirror: others need not wait for it.
+			release()
+			release = func() {}
 			// A directory without syncprov (or an AD account blind to deleted objects) is
 			// read in full, as before incremental reads; said once per reason, not every run.
 			if _, seen := fullReadsSaid.LoadOrStore(in.Org+"\x00"+err.Error(), true); !seen {
@@ -147,7 +150,7 @@ func (a *Activities) SnapshotDirectory(ctx context.Context, in steps.SnapshotInp
 			p.tick()
 			res.Read = &steps.DirectoryRead{Full: ss.Full, Reason: ss.Reason, Entries: ss.Entries, Deleted: ss.Deleted, Checked: ss.Checked}
 			var still *steps.SnapshotResult
-			if c, err = a.runCheck(ctx, in, res.Read, inputs); err == nil {
+			if c, err = a.runCheck(ctx, in, attempt, res.Read, inputs); err == nil {
 				still, err = a.standStill(ctx, in, attempt, c)
 			}
 			if still != nil || err != nil {

@@ -169,10 +169,12 @@ func (a *Activities) runInputs(ctx context.Context, org string, o *Org, rs []rul
 }
 
 // runCheck reads what UnchangedSince and DeltaSince decide on.
-func (a *Activities) runCheck(ctx context.Context, in steps.SnapshotInput, read *steps.DirectoryRead, inputs string) (unchangedCheck, error) {
-	c := unchangedCheck{MayStandStill: in.MayStandStill, Read: read, Inputs: inputs, Now: time.Now(), FirstAttempt: true}
-	if activity.IsActivity(ctx) {
-		c.FirstAttempt = activity.GetInfo(ctx).Attempt <= 1
+// attempt is the run's snapshot attempt (BeginRun): a run's step executed again at Temporal's
+// first attempt (a workflow reset) is a retried read too.
+func (a *Activities) runCheck(ctx context.Context, in steps.SnapshotInput, attempt int64, read *steps.DirectoryRead, inputs string) (unchangedCheck, error) {
+	c := unchangedCheck{MayStandStill: in.MayStandStill, Read: read, Inputs: inputs, Now: time.Now(), FirstAttempt: attempt <= 1}
+	if activity.IsActivity(ctx) && activity.GetInfo(ctx).Attempt > 1 {
+		c.FirstAttempt = false
 	}
 	if c.MayStandStill && read != nil && !read.Full {
 		prev, ok, err := a.Store.PreviousRun(ctx, in.Org, in.RunID)

@@ -49,8 +49,10 @@ type SyncState struct {
 	Cookie []byte    // the server's mark; nil: none yet
 	FullAt time.Time // the last full read
 	// Beyond names the entries that were newer than Cookie's mark when it was read
-	// (beyondTheMark); "" when none were.
-	Beyond string
+	// (beyondTheMark); "" when none were. ListedAt is when a read last listed the kind's IDs
+	// to drop what the server no longer has (a full read lists them all).
+	Beyond   string
+	ListedAt time.Time
 	// Entries is how many entries of the kind the mirror held when this state was
 	// committed: a mirror that holds another number was changed outside a read (or lost
 	// rows), and its mark no longer describes it.

@@ -54,6 +54,7 @@ func TestIncrementalReadSeesEntriesBeyondTheServersMark(t *testing.T) {
 		}
 	}
 	m := newMemMirror()
+	later := time.Duration(0) // how far the readers' clock is ahead
 	sync := func(when string) directory.SyncStats {
 		t.Helper()
 		// A reader of its own: the server restarts in between.
@@ -63,6 +64,7 @@ func TestIncrementalReadSeesEntriesBeyondTheServersMark(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer r.Close()
+		directory.SetClock(r, func() time.Time { return time.Now().Add(later) })
 		st, err := r.SyncMirror(ctx, m, nil, 0)
 		if err != nil {
 			t.Fatalf("%s: %v", when, err)
@@ -111,15 +113,19 @@ mail: also.beyond@example.com`)
 
 	// A user the server no longer has (deleted beyond the mark: no read from the cookie
 	// names the delete) while the mark lags.
-	phantom := directory.MirrorEntry{UUID: "00000000-0000-4000-8000-000000000001", DN: "uid=phantom," + demo.PeopleDN,
-		Attrs: map[string][][]byte{"uid": {[]byte("phantom")}, "mail": {[]byte("phantom@example.com")},
-			"entryUUID": {[]byte("00000000-0000-4000-8000-000000000001")}}}
-	m.mu.Lock()
-	m.entries[directory.MirrorUsers][phantom.UUID] = phantom
-	us := m.states[directory.MirrorUsers]
-	us.Entries++
-	m.states[directory.MirrorUsers] = us
-	m.mu.Unlock()
+	phantomOf := func(uuid string) directory.MirrorEntry {
+		phantom := directory.MirrorEntry{UUID: uuid, DN: "uid=phantom-" + uuid + "," + demo.PeopleDN,
+			Attrs: map[string][][]byte{"uid": {[]byte("phantom-" + uuid)}, "mail": {[]byte("phantom-" + uuid + "@example.com")},
+				"entryUUID": {[]byte(uuid)}}}
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		m.entries[directory.MirrorUsers][phantom.UUID] = phantom
+		us := m.states[directory.MirrorUsers]
+		us.Entries++
+		m.states[directory.MirrorUsers] = us
+		return phantom
+	}
+	phantom := phantomOf("00000000-0000-4000-8000-000000000001")
 	// Another write beyond the mark (with the delete, a write that commits before an older
 	// one leaves the mark where it is; a mark that moves gives another cookie).
 	addBeyondTheMark(t, s, `
@@ -132,5 +138,17 @@ mail: third.beyond@example.com`)
 	st := sync("a delete beyond the mark")
 	if st.Full || st.Changes == nil || !slices.Contains(st.Changes.Deleted, phantom.UUID) {
 		t.Errorf("sync with a mark: %+v (changes %+v), want an incremental read that names %s deleted", st, st.Changes, phantom.UUID)
+	}
+
+	// A delete beyond the mark and no other write: the same cookie, the same entries beyond
+	// it. Seen once the last listing is an hour old.
+	phantom = phantomOf("00000000-0000-4000-8000-000000000002")
+	later = time.Hour + time.Minute
+	st = sync("a delete beyond the mark, an hour after the last listing")
+	if st.Full || st.Changes == nil || !slices.Equal(st.Changes.Deleted, []string{phantom.UUID}) {
+		t.Errorf("sync with a mark: %+v (changes %+v), want an incremental read that names only %s deleted", st, st.Changes, phantom.UUID)
+	}
+	if st := sync("unchanged, listed a moment ago"); st.Entries+st.Checked+st.Deleted != 0 {
+		t.Errorf("a read from the same mark right after a listing: %+v, want nothing read", st)
 	}
 }

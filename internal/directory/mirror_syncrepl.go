@@ -204,24 +204,26 @@ func (r *Reader) refresh(ctx context.Context, tx MirrorTx, k mirrorKind, scope s
 	if len(cookie) == 0 {
 		return SyncStats{}, fmt.Errorf("directory %s: sync of %q sent no cookie: %w", r.cfg.URL, k.filter, ErrNoContentSync)
 	}
+	mayStand := true // the entries beyond the mark, read last time, are in the mirror still
 	if presentPhase && !full {
 		gone, err := tx.Keep(ctx, k.kind, append(present, put...))
 		if err != nil {
 			return SyncStats{}, err
 		}
 		stats.Deleted += len(gone)
+		mayStand = len(gone) == 0
 	}
-	caught, beyond, err := r.beyondTheMark(ctx, tx, k, cookie, st)
+	next := SyncState{Scope: scope, Cookie: cookie, FullAt: st.FullAt, ListedAt: st.ListedAt}
+	if full {
+		next.FullAt, next.ListedAt = r.clock(), r.clock()
+	}
+	caught, err := r.beyondTheMark(ctx, tx, k, st, &next, mayStand)
 	if err != nil {
 		return SyncStats{}, err
 	}
 	stats.Entries += caught.Entries
 	stats.Deleted += caught.Deleted
 	stats.Checked += caught.Checked
-	next := SyncState{Scope: scope, Cookie: cookie, FullAt: st.FullAt, Beyond: beyond}
-	if full {
-		next.FullAt = r.clock()
-	}
 	if err := tx.SetState(ctx, k.kind, next); err != nil {
 		return SyncStats{}, err
 	}
@@ -241,17 +243,19 @@ func (r *Reader) refresh(ctx context.Context, tx MirrorTx, k mirrorKind, scope s
 // mark with no entry beyond it stays unseen until the next write (or the scheduled full read):
 // nothing a reader can ask shows it.
 //
-// It returns the fingerprint of the entries beyond the mark (SyncState.Beyond). When the
-// cookie is the one of the last read and the same entries (by their CSNs) are beyond it, the
-// last read read them and listed the IDs, and the server committed nothing since (a commit
-// moves the mark unless an older write is pending, and then the mark moves when that one
-// commits): nothing is read again. Without this, a mark left behind by a parallel load made
-// every later read list the whole directory (101,110 IDs at 100,000 users).
-func (r *Reader) beyondTheMark(ctx context.Context, tx MirrorTx, k mirrorKind, cookie []byte, st SyncState) (SyncStats, string, error) {
+// It sets next's fingerprint of the entries beyond the mark (SyncState.Beyond). When next's
+// cookie is the one of the last read (st) and the same entries (by their CSNs) are beyond
+// it, the last read read them, and nothing is read again: without this, a mark left behind
+// by a parallel load made every later read list the whole directory (101,110 IDs at 100,000
+// users) until the next write. Only a delete can go unseen by that test (no entry carries
+// its CSN when it stays beyond the mark), so the IDs are listed again once the last listing
+// is relistEvery old. mayStand false (a present phase dropped entries this read, perhaps
+// some of those beyond the mark) reads them again.
+func (r *Reader) beyondTheMark(ctx context.Context, tx MirrorTx, k mirrorKind, st SyncState, next *SyncState, mayStand bool) (SyncStats, error) {
 	full := len(st.Cookie) == 0
-	marks := cookieCSNs(cookie)
+	marks := cookieCSNs(next.Cookie)
 	if len(marks) == 0 {
-		return SyncStats{}, "", nil
+		return SyncStats{}, nil
 	}
 	oldest := slices.Min(slices.Collect(maps.Values(marks)))
 	newer := fmt.Sprintf("(&(entryCSN>=%s)(!(entryCSN=%s)))", ldap.EscapeFilter(oldest), ldap.EscapeFilter(oldest))
@@ -265,21 +269,22 @@ func (r *Reader) beyondTheMark(ctx context.Context, tx MirrorTx, k mirrorKind, c
 		return nil
 	})
 	if err != nil {
-		return SyncStats{}, "", fmt.Errorf("directory %s: entries beyond the sync mark under %q: %w", r.cfg.URL, r.cfg.BaseDN, err)
+		return SyncStats{}, fmt.Errorf("directory %s: entries beyond the sync mark under %q: %w", r.cfg.URL, r.cfg.BaseDN, err)
 	}
 	if len(csns) == 0 {
-		return SyncStats{}, "", nil
+		return SyncStats{}, nil
 	}
-	fingerprint := csnFingerprint(csns)
-	if !full && bytes.Equal(cookie, st.Cookie) && fingerprint == st.Beyond {
-		return SyncStats{}, fingerprint, nil
+	next.Beyond = csnFingerprint(csns)
+	if !full && mayStand && bytes.Equal(next.Cookie, st.Cookie) && next.Beyond == st.Beyond &&
+		r.clock().Sub(st.ListedAt) < relistEvery {
+		return SyncStats{}, nil
 	}
 	var stats SyncStats
 	if stats.Entries, _, err = r.readMirrorEntries(ctx, tx, k, fmt.Sprintf("(&%s%s)", k.filter, newer), nil); err != nil {
-		return SyncStats{}, "", err
+		return SyncStats{}, err
 	}
 	if full {
-		return stats, fingerprint, nil // the mirror holds this read's entries only
+		return stats, nil // the mirror holds this read's entries only
 	}
 	var ids []string
 	err = r.pagedSearchAt(ctx, r.cfg.BaseDN, k.filter, []string{r.cfg.idAttribute()}, nil, func(es []*ldap.Entry) error {
@@ -291,16 +296,21 @@ func (r *Reader) beyondTheMark(ctx context.Context, tx MirrorTx, k mirrorKind, c
 		return nil
 	})
 	if err != nil {
-		return SyncStats{}, "", fmt.Errorf("directory %s: list %q under %q: %w", r.cfg.URL, k.filter, r.cfg.BaseDN, err)
+		return SyncStats{}, fmt.Errorf("directory %s: list %q under %q: %w", r.cfg.URL, k.filter, r.cfg.BaseDN, err)
 	}
 	stats.Checked = len(ids)
 	gone, err := tx.Keep(ctx, k.kind, ids)
 	if err != nil {
-		return SyncStats{}, "", err
+		return SyncStats{}, err
 	}
 	stats.Deleted = len(gone)
-	return stats, fingerprint, nil
+	next.ListedAt = r.clock()
+	return stats, nil
 }
+
+// relistEvery bounds how long a read from a lagging mark skips listing the kind's IDs
+// (beyondTheMark): a delete that stays beyond the mark is seen within it.
+const relistEvery = time.Hour
 
 // csnFingerprint names a set of CSNs (each write has its own) in a few bytes.
 func csnFingerprint(csns []string) string {

@@ -45,8 +45,14 @@ func lockMirror(ctx context.Context, tx pgx.Tx, org string) error {
 // a session (LockMirror), which then holds it across its transactions.
 const mirrorLockKey = `hashtext('directory_mirror:' || $1)`
 
-// mirrorLockPoll is how often LockMirror tries the lock while another holds it.
-const mirrorLockPoll = 100 * time.Millisecond
+// mirrorLockPoll is how often LockMirror tries the lock while another holds it; it gives up
+// after mirrorLockWait (the step fails, retried: a holder stuck that long is a fault to see,
+// not a wait to hide in the heartbeat), and an unlock after mirrorUnlockTimeout.
+const (
+	mirrorLockPoll      = 100 * time.Millisecond
+	mirrorLockWait      = 10 * time.Minute
+	mirrorUnlockTimeout = 5 * time.Second
+)
 
 // LockMirror makes the caller the only user of org's mirror until release: its reads
 // (Begin) and views (View) run on one connection that holds the mirror lock, and every
@@ -57,21 +63,25 @@ const mirrorLockPoll = 100 * time.Millisecond
 // concurrently (one transaction or view at a time).
 func (s *Store) LockMirror(ctx context.Context, org string, wait func()) (_ directory.MirrorStore, release func(), err error) {
 	if s.own == nil {
-		return nil, nil, errors.New("directory mirror lock: not inside a transaction")
+		return nil, nil, errors.New("directory mirror lock: not from a store inside a transaction (InTx)")
 	}
 	c, err := s.own.Acquire(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("directory mirror lock: %w", err)
 	}
 	release = func() {
-		// A connection whose unlock failed may still hold the lock: it leaves the pool.
+		// A connection whose unlock failed (or hung: a deadline, so that the step returns)
+		// may still hold the lock: it leaves the pool, and PostgreSQL drops its locks.
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), mirrorUnlockTimeout)
+		defer cancel()
 		var unlocked bool
-		if err := c.QueryRow(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(`+mirrorLockKey+`)`, org).Scan(&unlocked); err != nil || !unlocked {
-			_ = c.Hijack().Close(context.WithoutCancel(ctx))
+		if err := c.QueryRow(uctx, `SELECT pg_advisory_unlock(`+mirrorLockKey+`)`, org).Scan(&unlocked); err != nil || !unlocked {
+			_ = c.Hijack().Close(uctx)
 			return
 		}
 		c.Release()
 	}
+	deadline := time.Now().Add(mirrorLockWait)
 	for {
 		var got bool
 		if err := c.QueryRow(ctx, `SELECT pg_try_advisory_lock(`+mirrorLockKey+`)`, org).Scan(&got); err != nil {
@@ -80,6 +90,11 @@ func (s *Store) LockMirror(ctx context.Context, org string, wait func()) (_ dire
 		}
 		if got {
 			return mirror{org: org, db: c}, release, nil
+		}
+		if time.Now().After(deadline) {
+			c.Release()
+			return nil, nil, fmt.Errorf("directory mirror of organization %s: another sync or dry run of it has held it for %s (its read and snapshot); tried again later",
+				org, mirrorLockWait)
 		}
 		wait()
 		select {
@@ -235,8 +250,8 @@ func (t *mirrorTx) State(ctx context.Context, kind string) (directory.SyncState,
 		return directory.SyncState{}, 0, false, fmt.Errorf("directory mirror: count: %w", err)
 	}
 	var st directory.SyncState
-	err := t.tx.QueryRow(ctx, `SELECT scope, cookie, full_at, entries, beyond FROM directory_sync WHERE org=$1 AND kind=$2`,
-		t.org, kind).Scan(&st.Scope, &st.Cookie, &st.FullAt, &st.Entries, &st.Beyond)
+	err := t.tx.QueryRow(ctx, `SELECT scope, cookie, full_at, entries, beyond, coalesce(listed_at, full_at) FROM directory_sync WHERE org=$1 AND kind=$2`,
+		t.org, kind).Scan(&st.Scope, &st.Cookie, &st.FullAt, &st.Entries, &st.Beyond, &st.ListedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return directory.SyncState{}, held, false, nil
 	}
@@ -279,8 +294,14 @@ func (t *mirrorTx) Delete(ctx context.Context, kind string, uuids []string) (int
 }
 
 func (t *mirrorTx) Keep(ctx context.Context, kind string, uuids []string) ([]directory.MirrorEntry, error) {
+	// A user dropped is named by its ID and DN; a group by its members too. Not every user's
+	// attributes: a present phase may drop a whole directory.
+	entry := "NULL::jsonb"
+	if kind == directory.MirrorGroups {
+		entry = "entry"
+	}
 	rows, err := t.tx.Query(ctx, `DELETE FROM directory_mirror WHERE org=$1 AND kind=$2 AND NOT (uuid = ANY($3))
-		RETURNING uuid, dn, entry`, t.org, kind, uuids)
+		RETURNING uuid, dn, `+entry, t.org, kind, uuids)
 	if err != nil {
 		return nil, fmt.Errorf("directory mirror: drop entries not present: %w", err)
 	}
@@ -315,14 +336,22 @@ func (t *mirrorTx) Entries(ctx context.Context, kind string, uuids []string) ([]
 }
 
 func (t *mirrorTx) SetState(ctx context.Context, kind string, st directory.SyncState) error {
-	if _, err := t.tx.Exec(ctx, `INSERT INTO directory_sync (org, kind, scope, cookie, full_at, entries, beyond)
-		VALUES ($1,$2,$3,$4,$5,(SELECT count(*) FROM directory_mirror WHERE org=$1 AND kind=$2),$6)
+	if _, err := t.tx.Exec(ctx, `INSERT INTO directory_sync (org, kind, scope, cookie, full_at, entries, beyond, listed_at)
+		VALUES ($1,$2,$3,$4,$5,(SELECT count(*) FROM directory_mirror WHERE org=$1 AND kind=$2),$6,$7)
 		ON CONFLICT (org, kind) DO UPDATE SET scope=excluded.scope, cookie=excluded.cookie, full_at=excluded.full_at,
-			entries=excluded.entries, beyond=excluded.beyond`,
-		t.org, kind, st.Scope, st.Cookie, st.FullAt, st.Beyond); err != nil {
+			entries=excluded.entries, beyond=excluded.beyond, listed_at=excluded.listed_at`,
+		t.org, kind, st.Scope, st.Cookie, st.FullAt, st.Beyond, listedAt(st)); err != nil {
 		return fmt.Errorf("directory sync state: %w", err)
 	}
 	return nil
+}
+
+// listedAt is st's ListedAt, NULL when never (a state of a read before it was kept).
+func listedAt(st directory.SyncState) *time.Time {
+	if st.ListedAt.IsZero() {
+		return nil
+	}
+	return &st.ListedAt
 }
 
 func (t *mirrorTx) Commit(ctx context.Context) error {
