@@ -63,7 +63,7 @@ const (
 // concurrently (one transaction or view at a time).
 func (s *Store) LockMirror(ctx context.Context, org string, wait func()) (_ directory.MirrorStore, release func(), err error) {
 	if s.own == nil {
-		return nil, nil, errors.New("directory mirror lock: not from a store inside a transaction (InTx)")
+		return nil, nil, errors.New("directory mirror lock: called on a store inside a transaction (InTx), which has no connection of its own to hold it")
 	}
 	c, err := s.own.Acquire(ctx)
 	if err != nil {
