@@ -50,9 +50,10 @@ const mirrorLockKey = `hashtext('directory_mirror:' || $1)`
 // not a wait to hide in the heartbeat), and an unlock after mirrorUnlockTimeout.
 const (
 	mirrorLockPoll      = 100 * time.Millisecond
-	mirrorLockWait      = 10 * time.Minute
 	mirrorUnlockTimeout = 5 * time.Second
 )
+
+var mirrorLockWait = 10 * time.Minute // a variable for the test of the give-up
 
 // LockMirror makes the caller the only user of org's mirror until release: its reads
 // (Begin) and views (View) run on one connection that holds the mirror lock, and every

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
@@ -136,4 +137,28 @@ func TestSupersededSnapshotAttemptWritesNothing(t *testing.T) {
 
 	// A run never begun has no attempt to write as.
 	require.ErrorContains(t, st.MarkDelta(ctx, "usersync/acme/run/none", 1, []string{"u1"}), "run usersync/acme/run/none is not recorded")
+}
+
+// A read of an organization's mirror waits for the one holding it, heartbeating, and gives
+// up, with an error that says why, once it waited mirrorLockWait; another organization's
+// read does not wait, and the holder's release lets the next in.
+func TestMirrorLockWaitsForTheHolderAndGivesUpWithAReason(t *testing.T) {
+	st, ctx := openStore(t)
+	defer store.SetMirrorLockWait(500 * time.Millisecond)()
+	_, release, err := st.LockMirror(ctx, org, func() {})
+	require.NoError(t, err)
+
+	_, other, err := st.LockMirror(ctx, "other-org", func() { t.Error("another organization's read waited") })
+	require.NoError(t, err)
+	other()
+
+	waits := 0
+	_, _, err = st.LockMirror(ctx, org, func() { waits++ })
+	require.ErrorContains(t, err, "directory mirror of organization "+org+": another sync or dry run of it has held it for 500ms")
+	require.Positive(t, waits, "the wait heartbeats")
+
+	release()
+	_, again, err := st.LockMirror(ctx, org, func() {})
+	require.NoError(t, err, "released: the next read takes it")
+	again()
 }
