@@ -86,9 +86,30 @@ func (s *Slapd) Start(ctx context.Context) error {
 	if err := os.MkdirAll(filepath.Join(s.Dir, "data"), 0o700); err != nil {
 		return fmt.Errorf("slapd dir %s: %w", s.Dir, err)
 	}
-	if s.Port == 0 {
-		s.Port = FreePort()
+	// A port this instance picks may be taken between FreePort and slapd's bind (tests of
+	// several packages start servers at once): slapd then exits 1, saying why only to
+	// syslog. It picks another, a few times.
+	pickPort, pickTLS := s.Port == 0, s.TLSPort == 0
+	var err error
+	for try := 0; try < 3; try++ {
+		if pickPort {
+			s.Port = FreePort()
+		}
+		if pickTLS && s.tlsOn() {
+			s.TLSPort = FreePort()
+		}
+		if err = s.exec(); err == nil || !pickPort && !(pickTLS && s.tlsOn()) {
+			break
+		}
 	}
+	if err != nil {
+		return err
+	}
+	return s.waitReady(ctx)
+}
+
+// exec writes the configuration and ports and starts slapd on them.
+func (s *Slapd) exec() error {
 	_ = os.Remove(s.pidPath()) // stale pidfile of a dead instance
 	if err := os.WriteFile(s.confPath(), []byte(s.config()), 0o600); err != nil {
 		return fmt.Errorf("write %s: %w", s.confPath(), err)
@@ -98,9 +119,6 @@ func (s *Slapd) Start(ctx context.Context) error {
 	}
 	listen := fmt.Sprintf("ldap://127.0.0.1:%d/", s.Port)
 	if s.tlsOn() {
-		if s.TLSPort == 0 {
-			s.TLSPort = FreePort()
-		}
 		if err := os.WriteFile(s.tlsPortPath(), []byte(strconv.Itoa(s.TLSPort)), 0o600); err != nil {
 			return fmt.Errorf("write %s: %w", s.tlsPortPath(), err)
 		}
@@ -112,7 +130,7 @@ func (s *Slapd) Start(ctx context.Context) error {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("start slapd (dir %s, port %d): %w: %s", s.Dir, s.Port, err, strings.TrimSpace(string(out)))
 	}
-	return s.waitReady(ctx)
+	return nil
 }
 
 func (s *Slapd) validate() error {
