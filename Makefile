@@ -1,6 +1,6 @@
 # usersync developer entry points. Everything runs on this machine without
 # Docker; scripts/setup.sh installs what is missing (Debian/Ubuntu).
-.PHONY: demo test down bench lint chaos
+.PHONY: demo test down bench lint chaos fuzz
 
 ## demo: start the demo stack under ./.stack (PostgreSQL, slapd, Temporal, SCIM sandbox, worker)
 demo:
@@ -21,6 +21,10 @@ bench:
 ## chaos: the fault matrix in full (each fault 3+ times, a few thousand users); updates the README's table
 chaos:
 	@scripts/chaos.sh
+
+## fuzz: explore the fuzz targets for new inputs (scripts/fuzz.sh; findings become seeds that make test runs)
+fuzz:
+	@scripts/fuzz.sh
 
 ## lint: gofmt and go vet
 lint:

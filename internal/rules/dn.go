@@ -225,8 +225,10 @@ func escape(v string, isType bool) string {
 }
 
 // lenientDN is the fallback form of a string that does not parse as a DN: attribute
-// types and values lower-cased, spaces around ',', '+' and '=' removed, empty
-// components dropped, escapes kept as written.
+// types and values lower-cased, spaces and tabs around ',', '+' and '=' removed unless
+// escaped, empty components dropped, escapes kept as written. Types and values are
+// trimmed alike, so the form is its own lenient form ("\ =x" keeps its escaped space:
+// trimming it would leave "\=x", whose '=' is escaped).
 func lenientDN(dn string) string {
 	rdns := splitUnescaped(dn, ',')
 	out := make([]string, 0, len(rdns))
@@ -237,7 +239,7 @@ func lenientDN(dn string) string {
 			typ, val, ok := cutUnescaped(ava, '=')
 			var s string
 			if ok {
-				s = strings.TrimSpace(typ) + "=" + trimValue(val)
+				s = trimValue(typ) + "=" + trimValue(val)
 			} else {
 				s = trimValue(ava)
 			}
@@ -295,7 +297,7 @@ func cutUnescaped(s string, sep byte) (before, after string, found bool) {
 	return s, "", false
 }
 
-// trimValue removes surrounding spaces but keeps a trailing escaped space ("foo\ ").
+// trimValue removes surrounding spaces and tabs but keeps a trailing escaped one ("foo\ ").
 func trimValue(v string) string {
 	v = strings.TrimLeft(v, " \t")
 	for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
