@@ -66,6 +66,8 @@ type UserStore interface {
 	WorkItemRange(ctx context.Context, runID string, from, to int) ([]plan.Item, error)
 	UserWork(ctx context.Context, org, runID string, seq int) (store.UserWork, error)
 	BeginUserWrite(ctx context.Context, org, runID string, seq int) (store.UserWork, error)
+	BeginHeldWrite(ctx context.Context, org, runID string, seq int, h store.Hold) (store.UserWork, error)
+	ReleaseHold(ctx context.Context, org, externalID, by string) error
 	ReserveSeats(ctx context.Context, org, externalID string, products []string) (short string, seats int, err error)
 	ReleaseUnsent(ctx context.Context, org, externalID string, products []string) error
 	OpenIntent(ctx context.Context, org, externalID, userName, runID, action string) error

@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"slices"
 	"time"
@@ -124,7 +125,7 @@ func (a *Activities) ProvisionUser(ctx context.Context, in steps.UserStep) (_ st
 	return a.provisionUser(wctx, in, p)
 }
 
-func (a *Activities) provisionUser(ctx context.Context, in steps.UserStep, p *progress) (steps.UserOutcome, error) {
+func (a *Activities) provisionUser(ctx context.Context, in steps.UserStep, p *progress) (_ steps.UserOutcome, err error) {
 	o, err := a.org(ctx, in.Org)
 	if err != nil {
 		return steps.UserOutcome{}, err
@@ -141,10 +142,11 @@ func (a *Activities) provisionUser(ctx context.Context, in steps.UserStep, p *pr
 			RequestPaced, temporal.ApplicationErrorOptions{NextRetryDelay: later})
 	}
 	// From here on a write may be sent: the read opens its intent (when there was none).
-	w, err := a.Store.BeginUserWrite(ctx, in.Org, in.RunID, in.Seq)
+	w, release, err := a.beginWrite(ctx, in)
 	if err != nil {
 		return steps.UserOutcome{}, err
 	}
+	defer release(&err)
 	p.tick()
 	target := tickingTarget{Target: o.Target, p: p}
 	if w.Item.Action == plan.Fail {
@@ -213,6 +215,62 @@ func (a *Activities) provisionUser(ctx context.Context, in steps.UserStep, p *pr
 		return steps.UserOutcome{}, err
 	}
 	return steps.UserOutcome{Seq: in.Seq, ExternalID: it.ExternalID, Status: r.status}, nil
+}
+
+// WriteHeld is the type of ProvisionUser's error when an earlier attempt for the user may
+// still be writing (a local attempt that outlived its workflow task holds the user's write):
+// retryable, with the end of that hold as NextRetryDelay.
+const WriteHeld = "write_held"
+
+// holdMargin is added to a local attempt's remaining time for its hold: the database's
+// clock counts it from a moment a little after the attempt's start.
+const holdMargin = 5 * time.Second
+
+// beginWrite opens the user's write (store.BeginUserWrite). A local attempt (the first write,
+// run inside the page workflow's task) may outlive that task: the task lost, its results
+// dropped, the task replayed with a new attempt for the same user. So it holds the intent it
+// opens until it ends (release), and writes only when it opened it: an earlier write is
+// reconciled by the activity, one attempt at a time. Any attempt that finds a live hold
+// waits for its end.
+func (a *Activities) beginWrite(ctx context.Context, in steps.UserStep) (store.UserWork, func(*error), error) {
+	noRelease := func(*error) {}
+	if !activity.IsActivity(ctx) || !activity.GetInfo(ctx).IsLocalActivity {
+		w, err := a.Store.BeginUserWrite(ctx, in.Org, in.RunID, in.Seq)
+		if err == nil && w.Intent != nil && w.Intent.HeldFor > 0 {
+			return w, noRelease, heldError(w.Intent.HeldFor)
+		}
+		return w, noRelease, err
+	}
+	h := store.Hold{By: rand.Text(), For: time.Until(activity.GetInfo(ctx).Deadline) + holdMargin}
+	w, err := a.Store.BeginHeldWrite(ctx, in.Org, in.RunID, in.Seq, h)
+	switch {
+	case err != nil:
+		return w, noRelease, err
+	case w.Intent != nil && w.Intent.HeldFor > 0:
+		return w, noRelease, heldError(w.Intent.HeldFor)
+	case w.Intent != nil:
+		return w, noRelease, fmt.Errorf("item %d: an earlier write's outcome is unknown: the activity reconciles it", in.Seq)
+	case w.Item.Action == plan.Fail:
+		return w, noRelease, nil // nothing opened, nothing held
+	}
+	// A success closes the intent, and the hold with it; an attempt that ends otherwise
+	// releases its hold: it writes no more (the intent stays open for the next attempt).
+	return w, func(err *error) {
+		if *err == nil {
+			return
+		}
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if rerr := a.Store.ReleaseHold(rctx, in.Org, w.Item.ExternalID, h.By); rerr != nil {
+			activity.GetLogger(ctx).Warn("write hold not released: the next attempt waits for its end", "seq", in.Seq, "error", rerr)
+		}
+	}, nil
+}
+
+func heldError(d time.Duration) error {
+	return temporal.NewApplicationErrorWithOptions(fmt.Sprintf(
+		"an earlier attempt for this user may still be writing; it holds the write for %v more", d.Round(time.Millisecond)),
+		WriteHeld, temporal.ApplicationErrorOptions{NextRetryDelay: d})
 }
 
 // tickingTarget is the target of one ProvisionUser attempt: each answered request is

@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
@@ -223,4 +226,127 @@ func runPastHistoryLimit(t *testing.T, in RunInput) (*runEnv, RunInput) {
 	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
 	require.NotNil(t, next.Resume)
 	return e, next
+}
+
+// An unpaced target's SCIM steps run on the workflows' own queue: each user's first write is
+// a local activity (no task through the server), and a failed first write is retried by the
+// activity, which reconciles what the attempt may have written. Each user ends provisioned
+// once, and the activity runs only for the user whose local attempt failed.
+func TestUnpacedTargetWritesFirstAsLocalActivity(t *testing.T) {
+	e := newRunEnv(t, 30)
+	e.SetStartWorkflowOptions(client.StartWorkflowOptions{TaskQueue: TaskQueue})
+	e.OnActivity("RunSettings", mock.Anything, mock.Anything).Return(steps.FanOut{ProvisionQueue: TaskQueue}, nil)
+	var mu sync.Mutex
+	local, remote := map[int]int{}, map[int]int{}
+	e.failProvision = func(seq int) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if seq == 7 && local[7] == 1 && remote[7] == 0 {
+			return errors.New("scim: connection reset by peer")
+		}
+		return nil
+	}
+	e.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, args []any) {
+		if info.ActivityType.Name == steps.ProvisionUser {
+			mu.Lock()
+			local[args[0].(steps.UserStep).Seq]++
+			mu.Unlock()
+		}
+	})
+	e.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, args converter.EncodedValues) {
+		if info.ActivityType.Name == steps.ProvisionUser {
+			var in steps.UserStep
+			require.NoError(t, args.Get(&in))
+			mu.Lock()
+			remote[in.Seq]++
+			mu.Unlock()
+		}
+	})
+	e.ExecuteWorkflow(SyncRunWorkflow, RunInput{Org: "acme", RunID: "r1", Kind: vocab.KindManual, PageSize: 10})
+	require.NoError(t, e.GetWorkflowError())
+
+	require.Equal(t, vocab.RunSucceeded, e.finished.Status)
+	require.Equal(t, 27, e.finished.Outcomes[vocab.Created], "every user but the failed tenth is created")
+	require.Len(t, local, 27, "every user's first write is local")
+	for seq, n := range local {
+		require.Equal(t, 1, n, "user %d: one local attempt", seq)
+	}
+	require.Equal(t, map[int]int{7: 1}, remote, "the activity runs only after a failed local attempt")
+	require.Equal(t, 2, e.provision[7])
+}
+
+// Sync disabled while a user's local first write is in flight: the page waits for the write
+// to end before it stops, as it waits for the activity, so that the seats reserved for the user
+// are never given back while the write may still be sent.
+func TestCancelledPageWaitsForTheLocalWrite(t *testing.T) {
+	e := newRunEnv(t, 10)
+	e.SetStartWorkflowOptions(client.StartWorkflowOptions{TaskQueue: TaskQueue})
+	e.OnActivity("RunSettings", mock.Anything, mock.Anything).Return(steps.FanOut{ProvisionQueue: TaskQueue}, nil)
+	var mu sync.Mutex
+	var events []string
+	note := func(s string) { mu.Lock(); events = append(events, s); mu.Unlock() }
+	e.failProvision = func(seq int) error {
+		if seq == 0 {
+			e.CancelWorkflow() // the admin disables sync while the write is in flight
+			time.Sleep(300 * time.Millisecond)
+			note("write 0 done")
+		}
+		return nil
+	}
+	e.OnActivity("ReleaseUnsentSeats", mock.Anything, mock.Anything).Return(func(_ context.Context, in steps.UserStep) error {
+		note(fmt.Sprint("release ", in.Seq))
+		return nil
+	}).Maybe()
+	e.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, args []any) {
+		if info.ActivityType.Name == steps.ProvisionUser {
+			note("local write started")
+		}
+	})
+	e.ExecuteWorkflow(SyncRunWorkflow, RunInput{Org: "acme", RunID: "r1", Kind: vocab.KindManual, PageSize: 10, PageWindow: 1, UsersInFlight: 1})
+	var canceled *temporal.CanceledError
+	require.ErrorAs(t, e.GetWorkflowError(), &canceled)
+
+	require.Equal(t, []string{"local write started", "write 0 done"}, events, "the write ends, and its seats are kept")
+	require.Len(t, e.provision, 1, "no user is started after the cancellation")
+}
+
+// The target refuses our credentials to a local first write: the run stops with one
+// target_auth failure, as after the activity's refusal, and no further request is sent for
+// the user (the activity does not try again with the refused credentials).
+func TestLocalWriteRefusedByTheTargetStopsTheRun(t *testing.T) {
+	e := newRunEnv(t, 10)
+	e.SetStartWorkflowOptions(client.StartWorkflowOptions{TaskQueue: TaskQueue})
+	e.OnActivity("RunSettings", mock.Anything, mock.Anything).Return(steps.FanOut{ProvisionQueue: TaskQueue}, nil)
+	e.failProvision = func(seq int) error {
+		return temporal.NewNonRetryableApplicationError("scim: 401 Unauthorized", vocab.TargetAuth, nil)
+	}
+	e.ExecuteWorkflow(SyncRunWorkflow, RunInput{Org: "acme", RunID: "r1", Kind: vocab.KindManual, PageSize: 10, PageWindow: 1, UsersInFlight: 1})
+	require.Error(t, e.GetWorkflowError())
+
+	require.Equal(t, vocab.RunFailed, e.finished.Status)
+	require.Equal(t, vocab.TargetAuth, e.finished.FailureType, e.finished.Error)
+	require.Equal(t, map[int]int{0: 1}, e.provision, "one request, then the run stops")
+}
+
+// A local first write sent away with a delay (a Retry-After, or an earlier attempt's hold on
+// the user's write): the activity's first attempt starts when the delay is over, not at once.
+func TestLocalWriteDelayIsWaitedBeforeTheActivity(t *testing.T) {
+	e := newRunEnv(t, 1)
+	e.SetStartWorkflowOptions(client.StartWorkflowOptions{TaskQueue: TaskQueue})
+	e.OnActivity("RunSettings", mock.Anything, mock.Anything).Return(steps.FanOut{ProvisionQueue: TaskQueue}, nil)
+	var first, second time.Time
+	e.failProvision = func(seq int) error {
+		if first.IsZero() {
+			first = e.Now()
+			return temporal.NewApplicationErrorWithOptions("held", activities.WriteHeld,
+				temporal.ApplicationErrorOptions{NextRetryDelay: 40 * time.Second})
+		}
+		second = e.Now()
+		return nil
+	}
+	e.ExecuteWorkflow(SyncRunWorkflow, RunInput{Org: "acme", RunID: "r1", Kind: vocab.KindManual})
+	require.NoError(t, e.GetWorkflowError())
+
+	require.Equal(t, 1, e.finished.Outcomes[vocab.Created])
+	require.GreaterOrEqual(t, second.Sub(first), 40*time.Second, "the activity waited for the delay")
 }

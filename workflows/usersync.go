@@ -151,6 +151,10 @@ const (
 	// plan run on ReadTaskQueue, the page evaluation as an activity on PageTaskQueue (before,
 	// on the main queue and as a local activity), so that a worker's caps bound them.
 	changeCappedLanes = "capped-lanes"
+	// changeLocalFirstWrite (ProcessPageWorkflow): a user's SCIM step whose queue is the
+	// page's own (an unpaced target) makes its first attempt as a local activity, and falls
+	// back to the activity with its retries when that attempt fails; before, only the activity.
+	changeLocalFirstWrite = "local-first-write"
 )
 
 // signalHandler serves one signal channel.

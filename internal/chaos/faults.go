@@ -24,6 +24,8 @@ func Matrix() []Fault {
 		scimFaults("lost-201-5pct", Sandbox, Faults{LostCreateRate: 0.05}),
 		scimFaults("lost-201-5pct-scimmy", SCIMMY, Faults{LostCreateRate: 0.05}),
 		lostPatches(),
+		unpaced(workerKill()),
+		unpaced(scimFaults("lost-201-5pct", Sandbox, Faults{LostCreateRate: 0.05})),
 		directoryStop(),
 		malformedSignals(),
 	}
@@ -35,6 +37,15 @@ func scimFaults(name, target string, f Faults) Fault {
 		Arm:    func(r *Run, _ string) { r.S.Proxy.SetFaults(f) },
 		Disarm: func(r *Run) { r.S.Proxy.SetFaults(Faults{}) },
 	}
+}
+
+// unpaced is f against a target without a rate: the users' first writes are local
+// activities in the page workflow's task, so a worker killed mid-write loses the workflow
+// task with them, and a lost answer sends the user to the activity's retries.
+func unpaced(f Fault) Fault {
+	f.Name += "-unpaced"
+	f.Stack.Unpaced = true
+	return f
 }
 
 // lostPatches loses the answer of 30% of the PATCHes of linked accounts (the resync's

@@ -52,6 +52,9 @@ type StackOptions struct {
 	OwnTemporal bool
 	// SCIMRate is the worker's SCIM_RATE (requests/s, paced through PostgreSQL).
 	SCIMRate int
+	// Unpaced: SCIM_RATE=0, a target without a rate. Its SCIM steps run on the workflows'
+	// own queue, each user's first write as a local activity in the workflow's task.
+	Unpaced bool
 }
 
 // Stack is one whole usersync on this machine: PostgreSQL, a Temporal dev server, slapd
@@ -169,7 +172,7 @@ func NewStack(t testing.TB, d demo.Demo, seed uint64, o StackOptions) *Stack {
 	t.Cleanup(s.Client.Close)
 
 	rate := o.SCIMRate
-	if rate == 0 {
+	if rate == 0 && !o.Unpaced {
 		rate = 200
 	}
 	keyFile := filepath.Join(s.Dir, "secrets.keys")

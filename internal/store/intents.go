@@ -21,6 +21,9 @@ type Intent struct {
 	// Age is how long ago the intent was opened, by the database's clock (set by UserWork and
 	// BeginUserWrite only).
 	Age time.Duration `json:"-"`
+	// HeldFor is how much longer the attempt that opened it may still write (BeginHeldWrite),
+	// by the database's clock; 0 when it is not held (set by UserWork and BeginUserWrite only).
+	HeldFor time.Duration `json:"-"`
 }
 
 // OpenIntent records that run runID is about to write to the account of externalID (action

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -120,4 +121,43 @@ func TestBeginUserWriteOpensTheIntentUnlessOneIsOpen(t *testing.T) {
 	plain, err := st.UserWork(ctx, org, "run-1", 0)
 	require.NoError(t, err)
 	require.Equal(t, "run-1", plain.Intent.RunID, "UserWork reads, it opens nothing")
+}
+
+// A local attempt holds the intent it opens until it releases it or its time is up; the
+// attempts after it see how much longer it may still write. Only the holder releases.
+func TestHeldWriteShowsUntilReleasedOrExpired(t *testing.T) {
+	st, ctx := openStore(t)
+	beginRun(t, ctx, st, "run-1", vocab.KindManual, false)
+	w := st.NewWorkWriter("run-1")
+	require.NoError(t, w.Add(ctx, plan.Item{ExternalID: "ann", UserName: "ann@acme.test", Action: plan.Create}, plan.SeatKey{}))
+	require.NoError(t, w.Add(ctx, plan.Item{ExternalID: "bob", UserName: "bob@acme.test", Action: plan.Create}, plan.SeatKey{}))
+	require.NoError(t, w.Flush(ctx))
+
+	uw, err := st.BeginHeldWrite(ctx, org, "run-1", 0, store.Hold{By: "attempt-a", For: time.Minute})
+	require.NoError(t, err)
+	require.Nil(t, uw.Intent, "no earlier write: the attempt opens and holds it")
+
+	uw, err = st.BeginHeldWrite(ctx, org, "run-1", 0, store.Hold{By: "attempt-b", For: time.Minute})
+	require.NoError(t, err)
+	require.NotNil(t, uw.Intent)
+	require.Greater(t, uw.Intent.HeldFor, 50*time.Second, "the next attempt sees the hold")
+	require.LessOrEqual(t, uw.Intent.HeldFor, time.Minute)
+
+	require.NoError(t, st.ReleaseHold(ctx, org, "ann", "attempt-b"))
+	uw, err = st.BeginUserWrite(ctx, org, "run-1", 0)
+	require.NoError(t, err)
+	require.Greater(t, uw.Intent.HeldFor, time.Duration(0), "another attempt cannot release it")
+
+	require.NoError(t, st.ReleaseHold(ctx, org, "ann", "attempt-a"))
+	uw, err = st.BeginUserWrite(ctx, org, "run-1", 0)
+	require.NoError(t, err)
+	require.NotNil(t, uw.Intent, "released, the intent stays open: the outcome is still unknown")
+	require.Zero(t, uw.Intent.HeldFor)
+
+	_, err = st.BeginHeldWrite(ctx, org, "run-1", 1, store.Hold{By: "attempt-c", For: 20 * time.Millisecond})
+	require.NoError(t, err)
+	time.Sleep(100 * time.Millisecond) // the attempt died without releasing
+	uw, err = st.BeginUserWrite(ctx, org, "run-1", 1)
+	require.NoError(t, err)
+	require.Zero(t, uw.Intent.HeldFor, "a hold ends with its time")
 }

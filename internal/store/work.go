@@ -51,7 +51,7 @@ type UserWork struct {
 // UserWork loads one planned item with the user's applied state, open write intent and the
 // target's extension, in one query.
 func (s *Store) UserWork(ctx context.Context, org, runID string, seq int) (UserWork, error) {
-	return s.userWork(ctx, org, runID, seq, false)
+	return s.userWork(ctx, org, runID, seq, false, Hold{})
 }
 
 // BeginUserWrite is UserWork for the step about to write to the user's account: in the same
@@ -60,10 +60,38 @@ func (s *Store) UserWork(ctx context.Context, org, runID string, seq int) (UserW
 // intent found before, an earlier write whose outcome is unknown: that one stays as it was
 // (the caller reads the target for it, then replaces it with OpenIntent).
 func (s *Store) BeginUserWrite(ctx context.Context, org, runID string, seq int) (UserWork, error) {
-	return s.userWork(ctx, org, runID, seq, true)
+	return s.userWork(ctx, org, runID, seq, true, Hold{})
 }
 
-func (s *Store) userWork(ctx context.Context, org, runID string, seq int, open bool) (UserWork, error) {
+// Hold is how an attempt holds the intent it opens: until it releases it (ReleaseHold), at
+// the latest for For. The zero Hold holds nothing.
+type Hold struct {
+	By  string // the attempt's token
+	For time.Duration
+}
+
+// BeginHeldWrite is BeginUserWrite for an attempt that may outlive its workflow task (a
+// local activity): the intent it opens (none when an earlier one is open) is held by h, and
+// an earlier intent's hold shows in w.Intent.HeldFor.
+func (s *Store) BeginHeldWrite(ctx context.Context, org, runID string, seq int, h Hold) (UserWork, error) {
+	if h.By == "" || h.For <= 0 {
+		return UserWork{}, fmt.Errorf("run %s item %d: a held write needs a holder and a duration", runID, seq)
+	}
+	return s.userWork(ctx, org, runID, seq, true, h)
+}
+
+// ReleaseHold ends the hold of attempt by on the user's intent, if the intent is still open
+// and held by it: the attempt is over and writes no more.
+func (s *Store) ReleaseHold(ctx context.Context, org, externalID, by string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE write_intents SET held_by=NULL, held_until=NULL
+		WHERE org=$1 AND external_id=$2 AND held_by=$3`, org, externalID, by)
+	if err != nil {
+		return fmt.Errorf("release write hold: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) userWork(ctx context.Context, org, runID string, seq int, open bool, h Hold) (UserWork, error) {
 	var w UserWork
 	var scimID *string
 	var state *plan.Desired
@@ -71,7 +99,7 @@ func (s *Store) userWork(ctx context.Context, org, runID string, seq int, open b
 	var i Intent
 	var intentRun, intentAction, intentName *string
 	var intentAt *time.Time
-	var intentAge *float64
+	var intentAge, heldFor *float64
 	// The statement's reads see the table as it was before its insert: i is the earlier intent.
 	// Planned at each call (QueryExecModeExec: an unnamed statement gets a custom plan): a cached
 	// generic plan, made while user_state and write_intents were small at the start of an
@@ -80,14 +108,18 @@ func (s *Store) userWork(ctx context.Context, org, runID string, seq int, open b
 			FROM work_items w
 			JOIN runs t ON t.run_id=w.run_id AND t.org=$1 -- a step names its organization's run, or none
 			WHERE w.run_id=$2 AND w.seq=$3),
-		opened AS (INSERT INTO write_intents (org, external_id, user_name, run_id, action)
-			SELECT $1, external_id, user_name, $2, action FROM w WHERE $4 AND action <> 'fail' -- a failure writes nothing
+		opened AS (INSERT INTO write_intents (org, external_id, user_name, run_id, action, held_by, held_until)
+			SELECT $1, external_id, user_name, $2, action, $5,
+				CASE WHEN $5::text IS NOT NULL THEN clock_timestamp() + make_interval(secs => $6) END
+			FROM w WHERE $4 AND action <> 'fail' -- a failure writes nothing
 			ON CONFLICT (org, external_id) DO NOTHING)
 		SELECT w.item, u.scim_id, u.state, w.extension, i.run_id, i.action, i.user_name, i.opened_at,
-			EXTRACT(EPOCH FROM clock_timestamp() - i.opened_at)::float8 FROM w
+			EXTRACT(EPOCH FROM clock_timestamp() - i.opened_at)::float8,
+			EXTRACT(EPOCH FROM i.held_until - clock_timestamp())::float8 FROM w
 		LEFT JOIN user_state u ON u.org=$1 AND u.external_id=w.external_id
-		LEFT JOIN write_intents i ON i.org=$1 AND i.external_id=w.external_id`, pgx.QueryExecModeExec, org, runID, seq, open).Scan(
-		&w.Item, &scimID, &state, &ext, &intentRun, &intentAction, &intentName, &intentAt, &intentAge)
+		LEFT JOIN write_intents i ON i.org=$1 AND i.external_id=w.external_id`, pgx.QueryExecModeExec,
+		org, runID, seq, open, holder(h), h.For.Seconds()).Scan(
+		&w.Item, &scimID, &state, &ext, &intentRun, &intentAction, &intentName, &intentAt, &intentAge, &heldFor)
 	if err == pgx.ErrNoRows {
 		return w, fmt.Errorf("run %s item %d: %w", runID, seq, ErrNotFound)
 	}
@@ -104,9 +136,20 @@ func (s *Store) userWork(ctx context.Context, org, runID string, seq int, open b
 	if intentRun != nil {
 		i.RunID, i.Action, i.UserName, i.OpenedAt = *intentRun, *intentAction, *intentName, *intentAt
 		i.Age = time.Duration(*intentAge * float64(time.Second))
+		if heldFor != nil && *heldFor > 0 {
+			i.HeldFor = time.Duration(*heldFor * float64(time.Second))
+		}
 		w.Intent = &i
 	}
 	return w, nil
+}
+
+// holder is h's token as a query argument: NULL for no hold.
+func holder(h Hold) *string {
+	if h.By == "" {
+		return nil
+	}
+	return &h.By
 }
 
 // WorkItems lists a run's planned items by userName (for dry runs), up to limit.

@@ -1,0 +1,101 @@
+package activities
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/usersync/usersync/internal/plan"
+	"github.com/usersync/usersync/internal/steps"
+	"github.com/usersync/usersync/internal/store"
+)
+
+// localAttempt runs one ProvisionUser attempt as the page workflow's local first write.
+func localAttempt(t *testing.T, acts *Activities, step steps.UserStep) (steps.UserOutcome, error) {
+	t.Helper()
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	env := s.NewTestActivityEnvironment()
+	v, err := env.ExecuteLocalActivity(acts.ProvisionUser, step)
+	var o steps.UserOutcome
+	if err == nil {
+		require.NoError(t, v.Get(&o))
+	}
+	return o, err
+}
+
+// requireHeld asserts err is the retryable "an earlier attempt may still be writing" with
+// about the hold's remaining time as the next retry's delay.
+func requireHeld(t *testing.T, err error, atLeast time.Duration) {
+	t.Helper()
+	var ae *temporal.ApplicationError
+	require.True(t, errors.As(err, &ae), "want a held write, got %v", err)
+	require.Equal(t, WriteHeld, ae.Type(), "%v", err)
+	require.False(t, ae.NonRetryable())
+	require.GreaterOrEqual(t, ae.NextRetryDelay(), atLeast)
+}
+
+// A local first write can outlive its workflow task (the task lost and replayed with a new
+// attempt for the same user, the old attempt still running): the attempt holds the user's
+// write until it ends, and no other attempt, local or not, reads or writes the target for the
+// user meanwhile. Once it ends, the next attempt reconciles what it wrote: one account.
+// Against the sandbox and SCIMMY, read back over SCIM.
+func TestLocalWriteHoldsTheUserUntilItEnds(t *testing.T) {
+	for name, start := range map[string]func(*testing.T) intentTarget{"sandbox": sandboxTarget, "scimmy": scimmyTarget} {
+		t.Run(name, func(t *testing.T) {
+			const org, run = "acme", "acme/run/1"
+			tg := start(t)
+			st, ctx := runWith(t, org, run, createItem("ann"), createItem("bob"))
+			acts := &Activities{Store: st, Orgs: Single(org, Org{Target: tg.client})}
+			ann := steps.UserStep{RunRef: steps.RunRef{Org: org, RunID: run}, Seq: 0}
+			bob := steps.UserStep{RunRef: steps.RunRef{Org: org, RunID: run}, Seq: 1}
+
+			// The orphaned attempt: it opened and holds ann's write, and is still sending it.
+			w, err := st.BeginHeldWrite(ctx, org, run, 0, store.Hold{By: "orphan", For: time.Minute})
+			require.NoError(t, err)
+			require.Nil(t, w.Intent)
+			_, err = localAttempt(t, acts, ann)
+			requireHeld(t, err, 50*time.Second)
+			_, err = provisionAttempt(t, acts, ann)
+			requireHeld(t, err, 50*time.Second)
+			require.Zero(t, tg.posts(), "nothing sent beside the running attempt")
+
+			// The orphan's create lands, its answer is lost, and it ends.
+			_, err = tg.client.CreateUser(ctx, w.Extension, w.Item.Desired)
+			require.NoError(t, err)
+			require.NoError(t, st.ReleaseHold(ctx, org, "ann", "orphan"))
+			_, err = localAttempt(t, acts, ann)
+			require.ErrorContains(t, err, "outcome is unknown", "a local attempt never reconciles")
+			o, err := provisionAttempt(t, acts, ann)
+			require.NoError(t, err)
+			require.Len(t, accountsOf(t, ctx, tg, "ann"), 1, "linked, not created twice: %+v", o)
+			require.Equal(t, 1, tg.posts())
+
+			// A local attempt whose create lands without an answer releases its hold as it
+			// ends: the activity's attempt reconciles at once.
+			tg.dropNext(http.MethodPost)
+			_, err = localAttempt(t, acts, bob)
+			require.Error(t, err)
+			w, err = st.UserWork(ctx, org, run, 1)
+			require.NoError(t, err)
+			require.NotNil(t, w.Intent, "the outcome is unknown: the intent stays open")
+			require.Zero(t, w.Intent.HeldFor, "released")
+			_, err = provisionAttempt(t, acts, bob)
+			require.NoError(t, err)
+			require.Len(t, accountsOf(t, ctx, tg, "bob"), 1)
+			require.Equal(t, 2, tg.posts())
+			w, err = st.UserWork(ctx, org, run, 1)
+			require.NoError(t, err)
+			require.Nil(t, w.Intent, "recorded")
+			require.Equal(t, plan.Create, w.Item.Action)
+		})
+	}
+}
