@@ -68,6 +68,7 @@ type UserStore interface {
 	BeginUserWrite(ctx context.Context, org, runID string, seq int) (store.UserWork, error)
 	BeginHeldWrite(ctx context.Context, org, runID string, seq int, h store.Hold) (store.UserWork, error)
 	ReleaseHold(ctx context.Context, org, externalID, by string) error
+	CloseLocal(ctx context.Context, runID string, seq int) error
 	ReserveSeats(ctx context.Context, org, externalID string, products []string) (short string, seats int, err error)
 	ReleaseUnsent(ctx context.Context, org, externalID string, products []string) error
 	OpenIntent(ctx context.Context, org, externalID, userName, runID, action string) error

@@ -142,7 +142,7 @@ func (a *Activities) provisionUser(ctx context.Context, in steps.UserStep, p *pr
 			RequestPaced, temporal.ApplicationErrorOptions{NextRetryDelay: later})
 	}
 	// From here on a write may be sent: the read opens its intent (when there was none).
-	w, release, err := a.beginWrite(ctx, in)
+	w, release, err := a.beginWrite(ctx, in, o.Paced)
 	if err != nil {
 		return steps.UserOutcome{}, err
 	}
@@ -231,10 +231,18 @@ const holdMargin = 5 * time.Second
 // dropped, the task replayed with a new attempt for the same user. So it holds the intent it
 // opens until it ends (release), and writes only when it opened it: an earlier write is
 // reconciled by the activity, one attempt at a time. Any attempt that finds a live hold
-// waits for its end.
-func (a *Activities) beginWrite(ctx context.Context, in steps.UserStep) (store.UserWork, func(*error), error) {
+// waits for its end. A local write also starts only while no other step decided about the
+// item (store.CloseLocal): one that starts late, its task replayed meanwhile, writes nothing.
+func (a *Activities) beginWrite(ctx context.Context, in steps.UserStep, paced bool) (store.UserWork, func(*error), error) {
 	noRelease := func(*error) {}
 	if !activity.IsActivity(ctx) || !activity.GetInfo(ctx).IsLocalActivity {
+		if !paced {
+			// A local write of this item may have been scheduled (an unpaced target's): from
+			// now on none starts, and the read below sees the one that did.
+			if err := a.Store.CloseLocal(ctx, in.RunID, in.Seq); err != nil {
+				return store.UserWork{}, noRelease, err
+			}
+		}
 		w, err := a.Store.BeginUserWrite(ctx, in.Org, in.RunID, in.Seq)
 		if err == nil && w.Intent != nil && w.Intent.HeldFor > 0 {
 			return w, noRelease, heldError(w.Intent.HeldFor)
@@ -588,6 +596,11 @@ func (a *Activities) RecordUserFailure(ctx context.Context, in steps.UserFailure
 // write. When a write was sent (an open intent: its outcome is unknown) they stay, for the
 // next sync to reconcile; those the linked account holds always stay.
 func (a *Activities) ReleaseUnsentSeats(ctx context.Context, in steps.UserStep) error {
+	// A local write of the user that has not opened its intent yet (its task lost, replayed
+	// as this cancellation) never will; one that did is seen by the read.
+	if err := a.Store.CloseLocal(ctx, in.RunID, in.Seq); err != nil {
+		return err
+	}
 	w, err := a.Store.UserWork(ctx, in.Org, in.RunID, in.Seq)
 	if err != nil || w.Intent != nil {
 		return err

@@ -164,8 +164,9 @@ func processUser(ctx workflow.Context, run steps.RunRef, u steps.UserPlan, queue
 	}
 	var o steps.UserOutcome
 	attempts := provisionOptions.RetryPolicy.MaximumAttempts
-	if ctx.Err() == nil && queue == workflow.GetInfo(ctx).TaskQueueName &&
-		workflow.GetVersion(ctx, changeLocalFirstWrite, workflow.DefaultVersion, 1) == 1 {
+	local := queue == workflow.GetInfo(ctx).TaskQueueName &&
+		workflow.GetVersion(ctx, changeLocalFirstWrite, workflow.DefaultVersion, 1) == 1
+	if local && ctx.Err() == nil {
 		lo, err := firstWriteLocally(ctx, step, u)
 		if err == nil {
 			return lo, nil
@@ -191,7 +192,9 @@ func processUser(ctx workflow.Context, run steps.RunRef, u steps.UserPlan, queue
 		return o, &RunStop{Type: vocab.TargetAuth, Message: ae.Error()}
 	}
 	if ctx.Err() != nil {
-		if len(u.Seats) > 0 {
+		if len(u.Seats) > 0 || local {
+			// Also without seats for a local write: it closes the item to a local write
+			// scheduled by a task this cancellation replaced, which would write after the run.
 			releaseUnsent(ctx, step)
 		}
 		return errored(ctx, step, err), nil

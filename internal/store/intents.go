@@ -33,7 +33,7 @@ func (s *Store) OpenIntent(ctx context.Context, org, externalID, userName, runID
 	_, err := s.pool.Exec(ctx, `INSERT INTO write_intents (org, external_id, user_name, run_id, action)
 		VALUES ($1,$2,$3,$4,$5)
 		ON CONFLICT (org, external_id) DO UPDATE SET user_name=EXCLUDED.user_name, run_id=EXCLUDED.run_id,
-		action=EXCLUDED.action, opened_at=now()`,
+		action=EXCLUDED.action, opened_at=now(), held_by=NULL, held_until=NULL`,
 		org, externalID, userName, runID, action)
 	if err != nil {
 		return fmt.Errorf("record write intent: %w", err)

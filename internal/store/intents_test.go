@@ -137,7 +137,9 @@ func TestHeldWriteShowsUntilReleasedOrExpired(t *testing.T) {
 	require.NoError(t, err)
 	require.Nil(t, uw.Intent, "no earlier write: the attempt opens and holds it")
 
-	uw, err = st.BeginHeldWrite(ctx, org, "run-1", 0, store.Hold{By: "attempt-b", For: time.Minute})
+	_, err = st.BeginHeldWrite(ctx, org, "run-1", 0, store.Hold{By: "attempt-b", For: time.Minute})
+	require.ErrorIs(t, err, store.ErrLocalClosed, "one local write per item")
+	uw, err = st.BeginUserWrite(ctx, org, "run-1", 0)
 	require.NoError(t, err)
 	require.NotNil(t, uw.Intent)
 	require.Greater(t, uw.Intent.HeldFor, 50*time.Second, "the next attempt sees the hold")
@@ -160,4 +162,23 @@ func TestHeldWriteShowsUntilReleasedOrExpired(t *testing.T) {
 	uw, err = st.BeginUserWrite(ctx, org, "run-1", 1)
 	require.NoError(t, err)
 	require.Zero(t, uw.Intent.HeldFor, "a hold ends with its time")
+}
+
+// A step that decides about an item (the activity's attempt, the seats given back on
+// cancellation) closes it to local writes first: a local write that starts after that opens
+// nothing. Closing waits for a local write opening its intent, and is idempotent.
+func TestClosedItemTakesNoLocalWrite(t *testing.T) {
+	st, ctx := openStore(t)
+	beginRun(t, ctx, st, "run-1", vocab.KindManual, false)
+	w := st.NewWorkWriter("run-1")
+	require.NoError(t, w.Add(ctx, plan.Item{ExternalID: "ann", UserName: "ann@acme.test", Action: plan.Create}, plan.SeatKey{}))
+	require.NoError(t, w.Flush(ctx))
+
+	require.NoError(t, st.CloseLocal(ctx, "run-1", 0))
+	require.NoError(t, st.CloseLocal(ctx, "run-1", 0))
+	_, err := st.BeginHeldWrite(ctx, org, "run-1", 0, store.Hold{By: "late", For: time.Minute})
+	require.ErrorIs(t, err, store.ErrLocalClosed)
+	require.Nil(t, intentOf(t, ctx, st, "ann"), "the late local write opened nothing")
+	_, err = st.BeginHeldWrite(ctx, "other-org", "run-1", 0, store.Hold{By: "x", For: time.Minute})
+	require.ErrorIs(t, err, store.ErrNotFound)
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -72,12 +73,27 @@ type Hold struct {
 
 // BeginHeldWrite is BeginUserWrite for an attempt that may outlive its workflow task (a
 // local activity): the intent it opens (none when an earlier one is open) is held by h, and
-// an earlier intent's hold shows in w.Intent.HeldFor.
+// an earlier intent's hold shows in w.Intent.HeldFor. It closes the item to local writes in
+// the same statement; when the item was closed already (another step decided about it) it
+// opens nothing and fails with ErrLocalClosed.
 func (s *Store) BeginHeldWrite(ctx context.Context, org, runID string, seq int, h Hold) (UserWork, error) {
 	if h.By == "" || h.For <= 0 {
 		return UserWork{}, fmt.Errorf("run %s item %d: a held write needs a holder and a duration", runID, seq)
 	}
 	return s.userWork(ctx, org, runID, seq, true, h)
+}
+
+// ErrLocalClosed: a local write found its work item closed to local writes (CloseLocal).
+var ErrLocalClosed = errors.New("another step already decided about this user's write")
+
+// CloseLocal closes a work item to local writes: one that has not opened its intent yet
+// never will. It waits for one opening it now, so that what is read after it sees that.
+func (s *Store) CloseLocal(ctx context.Context, runID string, seq int) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE work_items SET local_closed = true
+		WHERE run_id=$1 AND seq=$2 AND NOT local_closed`, runID, seq); err != nil {
+		return fmt.Errorf("close run %s item %d to local writes: %w", runID, seq, err)
+	}
+	return nil
 }
 
 // ReleaseHold ends the hold of attempt by on the user's intent, if the intent is still open
@@ -100,6 +116,7 @@ func (s *Store) userWork(ctx context.Context, org, runID string, seq int, open b
 	var intentRun, intentAction, intentName *string
 	var intentAt *time.Time
 	var intentAge, heldFor *float64
+	var claimed bool
 	// The statement's reads see the table as it was before its insert: i is the earlier intent.
 	// Planned at each call (QueryExecModeExec: an unnamed statement gets a custom plan): a cached
 	// generic plan, made while user_state and write_intents were small at the start of an
@@ -108,23 +125,33 @@ func (s *Store) userWork(ctx context.Context, org, runID string, seq int, open b
 			FROM work_items w
 			JOIN runs t ON t.run_id=w.run_id AND t.org=$1 -- a step names its organization's run, or none
 			WHERE w.run_id=$2 AND w.seq=$3),
+		-- A held write first closes the item to local writes; it goes on only if it did. The
+		-- update waits for another one's on the same row and then sees its result.
+		claimed AS (UPDATE work_items SET local_closed = true
+			WHERE $5::text IS NOT NULL AND run_id=$2 AND seq=$3 AND NOT local_closed
+			AND EXISTS (SELECT 1 FROM w) RETURNING 1),
 		opened AS (INSERT INTO write_intents (org, external_id, user_name, run_id, action, held_by, held_until)
 			SELECT $1, external_id, user_name, $2, action, $5,
 				CASE WHEN $5::text IS NOT NULL THEN clock_timestamp() + make_interval(secs => $6) END
 			FROM w WHERE $4 AND action <> 'fail' -- a failure writes nothing
+			AND ($5::text IS NULL OR EXISTS (SELECT 1 FROM claimed))
 			ON CONFLICT (org, external_id) DO NOTHING)
 		SELECT w.item, u.scim_id, u.state, w.extension, i.run_id, i.action, i.user_name, i.opened_at,
 			EXTRACT(EPOCH FROM clock_timestamp() - i.opened_at)::float8,
-			EXTRACT(EPOCH FROM i.held_until - clock_timestamp())::float8 FROM w
+			EXTRACT(EPOCH FROM i.held_until - clock_timestamp())::float8,
+			EXISTS (SELECT 1 FROM claimed) FROM w
 		LEFT JOIN user_state u ON u.org=$1 AND u.external_id=w.external_id
 		LEFT JOIN write_intents i ON i.org=$1 AND i.external_id=w.external_id`, pgx.QueryExecModeExec,
 		org, runID, seq, open, holder(h), h.For.Seconds()).Scan(
-		&w.Item, &scimID, &state, &ext, &intentRun, &intentAction, &intentName, &intentAt, &intentAge, &heldFor)
+		&w.Item, &scimID, &state, &ext, &intentRun, &intentAction, &intentName, &intentAt, &intentAge, &heldFor, &claimed)
 	if err == pgx.ErrNoRows {
 		return w, fmt.Errorf("run %s item %d: %w", runID, seq, ErrNotFound)
 	}
 	if err != nil {
 		return w, err
+	}
+	if h.By != "" && !claimed {
+		return UserWork{}, fmt.Errorf("run %s item %d: %w", runID, seq, ErrLocalClosed)
 	}
 	if ext != nil {
 		w.Extension = *ext
