@@ -55,9 +55,19 @@ try {
   console.log(`filtered by UsersyncFailedUsers > 0: ${workflowID} listed`);
   await shot('failed-users-filter');
 
-  // The organization's workflow, then its "Send an Update" form.
-  await orgLink.click();
-  await page.getByRole('heading', { level: 1, name: workflowID }).waitFor();
+  // The organization's workflow, then its "Send an Update" form. The list refreshes itself
+  // while the runs' search attributes settle: a click on a row being replaced is lost (CI once
+  // saw the list go from 4 to 2 workflows under the click), so it is clicked again.
+  for (let i = 1; ; i++) {
+    await orgLink.click();
+    try {
+      await page.getByRole('heading', { level: 1, name: workflowID }).waitFor({ timeout: 15_000 });
+      break;
+    } catch (e) {
+      if (i >= 3) throw e;
+      console.log(`click ${i} on ${workflowID} did not open it: the list was refreshing; again`);
+    }
+  }
   // `starter enable` was an update too: its answer is in the history, which has then loaded.
   // The events table is below the fold: scrolled to, it renders its rows.
   const completed = page.getByRole('row', { name: /Workflow Execution Update Completed/ });
