@@ -233,9 +233,9 @@ var localWriteOptions = workflow.LocalActivityOptions{
 // firstWriteLocally makes a user's first SCIM attempt as a local activity, when the step would
 // run in this worker anyway (an unpaced target's steps run on the workflows' queue): no task
 // through the server and three history events fewer per user, the most of a small run's
-// time (issue 13: 1,000 changed users were 5.7 s of fan-out). ok is false when the attempt
-// failed (err): the activity with its retries, heartbeat and reconciliation of the attempt's
-// open write intent takes over, as it does after a failed attempt of its own.
+// time (issue 13: 1,000 changed users were 5.7 s of fan-out). When the attempt failed (err),
+// the activity with its retries, heartbeat and reconciliation of the attempt's open write
+// intent takes over, as it does after a failed attempt of its own.
 //
 // The attempt runs on a disconnected context: a cancelled page (sync disabled) waits for it
 // as it waits for the activity (WaitForCancellation), so that no seat is given back while a
