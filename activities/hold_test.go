@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/usersync/usersync/internal/plan"
+	"github.com/usersync/usersync/internal/scim"
 	"github.com/usersync/usersync/internal/steps"
 	"github.com/usersync/usersync/internal/store"
 )
@@ -123,6 +124,57 @@ func TestLateLocalWriteAfterCancellationWritesNothing(t *testing.T) {
 			require.Zero(t, tg.posts(), "nothing sent")
 			require.Empty(t, accountsOf(t, ctx, tg, "ann"))
 			require.Empty(t, seatsHeld(t, ctx, st, org, "ann"))
+		})
+	}
+}
+
+// A paced target's first write is local too (issue 10). An attempt whose turn in the shared
+// pace is further than paceWithin is sent away with its turn before it sends, opens or holds
+// anything; at its turn the local attempt writes. An activity attempt closes the user's item
+// to local writes for paced targets as for the others: a local write scheduled before it
+// writes nothing. Against the sandbox and SCIMMY, read back over SCIM.
+func TestPacedLocalWriteSendsNothingBeforeItsTurn(t *testing.T) {
+	for name, start := range map[string]func(*testing.T) intentTarget{"sandbox": sandboxTarget, "scimmy": scimmyTarget} {
+		t.Run(name, func(t *testing.T) {
+			const org, run = "acme", "acme/run/1"
+			tg := start(t)
+			st, ctx := runWith(t, org, run, createItem("ann"), createItem("bob"))
+			cfg := tg.cfg
+			cfg.Pacer = st.Pacer("scim/"+org, 20)
+			acts := &Activities{Store: st, Orgs: Single(org, Org{Target: scim.New(cfg), Paced: true})}
+			ann := steps.UserStep{RunRef: steps.RunRef{Org: org, RunID: run}, Seq: 0}
+			bob := steps.UserStep{RunRef: steps.RunRef{Org: org, RunID: run}, Seq: 1}
+			defer func(d time.Duration) { paceWithin = d }(paceWithin)
+			paceWithin = 300 * time.Millisecond
+
+			// Another worker took the next 2 s of the pace.
+			_, err := st.Pool().Exec(ctx, `INSERT INTO request_slots (key, next_at) VALUES ($1, clock_timestamp() + interval '2 seconds')
+				ON CONFLICT (key) DO UPDATE SET next_at = clock_timestamp() + interval '2 seconds'`, "scim/"+org)
+			require.NoError(t, err)
+			_, err = localAttempt(t, acts, ann)
+			var ae *temporal.ApplicationError
+			require.True(t, errors.As(err, &ae), "want the user's turn, got %v", err)
+			require.Equal(t, RequestPaced, ae.Type())
+			require.Greater(t, ae.NextRetryDelay(), time.Second)
+			require.Zero(t, tg.posts(), "nothing sent before the turn")
+			var opened int
+			require.NoError(t, st.Pool().QueryRow(ctx, `SELECT count(*) FROM write_intents WHERE org=$1`, org).Scan(&opened))
+			require.Zero(t, opened, "nothing opened or held: no other attempt waits for this one")
+
+			time.Sleep(ae.NextRetryDelay())
+			o, err := localAttempt(t, acts, ann)
+			require.NoError(t, err)
+			require.Equal(t, "created", o.Status)
+			require.Len(t, accountsOf(t, ctx, tg, "ann"), 1)
+
+			// bob's activity attempt writes first; the local write scheduled before it is late.
+			o, err = provisionAttempt(t, acts, bob)
+			require.NoError(t, err)
+			require.Equal(t, "created", o.Status)
+			_, err = localAttempt(t, acts, bob)
+			require.ErrorIs(t, err, store.ErrLocalClosed)
+			require.Len(t, accountsOf(t, ctx, tg, "bob"), 1)
+			require.Equal(t, 2, tg.posts())
 		})
 	}
 }

@@ -41,6 +41,7 @@ import (
 // worker's), one that reads back what the target holds, and the target's fault switches.
 type intentTarget struct {
 	client, reader *scim.Client
+	cfg            scim.Config // client's
 	// dropNext carries out the next request of method and loses its answer; failNext
 	// answers the next n requests 503.
 	dropNext func(method string)
@@ -55,8 +56,10 @@ func sandboxTarget(t *testing.T) intentTarget {
 	sb := scimsandbox.New(scimsandbox.Options{Token: "intent-test-token"})
 	srv := httptest.NewServer(sb)
 	t.Cleanup(srv.Close)
+	cfg := scim.Config{BaseURL: srv.URL, Token: "intent-test-token", MaxAttempts: 1}
 	return intentTarget{
-		client:   scim.New(scim.Config{BaseURL: srv.URL, Token: "intent-test-token", MaxAttempts: 1}),
+		client:   scim.New(cfg),
+		cfg:      cfg,
 		reader:   scim.New(scim.Config{BaseURL: srv.URL, Token: "intent-test-token", MaxAttempts: 1}),
 		dropNext: func(method string) { sb.DropAnswers(1, method) },
 		failNext: func(n int) { sb.FailNext(n, http.StatusServiceUnavailable) },
@@ -106,8 +109,10 @@ func scimmyTarget(t *testing.T) intentTarget {
 	p.drop.Store("")
 	srv := httptest.NewServer(p)
 	t.Cleanup(srv.Close)
+	cfg := scim.Config{BaseURL: srv.URL + u.Path, Token: token, MaxAttempts: 1}
 	return intentTarget{
-		client:   scim.New(scim.Config{BaseURL: srv.URL + u.Path, Token: token, MaxAttempts: 1}),
+		client:   scim.New(cfg),
+		cfg:      cfg,
 		reader:   scim.New(scim.Config{BaseURL: base, Token: token, MaxAttempts: 1}),
 		dropNext: func(method string) { p.drop.Store(method) },
 		failNext: func(n int) { p.fail.Store(int32(n)) },

@@ -142,7 +142,7 @@ func (a *Activities) provisionUser(ctx context.Context, in steps.UserStep, p *pr
 			RequestPaced, temporal.ApplicationErrorOptions{NextRetryDelay: later})
 	}
 	// From here on a write may be sent: the read opens its intent (when there was none).
-	w, release, err := a.beginWrite(ctx, in, o.Paced)
+	w, release, err := a.beginWrite(ctx, in)
 	if err != nil {
 		return steps.UserOutcome{}, err
 	}
@@ -220,7 +220,7 @@ func (a *Activities) provisionUser(ctx context.Context, in steps.UserStep, p *pr
 // WriteHeld is the type of ProvisionUser's error when an earlier attempt for the user may
 // still be writing (a local attempt that outlived its workflow task holds the user's write):
 // retryable, with the end of that hold as NextRetryDelay.
-const WriteHeld = "write_held"
+const WriteHeld = vocab.WriteHeld
 
 // holdMargin is added to a local attempt's remaining time for its hold: the database's
 // clock counts it from a moment a little after the attempt's start.
@@ -233,15 +233,13 @@ const holdMargin = 5 * time.Second
 // reconciled by the activity, one attempt at a time. Any attempt that finds a live hold
 // waits for its end. A local write also starts only while no other step decided about the
 // item (store.CloseLocal): one that starts late, its task replayed meanwhile, writes nothing.
-func (a *Activities) beginWrite(ctx context.Context, in steps.UserStep, paced bool) (store.UserWork, func(*error), error) {
+func (a *Activities) beginWrite(ctx context.Context, in steps.UserStep) (store.UserWork, func(*error), error) {
 	noRelease := func(*error) {}
 	if !activity.IsActivity(ctx) || !activity.GetInfo(ctx).IsLocalActivity {
-		if !paced {
-			// A local write of this item may have been scheduled (an unpaced target's): from
-			// now on none starts, and the read below sees the one that did.
-			if err := a.Store.CloseLocal(ctx, in.RunID, in.Seq); err != nil {
-				return store.UserWork{}, noRelease, err
-			}
+		// A local write of this item may have been scheduled: from now on none starts, and
+		// the read below sees the one that did.
+		if err := a.Store.CloseLocal(ctx, in.RunID, in.Seq); err != nil {
+			return store.UserWork{}, noRelease, err
 		}
 		w, err := a.Store.BeginUserWrite(ctx, in.Org, in.RunID, in.Seq)
 		if err == nil && w.Intent != nil && w.Intent.HeldFor > 0 {
@@ -463,7 +461,7 @@ func (a *Activities) settle(ctx context.Context, in steps.UserStep, it plan.Item
 
 // RequestPaced is the type of ProvisionUser's error when the step was sent away by the shared
 // request pace before sending anything: retryable, with the user's turn as NextRetryDelay.
-const RequestPaced = "request_paced"
+const RequestPaced = vocab.RequestPaced
 
 // paceWithin is how far ahead the taken request slots may reach for a ProvisionUser attempt
 // to start: beyond, the attempt is sent away with a turn (store.Pacer.Admit) and the wait is

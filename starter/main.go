@@ -36,8 +36,9 @@ type app struct {
 	// answerTimeout bounds the wait for the org workflow's answer to an update.
 	answerTimeout time.Duration
 
-	db *store.Store
-	tc client.Client
+	db    *store.Store
+	tc    client.Client
+	pages pageCounts // the running pages' last progress answers
 }
 
 func main() {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
 
 	"github.com/usersync/usersync/internal/store"
 	"github.com/usersync/usersync/internal/vocab"
@@ -107,27 +108,84 @@ func (a *app) runProgress(ctx context.Context, cur *workflows.Progress) *workflo
 	}
 	// The run counts a page's users when the page ends; the pages running count theirs so far.
 	// A page that does not answer (ended meanwhile, or an older worker) adds nothing.
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for _, n := range p.PagesRunning {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			v, err := tc.QueryWorkflow(qctx, workflows.PageWorkflowID(p.RunID, n), "", workflows.QueryPageProgress)
-			var r workflows.PageResult
-			if err != nil || v.Get(&r) != nil {
-				return
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			for _, c := range r.Outcomes {
-				p.UsersDone += c
-			}
-			p.UsersFailed += r.Outcomes[vocab.Failed]
-		}()
+	for _, r := range a.pages.running(ctx, tc, p.RunID, p.PagesRunning) {
+		for _, c := range r.Outcomes {
+			p.UsersDone += c
+		}
+		p.UsersFailed += r.Outcomes[vocab.Failed]
 	}
-	wg.Wait()
 	return &p
+}
+
+// pageQueryTimeout bounds a page's progress query. A page whose SCIM writes are local
+// activities answers only when its workflow task ends (every 5 s or so, once its writes in
+// flight end), longer than a progress line may wait for it.
+const pageQueryTimeout = 30 * time.Second
+
+// pageAnswerWait is how long a progress line waits for the pages' answers; a page that
+// answers later counts in a later line.
+const pageAnswerWait = time.Second
+
+// pageCounts are the last answers of the running pages' progress queries: each query runs
+// in the background (one per page at a time), and a line shows the last answer of each page.
+type pageCounts struct {
+	mu      sync.Mutex
+	answers map[string]workflows.PageResult // by page workflow ID
+	asking  map[string]chan struct{}        // queries in flight, closed when answered
+}
+
+// running returns the last answers of the pages running of run, after asking each again
+// (waiting at most pageAnswerWait).
+func (pc *pageCounts) running(ctx context.Context, tc client.Client, run string, pages []int) []workflows.PageResult {
+	pc.mu.Lock()
+	if pc.answers == nil {
+		pc.answers, pc.asking = map[string]workflows.PageResult{}, map[string]chan struct{}{}
+	}
+	var waits []chan struct{}
+	for _, n := range pages {
+		id := workflows.PageWorkflowID(run, n)
+		done, ok := pc.asking[id]
+		if !ok {
+			done = make(chan struct{})
+			pc.asking[id] = done
+			go pc.ask(ctx, tc, id, done)
+		}
+		waits = append(waits, done)
+	}
+	pc.mu.Unlock()
+	timer := time.NewTimer(pageAnswerWait)
+	defer timer.Stop()
+	for _, done := range waits {
+		select {
+		case <-done:
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+	}
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	var out []workflows.PageResult
+	for _, n := range pages {
+		if r, ok := pc.answers[workflows.PageWorkflowID(run, n)]; ok {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func (pc *pageCounts) ask(ctx context.Context, tc client.Client, id string, done chan struct{}) {
+	qctx, cancel := context.WithTimeout(ctx, pageQueryTimeout)
+	defer cancel()
+	v, err := tc.QueryWorkflow(qctx, id, "", workflows.QueryPageProgress)
+	var r workflows.PageResult
+	ok := err == nil && v.Get(&r) == nil
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if ok {
+		pc.answers[id] = r
+	}
+	delete(pc.asking, id)
+	close(done)
 }
 
 // waitIdle polls until sync is on, a last run exists and nothing runs or is queued. view

@@ -117,14 +117,23 @@ func ProcessPageWorkflow(ctx workflow.Context, in PageInput) (PageResult, error)
 	}
 	running := 0
 	var stop *RunStop // the run stops: no further user is started
+	st := &pageState{
+		localAll: workflow.GetVersion(ctx, changeLocalWrites, workflow.DefaultVersion, 1) == 1,
+		since:    workflow.Now(ctx),
+	}
 	for _, u := range ev.Users {
 		if err := workflow.Await(ctx, func() bool { return running < in.UsersInFlight }); err != nil || stop != nil {
 			break
 		}
+		if st.localAll && workflow.Now(ctx).Sub(st.since) >= localChainLimit {
+			if err := st.endTask(ctx); err != nil {
+				break
+			}
+		}
 		running++
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			defer func() { running-- }()
-			o, s := processUser(ctx, in.RunRef, u, in.ProvisionQueue)
+			o, s := processUser(ctx, st, in.RunRef, u, in.ProvisionQueue)
 			if s != nil {
 				if stop == nil {
 					stop = s
@@ -148,14 +157,14 @@ func ProcessPageWorkflow(ctx workflow.Context, in PageInput) (PageResult, error)
 // processUser runs one user's license and SCIM steps. It fails the page only when the target
 // refused our credentials (the run stops with one target_auth failure); otherwise a user whose
 // steps could not complete keeps its previous state and is planned again by the next sync.
-func processUser(ctx workflow.Context, run steps.RunRef, u steps.UserPlan, queue string) (steps.UserOutcome, *RunStop) {
+func processUser(ctx workflow.Context, st *pageState, run steps.RunRef, u steps.UserPlan, queue string) (steps.UserOutcome, *RunStop) {
 	step := steps.UserStep{RunRef: run, Seq: u.Seq}
 	lctx := workflow.WithLocalActivityOptions(ctx, summarized(stepOptions, userStepSummary("check seats of", u)))
 	if len(u.Seats) > 0 {
 		var r steps.StepResult
 		seats := steps.SeatsInput{UserStep: step, ExternalID: u.ExternalID, Products: u.Seats}
-		if err := workflow.ExecuteLocalActivity(lctx, steps.CheckLicenses, seats).Get(ctx, &r); err != nil {
-			releaseUnsent(ctx, step)
+		if err := st.local(ctx, workflow.ExecuteLocalActivity(lctx, steps.CheckLicenses, seats), &r); err != nil {
+			releaseUnsent(ctx, st, step)
 			return errored(ctx, step, err), nil
 		}
 		if !r.Continue {
@@ -166,20 +175,27 @@ func processUser(ctx workflow.Context, run steps.RunRef, u steps.UserPlan, queue
 	attempts := provisionOptions.RetryPolicy.MaximumAttempts
 	local := queue == workflow.GetInfo(ctx).TaskQueueName &&
 		workflow.GetVersion(ctx, changeLocalFirstWrite, workflow.DefaultVersion, 1) == 1
-	if local && ctx.Err() == nil {
-		lo, err := firstWriteLocally(ctx, step, u)
+	local = local || st.localAll
+	for try := 1; local && ctx.Err() == nil; try++ {
+		lo, err := firstWriteLocally(ctx, st, step, u)
 		if err == nil {
 			return lo, nil
 		}
+		attempts++
 		var ae *temporal.ApplicationError
 		if errors.As(err, &ae) && ae.Type() == vocab.TargetAuth {
 			return lo, &RunStop{Type: vocab.TargetAuth, Message: ae.Error()}
 		}
 		if errors.As(err, &ae) && ae.NextRetryDelay() > 0 {
-			// A Retry-After, or an earlier attempt's hold: the activity starts when it ends.
+			// A Retry-After, an earlier attempt's hold, or the user's turn in the pace: the
+			// next attempt starts when it comes.
 			_ = workflow.Sleep(ctx, ae.NextRetryDelay())
 		}
-		attempts++
+		if !st.localAll || ae == nil || ae.Type() != vocab.RequestPaced || try >= localTurns {
+			break
+		}
+		// Sent away by the pace before sending anything: at its turn the user tries locally
+		// again (it goes before newcomers then), not as an activity through the server.
 	}
 	popts := onQueue(provisionOptions, queue)
 	popts.Summary = userStepSummary("provision", u)
@@ -195,7 +211,7 @@ func processUser(ctx workflow.Context, run steps.RunRef, u steps.UserPlan, queue
 		if len(u.Seats) > 0 || local {
 			// Also without seats for a local write: it closes the item to a local write
 			// scheduled by a task this cancellation replaced, which would write after the run.
-			releaseUnsent(ctx, step)
+			releaseUnsent(ctx, st, step)
 		}
 		return errored(ctx, step, err), nil
 	}
@@ -213,7 +229,7 @@ func processUser(ctx workflow.Context, run steps.RunRef, u steps.UserPlan, queue
 	f := vocab.Failure{Type: vocab.TargetUnavailable, Message: fmt.Sprintf("the target did not accept the change after %d attempts: %v",
 		attempts, rootCause(err))}
 	rctx := workflow.WithLocalActivityOptions(ctx, summarized(stepOptions, fmt.Sprintf("record item %d failed: %s", u.Seq, f.Type)))
-	if err := workflow.ExecuteLocalActivity(rctx, steps.RecordUserFailure, steps.UserFailureInput{UserStep: step, Failure: f}).Get(ctx, &o); err != nil {
+	if err := st.local(ctx, workflow.ExecuteLocalActivity(rctx, steps.RecordUserFailure, steps.UserFailureInput{UserStep: step, Failure: f}), &o); err != nil {
 		return errored(ctx, step, err), nil
 	}
 	return o, nil
@@ -230,21 +246,67 @@ var localWriteOptions = workflow.LocalActivityOptions{
 	RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
 }
 
-// firstWriteLocally makes a user's first SCIM attempt as a local activity, when the step would
-// run in this worker anyway (an unpaced target's steps run on the workflows' queue): no task
-// through the server and three history events fewer per user, the most of a small run's
-// time (issue 13: 1,000 changed users were 5.7 s of fan-out). When the attempt failed (err),
+// localTurns is how many local attempts a user sent away by the pace makes before the
+// activity takes over (each waits for its turn; the pace lets a user in at its turn).
+const localTurns = 5
+
+// localChainLimit is how long a page lets its local writes keep its workflow task going.
+// While a task has local activities in flight the SDK keeps it open, completing it and asking
+// for the next at once every 8 s (a workflow task heartbeat), and such a chain of tasks
+// answers no query (the page's progress, which `starter status` shows) until it ends; the
+// server also fails a chain that lasts 30 minutes (history.workflowTaskHeartbeatTimeout),
+// which a paced page of 1,000 users would reach. So a page whose task has run this long
+// (workflow time, which moves with each local result and replays from its marker) lets its
+// writes in flight end and its task complete (endTask), before any heartbeat: queries are
+// answered then. A paced organization's writes lose little by it (its other pages take the
+// pace meanwhile).
+const localChainLimit = 5 * time.Second
+
+// pageState is what a page's users share: whether every first write is local, and the local
+// activities in flight.
+type pageState struct {
+	localAll bool
+	locals   int
+	since    time.Time // when the page last let its task end
+}
+
+// local waits for the local activity f, counted as in flight meanwhile.
+func (st *pageState) local(ctx workflow.Context, f workflow.Future, out any) error {
+	st.locals++
+	defer func() { st.locals-- }()
+	return f.Get(ctx, out)
+}
+
+// endTask lets the page's task end: no new user starts until the local activities in flight
+// have ended, then a timer (the next task starts a new chain).
+func (st *pageState) endTask(ctx workflow.Context) error {
+	if err := workflow.Await(ctx, func() bool { return st.locals == 0 }); err != nil {
+		return err
+	}
+	if err := workflow.Sleep(ctx, time.Millisecond); err != nil {
+		return err
+	}
+	st.since = workflow.Now(ctx)
+	return nil
+}
+
+// firstWriteLocally makes a user's first SCIM attempt as a local activity: no task through the
+// server and three history events fewer per user, the most of a small run's time (issue 13:
+// 1,000 changed users were 5.7 s of fan-out) and of a paced organization's cost on the
+// machine every organization shares (issue 10). A paced attempt waits for its slot in the
+// shared pace inside the attempt (at most activities.paceWithin: a later turn sends it away
+// before it sends anything). When the attempt failed (err),
 // the activity with its retries, heartbeat and reconciliation of the attempt's open write
 // intent takes over, as it does after a failed attempt of its own.
 //
 // The attempt runs on a disconnected context: a cancelled page (sync disabled) waits for it
 // as it waits for the activity (WaitForCancellation), so that no seat is given back while a
 // write may still be sent.
-func firstWriteLocally(ctx workflow.Context, step steps.UserStep, u steps.UserPlan) (steps.UserOutcome, error) {
+func firstWriteLocally(ctx workflow.Context, st *pageState, step steps.UserStep, u steps.UserPlan) (steps.UserOutcome, error) {
 	var o steps.UserOutcome
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	lctx := workflow.WithLocalActivityOptions(dctx, summarized(localWriteOptions, userStepSummary("provision", u)))
-	err := workflow.ExecuteLocalActivity(lctx, steps.ProvisionUser, step).Get(dctx, &o)
+	err := st.local(dctx, workflow.ExecuteLocalActivity(lctx, steps.ProvisionUser, step), &o)
 	if err != nil {
 		workflow.GetLogger(ctx).Debug("first write attempt failed; the activity retries it", "seq", step.Seq, "error", err)
 	}
@@ -254,13 +316,13 @@ func firstWriteLocally(ctx workflow.Context, step steps.UserStep, u steps.UserPl
 // releaseUnsent gives back, when the page was cancelled (sync disabled), the seats reserved
 // for a user whose write never started; the step keeps them when a write was sent. It runs
 // on a disconnected context: the cancellation is what it answers.
-func releaseUnsent(ctx workflow.Context, step steps.UserStep) {
+func releaseUnsent(ctx workflow.Context, st *pageState, step steps.UserStep) {
 	if ctx.Err() == nil || workflow.GetVersion(ctx, "release-unsent-seats-on-cancel", workflow.DefaultVersion, 1) < 1 {
 		return
 	}
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	lctx := workflow.WithLocalActivityOptions(dctx, stepOptions)
-	if err := workflow.ExecuteLocalActivity(lctx, steps.ReleaseUnsentSeats, step).Get(dctx, nil); err != nil {
+	if err := st.local(dctx, workflow.ExecuteLocalActivity(lctx, steps.ReleaseUnsentSeats, step), nil); err != nil {
 		workflow.GetLogger(ctx).Warn("seats reserved for a user not written stay until the next sync", "seq", step.Seq, "error", err)
 	}
 }

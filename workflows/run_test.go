@@ -150,7 +150,8 @@ func TestTargetDownRecordsTargetUnavailableAfterRetries(t *testing.T) {
 	e.ExecuteWorkflow(SyncRunWorkflow, RunInput{Org: "acme", RunID: "r1", Kind: vocab.KindManual})
 	require.NoError(t, e.GetWorkflowError())
 
-	require.Equal(t, int(provisionOptions.RetryPolicy.MaximumAttempts), e.provision[1], "retried, then given up")
+	require.Equal(t, int(provisionOptions.RetryPolicy.MaximumAttempts)+1, e.provision[1], "the local first write, the activity's retries, then given up")
+	require.Contains(t, recorded.Failure.Message, fmt.Sprintf("after %d attempts", provisionOptions.RetryPolicy.MaximumAttempts+1))
 	require.Equal(t, 1, recorded.Seq)
 	require.Equal(t, vocab.TargetUnavailable, recorded.Failure.Type)
 	require.Contains(t, recorded.Failure.Message, "503")
@@ -228,6 +229,27 @@ func runPastHistoryLimit(t *testing.T, in RunInput) (*runEnv, RunInput) {
 	return e, next
 }
 
+// countWrites counts each user's ProvisionUser attempts, local ones in local and the
+// activity's in remote, under mu.
+func countWrites(t *testing.T, e *runEnv, mu *sync.Mutex, local, remote map[int]int) {
+	e.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, args []any) {
+		if info.ActivityType.Name == steps.ProvisionUser {
+			mu.Lock()
+			local[args[0].(steps.UserStep).Seq]++
+			mu.Unlock()
+		}
+	})
+	e.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, args converter.EncodedValues) {
+		if info.ActivityType.Name == steps.ProvisionUser {
+			var in steps.UserStep
+			require.NoError(t, args.Get(&in))
+			mu.Lock()
+			remote[in.Seq]++
+			mu.Unlock()
+		}
+	})
+}
+
 // An unpaced target's SCIM steps run on the workflows' own queue: each user's first write is
 // a local activity (no task through the server), and a failed first write is retried by the
 // activity, which reconciles what the attempt may have written. Each user ends provisioned
@@ -246,22 +268,7 @@ func TestUnpacedTargetWritesFirstAsLocalActivity(t *testing.T) {
 		}
 		return nil
 	}
-	e.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, args []any) {
-		if info.ActivityType.Name == steps.ProvisionUser {
-			mu.Lock()
-			local[args[0].(steps.UserStep).Seq]++
-			mu.Unlock()
-		}
-	})
-	e.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, args converter.EncodedValues) {
-		if info.ActivityType.Name == steps.ProvisionUser {
-			var in steps.UserStep
-			require.NoError(t, args.Get(&in))
-			mu.Lock()
-			remote[in.Seq]++
-			mu.Unlock()
-		}
-	})
+	countWrites(t, e, &mu, local, remote)
 	e.ExecuteWorkflow(SyncRunWorkflow, RunInput{Org: "acme", RunID: "r1", Kind: vocab.KindManual, PageSize: 10})
 	require.NoError(t, e.GetWorkflowError())
 
@@ -349,4 +356,88 @@ func TestLocalWriteDelayIsWaitedBeforeTheActivity(t *testing.T) {
 
 	require.Equal(t, 1, e.finished.Outcomes[vocab.Created])
 	require.GreaterOrEqual(t, second.Sub(first), 40*time.Second, "the activity waited for the delay")
+}
+
+// A paced target's first writes are local too: a user sent away by the pace (nothing sent)
+// waits for its turn and tries locally again; only a user sent away localTurns times goes to
+// the activity. Every user ends created, with no ProvisionUser task through the server but
+// that one user's.
+func TestPacedTargetWritesLocallyAtTheUsersTurn(t *testing.T) {
+	e := newRunEnv(t, 6) // RunSettings' default queue: the SCIM queue of paced targets
+	var mu sync.Mutex
+	local, remote := map[int]int{}, map[int]int{}
+	var turns []time.Time
+	e.failProvision = func(seq int) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if remote[seq] == 0 && (local[seq] == 1 || seq == 4 && local[seq] <= localTurns) {
+			turns = append(turns, e.Now())
+			return temporal.NewApplicationErrorWithOptions("the target's request pace is taken for now", vocab.RequestPaced,
+				temporal.ApplicationErrorOptions{NextRetryDelay: 3 * time.Second})
+		}
+		return nil
+	}
+	countWrites(t, e, &mu, local, remote)
+	start := e.Now()
+	e.ExecuteWorkflow(SyncRunWorkflow, RunInput{Org: "acme", RunID: "r1", Kind: vocab.KindManual})
+	require.NoError(t, e.GetWorkflowError())
+
+	require.Equal(t, vocab.RunSucceeded, e.finished.Status)
+	require.Equal(t, 6, e.finished.Outcomes[vocab.Created])
+	require.Equal(t, map[int]int{0: 2, 1: 2, 2: 2, 3: 2, 4: localTurns, 5: 2}, local, "sent away once: a second local attempt at the turn")
+	require.Equal(t, map[int]int{4: 1}, remote, "only the user sent away localTurns times goes to the activity")
+	require.GreaterOrEqual(t, e.Now().Sub(start), time.Duration(localTurns)*3*time.Second, "each turn was waited for")
+	require.Len(t, turns, 5+localTurns, "the five others once, user 4 each time")
+}
+
+// A page whose local writes keep its workflow task going longer than localChainLimit lets the
+// task end (a chain of heartbeating tasks answers no query, and the server fails one that
+// lasts 30 minutes): it waits until no local activity is in flight, then a timer. Every user
+// is still written locally.
+func TestPageLetsItsTaskEndDuringLongLocalWrites(t *testing.T) {
+	e := newRunEnv(t, 20)
+	var mu sync.Mutex
+	local, inFlight := map[int]int{}, 0
+	var breaks []int // local activities in flight when each break's timer was scheduled
+	e.failProvision = func(seq int) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if local[seq] == 1 { // each user waits 2 minutes for its turn
+			return temporal.NewApplicationErrorWithOptions("paced", vocab.RequestPaced,
+				temporal.ApplicationErrorOptions{NextRetryDelay: 2 * time.Minute})
+		}
+		return nil
+	}
+	e.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, args []any) {
+		mu.Lock()
+		defer mu.Unlock()
+		inFlight++
+		if info.ActivityType.Name == steps.ProvisionUser {
+			local[args[0].(steps.UserStep).Seq]++
+		}
+	})
+	e.SetOnLocalActivityCompletedListener(func(*activity.Info, converter.EncodedValue, error) {
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+	})
+	e.SetOnTimerScheduledListener(func(_ string, d time.Duration) {
+		if d == time.Millisecond {
+			mu.Lock()
+			breaks = append(breaks, inFlight)
+			mu.Unlock()
+		}
+	})
+	e.ExecuteWorkflow(SyncRunWorkflow, RunInput{Org: "acme", RunID: "r1", Kind: vocab.KindManual, PageSize: 20, UsersInFlight: 3})
+	require.NoError(t, e.GetWorkflowError())
+
+	require.Equal(t, 18, e.finished.Outcomes[vocab.Created])
+	require.Len(t, local, 18)
+	for seq, n := range local {
+		require.Equal(t, 2, n, "user %d: sent away once, then written locally", seq)
+	}
+	require.NotEmpty(t, breaks, "12 minutes of writes: the task ended between them")
+	for _, n := range breaks {
+		require.Zero(t, n, "the task ends with no local activity in flight")
+	}
 }

@@ -155,6 +155,11 @@ const (
 	// page's own (an unpaced target) makes its first attempt as a local activity, and falls
 	// back to the activity with its retries when that attempt fails; before, only the activity.
 	changeLocalFirstWrite = "local-first-write"
+	// changeLocalWrites (ProcessPageWorkflow): every target's first write per user is a local
+	// activity, a paced target's too (its attempts sent away by the pace try locally again at
+	// the user's turn), and a page whose local writes keep its workflow task going lets the
+	// task end every localChainLimit; before, only an unpaced target's, once.
+	changeLocalWrites = "local-writes"
 )
 
 // signalHandler serves one signal channel.

@@ -58,9 +58,13 @@ func (f *fleet) cost(ctx context.Context, scenario string, warmUp, window time.D
 	}
 	share := 100 * total / span.Seconds() / float64(runtime.NumCPU())
 	requests := st1.Requests - st0.Requests
-	users := d("temporal_request", `operation="RespondActivityTaskCompleted"`, `activity_type="ProvisionUser"`)
-	attempts := d("temporal_activity_execution_latency_count", `activity_type="ProvisionUser"`)
-	paced := d("temporal_activity_execution_failed", `activity_type="ProvisionUser"`)
+	// A user's write is a local activity first, the activity after a failed local attempt.
+	users := d("temporal_request", `operation="RespondActivityTaskCompleted"`, `activity_type="ProvisionUser"`) +
+		d("temporal_local_activity_succeed_endtoend_latency_count", `activity_type="ProvisionUser"`)
+	attempts := d("temporal_activity_execution_latency_count", `activity_type="ProvisionUser"`) +
+		d("temporal_local_activity_execution_latency_count", `activity_type="ProvisionUser"`)
+	paced := d("temporal_activity_execution_failed", `activity_type="ProvisionUser"`) +
+		d("temporal_local_activity_execution_failed", `activity_type="ProvisionUser"`)
 	wfTasks := d("temporal_workflow_task_execution_latency_count")
 	heartbeats := d("temporal_request", `operation="RecordActivityTaskHeartbeat"`)
 	per := func(n float64, of float64) string {
@@ -70,7 +74,7 @@ func (f *fleet) cost(ctx context.Context, scenario string, warmUp, window time.D
 		return fmt.Sprintf("%.2f", n/of)
 	}
 	note := fmt.Sprintf("CPU %.1f s in %s = %.1f%% of %d cores (%s); %d requests (%.2f/s), %d answered 429; "+
-		"ProvisionUser attempts %.0f (%s per request, %.0f failed or sent away); workflow tasks %.0f, heartbeats %.0f, "+
+		"ProvisionUser attempts (local or not) %.0f (%s per request, %.0f failed or sent away); workflow tasks %.0f, heartbeats %.0f, "+
 		"users provisioned %.0f (%s workflow tasks, %s heartbeats per user)",
 		total, span.Round(time.Second), share, runtime.NumCPU(), strings.Join(procs, ", "), requests,
 		float64(requests)/span.Seconds(), st1.Throttled-st0.Throttled, attempts, per(attempts, float64(requests)), paced,

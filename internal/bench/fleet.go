@@ -42,6 +42,9 @@ type FleetOptions struct {
 	BigRate  float64
 	Small    int
 	Repeats  int // resyncs measured per fairness case (the median is reported)
+	// BigSettle is how long the big organization provisions before its load is measured
+	// (0: bigSettle).
+	BigSettle time.Duration
 	// InFlight > 0 admits at most that many organizations' syncs at a time in every phase
 	// (the next one is signalled when one finishes); 0 signals all at once.
 	InFlight int
@@ -98,6 +101,9 @@ func Fleet(ctx context.Context, s *Stack, workerBin string, o FleetOptions, log 
 	}
 	if o.Repeats <= 0 {
 		o.Repeats = 3
+	}
+	if o.BigSettle <= 0 {
+		o.BigSettle = bigSettle
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = time.Hour
@@ -587,7 +593,7 @@ func (f *fleet) fairness(ctx context.Context) ([]Row, error) {
 	f.log("  big organization (%d users at %.0f req/s) provisioning after %s", f.o.BigUsers, f.o.BigRate,
 		time.Since(bigStart).Round(time.Second))
 	cost, err := f.cost(ctx, fmt.Sprintf("fairness: the big organization alone, provisioning at %.0f req/s", f.o.BigRate),
-		bigSettle, costWindow)
+		f.o.BigSettle, costWindow)
 	if err != nil {
 		return rows, err
 	}
@@ -611,7 +617,7 @@ func (f *fleet) fairness(ctx context.Context) ([]Row, error) {
 		select {
 		case <-ctx.Done():
 			return rows, ctx.Err()
-		case <-time.After(bigSettle):
+		case <-time.After(f.o.BigSettle):
 		}
 		st0, t0 := f.big.sandbox.Stats(), time.Now()
 		b, err := f.fairRepeat(ctx, fmt.Sprintf("%s, beside #%d", label, i+1), small, n)

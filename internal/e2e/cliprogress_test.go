@@ -38,10 +38,12 @@ func finalCounts(s steps.RunSummary) string {
 // as CSV for a spreadsheet.
 func TestProgressLinesAndCSVListingWithTheCLI(t *testing.T) {
 	s := newStack(t, demo.Org())
-	// A first sync that provisions for ~12 s (250 users of the first page, 20 at a time), so
+	// A first sync that provisions for ~25 s (250 users of the first page, 20 at a time), so
 	// that a line (one per phase and every 5 s) falls inside it; 40 ms once sufficed, until
-	// the page steps got faster and provisioning ended within 2 s.
-	s.sandbox.SetLatency(time.Second)
+	// the page steps got faster and provisioning ended within 2 s. A page whose writes are
+	// local activities answers its progress query only when its task ends (every 5 s or so):
+	// 1 s per request (8 s of provisioning) showed no count within a page.
+	s.sandbox.SetLatency(2 * time.Second)
 
 	s.cliOK("enable", "--interval", "1h")
 	out := s.cliOK("status", "--wait", "--timeout", "3m", "--progress", "lines")

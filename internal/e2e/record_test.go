@@ -35,9 +35,13 @@ func TestRecordHistories(t *testing.T) {
 		t.Skip(RecordHistoriesEnv + "=1 not set: not re-recording workflows/testdata/histories")
 	}
 	s := newStack(t, demo.Org())
+	// 1 s per request: the first sync's page 0 keeps its task going with local writes for more
+	// than a heartbeat (8 s) and lets it end between them, which its history then replays.
+	s.sandbox.SetLatency(time.Second)
 	s.signal(workflows.SignalEnable, workflows.SwitchSignal{Actor: "alice"})
 	first := s.waitRun("")
 	require.Equal(t, vocab.RunSucceeded, first.Status, first.Error)
+	s.sandbox.SetLatency(0)
 	waiting := s.failures(vocab.Filter{Type: vocab.OutOfLicenses})
 	require.NotEmpty(t, waiting, "the demo runs short of Webinar seats: the retry has work to do")
 

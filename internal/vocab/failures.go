@@ -51,3 +51,13 @@ type Filter struct {
 	Product string `json:"product,omitempty"`
 	User    string `json:"user,omitempty"` // userName or externalId
 }
+
+// Retryable error types of one SCIM step, which the page workflow answers (not failures).
+const (
+	// RequestPaced: the step was sent away by the target's shared request pace before sending
+	// anything; its NextRetryDelay is the user's turn.
+	RequestPaced = "request_paced"
+	// WriteHeld: an earlier attempt for the user may still be writing (a local attempt that
+	// outlived its workflow task holds the user's write); its NextRetryDelay is the hold's end.
+	WriteHeld = "write_held"
+)

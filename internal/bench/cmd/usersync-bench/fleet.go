@@ -17,6 +17,7 @@ func fleetFlags() *bench.FleetOptions {
 	flag.Float64Var(&o.BigRate, "big-rate", 5, "fleet fairness: request rate of the large organization's target")
 	flag.IntVar(&o.Small, "small-orgs", 100, "fleet fairness: small organizations resynced beside the large one")
 	flag.IntVar(&o.Repeats, "repeats", 3, "fleet fairness: resyncs per case (median reported)")
+	flag.DurationVar(&o.BigSettle, "big-settle", 30*time.Second, "fleet fairness: how long the large organization provisions before it is measured (its run's start, and PostgreSQL's autovacuum after its plan, are not its steady load)")
 	flag.IntVar(&o.InFlight, "in-flight", 100, "fleet: organizations whose sync is signalled and not finished, at most (0: all at once)")
 	flag.DurationVar(&o.Timeout, "phase-timeout", time.Hour, "fleet: longest wait for one phase")
 	return o
