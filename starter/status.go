@@ -153,13 +153,12 @@ func (pc *pageCounts) running(ctx context.Context, tc client.Client, run string,
 		waits = append(waits, done)
 	}
 	pc.mu.Unlock()
-	timer := time.NewTimer(pageAnswerWait)
-	defer timer.Stop()
+	wctx, cancel := context.WithTimeout(ctx, pageAnswerWait)
+	defer cancel()
 	for _, done := range waits {
 		select {
 		case <-done:
-		case <-timer.C:
-		case <-ctx.Done():
+		case <-wctx.Done():
 		}
 	}
 	pc.mu.Lock()

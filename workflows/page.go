@@ -126,7 +126,8 @@ func ProcessPageWorkflow(ctx workflow.Context, in PageInput) (PageResult, error)
 			break
 		}
 		if st.localAll && workflow.Now(ctx).Sub(st.since) >= localChainLimit {
-			if err := st.endTask(ctx); err != nil {
+			// The writes it waits for may stop the run.
+			if err := st.endTask(ctx); err != nil || stop != nil {
 				break
 			}
 		}
@@ -294,8 +295,10 @@ func (st *pageState) endTask(ctx workflow.Context) error {
 // server and three history events fewer per user, the most of a small run's time (issue 13:
 // 1,000 changed users were 5.7 s of fan-out) and of a paced organization's cost on the
 // machine every organization shares (issue 10). A paced attempt waits for its slot in the
-// shared pace inside the attempt (at most activities.paceWithin: a later turn sends it away
-// before it sends anything). When the attempt failed (err),
+// shared pace inside the attempt (activities.paceWithin, twice that for a user back at its
+// turn; a later turn sends it away before it sends anything; each further request of the
+// attempt waits for its own slot, and an attempt that outlasts localWriteOptions leaves its
+// write to the activity). When the attempt failed (err),
 // the activity with its retries, heartbeat and reconciliation of the attempt's open write
 // intent takes over, as it does after a failed attempt of its own.
 //
