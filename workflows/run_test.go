@@ -441,3 +441,33 @@ func TestPageLetsItsTaskEndDuringLongLocalWrites(t *testing.T) {
 		require.Zero(t, n, "the task ends with no local activity in flight")
 	}
 }
+
+// The writes a task break waits for can stop the run (the target refused our credentials):
+// then no further user starts after the break.
+func TestRunStoppedDuringATaskBreakStartsNoFurtherUser(t *testing.T) {
+	e := newRunEnv(t, 8)
+	var mu sync.Mutex
+	calls := map[int]int{}
+	e.failProvision = func(seq int) error {
+		mu.Lock()
+		calls[seq]++
+		n := calls[seq]
+		mu.Unlock()
+		switch {
+		case n == 1: // users 0 and 1 wait 10 s for their turn, together
+			return temporal.NewApplicationErrorWithOptions("paced", vocab.RequestPaced,
+				temporal.ApplicationErrorOptions{NextRetryDelay: 10 * time.Second})
+		case seq == 1: // still in flight when user 0 is done and the page breaks its task
+			time.Sleep(300 * time.Millisecond)
+			return temporal.NewNonRetryableApplicationError("scim: 401 Unauthorized", vocab.TargetAuth, nil)
+		}
+		return nil
+	}
+	e.ExecuteWorkflow(SyncRunWorkflow, RunInput{Org: "acme", RunID: "r1", Kind: vocab.KindManual, PageSize: 8, UsersInFlight: 2})
+	require.Error(t, e.GetWorkflowError())
+
+	require.Equal(t, vocab.TargetAuth, e.finished.FailureType, e.finished.Error)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, map[int]int{0: 2, 1: 2}, calls, "no user started after the run stopped")
+}
