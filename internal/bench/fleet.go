@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -70,6 +71,9 @@ type fleet struct {
 	byName  map[string]*tenant
 	scimURL string
 	log     func(string, ...any)
+
+	mu          sync.Mutex
+	signalledAt map[string]time.Time // each organization's last signal (for stagesOf)
 }
 
 // scimCount is what a tenant's target received: discovery GETs (/ServiceProviderConfig,
@@ -109,7 +113,7 @@ func Fleet(ctx context.Context, s *Stack, workerBin string, o FleetOptions, log 
 		o.Timeout = time.Hour
 	}
 	o.Small = min(o.Small, o.Orgs)
-	f := &fleet{s: s, o: o, byName: map[string]*tenant{}, log: log}
+	f := &fleet{s: s, o: o, byName: map[string]*tenant{}, log: log, signalledAt: map[string]time.Time{}}
 	if err := f.setUp(ctx, workerBin); err != nil {
 		return nil, err
 	}
@@ -288,6 +292,9 @@ func (f *fleet) signal(ctx context.Context, names []string, signal string) error
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", signal, name, err)
 		}
+		f.mu.Lock()
+		f.signalledAt[name] = time.Now()
+		f.mu.Unlock()
 		return nil
 	})
 }
@@ -662,11 +669,26 @@ type fairRepeat struct {
 }
 
 func (f *fleet) fairRepeat(ctx context.Context, scenario string, small []string, n int) (fairRepeat, error) {
+	pg := f.s.Probe != nil && f.s.Probe.PGStats
+	if pg {
+		if _, err := f.s.Store.Pool().Exec(ctx, "SELECT pg_stat_statements_reset()"); err != nil {
+			return fairRepeat{}, err
+		}
+	}
 	r, runs, err := f.phase(ctx, scenario, small, workflows.SignalSyncNow, n)
 	if err != nil {
 		return fairRepeat{}, err
 	}
+	if pg {
+		var b strings.Builder
+		reportStatements(ctx, f.s.Store, &b, n)
+		f.log("  %s statements:\n%s", scenario, b.String())
+	}
 	f.log("  %s", format(r))
+	f.mu.Lock()
+	at := maps.Clone(f.signalledAt)
+	f.mu.Unlock()
+	f.log("    stages p50/p95: %s", f.stagesOf(ctx, runs, at))
 	var durs []time.Duration
 	for _, x := range runs {
 		durs = append(durs, x.finishedAt.Sub(x.started))

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -128,25 +129,70 @@ func (s *Store) FinishRun(ctx context.Context, runID, status string, failure voc
 			in_scope=$6 WHERE run_id=$1 RETURNING org`, runID, status, b, failure.Type, failure.Message, inScope).Scan(&org); err != nil {
 			return fmt.Errorf("finish run %s: %w", runID, err)
 		}
-		// Scratch rows of finished runs, and of runs that never finished (terminated) after a
-		// day; memberships and group deltas are keyed by run and attempt ("<run>#<attempt>").
-		const ended = `(SELECT run_id FROM runs WHERE org=$1 AND (finished_at IS NOT NULL OR started_at < now() - interval '1 day'))`
-		for _, table := range []string{"snapshot_users", "snapshot_touched"} {
-			if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE run_id IN `+ended, org); err != nil {
-				return err
-			}
-		}
-		if err := dropMemberships(ctx, tx, `split_part(run_id, '#', 1) IN `+ended, org); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `DELETE FROM group_deltas WHERE split_part(run_id, '#', 1) IN `+ended, org); err != nil {
-			return err
-		}
-		// Keep the work of the 20 newest runs.
-		_, err := tx.Exec(ctx, `DELETE FROM work_items WHERE run_id IN (SELECT run_id FROM runs WHERE org=$1
-			ORDER BY started_at DESC OFFSET 20)`, org)
-		return err
+		return dropEnded(ctx, tx, org, runID)
 	})
+}
+
+// dropEnded deletes the scratch rows of run runID and of org's other ended runs (runs that
+// never finished, terminated, after a day), and the work of org's runs beyond its 20 newest.
+// Each is found by its run_id through the tables' indexes, never by a join over every run of
+// the organization, which the planner ran as a scan of every organization's rows. A run's
+// scratch is looked at again by each finish until it finished an hour ago (an attempt still
+// running when its run finished may write for up to its StartToClose, 30 minutes), then it
+// is marked and left; its work once it is beyond the 20 newest. Unfinished runs stay unmarked.
+func dropEnded(ctx context.Context, tx pgx.Tx, org, runID string) error {
+	ended, err := runIDs(ctx, tx, `SELECT run_id FROM runs WHERE org=$1 AND (run_id=$2 OR (NOT scratch_dropped
+		AND (finished_at IS NOT NULL OR started_at < now() - interval '1 day')))`, org, runID)
+	if err != nil {
+		return err
+	}
+	// Planned with the values (pgx.QueryExecModeExec): a generic plan of "= ANY($1)" may scan.
+	exec := func(sql string, args ...any) error {
+		_, err := tx.Exec(ctx, sql, append([]any{pgx.QueryExecModeExec}, args...)...)
+		return err
+	}
+	for _, table := range []string{"snapshot_users", "snapshot_touched"} {
+		if err := exec(`DELETE FROM `+table+` WHERE run_id = ANY($1)`, ended); err != nil {
+			return err
+		}
+	}
+	// Memberships and group deltas are keyed "<run>#<attempt>" ("<run>" outside an activity):
+	// the attempts' keys are the range ["<run>#", "<run>$") in byte order (column collation C).
+	lo, hi := make([]string, len(ended)), make([]string, len(ended))
+	for i, id := range ended {
+		lo[i], hi[i] = id+"#", id+"$"
+	}
+	for _, table := range append(slices.Clone(membershipTables), "group_deltas") {
+		if err := exec(`DELETE FROM `+table+` WHERE run_id = ANY($1)`, ended); err != nil {
+			return err
+		}
+		if err := exec(`DELETE FROM `+table+` t USING unnest($1::text[], $2::text[]) AS r(lo, hi)
+			WHERE t.run_id >= r.lo AND t.run_id < r.hi`, lo, hi); err != nil {
+			return err
+		}
+	}
+	if err := exec(`UPDATE runs SET scratch_dropped=true WHERE run_id = ANY($1) AND finished_at < now() - interval '1 hour'`,
+		ended); err != nil {
+		return err
+	}
+	// Keep the work of the 20 newest runs.
+	old, err := runIDs(ctx, tx, `SELECT run_id FROM runs WHERE org=$1 AND NOT work_dropped
+		AND started_at < (SELECT started_at FROM runs WHERE org=$1 ORDER BY started_at DESC OFFSET 19 LIMIT 1)`, org)
+	if err != nil || len(old) == 0 {
+		return err
+	}
+	if err := exec(`DELETE FROM work_items WHERE run_id = ANY($1)`, old); err != nil {
+		return err
+	}
+	return exec(`UPDATE runs SET work_dropped=true WHERE run_id = ANY($1)`, old)
+}
+
+func runIDs(ctx context.Context, tx pgx.Tx, query string, args ...any) ([]string, error) {
+	rows, err := tx.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
 // Runs lists the newest runs.

@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -74,6 +76,109 @@ func TestBeginRunIsIdempotentAndFinishRunDropsTheSnapshot(t *testing.T) {
 	require.Equal(t, 2, n)
 
 	require.Error(t, st.FinishRun(ctx, "usersync/acme/run/unknown", vocab.RunSucceeded, vocab.Failure{}, 0, nil))
+}
+
+// An organization's finished run drops what its ended runs left (a run terminated two days ago
+// included, and what a run's attempt wrote after its run finished) and the work of its runs
+// beyond the 20 newest: nothing of another organization's run or of another run's attempts,
+// and an hour after a run finished it is marked, so that later finishes no longer look at it.
+func TestFinishRunDropsItsOrganizationsEndedScratchAndOldWork(t *testing.T) {
+	st, ctx := openStore(t)
+	user := []directory.User{{ExternalID: "u1", UserName: "ann@acme.test", Groups: []string{"cn=eng"}}}
+	attempts := map[string]int64{}
+	scratch := func(key string) { // the membership rows and group deltas of an attempt
+		idx := st.MembershipIndex(key)
+		require.NoError(t, idx.AddGroups(ctx, []directory.GroupMembers{{DN: "cn=eng", Members: []string{"uid=ann"}}}))
+		_, err := st.Pool().Exec(ctx, `INSERT INTO group_deltas (run_id, seq, name, scim_user, add) VALUES ($1, 1, 'eng', 's1', true)`, key)
+		require.NoError(t, err)
+	}
+	scratchLeft := func(key string) int {
+		var n int
+		require.NoError(t, st.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM snapshot_group_members WHERE run_id=$1)
+			+ (SELECT count(*) FROM group_deltas WHERE run_id=$1)`, key).Scan(&n))
+		return n
+	}
+	start := func(o, run string, ago time.Duration) {
+		attempt, err := st.BeginRun(ctx, o, run, "scheduled", false)
+		require.NoError(t, err)
+		attempts[run] = attempt
+		require.NoError(t, st.WriteSnapshot(ctx, run, attempt, user))
+		w := st.NewWorkWriter(run)
+		require.NoError(t, w.Add(ctx, plan.Item{ExternalID: "u1", UserName: "ann@acme.test", Action: plan.Create}, plan.SeatKey{}))
+		require.NoError(t, w.Flush(ctx))
+		_, err = st.Pool().Exec(ctx, `UPDATE runs SET started_at = now() - $2::interval WHERE run_id = $1`, run, ago.String())
+		require.NoError(t, err)
+	}
+	finish := func(run string) {
+		require.NoError(t, st.FinishRun(ctx, run, vocab.RunSucceeded, vocab.Failure{}, 1, nil))
+	}
+	hasWork := func(run string) bool {
+		_, err := st.WorkItem(ctx, run, 0)
+		return err == nil
+	}
+
+	start("globex", "usersync/globex/run/1", 72*time.Hour) // under way, for days
+	scratch("usersync/globex/run/1#1")
+	start(org, "usersync/acme/run/terminated", 48*time.Hour)
+	scratch("usersync/acme/run/terminated#1")
+	scratch("usersync/acme/run/terminated#12")
+	scratch("usersync/acme/run/terminated2#1")                          // another run's attempt, under way
+	start(org, "usersync/acme/run/yesterday", 24*time.Hour+time.Minute) // not finished, a day old
+	start(org, "usersync/acme/run/recent", time.Hour)                   // not finished, younger than a day
+	var runs []string
+	for i := range 18 {
+		run := fmt.Sprintf("usersync/acme/run/%02d", i)
+		start(org, run, time.Duration(40-i)*time.Minute)
+		runs = append(runs, run)
+	}
+	for _, run := range runs[:17] {
+		finish(run)
+	}
+	for _, run := range []string{"usersync/acme/run/terminated", "usersync/acme/run/yesterday"} {
+		require.Zero(t, snapshotSize(t, ctx, st, run), "%s: a run ended without finishing loses its snapshot after a day", run)
+	}
+	require.Zero(t, scratchLeft("usersync/acme/run/terminated#1"), "and its attempts' memberships and group deltas")
+	require.Zero(t, scratchLeft("usersync/acme/run/terminated#12"))
+	require.Equal(t, 2, scratchLeft("usersync/acme/run/terminated2#1"), "another run's attempt keeps its rows")
+	require.Equal(t, 1, snapshotSize(t, ctx, st, "usersync/acme/run/recent"), "a run younger than a day keeps its snapshot")
+	require.Equal(t, 1, snapshotSize(t, ctx, st, runs[17]), "so does a run under way")
+	require.False(t, hasWork("usersync/acme/run/terminated"), "the 21st newest run: no work kept")
+	for _, run := range append(runs, "usersync/acme/run/recent", "usersync/acme/run/yesterday") {
+		require.True(t, hasWork(run), "%s: one of the 20 newest runs keeps its work", run)
+	}
+
+	// An attempt of a finished run was still reading (cancelled, its heartbeat not sent yet)
+	// and wrote after its run's finish: the next finish drops it.
+	require.NoError(t, st.WriteSnapshot(ctx, runs[3], attempts[runs[3]], user))
+	scratch(runs[3] + "#2")
+	start(org, "usersync/acme/run/18", 0)
+	finish(runs[17])
+	require.Zero(t, snapshotSize(t, ctx, st, runs[3]), "a late write to a finished run's snapshot is dropped")
+	require.Zero(t, scratchLeft(runs[3]+"#2"))
+	finish("usersync/acme/run/18")
+	require.False(t, hasWork("usersync/acme/run/yesterday"))
+	require.True(t, hasWork("usersync/acme/run/recent"))
+
+	// An hour after their finish, runs are marked: the finishes after do not look at them.
+	_, err := st.Pool().Exec(ctx, `UPDATE runs SET finished_at = now() - interval '2 hours' WHERE run_id = ANY($1)`, runs[:10])
+	require.NoError(t, err)
+	start(org, "usersync/acme/run/19", 0)
+	finish("usersync/acme/run/19")
+	require.False(t, hasWork("usersync/acme/run/recent"))
+	require.True(t, hasWork(runs[0]))
+	require.Equal(t, 1, snapshotSize(t, ctx, st, "usersync/globex/run/1"), "another organization's run keeps its snapshot")
+	require.Equal(t, 2, scratchLeft("usersync/globex/run/1#1"))
+	require.True(t, hasWork("usersync/globex/run/1"))
+	var unmarked []string
+	rows, err := st.Pool().Query(ctx, `SELECT run_id FROM runs WHERE org=$1 AND NOT scratch_dropped`, org)
+	require.NoError(t, err)
+	unmarked, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	slices.Sort(unmarked)
+	want := append(slices.Clone(runs[10:]), "usersync/acme/run/18", "usersync/acme/run/19", "usersync/acme/run/recent",
+		"usersync/acme/run/terminated", "usersync/acme/run/yesterday")
+	slices.Sort(want)
+	require.Equal(t, want, unmarked, "runs finished within the hour, and those that never finished, are looked at again")
 }
 
 func TestDryRunStartIsNamedAsSuch(t *testing.T) {
