@@ -267,3 +267,58 @@ func TestMirrorLockWaitsForTheHolderAndGivesUpWithAReason(t *testing.T) {
 	require.NoError(t, err, "released: the next read takes it")
 	again()
 }
+
+// Upgrading a database to the marks (migration 040) drops at once what the next finish of
+// each organization would have dropped, and marks only what no later write can reach: runs
+// finished over an hour ago, and runs beyond each organization's 20 newest.
+func TestUpgradeToRunMarksDropsWhatTheNextFinishWould(t *testing.T) {
+	st, ctx, url := openStoreURL(t)
+	// The schema as it was before migration 040.
+	_, err := st.Pool().Exec(ctx, `DROP INDEX runs_scratch_left; DROP INDEX runs_work_left;
+		ALTER TABLE runs DROP COLUMN scratch_dropped, DROP COLUMN work_dropped;
+		ALTER TABLE snapshot_groups ALTER COLUMN run_id TYPE text COLLATE "default";
+		ALTER TABLE snapshot_group_members ALTER COLUMN run_id TYPE text COLLATE "default";
+		ALTER TABLE snapshot_memberships ALTER COLUMN run_id TYPE text COLLATE "default";
+		ALTER TABLE group_deltas ALTER COLUMN run_id TYPE text COLLATE "default";
+		DELETE FROM schema_migrations WHERE version = 40`)
+	require.NoError(t, err)
+	run := func(i int) string { return fmt.Sprintf("usersync/acme/run/%02d", i) }
+	for i := range 22 { // run 00 is the oldest; 21 finished ten minutes ago, the others two hours ago
+		finished := "now() - interval '2 hours'"
+		if i == 21 {
+			finished = "now() - interval '10 minutes'"
+		}
+		_, err := st.Pool().Exec(ctx, `INSERT INTO runs (run_id, org, kind, dry_run, status, started_at, finished_at)
+			VALUES ($1, 'acme', 'scheduled', false, 'succeeded', now() - make_interval(mins => 200 - $2::int), `+finished+`)`,
+			run(i), i)
+		require.NoError(t, err)
+		_, err = st.Pool().Exec(ctx, `INSERT INTO work_items (run_id, seq, external_id, user_name, action, item)
+			VALUES ($1, 0, 'u1', 'ann', 'create', '{}')`, run(i))
+		require.NoError(t, err)
+	}
+	_, err = st.Pool().Exec(ctx, `INSERT INTO runs (run_id, org, kind, dry_run, status, started_at)
+		VALUES ('usersync/acme/run/22', 'acme', 'scheduled', false, 'running', now() - interval '5 minutes');
+		INSERT INTO snapshot_users (run_id, external_id, data) VALUES ('usersync/acme/run/22', 'u1', '{}'), ('usersync/acme/run/21', 'u1', '{}');
+		INSERT INTO snapshot_memberships (run_id, member_dn, idx) VALUES ('usersync/acme/run/21#1', 'uid=ann', 0), ('usersync/acme/run/22#1', 'uid=ann', 0)`)
+	require.NoError(t, err)
+
+	st2, err := store.Open(ctx, url)
+	require.NoError(t, err)
+	t.Cleanup(st2.Close)
+	count := func(sql string, args ...any) int {
+		var n int
+		require.NoError(t, st2.Pool().QueryRow(ctx, sql, args...).Scan(&n))
+		return n
+	}
+	require.Zero(t, count(`SELECT count(*) FROM snapshot_users WHERE run_id = 'usersync/acme/run/21'`), "a finished run's late snapshot rows go")
+	require.Zero(t, count(`SELECT count(*) FROM snapshot_memberships WHERE run_id = 'usersync/acme/run/21#1'`))
+	require.Equal(t, 1, count(`SELECT count(*) FROM snapshot_users WHERE run_id = 'usersync/acme/run/22'`), "a run under way keeps its own")
+	require.Equal(t, 1, count(`SELECT count(*) FROM snapshot_memberships WHERE run_id = 'usersync/acme/run/22#1'`))
+	require.Equal(t, 19, count(`SELECT count(*) FROM work_items`), "the work of the 20 newest runs stays (run 22 has none yet)")
+	require.Zero(t, count(`SELECT count(*) FROM work_items WHERE run_id IN ($1, $2, $3)`, run(0), run(1), run(2)))
+	require.Equal(t, 3, count(`SELECT count(*) FROM runs WHERE work_dropped`))
+	require.Equal(t, 21, count(`SELECT count(*) FROM runs WHERE scratch_dropped`), "runs finished over an hour ago are marked")
+	require.Zero(t, count(`SELECT count(*) FROM runs WHERE scratch_dropped AND run_id IN ('usersync/acme/run/21', 'usersync/acme/run/22')`))
+	require.Equal(t, 1, count(`SELECT count(*) FROM information_schema.columns WHERE table_name = 'snapshot_memberships'
+		AND column_name = 'run_id' AND collation_name = 'C'`), "attempt keys are ordered bytewise")
+}
