@@ -122,9 +122,9 @@ func TestFinishRunDropsItsOrganizationsEndedScratchAndOldWork(t *testing.T) {
 	start(org, "usersync/acme/run/terminated", 48*time.Hour)
 	scratch("usersync/acme/run/terminated#1")
 	scratch("usersync/acme/run/terminated#12")
-	scratch("usersync/acme/run/terminated2#1")                          // another run's attempt, under way
-	start(org, "usersync/acme/run/yesterday", 24*time.Hour+time.Minute) // not finished, a day old
-	start(org, "usersync/acme/run/recent", time.Hour)                   // not finished, younger than a day
+	scratch("usersync/acme/run/terminated2#1")              // another run's attempt, under way
+	start(org, "usersync/acme/run/yesterday", 26*time.Hour) // not finished, over a day old
+	start(org, "usersync/acme/run/recent", time.Hour)       // not finished, younger than a day
 	var runs []string
 	for i := range 18 {
 		run := fmt.Sprintf("usersync/acme/run/%02d", i)
@@ -155,9 +155,9 @@ func TestFinishRunDropsItsOrganizationsEndedScratchAndOldWork(t *testing.T) {
 	finish(runs[17])
 	require.Zero(t, snapshotSize(t, ctx, st, runs[3]), "a late write to a finished run's snapshot is dropped")
 	require.Zero(t, scratchLeft(runs[3]+"#2"))
-	finish("usersync/acme/run/18")
-	require.False(t, hasWork("usersync/acme/run/yesterday"))
+	require.False(t, hasWork("usersync/acme/run/yesterday"), "22 runs: the 21st newest loses its work")
 	require.True(t, hasWork("usersync/acme/run/recent"))
+	finish("usersync/acme/run/18")
 
 	// An hour after their finish, runs are marked: the finishes after do not look at them.
 	_, err := st.Pool().Exec(ctx, `UPDATE runs SET finished_at = now() - interval '2 hours' WHERE run_id = ANY($1)`, runs[:10])
@@ -319,6 +319,7 @@ func TestUpgradeToRunMarksDropsWhatTheNextFinishWould(t *testing.T) {
 	require.Equal(t, 3, count(`SELECT count(*) FROM runs WHERE work_dropped`))
 	require.Equal(t, 21, count(`SELECT count(*) FROM runs WHERE scratch_dropped`), "runs finished over an hour ago are marked")
 	require.Zero(t, count(`SELECT count(*) FROM runs WHERE scratch_dropped AND run_id IN ('usersync/acme/run/21', 'usersync/acme/run/22')`))
-	require.Equal(t, 1, count(`SELECT count(*) FROM information_schema.columns WHERE table_name = 'snapshot_memberships'
-		AND column_name = 'run_id' AND collation_name = 'C'`), "attempt keys are ordered bytewise")
+	require.Equal(t, 4, count(`SELECT count(*) FROM information_schema.columns WHERE table_name IN ('snapshot_groups',
+		'snapshot_group_members', 'snapshot_memberships', 'group_deltas') AND column_name = 'run_id' AND collation_name = 'C'`),
+		"attempt keys are ordered bytewise")
 }

@@ -10,7 +10,10 @@ ALTER TABLE runs ADD COLUMN scratch_dropped boolean NOT NULL DEFAULT false,
                  ADD COLUMN work_dropped boolean NOT NULL DEFAULT false;
 
 -- The keys of scratch rows per attempt ("<run>#<attempt>") are found as a range of run_id,
--- which their indexes serve only in byte order.
+-- which their indexes serve only in byte order. Locked first, in the order a read's
+-- resolution takes them (memberships, then groups), so that a worker of the old version still
+-- reading cannot deadlock with the migration.
+LOCK TABLE snapshot_memberships, snapshot_groups, snapshot_group_members, group_deltas IN ACCESS EXCLUSIVE MODE;
 ALTER TABLE snapshot_groups ALTER COLUMN run_id TYPE text COLLATE "C";
 ALTER TABLE snapshot_group_members ALTER COLUMN run_id TYPE text COLLATE "C";
 ALTER TABLE snapshot_memberships ALTER COLUMN run_id TYPE text COLLATE "C";
