@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -91,13 +92,7 @@ func (f *fleet) stagesOf(ctx context.Context, runs map[string]finished, signalle
 
 // p50 and p95 of each stage, one "stage p50/p95" per stage, in stage order.
 func (s stages) String() string {
-	names := slices.Sorted(func(yield func(string) bool) {
-		for k := range s {
-			if !yield(k) {
-				return
-			}
-		}
-	})
+	names := slices.Sorted(maps.Keys(s))
 	var parts []string
 	for _, n := range names {
 		d := slices.Clone(s[n])

@@ -23,20 +23,15 @@ func (s *Store) MembershipIndex(runID string) directory.MembershipIndex {
 // DropMemberships deletes the membership rows of an index (runID as given to
 // MembershipIndex). The index drops its own rows when the read ends.
 func (s *Store) DropMemberships(ctx context.Context, runID string) error {
-	return dropMemberships(ctx, s.pool, `run_id=$1`, runID)
-}
-
-var membershipTables = []string{"snapshot_groups", "snapshot_group_members", "snapshot_memberships"}
-
-// dropMemberships deletes the membership rows matching where (on column run_id).
-func dropMemberships(ctx context.Context, q dbtx, where string, args ...any) error {
 	for _, table := range membershipTables {
-		if _, err := q.Exec(ctx, `DELETE FROM `+table+` WHERE `+where, args...); err != nil {
+		if _, err := s.pool.Exec(ctx, `DELETE FROM `+table+` WHERE run_id=$1`, runID); err != nil {
 			return fmt.Errorf("drop memberships: %w", err)
 		}
 	}
 	return nil
 }
+
+var membershipTables = []string{"snapshot_groups", "snapshot_group_members", "snapshot_memberships"}
 
 type membershipIndex struct {
 	s       *Store
